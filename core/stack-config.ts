@@ -1,0 +1,373 @@
+// The stack configuration: one typed, validated reading of Pulumi.yaml + Pulumi.<stack>.yaml,
+// shared by the Pulumi program, the offline policy check, the local pipeline and the tests.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+
+/** The Pulumi project name, and so the namespace of every key of ours in a stack file. */
+export const PROJECT = "iot-pipeline";
+
+/** The repository root, where Pulumi.yaml lives. */
+export const PROJECT_DIR = path.resolve(__dirname, "..");
+
+export type PolicyMode = "tutorial" | "least-privilege";
+export const POLICY_MODES: readonly PolicyMode[] = ["tutorial", "least-privilege"];
+
+export type CertificateMode = "generated" | "csr";
+export const CERTIFICATE_MODES: readonly CertificateMode[] = ["generated", "csr"];
+
+export type Compression = "UNCOMPRESSED" | "GZIP";
+export const COMPRESSIONS: readonly Compression[] = ["UNCOMPRESSED", "GZIP"];
+
+/** One thing of the fleet, with the group it belongs to. */
+export interface ThingSpec {
+  readonly name: string;
+  readonly group: string;
+  /** The group's attributes (for example `city`), which the thing inherits. */
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/** A thing group and the things in it. */
+export interface FleetGroup {
+  readonly group: string;
+  readonly description: string;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly things: readonly string[];
+}
+
+export interface DeliveryConfig {
+  readonly streamName: string;
+  /** Explicit bucket name; undefined lets the program derive a unique one. */
+  readonly bucketName?: string;
+  readonly bufferSizeMiB: number;
+  readonly bufferIntervalSeconds: number;
+  readonly compression: Compression;
+  readonly prefix: string;
+  readonly errorOutputPrefix: string;
+  readonly errorLogging: boolean;
+}
+
+export interface StackConfig {
+  readonly stack: string;
+  readonly region: string;
+  readonly thingType: { readonly name: string; readonly description: string };
+  readonly fleet: readonly FleetGroup[];
+  /** Every thing of the fleet, flattened, in declaration order. */
+  readonly things: readonly ThingSpec[];
+  readonly policy: { readonly mode: PolicyMode; readonly name: string };
+  readonly certificates: {
+    readonly mode: CertificateMode;
+    /** Absolute path of each thing's CSR file in csr mode (empty in generated mode). */
+    readonly csrFiles: Readonly<Record<string, string>>;
+  };
+  /** Topic template; `{thing}` stands for the thing name. */
+  readonly telemetryTopic: string;
+  readonly rule: { readonly name: string; readonly sql: string; readonly roleName: string };
+  readonly delivery: DeliveryConfig;
+  /** The analytics window spec as written in the config; core/window.ts validates it. */
+  readonly analytics: unknown;
+}
+
+/** A config value that cannot be used; the message is one line naming the key and what is allowed. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Raw config values by key (without the `iot-pipeline:` namespace), plus `aws:region`. */
+export type RawConfig = Record<string, unknown>;
+
+function fail(key: string, value: unknown, allowed: string): never {
+  throw new ConfigError(
+    `config ${PROJECT}:${key} = ${JSON.stringify(value)} is invalid: ${allowed}`,
+  );
+}
+
+function str(raw: RawConfig, key: string, allowed = "set a non-empty string"): string {
+  const v = raw[key];
+  if (typeof v !== "string" || v.trim() === "") fail(key, v, allowed);
+  return v;
+}
+
+function optionalStr(raw: RawConfig, key: string): string | undefined {
+  const v = raw[key];
+  if (v === undefined || v === null || v === "") return undefined;
+  if (typeof v !== "string") fail(key, v, "set a string");
+  return v;
+}
+
+/** Integers may arrive as numbers (YAML) or strings (the Pulumi CLI hands every value over as text). */
+function int(raw: RawConfig, key: string, min: number, max: number, unit: string): number {
+  const v = raw[key];
+  const n = typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    fail(key, v, `must be a whole number of ${unit} from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function bool(raw: RawConfig, key: string): boolean {
+  const v = raw[key];
+  if (v === true || v === "true") return true;
+  if (v === false || v === "false") return false;
+  return fail(key, v, "must be true or false");
+}
+
+function oneOf<T extends string>(raw: RawConfig, key: string, allowed: readonly T[]): T {
+  const v = raw[key];
+  if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
+    fail(key, v, `must be one of ${allowed.join(", ")}`);
+  }
+  return v as T;
+}
+
+/** Objects arrive as YAML structures from files, or as JSON text from the Pulumi CLI. */
+function structured(raw: RawConfig, key: string): unknown {
+  const v = raw[key];
+  if (typeof v !== "string") return v;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return fail(key, v, "must be a YAML/JSON structure");
+  }
+}
+
+/** AWS IoT thing and group names: 1-128 of letters, digits, `:`, `_`, `-`. */
+const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+
+function parseFleet(raw: RawConfig): FleetGroup[] {
+  const v = structured(raw, "fleet");
+  const shape =
+    "must be a non-empty list of {group, description, attributes, thingPrefix, count} or {group, things: [names]}";
+  if (!Array.isArray(v) || v.length === 0) fail("fleet", v, shape);
+  const seen = new Set<string>();
+  return v.map((g: unknown, i: number): FleetGroup => {
+    if (typeof g !== "object" || g === null) fail(`fleet[${i}]`, g, shape);
+    const e = g as Record<string, unknown>;
+    const group = e.group;
+    if (typeof group !== "string" || !THING_NAME.test(group)) {
+      fail(`fleet[${i}].group`, group, "must be 1-128 letters, digits, ':', '_' or '-'");
+    }
+    const attributes: Record<string, string> = {};
+    if (e.attributes !== undefined) {
+      if (
+        typeof e.attributes !== "object" ||
+        e.attributes === null ||
+        Array.isArray(e.attributes)
+      ) {
+        fail(`fleet[${i}].attributes`, e.attributes, "must be a map of name to string");
+      }
+      for (const [k, a] of Object.entries(e.attributes as Record<string, unknown>)) {
+        if (typeof a !== "string" && typeof a !== "number") {
+          fail(`fleet[${i}].attributes.${k}`, a, "must be a string");
+        }
+        attributes[k] = String(a);
+      }
+    }
+    let things: string[];
+    if (e.things !== undefined) {
+      if (!Array.isArray(e.things) || e.things.length === 0) {
+        fail(`fleet[${i}].things`, e.things, "must be a non-empty list of thing names");
+      }
+      things = e.things.map((t: unknown, j: number) => {
+        if (typeof t !== "string" || !THING_NAME.test(t)) {
+          fail(`fleet[${i}].things[${j}]`, t, "must be 1-128 letters, digits, ':', '_' or '-'");
+        }
+        return t;
+      });
+    } else {
+      const count = e.count ?? 1;
+      if (typeof count !== "number" || !Number.isInteger(count) || count < 1 || count > 10000) {
+        fail(`fleet[${i}].count`, count, "must be a whole number from 1 to 10000");
+      }
+      const prefix = e.thingPrefix ?? `store-sensor-${group.toLowerCase()}`;
+      if (typeof prefix !== "string" || !THING_NAME.test(`${prefix}${count}`)) {
+        fail(`fleet[${i}].thingPrefix`, prefix, "must be letters, digits, ':', '_' or '-'");
+      }
+      things = Array.from({ length: count }, (_, j) => `${prefix}${j + 1}`);
+    }
+    for (const t of things) {
+      if (seen.has(t)) fail("fleet", t, "each thing name must appear once in the fleet");
+      seen.add(t);
+    }
+    const description = e.description ?? `Things in ${group}`;
+    if (typeof description !== "string")
+      fail(`fleet[${i}].description`, description, "set a string");
+    return { group, description, attributes, things };
+  });
+}
+
+function parseCsrFiles(things: readonly ThingSpec[], csrDir: string, baseDir: string) {
+  const files: Record<string, string> = {};
+  for (const t of things) {
+    const file = path.resolve(baseDir, csrDir, `${t.name}.csr`);
+    let text: string;
+    try {
+      text = fs.readFileSync(file, "utf8");
+    } catch {
+      throw new ConfigError(
+        `config ${PROJECT}:csrDir = ${JSON.stringify(csrDir)} is invalid: ${file} does not exist; create the device's CSR there (npm run csr -- --stack <stack>) or use certificateMode generated`,
+      );
+    }
+    if (
+      !/^-----BEGIN CERTIFICATE REQUEST-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE REQUEST-----\s*$/.test(
+        text.trim() + "\n",
+      )
+    ) {
+      throw new ConfigError(
+        `config ${PROJECT}:csrDir = ${JSON.stringify(csrDir)} is invalid: ${file} is not a PEM certificate signing request (BEGIN CERTIFICATE REQUEST)`,
+      );
+    }
+    files[t.name] = file;
+  }
+  return files;
+}
+
+/**
+ * Validates raw config values into a StackConfig, or throws a ConfigError naming the first bad
+ * key. `baseDir` is where relative paths (the CSR folder) are resolved.
+ */
+export function parseStackConfig(
+  raw: RawConfig,
+  stack: string,
+  baseDir: string = PROJECT_DIR,
+): StackConfig {
+  const region = raw["aws:region"];
+  if (typeof region !== "string" || !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
+    throw new ConfigError(
+      `config aws:region = ${JSON.stringify(region)} is invalid: set an AWS region such as us-east-1 (pulumi config set aws:region us-east-1)`,
+    );
+  }
+  const fleet = parseFleet(raw);
+  const things = fleet.flatMap((g) =>
+    g.things.map((name) => ({ name, group: g.group, attributes: g.attributes })),
+  );
+
+  const ruleName = str(raw, "ruleName");
+  if (!/^[a-zA-Z0-9_]+$/.test(ruleName)) {
+    fail("ruleName", ruleName, "use only letters, digits and underscores (AWS IoT rule names)");
+  }
+  const sql = str(raw, "ruleSql");
+  // A quoted FROM topic is what AWS requires; core/rule-sql checks the whole statement.
+  if (!/\bFROM\s+'[^']+'/i.test(sql)) {
+    fail(
+      "ruleSql",
+      sql,
+      "must name a quoted topic filter, as in SELECT * FROM 'SeattleStoreTemp/1'",
+    );
+  }
+
+  const telemetryTopic = str(raw, "telemetryTopic");
+  if (/[+#]/.test(telemetryTopic) || telemetryTopic.startsWith("$")) {
+    fail(
+      "telemetryTopic",
+      telemetryTopic,
+      "must be a topic to publish to, without + or # and not reserved ($...)",
+    );
+  }
+
+  const certificateMode = oneOf(raw, "certificateMode", CERTIFICATE_MODES);
+  const csrFiles =
+    certificateMode === "csr" ? parseCsrFiles(things, str(raw, "csrDir"), baseDir) : {};
+
+  return {
+    stack,
+    region,
+    thingType: { name: str(raw, "thingTypeName"), description: str(raw, "thingTypeDescription") },
+    fleet,
+    things,
+    policy: { mode: oneOf(raw, "policyMode", POLICY_MODES), name: str(raw, "policyName") },
+    certificates: { mode: certificateMode, csrFiles },
+    telemetryTopic,
+    rule: { name: ruleName, sql, roleName: str(raw, "ruleRoleName") },
+    delivery: {
+      streamName: str(raw, "streamName"),
+      bucketName: optionalStr(raw, "bucketName"),
+      bufferSizeMiB: int(raw, "bufferSizeMiB", 1, 128, "MiB"),
+      bufferIntervalSeconds: int(raw, "bufferIntervalSeconds", 0, 900, "seconds"),
+      compression: oneOf(raw, "compression", COMPRESSIONS),
+      prefix: str(raw, "s3Prefix"),
+      errorOutputPrefix: str(raw, "errorOutputPrefix"),
+      errorLogging: bool(raw, "errorLogging"),
+    },
+    analytics: structured(raw, "analytics"),
+  };
+}
+
+/** The topic one thing publishes to. */
+export function telemetryTopicFor(template: string, thing: string): string {
+  return template.split("{thing}").join(thing);
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    throw new ConfigError(`${file} does not exist`);
+  }
+  try {
+    const doc: unknown = parseYaml(text);
+    return (doc ?? {}) as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError(`${file} is not valid YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+
+/** The names of the stacks that have a Pulumi.<name>.yaml beside Pulumi.yaml. */
+export function listStacks(dir: string = PROJECT_DIR): string[] {
+  return fs
+    .readdirSync(dir)
+    .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
+    .filter((s): s is string => s !== undefined)
+    .sort();
+}
+
+/**
+ * Reads the raw config the Pulumi CLI would hand the program: project defaults from Pulumi.yaml,
+ * overridden by Pulumi.<stack>.yaml. Keys come back without the project namespace.
+ */
+export function readRawStackConfig(stack: string, dir: string = PROJECT_DIR): RawConfig {
+  const stackFile = path.join(dir, `Pulumi.${stack}.yaml`);
+  if (!/^[A-Za-z0-9._-]+$/.test(stack) || !fs.existsSync(stackFile)) {
+    const known = listStacks(dir);
+    throw new ConfigError(
+      `unknown stack ${JSON.stringify(stack)}: no ${path.basename(stackFile)}; known stacks: ${known.join(", ") || "none"}`,
+    );
+  }
+  const raw: RawConfig = {};
+  const project = readYaml(path.join(dir, "Pulumi.yaml"));
+  const declared = (project.config ?? {}) as Record<string, unknown>;
+  for (const [key, decl] of Object.entries(declared)) {
+    const name = key.startsWith(`${PROJECT}:`) ? key.slice(PROJECT.length + 1) : key;
+    if (decl !== null && typeof decl === "object" && !Array.isArray(decl)) {
+      const d = decl as Record<string, unknown>;
+      if ("default" in d) raw[name] = d.default;
+      else if ("value" in d) raw[name] = d.value;
+    } else {
+      raw[name] = decl;
+    }
+  }
+  const stackDoc = readYaml(stackFile);
+  const values = (stackDoc.config ?? {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(values)) {
+    const name = key.startsWith(`${PROJECT}:`) ? key.slice(PROJECT.length + 1) : key;
+    raw[name] = value;
+  }
+  return raw;
+}
+
+/** Reads and validates one stack's config from its files, as `npm run simulate` and the tests do. */
+export function loadStackConfig(stack: string, dir: string = PROJECT_DIR): StackConfig {
+  return parseStackConfig(readRawStackConfig(stack, dir), stack, dir);
+}
+
+/** The config keys of ours that a program reads (everything Pulumi.yaml declares). */
+export function declaredKeys(dir: string = PROJECT_DIR): string[] {
+  const project = readYaml(path.join(dir, "Pulumi.yaml"));
+  return Object.keys((project.config ?? {}) as Record<string, unknown>)
+    .filter((k) => k.startsWith(`${PROJECT}:`))
+    .map((k) => k.slice(PROJECT.length + 1));
+}

@@ -1,0 +1,24 @@
+// ESLint flat config: typescript-eslint's recommended rules over every TypeScript file.
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  {
+    ignores: [
+      "node_modules/**",
+      "policypack/node_modules/**",
+      "bin/**",
+      ".local/**",
+      "**/*.generated.*",
+      "analytics/flink/**",
+    ],
+  },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_" },
+      ],
+    },
+  },
+);
