@@ -3,6 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { parseRuleSql, RuleSqlError } from "./rule-sql";
 
 /** The Pulumi project name, and so the namespace of every key of ours in a stack file. */
 export const PROJECT = "iot-pipeline";
@@ -250,13 +251,12 @@ export function parseStackConfig(
     fail("ruleName", ruleName, "use only letters, digits and underscores (AWS IoT rule names)");
   }
   const sql = str(raw, "ruleSql");
-  // A quoted FROM topic is what AWS requires; core/rule-sql checks the whole statement.
-  if (!/\bFROM\s+'[^']+'/i.test(sql)) {
-    fail(
-      "ruleSql",
-      sql,
-      "must name a quoted topic filter, as in SELECT * FROM 'SeattleStoreTemp/1'",
-    );
+  // The same parser the local rule engine runs: a statement AWS would refuse fails here first.
+  try {
+    parseRuleSql(sql);
+  } catch (e) {
+    if (!(e instanceof RuleSqlError)) throw e;
+    fail("ruleSql", sql, e.message);
   }
 
   const telemetryTopic = str(raw, "telemetryTopic");
