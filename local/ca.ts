@@ -1,0 +1,338 @@
+// The local certificate authority: a CA, the embedded broker's server certificate, and one client
+// certificate per identity (each thing of the fleet, plus `console`), kept under a folder and reused.
+import "reflect-metadata";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as x509 from "@peculiar/x509";
+
+x509.cryptoProvider.set(crypto.webcrypto);
+
+type CryptoKey = crypto.webcrypto.CryptoKey;
+type CryptoKeyPair = crypto.webcrypto.CryptoKeyPair;
+
+/** The identity of the AWS console's MQTT test client, here: it may subscribe to see the traffic. */
+export const CONSOLE_IDENTITY = "console";
+
+/** Certificates that expire within this window are reissued (Device Defender flags 30 days). */
+export const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
+
+const DAY_MS = 24 * 3600 * 1000;
+const CA_VALIDITY_MS = 10 * 365 * DAY_MS;
+const LEAF_VALIDITY_MS = 365 * DAY_MS;
+// EC P-256: key generation and signing take well under a millisecond, so a 1,000-thing fleet is
+// issued in seconds; AWS IoT accepts P-256 device certificates.
+const KEY_ALG: crypto.webcrypto.EcKeyGenParams = { name: "ECDSA", namedCurve: "P-256" };
+const SIGN_ALG = { name: "ECDSA", hash: "SHA-256" };
+
+/** PEM texts a TLS client needs. */
+export interface Credentials {
+  readonly key: string;
+  readonly cert: string;
+  readonly ca: string;
+}
+
+/** A CA able to sign: its certificate and private key. */
+export interface CertificateAuthority {
+  readonly cert: x509.X509Certificate;
+  readonly key: CryptoKey;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/** A key pair and certificate, as PEM. */
+export interface IssuedCertificate {
+  readonly key: string;
+  readonly cert: string;
+}
+
+/** What the embedded broker and the devices use; all PEM. */
+export interface Pki {
+  readonly dir: string;
+  readonly caPem: string;
+  readonly server: IssuedCertificate;
+  /** Paths of the files, for clients written by others (mosquitto_pub --cafile ...). */
+  paths(identity: string): { key: string; cert: string; ca: string };
+  credentialsFor(identity: string): Credentials;
+  /** How many certificates this call created (0 when everything was reused). */
+  readonly issued: number;
+}
+
+/** A PKI problem the user can fix; the message is one line. */
+export class PkiError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PkiError";
+  }
+}
+
+function toPem(der: ArrayBuffer, label: string): string {
+  const b64 = Buffer.from(der).toString("base64");
+  return `-----BEGIN ${label}-----\n${b64.replace(/(.{64})/g, "$1\n").replace(/\n$/, "")}\n-----END ${label}-----\n`;
+}
+
+function fromPem(pem: string): Buffer {
+  return Buffer.from(pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64");
+}
+
+async function newKeyPair(): Promise<CryptoKeyPair> {
+  return crypto.webcrypto.subtle.generateKey(KEY_ALG, true, [
+    "sign",
+    "verify",
+  ]) as Promise<CryptoKeyPair>;
+}
+
+async function keyPem(key: CryptoKey): Promise<string> {
+  return toPem(await crypto.webcrypto.subtle.exportKey("pkcs8", key), "PRIVATE KEY");
+}
+
+async function importSigningKey(pem: string): Promise<CryptoKey> {
+  return crypto.webcrypto.subtle.importKey("pkcs8", fromPem(pem), KEY_ALG, false, ["sign"]);
+}
+
+/** A new self-signed CA. */
+export async function createCertificateAuthority(
+  commonName = "iot-pipeline local CA",
+  now = new Date(),
+): Promise<CertificateAuthority> {
+  const keys = await newKeyPair();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    name: [{ CN: [commonName] }, { O: ["iot-pipeline (local, not for production)"] }],
+    notBefore: new Date(now.getTime() - 60_000),
+    notAfter: new Date(now.getTime() + CA_VALIDITY_MS),
+    keys,
+    signingAlgorithm: SIGN_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return {
+    cert,
+    key: keys.privateKey,
+    certPem: cert.toString("pem") + "\n",
+    keyPem: await keyPem(keys.privateKey),
+  };
+}
+
+export interface IssueOptions {
+  /** Defaults to now minus a minute (clock skew). */
+  readonly notBefore?: Date;
+  /** Defaults to a year after notBefore. */
+  readonly notAfter?: Date;
+  /** A server certificate for localhost and 127.0.0.1 instead of a client one. */
+  readonly server?: boolean;
+}
+
+/** Issues a certificate with CN = `commonName`, signed by `ca`, on a fresh P-256 key. */
+export async function issueCertificate(
+  ca: CertificateAuthority,
+  commonName: string,
+  opts: IssueOptions = {},
+): Promise<IssuedCertificate> {
+  const keys = await newKeyPair();
+  const notBefore = opts.notBefore ?? new Date(Date.now() - 60_000);
+  const notAfter = opts.notAfter ?? new Date(notBefore.getTime() + LEAF_VALIDITY_MS);
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension([
+      opts.server ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
+    ]),
+    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
+  ];
+  if (opts.server) {
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension([
+        { type: "dns", value: "localhost" },
+        { type: "ip", value: "127.0.0.1" },
+        { type: "ip", value: "::1" },
+      ]),
+    );
+  }
+  const cert = await x509.X509CertificateGenerator.create({
+    subject: [{ CN: [commonName] }],
+    issuer: ca.cert.subjectName,
+    notBefore,
+    notAfter,
+    publicKey: keys.publicKey,
+    signingKey: ca.key,
+    signingAlgorithm: SIGN_ALG,
+    extensions,
+  });
+  return { key: await keyPem(keys.privateKey), cert: cert.toString("pem") + "\n" };
+}
+
+/** Writes via a temporary file and a rename, so a reader never sees half a file. */
+function writeAtomic(file: string, data: string, mode: number): void {
+  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
+  fs.writeFileSync(tmp, data, { mode });
+  fs.chmodSync(tmp, mode); // the umask may have narrowed or the file may have existed
+  fs.renameSync(tmp, file);
+}
+
+/** Identity names become file names: the thing-name alphabet, nothing that walks folders. */
+const IDENTITY = /^[a-zA-Z0-9:_-]{1,128}$/;
+
+function identityPaths(dir: string, name: string) {
+  if (!IDENTITY.test(name)) {
+    throw new PkiError(
+      `identity ${JSON.stringify(name)} is not a thing name (1-128 letters, digits, ':', '_' or '-')`,
+    );
+  }
+  return {
+    key: path.join(dir, "identities", `${name}.key`),
+    cert: path.join(dir, "identities", `${name}.crt`),
+    ca: path.join(dir, "ca.crt"),
+  };
+}
+
+/** True when `certFile` holds a certificate from `ca` that is valid for RENEW_BEFORE_MS more. */
+function usable(certFile: string, keyFile: string, ca: crypto.X509Certificate, now: Date): boolean {
+  if (!fs.existsSync(certFile) || !fs.existsSync(keyFile)) return false;
+  try {
+    const cert = new crypto.X509Certificate(fs.readFileSync(certFile));
+    const key = crypto.createPrivateKey(fs.readFileSync(keyFile));
+    return (
+      cert.checkIssued(ca) &&
+      cert.verify(ca.publicKey) &&
+      cert.checkPrivateKey(key) &&
+      new Date(cert.validTo).getTime() - now.getTime() > RENEW_BEFORE_MS &&
+      new Date(cert.validFrom).getTime() <= now.getTime() + 60_000
+    );
+  } catch {
+    return false; // unreadable or corrupt: reissue
+  }
+}
+
+/**
+ * Holds a lock folder while the PKI is created or extended, so two processes starting together
+ * (a simulate and a benchmark) do not each mint a CA. A lock older than a minute is stale.
+ */
+async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = path.join(dir, ".lock");
+  for (let i = 0; ; i++) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      try {
+        if (Date.now() - fs.statSync(lock).mtimeMs > 60_000) fs.rmSync(lock, { recursive: true });
+      } catch {
+        // removed by its owner meanwhile
+      }
+      if (i > 600) throw new PkiError(`${lock} is held by another process; remove it if none runs`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+async function loadOrCreateCa(
+  dir: string,
+  now: Date,
+): Promise<{ ca: CertificateAuthority; created: boolean }> {
+  const certFile = path.join(dir, "ca.crt");
+  const keyFile = path.join(dir, "ca.key");
+  if (fs.existsSync(certFile) && fs.existsSync(keyFile)) {
+    try {
+      const certPem = fs.readFileSync(certFile, "utf8");
+      const keyPemText = fs.readFileSync(keyFile, "utf8");
+      const cert = new x509.X509Certificate(certPem);
+      if (cert.notAfter.getTime() - now.getTime() > RENEW_BEFORE_MS) {
+        const key = await importSigningKey(keyPemText);
+        return { ca: { cert, key, certPem, keyPem: keyPemText }, created: false };
+      }
+    } catch {
+      // corrupt CA files: make a new CA (every leaf is then reissued)
+    }
+  }
+  const ca = await createCertificateAuthority(undefined, now);
+  writeAtomic(keyFile, ca.keyPem, 0o600);
+  writeAtomic(certFile, ca.certPem, 0o644);
+  return { ca, created: true };
+}
+
+/**
+ * Makes sure `dir` holds a CA, a server certificate for localhost/127.0.0.1 and a client
+ * certificate for each identity (CN = the name), issuing only what is missing, expiring (30
+ * days), or not from the current CA. Private keys are written mode 0600, the folder 0700.
+ */
+export async function ensurePki(
+  dir: string,
+  identities: readonly string[],
+  now: Date = new Date(),
+): Promise<Pki> {
+  fs.mkdirSync(path.join(dir, "identities"), { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+  let issued = 0;
+  const caPem = await withLock(dir, async () => {
+    const { ca, created } = await loadOrCreateCa(dir, now);
+    if (created) issued++;
+    const caNative = new crypto.X509Certificate(ca.certPem);
+    const wanted: Array<{ name: string; server: boolean; key: string; cert: string }> = [
+      {
+        name: "localhost",
+        server: true,
+        key: path.join(dir, "server.key"),
+        cert: path.join(dir, "server.crt"),
+      },
+      ...[...new Set(identities)].map((name) => ({
+        name,
+        server: false,
+        ...identityPaths(dir, name),
+      })),
+    ];
+    const missing = wanted.filter((w) => !usable(w.cert, w.key, caNative, now));
+    // Issue in parallel chunks: signing is async in WebCrypto, and 1,000 at once is fine.
+    for (let i = 0; i < missing.length; i += 100) {
+      await Promise.all(
+        missing.slice(i, i + 100).map(async (w) => {
+          const c = await issueCertificate(ca, w.name, { server: w.server });
+          writeAtomic(w.key, c.key, 0o600);
+          writeAtomic(w.cert, c.cert, 0o644);
+        }),
+      );
+    }
+    issued += missing.length;
+    return ca.certPem;
+  });
+  const server = {
+    key: fs.readFileSync(path.join(dir, "server.key"), "utf8"),
+    cert: fs.readFileSync(path.join(dir, "server.crt"), "utf8"),
+  };
+  return {
+    dir,
+    caPem,
+    server,
+    issued,
+    paths: (name) => identityPaths(dir, name),
+    credentialsFor: (name) => readCredentials(dir, name),
+  };
+}
+
+/** Reads an identity's credentials, or throws a one-line PkiError telling what to run. */
+export function readCredentials(dir: string, identity: string): Credentials {
+  const p = identityPaths(dir, identity);
+  try {
+    return {
+      key: fs.readFileSync(p.key, "utf8"),
+      cert: fs.readFileSync(p.cert, "utf8"),
+      ca: fs.readFileSync(p.ca, "utf8"),
+    };
+  } catch {
+    throw new PkiError(
+      `no local certificate for ${JSON.stringify(identity)} under ${dir}; run npm run simulate once to issue the stack's certificates`,
+    );
+  }
+}
