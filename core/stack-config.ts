@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { parseRuleSql, RuleSqlError } from "./rule-sql";
+import { parseWindowSpec, type WindowSpec } from "./window";
 
 /** The Pulumi project name, and so the namespace of every key of ours in a stack file. */
 export const PROJECT = "iot-pipeline";
@@ -65,8 +66,8 @@ export interface StackConfig {
   readonly telemetryTopic: string;
   readonly rule: { readonly name: string; readonly sql: string; readonly roleName: string };
   readonly delivery: DeliveryConfig;
-  /** The analytics window spec as written in the config; core/window.ts validates it. */
-  readonly analytics: unknown;
+  /** The streaming window (core/window.ts validates it); undefined when analytics is disabled. */
+  readonly analytics: WindowSpec | undefined;
 }
 
 /** A config value that cannot be used; the message is one line naming the key and what is allowed. */
@@ -292,7 +293,7 @@ export function parseStackConfig(
       errorOutputPrefix: str(raw, "errorOutputPrefix"),
       errorLogging: bool(raw, "errorLogging"),
     },
-    analytics: structured(raw, "analytics"),
+    analytics: parseWindowSpec(structured(raw, "analytics")),
   };
 }
 
