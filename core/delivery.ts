@@ -1,0 +1,72 @@
+// Firehose-to-S3 naming and framing rules shared by the Pulumi program and the local delivery
+// stream: the rule action's record separator, object keys, and error-output prefixes.
+import type { Compression } from "./stack-config";
+
+/**
+ * The separator the topic rule's Firehose action appends to every record (Firehose itself
+ * concatenates records without one). The program deploys it; the local rule engine applies it.
+ */
+export const FIREHOSE_RECORD_SEPARATOR = "\n";
+
+/** Firehose refuses a record larger than 1,000 KiB (PutRecord). */
+export const FIREHOSE_MAX_RECORD_BYTES = 1000 * 1024;
+
+/** A stream's version starts at 1 and grows with every configuration change. */
+export const FIREHOSE_STREAM_VERSION = 1;
+
+const pad = (n: number, width = 2) => String(n).padStart(width, "0");
+
+/** `YYYY/MM/dd/HH/` in UTC: what Firehose appends to a prefix without expressions. */
+export function timePrefix(t: Date): string {
+  return `${t.getUTCFullYear()}/${pad(t.getUTCMonth() + 1)}/${pad(t.getUTCDate())}/${pad(t.getUTCHours())}/`;
+}
+
+/** The Java DateTimeFormatter letters Firehose's `!{timestamp:...}` uses most, in UTC. */
+function formatTimestamp(pattern: string, t: Date): string {
+  const fields: Record<string, string> = {
+    yyyy: String(t.getUTCFullYear()),
+    MM: pad(t.getUTCMonth() + 1),
+    dd: pad(t.getUTCDate()),
+    HH: pad(t.getUTCHours()),
+    mm: pad(t.getUTCMinutes()),
+    ss: pad(t.getUTCSeconds()),
+  };
+  return pattern.replace(/yyyy|MM|dd|HH|mm|ss/g, (f) => fields[f]);
+}
+
+/**
+ * Evaluates a custom prefix. A prefix with no `!{...}` expression gets Firehose's
+ * `YYYY/MM/dd/HH/` appended (and, for an error prefix, the error type folder before it).
+ * `t` is the arrival time of the oldest record in the object, as Firehose uses.
+ */
+export function evaluatePrefix(
+  prefix: string,
+  t: Date,
+  random: () => string,
+  errorType?: string,
+): string {
+  if (!/!\{[^}]*\}/.test(prefix)) {
+    return `${prefix}${errorType !== undefined ? `${errorType}/` : ""}${timePrefix(t)}`;
+  }
+  return prefix.replace(/!\{([^}:]+):([^}]*)\}/g, (whole, ns: string, value: string) => {
+    if (ns === "timestamp") return formatTimestamp(value, t);
+    if (ns === "firehose" && value === "random-string") return random();
+    if (ns === "firehose" && value === "error-output-type") return errorType ?? "";
+    return whole;
+  });
+}
+
+/**
+ * The object name Firehose appends to the evaluated prefix:
+ * `<stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid>` plus `.gz` when it compresses with GZIP.
+ */
+export function objectName(
+  stream: string,
+  t: Date,
+  uuid: string,
+  compression: Compression,
+  version = FIREHOSE_STREAM_VERSION,
+): string {
+  const stamp = formatTimestamp("yyyy-MM-dd-HH-mm-ss", t);
+  return `${stream}-${version}-${stamp}-${uuid}${compression === "GZIP" ? ".gz" : ""}`;
+}

@@ -1,0 +1,188 @@
+// The local delivery stream: size and interval flushes, key layout, separator, GZIP, error
+// prefix, and durability across a SIGKILL between acknowledgement and flush.
+import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as zlib from "node:zlib";
+import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
+import { loadStackConfig, type DeliveryConfig } from "../../core/stack-config";
+import { FirehoseRecordError, LocalDeliveryStream } from "../../local/firehose";
+
+const base = loadStackConfig("dev").delivery;
+const fixedNow = new Date(Date.UTC(2026, 10, 26, 9, 5, 7));
+
+async function open(dir: string, delivery: Partial<DeliveryConfig>, extra = {}) {
+  let n = 0;
+  return LocalDeliveryStream.open({
+    stack: "test",
+    delivery: { ...base, ...delivery },
+    bucket: "bucket",
+    stateDir: dir,
+    now: () => fixedNow,
+    uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}`,
+    ...extra,
+  });
+}
+
+const record = (i: number) => Buffer.from(JSON.stringify({ i }) + FIREHOSE_RECORD_SEPARATOR);
+
+function readObject(file: string): string {
+  const body = fs.readFileSync(file);
+  return (file.endsWith(".gz") ? zlib.gunzipSync(body) : body).toString("utf8");
+}
+
+function linesOf(files: string[]): string[] {
+  return files.flatMap((f) => readObject(f).split(FIREHOSE_RECORD_SEPARATOR).filter(Boolean));
+}
+
+describe("local delivery stream (local/firehose)", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "firehose-"));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("names objects <prefix>YYYY/MM/dd/HH/<stream>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid> in UTC", async () => {
+    const s = await open(dir, { prefix: "telemetry/" });
+    await s.put(record(1));
+    await s.close();
+    const keys = await s.bucket.listKeys();
+    assert.deepEqual(keys, [
+      "telemetry/2026/11/26/09/weather-data-stream-1-2026-11-26-09-05-07-00000000-0000-4000-8000-000000000001",
+    ]);
+    assert.equal(s.objects[0], path.join(dir, "s3", "bucket", ...keys[0].split("/")));
+  });
+
+  it("concatenates records, each ending with the rule action's separator", async () => {
+    const s = await open(dir, {});
+    for (let i = 0; i < 5; i++) await s.put(record(i));
+    await s.close();
+    assert.equal(s.objects.length, 1);
+    assert.equal(readObject(s.objects[0]), '{"i":0}\n{"i":1}\n{"i":2}\n{"i":3}\n{"i":4}\n');
+  });
+
+  it("flushes when the buffer reaches its size, before the interval", async () => {
+    const s = await open(dir, { bufferSizeMiB: 1, bufferIntervalSeconds: 900 });
+    const big = Buffer.alloc(300 * 1024, "x");
+    for (let i = 0; i < 4; i++) await s.put(big); // 1.2 MiB: the fourth crosses 1 MiB
+    await s.put(record(99));
+    await s.idle();
+    assert.equal(s.stats.objectsWritten, 1, "one object for the full buffer");
+    assert.equal(fs.statSync(s.objects[0]).size, 4 * 300 * 1024);
+    assert.equal(s.buffered, 1, "the record after the flush waits for the next one");
+    await s.close();
+    assert.equal(s.stats.objectsWritten, 2);
+  });
+
+  it("flushes when the buffer interval passes (scaled by timeScale), without a close", async () => {
+    // 60 s at timeScale 600 is 100 ms of real time.
+    const s = await open(dir, { bufferIntervalSeconds: 60 }, { timeScale: 600 });
+    await s.put(record(1));
+    await s.put(record(2));
+    assert.equal(s.stats.objectsWritten, 0);
+    while (s.stats.objectsWritten === 0) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(linesOf(s.objects), ['{"i":1}', '{"i":2}']);
+    await s.close();
+  });
+
+  it("compresses with GZIP and names the object .gz when the stack asks for it", async () => {
+    const s = await open(dir, { compression: "GZIP" });
+    await s.put(record(1));
+    await s.close();
+    assert.match(s.objects[0], /weather-data-stream-1-2026-11-26-09-05-07-[0-9a-f-]+\.gz$/);
+    const body = fs.readFileSync(s.objects[0]);
+    assert.deepEqual([...body.subarray(0, 2)], [0x1f, 0x8b], "gzip magic");
+    assert.equal(zlib.gunzipSync(body).toString(), '{"i":1}\n');
+  });
+
+  it("puts records that cannot be delivered under the error output prefix", async () => {
+    const s = await open(dir, { errorOutputPrefix: "errors/" });
+    await s.put(record(1));
+    await s.putError(Buffer.from('{"failures":[]}\n'));
+    await s.close();
+    const keys = await s.bucket.listKeys();
+    assert.equal(keys.length, 2);
+    assert.match(keys[0], /^errors\/processing-failed\/2026\/11\/26\/09\/weather-data-stream-1-/);
+    assert.match(keys[1], /^telemetry\/2026\/11\/26\/09\//);
+    assert.equal(s.stats.errorRecordsDelivered, 1);
+  });
+
+  it("evaluates !{timestamp:...} and !{firehose:error-output-type} in custom prefixes", async () => {
+    const s = await open(dir, {
+      prefix: "data/year=!{timestamp:yyyy}/month=!{timestamp:MM}/",
+      errorOutputPrefix: "failed/!{firehose:error-output-type}/!{timestamp:yyyy}/",
+    });
+    await s.put(record(1));
+    await s.putError(record(2));
+    await s.close();
+    const keys = await s.bucket.listKeys();
+    assert.match(keys[0], /^data\/year=2026\/month=11\/weather-data-stream-1-/);
+    assert.match(keys[1], /^failed\/processing-failed\/2026\/weather-data-stream-1-/);
+  });
+
+  it("refuses a record over 1,000 KiB as PutRecord does", async () => {
+    const s = await open(dir, {});
+    await assert.rejects(s.put(Buffer.alloc(1000 * 1024 + 1)), FirehoseRecordError);
+    await s.close();
+    assert.equal(s.stats.objectsWritten, 0);
+  });
+
+  it("delivers every acknowledged record after the process is killed with SIGKILL", async function () {
+    this.timeout(60000);
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", path.join(__dirname, "fixtures", "firehose-child.ts"), dir, "3000"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const acked = new Set<number>();
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      let pending = "";
+      child.stdout.on("data", (d: Buffer) => {
+        pending += d.toString();
+        const lines = pending.split("\n");
+        pending = lines.pop() ?? "";
+        for (const line of lines) {
+          const m = /^ack (\d+)$/.exec(line);
+          if (m) acked.add(Number(m[1]));
+        }
+        // Kill mid-stream: records are still arriving and none has been flushed.
+        if (acked.size >= 1000 && child.exitCode === null) {
+          child.kill("SIGKILL");
+          resolve();
+        }
+      });
+      child.on("exit", (code, signal) => {
+        if (signal !== "SIGKILL") reject(new Error(`child exited ${code}: ${stderr}`));
+      });
+    });
+    await new Promise((r) => child.once("close", r));
+    assert.equal(
+      fs.existsSync(path.join(dir, "s3")),
+      false,
+      "nothing was delivered before the kill",
+    );
+
+    const s = await LocalDeliveryStream.open({
+      stack: "killtest",
+      delivery: { ...base, bufferIntervalSeconds: 900, bufferSizeMiB: 128 },
+      bucket: "kill-test",
+      stateDir: dir,
+    });
+    assert.ok(s.stats.recordsReplayed >= acked.size, `replayed ${s.stats.recordsReplayed}`);
+    await s.close();
+    const delivered = linesOf(s.objects).map((l) => (JSON.parse(l) as { i: number }).i);
+    const unique = new Set(delivered);
+    const lost = [...acked].filter((i) => !unique.has(i));
+    assert.deepEqual(lost, [], `${lost.length} acknowledged record(s) lost`);
+    assert.equal(delivered.length, unique.size, "no duplicates without a crash during delivery");
+    assert.deepEqual(
+      fs.readdirSync(path.join(dir, "journal", "killtest", base.streamName)),
+      [],
+      "the journal is released once the objects are written",
+    );
+  });
+});
