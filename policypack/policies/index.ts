@@ -1,0 +1,40 @@
+// The pack's policies as a list, importable by tests and `npm run check` without starting the
+// pack's server (only ../index.ts constructs the PolicyPack).
+import type { EnforcementLevel, Policies } from "@pulumi/policy";
+import { iotCertificateAttachments, iotCertificateFromCsr } from "./certificates";
+import { firehoseErrorLogging } from "./firehose";
+import { iamRolePolicyNoWildcards } from "./iam";
+import {
+  iotPolicyMisconfigured,
+  iotPolicyNoAllowAll,
+  iotPolicyNoAllowAllInDev,
+  iotPolicyOverlyPermissive,
+  iotPolicyOverlyPermissiveInDev,
+} from "./iot-policy";
+import { kinesisAnalyticsSqlRetired } from "./kinesis-analytics";
+import { s3BucketPrivateAndEncrypted } from "./s3";
+import { iotTopicRuleChecked } from "./topic-rule";
+
+export { setStackNameSource, currentStack, DEFAULT_DEV_STACKS, TYPES } from "./common";
+
+/** The pack's name, as `pulumi preview` reports it. */
+export const PACK_NAME = "iot-pipeline-guardrails";
+
+/** The level of a policy that sets none (all of ours set one). */
+export const PACK_ENFORCEMENT_LEVEL: EnforcementLevel = "advisory";
+
+/** Every policy, in the issue's order. */
+export const policies: Policies = [
+  iotPolicyNoAllowAll,
+  iotPolicyNoAllowAllInDev,
+  iotPolicyOverlyPermissive,
+  iotPolicyOverlyPermissiveInDev,
+  iotPolicyMisconfigured,
+  s3BucketPrivateAndEncrypted,
+  firehoseErrorLogging,
+  iamRolePolicyNoWildcards,
+  iotTopicRuleChecked,
+  iotCertificateFromCsr,
+  kinesisAnalyticsSqlRetired,
+  iotCertificateAttachments,
+];
