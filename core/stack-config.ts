@@ -1,5 +1,6 @@
 // The stack configuration: one typed, validated reading of Pulumi.yaml + Pulumi.<stack>.yaml,
 // shared by the Pulumi program, the offline policy check, the local pipeline and the tests.
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -269,6 +270,18 @@ export function parseStackConfig(
     );
   }
 
+  const bucketName = optionalStr(raw, "bucketName");
+  if (bucketName !== undefined && !isValidBucketName(bucketName)) {
+    fail(
+      "bucketName",
+      bucketName,
+      "use 3-63 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit, or leave it empty to derive one",
+    );
+  }
+  const prefix = str(raw, "s3Prefix");
+  const errorOutputPrefix = str(raw, "errorOutputPrefix");
+  checkFirehosePrefixes(prefix, errorOutputPrefix);
+
   const certificateMode = oneOf(raw, "certificateMode", CERTIFICATE_MODES);
   const csrFiles =
     certificateMode === "csr" ? parseCsrFiles(things, str(raw, "csrDir"), baseDir) : {};
@@ -285,16 +298,77 @@ export function parseStackConfig(
     rule: { name: ruleName, sql, roleName: str(raw, "ruleRoleName") },
     delivery: {
       streamName: str(raw, "streamName"),
-      bucketName: optionalStr(raw, "bucketName"),
+      bucketName,
       bufferSizeMiB: int(raw, "bufferSizeMiB", 1, 128, "MiB"),
       bufferIntervalSeconds: int(raw, "bufferIntervalSeconds", 0, 900, "seconds"),
       compression: oneOf(raw, "compression", COMPRESSIONS),
-      prefix: str(raw, "s3Prefix"),
-      errorOutputPrefix: str(raw, "errorOutputPrefix"),
+      prefix,
+      errorOutputPrefix,
       errorLogging: bool(raw, "errorLogging"),
     },
     analytics: parseWindowSpec(structured(raw, "analytics")),
   };
+}
+
+/** S3's bucket naming rules (general purpose buckets). */
+export function isValidBucketName(name: string): boolean {
+  return (
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) &&
+    !name.includes("..") &&
+    !/^\d+\.\d+\.\d+\.\d+$/.test(name) &&
+    !name.startsWith("xn--") &&
+    !name.endsWith("-s3alias")
+  );
+}
+
+/**
+ * The bucket name a stack gets when none is configured: `<project>-<stack>-<account>-<region>`,
+ * lower-cased. Account and region make it globally unique (the seed's fixed name is long taken)
+ * and stable across updates, unlike auto-naming's random suffix. A stack name too long for S3's
+ * 63 characters is shortened and a hash of it appended, so two long stack names still differ.
+ */
+export function deriveBucketName(stack: string, accountId: string, region: string): string {
+  const tail = `-${accountId}-${region}`.toLowerCase();
+  let head = `${PROJECT}-${stack}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-");
+  if (head.length + tail.length > 63) {
+    const hash = createHash("sha256").update(stack).digest("hex").slice(0, 6);
+    head = `${head.slice(0, 63 - tail.length - hash.length - 1).replace(/-+$/, "")}-${hash}`;
+  }
+  return `${head}${tail}`.replace(/-{2,}/g, "-");
+}
+
+/** Firehose's rules for custom S3 prefixes (namespaces `timestamp` and `firehose` only). */
+function checkFirehosePrefixes(prefix: string, errorOutputPrefix: string): void {
+  const expressions = (p: string) => [...p.matchAll(/!\{([^}]*)\}/g)].map((m) => m[1]);
+  const known = /^(timestamp:.+|firehose:(random-string|error-output-type))$/;
+  for (const [key, value] of [
+    ["s3Prefix", prefix],
+    ["errorOutputPrefix", errorOutputPrefix],
+  ] as const) {
+    if (value.startsWith("/")) fail(key, value, "must not start with '/'");
+    for (const e of expressions(value)) {
+      if (!known.test(e)) {
+        fail(
+          key,
+          value,
+          `!{${e}} is not a Firehose expression; use !{timestamp:...} or !{firehose:random-string}`,
+        );
+      }
+    }
+  }
+  if (expressions(prefix).includes("firehose:error-output-type")) {
+    fail("s3Prefix", prefix, "!{firehose:error-output-type} is allowed only in errorOutputPrefix");
+  }
+  // Static prefixes get Firehose's own YYYY/MM/dd/HH/ (and error-type) folders; once a prefix
+  // uses expressions, the error prefix must say where each kind of failure goes itself.
+  const usesExpressions = expressions(prefix).length + expressions(errorOutputPrefix).length > 0;
+  if (usesExpressions && !expressions(errorOutputPrefix).includes("firehose:error-output-type")) {
+    fail(
+      "errorOutputPrefix",
+      errorOutputPrefix,
+      "must contain !{firehose:error-output-type} when the prefixes use expressions",
+    );
+  }
 }
 
 /** The topic one thing publishes to. */

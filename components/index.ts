@@ -1,0 +1,7 @@
+// The pipeline's component resources, one per file, folder per service.
+export * from "./delivery/delivery-stream";
+export * from "./identity/device-identity";
+export * from "./identity/device-policy";
+export * from "./pipeline";
+export * from "./registry/thing-registry";
+export * from "./rule/telemetry-rule";

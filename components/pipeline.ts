@@ -1,0 +1,143 @@
+// The whole telemetry pipeline of one stack, composed from its validated config: registry →
+// device identities → telemetry rule → Firehose delivery → S3, with the analytics plugged in
+// beside the rule.
+import * as fs from "node:fs";
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { deriveBucketName, type StackConfig } from "../core/stack-config";
+import { DeliveryStream } from "./delivery/delivery-stream";
+import { DeviceIdentity } from "./identity/device-identity";
+import { DevicePolicy } from "./identity/device-policy";
+import { ThingRegistry } from "./registry/thing-registry";
+import { TelemetryRule, type TelemetryRuleKinesisArgs } from "./rule/telemetry-rule";
+
+/** What the analytics application sees of the pipeline when it plugs in. */
+export interface AnalyticsContext {
+  /** The pipeline component: the analytics' parent. */
+  readonly parent: pulumi.ComponentResource;
+  /** The pipeline's name, to derive child names from. */
+  readonly name: string;
+  readonly config: StackConfig;
+  /** The delivery bucket (the analytics may write its results under its own prefix). */
+  readonly delivery: DeliveryStream;
+}
+
+/** What the analytics application hands back: its source for the rule, and its outputs. */
+export interface AnalyticsPlug {
+  /** A Kinesis stream the rule should also put every message on. */
+  readonly kinesis?: TelemetryRuleKinesisArgs;
+  /** Extra stack outputs (names, ARNs). */
+  readonly outputs?: Readonly<Record<string, pulumi.Input<unknown>>>;
+}
+
+export interface TelemetryPipelineArgs {
+  /** The stack's validated config. */
+  readonly config: StackConfig;
+  /**
+   * Builds the analytics application inside the pipeline.
+   * @default undefined: no analytics
+   */
+  readonly analytics?: (ctx: AnalyticsContext) => AnalyticsPlug | undefined;
+}
+
+export class TelemetryPipeline extends pulumi.ComponentResource {
+  readonly registry: ThingRegistry;
+  readonly policy: DevicePolicy;
+  /** Identities by thing name, in fleet order. */
+  readonly identities: Readonly<Record<string, DeviceIdentity>>;
+  readonly delivery: DeliveryStream;
+  readonly rule: TelemetryRule;
+  /** What the analytics plugged in, if anything. */
+  readonly analytics?: AnalyticsPlug;
+  /** The account's `iot:Data-ATS` endpoint the devices connect to. */
+  readonly endpoint: pulumi.Output<string>;
+
+  constructor(name: string, args: TelemetryPipelineArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("iot-pipeline:index:TelemetryPipeline", name, {}, opts);
+    const config = args.config;
+    const parent = { parent: this };
+
+    this.registry = new ThingRegistry(
+      `${name}-registry`,
+      { thingType: config.thingType, fleet: config.fleet },
+      parent,
+    );
+    this.policy = new DevicePolicy(
+      `${name}-device-policy`,
+      {
+        policyName: config.policy.name,
+        mode: config.policy.mode,
+        telemetryTopic: config.telemetryTopic,
+      },
+      parent,
+    );
+    const identities: Record<string, DeviceIdentity> = {};
+    for (const thing of config.things) {
+      const csrFile = config.certificates.csrFiles[thing.name];
+      identities[thing.name] = new DeviceIdentity(
+        `${name}-${thing.name}-identity`,
+        {
+          thingName: this.registry.things[thing.name].name,
+          policyName: this.policy.policy.name,
+          csrPem: config.certificates.mode === "csr" ? fs.readFileSync(csrFile, "utf8") : undefined,
+        },
+        parent,
+      );
+    }
+    this.identities = identities;
+
+    const bucketName =
+      config.delivery.bucketName ??
+      pulumi
+        .all([
+          aws.getCallerIdentityOutput({}, parent).accountId,
+          aws.getRegionOutput({}, parent).region,
+        ])
+        .apply(([accountId, region]) => deriveBucketName(config.stack, accountId, region));
+    this.delivery = new DeliveryStream(
+      `${name}-delivery`,
+      {
+        streamName: config.delivery.streamName,
+        bucketName,
+        bufferSizeMiB: config.delivery.bufferSizeMiB,
+        bufferIntervalSeconds: config.delivery.bufferIntervalSeconds,
+        compression: config.delivery.compression,
+        prefix: config.delivery.prefix,
+        errorOutputPrefix: config.delivery.errorOutputPrefix,
+        errorLogging: config.delivery.errorLogging,
+      },
+      parent,
+    );
+
+    // analytics: the streaming window plugs in here (components/analytics/). It is built before
+    // the rule so that its Kinesis source can become one of the rule's actions.
+    this.analytics = args.analytics?.({ parent: this, name, config, delivery: this.delivery });
+
+    this.rule = new TelemetryRule(
+      `${name}-rule`,
+      {
+        ruleName: config.rule.name,
+        sql: config.rule.sql,
+        roleName: config.rule.roleName,
+        deliveryStreamName: this.delivery.streamName,
+        deliveryStreamArn: this.delivery.streamArn,
+        kinesis: this.analytics?.kinesis,
+      },
+      parent,
+    );
+
+    this.endpoint = aws.iot.getEndpointOutput(
+      { endpointType: "iot:Data-ATS" },
+      parent,
+    ).endpointAddress;
+
+    this.registerOutputs({
+      endpoint: this.endpoint,
+      thingNames: this.registry.thingNames,
+      policyName: this.policy.policy.name,
+      ruleName: this.rule.ruleName,
+      streamName: this.delivery.streamName,
+      bucketName: this.delivery.bucketName,
+    });
+  }
+}

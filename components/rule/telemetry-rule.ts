@@ -1,0 +1,188 @@
+// The telemetry topic rule: IoT SQL over the devices' topic, a Firehose action (records
+// separated by "\n") through a role that may only put records on that one stream, an error action
+// into a CloudWatch log group of its own, and optionally a Kinesis action for the analytics.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { allowDocument, trustPolicy } from "../private/iam";
+
+/** An extra Kinesis Data Streams action (the analytics' source). */
+export interface TelemetryRuleKinesisArgs {
+  /** The stream the rule puts each message on. */
+  readonly streamName: pulumi.Input<string>;
+  /** Its ARN, the only resource the action's role may write to. */
+  readonly streamArn: pulumi.Input<string>;
+  /** Partition key, an IoT SQL substitution template such as `${topic()}`. */
+  readonly partitionKey: string;
+}
+
+export interface TelemetryRuleArgs {
+  /** The rule's name: letters, digits and underscores (the seed's `sensor_rule`). */
+  readonly ruleName: string;
+  /** IoT SQL (version 2016-03-23). */
+  readonly sql: string;
+  /** Name of the role the Firehose action assumes (the seed's `iot-weather-data-role`). */
+  readonly roleName: string;
+  /** The delivery stream the Firehose action writes to. */
+  readonly deliveryStreamName: pulumi.Input<string>;
+  /** Its ARN, the only resource the Firehose role may write to. */
+  readonly deliveryStreamArn: pulumi.Input<string>;
+  /**
+   * Error log group name.
+   * @default `/iot/rules/<ruleName>/errors`
+   */
+  readonly errorLogGroupName?: string;
+  /**
+   * A Kinesis action beside the Firehose one, through a role of its own.
+   * @default undefined: no Kinesis action
+   */
+  readonly kinesis?: TelemetryRuleKinesisArgs;
+}
+
+/** The error log group a rule gets when none is named. */
+export function ruleErrorLogGroupName(ruleName: string): string {
+  return `/iot/rules/${ruleName}/errors`;
+}
+
+export class TelemetryRule extends pulumi.ComponentResource {
+  /** The topic rule. */
+  readonly rule: aws.iot.TopicRule;
+  /** The role the Firehose action assumes. */
+  readonly firehoseRole: aws.iam.Role;
+  /** The role the error action assumes. */
+  readonly errorRole: aws.iam.Role;
+  /** The role the Kinesis action assumes, when there is one. */
+  readonly kinesisRole?: aws.iam.Role;
+  /** Where failed actions are logged. */
+  readonly errorLogGroup: aws.cloudwatch.LogGroup;
+  /** The rule's name. */
+  readonly ruleName: pulumi.Output<string>;
+
+  constructor(name: string, args: TelemetryRuleArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("iot-pipeline:rule:TelemetryRule", name, {}, opts);
+    const parent = { parent: this };
+    const accountId = aws.getCallerIdentityOutput({}, parent).accountId;
+    const iotTrust = accountId.apply((a) => trustPolicy("iot.amazonaws.com", a));
+
+    // One role per action, so each can do its one job and nothing the other may.
+    this.firehoseRole = new aws.iam.Role(
+      `${name}-firehose-role`,
+      { name: args.roleName, assumeRolePolicy: iotTrust },
+      parent,
+    );
+    const firehoseGrant = new aws.iam.RolePolicy(
+      `${name}-firehose-role-policy`,
+      {
+        role: this.firehoseRole.id,
+        policy: pulumi.output(args.deliveryStreamArn).apply((arn) =>
+          allowDocument({
+            Sid: "PutTelemetryRecords",
+            Effect: "Allow",
+            // PutRecordBatch is what the action uses with batchMode on.
+            Action: ["firehose:PutRecord", "firehose:PutRecordBatch"],
+            Resource: [arn],
+          }),
+        ),
+      },
+      parent,
+    );
+
+    // CloudWatch Logs rather than S3 for errors: they are for an operator to read now, and the
+    // delivery bucket stays Firehose's alone.
+    this.errorLogGroup = new aws.cloudwatch.LogGroup(
+      `${name}-errors`,
+      { name: args.errorLogGroupName ?? ruleErrorLogGroupName(args.ruleName), retentionInDays: 30 },
+      parent,
+    );
+    this.errorRole = new aws.iam.Role(
+      `${name}-errors-role`,
+      { name: `${args.roleName}-errors`, assumeRolePolicy: iotTrust },
+      parent,
+    );
+    const errorGrant = new aws.iam.RolePolicy(
+      `${name}-errors-role-policy`,
+      {
+        role: this.errorRole.id,
+        policy: this.errorLogGroup.arn.apply((arn) =>
+          allowDocument(
+            {
+              Sid: "CreateErrorStreams",
+              Effect: "Allow",
+              Action: ["logs:CreateLogStream"],
+              Resource: [arn],
+            },
+            // IoT names the streams itself, so the grant covers the streams of this group only.
+            {
+              Sid: "WriteErrorEvents",
+              Effect: "Allow",
+              Action: ["logs:PutLogEvents"],
+              Resource: [`${arn}:log-stream:*`],
+            },
+          ),
+        ),
+      },
+      parent,
+    );
+
+    const grants: pulumi.Resource[] = [firehoseGrant, errorGrant];
+    let kineses: aws.types.input.iot.TopicRuleKinesis[] | undefined;
+    if (args.kinesis !== undefined) {
+      const kinesis = args.kinesis;
+      const kinesisRole = new aws.iam.Role(
+        `${name}-kinesis-role`,
+        { name: `${args.roleName}-kinesis`, assumeRolePolicy: iotTrust },
+        parent,
+      );
+      grants.push(
+        new aws.iam.RolePolicy(
+          `${name}-kinesis-role-policy`,
+          {
+            role: kinesisRole.id,
+            policy: pulumi.output(kinesis.streamArn).apply((arn) =>
+              allowDocument({
+                Sid: "PutAnalyticsRecords",
+                Effect: "Allow",
+                Action: ["kinesis:PutRecord"],
+                Resource: [arn],
+              }),
+            ),
+          },
+          parent,
+        ),
+      );
+      this.kinesisRole = kinesisRole;
+      kineses = [
+        {
+          streamName: kinesis.streamName,
+          roleArn: kinesisRole.arn,
+          partitionKey: kinesis.partitionKey,
+        },
+      ];
+    }
+
+    this.rule = new aws.iot.TopicRule(
+      `${name}-rule`,
+      {
+        name: args.ruleName,
+        enabled: true,
+        sql: args.sql,
+        sqlVersion: "2016-03-23",
+        firehoses: [
+          {
+            deliveryStreamName: args.deliveryStreamName,
+            roleArn: this.firehoseRole.arn,
+            separator: "\n",
+          },
+        ],
+        ...(kineses === undefined ? {} : { kineses }),
+        errorAction: {
+          cloudwatchLogs: { logGroupName: this.errorLogGroup.name, roleArn: this.errorRole.arn },
+        },
+      },
+      // IoT checks that it can pass each role when the rule is created.
+      { parent: this, dependsOn: grants },
+    );
+
+    this.ruleName = this.rule.name;
+    this.registerOutputs({ ruleName: this.ruleName, roleArn: this.firehoseRole.arn });
+  }
+}

@@ -1,0 +1,17 @@
+// The Pulumi program's entry point: validate the stack's config, build the pipeline, export what
+// a user needs next (`pulumi stack output`).
+import { buildPipeline, readPulumiConfig } from "./program";
+
+const outputs = buildPipeline(readPulumiConfig());
+
+export const endpoint = outputs.endpoint;
+export const thingNames = outputs.thingNames;
+export const certificateArns = outputs.certificateArns;
+export const certificatePems = outputs.certificatePems;
+/** Secret; only in certificateMode generated (`pulumi stack output privateKeys --show-secrets`). */
+export const privateKeys = outputs.privateKeys;
+export const policyName = outputs.policyName;
+export const ruleName = outputs.ruleName;
+export const streamName = outputs.streamName;
+export const bucketName = outputs.bucketName;
+export const analytics = outputs.analytics;

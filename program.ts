@@ -1,0 +1,86 @@
+// The Pulumi program as a function: reads the stack's config the way the CLI hands it over,
+// validates it in one place (core/stack-config.ts) and builds the pipeline, returning the stack
+// outputs. index.ts calls it once; the mocked runs (tests, check, bench) call it per stack.
+import * as pulumi from "@pulumi/pulumi";
+import { TelemetryPipeline, type TelemetryPipelineArgs } from "./components/pipeline";
+import {
+  PROJECT,
+  declaredKeys,
+  parseStackConfig,
+  type RawConfig,
+  type StackConfig,
+} from "./core/stack-config";
+
+/**
+ * The stack config from `pulumi.Config`: every key Pulumi.yaml declares plus `aws:region`. The
+ * CLI applies Pulumi.yaml's defaults and hands objects over as JSON text; parseStackConfig takes
+ * both, so the program, `npm run simulate` and the tests share one validation.
+ */
+export function readPulumiConfig(stack: string = pulumi.getStack()): StackConfig {
+  const ours = new pulumi.Config(PROJECT);
+  const raw: RawConfig = {};
+  for (const key of declaredKeys()) {
+    const value = ours.get(key);
+    if (value !== undefined) raw[key] = value;
+  }
+  raw["aws:region"] = new pulumi.Config("aws").get("region");
+  return parseStackConfig(raw, stack);
+}
+
+/** What `pulumi stack output` shows, and what a user needs to connect a device. */
+export interface PipelineOutputs {
+  /** The account's `iot:Data-ATS` endpoint (port 8883, mutual TLS). */
+  readonly endpoint: pulumi.Output<string>;
+  readonly thingNames: pulumi.Output<string[]>;
+  /** Certificate ARN by thing name. */
+  readonly certificateArns: pulumi.Output<Record<string, string>>;
+  /** Certificate PEM by thing name. */
+  readonly certificatePems: pulumi.Output<Record<string, string>>;
+  /** Private key PEM by thing name, a secret; only when AWS generated the key pairs. */
+  readonly privateKeys?: pulumi.Output<Record<string, string>>;
+  readonly policyName: pulumi.Output<string>;
+  readonly ruleName: pulumi.Output<string>;
+  readonly streamName: pulumi.Output<string>;
+  readonly bucketName: pulumi.Output<string>;
+  /** Whatever the analytics application exports. */
+  readonly analytics?: pulumi.Output<Record<string, unknown>>;
+}
+
+function byThing(
+  things: readonly string[],
+  value: (thing: string) => pulumi.Output<string>,
+): pulumi.Output<Record<string, string>> {
+  return pulumi.all(Object.fromEntries(things.map((t) => [t, value(t)])));
+}
+
+/** Builds the stack's pipeline from its validated config and returns the stack outputs. */
+export function buildPipeline(
+  config: StackConfig,
+  opts: Pick<TelemetryPipelineArgs, "analytics"> = {},
+): PipelineOutputs {
+  const pipeline = new TelemetryPipeline(PROJECT, { config, analytics: opts.analytics });
+  const things = config.things.map((t) => t.name);
+  const identity = (t: string) => pipeline.identities[t];
+  return {
+    endpoint: pipeline.endpoint,
+    thingNames: pipeline.registry.thingNames,
+    certificateArns: byThing(things, (t) => identity(t).certificateArn),
+    // The provider marks certificatePem secret, but a certificate is public: devices and users
+    // need it in the clear (`pulumi stack output certificatePems`).
+    certificatePems: pulumi.unsecret(byThing(things, (t) => identity(t).certificatePem)),
+    privateKeys:
+      config.certificates.mode === "generated"
+        ? pulumi.secret(byThing(things, (t) => identity(t).privateKey ?? pulumi.output("")))
+        : undefined,
+    policyName: pipeline.policy.policy.name,
+    ruleName: pipeline.rule.ruleName,
+    streamName: pipeline.delivery.streamName,
+    bucketName: pipeline.delivery.bucketName,
+    analytics:
+      pipeline.analytics?.outputs === undefined
+        ? undefined
+        : pulumi
+            .all(pipeline.analytics.outputs)
+            .apply((o) => ({ ...o }) as Record<string, unknown>),
+  };
+}

@@ -1,0 +1,463 @@
+// Runs the Pulumi program of one stack under pulumi.runtime.setMocks, with the stack's own config
+// files, and returns every resource it registers: what the tests, `npm run check` (the policy
+// pack, offline) and `npm run bench` inspect instead of a real `pulumi preview`.
+import "reflect-metadata";
+import { createHash, webcrypto } from "node:crypto";
+import * as x509 from "@peculiar/x509";
+import * as pulumi from "@pulumi/pulumi";
+import { buildPipeline, readPulumiConfig, type PipelineOutputs } from "../program";
+import {
+  PROJECT,
+  PROJECT_DIR,
+  readRawStackConfig,
+  type RawConfig,
+  type StackConfig,
+} from "../core/stack-config";
+
+/** The account every mocked call answers with. */
+export const MOCK_ACCOUNT_ID = "123456789012";
+/** The identifier of the mocked account's IoT endpoint (`<id>-ats.iot.<region>.amazonaws.com`). */
+export const MOCK_ENDPOINT_ID = "a1b2c3d4e5f6g7";
+
+export interface RegisteredResourceOptions {
+  /** URNs of the resources this one depends on explicitly (dependsOn) or through its inputs. */
+  readonly dependencies: readonly string[];
+  readonly protect: boolean;
+  readonly ignoreChanges: readonly string[];
+  readonly additionalSecretOutputs: readonly string[];
+  /** URN of the resource whose deletion deletes this one, if any. */
+  readonly deletedWith?: string;
+}
+
+export interface RegisteredResource {
+  /** Type token, such as `aws:iot/thing:Thing` or `iot-pipeline:rule:TelemetryRule`. */
+  readonly type: string;
+  /** Logical name. */
+  readonly name: string;
+  readonly urn: string;
+  /** Whether a provider manages it (false for component resources). */
+  readonly custom: boolean;
+  /** The inputs the program gave it. */
+  readonly inputs: Record<string, unknown>;
+  /** The inputs merged with what the provider would compute (arn, id, certificatePem, ...). */
+  readonly props: Record<string, unknown>;
+  /** The parent's URN (the stack's root resources have none). */
+  readonly parent?: string;
+  readonly options: RegisteredResourceOptions;
+}
+
+export interface ProgramRun {
+  /** Every resource, in registration order. */
+  readonly resources: RegisteredResource[];
+  /** The stack outputs, resolved (secrets in the clear; see `secretOutputs`). */
+  readonly outputs: Record<string, unknown>;
+  /** Names of the outputs that are secrets. */
+  readonly secretOutputs: string[];
+  readonly config: StackConfig;
+}
+
+export interface RunProgramOptions {
+  /** Raw config values (without the `iot-pipeline:` namespace, or `aws:region`) over the stack's files. */
+  readonly overrides?: RawConfig;
+  /** The folder holding Pulumi.yaml and Pulumi.<stack>.yaml. @default the repository root */
+  readonly dir?: string;
+  /** Passed to buildPipeline, for the analytics' own tests. */
+  readonly build?: Parameters<typeof buildPipeline>[1];
+}
+
+// ---- Realistic certificates ------------------------------------------------------------------
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+type Key = webcrypto.CryptoKey;
+const EC = { name: "ECDSA", namedCurve: "P-256" } as const;
+const SIGNING = { name: "ECDSA", hash: "SHA-256" } as const;
+
+let mockCa: Promise<{ cert: x509.X509Certificate; key: Key }> | undefined;
+
+/** A stand-in for AWS's issuing CA, made once per process. */
+function issuer() {
+  mockCa ??= (async () => {
+    const keys = await webcrypto.subtle.generateKey(EC, false, ["sign", "verify"]);
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      name: "CN=Mock AWS IoT Issuing CA, O=iot-pipeline tests",
+      keys: keys as never,
+      signingAlgorithm: SIGNING,
+      notBefore: new Date("2020-01-01T00:00:00Z"),
+      notAfter: new Date("2050-01-01T00:00:00Z"),
+      extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+    });
+    return { cert, key: keys.privateKey };
+  })();
+  return mockCa;
+}
+
+/**
+ * What AWS returns for a certificate: a PEM valid until 2049-12-31 (as AWS-issued device
+ * certificates are), its id (the SHA-256 of the DER) and, when AWS made the key pair, the private
+ * key. AWS generates RSA-2048 keys; the mock uses P-256, which is as acceptable to the key-quality
+ * audit and keeps a 1,000-device fleet quick.
+ */
+async function issueCertificate(csrPem: string | undefined) {
+  const ca = await issuer();
+  let publicKey: x509.PublicKey | Key;
+  let privateKeyPem: string | undefined;
+  if (csrPem !== undefined) {
+    publicKey = new x509.Pkcs10CertificateRequest(csrPem).publicKey;
+  } else {
+    const keys = await webcrypto.subtle.generateKey(EC, true, ["sign", "verify"]);
+    publicKey = keys.publicKey;
+    const pkcs8 = await webcrypto.subtle.exportKey("pkcs8", keys.privateKey);
+    privateKeyPem = x509.PemConverter.encode(pkcs8, "PRIVATE KEY");
+  }
+  const cert = await x509.X509CertificateGenerator.create({
+    subject: "CN=AWS IoT Certificate",
+    issuer: ca.cert.subject,
+    publicKey: publicKey as never,
+    signingKey: ca.key as never,
+    signingAlgorithm: SIGNING,
+    notBefore: new Date(),
+    notAfter: new Date("2049-12-31T23:59:59Z"),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    ],
+  });
+  const id = createHash("sha256").update(Buffer.from(cert.rawData)).digest("hex");
+  return { id, certificatePem: cert.toString("pem"), privateKeyPem };
+}
+
+// ---- What the provider would compute -------------------------------------------------------
+
+/** Types whose physical name the provider derives from the logical one when none is given. */
+const AUTONAMED = new Set([
+  "aws:iam/role:Role",
+  "aws:iam/rolePolicy:RolePolicy",
+  "aws:iam/policy:Policy",
+  "aws:cloudwatch/logGroup:LogGroup",
+  "aws:cloudwatch/logStream:LogStream",
+  "aws:iot/policy:Policy",
+  "aws:iot/thing:Thing",
+  "aws:iot/thingType:ThingType",
+  "aws:iot/thingGroup:ThingGroup",
+  "aws:iot/topicRule:TopicRule",
+  "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream",
+  "aws:kinesis/stream:Stream",
+  "aws:kinesisanalyticsv2/application:Application",
+]);
+
+function autoName(name: string, type: string): string {
+  return `${name}-${createHash("sha256").update(`${type}/${name}`).digest("hex").slice(0, 7)}`;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+async function computed(
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+  region: string,
+): Promise<{ id: string; state: Record<string, unknown> }> {
+  const acct = MOCK_ACCOUNT_ID;
+  const physical = str(inputs.name) ?? autoName(name, type);
+  const named = AUTONAMED.has(type) ? { name: physical } : {};
+  const arn = (service: string, resource: string) =>
+    `arn:aws:${service}:${region}:${acct}:${resource}`;
+  switch (type) {
+    case "aws:iot/certificate:Certificate": {
+      const c = await issueCertificate(str(inputs.csr));
+      return {
+        id: c.id,
+        state: {
+          arn: arn("iot", `cert/${c.id}`),
+          certificatePem: c.certificatePem,
+          ...(c.privateKeyPem === undefined
+            ? {}
+            : { privateKey: c.privateKeyPem, publicKey: "(mock public key)" }),
+        },
+      };
+    }
+    case "aws:iot/thing:Thing":
+      return {
+        id: physical,
+        state: {
+          ...named,
+          arn: arn("iot", `thing/${physical}`),
+          defaultClientId: physical,
+          version: 1,
+        },
+      };
+    case "aws:iot/thingType:ThingType":
+      return { id: physical, state: { ...named, arn: arn("iot", `thingtype/${physical}`) } };
+    case "aws:iot/thingGroup:ThingGroup":
+      return {
+        id: physical,
+        state: { ...named, arn: arn("iot", `thinggroup/${physical}`), version: 1 },
+      };
+    case "aws:iot/policy:Policy":
+      return {
+        id: physical,
+        state: { ...named, arn: arn("iot", `policy/${physical}`), defaultVersionId: "1" },
+      };
+    case "aws:iot/topicRule:TopicRule":
+      return { id: physical, state: { ...named, arn: arn("iot", `rule/${physical}`) } };
+    case "aws:iam/role:Role":
+      return {
+        id: physical,
+        state: {
+          ...named,
+          arn: `arn:aws:iam::${acct}:role/${physical}`,
+          uniqueId: `AROA${createHash("sha256").update(physical).digest("hex").slice(0, 17).toUpperCase()}`,
+        },
+      };
+    case "aws:iam/rolePolicy:RolePolicy":
+      return { id: `${str(inputs.role) ?? "role"}:${physical}`, state: named };
+    case "aws:s3/bucket:Bucket": {
+      const bucket = str(inputs.bucket) ?? autoName(name, type).toLowerCase();
+      return {
+        id: bucket,
+        state: {
+          bucket,
+          arn: `arn:aws:s3:::${bucket}`,
+          bucketDomainName: `${bucket}.s3.amazonaws.com`,
+          bucketRegionalDomainName: `${bucket}.s3.${region}.amazonaws.com`,
+          region,
+        },
+      };
+    }
+    case "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": {
+      const a = arn("firehose", `deliverystream/${physical}`);
+      return {
+        id: a,
+        state: { ...named, arn: a, versionId: "1", destinationId: "destinationId-000000000001" },
+      };
+    }
+    case "aws:kinesis/stream:Stream": {
+      const a = arn("kinesis", `stream/${physical}`);
+      return { id: a, state: { ...named, arn: a } };
+    }
+    case "aws:kinesisanalyticsv2/application:Application": {
+      const a = arn("kinesisanalytics", `application/${physical}`);
+      return { id: physical, state: { ...named, arn: a, status: "READY", versionId: 1 } };
+    }
+    case "aws:cloudwatch/logGroup:LogGroup":
+      return { id: physical, state: { ...named, arn: arn("logs", `log-group:${physical}`) } };
+    case "aws:cloudwatch/logStream:LogStream": {
+      const group = str(inputs.logGroupName) ?? "log-group";
+      return {
+        id: physical,
+        state: { ...named, arn: arn("logs", `log-group:${group}:log-stream:${physical}`) },
+      };
+    }
+    default: {
+      // S3 sub-resources are identified by their bucket; anything else gets a plausible ARN.
+      if (type.startsWith("aws:s3/") && str(inputs.bucket) !== undefined) {
+        return { id: str(inputs.bucket) as string, state: {} };
+      }
+      const [, mod = "x", kind = "resource"] = /^aws:([^/]+)\/([^:]+):/.exec(type) ?? [];
+      return {
+        id: `${name}-id`,
+        state: { ...named, arn: arn(mod, `${kind.toLowerCase()}/${physical}`) },
+      };
+    }
+  }
+}
+
+function mockCall(token: string, inputs: Record<string, unknown>, region: string) {
+  switch (token) {
+    case "aws:iot/getEndpoint:getEndpoint": {
+      const type = str(inputs.endpointType) ?? "iot:Data-ATS";
+      const host =
+        type === "iot:Data-ATS"
+          ? `${MOCK_ENDPOINT_ID}-ats.iot.${region}.amazonaws.com`
+          : `${MOCK_ENDPOINT_ID}.${type.replace(/^iot:/, "").toLowerCase()}.iot.${region}.amazonaws.com`;
+      return { id: region, endpointAddress: host, endpointType: type, region };
+    }
+    case "aws:index/getCallerIdentity:getCallerIdentity":
+      return {
+        id: MOCK_ACCOUNT_ID,
+        accountId: MOCK_ACCOUNT_ID,
+        arn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:user/mock`,
+        userId: "AIDAMOCKUSER",
+      };
+    case "aws:index/getRegion:getRegion":
+      return {
+        id: region,
+        name: region,
+        region,
+        endpoint: `ec2.${region}.amazonaws.com`,
+        description: region,
+      };
+    case "aws:index/getPartition:getPartition":
+      return {
+        id: "aws",
+        partition: "aws",
+        dnsSuffix: "amazonaws.com",
+        reverseDnsPrefix: "com.amazonaws",
+      };
+    default:
+      return inputs;
+  }
+}
+
+// ---- Running the program -------------------------------------------------------------------
+
+/** The subset of a RegisterResourceRequest this module reads. */
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getCustom(): boolean;
+  getDependenciesList(): string[];
+  getProtect(): boolean | undefined;
+  getIgnorechangesList(): string[];
+  getAdditionalsecretoutputsList(): string[];
+  getDeletedwith(): string;
+}
+interface RegisterResponse {
+  getUrn(): string;
+}
+type Callback = (err: unknown, resp: RegisterResponse | undefined) => void;
+interface PatchableMonitor {
+  registerResource(req: RegisterRequest, callback: Callback): unknown;
+}
+
+let lastRun: RegisteredResource[] = [];
+
+/** The resources the latest run registered, also when it failed (for "nothing was registered"). */
+export function registeredSoFar(): readonly RegisteredResource[] {
+  return lastRun;
+}
+
+/** Config values as the Pulumi CLI hands them to a program: text, objects as JSON. */
+function asCliText(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/**
+ * Builds one stack's program under mocks and returns its resources and outputs. Safe to call
+ * several times in one process: each call installs fresh mocks, config and bookkeeping.
+ */
+export async function runProgram(stack: string, opts: RunProgramOptions = {}): Promise<ProgramRun> {
+  // The SDK records a stack trace for every promise it makes; mapped through tsx's source maps
+  // that is most of a large fleet's run time, and nothing here reads those traces.
+  const sourceMaps = process.sourceMapsEnabled;
+  process.setSourceMapsEnabled(false);
+  try {
+    return await run(stack, opts);
+  } finally {
+    process.setSourceMapsEnabled(sourceMaps);
+  }
+}
+
+async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> {
+  const dir = opts.dir ?? PROJECT_DIR;
+  const raw: RawConfig = { ...readRawStackConfig(stack, dir), ...(opts.overrides ?? {}) };
+  const region = str(raw["aws:region"]) ?? "us-east-1";
+
+  const resources: RegisteredResource[] = [];
+  lastRun = resources;
+  // newResource sees inputs and results but not the parent; registerResource sees the parent but
+  // not the plain values. Join them by type and name, which are unique within this program.
+  const seen = new Map<
+    string,
+    { inputs: Record<string, unknown>; props: Record<string, unknown> }
+  >();
+
+  await pulumi.runtime.setMocks(
+    {
+      newResource: async (args) => {
+        const inputs = (args.inputs ?? {}) as Record<string, unknown>;
+        const result = args.custom
+          ? await computed(args.type, args.name, inputs, region)
+          : { id: "", state: {} };
+        const props = { ...inputs, ...result.state };
+        seen.set(`${args.type}\u0000${args.name}`, { inputs, props });
+        return { id: result.id === "" ? undefined : result.id, state: props };
+      },
+      call: (args) => mockCall(args.token, (args.inputs ?? {}) as Record<string, unknown>, region),
+    },
+    PROJECT,
+    stack,
+    false,
+  );
+
+  const monitor = pulumi.runtime.getMonitor() as unknown as PatchableMonitor;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, callback) =>
+    register(req, (err, resp) => {
+      if (!err && resp !== undefined) {
+        const values = seen.get(`${req.getType()}\u0000${req.getName()}`) ?? {
+          inputs: {},
+          props: {},
+        };
+        resources.push({
+          type: req.getType(),
+          name: req.getName(),
+          urn: resp.getUrn(),
+          custom: req.getCustom(),
+          inputs: values.inputs,
+          props: values.props,
+          parent: req.getParent() === "" ? undefined : req.getParent(),
+          options: {
+            dependencies: req.getDependenciesList(),
+            protect: req.getProtect() ?? false,
+            ignoreChanges: req.getIgnorechangesList(),
+            additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+            deletedWith: req.getDeletedwith() === "" ? undefined : req.getDeletedwith(),
+          },
+        });
+      }
+      callback(err, resp);
+    });
+
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(
+      Object.entries(raw)
+        .filter(([, v]) => v !== undefined && v !== null)
+        .map(([k, v]) => [k.includes(":") ? k : `${PROJECT}:${k}`, asCliText(v)]),
+    ),
+  );
+
+  // The same reading and validation as index.ts: a bad value throws before any resource exists.
+  const config = readPulumiConfig(stack);
+  const built: PipelineOutputs = buildPipeline(config, opts.build);
+
+  const entries = Object.entries(built).filter(([, v]) => v !== undefined) as [
+    string,
+    pulumi.Output<unknown>,
+  ][];
+  const outputs: Record<string, unknown> = {};
+  const secretOutputs: string[] = [];
+  await Promise.all(
+    entries.map(async ([key, output]) => {
+      outputs[key] = await resolve(output);
+      if (await pulumi.isSecret(output)) secretOutputs.push(key);
+    }),
+  );
+  // Registrations whose outputs nothing exported still finish before the run counts as done.
+  await waitForRegistrations();
+  secretOutputs.sort();
+  return { resources, outputs, secretOutputs, config };
+}
+
+function resolve<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((done) => {
+    output.apply((v) => {
+      done(v);
+      return v;
+    });
+  });
+}
+
+/** The SDK's own wait for outstanding resource RPCs (not in its typings). */
+async function waitForRegistrations(): Promise<void> {
+  const runtime = pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> };
+  if (runtime.waitForRPCs === undefined) {
+    throw new Error(
+      "@pulumi/pulumi no longer exports runtime.waitForRPCs; update tools/mock-program.ts",
+    );
+  }
+  await runtime.waitForRPCs();
+}
