@@ -3,7 +3,11 @@
 import * as path from "node:path";
 import { PROJECT_DIR, type StackConfig } from "../core/stack-config";
 import { CONSOLE_IDENTITY, ensurePki, type Credentials } from "./ca";
+import { LocalAuthorizer } from "./authorizer";
 import { LocalBroker } from "./broker";
+import { LocalDeliveryStream } from "./firehose";
+import { LocalRuleEngine } from "./rule-engine";
+import { localBucketName } from "./s3";
 
 export interface LocalPipelineOptions {
   /** Broker port on 127.0.0.1; default 0 (any free port). */
@@ -24,6 +28,12 @@ export interface LocalPipeline {
   readonly ca: string;
   readonly stateDir: string;
   readonly broker: LocalBroker;
+  /** The stack's IoT policy at the broker. */
+  readonly authorizer: LocalAuthorizer;
+  /** The stack's topic rule; `rules.onOutput(...)` adds a consumer of matched messages. */
+  readonly rules: LocalRuleEngine;
+  /** The Firehose delivery stream into `<stateDir>/s3/<bucket>/`. */
+  readonly delivery: LocalDeliveryStream;
   credentialsFor(thing: string): Credentials;
   consoleCredentials(): Credentials;
   /** Counts to show at the end of a run, in display order. */
@@ -47,12 +57,40 @@ export async function startLocalPipeline(
   if (pki.issued > 0) {
     log(`local CA: issued ${pki.issued} certificate(s) under ${pki.dir} (keys mode 0600)`);
   }
+  // Delivery first: it replays what an earlier run journaled but never delivered, before any
+  // new message arrives.
+  const delivery = await LocalDeliveryStream.open({
+    stack: config.stack,
+    delivery: config.delivery,
+    bucket: localBucketName(config),
+    stateDir,
+    timeScale: opts.timeScale,
+    log,
+  });
+  const authorizer = new LocalAuthorizer(config, log);
+  const rules = new LocalRuleEngine(config, {
+    firehosePut: (record) => delivery.put(record),
+    // Locally the rule's error action writes its message under the stream's error output prefix.
+    errorAction: (message) => delivery.putError(message),
+    log,
+  });
   const broker = await LocalBroker.start({
     ca: pki.caPem,
     key: pki.server.key,
     cert: pki.server.cert,
     port: opts.port ?? 0,
+    hooks: {
+      ...authorizer.hooks(),
+      // The PUBACK waits for this: the rule ran and its record is in the journal on disk.
+      onPublish: (id, topic, payload) => rules.onPublish(id.clientId, topic, payload),
+    },
   });
+  log(
+    `pipeline: policy ${config.policy.name} (${config.policy.mode}), rule ${config.rule.name}: ${config.rule.sql}, ` +
+      `delivery ${config.delivery.streamName} → ${path.join(delivery.bucket.dir)} ` +
+      `(${config.delivery.bufferSizeMiB} MiB / ${config.delivery.bufferIntervalSeconds} s` +
+      `${(opts.timeScale ?? 1) !== 1 ? ` at ${opts.timeScale}× speed` : ""}, ${config.delivery.compression})`,
+  );
   broker.on("connect", (id, remote) => log(`broker: ${id.clientId} connected from ${remote}`));
   broker.on("tlsRefused", (remote, reason) => log(`broker: refused TLS from ${remote}: ${reason}`));
   broker.on("connectRefused", (clientId, thing, reason) =>
@@ -68,14 +106,21 @@ export async function startLocalPipeline(
     log(`broker: denied ${id.clientId} subscribing to ${filter}: ${reason}`),
   );
 
-  // analytics / policy / rule / delivery: the local-pipeline work sets broker hooks here
-  // (broker.setHooks) and adds its own lines to summary() and objects().
+  // analytics: consume matched messages with rules.onOutput(...), add summary lines below.
+  const shown = (p: string) => {
+    const rel = path.relative(process.cwd(), p);
+    return rel.startsWith("..") ? p : rel;
+  };
+  let stopped: Promise<void> | undefined;
   return {
     url: broker.url,
     port: broker.port,
     ca: pki.caPem,
     stateDir,
     broker,
+    authorizer,
+    rules,
+    delivery,
     credentialsFor: (thing) => {
       if (!things.includes(thing)) {
         throw new Error(
@@ -93,8 +138,35 @@ export async function startLocalPipeline(
       },
       { label: "broker publishes accepted", value: broker.stats.publishes },
       { label: "broker publishes denied", value: broker.stats.publishDenials },
+      {
+        label: "denied by policy (connect / publish / subscribe / receive)",
+        value: `${authorizer.totalDenials} (${authorizer.denials["iot:Connect"]} / ${authorizer.denials["iot:Publish"]} / ${authorizer.denials["iot:Subscribe"]} / ${authorizer.denials["iot:Receive"]})`,
+      },
+      {
+        label: `matched by rule ${config.rule.name}`,
+        value:
+          rules.stats.whereFalse > 0
+            ? `${rules.stats.matched} (${rules.stats.whereFalse} filtered by WHERE)`
+            : rules.stats.matched,
+      },
+      ...(delivery.stats.recordsReplayed > 0
+        ? [{ label: "records replayed from the journal", value: delivery.stats.recordsReplayed }]
+        : []),
+      { label: "records delivered", value: delivery.stats.recordsDelivered },
+      ...(delivery.stats.errorRecordsDelivered > 0
+        ? [{ label: "records under the error prefix", value: delivery.stats.errorRecordsDelivered }]
+        : []),
+      {
+        label: `objects written to s3://${delivery.bucket.name}`,
+        value: delivery.stats.objectsWritten,
+      },
     ],
-    objects: () => [],
-    stop: () => broker.stop(),
+    objects: () => delivery.objects.map(shown),
+    // Broker first (no new messages), then the delivery flushes what is buffered. Idempotent.
+    stop: () =>
+      (stopped ??= (async () => {
+        await broker.stop();
+        await delivery.close();
+      })()),
   };
 }
