@@ -1,0 +1,45 @@
+// Starting the benchmark's helper processes (TypeScript, through tsx) and waiting for their replies.
+import { fork, type ChildProcess } from "node:child_process";
+import * as path from "node:path";
+
+const ROOT = path.resolve(__dirname, "..");
+
+/** Forks `bench/<file>` with tsx; its stderr goes to ours so that failures are visible. */
+export function forkTs(file: string, args: readonly string[]): ChildProcess {
+  return fork(path.join(__dirname, file), [...args], {
+    cwd: ROOT,
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+}
+
+/** The child's next IPC message of this type; rejects if it exits first or takes too long. */
+export function nextMessage<T extends { type: string }>(
+  child: ChildProcess,
+  type: T["type"],
+  timeoutMs = 120_000,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: unknown): void => {
+      if (typeof m === "object" && m !== null && (m as { type?: unknown }).type === type) {
+        cleanup();
+        resolve(m as T);
+      }
+    };
+    const onExit = (code: number | null, signal: string | null): void => {
+      cleanup();
+      reject(new Error(`helper process ended (${signal ?? `exit ${code}`}) before "${type}"`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`helper process sent no "${type}" within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+    };
+    child.on("message", onMessage);
+    child.on("exit", onExit);
+  });
+}

@@ -1,0 +1,84 @@
+// Figure 3's server side, in a process of its own so that its memory is measured alone: either the
+// whole local pipeline (policy, rule, durable delivery) or, for the baseline, the same broker alone.
+import * as path from "node:path";
+import { parseStackConfig, type RawConfig } from "../core/stack-config";
+import { LocalBroker } from "../local/broker";
+import { ensurePki } from "../local/ca";
+import { startLocalPipeline } from "../local/pipeline";
+import { peakRssMiB, rssMiB } from "./stats";
+
+/** What bench/pipeline.ts sends: the mode, the stack's raw config and where state goes. */
+export interface ServerRequest {
+  readonly mode: "pipeline" | "broker";
+  readonly stack: string;
+  readonly raw: RawConfig;
+  readonly stateDir: string;
+  readonly things: readonly string[];
+}
+
+export type ServerReply =
+  | { type: "listening"; url: string; pkiDir: string }
+  | { type: "objects"; objects: string[] }
+  | {
+      type: "stopped";
+      peakRssMiB: number;
+      /** RSS every 250 ms while running, to show whether memory grows with the backlog. */
+      rssSamplesMiB: number[];
+      publishes: number;
+      objects: string[];
+      summary: Array<{ label: string; value: string | number }>;
+    };
+
+async function main(): Promise<void> {
+  const req = JSON.parse(process.argv[2]) as ServerRequest;
+  const send = (m: ServerReply): Promise<void> =>
+    new Promise((resolve) => process.send?.(m, () => resolve()));
+  const samples: number[] = [];
+  const sampler = setInterval(() => samples.push(rssMiB()), 250);
+  const pkiDir = path.join(req.stateDir, "pki");
+  let stop: () => Promise<
+    Omit<Extract<ServerReply, { type: "stopped" }>, "type" | "peakRssMiB" | "rssSamplesMiB">
+  >;
+  let objects: () => string[] = () => [];
+  let url: string;
+  if (req.mode === "pipeline") {
+    const config = parseStackConfig(req.raw, req.stack);
+    const pipeline = await startLocalPipeline(config, { stateDir: req.stateDir });
+    url = pipeline.url;
+    objects = () => pipeline.objects();
+    stop = async () => {
+      await pipeline.stop();
+      return {
+        publishes: pipeline.broker.stats.publishes,
+        objects: pipeline.objects(),
+        summary: pipeline.summary(),
+      };
+    };
+  } else {
+    const pki = await ensurePki(pkiDir, req.things);
+    const broker = await LocalBroker.start({
+      ca: pki.caPem,
+      key: pki.server.key,
+      cert: pki.server.cert,
+    });
+    url = broker.url;
+    stop = async () => {
+      await broker.stop();
+      return { publishes: broker.stats.publishes, objects: [], summary: [] };
+    };
+  }
+  process.on("message", (m: unknown) => {
+    if (m === "objects") void send({ type: "objects", objects: objects() });
+    if (m !== "stop") return;
+    void (async () => {
+      clearInterval(sampler);
+      const rest = await stop();
+      await send({ type: "stopped", peakRssMiB: peakRssMiB(), rssSamplesMiB: samples, ...rest });
+      process.exit(0);
+    })();
+  });
+  process.on("disconnect", () => process.exit(0));
+  await send({ type: "listening", url, pkiDir });
+}
+
+void main();

@@ -1,0 +1,162 @@
+// `npm run bench`: runs each figure in its own process, prints the table and writes the JSON.
+import { fork } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  FIGURE_IDS,
+  FIGURE_TITLES,
+  machineInfo,
+  notMeasured,
+  renderMarkdown,
+  renderTable,
+  type BenchRun,
+  type FigureId,
+  type FigureResult,
+} from "./report";
+
+const ROOT = path.resolve(__dirname, "..");
+
+const USAGE = `usage: npm run bench -- [--quick] [--only ${FIGURE_IDS.join(",")}] [--out DIR] [--markdown]
+
+  --quick      small sizes and short phases (seconds): proves the benchmark works, measures little
+  --only LIST  run only these figures (comma-separated)
+  --out DIR    where to write the results JSON (default bench/results)
+  --markdown   also print the table as Markdown (what docs/benchmarks.md shows)`;
+
+interface Args {
+  quick: boolean;
+  only: FigureId[];
+  out: string;
+  markdown: boolean;
+}
+
+class UsageError extends Error {}
+
+function parseArgs(argv: readonly string[]): Args | "help" {
+  const args: Args = {
+    quick: false,
+    only: [...FIGURE_IDS],
+    out: path.join(ROOT, "bench", "results"),
+    markdown: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith("--")) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === "--help" || a === "-h") return "help";
+    else if (a === "--quick") args.quick = true;
+    else if (a === "--markdown") args.markdown = true;
+    else if (a === "--out") args.out = path.resolve(value());
+    else if (a === "--only") {
+      const ids = value().split(",");
+      for (const id of ids) {
+        if (!(FIGURE_IDS as readonly string[]).includes(id)) {
+          throw new UsageError(
+            `--only: unknown figure ${JSON.stringify(id)}; choose from ${FIGURE_IDS.join(", ")}`,
+          );
+        }
+      }
+      args.only = ids as FigureId[];
+    } else throw new UsageError(`unknown option ${JSON.stringify(a)}; see --help`);
+  }
+  return args;
+}
+
+/** How long a figure may take before it is stopped and reported as not measured. */
+function timeoutSeconds(id: FigureId, quick: boolean): number {
+  if (quick) return 90;
+  return id === "fleet" || id === "pipeline" ? 240 : 120;
+}
+
+function runFigure(id: FigureId, args: Args): Promise<FigureResult> {
+  const opts = { quick: args.quick, stateDir: path.join(ROOT, ".local", "bench") };
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = fork(path.join(__dirname, "child.ts"), [id, JSON.stringify(opts)], {
+      cwd: ROOT,
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    let result: FigureResult | undefined;
+    const limit = timeoutSeconds(id, args.quick);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      result = notMeasured(id, FIGURE_TITLES[id], `timed out after ${limit} s`, limit);
+    }, limit * 1000);
+    child.on("message", (m) => {
+      result = m as FigureResult;
+    });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      const seconds = (performance.now() - started) / 1000;
+      resolve(
+        result ??
+          notMeasured(
+            id,
+            FIGURE_TITLES[id],
+            `its process ended (${signal ?? `exit ${code}`}) without a result`,
+            seconds,
+          ),
+      );
+    });
+  });
+}
+
+async function main(): Promise<number> {
+  let args: Args | "help";
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`bench: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (args === "help") {
+    process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  const started = performance.now();
+  const date = new Date().toISOString();
+  const machine = machineInfo();
+  const figures: FigureResult[] = [];
+  for (const id of args.only) {
+    process.stderr.write(`bench: ${FIGURE_TITLES[id]}${args.quick ? " (quick)" : ""}\n`);
+    figures.push(await runFigure(id, args));
+  }
+  const run: BenchRun = {
+    date,
+    mode: args.quick ? "quick" : "full",
+    machine,
+    figures,
+    seconds: (performance.now() - started) / 1000,
+  };
+  fs.mkdirSync(args.out, { recursive: true });
+  const file = path.join(args.out, `bench-${run.mode}-${date.replace(/[:.]/g, "-")}.json`);
+  fs.writeFileSync(file, JSON.stringify(run, null, 2) + "\n");
+  process.stdout.write(renderTable(run) + "\n\n");
+  if (args.markdown) process.stdout.write(renderMarkdown(run) + "\n\n");
+  process.stdout.write(`results: ${path.relative(process.cwd(), file) || file}\n`);
+  const failed = figures.filter((f) => f.status !== "measured");
+  if (failed.length > 0) {
+    process.stderr.write(
+      `bench: ${failed.length} figure(s) not measured: ${failed.map((f) => f.id).join(", ")}\n`,
+    );
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);
