@@ -1,0 +1,388 @@
+// The command line of `npm run simulate` and `npm run subscribe`: options, help, one-line errors
+// (exit 2), signal handling, and the live progress line.
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError } from "../core/stack-config";
+import { PkiError } from "../local/ca";
+import { PublisherError } from "./publisher";
+import { ReplayError } from "./replay";
+import {
+  DEFAULT_DURATION_S,
+  DEFAULT_STATE_DIR,
+  UsageError,
+  simulate,
+  type Output,
+  type SimulateOptions,
+  type Target,
+} from "./simulate";
+import { subscribe, type SubscribeOptions } from "./subscribe";
+import { TargetError } from "./targets";
+
+const SIMULATE_HELP = `Usage: npm run simulate -- [options]
+
+Publishes telemetry from the stack's fleet, validated against device/telemetry.schema.json, over
+mutual TLS. By default it starts the embedded local pipeline (a broker with a local CA that issues
+one certificate per thing) and runs the dev fleet for ${DEFAULT_DURATION_S} seconds.
+
+What runs
+  --stack NAME          stack whose Pulumi.NAME.yaml gives fleet, topic and policy (default dev)
+  --devices N           how many of the fleet's things publish (default: all of them)
+  --rate R              messages per second per device (default 1)
+  --duration S          seconds to run (default ${DEFAULT_DURATION_S}, unless --count is given)
+  --count N             messages per device, then stop
+  --qos 0|1             MQTT QoS (default 1); 2 is refused: AWS IoT does not support it
+  --topic T             topic, or a template where {thing} is the thing name
+                        (default: the stack's telemetryTopic, dev: SeattleStoreTemp/1)
+  --source KIND         synthetic (default) or replay
+  --csv FILE            CSV for --source replay (default: vega-datasets' seattle-weather.csv)
+  --speedup X           simulated seconds per real second (default 1 synthetic, 3600 replay)
+  --seed N              seed of the synthetic generator (default 1)
+
+Limits
+  --rate-limit N|off    publishes per second per connection (default 100, AWS IoT's limit);
+                        0 or off = unlimited (benchmarks)
+  --max-in-flight N     unacknowledged QoS 1 messages per connection (default 20)
+  --queue N             messages held per device while offline; the oldest are dropped and
+                        counted beyond it (default 1000)
+
+Target (default: the embedded local pipeline)
+  --fast                run the local pipeline's Firehose buffer interval 60x faster
+  --no-probe            skip the final probe (one message outside the device's own topic,
+                        to show whether the stack's IoT policy allows it)
+  --port N              embedded broker port (default: any free port); with --endpoint the
+                        endpoint's port (default 8883)
+  --state-dir DIR       local CA, certificates and pipeline state (default .local)
+  --endpoint HOST       publish to this MQTT broker instead, with:
+    --cert FILE --key FILE [--ca FILE]   the device's certificate and key (PEM); {thing} in a
+                        path stands for the thing name; without --ca the system's trust store
+  --aws                 publish to the deployed stack: reads endpoint and certificates from
+                        pulumi stack output --json --show-secrets --stack NAME
+    --key-dir DIR       folder of <thing>.key files (csr certificate mode keeps keys off AWS)
+
+  -h, --help            this text
+
+Examples
+  npm run simulate
+  npm run simulate -- --stack prod --fast --duration 20
+  npm run simulate -- --source replay --speedup 86400 --count 100
+  npm run simulate -- --aws --stack dev
+`;
+
+const SUBSCRIBE_HELP = `Usage: npm run subscribe -- [options]
+
+Prints every message that arrives on a topic filter (topic, then payload), like the AWS console's
+MQTT test client. By default it attaches to the embedded pipeline of a running
+\`npm run simulate\` (start that first, e.g. with --duration 600) as the local \`console\` identity.
+
+  --topic FILTER        topic filter, + and # allowed (default: the stack's telemetry topic,
+                        with + for {thing})
+  --stack NAME          stack (default dev)
+  --qos 0|1             subscription QoS (default 1)
+  --count N             exit after N messages
+  --state-dir DIR       where the running simulate keeps its state (default .local)
+  --endpoint HOST --cert FILE --key FILE [--ca FILE] [--port 8883] [--client-id ID]
+                        subscribe on another broker (e.g. AWS IoT) instead
+  -h, --help            this text
+
+Example
+  npm run subscribe -- --topic 'SeattleStoreTemp/#'
+`;
+
+/** Exit code 2 and one line: what was wrong and what to do. */
+class CliError extends Error {}
+
+function intOpt(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER) {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v.trim()) || n < min || n > max) {
+    throw new CliError(
+      `--${name} ${v}: expected a whole number${max === Number.MAX_SAFE_INTEGER ? ` >= ${min}` : ` from ${min} to ${max}`}`,
+    );
+  }
+  return n;
+}
+
+function numOpt(name: string, v: string | undefined, minExclusive: number) {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || n <= minExclusive) {
+    throw new CliError(`--${name} ${v}: expected a number greater than ${minExclusive}`);
+  }
+  return n;
+}
+
+function qosOpt(v: string | undefined): 0 | 1 {
+  if (v === undefined || v === "1") return 1;
+  if (v === "0") return 0;
+  if (v === "2") {
+    throw new CliError("--qos 2: AWS IoT Core does not support QoS 2; use --qos 0 or --qos 1");
+  }
+  throw new CliError(`--qos ${v}: expected 0 or 1`);
+}
+
+function topicOpt(v: string | undefined, filter: boolean): string | undefined {
+  if (v === undefined) return undefined;
+  if (v === "" || Buffer.byteLength(v) > 256 || v.split("/").length > 8) {
+    throw new CliError(
+      `--topic ${JSON.stringify(v)}: AWS IoT topics are 1-256 bytes with at most 7 slashes`,
+    );
+  }
+  if (!filter && /[+#]/.test(v)) {
+    throw new CliError(`--topic ${v}: + and # are filters; publish to a concrete topic`);
+  }
+  if (v.startsWith("$")) throw new CliError(`--topic ${v}: topics starting with $ are reserved`);
+  return v;
+}
+
+type OptionSpecs = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>["options"]>;
+
+function parse(argv: string[], options: OptionSpecs) {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  } catch (e) {
+    // Node's messages run on with advice about positionals; the first sentence is the point.
+    const msg = (e as Error).message.split(". ")[0].replace(/\.$/, "");
+    throw new CliError(`${msg}; see --help`);
+  }
+}
+
+const COMMON = {
+  stack: { type: "string" },
+  qos: { type: "string" },
+  topic: { type: "string" },
+  count: { type: "string" },
+  port: { type: "string" },
+  "state-dir": { type: "string" },
+  endpoint: { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
+  ca: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
+  const { values: v } = parse(argv, {
+    ...COMMON,
+    devices: { type: "string" },
+    rate: { type: "string" },
+    duration: { type: "string" },
+    source: { type: "string" },
+    csv: { type: "string" },
+    speedup: { type: "string" },
+    seed: { type: "string" },
+    "rate-limit": { type: "string" },
+    "max-in-flight": { type: "string" },
+    queue: { type: "string" },
+    fast: { type: "boolean" },
+    "no-probe": { type: "boolean" },
+    aws: { type: "boolean" },
+    "key-dir": { type: "string" },
+  });
+  const s = (k: string) => v[k] as string | undefined;
+  const b = (k: string) => v[k] === true;
+  if (b("help")) return "help";
+  const source = s("source") ?? "synthetic";
+  if (source !== "synthetic" && source !== "replay") {
+    throw new CliError(`--source ${source}: expected synthetic or replay`);
+  }
+  if (s("csv") !== undefined && source !== "replay") {
+    throw new CliError("--csv is for --source replay; add --source replay");
+  }
+  const rateLimitRaw = s("rate-limit");
+  const rateLimit =
+    rateLimitRaw === undefined
+      ? 100
+      : rateLimitRaw === "off"
+        ? 0
+        : intOpt("rate-limit", rateLimitRaw, 0);
+  let target: Target;
+  const port = intOpt("port", s("port"), 0, 65535);
+  if (b("aws")) {
+    if (s("endpoint") !== undefined) throw new CliError("--aws and --endpoint exclude each other");
+    if (s("cert") !== undefined || s("key") !== undefined) {
+      throw new CliError(
+        "--aws reads certificates from the stack outputs; drop --cert/--key (use --key-dir in csr mode)",
+      );
+    }
+    target = { kind: "aws", keyDir: s("key-dir") };
+  } else if (s("endpoint") !== undefined) {
+    const cert = s("cert");
+    const key = s("key");
+    if (cert === undefined || key === undefined) {
+      throw new CliError(
+        "--endpoint needs --cert FILE and --key FILE (the device's certificate and private key)",
+      );
+    }
+    target = {
+      kind: "endpoint",
+      host: s("endpoint") as string,
+      port: port ?? 8883,
+      cert,
+      key,
+      ca: s("ca"),
+    };
+  } else {
+    for (const k of ["cert", "key", "ca", "key-dir"]) {
+      if (s(k) !== undefined)
+        throw new CliError(`--${k} needs --endpoint HOST (or --aws for --key-dir)`);
+    }
+    target = { kind: "embedded", port };
+  }
+  if (target.kind !== "embedded" && b("fast")) {
+    throw new CliError(
+      "--fast speeds up the embedded pipeline only; drop it with --endpoint/--aws",
+    );
+  }
+  return {
+    stack: s("stack") ?? "dev",
+    devices: intOpt("devices", s("devices"), 1),
+    rate: numOpt("rate", s("rate"), 0) ?? 1,
+    durationS: numOpt("duration", s("duration"), 0),
+    count: intOpt("count", s("count"), 1),
+    qos: qosOpt(s("qos")),
+    topic: topicOpt(s("topic"), false),
+    source,
+    csv: s("csv") === undefined ? undefined : path.resolve(s("csv") as string),
+    speedup: numOpt("speedup", s("speedup"), 0),
+    seed: intOpt("seed", s("seed"), 0) ?? 1,
+    rateLimit: rateLimit ?? 100,
+    maxInFlight: intOpt("max-in-flight", s("max-in-flight"), 1, 65535),
+    maxQueue: intOpt("queue", s("queue"), 1),
+    fast: b("fast"),
+    probe: !b("no-probe"),
+    stateDir: path.resolve(s("state-dir") ?? DEFAULT_STATE_DIR),
+    target,
+  };
+}
+
+export function parseSubscribeArgs(argv: string[]): SubscribeOptions | "help" {
+  const { values: v } = parse(argv, { ...COMMON, "client-id": { type: "string" } });
+  const s = (k: string) => v[k] as string | undefined;
+  if (v.help === true) return "help";
+  let endpoint: SubscribeOptions["endpoint"];
+  if (s("endpoint") !== undefined) {
+    const cert = s("cert");
+    const key = s("key");
+    if (cert === undefined || key === undefined) {
+      throw new CliError("--endpoint needs --cert FILE and --key FILE");
+    }
+    endpoint = {
+      host: s("endpoint") as string,
+      port: intOpt("port", s("port"), 1, 65535) ?? 8883,
+      cert,
+      key,
+      ca: s("ca"),
+      clientId: s("client-id") ?? "console",
+    };
+  } else {
+    for (const k of ["cert", "key", "ca", "port", "client-id"]) {
+      if (s(k) !== undefined) throw new CliError(`--${k} needs --endpoint HOST`);
+    }
+  }
+  return {
+    stack: s("stack") ?? "dev",
+    topic: topicOpt(s("topic"), true),
+    qos: qosOpt(s("qos")),
+    count: intOpt("count", s("count"), 1),
+    stateDir: path.resolve(s("state-dir") ?? DEFAULT_STATE_DIR),
+    endpoint,
+  };
+}
+
+/** Lines to stdout; the progress line redraws in place on a terminal and is a plain line otherwise. */
+function terminalOutput(): Output & { end(): void } {
+  const tty = process.stdout.isTTY === true;
+  let shown = "";
+  return {
+    line(text) {
+      if (tty && shown) process.stdout.write("\r\x1b[K");
+      process.stdout.write(`${text}\n`);
+      if (tty && shown) process.stdout.write(shown);
+    },
+    progress(text) {
+      if (tty) {
+        shown = text;
+        process.stdout.write(`\r\x1b[K${text}`);
+      } else {
+        process.stdout.write(`${text}\n`);
+      }
+    },
+    end() {
+      if (tty && shown) process.stdout.write("\n");
+      shown = "";
+    },
+  };
+}
+
+const KNOWN_ERRORS = [
+  CliError,
+  UsageError,
+  ConfigError,
+  TargetError,
+  PkiError,
+  ReplayError,
+  PublisherError,
+];
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const fail = (msg: string) => {
+    process.stderr.write(`${command ?? "iot-pipeline"}: ${msg}\n`);
+    return 2;
+  };
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) process.exit(130); // a second Ctrl-C: the user means it
+    process.stderr.write(`\n${sig}: stopping (again to quit at once)\n`);
+    controller.abort();
+  };
+  try {
+    if (command === "simulate") {
+      const opts = parseSimulateArgs(rest);
+      if (opts === "help") {
+        process.stdout.write(SIMULATE_HELP);
+        return 0;
+      }
+      process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
+      const out = terminalOutput();
+      const wrapped: Output = {
+        line: (t) => out.line(t),
+        progress: (t) => out.progress(t),
+      };
+      try {
+        return await simulate(opts, wrapped, controller.signal);
+      } finally {
+        out.end();
+      }
+    }
+    if (command === "subscribe") {
+      const opts = parseSubscribeArgs(rest);
+      if (opts === "help") {
+        process.stdout.write(SUBSCRIBE_HELP);
+        return 0;
+      }
+      process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
+      return await subscribe(opts, terminalOutput(), controller.signal);
+    }
+    if (command === undefined || command === "--help" || command === "-h") {
+      process.stdout.write(SIMULATE_HELP + "\n" + SUBSCRIBE_HELP);
+      return command === undefined ? 2 : 0;
+    }
+    return fail(`unknown command ${JSON.stringify(command)}; use simulate or subscribe`);
+  } catch (e) {
+    if (KNOWN_ERRORS.some((K) => e instanceof K)) return fail((e as Error).message);
+    throw e;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,387 @@
+// `npm run simulate`: runs a fleet of devices, each a Publisher fed by a data source, against the
+// embedded local pipeline, an MQTT endpoint or a deployed AWS stack, then prints what happened.
+import * as path from "node:path";
+import {
+  PROJECT_DIR,
+  loadStackConfig,
+  telemetryTopicFor,
+  type StackConfig,
+} from "../core/stack-config";
+import { startLocalPipeline, type LocalPipeline } from "../local/pipeline";
+import { SyntheticSource } from "./generator";
+import { Publisher, type PublisherStats, type PublishOutcome } from "./publisher";
+import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "./replay";
+import type { TelemetrySource } from "./source";
+import {
+  fileCredentials,
+  readAwsOutputs,
+  removeRunFile,
+  runFilePath,
+  writeRunFile,
+  type DeviceCredentials,
+} from "./targets";
+
+export type Target =
+  | { readonly kind: "embedded"; readonly port?: number }
+  | {
+      readonly kind: "endpoint";
+      readonly host: string;
+      readonly port: number;
+      readonly cert: string;
+      readonly key: string;
+      readonly ca?: string;
+    }
+  | { readonly kind: "aws"; readonly keyDir?: string };
+
+export interface SimulateOptions {
+  readonly stack: string;
+  /** How many of the fleet's things publish; default all. */
+  readonly devices?: number;
+  /** Messages per second per device. */
+  readonly rate: number;
+  /** Seconds to run; ignored when `count` is set and this is undefined. */
+  readonly durationS?: number;
+  /** Messages per device, then stop. */
+  readonly count?: number;
+  readonly qos: 0 | 1;
+  /** Topic or template with `{thing}`; default the stack's telemetryTopic. */
+  readonly topic?: string;
+  readonly source: "synthetic" | "replay";
+  readonly csv?: string;
+  readonly speedup?: number;
+  readonly seed: number;
+  /** Publishes per second per connection; 0 = unlimited. */
+  readonly rateLimit: number;
+  readonly maxInFlight?: number;
+  readonly maxQueue?: number;
+  readonly fast: boolean;
+  readonly probe: boolean;
+  readonly stateDir: string;
+  readonly target: Target;
+}
+
+/** Where the run's lines go; `progress` may redraw one line in place. */
+export interface Output {
+  line(text: string): void;
+  progress(text: string): void;
+}
+
+export const DEFAULT_DURATION_S = 30;
+export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
+
+/** A single line a user can act on; the CLI exits 2 with it. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+interface Device {
+  readonly thing: string;
+  readonly topic: string;
+  readonly source: TelemetrySource;
+  readonly publisher: Publisher;
+  generated: number;
+  exhausted: boolean;
+}
+
+function total(devices: readonly Device[], key: keyof Omit<PublisherStats, "invalidByKind">) {
+  return devices.reduce((n, d) => n + d.publisher.stats[key], 0);
+}
+
+function fmtRate(n: number, ms: number): string {
+  return ms <= 0 ? "0.0" : ((n * 1000) / ms).toFixed(1);
+}
+
+/** The probe's topic: another thing's telemetry topic, or a sub-topic when there is no {thing}. */
+export function probeTopic(template: string): string {
+  return template.includes("{thing}")
+    ? telemetryTopicFor(template, "probe-outside")
+    : `${template}/probe`;
+}
+
+function pickThings(config: StackConfig, devices: number | undefined): string[] {
+  const all = config.things.map((t) => t.name);
+  const n = devices ?? all.length;
+  if (n > all.length) {
+    throw new UsageError(
+      `--devices ${n}: stack ${config.stack}'s fleet has ${all.length} thing(s) (${all.slice(0, 3).join(", ")}${all.length > 3 ? ", ..." : ""}); use at most ${all.length} or a stack with a larger fleet`,
+    );
+  }
+  return all.slice(0, n);
+}
+
+function makeSources(
+  opts: SimulateOptions,
+  things: readonly string[],
+  out: Output,
+): Map<string, TelemetrySource> {
+  const sources = new Map<string, TelemetrySource>();
+  if (opts.source === "synthetic") {
+    for (const thing of things) {
+      sources.set(
+        thing,
+        new SyntheticSource({ thing, seed: opts.seed, speedup: opts.speedup ?? 1 }),
+      );
+    }
+    return sources;
+  }
+  const file = opts.csv ?? SEATTLE_WEATHER_CSV;
+  const { days, problems } = loadWeatherCsv(file);
+  for (const p of problems.slice(0, 10)) {
+    out.line(`replay: ${path.basename(file)} line ${p.line} skipped: ${p.message}`);
+  }
+  if (problems.length > 10) out.line(`replay: ... and ${problems.length - 10} more rows skipped`);
+  out.line(
+    `replay: ${days.length} day(s) from ${path.basename(file)}, ${problems.length} malformed row(s) skipped, ${opts.speedup ?? 3600}x time compression`,
+  );
+  for (const thing of things) {
+    sources.set(thing, new ReplaySource({ thing, days, speedup: opts.speedup ?? 3600 }));
+  }
+  return sources;
+}
+
+/** Runs the simulation; resolves with the process exit code. Aborting `signal` stops it early. */
+export async function simulate(
+  opts: SimulateOptions,
+  out: Output,
+  signal?: AbortSignal,
+): Promise<number> {
+  const config = loadStackConfig(opts.stack);
+  const things = pickThings(config, opts.devices);
+  const template = opts.topic ?? config.telemetryTopic;
+  const sources = makeSources(opts, things, out);
+
+  let pipeline: LocalPipeline | undefined;
+  let url: string;
+  let credentials: Map<string, DeviceCredentials>;
+  let runFile: string | undefined;
+  const t = opts.target;
+  if (t.kind === "embedded") {
+    pipeline = await startLocalPipeline(config, {
+      port: t.port,
+      stateDir: opts.stateDir,
+      timeScale: opts.fast ? 60 : 1,
+      log: (l) => out.line(l),
+    });
+    url = pipeline.url;
+    const p = pipeline;
+    credentials = new Map(things.map((th) => [th, p.credentialsFor(th)]));
+    runFile = runFilePath(opts.stateDir, config.stack);
+    writeRunFile(runFile, {
+      pid: process.pid,
+      stack: config.stack,
+      url,
+      port: pipeline.port,
+      stateDir: opts.stateDir,
+      startedAt: new Date().toISOString(),
+    });
+    out.line(
+      `embedded pipeline of stack ${config.stack} (policy ${config.policy.mode}) on ${url}; watch it with: npm run subscribe -- --stack ${config.stack}`,
+    );
+  } else if (t.kind === "endpoint") {
+    url = `mqtts://${t.host}:${t.port}`;
+    credentials = fileCredentials(things, t.cert, t.key, t.ca);
+  } else {
+    const aws = readAwsOutputs(config.stack, things, t.keyDir, PROJECT_DIR);
+    url = `mqtts://${aws.endpoint}:8883`;
+    credentials = aws.credentials;
+  }
+
+  const report = (l: string) => out.line(l);
+  const devices: Device[] = things.map((thing) => {
+    const c = credentials.get(thing) as DeviceCredentials;
+    return {
+      thing,
+      topic: telemetryTopicFor(template, thing),
+      source: sources.get(thing) as TelemetrySource,
+      publisher: new Publisher({
+        url,
+        clientId: thing,
+        key: c.key,
+        cert: c.cert,
+        ca: c.ca,
+        qos: opts.qos,
+        rateLimit: opts.rateLimit,
+        maxInFlight: opts.maxInFlight,
+        maxQueue: opts.maxQueue,
+        report,
+      }),
+      generated: 0,
+      exhausted: false,
+    };
+  });
+  const what =
+    opts.count !== undefined && opts.durationS === undefined
+      ? `${opts.count} message(s) each`
+      : `${opts.durationS ?? DEFAULT_DURATION_S} s`;
+  out.line(
+    `publishing: ${devices.length} device(s) × ${opts.rate} msg/s, ${what}, QoS ${opts.qos}, ${opts.source} data, to ${devices.length === 1 ? devices[0].topic : template}`,
+  );
+
+  const started = performance.now();
+  for (const d of devices) d.publisher.start();
+
+  // Generate on a short tick: each device is owed floor(elapsed × rate) + 1 messages so far.
+  const durationMs =
+    opts.count !== undefined && opts.durationS === undefined
+      ? Infinity
+      : (opts.durationS ?? DEFAULT_DURATION_S) * 1000;
+  const tickMs = Math.max(1, Math.min(50, Math.floor(1000 / opts.rate)));
+  const progress = () => {
+    const ms = performance.now() - started;
+    const acked = total(devices, "acked");
+    out.progress(
+      `${(ms / 1000).toFixed(0)} s · sent ${total(devices, "sent")} · acked ${acked} · rejected ${total(devices, "rejected") + total(devices, "invalid") + total(devices, "dropped")} · ${fmtRate(acked, ms)} msg/s`,
+    );
+  };
+  await new Promise<void>((resolve) => {
+    const finish = () => {
+      clearInterval(ticker);
+      clearInterval(progressTimer);
+      signal?.removeEventListener("abort", finish);
+      resolve();
+    };
+    const ticker = setInterval(() => {
+      const elapsed = performance.now() - started;
+      const now = Date.now();
+      let active = 0;
+      for (const d of devices) {
+        if (d.exhausted || d.publisher.failure) continue;
+        // A message at t = 0, 1/rate, 2/rate, ... up to (not including) the end of the run.
+        const owed = Math.min(
+          opts.count ?? Infinity,
+          elapsed >= durationMs
+            ? Math.ceil((durationMs * opts.rate) / 1000)
+            : Math.floor((elapsed * opts.rate) / 1000) + 1,
+        );
+        while (d.generated < owed) {
+          const msg = d.source.next(now);
+          if (msg === undefined) {
+            d.exhausted = true;
+            out.line(`${d.thing}: the replay reached the end of its history`);
+            break;
+          }
+          d.generated++;
+          void d.publisher.send(d.topic, msg);
+        }
+        if (!d.exhausted && d.generated < (opts.count ?? Infinity) && elapsed < durationMs) {
+          active++;
+        }
+      }
+      if (active === 0) finish();
+    }, tickMs);
+    const progressTimer = setInterval(progress, process.stdout.isTTY ? 1000 : 5000);
+    if (signal?.aborted) finish();
+    signal?.addEventListener("abort", finish);
+  });
+  if (signal?.aborted)
+    out.line("stopping: no new messages; waiting for acknowledgements (up to 5 s)");
+  await Promise.all(devices.map((d) => d.publisher.stop(5000)));
+  const elapsedMs = performance.now() - started;
+  progress();
+
+  let probe: string | undefined;
+  if (pipeline && opts.probe && !signal?.aborted && devices.length > 0) {
+    probe = await runProbe(devices[0], probeTopic(template), url, credentials, config);
+  }
+  if (pipeline) {
+    await pipeline.stop();
+    if (runFile) removeRunFile(runFile);
+  }
+
+  printSummary(out, devices, opts, config, elapsedMs, pipeline, probe);
+  const failed = devices.filter((d) => d.publisher.failure !== undefined);
+  const sent = total(devices, "sent");
+  return failed.length > 0 || (sent > 0 && total(devices, "acked") === 0) ? 1 : 0;
+}
+
+/** One valid message to a topic outside the device's own, on a connection of its own. */
+async function runProbe(
+  first: Device,
+  topic: string,
+  url: string,
+  credentials: Map<string, DeviceCredentials>,
+  config: StackConfig,
+): Promise<string> {
+  const c = credentials.get(first.thing) as DeviceCredentials;
+  const probe = new Publisher({
+    url,
+    clientId: first.thing,
+    key: c.key,
+    cert: c.cert,
+    ca: c.ca,
+    qos: 1,
+    reconnectMinMs: 60_000, // a denied probe must not reconnect in a loop
+    publishTimeoutMs: 5000,
+  });
+  probe.start();
+  const msg = first.source.next(Date.now()) ?? {
+    thing: first.thing,
+    timestamp: Date.now(),
+    temperature: 20,
+    max_temperature: 20,
+    min_temperature: 20,
+  };
+  const outcome: PublishOutcome = await probe.send(topic, msg, { maxAttempts: 1 });
+  await probe.stop(1000);
+  const head = `probe: ${first.thing} published one valid message outside its own topic, to ${topic}:`;
+  switch (outcome.status) {
+    case "acked":
+      return `${head} ACCEPTED (PUBACK) under the ${config.policy.mode} policy${config.policy.mode === "tutorial" ? " (iot:* on *: any device may publish anywhere)" : ""}`;
+    case "rejected":
+      return `${head} DENIED, the broker disconnected the device (what AWS IoT does when the ${config.policy.mode} policy does not allow the publish)`;
+    default:
+      return `${head} not delivered (${outcome.status}: ${"reason" in outcome ? outcome.reason : outcome.error.message})`;
+  }
+}
+
+function printSummary(
+  out: Output,
+  devices: readonly Device[],
+  opts: SimulateOptions,
+  config: StackConfig,
+  elapsedMs: number,
+  pipeline: LocalPipeline | undefined,
+  probe: string | undefined,
+): void {
+  const rows: Array<[string, string | number]> = [
+    ["generated", devices.reduce((n, d) => n + d.generated, 0)],
+    ["sent", total(devices, "sent")],
+    [opts.qos === 1 ? "acknowledged (PUBACK)" : "written (QoS 0, no ack)", total(devices, "acked")],
+    ["invalid, not sent", total(devices, "invalid")],
+    ["dropped (queue full)", total(devices, "dropped")],
+    ["rejected by the broker", total(devices, "rejected")],
+    ["unsent at stop", total(devices, "unsent")],
+    ["retries / timeouts", `${total(devices, "retries")} / ${total(devices, "timeouts")}`],
+    ["reconnects", total(devices, "reconnects")],
+    ["acknowledged rate", `${fmtRate(total(devices, "acked"), elapsedMs)} msg/s`],
+  ];
+  const kinds = new Map<string, number>();
+  for (const d of devices) {
+    for (const [k, n] of d.publisher.stats.invalidByKind) kinds.set(k, (kinds.get(k) ?? 0) + n);
+  }
+  for (const [k, n] of kinds) rows.push([`  invalid ${k}`, n]);
+  const pad = (rs: Array<[string, string | number]>) => {
+    const w = Math.max(...rs.map(([l]) => l.length));
+    for (const [l, v] of rs) out.line(`  ${l.padEnd(w)}  ${v}`);
+  };
+  out.line("");
+  out.line(
+    `summary: stack ${config.stack}, ${devices.length} device(s), ${(elapsedMs / 1000).toFixed(1)} s, QoS ${opts.qos}, ${opts.source}`,
+  );
+  pad(rows);
+  for (const d of devices) {
+    if (d.publisher.failure) out.line(`  ${d.thing}: ${d.publisher.failure}`);
+  }
+  if (probe) out.line(probe);
+  if (pipeline) {
+    out.line("local pipeline:");
+    pad(pipeline.summary().map((s) => [s.label, s.value]));
+    const objects = pipeline.objects();
+    out.line(`objects delivered: ${objects.length}`);
+    for (const o of objects.slice(0, 20)) out.line(`  ${o}`);
+    if (objects.length > 20) out.line(`  ... and ${objects.length - 20} more`);
+  }
+}
