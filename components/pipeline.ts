@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { deriveBucketName, type StackConfig } from "../core/stack-config";
+import { streamAnalyticsPlug } from "./analytics/plug";
 import { DeliveryStream } from "./delivery/delivery-stream";
 import { DeviceIdentity } from "./identity/device-identity";
 import { DevicePolicy } from "./identity/device-policy";
@@ -35,7 +36,7 @@ export interface TelemetryPipelineArgs {
   readonly config: StackConfig;
   /**
    * Builds the analytics application inside the pipeline.
-   * @default undefined: no analytics
+   * @default streamAnalyticsPlug: the Managed Flink window of the config's `analytics` spec (none when disabled)
    */
   readonly analytics?: (ctx: AnalyticsContext) => AnalyticsPlug | undefined;
 }
@@ -111,7 +112,8 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
 
     // analytics: the streaming window plugs in here (components/analytics/). It is built before
     // the rule so that its Kinesis source can become one of the rule's actions.
-    this.analytics = args.analytics?.({ parent: this, name, config, delivery: this.delivery });
+    const plug = args.analytics ?? streamAnalyticsPlug;
+    this.analytics = plug({ parent: this, name, config, delivery: this.delivery });
 
     this.rule = new TelemetryRule(
       `${name}-rule`,

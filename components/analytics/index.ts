@@ -1,0 +1,3 @@
+// The streaming window's components.
+export * from "./plug";
+export * from "./stream-analytics";

@@ -1,0 +1,311 @@
+// The streaming window in the cloud: a Kinesis Data Stream the topic rule feeds, and a Managed
+// Service for Apache Flink application running analytics/flink/main.py over the generated Flink SQL.
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { PROJECT_DIR } from "../../core/stack-config";
+import {
+  flinkSqlStatements,
+  sqlPropertyMap,
+  SQL_PROPERTY_GROUP,
+  type WindowSpec,
+} from "../../core/window";
+import { allowDocument, trustPolicy } from "../private/iam";
+import type { TelemetryRuleKinesisArgs } from "../rule/telemetry-rule";
+
+/** The Managed Flink runtime: Flink 1.20, Python 3.11. */
+export const FLINK_RUNTIME = "FLINK-1_20";
+
+/**
+ * The Kinesis SQL connector, pinned to the release AWS lists for Flink 1.20. It is the shaded
+ * ("sql") jar, so this one file is every dependency the PyFlink job needs; version 5 reads with
+ * the new KinesisStreamsSource (`'connector' = 'kinesis'` with `stream.arn`).
+ */
+export const KINESIS_CONNECTOR = {
+  groupId: "org.apache.flink",
+  artifactId: "flink-sql-connector-kinesis",
+  version: "5.0.0-1.20",
+} as const;
+export const CONNECTOR_JAR = `${KINESIS_CONNECTOR.artifactId}-${KINESIS_CONNECTOR.version}.jar`;
+export const CONNECTOR_URL = `https://repo1.maven.org/maven2/${KINESIS_CONNECTOR.groupId.replace(/\./g, "/")}/${KINESIS_CONNECTOR.artifactId}/${KINESIS_CONNECTOR.version}/${CONNECTOR_JAR}`;
+
+/** The PyFlink program, kept in the repository. */
+export const MAIN_PY = path.join(PROJECT_DIR, "analytics", "flink", "main.py");
+
+/** The property group Managed Flink reads to start a Python application. */
+export const RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options";
+export const RUN_OPTIONS = { python: "main.py", jarfile: `lib/${CONNECTOR_JAR}` } as const;
+
+/**
+ * The rule action's partition key: the payload's thing name. One sensor's readings then stay in
+ * order on one shard (what event-time windows want), it is the key grouped windows use, and unlike
+ * `${clientid()}` it names the sensor under the tutorial policy too, where any client id may connect.
+ */
+export const PARTITION_KEY = "${thing}";
+
+/** Where the application's code lives in the bucket: outside the analytics prefix it may write. */
+export const CODE_PREFIX = "flink-code/";
+
+/** The actions the Kinesis source (polling KinesisStreamsSource) calls on its stream. */
+export const STREAM_READ_ACTIONS = [
+  "kinesis:DescribeStream",
+  "kinesis:DescribeStreamSummary",
+  "kinesis:ListShards",
+  "kinesis:GetShardIterator",
+  "kinesis:GetRecords",
+];
+
+/**
+ * What the S3 file sink needs under its prefix: part files are multipart uploads committed on
+ * checkpoints, read back and cleaned up on recovery.
+ */
+export const WINDOW_WRITE_ACTIONS = [
+  "s3:PutObject",
+  "s3:GetObject",
+  "s3:DeleteObject",
+  "s3:AbortMultipartUpload",
+  "s3:ListMultipartUploadParts",
+];
+
+/** The code object's key: named by its content, so a changed main.py or jar updates the application. */
+export function codeObjectKey(mainPy: string = fs.readFileSync(MAIN_PY, "utf8")): string {
+  const hash = createHash("sha256").update(mainPy).update("\0").update(CONNECTOR_URL).digest("hex");
+  return `${CODE_PREFIX}stream-analytics-${hash.slice(0, 16)}.zip`;
+}
+
+export interface StreamAnalyticsArgs {
+  /** The validated window spec (core/window.ts). */
+  readonly spec: WindowSpec;
+  /** The pipeline's bucket: windows land under `spec.prefix`, the code under `flink-code/`. */
+  readonly bucketName: pulumi.Input<string>;
+  readonly bucketArn: pulumi.Input<string>;
+  /**
+   * The Kinesis stream's name.
+   * @default auto-named from the component's name
+   */
+  readonly streamName?: string;
+  /**
+   * The Flink application's name.
+   * @default auto-named from the component's name
+   */
+  readonly applicationName?: string;
+  /**
+   * Retention of the application's log group, in days.
+   * @default 14
+   */
+  readonly logRetentionDays?: number;
+  /**
+   * Start the application on `pulumi up`.
+   * @default true
+   */
+  readonly start?: boolean;
+}
+
+export class StreamAnalytics extends pulumi.ComponentResource {
+  /** The on-demand Kinesis Data Stream the topic rule puts telemetry on. */
+  readonly stream: aws.kinesis.Stream;
+  /** The zip of main.py and the connector jar. */
+  readonly code: aws.s3.BucketObjectv2;
+  /** The application's service execution role. */
+  readonly role: aws.iam.Role;
+  readonly logGroup: aws.cloudwatch.LogGroup;
+  readonly logStream: aws.cloudwatch.LogStream;
+  /** The Managed Flink application. */
+  readonly application: aws.kinesisanalyticsv2.Application;
+  /** The Flink SQL statements the application runs, in order. */
+  readonly statements: pulumi.Output<string[]>;
+  /** The second action of the topic rule: this stream, keyed by thing. */
+  readonly ruleAction: TelemetryRuleKinesisArgs;
+  readonly streamName: pulumi.Output<string>;
+  readonly streamArn: pulumi.Output<string>;
+  readonly applicationName: pulumi.Output<string>;
+  readonly applicationArn: pulumi.Output<string>;
+  /** `s3://<bucket>/<prefix>`, where the windows are written. */
+  readonly windowsUri: pulumi.Output<string>;
+
+  constructor(name: string, args: StreamAnalyticsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("iot-pipeline:analytics:StreamAnalytics", name, {}, opts);
+    const parent = { parent: this };
+    const spec = args.spec;
+    if (spec.prefix.startsWith(CODE_PREFIX)) {
+      throw new Error(
+        `analytics prefix ${spec.prefix} lies under ${CODE_PREFIX}, where the application's code lives; choose another prefix`,
+      );
+    }
+    const region = aws.getRegionOutput({}, parent).region;
+    const accountId = aws.getCallerIdentityOutput({}, parent).accountId;
+    const bucketArn = pulumi.output(args.bucketArn);
+
+    this.stream = new aws.kinesis.Stream(
+      `${name}-stream`,
+      {
+        name: args.streamName,
+        // On-demand: no shards to size, billed per GB; a sensor fleet's trickle fits it.
+        streamModeDetails: { streamMode: "ON_DEMAND" },
+        retentionPeriod: 24,
+        // The AWS-managed key needs no KMS grants in the producer's or the consumer's role.
+        encryptionType: "KMS",
+        kmsKeyId: "alias/aws/kinesis",
+      },
+      parent,
+    );
+
+    const codeKey = codeObjectKey();
+    this.code = new aws.s3.BucketObjectv2(
+      `${name}-code`,
+      {
+        bucket: args.bucketName,
+        key: codeKey,
+        // Pulumi zips the archive: main.py at the root and the pinned jar under lib/, where the
+        // run options point.
+        source: new pulumi.asset.AssetArchive({
+          "main.py": new pulumi.asset.FileAsset(MAIN_PY),
+          [RUN_OPTIONS.jarfile]: new pulumi.asset.RemoteAsset(CONNECTOR_URL),
+        }),
+        contentType: "application/zip",
+      },
+      parent,
+    );
+
+    this.logGroup = new aws.cloudwatch.LogGroup(
+      `${name}-logs`,
+      { retentionInDays: args.logRetentionDays ?? 14 },
+      parent,
+    );
+    this.logStream = new aws.cloudwatch.LogStream(
+      `${name}-log-stream`,
+      { logGroupName: this.logGroup.name, name: "application" },
+      parent,
+    );
+
+    this.role = new aws.iam.Role(
+      `${name}-role`,
+      {
+        assumeRolePolicy: accountId.apply((a) => trustPolicy("kinesisanalytics.amazonaws.com", a)),
+      },
+      parent,
+    );
+    const grant = new aws.iam.RolePolicy(
+      `${name}-role-policy`,
+      {
+        role: this.role.id,
+        policy: pulumi
+          .all([this.stream.arn, bucketArn, this.logGroup.arn, this.logStream.name])
+          .apply(([streamArn, bucket, logGroupArn, logStreamName]) =>
+            allowDocument(
+              {
+                Sid: "ReadTelemetryStream",
+                Effect: "Allow",
+                Action: STREAM_READ_ACTIONS,
+                Resource: [streamArn],
+              },
+              {
+                Sid: "ReadApplicationCode",
+                Effect: "Allow",
+                Action: ["s3:GetObject", "s3:GetObjectVersion"],
+                Resource: [`${bucket}/${codeKey}`],
+              },
+              {
+                Sid: "WriteWindows",
+                Effect: "Allow",
+                Action: WINDOW_WRITE_ACTIONS,
+                Resource: [`${bucket}/${spec.prefix}*`],
+              },
+              {
+                // The file system checks what exists under the prefix before it writes there.
+                Sid: "ListWindows",
+                Effect: "Allow",
+                Action: ["s3:ListBucket"],
+                Resource: [bucket],
+                Condition: { StringLike: { "s3:prefix": [spec.prefix, `${spec.prefix}*`] } },
+              },
+              {
+                Sid: "FindLogStream",
+                Effect: "Allow",
+                Action: ["logs:DescribeLogStreams"],
+                Resource: [`${logGroupArn}:log-stream:*`],
+              },
+              {
+                Sid: "WriteLogs",
+                Effect: "Allow",
+                Action: ["logs:PutLogEvents"],
+                Resource: [`${logGroupArn}:log-stream:${logStreamName}`],
+              },
+            ),
+          ),
+      },
+      parent,
+    );
+
+    this.statements = pulumi
+      .all([this.stream.arn, region, args.bucketName])
+      .apply(([streamArn, r, bucket]) =>
+        flinkSqlStatements(spec, { streamArn, region: r, bucket }),
+      );
+
+    this.application = new aws.kinesisanalyticsv2.Application(
+      `${name}-app`,
+      {
+        name: args.applicationName,
+        runtimeEnvironment: FLINK_RUNTIME,
+        serviceExecutionRole: this.role.arn,
+        startApplication: args.start ?? true,
+        applicationConfiguration: {
+          applicationCodeConfiguration: {
+            codeContentType: "ZIPFILE",
+            codeContent: { s3ContentLocation: { bucketArn, fileKey: this.code.key } },
+          },
+          environmentProperties: {
+            propertyGroups: [
+              { propertyGroupId: RUN_OPTIONS_GROUP, propertyMap: { ...RUN_OPTIONS } },
+              {
+                propertyGroupId: SQL_PROPERTY_GROUP,
+                propertyMap: this.statements.apply(sqlPropertyMap),
+              },
+            ],
+          },
+          flinkApplicationConfiguration: {
+            checkpointConfiguration: { configurationType: "DEFAULT" },
+            monitoringConfiguration: {
+              configurationType: "CUSTOM",
+              // INFO: Flink logs some failures at INFO, which ERROR would hide.
+              logLevel: "INFO",
+              metricsLevel: "APPLICATION",
+            },
+            // One KPU: a window over a sensor fleet needs no more, and autoscaling would add cost.
+            parallelismConfiguration: {
+              configurationType: "CUSTOM",
+              parallelism: 1,
+              parallelismPerKpu: 1,
+              autoScalingEnabled: false,
+            },
+          },
+        },
+        cloudwatchLoggingOptions: { logStreamArn: this.logStream.arn },
+      },
+      // The service checks the role's access to the code and the log stream when it creates the app.
+      { parent: this, dependsOn: [grant, this.code] },
+    );
+
+    this.streamName = this.stream.name;
+    this.streamArn = this.stream.arn;
+    this.applicationName = this.application.name;
+    this.applicationArn = this.application.arn;
+    this.windowsUri = pulumi.interpolate`s3://${args.bucketName}/${spec.prefix}`;
+    this.ruleAction = {
+      streamName: this.stream.name,
+      streamArn: this.stream.arn,
+      partitionKey: PARTITION_KEY,
+    };
+
+    this.registerOutputs({
+      streamName: this.streamName,
+      streamArn: this.streamArn,
+      applicationName: this.applicationName,
+      applicationArn: this.applicationArn,
+      windowsUri: this.windowsUri,
+    });
+  }
+}
