@@ -49,8 +49,9 @@ function stackAwarePair(
         args.notApplicable(dev ? "not a dev stack" : "dev stack (see the -in-dev policy)");
       }
       const policyName = str(props.name) ?? args.name;
-      for (const f of audit(statementsOf(props, reportsInvalidDocuments ? report : undefined))) {
-        report(`IoT policy ${policyName}: ${f.message}`);
+      const say = (message: string) => report(`IoT policy ${policyName}: ${message}`);
+      for (const f of audit(statementsOf(props, reportsInvalidDocuments ? say : undefined))) {
+        say(f.message);
       }
     }),
   });

@@ -1,0 +1,134 @@
+// `npm run check -- --stack <name> [--policy-pack-config FILE] [-c key=value]...`: the policy half
+// of `pulumi preview --policy-pack policypack`, offline: the program built under mocks from
+// Pulumi.<name>.yaml, every policy run on what it registers, exit 1 on a mandatory violation.
+import { parseArgs } from "node:util";
+import {
+  ConfigError,
+  PROJECT,
+  type RawConfig,
+  parseStackConfig,
+  readRawStackConfig,
+} from "../core/stack-config";
+import {
+  type CheckedResource,
+  PackConfigError,
+  formatReport,
+  readPackConfig,
+  resolvePackConfig,
+  runPolicies,
+} from "./policy-engine";
+import type { RegisteredResource } from "./mock-program";
+
+const USAGE =
+  "usage: npm run check -- --stack <name> [--policy-pack-config FILE] [--config key=value]...";
+
+/** A command line the check cannot run; the message is one line. */
+class UsageError extends Error {}
+
+interface Args {
+  readonly stack: string;
+  readonly packConfig?: string;
+  /** `--config key=value` values over the stack file, as `pulumi preview --config` takes them. */
+  readonly overrides: RawConfig;
+}
+
+function overridesOf(pairs: readonly string[]): RawConfig {
+  const raw: RawConfig = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--config ${pair} is not key=value; ${USAGE}`);
+    const key = pair.slice(0, eq);
+    raw[key.startsWith(`${PROJECT}:`) ? key.slice(PROJECT.length + 1) : key] = pair.slice(eq + 1);
+  }
+  return raw;
+}
+
+function parse(argv: readonly string[]): Args {
+  let values: {
+    stack?: string;
+    "policy-pack-config"?: string;
+    config?: string[];
+    help?: boolean;
+  };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        stack: { type: "string", short: "s" },
+        "policy-pack-config": { type: "string" },
+        config: { type: "string", short: "c", multiple: true },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    // node's messages are long and multi-line; keep the first sentence and add the usage.
+    const first = (e as Error).message.split(/\.\s|\n/)[0].replace(/\.$/, "");
+    throw new UsageError(`${first}; ${USAGE}`);
+  }
+  if (values.help) throw new UsageError(USAGE);
+  if (!values.stack) throw new UsageError(`--stack is required; ${USAGE}`);
+  return {
+    stack: values.stack,
+    packConfig: values["policy-pack-config"],
+    overrides: overridesOf(values.config ?? []),
+  };
+}
+
+/** What the engine sees of a registered resource: inputs, outputs, parent and dependencies. */
+function toChecked(r: RegisteredResource): CheckedResource {
+  return {
+    type: r.type,
+    name: r.name,
+    urn: r.urn,
+    inputs: r.inputs,
+    props: r.props,
+    parent: r.parent,
+    dependencies: r.options?.dependencies,
+  };
+}
+
+/**
+ * Runs the check and returns the exit code: 0 clean or advisory only, 1 on a mandatory
+ * violation, 2 on a command line, stack or pack config the check cannot use.
+ */
+export async function main(
+  argv: readonly string[],
+  out: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+  err: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Promise<number> {
+  let args: Args;
+  let settings;
+  try {
+    args = parse(argv);
+    // Validate the stack's config before building anything, for a one-line error.
+    const raw = { ...readRawStackConfig(args.stack), ...args.overrides };
+    parseStackConfig(raw, args.stack);
+    settings = resolvePackConfig(args.packConfig ? readPackConfig(args.packConfig) : {});
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ConfigError || e instanceof PackConfigError) {
+      err(`check: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const { stack, overrides } = args;
+  // Loaded only now: the program and @pulumi/aws take a moment, and bad arguments should not wait.
+  const { runProgram } = await import("./mock-program");
+  const run = await runProgram(stack, { overrides });
+  const resources = run.resources.map(toChecked);
+  const violations = await runPolicies(resources, { stack, settings });
+  out(formatReport(stack, violations, resources, settings));
+  return violations.some((v) => v.level === "mandatory") ? 1 : 0;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`check: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(2);
+    },
+  );
+}
