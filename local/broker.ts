@@ -129,6 +129,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       server.once("error", reject);
       server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
         server.off("error", reject);
+        broker.listeningPort = (server.address() as AddressInfo).port;
         resolve();
       });
     });
@@ -140,8 +141,11 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     this.hooks = hooks;
   }
 
+  private listeningPort = 0;
+
+  /** The port it listens on (kept after stop(), so a restart can reuse it). */
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return this.listeningPort;
   }
 
   get url(): string {

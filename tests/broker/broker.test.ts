@@ -1,0 +1,229 @@
+// The embedded broker over real TLS sockets: who gets in, what the hooks can refuse, and that
+// the PUBACK waits for onPublish.
+import * as assert from "node:assert/strict";
+import * as tls from "node:tls";
+import mqtt, { ErrorWithSubackPacket } from "mqtt";
+import { createCertificateAuthority, issueCertificate, type Pki } from "../../local/ca";
+import type { LocalBroker, DeviceIdentity } from "../../local/broker";
+import { connectAs, connectOutcome, startBroker, subscribed, testPki, until } from "./helpers";
+
+describe("local broker (mutual TLS)", () => {
+  let pki: Pki;
+  let broker: LocalBroker;
+
+  before(async () => {
+    pki = await testPki();
+  });
+  beforeEach(async () => {
+    broker = await startBroker(pki);
+  });
+  afterEach(async () => {
+    await broker.stop();
+  });
+
+  it("accepts a thing whose client id is its certificate's CN", async () => {
+    const c = connectAs(broker, pki, "sensor-a");
+    assert.equal(await connectOutcome(c), "connect");
+    await until(() => broker.stats.connects === 1, "the connect count");
+    await c.endAsync();
+  });
+
+  it("refuses a client id that is not its certificate's thing (CONNACK refused, logged)", async () => {
+    const events: string[] = [];
+    broker.on("connectRefused", (clientId, thing, reason) =>
+      events.push(`${clientId}/${thing}: ${reason}`),
+    );
+    const c = connectAs(broker, pki, "sensor-a", "sensor-b");
+    const outcome = await connectOutcome(c);
+    assert.ok(outcome instanceof Error, `expected a refusal, got ${String(outcome)}`);
+    assert.match(outcome.message, /Identifier rejected/);
+    assert.equal(broker.stats.connectRefusals, 1);
+    assert.match(events[0], /sensor-b\/sensor-a: client id "sensor-b" does not match/);
+    c.end(true);
+  });
+
+  it("refuses a client without a certificate at the TLS handshake", async () => {
+    const c = mqtt.connect(broker.url, { ca: pki.caPem, clientId: "sensor-a", reconnectPeriod: 0 });
+    c.on("error", () => undefined);
+    assert.notEqual(await connectOutcome(c), "connect");
+    await until(() => broker.stats.tlsRefusals === 1, "the TLS refusal");
+    assert.equal(broker.stats.connects, 0);
+    c.end(true);
+  });
+
+  it("refuses a certificate from another CA", async () => {
+    const otherCa = await createCertificateAuthority("someone else's CA");
+    const foreign = await issueCertificate(otherCa, "sensor-a");
+    const c = mqtt.connect(broker.url, {
+      ...foreign,
+      ca: pki.caPem,
+      clientId: "sensor-a",
+      reconnectPeriod: 0,
+    });
+    c.on("error", () => undefined);
+    assert.notEqual(await connectOutcome(c), "connect");
+    await until(() => broker.stats.tlsRefusals === 1, "the TLS refusal");
+    assert.equal(broker.stats.connects, 0);
+    c.end(true);
+  });
+
+  it("refuses an expired certificate from its own CA", async () => {
+    const fs = await import("node:fs");
+    const path = await import("node:path");
+    const { X509Certificate } = await import("@peculiar/x509");
+    const { webcrypto } = await import("node:crypto");
+    const caKey = await webcrypto.subtle.importKey(
+      "pkcs8",
+      Buffer.from(
+        fs.readFileSync(path.join(pki.dir, "ca.key"), "utf8").replace(/-----[A-Z ]+-----|\s/g, ""),
+        "base64",
+      ),
+      { name: "ECDSA", namedCurve: "P-256" },
+      false,
+      ["sign"],
+    );
+    const ca = { cert: new X509Certificate(pki.caPem), key: caKey, certPem: pki.caPem, keyPem: "" };
+    const expired = await issueCertificate(ca, "sensor-a", {
+      notBefore: new Date(Date.now() - 3 * 86400_000),
+      notAfter: new Date(Date.now() - 86400_000),
+    });
+    const c = mqtt.connect(broker.url, {
+      ...expired,
+      ca: pki.caPem,
+      clientId: "sensor-a",
+      reconnectPeriod: 0,
+    });
+    c.on("error", () => undefined);
+    assert.notEqual(await connectOutcome(c), "connect");
+    await until(() => broker.stats.tlsRefusals === 1, "the TLS refusal");
+    assert.equal(broker.stats.connects, 0);
+    c.end(true);
+  });
+
+  it("refuses a client that does not trust the broker (server certificate checked)", async () => {
+    const otherCa = await createCertificateAuthority("a CA the broker does not use");
+    const c = mqtt.connect(broker.url, {
+      ...pki.credentialsFor("sensor-a"),
+      ca: otherCa.certPem,
+      clientId: "sensor-a",
+      rejectUnauthorized: true,
+      reconnectPeriod: 0,
+    });
+    c.on("error", () => undefined);
+    const outcome = await connectOutcome(c);
+    assert.ok(outcome instanceof Error, "the client must reject the broker's certificate");
+    c.end(true);
+  });
+
+  it("disconnects a client whose publish authorizePublish refuses, and keeps $SYS/ reserved", async () => {
+    const denied: string[] = [];
+    broker.setHooks({
+      authorizePublish: (id, topic) =>
+        topic === "forbidden" ? `${id.thingName} may not` : undefined,
+    });
+    broker.on("publishDenied", (id, topic, reason) =>
+      denied.push(`${id.clientId} ${topic} ${reason}`),
+    );
+    const c = connectAs(broker, pki, "sensor-a");
+    await connectOutcome(c);
+    await c.publishAsync("allowed", "1", { qos: 1 });
+    const closed = new Promise<void>((r) => c.once("close", () => r()));
+    c.publish("forbidden", "2", { qos: 1 });
+    await closed;
+    assert.deepEqual(denied, ["sensor-a forbidden sensor-a may not"]);
+    assert.equal(broker.stats.publishDenials, 1);
+    c.end(true);
+
+    const d = connectAs(broker, pki, "sensor-b");
+    await connectOutcome(d);
+    const closedToo = new Promise<void>((r) => d.once("close", () => r()));
+    d.publish("$SYS/fake", "x", { qos: 1 });
+    await closedToo;
+    d.end(true);
+  });
+
+  it("sends the PUBACK only after onPublish's promise resolves", async () => {
+    let release: () => void = () => undefined;
+    const seen: Array<{ id: DeviceIdentity; topic: string; payload: string; qos: number }> = [];
+    broker.setHooks({
+      onPublish: (id, topic, payload, qos) => {
+        seen.push({ id, topic, payload: payload.toString(), qos });
+        return new Promise<void>((r) => (release = r));
+      },
+    });
+    const c = connectAs(broker, pki, "sensor-a");
+    await connectOutcome(c);
+    let acked = false;
+    const ack = c.publishAsync("t/1", "payload", { qos: 1 }).then(() => (acked = true));
+    await until(() => seen.length === 1, "onPublish");
+    // Give the broker every chance to ack early: a round trip on the same connection.
+    await c.subscribeAsync("nothing/here");
+    assert.equal(acked, false, "PUBACK arrived before onPublish resolved");
+    release();
+    await ack;
+    assert.deepEqual(seen[0], {
+      id: { clientId: "sensor-a", thingName: "sensor-a", kind: "thing" },
+      topic: "t/1",
+      payload: "payload",
+      qos: 1,
+    });
+    await c.endAsync();
+  });
+
+  it("withholds the PUBACK and disconnects when onPublish fails", async () => {
+    broker.setHooks({ onPublish: () => Promise.reject(new Error("disk full")) });
+    const failures: string[] = [];
+    broker.on("publishFailed", (_id, _t, err) => failures.push(err.message));
+    const c = connectAs(broker, pki, "sensor-a");
+    await connectOutcome(c);
+    const closed = new Promise<void>((r) => c.once("close", () => r()));
+    let acked = false;
+    c.publish("t/1", "x", { qos: 1 }, (err) => (acked = !err));
+    await closed;
+    assert.equal(acked, false);
+    assert.deepEqual(failures, ["disk full"]);
+    c.end(true);
+  });
+
+  it("applies authorizeSubscribe (SUBACK failure) and authorizeReceive (per delivery)", async () => {
+    broker.setHooks({
+      authorizeSubscribe: (_id, filter) => (filter === "secret/#" ? "not for you" : undefined),
+      authorizeReceive: (id, topic) => !(id.kind === "console" && topic === "data/hidden"),
+    });
+    const sub = connectAs(broker, pki, "console");
+    const refused: unknown = await subscribed(sub, "secret/#").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(refused instanceof ErrorWithSubackPacket, "the SUBACK must carry a failure");
+    assert.deepEqual(refused.packet.granted, [128]);
+    await subscribed(sub, "data/#");
+    const got: string[] = [];
+    sub.on("message", (topic) => got.push(topic));
+    const pub = connectAs(broker, pki, "sensor-a");
+    await connectOutcome(pub);
+    await pub.publishAsync("data/hidden", "1", { qos: 1 });
+    await pub.publishAsync("data/shown", "2", { qos: 1 });
+    await until(() => got.length >= 1, "a delivery");
+    await pub.publishAsync("data/shown", "3", { qos: 1 });
+    await until(() => got.length >= 2, "the second delivery");
+    assert.deepEqual(got, ["data/shown", "data/shown"]);
+    assert.equal(broker.stats.subscribeDenials, 1);
+    await Promise.all([sub.endAsync(), pub.endAsync()]);
+  });
+
+  it("closes its listener on stop", async () => {
+    const port = broker.port;
+    await broker.stop();
+    const err = await new Promise<Error | undefined>((resolve) => {
+      const s = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false });
+      s.once("secureConnect", () => {
+        s.destroy();
+        resolve(undefined);
+      });
+      s.once("error", resolve);
+    });
+    assert.ok(err, "the port still accepted connections after stop()");
+    broker = await startBroker(pki); // for afterEach
+  });
+});

@@ -1,0 +1,205 @@
+// The publisher against the embedded broker over real TLS: exactly-once arrival at QoS 1, invalid
+// messages never on the wire, the offline queue's drops counted, a broker restart survived.
+import * as assert from "node:assert/strict";
+import type { Pki } from "../../local/ca";
+import type { LocalBroker } from "../../local/broker";
+import { Publisher, PublisherError, type PublishOutcome } from "../../device/publisher";
+import { connectAs, reading, startBroker, subscribed, testPki, until } from "../broker/helpers";
+
+function publisherFor(broker: LocalBroker, pki: Pki, thing: string, extra = {}) {
+  const reports: string[] = [];
+  const p = new Publisher({
+    url: broker.url,
+    clientId: thing,
+    ...pki.credentialsFor(thing),
+    reconnectMinMs: 20,
+    reconnectMaxMs: 200,
+    rateLimit: 0,
+    report: (l) => reports.push(l),
+    ...extra,
+  });
+  return { p, reports };
+}
+
+describe("device publisher (embedded broker, mutual TLS)", () => {
+  let pki: Pki;
+  let broker: LocalBroker;
+  before(async () => {
+    pki = await testPki();
+  });
+  beforeEach(async () => {
+    broker = await startBroker(pki);
+  });
+  afterEach(async () => {
+    await broker.stop();
+  });
+
+  it("delivers N messages at QoS 1 to a subscriber exactly once", async () => {
+    const N = 200;
+    const sub = connectAs(broker, pki, "console");
+    await subscribed(sub, "SeattleStoreTemp/#", 1);
+    const got = new Map<number, number>();
+    sub.on("message", (_t, payload) => {
+      const ts = (JSON.parse(payload.toString()) as { timestamp: number }).timestamp;
+      got.set(ts, (got.get(ts) ?? 0) + 1);
+    });
+    const { p } = publisherFor(broker, pki, "sensor-a");
+    p.start();
+    const outcomes = await Promise.all(
+      Array.from({ length: N }, (_, i) => p.send("SeattleStoreTemp/1", reading("sensor-a", i))),
+    );
+    assert.deepEqual(new Set(outcomes.map((o) => o.status)), new Set(["acked"]));
+    await until(() => got.size === N, `${N} distinct messages at the subscriber`);
+    await p.stop();
+    await sub.endAsync();
+    const dupes = [...got.values()].filter((n) => n !== 1).length;
+    assert.equal(dupes, 0, "a message arrived more than once");
+    assert.equal(p.stats.acked, N);
+    assert.equal(p.stats.sent, N);
+  });
+
+  it("never sends an invalid message; counts it and reports its first failure of each kind once", async () => {
+    const onBroker: string[] = [];
+    broker.setHooks({
+      onPublish: (_id, _topic, payload) => void onBroker.push(payload.toString()),
+    });
+    const { p, reports } = publisherFor(broker, pki, "sensor-a");
+    p.start();
+    const results: PublishOutcome[] = [];
+    results.push(await p.send("t", reading("sensor-a", 1, 99))); // temperature > 60
+    results.push(await p.send("t", reading("sensor-a", 2, 120))); // same kind again
+    results.push(await p.send("t", { ...reading("sensor-a", 3), colour: "red" }));
+    results.push(await p.send("t", reading("sensor-a", 4))); // valid
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ["invalid", "invalid", "invalid", "acked"],
+    );
+    assert.equal(onBroker.length, 1, "only the valid message may reach the broker");
+    assert.equal(JSON.parse(onBroker[0]).timestamp, 1_700_000_000_004);
+    assert.equal(p.stats.invalid, 3);
+    assert.deepEqual(Object.fromEntries(p.stats.invalidByKind), {
+      "temperature:maximum": 2,
+      "colour:unknown": 1,
+    });
+    assert.equal(reports.length, 2, reports.join("\n"));
+    assert.match(
+      reports[0],
+      /^sensor-a: invalid message not sent: temperature must be <= 60 \(got 99\)/,
+    );
+    assert.match(reports[1], /unknown field colour/);
+    await p.stop();
+  });
+
+  it("refuses QoS 2 with a clear error", () => {
+    assert.throws(
+      () => new Publisher({ url: broker.url, clientId: "sensor-a", key: "", cert: "", qos: 2 }),
+      (e: unknown) =>
+        e instanceof PublisherError && /QoS 2 is not supported by AWS IoT Core/.test(e.message),
+    );
+  });
+
+  it("publishes at QoS 0 when asked", async () => {
+    const sub = connectAs(broker, pki, "console");
+    await subscribed(sub, "q0", 0);
+    let got = 0;
+    sub.on("message", () => got++);
+    const { p } = publisherFor(broker, pki, "sensor-a", { qos: 0 });
+    p.start();
+    await p.waitConnected();
+    for (let i = 0; i < 5; i++) await p.send("q0", reading("sensor-a", i));
+    await until(() => got === 5, "5 QoS 0 messages");
+    await p.stop();
+    await sub.endAsync();
+  });
+
+  it("bounds the offline queue: drops the oldest, counts and reports it", async () => {
+    await broker.stop(); // nobody listens: everything waits in the queue
+    const { p, reports } = publisherFor(broker, pki, "sensor-a", { maxQueue: 5 });
+    p.start();
+    const outcomes = Array.from({ length: 8 }, (_, i) => p.send("t", reading("sensor-a", i)));
+    const first3 = await Promise.all(outcomes.slice(0, 3));
+    assert.deepEqual(
+      first3.map((o) => o.status),
+      ["dropped", "dropped", "dropped"],
+    );
+    assert.equal(p.stats.dropped, 3);
+    assert.equal(p.pending, 5);
+    assert.equal(reports.filter((r) => /offline queue full/.test(r)).length, 1);
+    await p.stop(0);
+    const rest = await Promise.all(outcomes.slice(3));
+    assert.deepEqual(new Set(rest.map((o) => o.status)), new Set(["unsent"]));
+    assert.equal(p.stats.unsent, 5);
+    broker = await startBroker(pki); // for afterEach
+  });
+
+  it("reports a refused connection and stops instead of reconnecting", async () => {
+    // sensor-b's certificate with client id sensor-a: the broker refuses the CONNECT.
+    const p = new Publisher({
+      url: broker.url,
+      clientId: "sensor-a",
+      ...pki.credentialsFor("sensor-b"),
+      reconnectMinMs: 20,
+    });
+    p.start();
+    await assert.rejects(
+      p.waitConnected(),
+      /the broker refused the connection: Identifier rejected/,
+    );
+    const outcome = await p.send("t", reading("sensor-a", 1));
+    assert.equal(outcome.status, "unsent");
+    await p.stop(0);
+  });
+
+  it("survives a broker restart mid-run: reconnects and loses no acknowledged message", async () => {
+    const port = broker.port;
+    const received = new Set<number>();
+    const record = (_id: unknown, _t: string, payload: Buffer) =>
+      void received.add((JSON.parse(payload.toString()) as { timestamp: number }).timestamp);
+    broker.setHooks({ onPublish: record });
+    const { p } = publisherFor(broker, pki, "sensor-a", { maxInFlight: 5, publishTimeoutMs: 2000 });
+    p.start();
+    const acked = new Set<number>();
+    const N = 300;
+    const all: Array<Promise<void>> = [];
+    for (let i = 0; i < N; i++) {
+      const msg = reading("sensor-a", i);
+      all.push(
+        p.send("SeattleStoreTemp/1", msg).then((o) => {
+          if (o.status === "acked") acked.add(msg.timestamp);
+        }),
+      );
+    }
+    await until(() => acked.size >= 50, "the first acknowledgements");
+    await broker.stop(); // mid-run: messages are in flight and queued
+    broker = await startBroker(pki, { onPublish: record }, port);
+    await Promise.all(all);
+    assert.equal(
+      acked.size,
+      N,
+      `all ${N} acknowledged in the end (stats ${JSON.stringify({ ...p.stats, invalidByKind: undefined })})`,
+    );
+    for (const ts of acked)
+      assert.ok(received.has(ts), `acknowledged message ${ts} never reached a broker`);
+    assert.ok(p.stats.reconnects >= 1, "the publisher must have reconnected");
+    await p.stop();
+  });
+
+  it("gives up on a message when the broker disconnects it on every attempt (policy denial)", async () => {
+    broker.setHooks({
+      authorizePublish: (_id, topic) => (topic === "denied" ? "policy" : undefined),
+    });
+    const { p, reports } = publisherFor(broker, pki, "sensor-a", { maxAttempts: 2 });
+    p.start();
+    const outcome = await p.send("denied", reading("sensor-a", 1));
+    assert.equal(outcome.status, "rejected");
+    assert.equal(p.stats.rejected, 1);
+    assert.equal(broker.stats.publishDenials, 2);
+    assert.match(
+      reports.join("\n"),
+      /message to denied rejected: the broker closed the connection/,
+    );
+    const ok = await p.send("allowed", reading("sensor-a", 2));
+    assert.equal(ok.status, "acked", "the device goes on after the rejection");
+    await p.stop();
+  });
+});
