@@ -217,6 +217,15 @@ export function describeWindow(w: ClosedWindow): string {
   return `window ${time(w.start)}–${time(w.end)}Z ${parts.join(" ")} (${w.count} record${w.count === 1 ? "" : "s"})`;
 }
 
+/** One line describing a spec: `10 s tumbling windows on processing time: MAX(max_temperature) AS max_temp, ...`. */
+export function describeSpec(spec: WindowSpec): string {
+  const time =
+    spec.time === "event" ? `event time (watermark ${spec.watermarkSeconds} s)` : "processing time";
+  const aggregates = spec.aggregates.map((a) => `${a.fn}(${a.field}) AS ${a.as}`).join(", ");
+  const group = spec.groupBy.length > 0 ? ` per ${spec.groupBy.join(", ")}` : "";
+  return `${spec.windowSeconds} s tumbling windows on ${time}${group}: ${aggregates}`;
+}
+
 /** Where closed windows are written: the local bucket (local/s3.ts's LocalBucket fits). */
 export interface ObjectSink {
   putObject(key: string, body: Buffer): Promise<string>;
@@ -279,7 +288,7 @@ export class LocalAnalytics {
   summary(): Array<{ label: string; value: string | number }> {
     const s = this.operator.stats;
     const rows: Array<{ label: string; value: string | number }> = [
-      { label: "analytics windows written", value: s.windows },
+      { label: `analytics windows written under ${this.opts.spec.prefix}`, value: s.windows },
     ];
     if (this.opts.spec.time === "event") {
       rows.push({ label: "analytics late records dropped", value: s.late });

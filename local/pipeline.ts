@@ -2,6 +2,7 @@
 // the mutual-TLS broker, started together; the IoT policy, the rule and the delivery plug in here.
 import * as path from "node:path";
 import { PROJECT_DIR, type StackConfig } from "../core/stack-config";
+import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
 import { CONSOLE_IDENTITY, ensurePki, type Credentials } from "./ca";
 import { LocalAuthorizer } from "./authorizer";
 import { LocalBroker } from "./broker";
@@ -106,7 +107,23 @@ export async function startLocalPipeline(
     log(`broker: denied ${id.clientId} subscribing to ${filter}: ${reason}`),
   );
 
-  // analytics: consume matched messages with rules.onOutput(...), add summary lines below.
+  // analytics: the streaming window over what the rule matched (what the cloud rule's Kinesis
+  // action sends to Flink), written to the delivery bucket under the spec's prefix.
+  const spec = config.analytics;
+  const analytics =
+    spec === undefined ? undefined : new LocalAnalytics({ spec, bucket: delivery.bucket, log });
+  if (analytics !== undefined && spec !== undefined) {
+    log(`pipeline: analytics ${describeSpec(spec)} → ${delivery.bucket.dir}/${spec.prefix}`);
+    rules.onOutput((output, message) => {
+      // A rule whose SELECT is not an object (SELECT VALUE ...) has no fields to aggregate.
+      const isObject =
+        output !== null &&
+        typeof output === "object" &&
+        !Array.isArray(output) &&
+        !Buffer.isBuffer(output);
+      if (isObject) analytics.accept(output as TelemetryRecord, message.receivedAt);
+    });
+  }
   const shown = (p: string) => {
     const rel = path.relative(process.cwd(), p);
     return rel.startsWith("..") ? p : rel;
@@ -160,13 +177,19 @@ export async function startLocalPipeline(
         label: `objects written to s3://${delivery.bucket.name}`,
         value: delivery.stats.objectsWritten,
       },
+      ...(analytics?.summary() ?? []),
     ],
     objects: () => delivery.objects.map(shown),
     // Broker first (no new messages), then the delivery flushes what is buffered. Idempotent.
     stop: () =>
       (stopped ??= (async () => {
         await broker.stop();
-        await delivery.close();
+        try {
+          // Open windows close now and are written, like Flink's final watermark at end of input.
+          await analytics?.stop();
+        } finally {
+          await delivery.close();
+        }
       })()),
   };
 }

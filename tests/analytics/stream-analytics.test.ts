@@ -188,7 +188,7 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
     const logGroup = only(run, "aws:cloudwatch/logGroup:LogGroup", "analytics");
     const logStream = only(run, "aws:cloudwatch/logStream:LogStream", "analytics");
     const grants = statements(policyOf(run, role));
-    const bySid = Object.fromEntries(grants.map((s) => [s.Sid, s]));
+    const bySid: Record<string, Statement> = Object.fromEntries(grants.map((s) => [s.Sid, s]));
     assert.deepEqual(Object.keys(bySid).sort(), [
       "FindLogStream",
       "ListWindows",
