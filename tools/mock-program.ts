@@ -340,14 +340,20 @@ function asCliText(value: unknown): string {
  * several times in one process: each call installs fresh mocks, config and bookkeeping.
  */
 export async function runProgram(stack: string, opts: RunProgramOptions = {}): Promise<ProgramRun> {
-  // The SDK records a stack trace for every promise it makes; mapped through tsx's source maps
-  // that is most of a large fleet's run time, and nothing here reads those traces.
+  // The SDK records a stack trace for every promise it makes (for its leak report); with tsx's
+  // source maps that is most of a large fleet's run time, and nothing here reads them. So traces
+  // are off while the program runs, unless MOCK_STACK_TRACES=1 asks for them to debug a failure.
   const sourceMaps = process.sourceMapsEnabled;
-  process.setSourceMapsEnabled(false);
+  const traceLimit = Error.stackTraceLimit;
+  if (process.env.MOCK_STACK_TRACES !== "1") {
+    process.setSourceMapsEnabled(false);
+    Error.stackTraceLimit = 0;
+  }
   try {
     return await run(stack, opts);
   } finally {
     process.setSourceMapsEnabled(sourceMaps);
+    Error.stackTraceLimit = traceLimit;
   }
 }
 
