@@ -270,6 +270,23 @@ export function parseStackConfig(
     );
   }
 
+  const roleName = str(raw, "ruleRoleName");
+  // The rule's error and Kinesis roles append "-errors" / "-kinesis" to this IAM role name (≤ 64).
+  if (!/^[\w+=,.@-]{1,56}$/.test(roleName)) {
+    fail("ruleRoleName", roleName, "use 1-56 letters, digits or + = , . @ _ - (IAM role names)");
+  }
+  const streamName = str(raw, "streamName");
+  if (!/^[a-zA-Z0-9_.-]{1,64}$/.test(streamName)) {
+    fail(
+      "streamName",
+      streamName,
+      "use 1-64 letters, digits, '_', '.' or '-' (Firehose stream names)",
+    );
+  }
+  const policyName = str(raw, "policyName");
+  if (!/^[\w+=,.@-]{1,128}$/.test(policyName)) {
+    fail("policyName", policyName, "use 1-128 letters, digits or + = , . @ _ - (IoT policy names)");
+  }
   const bucketName = optionalStr(raw, "bucketName");
   if (bucketName !== undefined && !isValidBucketName(bucketName)) {
     fail(
@@ -292,12 +309,12 @@ export function parseStackConfig(
     thingType: { name: str(raw, "thingTypeName"), description: str(raw, "thingTypeDescription") },
     fleet,
     things,
-    policy: { mode: oneOf(raw, "policyMode", POLICY_MODES), name: str(raw, "policyName") },
+    policy: { mode: oneOf(raw, "policyMode", POLICY_MODES), name: policyName },
     certificates: { mode: certificateMode, csrFiles },
     telemetryTopic,
-    rule: { name: ruleName, sql, roleName: str(raw, "ruleRoleName") },
+    rule: { name: ruleName, sql, roleName },
     delivery: {
-      streamName: str(raw, "streamName"),
+      streamName,
       bucketName,
       bufferSizeMiB: int(raw, "bufferSizeMiB", 1, 128, "MiB"),
       bufferIntervalSeconds: int(raw, "bufferIntervalSeconds", 0, 900, "seconds"),

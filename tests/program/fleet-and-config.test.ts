@@ -126,6 +126,16 @@ describe("program: invalid config fails with its message before any resource is 
       },
       /s3Prefix = .* is not a Firehose expression/,
     ],
+    [
+      "a role name too long for the -kinesis role",
+      { ruleRoleName: "r".repeat(57) },
+      /ruleRoleName = "r{57}" is invalid: use 1-56 letters/,
+    ],
+    [
+      "a stream name with a space",
+      { streamName: "weather data" },
+      /streamName = "weather data" is invalid: use 1-64 letters/,
+    ],
     ["a missing region", { "aws:region": "" }, /aws:region = .* is invalid: set an AWS region/],
   ];
   for (const [what, overrides, message] of cases) {
