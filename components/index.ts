@@ -1,4 +1,5 @@
 // The pipeline's component resources, one per file, folder per service.
+export * from "./analytics";
 export * from "./delivery/delivery-stream";
 export * from "./identity/device-identity";
 export * from "./identity/device-policy";
