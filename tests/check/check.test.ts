@@ -68,6 +68,35 @@ describe("whole stacks through the policy pack", function () {
   });
 });
 
+describe("the stack policies on the program's real resource graph", function () {
+  this.timeout(60000);
+
+  it("find the public access block, encryption and attachments by reference, and miss them when gone", async () => {
+    const run = await runProgram("prod");
+    const all = run.resources.map((r) => ({ ...r, dependencies: r.options.dependencies }));
+    const drop = (type: string) => {
+      const i = all.findIndex((r) => r.type === type);
+      assert.ok(i >= 0, `prod registers a ${type}`);
+      return all.filter((_, j) => j !== i);
+    };
+    const pab = await runPolicies(drop("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"), {
+      stack: "prod",
+    });
+    assert.deepEqual(
+      pab.map((v) => v.policy),
+      ["s3-bucket-private-and-encrypted"],
+    );
+    assert.match(pab[0].message, /has no public access block/);
+    const tpa = await runPolicies(
+      drop("aws:iot/thingPrincipalAttachment:ThingPrincipalAttachment"),
+      { stack: "prod" },
+    );
+    assert.equal(tpa.length, 2, tpa.map((v) => v.message).join("\n"));
+    assert.match(tpa[0].message, /^certificate \S+ is attached to no thing; /);
+    assert.match(tpa[1].message, /^thing store-sensor-seattle\d has no certificate attached; /);
+  });
+});
+
 describe("npm run check", function () {
   this.timeout(60000);
 
