@@ -83,6 +83,8 @@ export class WindowOperator {
   private readonly lengthMs: number;
   private readonly open = new Map<string, OpenWindow>();
   private maxEventTime = -Infinity;
+  /** The earliest end among open windows: closing checks nothing until the clock reaches it. */
+  private nextEnd = Infinity;
   private seq = 0;
   private counts = { records: 0, late: 0, untimed: 0, windows: 0 };
 
@@ -158,6 +160,7 @@ export class WindowOperator {
         seq: this.seq++,
       };
       this.open.set(key, w);
+      this.nextEnd = Math.min(this.nextEnd, w.end);
     }
     w.count++;
     this.spec.aggregates.forEach((a, i) => {
@@ -183,8 +186,14 @@ export class WindowOperator {
 
   /** Closes the windows whose end is at or before `t`, in order of end, then of first arrival. */
   private closeUpTo(t: number): ClosedWindow[] {
+    if (t < this.nextEnd) return [];
     const due: Array<[string, OpenWindow]> = [];
-    for (const entry of this.open) if (entry[1].end <= t) due.push(entry);
+    let nextEnd = Infinity;
+    for (const entry of this.open) {
+      if (entry[1].end <= t) due.push(entry);
+      else nextEnd = Math.min(nextEnd, entry[1].end);
+    }
+    this.nextEnd = nextEnd;
     due.sort(([, a], [, b]) => a.end - b.end || a.seq - b.seq);
     return due.map(([key, w]) => {
       this.open.delete(key);
