@@ -2,7 +2,7 @@
 // files, and returns every resource it registers: what the tests, `npm run check` (the policy
 // pack, offline) and `npm run bench` inspect instead of a real `pulumi preview`.
 import "reflect-metadata";
-import { createHash, webcrypto } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import * as pulumi from "@pulumi/pulumi";
 import { buildPipeline, readPulumiConfig, type PipelineOutputs } from "../program";
@@ -66,29 +66,90 @@ export interface RunProgramOptions {
 }
 
 // ---- Realistic certificates ------------------------------------------------------------------
+//
+// Real X.509 certificates, DER-encoded by hand: a general-purpose ASN.1 library costs ~3 ms a
+// certificate, which a 1,000-device fleet would feel; this costs a key generation and a signature.
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-type Key = webcrypto.CryptoKey;
-const EC = { name: "ECDSA", namedCurve: "P-256" } as const;
-const SIGNING = { name: "ECDSA", hash: "SHA-256" } as const;
+/** One DER TLV. */
+function der(tag: number, ...content: Buffer[]): Buffer {
+  const body = Buffer.concat(content);
+  const n = body.length;
+  const len =
+    n < 0x80
+      ? Buffer.from([n])
+      : n < 0x100
+        ? Buffer.from([0x81, n])
+        : Buffer.from([0x82, n >> 8, n & 0xff]);
+  return Buffer.concat([Buffer.from([tag]), len, body]);
+}
+const seq = (...c: Buffer[]) => der(0x30, ...c);
+/** A Name with one CN (2.5.4.3). */
+const commonName = (cn: string) =>
+  seq(der(0x31, seq(Buffer.from("0603550403", "hex"), der(0x0c, Buffer.from(cn, "utf8")))));
+const utcTime = (d: Date) =>
+  der(0x17, Buffer.from(d.toISOString().replace(/[-:T]/g, "").slice(2, 14) + "Z", "ascii"));
+/** AlgorithmIdentifier ecdsa-with-SHA256. */
+const ECDSA_SHA256 = Buffer.from("300a06082a8648ce3d040302", "hex");
 
-let mockCa: Promise<{ cert: x509.X509Certificate; key: Key }> | undefined;
+function certificateDer(opts: {
+  subject: Buffer;
+  issuer: Buffer;
+  spki: Buffer;
+  notAfter: Date;
+  ca: boolean;
+  signingKey: KeyObject;
+}): Buffer {
+  const serial = randomBytes(16);
+  serial[0] &= 0x7f; // a positive INTEGER
+  serial[0] |= 0x01; // of full length
+  // basicConstraints (2.5.29.19), critical: cA TRUE for the issuer, absent (FALSE) for devices.
+  const basicConstraints = seq(
+    Buffer.from("0603551d13", "hex"),
+    Buffer.from("0101ff", "hex"),
+    der(0x04, seq(...(opts.ca ? [Buffer.from("0101ff", "hex")] : []))),
+  );
+  const tbs = seq(
+    Buffer.from("a003020102", "hex"), // v3
+    der(0x02, serial),
+    ECDSA_SHA256,
+    opts.issuer,
+    seq(utcTime(new Date(Date.now() - 60_000)), utcTime(opts.notAfter)),
+    opts.subject,
+    opts.spki,
+    der(0xa3, seq(basicConstraints)),
+  );
+  const signature = sign("sha256", tbs, opts.signingKey);
+  return seq(tbs, ECDSA_SHA256, der(0x03, Buffer.from([0]), signature));
+}
+
+function pem(body: Buffer, label: string): string {
+  const lines = body.toString("base64").match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
+}
+
+let mockCa: { name: Buffer; key: KeyObject; pem: string } | undefined;
 
 /** A stand-in for AWS's issuing CA, made once per process. */
 function issuer() {
-  mockCa ??= (async () => {
-    const keys = await webcrypto.subtle.generateKey(EC, false, ["sign", "verify"]);
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      name: "CN=Mock AWS IoT Issuing CA, O=iot-pipeline tests",
-      keys: keys as never,
-      signingAlgorithm: SIGNING,
-      notBefore: new Date("2020-01-01T00:00:00Z"),
-      notAfter: new Date("2050-01-01T00:00:00Z"),
-      extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+  if (mockCa === undefined) {
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+    const name = commonName("Mock AWS IoT Issuing CA");
+    const cert = certificateDer({
+      subject: name,
+      issuer: name,
+      spki: publicKey.export({ type: "spki", format: "der" }),
+      notAfter: new Date("2049-12-31T23:59:59Z"),
+      ca: true,
+      signingKey: privateKey,
     });
-    return { cert, key: keys.privateKey };
-  })();
+    mockCa = { name, key: privateKey, pem: pem(cert, "CERTIFICATE") };
+  }
   return mockCa;
+}
+
+/** The PEM of the mock issuing CA, to verify the mocked device certificates against. */
+export function mockIssuerPem(): string {
+  return issuer().pem;
 }
 
 /**
@@ -97,33 +158,27 @@ function issuer() {
  * key. AWS generates RSA-2048 keys; the mock uses P-256, which is as acceptable to the key-quality
  * audit and keeps a 1,000-device fleet quick.
  */
-async function issueCertificate(csrPem: string | undefined) {
-  const ca = await issuer();
-  let publicKey: x509.PublicKey | Key;
+function issueCertificate(csrPem: string | undefined) {
+  const ca = issuer();
+  let spki: Buffer;
   let privateKeyPem: string | undefined;
   if (csrPem !== undefined) {
-    publicKey = new x509.Pkcs10CertificateRequest(csrPem).publicKey;
+    spki = Buffer.from(new x509.Pkcs10CertificateRequest(csrPem).publicKey.rawData);
   } else {
-    const keys = await webcrypto.subtle.generateKey(EC, true, ["sign", "verify"]);
-    publicKey = keys.publicKey;
-    const pkcs8 = await webcrypto.subtle.exportKey("pkcs8", keys.privateKey);
-    privateKeyPem = x509.PemConverter.encode(pkcs8, "PRIVATE KEY");
+    const keys = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+    spki = keys.publicKey.export({ type: "spki", format: "der" });
+    privateKeyPem = keys.privateKey.export({ type: "pkcs8", format: "pem" }) as string;
   }
-  const cert = await x509.X509CertificateGenerator.create({
-    subject: "CN=AWS IoT Certificate",
-    issuer: ca.cert.subject,
-    publicKey: publicKey as never,
-    signingKey: ca.key as never,
-    signingAlgorithm: SIGNING,
-    notBefore: new Date(),
+  const cert = certificateDer({
+    subject: commonName("AWS IoT Certificate"),
+    issuer: ca.name,
+    spki,
     notAfter: new Date("2049-12-31T23:59:59Z"),
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-    ],
+    ca: false,
+    signingKey: ca.key,
   });
-  const id = createHash("sha256").update(Buffer.from(cert.rawData)).digest("hex");
-  return { id, certificatePem: cert.toString("pem"), privateKeyPem };
+  const id = createHash("sha256").update(cert).digest("hex");
+  return { id, certificatePem: pem(cert, "CERTIFICATE"), privateKeyPem };
 }
 
 // ---- What the provider would compute -------------------------------------------------------
@@ -166,7 +221,7 @@ async function computed(
     `arn:aws:${service}:${region}:${acct}:${resource}`;
   switch (type) {
     case "aws:iot/certificate:Certificate": {
-      const c = await issueCertificate(str(inputs.csr));
+      const c = issueCertificate(str(inputs.csr));
       return {
         id: c.id,
         state: {
