@@ -3,11 +3,12 @@
 import "reflect-metadata";
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
-import { webcrypto } from "node:crypto";
+import { X509Certificate, createPrivateKey, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { leastPrivilegePolicy, tutorialPolicy } from "../../core/iot-policy";
 import {
   MOCK_ACCOUNT_ID,
+  mockIssuerPem,
   runProgram,
   type ProgramRun,
   type RegisteredResource,
@@ -304,6 +305,15 @@ describe("program: dev stack (Pulumi.dev.yaml)", function () {
     const keys = run.outputs.privateKeys as Record<string, string>;
     assert.deepEqual(Object.keys(keys), ["store-sensor-seattle1"]);
     assert.match(keys["store-sensor-seattle1"], /^-----BEGIN PRIVATE KEY-----/);
+  });
+
+  it("mocks a real certificate: issued by the mock CA, for the exported private key", () => {
+    const pem = (run.outputs.certificatePems as Record<string, string>)["store-sensor-seattle1"];
+    const key = (run.outputs.privateKeys as Record<string, string>)["store-sensor-seattle1"];
+    const cert = new X509Certificate(pem);
+    assert.ok(cert.verify(new X509Certificate(mockIssuerPem()).publicKey), "signed by the issuer");
+    assert.ok(cert.checkPrivateKey(createPrivateKey(key)), "certifies the exported key");
+    assert.equal(cert.validTo, "Dec 31 23:59:59 2049 GMT");
   });
 
   it("buffers 5 MiB / 300 s, uncompressed, under telemetry/ and errors/, without error logging", () => {
