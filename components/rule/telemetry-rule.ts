@@ -3,6 +3,7 @@
 // into a CloudWatch log group of its own, and optionally a Kinesis action for the analytics.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import { allowDocument, trustPolicy } from "../private/iam";
 
 /** An extra Kinesis Data Streams action (the analytics' source). */
@@ -170,7 +171,7 @@ export class TelemetryRule extends pulumi.ComponentResource {
           {
             deliveryStreamName: args.deliveryStreamName,
             roleArn: this.firehoseRole.arn,
-            separator: "\n",
+            separator: FIREHOSE_RECORD_SEPARATOR,
           },
         ],
         ...(kineses === undefined ? {} : { kineses }),
