@@ -5,7 +5,7 @@ import "reflect-metadata";
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import * as pulumi from "@pulumi/pulumi";
-import { buildPipeline, readPulumiConfig, type PipelineOutputs } from "../program";
+import { buildPipeline, readPulumiConfig } from "../program";
 import {
   PROJECT,
   PROJECT_DIR,
@@ -63,6 +63,11 @@ export interface RunProgramOptions {
   readonly dir?: string;
   /** Passed to buildPipeline, for the analytics' own tests. */
   readonly build?: Parameters<typeof buildPipeline>[1];
+  /**
+   * Load index.ts, the real entry point, instead of calling buildPipeline. Node caches modules,
+   * so this registers resources once per process: for the one test of the entry point itself.
+   */
+  readonly viaIndex?: boolean;
 }
 
 // ---- Realistic certificates ------------------------------------------------------------------
@@ -483,9 +488,11 @@ async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> 
 
   // The same reading and validation as index.ts: a bad value throws before any resource exists.
   const config = readPulumiConfig(stack);
-  const built: PipelineOutputs = buildPipeline(config, opts.build);
+  const built: Record<string, unknown> = opts.viaIndex
+    ? { ...(await import("../index")) }
+    : { ...buildPipeline(config, opts.build) };
 
-  const entries = Object.entries(built).filter(([, v]) => v !== undefined) as [
+  const entries = Object.entries(built).filter(([, v]) => pulumi.Output.isInstance(v)) as [
     string,
     pulumi.Output<unknown>,
   ][];
