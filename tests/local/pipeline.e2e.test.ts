@@ -1,6 +1,7 @@
 // End to end over real mutual TLS: devices publish through the embedded broker, the stack's IoT
 // policy, its rule and the delivery stream into the local S3 layout, for the dev and prod stacks.
 import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -8,6 +9,7 @@ import * as zlib from "node:zlib";
 import mqtt, { type MqttClient } from "mqtt";
 import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import { loadStackConfig, telemetryTopicFor, type StackConfig } from "../../core/stack-config";
+import { readCredentials } from "../../local/ca";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
 
 const N = 40;
@@ -175,6 +177,57 @@ describe("local pipeline end to end over mutual TLS", function () {
     );
     assert.match(denial, /client store-sensor-seattle1/);
     assert.match(denial, /disconnected/);
+  });
+
+  it("kill -9 after PUBACKs: the next start delivers every acknowledged message", async () => {
+    const config = loadStackConfig("prod");
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", path.join(__dirname, "fixtures", "pipeline-child.ts"), "prod", dir],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        const m = /^url (\S+)$/m.exec(out);
+        if (m) resolve(m[1]);
+      });
+      child.once("exit", (code) => reject(new Error(`pipeline child exited ${code}: ${stderr}`)));
+    });
+    const thing = config.things[0].name;
+    const device = await mqtt.connectAsync(url, {
+      ...readCredentials(path.join(dir, "pki"), thing),
+      clientId: thing,
+      reconnectPeriod: 0,
+    });
+    device.on("error", () => undefined);
+    const topic = telemetryTopicFor(config.telemetryTopic, thing);
+    const acked = new Set<number>();
+    // Publish without waiting: many in flight; kill once a good share is acknowledged.
+    await new Promise<void>((resolve) => {
+      for (let seq = 0; seq < 400; seq++) {
+        device.publish(topic, JSON.stringify(reading(thing, seq)), { qos: 1 }, (err) => {
+          if (err) return;
+          acked.add(seq);
+          if (acked.size === 200) {
+            child.kill("SIGKILL");
+            resolve();
+          }
+        });
+      }
+    });
+    await new Promise((r) => child.once("close", r));
+    device.end(true);
+    assert.equal(fs.existsSync(path.join(dir, "s3")), false, "nothing delivered before the kill");
+
+    const p = await startLocalPipeline(config, { stateDir: dir, log });
+    await p.stop();
+    const keys = tally(deliveredRecords(p)).keys;
+    const lost = [...acked].filter((seq) => !keys.has(`${thing}@${reading(thing, seq).timestamp}`));
+    assert.deepEqual(lost, [], `${lost.length} of ${acked.size} acknowledged message(s) lost`);
   });
 
   it("delivers on the next start what a stopped-too-early run left in the journal", async () => {
