@@ -40,15 +40,18 @@ async function connect(p: LocalPipeline, identity: string, console = false): Pro
 
 /** Every record of every delivered object (GZIP or not), parsed. */
 function deliveredRecords(p: LocalPipeline): Record<string, unknown>[] {
-  return p
-    .objects()
-    .filter((f) => !f.includes(`${path.sep}errors${path.sep}`))
-    .flatMap((f) => {
-      const body = fs.readFileSync(path.resolve(f));
-      const text = (f.endsWith(".gz") ? zlib.gunzipSync(body) : body).toString("utf8");
-      return text.split(FIREHOSE_RECORD_SEPARATOR).filter(Boolean);
-    })
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return (
+    p
+      .objects()
+      // Telemetry objects only: not the error prefix, not the analytics windows.
+      .filter((f) => f.includes(`${path.sep}telemetry${path.sep}`))
+      .flatMap((f) => {
+        const body = fs.readFileSync(path.resolve(f));
+        const text = (f.endsWith(".gz") ? zlib.gunzipSync(body) : body).toString("utf8");
+        return text.split(FIREHOSE_RECORD_SEPARATOR).filter(Boolean);
+      })
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+  );
 }
 
 function summaryValue(p: LocalPipeline, label: RegExp): string {
