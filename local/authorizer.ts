@@ -80,7 +80,7 @@ export class LocalAuthorizer {
     const result = this.evaluate({ action, resource: arn, context: this.contextOf(id) });
     if (result.decision === "allow") return undefined;
     this.denials[action]++;
-    return `${action} on ${arn} for client ${id.clientId} denied by policy ${this.config.policy.name} (${describeEvaluation(result)})`;
+    return `${action} on ${arn} for client ${id.clientId} (policy ${this.config.policy.name}: ${describeEvaluation(result)})`;
   }
 
   /** The broker hooks; the broker logs denied connects, publishes and subscribes itself. */
@@ -98,7 +98,7 @@ export class LocalAuthorizer {
       authorizeReceive: (id, topic) => {
         const reason = this.decide(id, "iot:Receive", `topic/${topic}`);
         // A denied Receive only drops that delivery; the broker has no event for it, so log here.
-        if (reason !== undefined) this.log(`policy: ${reason}; message not delivered`);
+        if (reason !== undefined) this.log(`policy: denied ${reason}; message not delivered`);
         return reason === undefined;
       },
     };

@@ -111,7 +111,7 @@ describe("IoT policy at the broker (local/authorizer)", () => {
     assert.equal(hooks.authorizePublish(t1, "SeattleStoreTemp/store-sensor-seattle1"), undefined);
     assert.equal(
       hooks.authorizePublish(t1, "SeattleStoreTemp/store-sensor-seattle2"),
-      "iot:Publish on arn:aws:iot:us-east-1:000000000000:topic/SeattleStoreTemp/store-sensor-seattle2 for client store-sensor-seattle1 denied by policy sensor-telemetry-least-privilege (implicit deny: no statement allows it)",
+      "iot:Publish on arn:aws:iot:us-east-1:000000000000:topic/SeattleStoreTemp/store-sensor-seattle2 for client store-sensor-seattle1 (policy sensor-telemetry-least-privilege: implicit deny: no statement allows it)",
     );
   });
 
@@ -133,7 +133,7 @@ describe("IoT policy at the broker (local/authorizer)", () => {
     );
     assert.match(
       lines[0],
-      /^policy: iot:Receive on .*topic\/SeattleStoreTemp\/x for client store-sensor-seattle1/,
+      /^policy: denied iot:Receive on .*topic\/SeattleStoreTemp\/x for client store-sensor-seattle1/,
     );
   });
 
