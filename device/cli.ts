@@ -141,7 +141,7 @@ function parse(argv: string[], options: OptionSpecs) {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   } catch (e) {
     // Node's messages run on with advice about positionals; the first sentence is the point.
-    const msg = (e as Error).message.split(". ")[0].replace(/\.$/, "");
+    const msg = (e as Error).message.split(/\n|\. /)[0].replace(/\.$/, "");
     throw new CliError(`${msg}; see --help`);
   }
 }
