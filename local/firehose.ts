@@ -15,6 +15,24 @@ const gzip = promisify(zlib.gzip);
 /** Firehose's error-output-type for a record it could not deliver. */
 export const PROCESSING_FAILED = "processing-failed";
 
+/** Another running process owns the stream's journal. */
+export class DeliveryStreamBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DeliveryStreamBusyError";
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /** A record Firehose refuses at PutRecord (the caller's action fails). */
 export class FirehoseRecordError extends Error {
   constructor(message: string) {
@@ -162,9 +180,40 @@ export class LocalDeliveryStream {
   static async open(opts: DeliveryStreamOptions): Promise<LocalDeliveryStream> {
     const s = new LocalDeliveryStream(opts);
     await fs.mkdir(s.journalDir, { recursive: true });
+    await s.claim();
     await s.replay();
     await s.openSegment();
     return s;
+  }
+
+  /**
+   * Makes this process the journal's only writer: a second process replaying (and deleting) the
+   * segments of a running one would lose what the first still appends. A lock left by a killed
+   * process (its pid no longer runs) is taken over.
+   */
+  private async claim(): Promise<void> {
+    const lock = path.join(this.journalDir, "owner.pid");
+    for (;;) {
+      try {
+        await fs.writeFile(lock, String(process.pid), { flag: "wx" });
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      }
+      const owner = Number(await fs.readFile(lock, "utf8").catch(() => ""));
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isRunning(owner)) {
+        throw new DeliveryStreamBusyError(
+          `delivery stream ${this.opts.delivery.streamName} of stack ${this.opts.stack} is in use by process ${owner} (${lock}); stop that run first, or remove the file if no such process runs`,
+        );
+      }
+      await fs.rm(lock, { force: true });
+    }
+  }
+
+  private async release(): Promise<void> {
+    const lock = path.join(this.journalDir, "owner.pid");
+    const owner = await fs.readFile(lock, "utf8").catch(() => "");
+    if (owner === String(process.pid)) await fs.rm(lock, { force: true });
   }
 
   private async replay(): Promise<void> {
@@ -325,7 +374,7 @@ export class LocalDeliveryStream {
         }
       }
       // Only once the objects are durable does the journal let go of the records.
-      await fs.unlink(gen.segment);
+      await fs.rm(gen.segment, { force: true });
     } finally {
       this.pendingObjects--;
       for (const wake of this.drained.splice(0)) wake();
@@ -393,5 +442,6 @@ export class LocalDeliveryStream {
     this.segment = undefined;
     // The empty last segment holds nothing; removing it keeps the journal folder tidy.
     await fs.rm(this.segmentPath, { force: true });
+    await this.release();
   }
 }

@@ -8,7 +8,11 @@ import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import { loadStackConfig, type DeliveryConfig } from "../../core/stack-config";
-import { FirehoseRecordError, LocalDeliveryStream } from "../../local/firehose";
+import {
+  DeliveryStreamBusyError,
+  FirehoseRecordError,
+  LocalDeliveryStream,
+} from "../../local/firehose";
 
 const base = loadStackConfig("dev").delivery;
 const fixedNow = new Date(Date.UTC(2026, 10, 26, 9, 5, 7));
@@ -127,6 +131,24 @@ describe("local delivery stream (local/firehose)", () => {
     await assert.rejects(s.put(Buffer.alloc(1000 * 1024 + 1)), FirehoseRecordError);
     await s.close();
     assert.equal(s.stats.objectsWritten, 0);
+  });
+
+  it("refuses a journal another running process owns, and takes over one a dead process left", async () => {
+    const journal = path.join(dir, "journal", "test", base.streamName);
+    fs.mkdirSync(journal, { recursive: true });
+    fs.writeFileSync(path.join(journal, "owner.pid"), String(process.ppid));
+    await assert.rejects(
+      open(dir, {}),
+      (e: unknown) =>
+        e instanceof DeliveryStreamBusyError &&
+        new RegExp(`in use by process ${process.ppid} .* stop that run first`).test(e.message),
+    );
+    const exited = spawn(process.execPath, ["-e", ""]);
+    await new Promise((r) => exited.once("exit", r));
+    fs.writeFileSync(path.join(journal, "owner.pid"), String(exited.pid));
+    const s = await open(dir, {});
+    await s.close();
+    assert.equal(fs.existsSync(path.join(journal, "owner.pid")), false, "released on close");
   });
 
   it("delivers every acknowledged record after the process is killed with SIGKILL", async function () {
