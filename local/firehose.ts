@@ -154,6 +154,10 @@ export class LocalDeliveryStream {
   private segmentNo = 0;
   private segmentPath = "";
   private segment: fs.FileHandle | undefined;
+  /** Bytes of whole, fsync'd frames in the current segment. */
+  private segmentBytes = 0;
+  /** Set when the journal cannot be repaired after a failed write: no record is accepted. */
+  private broken: Error | undefined;
   private buffer: JournalRecord[] = [];
   private bufferBytes = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -254,6 +258,7 @@ export class LocalDeliveryStream {
       `segment-${String(this.segmentNo).padStart(12, "0")}.log`,
     );
     this.segment = await fs.open(this.segmentPath, "a", 0o600);
+    this.segmentBytes = 0;
     await syncDir(this.journalDir);
   }
 
@@ -298,15 +303,23 @@ export class LocalDeliveryStream {
         if (this.queue.length > 0) {
           const batch = this.queue.splice(0);
           try {
+            if (this.broken) throw this.broken;
             const handle = this.segment;
             if (!handle) throw new Error("journal segment is not open");
-            await handle.writev(batch.map((p) => p.frame));
+            const frames = batch.map((p) => p.frame);
+            await handle.writev(frames);
             await handle.datasync();
+            this.segmentBytes += frames.reduce((n, f) => n + f.length, 0);
             this.stats.fsyncs++;
           } catch (e) {
             const err = e instanceof Error ? e : new Error(String(e));
             this.log(`delivery: journal write failed (${err.message}); records not acknowledged`);
             for (const p of batch) p.reject(err);
+            // A torn frame would hide every later record from the replay: cut it off, or stop
+            // accepting records at all if even that fails.
+            await this.segment?.truncate(this.segmentBytes).catch((t: unknown) => {
+              this.broken ??= t instanceof Error ? t : new Error(String(t));
+            });
             continue;
           }
           for (const p of batch) {
@@ -314,14 +327,19 @@ export class LocalDeliveryStream {
             this.buffer.push(p.record);
             this.bufferBytes += p.record.data.length;
             this.stats.recordsIn++;
-            p.resolve();
+          }
+          // Count a flush this batch causes before acknowledging it, so that the very next put
+          // already sees the backlog (the memory bound holds exactly, not one round late).
+          const flushing = this.shouldFlush();
+          if (flushing) this.pendingObjects++;
+          for (const p of batch) p.resolve();
+          if (flushing) {
+            await this.rotate();
+            continue;
           }
         }
-        if (
-          this.buffer.length > 0 &&
-          (this.rotateRequested || this.bufferBytes >= this.sizeLimit || this.intervalMs === 0)
-        ) {
-          this.rotateRequested = false;
+        if (this.shouldFlush()) {
+          this.pendingObjects++;
           await this.rotate();
           continue;
         }
@@ -331,6 +349,14 @@ export class LocalDeliveryStream {
     } finally {
       this.pumping = false;
     }
+  }
+
+  private shouldFlush(): boolean {
+    const due =
+      this.buffer.length > 0 &&
+      (this.rotateRequested || this.bufferBytes >= this.sizeLimit || this.intervalMs === 0);
+    if (due) this.rotateRequested = false;
+    return due;
   }
 
   private startTimer(): void {
@@ -343,7 +369,10 @@ export class LocalDeliveryStream {
     this.timer.unref();
   }
 
-  /** Hands the buffer and its segment to the object writer and starts a fresh segment. */
+  /**
+   * Hands the buffer and its segment to the object writer and starts a fresh segment. The caller
+   * has counted it in pendingObjects.
+   */
   private async rotate(): Promise<void> {
     clearTimeout(this.timer);
     const gen: Generation = { records: this.buffer, segment: this.segmentPath };
@@ -352,7 +381,6 @@ export class LocalDeliveryStream {
     this.bufferBytes = 0;
     await this.openSegment();
     await old?.close();
-    this.pendingObjects++;
     this.deliveries = this.deliveries.then(() => this.deliver(gen));
   }
 

@@ -133,6 +133,42 @@ describe("local delivery stream (local/firehose)", () => {
     assert.equal(s.stats.objectsWritten, 0);
   });
 
+  it("bounds memory when the disk is slower than producers: put waits while two buffers are unwritten", async () => {
+    const s = await open(dir, { bufferIntervalSeconds: 0 });
+    // Hold every object write until released: the disk "stalls", the objects stay real.
+    const release: (() => void)[] = [];
+    const write = s.bucket.putObject.bind(s.bucket);
+    s.bucket.putObject = async (key, body) => {
+      await new Promise<void>((r) => release.push(r));
+      return write(key, body);
+    };
+    await s.put(record(1)); // buffer 1 flushed, its write stalls
+    await s.put(record(2)); // buffer 2 flushed, queued behind it
+    let third = false;
+    const p3 = s.put(record(3)).then(() => (third = true));
+    // Give the third record time for several journal round trips (fsync'd writes elsewhere).
+    const probe = await fs.promises.open(path.join(dir, "probe"), "w");
+    for (let i = 0; i < 5; i++) {
+      await probe.write("x");
+      await probe.datasync();
+    }
+    await probe.close();
+    assert.equal(third, false, "the third put waits: its PUBACK would be held back");
+    assert.equal(s.stats.recordsIn, 2, "and it is not even journaled yet");
+    while (!third) {
+      release.splice(0).forEach((r) => r());
+      await new Promise((r) => setImmediate(r));
+    }
+    await p3;
+    const closing = s.close();
+    while (s.stats.objectsWritten < 3) {
+      release.splice(0).forEach((r) => r());
+      await new Promise((r) => setImmediate(r));
+    }
+    await closing;
+    assert.deepEqual(linesOf(s.objects).sort(), ['{"i":1}', '{"i":2}', '{"i":3}']);
+  });
+
   it("refuses a journal another running process owns, and takes over one a dead process left", async () => {
     const journal = path.join(dir, "journal", "test", base.streamName);
     fs.mkdirSync(journal, { recursive: true });
