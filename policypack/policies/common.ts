@@ -131,6 +131,15 @@ export function items(value: unknown): Props[] {
   return list.map(obj).filter((v): v is Props => v !== undefined);
 }
 
+/**
+ * Whether a property has a value, without reading it: during preview a value computed by another
+ * resource is unknown, and reading it through the engine's proxy throws. Unknown counts as set.
+ */
+export function isSet(bag: Props, key: string): boolean {
+  const value: unknown = Object.getOwnPropertyDescriptor(bag, key)?.value;
+  return value !== undefined && value !== null && value !== "";
+}
+
 /** A string-valued property, or undefined. */
 export function str(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;

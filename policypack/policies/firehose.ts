@@ -1,7 +1,7 @@
 // Policy 5: a delivery stream outside dev logs its delivery errors to CloudWatch Logs; without
 // them, records that fail to reach S3 vanish without a trace.
 import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { TYPES, devStacksSchema, inDevStack, obj, str, validateType } from "./common";
+import { TYPES, devStacksSchema, inDevStack, isSet, obj, str, validateType } from "./common";
 
 /** `extended_s3` → `extendedS3Configuration`: the destination's configuration property. */
 export function destinationConfigKey(destination: string): string {
@@ -27,7 +27,8 @@ export const firehoseErrorLogging: ResourceValidationPolicy = {
       );
       return;
     }
-    const missing = ["logGroupName", "logStreamName"].filter((k) => !str(logging[k]));
+    // The log group's name is often another resource's output, unknown during preview.
+    const missing = ["logGroupName", "logStreamName"].filter((k) => !isSet(logging, k));
     if (missing.length > 0) {
       report(
         `delivery stream ${name} enables error logging without ${missing.join(" and ")}; set ${missing.map((k) => `${key}.cloudwatchLoggingOptions.${k}`).join(" and ")}`,

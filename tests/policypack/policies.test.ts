@@ -205,6 +205,10 @@ describe("policy 5: firehose-delivery-stream-error-logging", () => {
     assert.deepEqual(await only([stream({ enabled: false })], "dev"), []);
   });
 
+  it("a log group named by another resource's unknown output counts as set during preview", async () => {
+    assert.deepEqual(await only([stream({ ...on, logGroupName: UNKNOWN_STRING })]), []);
+  });
+
   it("logging enabled without a log stream fails", async () => {
     assert.deepEqual(await only([stream({ enabled: true, logGroupName: "/g" })]), [
       "mandatory firehose-delivery-stream-error-logging: delivery stream weather-data-stream enables error logging without logStreamName; set extendedS3Configuration.cloudwatchLoggingOptions.logStreamName",
