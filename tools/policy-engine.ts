@@ -3,7 +3,7 @@
 // and the tests, with no Pulumi CLI.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import Ajv from "ajv";
+import Ajv, { type ValidateFunction } from "ajv";
 import {
   type EnforcementLevel,
   type Policies,
@@ -69,6 +69,21 @@ function isLevel(v: unknown): v is EnforcementLevel {
 }
 
 const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: false });
+const validators = new WeakMap<Policies[number], ValidateFunction>();
+
+/** The policy's config schema, compiled once per policy. */
+function validatorFor(p: Policies[number]): ValidateFunction {
+  let v = validators.get(p);
+  if (!v) {
+    v = ajv.compile({
+      type: "object",
+      properties: p.configSchema?.properties ?? {},
+      required: p.configSchema?.required ?? [],
+    });
+    validators.set(p, v);
+  }
+  return v;
+}
 
 /**
  * Resolves each policy's level and config as the CLI does: the policy's entry in the pack config
@@ -135,12 +150,7 @@ export function resolvePackConfig(
         `policy pack config ${p.name} = ${JSON.stringify(entry)} is invalid: use a level or an object of options`,
       );
     }
-    const schema = {
-      type: "object",
-      properties: p.configSchema?.properties ?? {},
-      required: p.configSchema?.required ?? [],
-    };
-    const validate = ajv.compile(schema);
+    const validate = validatorFor(p);
     if (!validate(config)) {
       const err = validate.errors?.[0];
       const where = `${p.name}${err?.instancePath.replace(/\//g, ".") ?? ""}`;
