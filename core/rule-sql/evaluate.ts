@@ -65,8 +65,34 @@ function getPath(root: Value, path: readonly (string | number)[]): Value {
   return v;
 }
 
+/** IoT SQL's conversion to Decimal: numbers, and strings that hold a number; else Undefined. */
+function toDecimal(v: Value): number | undefined {
+  if (typeof v === "number") return v;
+  if (typeof v === "string" && v.trim() !== "") {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+/** Booleans, and the strings "true"/"false" in any case, as AND, OR and NOT accept them. */
+function toBoolean(v: Value): boolean | undefined {
+  if (typeof v === "boolean") return v;
+  if (typeof v === "string" && /^(true|false)$/i.test(v)) return v.toLowerCase() === "true";
+  return undefined;
+}
+
 function equal(a: Value, b: Value): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function arithmetic(op: string, a: number | undefined, b: number | undefined): Value {
+  if (a === undefined || b === undefined) return undefined;
+  if ((op === "/" || op === "%") && b === 0) return undefined;
+  if (op === "+") return a + b;
+  if (op === "-") return a - b;
+  if (op === "*") return a * b;
+  return op === "/" ? a / b : a % b;
 }
 
 function call(name: string, args: Value[], input: RuleInput): Value {
@@ -137,19 +163,25 @@ function evalExpr(e: Expr, doc: Value, input: RuleInput): Value {
     }
     case "unary": {
       const v = evalExpr(e.operand, doc, input);
-      if (e.op === "NOT") return typeof v === "boolean" ? !v : undefined;
-      return typeof v === "number" ? -v : undefined;
+      if (e.op === "NOT") {
+        const b = toBoolean(v);
+        return b === undefined ? undefined : !b;
+      }
+      const n = toDecimal(v);
+      return n === undefined ? undefined : -n;
     }
     case "binary": {
       const l = evalExpr(e.left, doc, input);
       const r = evalExpr(e.right, doc, input);
       switch (e.op) {
         case "AND":
-          if (l === false || r === false) return false;
-          return l === true && r === true ? true : undefined;
-        case "OR":
-          if (l === true || r === true) return true;
-          return l === false && r === false ? false : undefined;
+        case "OR": {
+          // Both operands must be Boolean (or "true"/"false"); anything else is Undefined.
+          const lb = toBoolean(l);
+          const rb = toBoolean(r);
+          if (lb === undefined || rb === undefined) return undefined;
+          return e.op === "AND" ? lb && rb : lb || rb;
+        }
         case "=":
         case "<>":
           if (l === undefined || r === undefined) return undefined;
@@ -158,28 +190,23 @@ function evalExpr(e: Expr, doc: Value, input: RuleInput): Value {
         case "<=":
         case ">":
         case ">=": {
-          const comparable =
-            (typeof l === "number" && typeof r === "number") ||
-            (typeof l === "string" && typeof r === "string");
-          if (!comparable) return undefined;
-          if (e.op === "<") return l < r;
-          if (e.op === "<=") return l <= r;
-          if (e.op === ">") return l > r;
-          return l >= r;
+          // AWS converts both operands to Decimal; what does not convert is Undefined.
+          const a = toDecimal(l);
+          const b = toDecimal(r);
+          if (a === undefined || b === undefined) return undefined;
+          if (e.op === "<") return a < b;
+          if (e.op === "<=") return a <= b;
+          if (e.op === ">") return a > b;
+          return a >= b;
         }
         case "+":
           if (typeof l === "string" && typeof r === "string") return l + r;
-          return typeof l === "number" && typeof r === "number" ? l + r : undefined;
+          return arithmetic("+", toDecimal(l), toDecimal(r));
         case "-":
         case "*":
         case "/":
-        case "%": {
-          if (typeof l !== "number" || typeof r !== "number") return undefined;
-          if ((e.op === "/" || e.op === "%") && r === 0) return undefined;
-          if (e.op === "-") return l - r;
-          if (e.op === "*") return l * r;
-          return e.op === "/" ? l / r : l % r;
-        }
+        case "%":
+          return arithmetic(e.op, toDecimal(l), toDecimal(r));
       }
     }
   }

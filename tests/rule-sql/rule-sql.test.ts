@@ -84,11 +84,27 @@ const rows: Row[] = [
     want: { thing: "store-sensor-seattle1" },
   },
   { sql: "SELECT thing FROM '#' WHERE thing <> \"store-sensor-seattle1\"", want: NO_MATCH_WHERE },
+  // AWS's operator table: AND/OR need two Booleans; an Undefined operand makes it Undefined.
   {
     sql: "SELECT thing FROM '#' WHERE thing != 'other' OR missing",
+    want: NO_MATCH_WHERE,
+  },
+  {
+    sql: "SELECT thing FROM '#' WHERE thing != 'other' OR false",
     want: { thing: "store-sensor-seattle1" },
   },
   { sql: "select temperature from '+/+' where temperature = 21.5", want: { temperature: 21.5 } },
+  // Operand conversions: numeric strings become Decimals, "true"/"false" strings Booleans.
+  { sql: "SELECT * FROM '#' WHERE temperature > '20'", want: reading },
+  {
+    sql: "SELECT '3' * 2 AS n, '1' + 1 AS m, - '4' AS neg FROM '#'",
+    want: { n: 6, m: 2, neg: -4 },
+  },
+  { sql: "SELECT 'abc' < 'abd' AS cmp, thing * 2 AS bad FROM '#'", want: {} },
+  {
+    sql: "SELECT 'TRUE' AND true AS a, NOT 'false' AS b, 1 AND true AS c FROM '#'",
+    want: { a: true, b: true },
+  },
   // A payload that is not JSON: * passes the bytes through, fields are Undefined.
   { sql: "SELECT * FROM '#'", payload: "not json", want: Buffer.from("not json") },
   { sql: "SELECT temperature, topic(2) AS n FROM '#'", payload: "not json", want: { n: "1" } },
