@@ -12,7 +12,7 @@ import { ensurePki } from "../local/ca";
 import type { BrokerReply } from "./broker-server";
 import type { FigureOptions, FigureOutcome } from "./figure";
 import type { SimRequest, SimResult } from "./fleet-sim";
-import { forkTs, nextMessage } from "./ipc";
+import { forkTs, nextMessage, reap } from "./ipc";
 import { target, type Metric } from "./report";
 import { nowMs, percentile, round } from "./stats";
 
@@ -134,6 +134,6 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       notes,
     };
   } finally {
-    for (const c of [sim, broker]) if (c && c.exitCode === null) c.kill("SIGKILL");
+    await Promise.all([reap(sim), reap(broker)]);
   }
 }

@@ -4,11 +4,20 @@ import * as path from "node:path";
 
 const ROOT = path.resolve(__dirname, "..");
 
-/** Forks `bench/<file>` with tsx; its stderr goes to ours so that failures are visible. */
+/**
+ * Forks `bench/<file>` with tsx; its stderr goes to ours so that failures are visible. With
+ * BENCH_CPU_PROF=DIR each helper process writes a V8 CPU profile there (open it in Chrome's
+ * DevTools) — how the "why" of a missed target in docs/benchmarks.md was found.
+ */
 export function forkTs(file: string, args: readonly string[]): ChildProcess {
+  const profileDir = process.env.BENCH_CPU_PROF;
   return fork(path.join(__dirname, file), [...args], {
     cwd: ROOT,
-    execArgv: ["--import", "tsx"],
+    execArgv: [
+      "--import",
+      "tsx",
+      ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(ROOT, profileDir)}`] : []),
+    ],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
 }
@@ -41,5 +50,20 @@ export function nextMessage<T extends { type: string }>(
     };
     child.on("message", onMessage);
     child.on("exit", onExit);
+  });
+}
+
+/** Lets a helper that is finishing exit on its own (writing its profile), then kills it. */
+export async function reap(child: ChildProcess | undefined, graceMs = 5_000): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      resolve();
+    }, graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
   });
 }

@@ -11,10 +11,11 @@ import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { parseStackConfig, readRawStackConfig, telemetryTopicFor } from "../core/stack-config";
 import type { RawConfig } from "../core/stack-config";
+import { PUBLISHER_DEFAULTS } from "../device/publisher";
 import { readCredentials } from "../local/ca";
 import { connectBare, publishWindowed } from "./bare-client";
 import type { FigureOptions, FigureOutcome } from "./figure";
-import { forkTs, nextMessage } from "./ipc";
+import { forkTs, nextMessage, reap } from "./ipc";
 import { reading } from "./payloads";
 import type { ServerReply, ServerRequest } from "./pipeline-server";
 import { target, type Metric } from "./report";
@@ -144,14 +145,18 @@ async function runPhase(
       objects: measuredObjects,
     };
   } finally {
-    if (child.exitCode === null) child.kill("SIGKILL");
+    await reap(child);
   }
 }
 
 export async function run(opts: FigureOptions): Promise<FigureOutcome> {
-  const producers = opts.quick ? 2 : 4;
+  // A fleet's shape rather than a few fire hoses: many connections, each with the publisher's
+  // default in-flight window. aedes reads a connection's next packets only once every publish of
+  // the previous read has been handled, and here that includes the journal fsync, so a few deep
+  // connections measure the fsync round trip per connection rather than the pipeline.
+  const producers = opts.quick ? 4 : 16;
   const durationMs = opts.quick ? 1_500 : 20_000;
-  const window = 64;
+  const window = PUBLISHER_DEFAULTS.maxInFlight;
   const stack = "prod";
   const things = Array.from({ length: producers }, (_, i) => `bench-sensor-${i + 1}`);
   // prod's least-privilege policy, per-thing topics, rule and GZIP, with a fleet of the producers,

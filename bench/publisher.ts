@@ -16,7 +16,7 @@ import { ensurePki, readCredentials } from "../local/ca";
 import { connectBare, publishWindowed } from "./bare-client";
 import type { BrokerReply } from "./broker-server";
 import type { FigureOptions, FigureOutcome } from "./figure";
-import { forkTs, nextMessage } from "./ipc";
+import { forkTs, nextMessage, reap } from "./ipc";
 import { reading } from "./payloads";
 import { target, type Metric } from "./report";
 import { nowMs, percentile, round } from "./stats";
@@ -160,6 +160,6 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       ],
     };
   } finally {
-    if (broker.exitCode === null) broker.kill("SIGKILL");
+    await reap(broker);
   }
 }

@@ -53,6 +53,7 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "buildCpuSeconds",
     "totalBuildSeconds",
     "checkSeconds",
+    "checkCpuSeconds",
     "checkViolations",
     "peakRssMiB",
   ],
