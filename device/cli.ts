@@ -2,21 +2,14 @@
 // (exit 2), signal handling, and the live progress line.
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError } from "../core/stack-config";
-import { PkiError } from "../local/ca";
-import { PublisherError } from "./publisher";
-import { ReplayError } from "./replay";
 import {
   DEFAULT_DURATION_S,
   DEFAULT_STATE_DIR,
-  UsageError,
-  simulate,
   type Output,
   type SimulateOptions,
+  type SubscribeOptions,
   type Target,
-} from "./simulate";
-import { subscribe, type SubscribeOptions } from "./subscribe";
-import { TargetError } from "./targets";
+} from "./options";
 
 const SIMULATE_HELP = `Usage: npm run simulate -- [options]
 
@@ -89,7 +82,9 @@ Example
 `;
 
 /** Exit code 2 and one line: what was wrong and what to do. */
-class CliError extends Error {}
+class CliError extends Error {
+  override name = "CliError";
+}
 
 function intOpt(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER) {
   if (v === undefined) return undefined;
@@ -314,15 +309,19 @@ function terminalOutput(): Output & { end(): void } {
   };
 }
 
-const KNOWN_ERRORS = [
-  CliError,
-  UsageError,
-  ConfigError,
-  TargetError,
-  PkiError,
-  ReplayError,
-  PublisherError,
-];
+/**
+ * Errors that carry a one-line message for the user (exit 2), by name: the modules that define
+ * them load only when a command runs, so `--help` and option errors stay quick.
+ */
+const USER_ERRORS = new Set([
+  "CliError",
+  "UsageError",
+  "ConfigError",
+  "TargetError",
+  "PkiError",
+  "ReplayError",
+  "PublisherError",
+]);
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -352,6 +351,7 @@ export async function main(argv: string[]): Promise<number> {
         progress: (t) => out.progress(t),
       };
       try {
+        const { simulate } = await import("./simulate");
         return await simulate(opts, wrapped, controller.signal);
       } finally {
         out.end();
@@ -364,6 +364,7 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
+      const { subscribe } = await import("./subscribe");
       return await subscribe(opts, terminalOutput(), controller.signal);
     }
     if (command === undefined || command === "--help" || command === "-h") {
@@ -372,7 +373,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     return fail(`unknown command ${JSON.stringify(command)}; use simulate or subscribe`);
   } catch (e) {
-    if (KNOWN_ERRORS.some((K) => e instanceof K)) return fail((e as Error).message);
+    if (e instanceof Error && USER_ERRORS.has(e.name)) return fail(e.message);
     throw e;
   }
 }

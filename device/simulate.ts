@@ -12,6 +12,7 @@ import { SyntheticSource } from "./generator";
 import { Publisher, type PublisherStats, type PublishOutcome } from "./publisher";
 import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "./replay";
 import type { TelemetrySource } from "./source";
+import { DEFAULT_DURATION_S, UsageError, type Output, type SimulateOptions } from "./options";
 import {
   fileCredentials,
   readAwsOutputs,
@@ -20,62 +21,6 @@ import {
   writeRunFile,
   type DeviceCredentials,
 } from "./targets";
-
-export type Target =
-  | { readonly kind: "embedded"; readonly port?: number }
-  | {
-      readonly kind: "endpoint";
-      readonly host: string;
-      readonly port: number;
-      readonly cert: string;
-      readonly key: string;
-      readonly ca?: string;
-    }
-  | { readonly kind: "aws"; readonly keyDir?: string };
-
-export interface SimulateOptions {
-  readonly stack: string;
-  /** How many of the fleet's things publish; default all. */
-  readonly devices?: number;
-  /** Messages per second per device. */
-  readonly rate: number;
-  /** Seconds to run; ignored when `count` is set and this is undefined. */
-  readonly durationS?: number;
-  /** Messages per device, then stop. */
-  readonly count?: number;
-  readonly qos: 0 | 1;
-  /** Topic or template with `{thing}`; default the stack's telemetryTopic. */
-  readonly topic?: string;
-  readonly source: "synthetic" | "replay";
-  readonly csv?: string;
-  readonly speedup?: number;
-  readonly seed: number;
-  /** Publishes per second per connection; 0 = unlimited. */
-  readonly rateLimit: number;
-  readonly maxInFlight?: number;
-  readonly maxQueue?: number;
-  readonly fast: boolean;
-  readonly probe: boolean;
-  readonly stateDir: string;
-  readonly target: Target;
-}
-
-/** Where the run's lines go; `progress` may redraw one line in place. */
-export interface Output {
-  line(text: string): void;
-  progress(text: string): void;
-}
-
-export const DEFAULT_DURATION_S = 30;
-export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
-
-/** A single line a user can act on; the CLI exits 2 with it. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
 
 interface Device {
   readonly thing: string;
@@ -189,6 +134,49 @@ export async function simulate(
     credentials = aws.credentials;
   }
 
+  let stopped = false;
+  const stopPipeline = async () => {
+    if (stopped || !pipeline) return;
+    stopped = true;
+    await pipeline.stop();
+    if (runFile) removeRunFile(runFile);
+  };
+  try {
+    return await runDevices({
+      opts,
+      out,
+      signal,
+      config,
+      things,
+      template,
+      sources,
+      url,
+      credentials,
+      pipeline,
+      stopPipeline,
+    });
+  } finally {
+    await stopPipeline(); // on an error too: the pipeline's state is flushed and the run file goes
+  }
+}
+
+/** Everything the device phase needs, once the target is up. */
+interface RunContext {
+  readonly opts: SimulateOptions;
+  readonly out: Output;
+  readonly signal?: AbortSignal;
+  readonly config: StackConfig;
+  readonly things: readonly string[];
+  readonly template: string;
+  readonly sources: Map<string, TelemetrySource>;
+  readonly url: string;
+  readonly credentials: Map<string, DeviceCredentials>;
+  readonly pipeline?: LocalPipeline;
+  readonly stopPipeline: () => Promise<void>;
+}
+
+async function runDevices(ctx: RunContext): Promise<number> {
+  const { opts, out, signal, config, things, template, sources, url, credentials, pipeline } = ctx;
   const report = (l: string) => out.line(l);
   const devices: Device[] = things.map((thing) => {
     const c = credentials.get(thing) as DeviceCredentials;
@@ -286,10 +274,7 @@ export async function simulate(
   if (pipeline && opts.probe && !signal?.aborted && devices.length > 0) {
     probe = await runProbe(devices[0], probeTopic(template), url, credentials, config);
   }
-  if (pipeline) {
-    await pipeline.stop();
-    if (runFile) removeRunFile(runFile);
-  }
+  await ctx.stopPipeline(); // before the summary: stopping flushes the delivery buffers
 
   printSummary(out, devices, opts, config, elapsedMs, pipeline, probe);
   const failed = devices.filter((d) => d.publisher.failure !== undefined);

@@ -4,26 +4,8 @@ import mqtt from "mqtt";
 import { loadStackConfig, telemetryTopicFor } from "../core/stack-config";
 import { CONSOLE_IDENTITY, readCredentials } from "../local/ca";
 import * as path from "node:path";
-import { readRunFile, fileCredentials, TargetError, type DeviceCredentials } from "./targets";
-import type { Output } from "./simulate";
-
-export interface SubscribeOptions {
-  readonly stack: string;
-  /** Topic filter; default the stack's telemetry topic with `+` for `{thing}`. */
-  readonly topic?: string;
-  readonly qos: 0 | 1;
-  /** Exit after this many messages. */
-  readonly count?: number;
-  readonly stateDir: string;
-  readonly endpoint?: {
-    readonly host: string;
-    readonly port: number;
-    readonly cert: string;
-    readonly key: string;
-    readonly ca?: string;
-    readonly clientId: string;
-  };
-}
+import { readRunFile, fileCredentials, type DeviceCredentials } from "./targets";
+import type { Output, SubscribeOptions } from "./options";
 
 /** Subscribes and prints `topic payload` per message; resolves with the exit code. */
 export async function subscribe(
@@ -89,5 +71,3 @@ export async function subscribe(
     });
   });
 }
-
-export { TargetError };

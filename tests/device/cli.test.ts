@@ -4,7 +4,8 @@ import * as assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseSimulateArgs, parseSubscribeArgs } from "../../device/cli";
+import { main, parseSimulateArgs, parseSubscribeArgs } from "../../device/cli";
+import { simulate } from "../../device/simulate";
 import { PROJECT_DIR } from "../../core/stack-config";
 import { tempDir, until } from "../broker/helpers";
 
@@ -195,11 +196,9 @@ describe("npm run simulate / subscribe (child processes)", function () {
     }
   });
 
-  it("exits 2 with one line on stderr for a bad option, a stack too small, or no pulumi", async () => {
+  it("exits 2 with one line on stderr for a bad option, no pulumi, or no running simulate", async () => {
     const cases: Array<[string[], RegExp, NodeJS.ProcessEnv?]> = [
       [["simulate", "--qos", "2"], /^simulate: --qos 2: AWS IoT Core does not support QoS 2/],
-      [["simulate", "--devices", "5"], /^simulate: --devices 5: stack dev's fleet has 1 thing/],
-      [["simulate", "--stack", "nope"], /^simulate: unknown stack "nope".*known stacks: dev, prod/],
       [
         ["simulate", "--aws"],
         /^simulate: --aws needs the Pulumi CLI, which is not installed/,
@@ -209,7 +208,6 @@ describe("npm run simulate / subscribe (child processes)", function () {
         ["subscribe", "--stack", "prod", "--state-dir", tempDir("nosim")],
         /^subscribe: no embedded pipeline of stack prod is running .*npm run simulate/,
       ],
-      [["frobnicate"], /^frobnicate: unknown command "frobnicate"; use simulate or subscribe/],
     ];
     const runs = cases.map(([args, , env]) => start(args, env));
     for (let i = 0; i < cases.length; i++) {
@@ -217,6 +215,32 @@ describe("npm run simulate / subscribe (child processes)", function () {
       assert.match(runs[i].stderr, cases[i][1]);
       assert.equal(runs[i].stderr.trim().split("\n").length, 1, runs[i].stderr);
     }
+  });
+
+  it("refuses more devices than the fleet, an unknown stack or command before starting anything", async () => {
+    const base = parseSimulateArgs(["--state-dir", tempDir("nothing")]);
+    assert.ok(base !== "help");
+    const out = { line: () => undefined, progress: () => undefined };
+    await assert.rejects(
+      simulate({ ...base, devices: 5 }, out),
+      /^UsageError: --devices 5: stack dev's fleet has 1 thing\(s\) \(store-sensor-seattle1\); use at most 1/,
+    );
+    await assert.rejects(
+      simulate({ ...base, stack: "nope" }, out),
+      /unknown stack "nope": no Pulumi.nope.yaml; known stacks: dev, prod/,
+    );
+    assert.ok(!fs.existsSync(path.join(base.stateDir, "pki")), "nothing may start on bad input");
+    const errors: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string) => errors.push(chunk) > 0) as typeof write;
+    try {
+      assert.equal(await main(["frobnicate"]), 2);
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.deepEqual(errors, [
+      'frobnicate: unknown command "frobnicate"; use simulate or subscribe\n',
+    ]);
   });
 
   it("runs a short simulation on the embedded pipeline, a subscriber attaches, SIGINT stops it with a summary", async () => {

@@ -1,0 +1,78 @@
+// What `simulate` and `subscribe` take: their options, defaults and usage errors, kept apart from
+// the code that runs them so that `--help` and bad options answer without loading MQTT or TLS.
+import * as path from "node:path";
+import { PROJECT_DIR } from "../core/stack-config";
+
+export type Target =
+  | { readonly kind: "embedded"; readonly port?: number }
+  | {
+      readonly kind: "endpoint";
+      readonly host: string;
+      readonly port: number;
+      readonly cert: string;
+      readonly key: string;
+      readonly ca?: string;
+    }
+  | { readonly kind: "aws"; readonly keyDir?: string };
+
+export interface SimulateOptions {
+  readonly stack: string;
+  /** How many of the fleet's things publish; default all. */
+  readonly devices?: number;
+  /** Messages per second per device. */
+  readonly rate: number;
+  /** Seconds to run; ignored when `count` is set and this is undefined. */
+  readonly durationS?: number;
+  /** Messages per device, then stop. */
+  readonly count?: number;
+  readonly qos: 0 | 1;
+  /** Topic or template with `{thing}`; default the stack's telemetryTopic. */
+  readonly topic?: string;
+  readonly source: "synthetic" | "replay";
+  readonly csv?: string;
+  readonly speedup?: number;
+  readonly seed: number;
+  /** Publishes per second per connection; 0 = unlimited. */
+  readonly rateLimit: number;
+  readonly maxInFlight?: number;
+  readonly maxQueue?: number;
+  readonly fast: boolean;
+  readonly probe: boolean;
+  readonly stateDir: string;
+  readonly target: Target;
+}
+
+/** Where the run's lines go; `progress` may redraw one line in place. */
+export interface Output {
+  line(text: string): void;
+  progress(text: string): void;
+}
+
+export const DEFAULT_DURATION_S = 30;
+export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
+
+/** A single line a user can act on; the CLI exits 2 with it. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export interface SubscribeOptions {
+  readonly stack: string;
+  /** Topic filter; default the stack's telemetry topic with `+` for `{thing}`. */
+  readonly topic?: string;
+  readonly qos: 0 | 1;
+  /** Exit after this many messages. */
+  readonly count?: number;
+  readonly stateDir: string;
+  readonly endpoint?: {
+    readonly host: string;
+    readonly port: number;
+    readonly cert: string;
+    readonly key: string;
+    readonly ca?: string;
+    readonly clientId: string;
+  };
+}
