@@ -195,8 +195,32 @@ export function parseWindowSpec(raw: unknown): WindowSpec | undefined {
     );
   }
 
-  return { windowSeconds, time: time as WindowTime, watermarkSeconds, groupBy, aggregates, prefix };
+  const spec: WindowSpec = {
+    windowSeconds,
+    time: time as WindowTime,
+    watermarkSeconds,
+    groupBy,
+    aggregates,
+    prefix,
+  };
+  // Managed Flink refuses property values over 2048 characters; find out now, not at deploy time.
+  const longest = Math.max(...flinkSqlStatements(spec, LONGEST_TARGETS).map((st) => st.length));
+  if (longest > MAX_PROPERTY_VALUE) {
+    fail(
+      "aggregates",
+      aggregates.map((a) => a.as),
+      `the generated Flink SQL (${longest} characters) exceeds Managed Flink's ${MAX_PROPERTY_VALUE}-character property values; use fewer aggregates or shorter names`,
+    );
+  }
+  return spec;
 }
+
+/** The longest stream ARN (128-character name), region and bucket (63) a stack can have. */
+const LONGEST_TARGETS: FlinkTargets = {
+  streamArn: `arn:aws-us-gov:kinesis:us-gov-west-1:123456789012:stream/${"s".repeat(128)}`,
+  region: "us-gov-west-1",
+  bucket: "b".repeat(63),
+};
 
 // ---------------------------------------------------------------------------------------------
 // Flink SQL

@@ -146,6 +146,19 @@ describe("analytics window spec", () => {
       rejects({ ...SEED, watermarkSeconds: -1 }, /analytics\.watermarkSeconds = -1 is invalid/));
     it("a prefix without the trailing slash", () =>
       rejects({ ...SEED, prefix: "analytics" }, /analytics\.prefix = "analytics" is invalid/));
+    it("more SQL than a Managed Flink property value holds", () =>
+      rejects(
+        {
+          ...SEED,
+          groupBy: ["thing", "weather"],
+          aggregates: Array.from({ length: 40 }, (_, i) => ({
+            fn: "AVG",
+            field: "temperature",
+            as: `average_temperature_number_${i}`,
+          })),
+        },
+        /analytics\.aggregates = .* is invalid: the generated Flink SQL \(\d+ characters\) exceeds Managed Flink's 2048-character property values/,
+      ));
     it("a list instead of a map", () =>
       rejects([SEED], /iot-pipeline:analytics = .* is invalid: must be a map/));
 
