@@ -102,19 +102,26 @@ function settle(item: Item, outcome: PublishOutcome): void {
   item.resolve(outcome);
 }
 
-/** Token bucket: `rate` per second with a small burst, so a second never holds much over `rate`. */
-class RateLimiter {
+/**
+ * Token bucket: `rate` publishes per second with a burst of rate/20 (5 at 100/s), so no second
+ * holds more than `rate` plus that burst. Rate 0 means unlimited.
+ */
+export class RateLimiter {
   private tokens: number;
-  private last = performance.now();
-  private readonly capacity: number;
-  constructor(private readonly rate: number) {
+  private last: number;
+  readonly capacity: number;
+  constructor(
+    private readonly rate: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
     this.capacity = Math.max(1, Math.ceil(rate / 20));
     this.tokens = this.capacity;
+    this.last = now();
   }
   /** 0 if a publish may go now (and takes its token), else milliseconds to wait. */
   take(): number {
     if (this.rate <= 0) return 0;
-    const now = performance.now();
+    const now = this.now();
     this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) * this.rate) / 1000);
     this.last = now;
     if (this.tokens >= 1) {
