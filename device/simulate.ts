@@ -16,10 +16,12 @@ import { DEFAULT_DURATION_S, UsageError, type Output, type SimulateOptions } fro
 import {
   fileCredentials,
   readAwsOutputs,
+  readRunFile,
   removeRunFile,
   runFilePath,
   writeRunFile,
   type DeviceCredentials,
+  type RunFile,
 } from "./targets";
 
 interface Device {
@@ -37,6 +39,14 @@ function total(devices: readonly Device[], key: keyof Omit<PublisherStats, "inva
 
 function fmtRate(n: number, ms: number): string {
   return ms <= 0 ? "0.0" : ((n * 1000) / ms).toFixed(1);
+}
+
+function runningSimulate(stateDir: string, stack: string): RunFile | undefined {
+  try {
+    return readRunFile(stateDir, stack);
+  } catch {
+    return undefined; // none, or its process is gone
+  }
 }
 
 /** The probe's topic: another thing's telemetry topic, or a sub-topic when there is no {thing}. */
@@ -104,6 +114,13 @@ export async function simulate(
   let runFile: string | undefined;
   const t = opts.target;
   if (t.kind === "embedded") {
+    // Two pipelines of one stack would share its delivery journal and buckets: refuse the second.
+    const other = runningSimulate(opts.stateDir, config.stack);
+    if (other) {
+      throw new UsageError(
+        `the embedded pipeline of stack ${config.stack} is already running (pid ${other.pid}, ${other.url}); stop it first, or use another --state-dir`,
+      );
+    }
     pipeline = await startLocalPipeline(config, {
       port: t.port,
       stateDir: opts.stateDir,

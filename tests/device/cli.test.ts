@@ -263,6 +263,13 @@ describe("npm run simulate / subscribe (child processes)", function () {
     );
     assert.ok(fs.existsSync(runFile), sim.stdout + sim.stderr);
 
+    const second = parseSimulateArgs(["--state-dir", state]);
+    assert.ok(second !== "help");
+    await assert.rejects(
+      simulate(second, { line: () => undefined, progress: () => undefined }),
+      /the embedded pipeline of stack dev is already running \(pid \d+, mqtts:\/\/127.0.0.1:\d+\); stop it first/,
+    );
+
     const sub = start(["subscribe", "--count", "3", "--state-dir", state]);
     assert.equal(await sub.done, 0, sub.stdout + sub.stderr);
     const lines = sub.stdout.split("\n").filter((l) => l.startsWith("SeattleStoreTemp/1 "));
