@@ -68,6 +68,11 @@ export interface RunProgramOptions {
    * so this registers resources once per process: for the one test of the entry point itself.
    */
   readonly viaIndex?: boolean;
+  /**
+   * Build this instead of the pipeline (a single component, for its own tests); its return value
+   * is the run's outputs.
+   */
+  readonly program?: (config: StackConfig) => Record<string, unknown>;
 }
 
 // ---- Realistic certificates ------------------------------------------------------------------
@@ -490,7 +495,9 @@ async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> 
   const config = readPulumiConfig(stack);
   const built: Record<string, unknown> = opts.viaIndex
     ? { ...(await import("../index")) }
-    : { ...buildPipeline(config, opts.build) };
+    : opts.program !== undefined
+      ? opts.program(config)
+      : { ...buildPipeline(config, opts.build) };
 
   const entries = Object.entries(built).filter(([, v]) => pulumi.Output.isInstance(v)) as [
     string,

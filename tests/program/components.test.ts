@@ -1,0 +1,76 @@
+// The components' own options and defaults, each built alone under mocks.
+import { strict as assert } from "node:assert";
+import { DeliveryStream } from "../../components/delivery/delivery-stream";
+import { allowDocument, isScopedResource } from "../../components/private/iam";
+import { runProgram } from "../../tools/mock-program";
+import { one } from "./helpers";
+
+describe("components: DeliveryStream on its own", () => {
+  it("defaults to the seed's 5 MiB / 300 s, uncompressed, telemetry/ and errors/, AES256, no logging", async () => {
+    const run = await runProgram("dev", {
+      program: () => {
+        const d = new DeliveryStream("d", { streamName: "s", bucketName: "b-bucket" });
+        return { stream: d.streamName };
+      },
+    });
+    const s3 = one(run, "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream").props
+      .extendedS3Configuration as Record<string, unknown>;
+    assert.equal(s3.bufferingSize, 5);
+    assert.equal(s3.bufferingInterval, 300);
+    assert.equal(s3.compressionFormat, "UNCOMPRESSED");
+    assert.equal(s3.prefix, "telemetry/");
+    assert.equal(s3.errorOutputPrefix, "errors/");
+    assert.deepEqual(s3.cloudwatchLoggingOptions, { enabled: false });
+    const sse = one(
+      run,
+      "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    ).props.rules as { applyServerSideEncryptionByDefault: { sseAlgorithm: string } }[];
+    assert.equal(sse[0].applyServerSideEncryptionByDefault.sseAlgorithm, "AES256");
+    assert.equal(run.outputs.stream, "s");
+  });
+
+  it("encrypts with aws:kms (and an S3 bucket key) when asked", async () => {
+    const run = await runProgram("dev", {
+      program: () => {
+        new DeliveryStream("d", {
+          streamName: "s",
+          bucketName: "b-bucket",
+          sseAlgorithm: "aws:kms",
+        });
+        return {};
+      },
+    });
+    const sse = one(
+      run,
+      "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    ).props.rules as Record<string, unknown>[];
+    assert.deepEqual(sse, [
+      { applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms" }, bucketKeyEnabled: true },
+    ]);
+  });
+});
+
+describe("components: IAM documents refuse wildcards", () => {
+  const grant = (Action: string[], Resource: string[]) => ({
+    Sid: "G",
+    Effect: "Allow" as const,
+    Action,
+    Resource,
+  });
+
+  it("accepts named resources, one bucket's objects and one log group's streams", () => {
+    assert.ok(isScopedResource("arn:aws:firehose:us-east-1:1:deliverystream/s"));
+    assert.ok(isScopedResource("arn:aws:s3:::b/*"));
+    assert.ok(isScopedResource("arn:aws:logs:us-east-1:1:log-group:/g:log-stream:*"));
+    assert.doesNotThrow(() => allowDocument(grant(["s3:PutObject"], ["arn:aws:s3:::b/*"])));
+  });
+
+  it("throws on a wildcard action or resource", () => {
+    assert.throws(() => allowDocument(grant(["s3:*"], ["arn:aws:s3:::b"])), /action s3:\* in G/);
+    assert.throws(() => allowDocument(grant(["s3:GetObject"], ["*"])), /resource \* in G/);
+    assert.throws(
+      () => allowDocument(grant(["s3:GetObject"], ["arn:aws:s3:::*/x"])),
+      /is a wildcard/,
+    );
+  });
+});
