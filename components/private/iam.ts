@@ -21,6 +21,15 @@ export type ServicePrincipal =
   "iot.amazonaws.com" | "firehose.amazonaws.com" | "kinesisanalytics.amazonaws.com";
 
 /**
+ * The condition key each service's documentation uses to tie a role to one account: Firehose's
+ * role examples name the account as `sts:ExternalId`; IoT and Managed Flink document the global
+ * `aws:SourceAccount` for confused-deputy prevention.
+ */
+export function accountConditionKey(service: ServicePrincipal): string {
+  return service === "firehose.amazonaws.com" ? "sts:ExternalId" : "aws:SourceAccount";
+}
+
+/**
  * A trust policy that lets one AWS service assume the role. `sourceAccount` adds the
  * confused-deputy guard AWS recommends: only that account's resources may use the role.
  */
@@ -34,7 +43,7 @@ export function trustPolicy(service: ServicePrincipal, sourceAccount?: string): 
         Action: "sts:AssumeRole",
         ...(sourceAccount === undefined
           ? {}
-          : { Condition: { StringEquals: { "aws:SourceAccount": sourceAccount } } }),
+          : { Condition: { StringEquals: { [accountConditionKey(service)]: sourceAccount } } }),
       },
     ],
   });

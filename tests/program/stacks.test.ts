@@ -153,12 +153,15 @@ function commonGraphChecks(get: () => ProgramRun) {
       .roleArn;
     const streamRole = one(run, T.role, (r) => r.props.arn === streamRoleArn);
     assert.deepEqual(trustedServices(streamRole), ["firehose.amazonaws.com"]);
+    // Each service's documented account guard: Firehose's sts:ExternalId, aws:SourceAccount else.
     for (const role of ofType(run, T.role)) {
-      const trust = statements(json(role.props.assumeRolePolicy));
-      for (const st of trust) {
+      for (const st of statements(json(role.props.assumeRolePolicy))) {
+        const key = list(st.Principal?.Service).includes("firehose.amazonaws.com")
+          ? "sts:ExternalId"
+          : "aws:SourceAccount";
         assert.deepEqual(
           st.Condition,
-          { StringEquals: { "aws:SourceAccount": MOCK_ACCOUNT_ID } },
+          { StringEquals: { [key]: MOCK_ACCOUNT_ID } },
           `${role.name}'s trust is limited to this account`,
         );
       }
