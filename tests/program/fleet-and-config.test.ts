@@ -109,6 +109,11 @@ describe("program: invalid config fails with its message before any resource is 
       /csrDir = "tests\/fixtures\/not-a-csr" is invalid: .* is not a PEM certificate signing request/,
     ],
     [
+      "a CSR file whose PEM armour holds no PKCS#10 request",
+      { certificateMode: "csr", csrDir: "tests/fixtures/armoured-garbage-csr" },
+      /csrDir = "tests\/fixtures\/armoured-garbage-csr" is invalid: .* is not a PEM certificate signing request/,
+    ],
+    [
       "an invalid bucket name",
       { bucketName: "My_Bucket" },
       /bucketName = "My_Bucket" is invalid: use 3-63 lower-case/,
