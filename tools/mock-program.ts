@@ -507,8 +507,10 @@ async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> 
   const secretOutputs: string[] = [];
   await Promise.all(
     entries.map(async ([key, output]) => {
-      outputs[key] = await resolve(output);
-      if (await pulumi.isSecret(output)) secretOutputs.push(key);
+      // Both at once: Promise.all handles a rejection of either, so a failing apply surfaces once.
+      const [value, secret] = await Promise.all([resolve(output), pulumi.isSecret(output)]);
+      outputs[key] = value;
+      if (secret) secretOutputs.push(key);
     }),
   );
   // Registrations whose outputs nothing exported still finish before the run counts as done.
@@ -517,7 +519,13 @@ async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> 
   return { resources, outputs, secretOutputs, config };
 }
 
+/**
+ * An output's value. The SDK's own `promise()` (untyped, but on every Output since 1.x) rejects
+ * when an apply throws, so a broken program fails the run instead of leaving it waiting.
+ */
 function resolve<T>(output: pulumi.Output<T>): Promise<T> {
+  const internal = output as unknown as { promise?: () => Promise<T> };
+  if (typeof internal.promise === "function") return internal.promise();
   return new Promise((done) => {
     output.apply((v) => {
       done(v);
