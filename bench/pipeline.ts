@@ -149,6 +149,16 @@ async function runPhase(
   }
 }
 
+/** The samples at each tenth of the run, rounded: enough to see a plateau or a climb. */
+function deciles(samples: readonly number[]): number[] {
+  if (samples.length === 0) return [];
+  return Array.from({ length: 10 }, (_, i) =>
+    Math.round(
+      samples[Math.min(samples.length - 1, Math.floor(((i + 1) * samples.length) / 10) - 1)],
+    ),
+  );
+}
+
 export async function run(opts: FigureOptions): Promise<FigureOutcome> {
   // A fleet's shape rather than a few fire hoses: many connections, each with the publisher's
   // default in-flight window. aedes reads a connection's next packets only once every publish of
@@ -285,7 +295,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     targets: [target("e2e / baseline", "pipeline.ratio", ">=", 0.5, ratio)],
     notes: [
       "What bounds memory when producers outrun the disk: the PUBACK waits for the journal fsync, so each producer has at most its window of messages unacknowledged in the broker, and the delivery stream lets at most maxPendingObjects (2) flushed buffers wait for their object write before it holds back PUBACKs too: at most (2 + 1) × bufferSizeMiB of records plus producers × window messages, whatever the backlog.",
-      `RSS of the pipeline process: max ${round(firstThird)} MiB in the first third of the run, ${round(lastThird)} MiB in the last third (sampled every 250 ms).`,
+      `RSS of the pipeline process: max ${round(firstThird)} MiB in the first third of the run, ${round(lastThird)} MiB in the last third (sampled every 250 ms); at each tenth of the run: ${deciles(samples).join(", ")} MiB.`,
       `${pipe.acked} messages acknowledged, ${pipe.delivered} records delivered in ${pipe.objects} objects (warm-up excluded).`,
     ],
   };
