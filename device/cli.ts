@@ -285,7 +285,7 @@ export function parseSubscribeArgs(argv: string[]): SubscribeOptions | "help" {
 }
 
 /** Lines to stdout; the progress line redraws in place on a terminal and is a plain line otherwise. */
-function terminalOutput(): Output & { end(): void } {
+function terminalOutput(): Output {
   const tty = process.stdout.isTTY === true;
   let shown = "";
   return {
@@ -302,7 +302,7 @@ function terminalOutput(): Output & { end(): void } {
         process.stdout.write(`${text}\n`);
       }
     },
-    end() {
+    endProgress() {
       if (tty && shown) process.stdout.write("\n");
       shown = "";
     },
@@ -346,15 +346,11 @@ export async function main(argv: string[]): Promise<number> {
       }
       process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
       const out = terminalOutput();
-      const wrapped: Output = {
-        line: (t) => out.line(t),
-        progress: (t) => out.progress(t),
-      };
       try {
         const { simulate } = await import("./simulate");
-        return await simulate(opts, wrapped, controller.signal);
+        return await simulate(opts, out, controller.signal);
       } finally {
-        out.end();
+        out.endProgress?.();
       }
     }
     if (command === "subscribe") {

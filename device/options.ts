@@ -46,6 +46,8 @@ export interface SimulateOptions {
 export interface Output {
   line(text: string): void;
   progress(text: string): void;
+  /** Leaves the progress line as it stands; later lines go below it. */
+  endProgress?(): void;
 }
 
 export const DEFAULT_DURATION_S = 30;

@@ -286,6 +286,7 @@ async function runDevices(ctx: RunContext): Promise<number> {
   await Promise.all(devices.map((d) => d.publisher.stop(5000)));
   const elapsedMs = performance.now() - started;
   progress();
+  out.endProgress?.();
 
   let probe: string | undefined;
   if (pipeline && opts.probe && !signal?.aborted && devices.length > 0) {
