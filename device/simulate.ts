@@ -295,9 +295,11 @@ async function runDevices(ctx: RunContext): Promise<number> {
   await ctx.stopPipeline(); // before the summary: stopping flushes the delivery buffers
 
   printSummary(out, devices, opts, config, elapsedMs, pipeline, probe);
+  // Exit 1 when a device was refused for good, or when readings were made and none got through
+  // (a broker that never answered): a run that shows only zeros must not look like success.
   const failed = devices.filter((d) => d.publisher.failure !== undefined);
-  const sent = total(devices, "sent");
-  return failed.length > 0 || (sent > 0 && total(devices, "acked") === 0) ? 1 : 0;
+  const generated = devices.reduce((n, d) => n + d.generated, 0);
+  return failed.length > 0 || (generated > 0 && total(devices, "acked") === 0) ? 1 : 0;
 }
 
 /** One valid message to a topic outside the device's own, on a connection of its own. */
