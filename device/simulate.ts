@@ -358,7 +358,7 @@ function printSummary(
     ["invalid, not sent", total(devices, "invalid")],
     ["dropped (queue full)", total(devices, "dropped")],
     ["rejected by the broker", total(devices, "rejected")],
-    ["unsent at stop", total(devices, "unsent")],
+    ["unacknowledged at stop", total(devices, "unsent")],
     ["retries / timeouts", `${total(devices, "retries")} / ${total(devices, "timeouts")}`],
     ["reconnects", total(devices, "reconnects")],
     ["acknowledged rate", `${fmtRate(total(devices, "acked"), elapsedMs)} msg/s`],

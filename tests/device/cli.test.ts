@@ -287,7 +287,7 @@ describe("npm run simulate / subscribe (child processes)", function () {
       Number(new RegExp(`^  ${label}\\s+(\\d+)`, "m").exec(sim.stdout)?.[1]);
     assert.ok(count("sent") > 0, sim.stdout);
     assert.equal(count("acknowledged \\(PUBACK\\)"), count("sent"), sim.stdout);
-    assert.equal(count("unsent at stop"), 0);
+    assert.equal(count("unacknowledged at stop"), 0);
     assert.match(sim.stdout, /local CA: issued 4 certificate\(s\)/);
     assert.ok(!fs.existsSync(runFile), "the run file must go when the simulation ends");
     // Keys readable by the owner only.
