@@ -9,8 +9,16 @@ import { LocalBroker, type BrokerHooks } from "../../local/broker";
 
 export const THINGS = ["sensor-a", "sensor-b", "sensor-c"];
 
+const made: string[] = [];
+process.once("exit", () => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temporary folder, removed when the test process exits. */
 export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `iot-${prefix}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `iot-${prefix}-`));
+  made.push(d);
+  return d;
 }
 
 /** A PKI for THINGS plus console, in a fresh temporary folder. */
