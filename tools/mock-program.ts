@@ -1,9 +1,7 @@
 // Runs the Pulumi program of one stack under pulumi.runtime.setMocks, with the stack's own config
 // files, and returns every resource it registers: what the tests, `npm run check` (the policy
 // pack, offline) and `npm run bench` inspect instead of a real `pulumi preview`.
-import "reflect-metadata";
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
-import * as x509 from "@peculiar/x509";
 import * as pulumi from "@pulumi/pulumi";
 import { buildPipeline, readPulumiConfig } from "../program";
 import {
@@ -132,6 +130,26 @@ function certificateDer(opts: {
   return seq(tbs, ECDSA_SHA256, der(0x03, Buffer.from([0]), signature));
 }
 
+/** Where one DER element's content starts and where the element ends. */
+function tlv(der: Buffer, at: number): { start: number; end: number } {
+  const first = der[at + 1];
+  if (first === undefined) throw new Error("truncated DER");
+  if (first < 0x80) return { start: at + 2, end: at + 2 + first };
+  const n = first & 0x7f;
+  let length = 0;
+  for (let i = 0; i < n; i++) length = length * 256 + der[at + 2 + i];
+  return { start: at + 2 + n, end: at + 2 + n + length };
+}
+
+/** The SubjectPublicKeyInfo of a PKCS#10 request: the third element of certificationRequestInfo. */
+function csrPublicKeyInfo(csrPem: string): Buffer {
+  const der = Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ""), "base64");
+  const info = tlv(der, tlv(der, 0).start);
+  const subjectAt = tlv(der, info.start).end; // the version comes first
+  const spkiAt = tlv(der, subjectAt).end;
+  return der.subarray(spkiAt, tlv(der, spkiAt).end);
+}
+
 function pem(body: Buffer, label: string): string {
   const lines = body.toString("base64").match(/.{1,64}/g) ?? [];
   return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
@@ -173,7 +191,7 @@ function issueCertificate(csrPem: string | undefined) {
   let spki: Buffer;
   let privateKeyPem: string | undefined;
   if (csrPem !== undefined) {
-    spki = Buffer.from(new x509.Pkcs10CertificateRequest(csrPem).publicKey.rawData);
+    spki = csrPublicKeyInfo(csrPem);
   } else {
     const keys = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
     spki = keys.publicKey.export({ type: "spki", format: "der" });
