@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { TelemetryPipeline, type TelemetryPipelineArgs } from "./components/pipeline";
 import {
   PROJECT,
+  PROJECT_DIR,
   declaredKeys,
   parseStackConfig,
   type RawConfig,
@@ -16,15 +17,19 @@ import {
  * CLI applies Pulumi.yaml's defaults and hands objects over as JSON text; parseStackConfig takes
  * both, so the program, `npm run simulate` and the tests share one validation.
  */
-export function readPulumiConfig(stack: string = pulumi.getStack()): StackConfig {
+export function readPulumiConfig(
+  stack: string = pulumi.getStack(),
+  dir: string = PROJECT_DIR,
+): StackConfig {
   const ours = new pulumi.Config(PROJECT);
   const raw: RawConfig = {};
-  for (const key of declaredKeys()) {
+  for (const key of declaredKeys(dir)) {
     const value = ours.get(key);
     if (value !== undefined) raw[key] = value;
   }
   raw["aws:region"] = new pulumi.Config("aws").get("region");
-  return parseStackConfig(raw, stack);
+  // Relative paths (csrDir) are relative to Pulumi.yaml, as the CLI runs the program there.
+  return parseStackConfig(raw, stack, dir);
 }
 
 /** What `pulumi stack output` shows, and what a user needs to connect a device. */

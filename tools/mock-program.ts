@@ -510,7 +510,7 @@ async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> 
   );
 
   // The same reading and validation as index.ts: a bad value throws before any resource exists.
-  const config = readPulumiConfig(stack);
+  const config = readPulumiConfig(stack, dir);
   const built: Record<string, unknown> = opts.viaIndex
     ? { ...(await import("../index")) }
     : opts.program !== undefined

@@ -9,6 +9,7 @@ import { createPrivateKey, createPublicKey, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { loadStackConfig } from "../../core/stack-config";
 import { makeCsrs } from "../../tools/make-csr";
+import { runProgram } from "../../tools/mock-program";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -53,6 +54,16 @@ describe("make-csr", () => {
     }
     const config = loadStackConfig("prod", dir);
     assert.equal(Object.keys(config.certificates.csrFiles).length, 3);
+  });
+
+  it("feeds a program run from that project: its relative csrDir resolves there", async () => {
+    const made = await makeCsrs({ stack: "prod", dir });
+    const run = await runProgram("prod", { dir });
+    const csrs = run.resources
+      .filter((r) => r.type === "aws:iot/certificate:Certificate")
+      .map((r) => r.props.csr)
+      .sort();
+    assert.deepEqual(csrs, made.map((m) => fs.readFileSync(m.csrFile, "utf8")).sort());
   });
 
   it("keeps existing keys and CSRs, and makes a CSR for a key that lost its CSR", async () => {
