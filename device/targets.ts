@@ -3,6 +3,7 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { isProcessRunning } from "../local/pid";
 
 /** A problem with the target the user can fix; one line, exit code 2. */
 export class TargetError extends Error {
@@ -48,15 +49,6 @@ export function removeRunFile(file: string, pid = process.pid): void {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** The running simulate of `stack`, or a TargetError telling the user to start one. */
 export function readRunFile(stateDir: string, stack: string): RunFile {
   const file = runFilePath(stateDir, stack);
@@ -69,7 +61,7 @@ export function readRunFile(stateDir: string, stack: string): RunFile {
       `no embedded pipeline of stack ${stack} is running (${file} is missing); ${hint}`,
     );
   }
-  if (typeof run.pid !== "number" || !alive(run.pid)) {
+  if (typeof run.pid !== "number" || !isProcessRunning(run.pid)) {
     throw new TargetError(
       `the simulate that wrote ${file} (pid ${run.pid}) is no longer running; ${hint}`,
     );

@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import { evaluatePrefix, FIREHOSE_MAX_RECORD_BYTES, objectName } from "../core/delivery";
 import type { DeliveryConfig } from "../core/stack-config";
+import { isProcessRunning } from "./pid";
 import { LocalBucket, syncDir } from "./s3";
 
 const gzip = promisify(zlib.gzip);
@@ -20,16 +21,6 @@ export class DeliveryStreamBusyError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "DeliveryStreamBusyError";
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it runs, as another user.
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
@@ -205,7 +196,12 @@ export class LocalDeliveryStream {
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       }
       const owner = Number(await fs.readFile(lock, "utf8").catch(() => ""));
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isRunning(owner)) {
+      if (
+        Number.isInteger(owner) &&
+        owner > 0 &&
+        owner !== process.pid &&
+        isProcessRunning(owner)
+      ) {
         throw new DeliveryStreamBusyError(
           `delivery stream ${this.opts.delivery.streamName} of stack ${this.opts.stack} is in use by process ${owner} (${lock}); stop that run first, or remove the file if no such process runs`,
         );
