@@ -1,5 +1,6 @@
-// The embedded local pipeline for one stack: the local CA's certificates for the stack's fleet and
-// the mutual-TLS broker, started together; the IoT policy, the rule and the delivery plug in here.
+// The embedded local pipeline for one stack: the local CA's certificates for its fleet, the
+// mutual-TLS broker, and, through the broker's hooks, the stack's IoT policy, topic rule, durable
+// Firehose delivery and analytics window.
 import * as path from "node:path";
 import { PROJECT_DIR, type StackConfig } from "../core/stack-config";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
@@ -39,7 +40,7 @@ export interface LocalPipeline {
   consoleCredentials(): Credentials;
   /** Counts to show at the end of a run, in display order. */
   summary(): Array<{ label: string; value: string | number }>;
-  /** Paths of the objects the pipeline delivered (empty until delivery is plugged in). */
+  /** Paths of the objects the delivery stream wrote in this run. */
   objects(): string[];
   stop(): Promise<void>;
 }
