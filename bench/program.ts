@@ -167,16 +167,9 @@ async function policyCheck(program: ProgramRun, opts: FigureOptions): Promise<Ch
   const t = nowMs();
   const cpu = process.cpuUsage();
   const engine = await import("../tools/policy-engine");
-  // The same view of a registered resource that tools/check.ts gives the engine.
-  const resources = program.resources.map((r) => ({
-    type: r.type,
-    name: r.name,
-    urn: r.urn,
-    inputs: r.inputs,
-    props: r.props,
-    parent: r.parent,
-    dependencies: r.options?.dependencies,
-  }));
+  // The same view of a registered resource that npm run check gives the engine.
+  const { toChecked } = await import("../tools/check");
+  const resources = program.resources.map(toChecked);
   const settings = engine.resolvePackConfig({});
   const stack = program.config.stack;
   const violations = await engine.runPolicies(resources, { stack, settings });

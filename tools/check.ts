@@ -77,7 +77,7 @@ function parse(argv: readonly string[]): Args {
 }
 
 /** What the engine sees of a registered resource: inputs, outputs, parent and dependencies. */
-function toChecked(r: RegisteredResource): CheckedResource {
+export function toChecked(r: RegisteredResource): CheckedResource {
   return {
     type: r.type,
     name: r.name,

@@ -5,7 +5,7 @@ import type {
   ResourceValidationPolicy,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { TYPES, devStacksSchema, inDevStack, refersTo, str, validateType } from "./common";
+import { TYPES, devStacksSchema, inDevStack, str, validateType } from "./common";
 
 export const iotCertificateFromCsr: ResourceValidationPolicy = {
   name: "iot-certificate-from-csr",
@@ -31,6 +31,53 @@ function thingName(thing: PolicyResource): string {
   return str(thing.props.name) ?? thing.name;
 }
 
+/**
+ * The resources of a list that point at a target through one property, indexed once so that a
+ * fleet's thousands of attachments are not scanned again for each certificate and thing. The
+ * answers are those of `refersTo` (./common) over the whole list, in the list's order: property
+ * dependencies when the engine gives them, otherwise the value equal to one of the target's keys.
+ */
+class References {
+  private readonly byUrn = new Map<string, number[]>();
+  private readonly byValue = new Map<string, number[]>();
+
+  constructor(
+    private readonly from: readonly PolicyResource[],
+    prop: string,
+  ) {
+    from.forEach((r, i) => {
+      const deps = r.propertyDependencies?.[prop];
+      if (deps && deps.length > 0) {
+        for (const d of deps) push(this.byUrn, d.urn, i);
+        return;
+      }
+      const value = r.props[prop];
+      if (typeof value === "string" && value !== "") push(this.byValue, value, i);
+    });
+  }
+
+  /** The resources that refer to `target`, in the list's order. */
+  to(target: PolicyResource, keys: readonly string[]): PolicyResource[] {
+    const hits = new Set(this.byUrn.get(target.urn));
+    // The target's keys are read only when some value needs them, as refersTo reads them: during
+    // preview they may be unknown, and reading one through the engine's proxy throws.
+    if (this.byValue.size > 0) {
+      for (const k of keys) {
+        const value = target.props[k];
+        if (typeof value !== "string") continue;
+        for (const i of this.byValue.get(value) ?? []) hits.add(i);
+      }
+    }
+    return [...hits].sort((a, b) => a - b).map((i) => this.from[i]);
+  }
+}
+
+function push(map: Map<string, number[]>, key: string, i: number): void {
+  const list = map.get(key);
+  if (list) list.push(i);
+  else map.set(key, [i]);
+}
+
 export const iotCertificateAttachments: StackValidationPolicy = {
   name: "iot-certificate-attachments",
   description:
@@ -46,8 +93,13 @@ export const iotCertificateAttachments: StackValidationPolicy = {
     }
     const thingAttachments = of(TYPES.iotThingPrincipalAttachment);
     const policyAttachments = of(TYPES.iotPolicyAttachment);
+    // Each index is built when first needed, so a property is read no earlier than a scan would.
+    let principals: References | undefined;
+    let targets: References | undefined;
+    let thingsOf: References | undefined;
     for (const cert of certificates) {
-      const attached = thingAttachments.filter((a) => refersTo(a, "principal", cert, CERT_KEYS));
+      principals ??= new References(thingAttachments, "principal");
+      const attached = principals.to(cert, CERT_KEYS);
       const named = [...new Set(attached.map((a) => str(a.props.thing) ?? a.name))];
       if (named.length === 0) {
         report(
@@ -60,7 +112,8 @@ export const iotCertificateAttachments: StackValidationPolicy = {
           cert.urn,
         );
       }
-      if (!policyAttachments.some((a) => refersTo(a, "target", cert, CERT_KEYS))) {
+      targets ??= new References(policyAttachments, "target");
+      if (targets.to(cert, CERT_KEYS).length === 0) {
         report(
           `certificate ${cert.name} has no IoT policy attached, so its device cannot connect; attach the stack's IoT policy with an aws.iot.PolicyAttachment (target = the certificate ARN)`,
           cert.urn,
@@ -68,7 +121,8 @@ export const iotCertificateAttachments: StackValidationPolicy = {
       }
     }
     for (const thing of things) {
-      if (!thingAttachments.some((a) => refersTo(a, "thing", thing, THING_KEYS))) {
+      thingsOf ??= new References(thingAttachments, "thing");
+      if (thingsOf.to(thing, THING_KEYS).length === 0) {
         report(
           `thing ${thingName(thing)} has no certificate attached; create one for it and attach it with an aws.iot.ThingPrincipalAttachment`,
           thing.urn,

@@ -440,4 +440,54 @@ describe("policy 10: iot-certificate-attachments", () => {
       "mandatory iot-certificate-attachments: certificate s1-cert has no IoT policy attached, so its device cannot connect; attach the stack's IoT policy with an aws.iot.PolicyAttachment (target = the certificate ARN)",
     ]);
   });
+
+  it("an attachment may name its certificate by id, and its thing by id", async () => {
+    const t = res("aws:iot/thing:Thing", "s1", { name: "s1", id: "thing-id-1" });
+    const c = res("aws:iot/certificate:Certificate", "s1-cert", { csr: "csr", id: "cert-id-1" });
+    const a = tpa("s1");
+    a.props = { thing: "thing-id-1", principal: "cert-id-1" };
+    a.inputs = a.props;
+    const p = pa("s1");
+    p.props = { policy: "sensor-policy", target: "cert-id-1" };
+    p.inputs = p.props;
+    assert.deepEqual(await only([t, c, a, p]), []);
+    // The same fleet with the thing's id changed: its attachment no longer points at it.
+    const other = res("aws:iot/thing:Thing", "s1", { name: "s1", id: "thing-id-2" });
+    assert.deepEqual(await only([other, c, a, p]), [
+      "mandatory iot-certificate-attachments: thing s1 has no certificate attached; create one for it and attach it with an aws.iot.ThingPrincipalAttachment",
+    ]);
+  });
+
+  it("during preview the engine's property dependencies tie attachments to unknown certificates", async () => {
+    const unknownCert = (n: string) =>
+      res("aws:iot/certificate:Certificate", `${n}-cert`, {
+        csr: "csr",
+        arn: UNKNOWN_STRING,
+        id: UNKNOWN_STRING,
+      });
+    const tied = (r: Res, prop: string, to: Res) => {
+      r.props = { ...r.props, [prop]: UNKNOWN_STRING };
+      r.inputs = r.props;
+      r.propertyDependencies = { [prop]: [to.urn] };
+      return r;
+    };
+    const c1 = unknownCert("s1");
+    const c2 = unknownCert("s2");
+    const fleetOf = (n: string, c: Res) => [
+      thing(n),
+      c,
+      tied(tpa(n), "principal", c),
+      tied(pa(n), "target", c),
+    ];
+    assert.deepEqual(await only([...fleetOf("s1", c1), ...fleetOf("s2", c2)]), []);
+    // s2's attachment tied to s1's certificate: s1's is shared, s2's attached to no thing.
+    assert.deepEqual(
+      await only([...fleetOf("s1", c1), thing("s2"), c2, tied(tpa("s2"), "principal", c1)]),
+      [
+        "mandatory iot-certificate-attachments: certificate s1-cert is attached to 2 things (s1, s2); give each thing a certificate of its own (Device Defender DEVICE_CERTIFICATE_SHARED_CHECK)",
+        "mandatory iot-certificate-attachments: certificate s2-cert is attached to no thing; attach it to its thing with an aws.iot.ThingPrincipalAttachment (principal = the certificate ARN)",
+        "mandatory iot-certificate-attachments: certificate s2-cert has no IoT policy attached, so its device cannot connect; attach the stack's IoT policy with an aws.iot.PolicyAttachment (target = the certificate ARN)",
+      ],
+    );
+  });
 });
