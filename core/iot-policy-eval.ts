@@ -1,11 +1,12 @@
 // The one IoT policy evaluator: decides an action on a resource for a connected client the way
 // AWS IoT Core does (IAM rules plus IoT policy variables), for the local broker and the policy pack.
 import {
+  actionCoverage,
   describeStatement,
   normalizePolicy,
   PolicyDocumentError,
+  resourceMatcher,
   resourceMatches,
-  statementCoversAction,
   type NormalizedCondition,
   type NormalizedStatement,
 } from "./iot-policy";
@@ -83,6 +84,8 @@ export function contextValue(name: string, ctx: PolicyContext): string | undefin
  * unresolved too, so that a client id can never smuggle a wildcard into a resource pattern.
  */
 export function substitute(text: string, ctx: PolicyContext): string | undefined {
+  // Most patterns hold no variable; skip the replace (it ran on every publish).
+  if (!text.includes("${")) return text;
   let unresolved = false;
   const out = text.replace(VARIABLE, (_m, name: string) => {
     const v = contextValue(name, ctx);
@@ -127,24 +130,54 @@ function conditionHolds(c: NormalizedCondition, ctx: PolicyContext): boolean {
   }
 }
 
-function resourceCovered(patterns: readonly string[], resource: string, ctx: PolicyContext) {
-  return patterns.some((p) => {
-    const pattern = substitute(p, ctx);
-    return pattern !== undefined && resourceMatches(pattern, resource);
-  });
+/** A Resource or NotResource entry, compiled once; one with variables is substituted per request. */
+interface ResourcePattern {
+  readonly matches: (resource: string, ctx: PolicyContext) => boolean;
+  /** Whether its variables resolve for this connection (always, without variables). */
+  readonly resolves: (ctx: PolicyContext) => boolean;
 }
 
-function statementApplies(s: NormalizedStatement, req: PolicyRequest): boolean {
-  if (!statementCoversAction(s, req.action)) return false;
-  if (s.resources) {
-    if (!resourceCovered(s.resources, req.resource, req.context)) return false;
-  } else {
-    const not = s.notResources ?? [];
-    // An unresolved NotResource entry makes the statement not apply at all rather than widen it.
-    if (not.some((p) => substitute(p, req.context) === undefined)) return false;
-    if (resourceCovered(not, req.resource, req.context)) return false;
+function compileResource(p: string): ResourcePattern {
+  if (!p.includes("${")) {
+    return { matches: resourceMatcher(p), resolves: () => true };
   }
-  return s.conditions.every((c) => conditionHolds(c, req.context));
+  return {
+    matches: (resource, ctx) => {
+      const pattern = substitute(p, ctx);
+      return pattern !== undefined && resourceMatches(pattern, resource);
+    },
+    resolves: (ctx) => substitute(p, ctx) !== undefined,
+  };
+}
+
+/** A statement with its patterns compiled: the evaluator runs on every publish at the broker. */
+interface CompiledStatement {
+  readonly statement: NormalizedStatement;
+  readonly coversAction: (action: string) => boolean;
+  readonly resources?: readonly ResourcePattern[];
+  readonly notResources: readonly ResourcePattern[];
+}
+
+function compileStatement(s: NormalizedStatement): CompiledStatement {
+  return {
+    statement: s,
+    coversAction: actionCoverage(s),
+    resources: s.resources?.map(compileResource),
+    notResources: (s.notResources ?? []).map(compileResource),
+  };
+}
+
+function statementApplies(c: CompiledStatement, req: PolicyRequest): boolean {
+  if (!c.coversAction(req.action)) return false;
+  const ctx = req.context;
+  if (c.resources) {
+    if (!c.resources.some((p) => p.matches(req.resource, ctx))) return false;
+  } else {
+    // An unresolved NotResource entry makes the statement not apply at all rather than widen it.
+    if (c.notResources.some((p) => !p.resolves(ctx))) return false;
+    if (c.notResources.some((p) => p.matches(req.resource, ctx))) return false;
+  }
+  return c.statement.conditions.every((cond) => conditionHolds(cond, ctx));
 }
 
 /** A reusable decision function over a fixed set of documents (parsed and checked once). */
@@ -166,10 +199,12 @@ export function createEvaluator(documents: readonly unknown[]): PolicyEvaluator 
       }
     }
   }
+  const compiled = statements.map(compileStatement);
   return (request) => {
     let allow: NormalizedStatement | undefined;
-    for (const s of statements) {
-      if (!statementApplies(s, request)) continue;
+    for (const c of compiled) {
+      if (!statementApplies(c, request)) continue;
+      const s = c.statement;
       // An explicit Deny wins over any Allow, wherever it appears.
       if (s.effect === "Deny") return { decision: "explicit-deny", statement: s };
       allow ??= s;

@@ -8,9 +8,11 @@ import {
   type PolicyDecision,
 } from "../../core/iot-policy-eval";
 import {
+  actionMatches,
   iotArn,
   leastPrivilegePolicy,
   PolicyDocumentError,
+  resourceMatches,
   tutorialPolicy,
   type PolicyDocument,
 } from "../../core/iot-policy";
@@ -515,5 +517,35 @@ describe("IoT policy evaluation (core/iot-policy-eval)", () => {
         e instanceof PolicyDocumentError &&
         /statement 0: condition operator DateLessThan/.test(e.message),
     );
+  });
+});
+
+describe("IoT policy wildcard matching (core/iot-policy)", () => {
+  it("keeps actions case-insensitive and resources case-sensitive for the same pattern", () => {
+    // Both orders, so that a compiled pattern shared across the two would show.
+    assert.equal(resourceMatches("IOT:Pub*", "iot:publish"), false);
+    assert.equal(actionMatches("IOT:Pub*", "iot:publish"), true);
+    assert.equal(resourceMatches("IOT:Pub*", "iot:publish"), false);
+    assert.equal(actionMatches("iot:Publis?", "IOT:PUBLISH"), true);
+    assert.equal(resourceMatches("iot:Publis?", "IOT:PUBLISH"), false);
+  });
+
+  it("matches a pattern without wildcards only on the exact resource", () => {
+    const topic = arn("topic/SeattleStoreTemp/store.sensor+1");
+    assert.equal(resourceMatches(topic, topic), true);
+    assert.equal(resourceMatches(topic, arn("topic/SeattleStoreTemp/storeXsensor+1")), false);
+    assert.equal(resourceMatches(topic, `${topic}/more`), false);
+    assert.equal(resourceMatches(topic, topic.toUpperCase()), false);
+    assert.equal(resourceMatches(arn("topic/a"), `${arn("topic/a")}\n`), false);
+  });
+
+  it("answers the same past its bound of compiled patterns", () => {
+    assert.equal(resourceMatches(arn("topic/first/*"), arn("topic/first/x")), true);
+    for (let i = 0; i < 12_000; i++) {
+      assert.equal(resourceMatches(arn(`topic/t${i}/*`), arn(`topic/t${i}/x`)), true);
+    }
+    assert.equal(resourceMatches(arn("topic/first/*"), arn("topic/first/x")), true);
+    assert.equal(resourceMatches(arn("topic/first/*"), arn("topic/other/x")), false);
+    assert.equal(resourceMatches(arn("topic/t11999/*"), arn("topic/t1199/x")), false);
   });
 });
