@@ -95,6 +95,12 @@ interface Item {
   /** Set once the outcome is decided; late callbacks for the item are then ignored. */
   settled: boolean;
   resolve(outcome: PublishOutcome): void;
+  /** The current transmission's mqtt.js callback; a callback of an earlier one is ignored. */
+  cb?: (err?: Error) => void;
+  /** When the current transmission times out (performance.now() ms). */
+  deadline: number;
+  /** Whether the current transmission ended by timing out. */
+  timedOut: boolean;
 }
 
 function settle(item: Item, outcome: PublishOutcome): void {
@@ -164,6 +170,9 @@ export class Publisher {
   private readonly limiter: RateLimiter;
   private client?: MqttClient;
   private pumpTimer?: NodeJS.Timeout;
+  /** One timer for every publish timeout, armed for the earliest deadline in flight. */
+  private timeoutTimer?: NodeJS.Timeout;
+  private sweeping = false;
   private connects = 0;
   private backoffStep = 0;
   private stopping = false;
@@ -357,6 +366,8 @@ export class Publisher {
         attempts: 0,
         settled: false,
         resolve,
+        deadline: 0,
+        timedOut: false,
       });
       this.pump();
     });
@@ -388,43 +399,86 @@ export class Publisher {
     item.attempts++;
     if (item.attempts === 1) this.stats.sent++;
     else this.stats.retries++;
+    item.timedOut = false;
+    // publishAsync never settles while offline, so every publish has its own deadline. The
+    // timeout is the same for all, so the in-flight set (in transmission order) is in deadline
+    // order too, and one timer for the earliest deadline serves them all.
+    item.deadline = performance.now() + this.o.publishTimeoutMs;
     this.inflight.add(item);
-    let finished = false;
-    const finish = (err?: Error) => {
-      if (finished || item.settled) return;
-      finished = true;
-      clearTimeout(timer);
-      this.inflight.delete(item);
-      if (!err) {
-        this.stats.acked++;
-        settle(item, { status: "acked" });
-      } else if (this.fatal) {
-        this.stats.unsent++;
-        settle(item, { status: "unsent", reason: this.fatal });
-      } else if (item.attempts >= item.maxAttempts) {
-        this.stats.rejected++;
-        const reason = timedOut
-          ? `no acknowledgement after ${item.attempts} attempt(s) of ${this.o.publishTimeoutMs} ms`
-          : `the broker closed the connection while the message was in flight (${item.attempts} attempt(s)); an IoT policy denying ${item.topic} does this`;
-        this.once(`rejected:${item.topic}`, `message to ${item.topic} rejected: ${reason}`);
-        settle(item, { status: "rejected", reason });
-      } else {
-        this.queue.unshift(item); // first in line after the reconnect
-      }
-      this.pump();
-    };
-    let timedOut = false;
-    const cb = (err?: Error) => finish(err);
-    // publishAsync never settles while offline, so every publish gets its own deadline.
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.stats.timeouts++;
+    const cb = (err?: Error): void => this.finish(item, cb, err);
+    item.cb = cb;
+    this.armTimeouts();
+    client.publish(item.topic, item.payload, { qos: this.qos }, cb);
+  }
+
+  /** Ends a transmission: acknowledged, or failed (given up on or queued again). */
+  private finish(item: Item, cb: (err?: Error) => void, err?: Error): void {
+    if (item.cb !== cb || item.settled) return;
+    item.cb = undefined;
+    this.inflight.delete(item);
+    if (this.inflight.size === 0) {
+      // Nothing left to time out: no timer should keep the process alive.
+      clearTimeout(this.timeoutTimer);
+      this.timeoutTimer = undefined;
+    }
+    if (!err) {
+      this.stats.acked++;
+      settle(item, { status: "acked" });
+    } else if (this.fatal) {
+      this.stats.unsent++;
+      settle(item, { status: "unsent", reason: this.fatal });
+    } else if (item.attempts >= item.maxAttempts) {
+      this.stats.rejected++;
+      const reason = item.timedOut
+        ? `no acknowledgement after ${item.attempts} attempt(s) of ${this.o.publishTimeoutMs} ms`
+        : `the broker closed the connection while the message was in flight (${item.attempts} attempt(s)); an IoT policy denying ${item.topic} does this`;
+      this.once(`rejected:${item.topic}`, `message to ${item.topic} rejected: ${reason}`);
+      settle(item, { status: "rejected", reason });
+    } else {
+      this.queue.unshift(item); // first in line after the reconnect
+    }
+    this.pump();
+  }
+
+  private armTimeouts(): void {
+    if (this.timeoutTimer || this.sweeping || this.inflight.size === 0) return;
+    const first = this.inflight.values().next().value as Item;
+    this.timeoutTimer = setTimeout(
+      () => this.sweepTimeouts(),
+      Math.max(1, first.deadline - performance.now()),
+    );
+  }
+
+  /** Times out every transmission whose deadline has passed, then waits for the next one. */
+  private sweepTimeouts(): void {
+    this.timeoutTimer = undefined;
+    const now = performance.now();
+    const expired: Array<[Item, Item["cb"]]> = [];
+    for (const item of this.inflight) {
+      if (item.deadline > now) break;
+      expired.push([item, item.cb]);
+    }
+    // Retransmissions during the sweep arm nothing: the timer is armed once, after it.
+    this.sweeping = true;
+    try {
+      for (const [item, cb] of expired) this.timeOut(item, cb);
+    } finally {
+      this.sweeping = false;
+    }
+    this.armTimeouts();
+  }
+
+  private timeOut(item: Item, cb: Item["cb"]): void {
+    if (!cb || item.cb !== cb || item.settled) return;
+    item.timedOut = true;
+    this.stats.timeouts++;
+    const client = this.client;
+    if (client) {
       for (const [id, entry] of Object.entries(client.outgoing)) {
         if (entry.cb === cb) client.removeOutgoingMessage(Number(id));
       }
-      finish(new Error("publish timed out"));
-    }, this.o.publishTimeoutMs);
-    client.publish(item.topic, item.payload, { qos: this.qos }, cb);
+    }
+    this.finish(item, cb, new Error("publish timed out"));
   }
 
   private abandon(status: "unsent", reason: string): void {
@@ -461,6 +515,8 @@ export class Publisher {
     clearTimeout(timer);
     this.closed = true;
     clearTimeout(this.pumpTimer);
+    clearTimeout(this.timeoutTimer);
+    this.timeoutTimer = undefined;
     const left = [...this.inflight, ...this.queue.splice(0)];
     this.inflight.clear();
     for (const item of left) {

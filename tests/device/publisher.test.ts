@@ -202,4 +202,74 @@ describe("device publisher (embedded broker, mutual TLS)", () => {
     assert.equal(ok.status, "acked", "the device goes on after the rejection");
     await p.stop();
   });
+
+  /** A hook that withholds the PUBACK of every publish to `topic` while `holding()` is true. */
+  function withholding(topic: string, holding: () => boolean) {
+    const held: Array<() => void> = [];
+    let seen = 0;
+    broker.setHooks({
+      onPublish: (_id, t) => {
+        if (t !== topic) return;
+        seen++;
+        if (!holding()) return;
+        return new Promise<void>((resolve) => held.push(resolve));
+      },
+    });
+    return {
+      release: () => held.splice(0).forEach((r) => r()),
+      seen: () => seen,
+    };
+  }
+
+  it("times out a publish that is never acknowledged, sends it again, then gives up", async () => {
+    const hold = withholding("held", () => true);
+    const { p, reports } = publisherFor(broker, pki, "sensor-a", {
+      publishTimeoutMs: 100,
+      maxAttempts: 2,
+    });
+    try {
+      p.start();
+      const outcome = await p.send("held", reading("sensor-a", 1));
+      assert.deepEqual(outcome, {
+        status: "rejected",
+        reason: "no acknowledgement after 2 attempt(s) of 100 ms",
+      });
+      const { sent, acked, timeouts, retries, rejected, unsent } = p.stats;
+      assert.deepEqual(
+        { sent, acked, timeouts, retries, rejected, unsent },
+        { sent: 1, acked: 0, timeouts: 2, retries: 1, rejected: 1, unsent: 0 },
+      );
+      assert.match(reports.join("\n"), /message to held rejected: no acknowledgement after 2/);
+      assert.equal(p.pending, 0);
+    } finally {
+      hold.release();
+      await p.stop();
+    }
+  });
+
+  it("acknowledges on the next attempt every publish of a window that timed out", async () => {
+    let holding = true;
+    const hold = withholding("slow", () => holding);
+    const { p } = publisherFor(broker, pki, "sensor-a", { maxInFlight: 5, publishTimeoutMs: 500 });
+    try {
+      p.start();
+      const outcomes = Array.from({ length: 5 }, (_, i) => p.send("slow", reading("sensor-a", i)));
+      await until(() => p.stats.timeouts >= 5, "the five publishes to time out");
+      holding = false;
+      hold.release();
+      assert.deepEqual(
+        (await Promise.all(outcomes)).map((o) => o.status),
+        ["acked", "acked", "acked", "acked", "acked"],
+      );
+      const { sent, acked, timeouts, retries, rejected } = p.stats;
+      assert.deepEqual(
+        { sent, acked, timeouts, retries, rejected },
+        { sent: 5, acked: 5, timeouts: 5, retries: 5, rejected: 0 },
+      );
+      assert.ok(hold.seen() >= 5, "the broker saw the first attempts");
+    } finally {
+      hold.release();
+      await p.stop();
+    }
+  });
 });
