@@ -5,19 +5,24 @@ import * as path from "node:path";
 const ROOT = path.resolve(__dirname, "..");
 
 /**
- * Forks `bench/<file>` with tsx; its stderr goes to ours so that failures are visible. With
- * BENCH_CPU_PROF=DIR each helper process writes a V8 CPU profile there (open it in Chrome's
- * DevTools) — how the "why" of a missed target in docs/benchmarks.md was found.
+ * Node's flags for a benchmark process: tsx, and with BENCH_CPU_PROF=DIR a V8 CPU profile written
+ * there (open it in Chrome's DevTools) — how the "why" of a missed target in docs/benchmarks.md
+ * was found.
  */
-export function forkTs(file: string, args: readonly string[]): ChildProcess {
+export function tsExecArgv(): string[] {
   const profileDir = process.env.BENCH_CPU_PROF;
+  return [
+    "--import",
+    "tsx",
+    ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(ROOT, profileDir)}`] : []),
+  ];
+}
+
+/** Forks `bench/<file>` with {@link tsExecArgv}; its stderr goes to ours so failures are visible. */
+export function forkTs(file: string, args: readonly string[]): ChildProcess {
   return fork(path.join(__dirname, file), [...args], {
     cwd: ROOT,
-    execArgv: [
-      "--import",
-      "tsx",
-      ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(ROOT, profileDir)}`] : []),
-    ],
+    execArgv: tsExecArgv(),
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
 }

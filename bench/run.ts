@@ -2,6 +2,7 @@
 import { fork } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { tsExecArgv } from "./ipc";
 import {
   FIGURE_IDS,
   FIGURE_TITLES,
@@ -77,7 +78,8 @@ function runFigure(id: FigureId, args: Args): Promise<FigureResult> {
   return new Promise((resolve) => {
     const child = fork(path.join(__dirname, "child.ts"), [id, JSON.stringify(opts)], {
       cwd: ROOT,
-      execArgv: ["--import", "tsx"],
+      // The figure's own process is profiled too: the publisher figure's client runs in it.
+      execArgv: tsExecArgv(),
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     let result: FigureResult | undefined;
