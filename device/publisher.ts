@@ -103,6 +103,9 @@ interface Item {
   timedOut: boolean;
 }
 
+/** The outcome of every acknowledged message: one frozen object, not one per message. */
+const ACKED: PublishOutcome = Object.freeze({ status: "acked" });
+
 function settle(item: Item, outcome: PublishOutcome): void {
   item.settled = true;
   item.resolve(outcome);
@@ -423,7 +426,7 @@ export class Publisher {
     }
     if (!err) {
       this.stats.acked++;
-      settle(item, { status: "acked" });
+      settle(item, ACKED);
     } else if (this.fatal) {
       this.stats.unsent++;
       settle(item, { status: "unsent", reason: this.fatal });
