@@ -141,12 +141,24 @@ function compileResource(p: string): ResourcePattern {
   if (!p.includes("${")) {
     return { matches: resourceMatcher(p), resolves: () => true };
   }
+  // The substitution depends only on the connection's context, which the broker keeps per client
+  // (a PolicyContext is read-only): remember it per context object, not once per publish. null
+  // stands for unresolved, so that a missing entry stays undefined.
+  const byContext = new WeakMap<PolicyContext, string | null>();
+  const resolved = (ctx: PolicyContext): string | undefined => {
+    let pattern = byContext.get(ctx);
+    if (pattern === undefined) {
+      pattern = substitute(p, ctx) ?? null;
+      byContext.set(ctx, pattern);
+    }
+    return pattern ?? undefined;
+  };
   return {
     matches: (resource, ctx) => {
-      const pattern = substitute(p, ctx);
+      const pattern = resolved(ctx);
       return pattern !== undefined && resourceMatches(pattern, resource);
     },
-    resolves: (ctx) => substitute(p, ctx) !== undefined,
+    resolves: (ctx) => resolved(ctx) !== undefined,
   };
 }
 

@@ -520,6 +520,31 @@ describe("IoT policy evaluation (core/iot-policy-eval)", () => {
   });
 });
 
+describe("one evaluator for many connections", () => {
+  it("substitutes each connection's own variables, whatever the order of requests", () => {
+    const decide = createEvaluator([leastPrivilege]);
+    const thing2: PolicyContext = {
+      ...thing1,
+      clientId: "store-sensor-seattle2",
+      thingName: "store-sensor-seattle2",
+    };
+    const publish = (context: PolicyContext, thing: string) =>
+      decide({
+        action: "iot:Publish",
+        resource: arn(`topic/SeattleStoreTemp/${thing}`),
+        context,
+      }).decision;
+    for (let round = 0; round < 2; round++) {
+      assert.equal(publish(thing1, "store-sensor-seattle1"), "allow");
+      assert.equal(publish(thing2, "store-sensor-seattle1"), "implicit-deny");
+      assert.equal(publish(thing2, "store-sensor-seattle2"), "allow");
+      assert.equal(publish(thing1, "store-sensor-seattle2"), "implicit-deny");
+      assert.equal(publish(stranger, "store-sensor-seattle1"), "implicit-deny");
+      assert.equal(publish(detached, "store-sensor-seattle1"), "implicit-deny");
+    }
+  });
+});
+
 describe("IoT policy wildcard matching (core/iot-policy)", () => {
   it("keeps actions case-insensitive and resources case-sensitive for the same pattern", () => {
     // Both orders, so that a compiled pattern shared across the two would show.
