@@ -419,11 +419,10 @@ export class Publisher {
     if (item.cb !== cb || item.settled) return;
     item.cb = undefined;
     this.inflight.delete(item);
-    if (this.inflight.size === 0) {
-      // Nothing left to time out: no timer should keep the process alive.
-      clearTimeout(this.timeoutTimer);
-      this.timeoutTimer = undefined;
-    }
+    // Nothing left to time out: the timer must not keep the process alive. It stays armed (unref'd)
+    // rather than cleared, so that a window that keeps emptying and refilling (QoS 0) does not arm
+    // a timer per message; when it fires with nothing expired it simply is not re-armed.
+    if (this.inflight.size === 0) this.timeoutTimer?.unref();
     if (!err) {
       this.stats.acked++;
       settle(item, ACKED);
@@ -444,7 +443,11 @@ export class Publisher {
   }
 
   private armTimeouts(): void {
-    if (this.timeoutTimer || this.sweeping || this.inflight.size === 0) return;
+    if (this.sweeping || this.inflight.size === 0) return;
+    if (this.timeoutTimer) {
+      if (!this.timeoutTimer.hasRef()) this.timeoutTimer.ref();
+      return;
+    }
     const first = this.inflight.values().next().value as Item;
     this.timeoutTimer = setTimeout(
       () => this.sweepTimeouts(),
