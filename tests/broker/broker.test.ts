@@ -21,6 +21,21 @@ describe("local broker (mutual TLS)", () => {
     await broker.stop();
   });
 
+  /** Connects as sensor-a with these TLS options and expects the broker to refuse the handshake. */
+  async function expectTlsRefusal(tlsOptions: { key?: string; cert?: string }) {
+    const c = mqtt.connect(broker.url, {
+      ...tlsOptions,
+      ca: pki.caPem,
+      clientId: "sensor-a",
+      reconnectPeriod: 0,
+    });
+    c.on("error", () => undefined);
+    assert.notEqual(await connectOutcome(c), "connect");
+    await until(() => broker.stats.tlsRefusals === 1, "the TLS refusal");
+    assert.equal(broker.stats.connects, 0);
+    c.end(true);
+  }
+
   it("accepts a thing whose client id is its certificate's CN", async () => {
     const c = connectAs(broker, pki, "sensor-a");
     assert.equal(await connectOutcome(c), "connect");
@@ -43,28 +58,13 @@ describe("local broker (mutual TLS)", () => {
   });
 
   it("refuses a client without a certificate at the TLS handshake", async () => {
-    const c = mqtt.connect(broker.url, { ca: pki.caPem, clientId: "sensor-a", reconnectPeriod: 0 });
-    c.on("error", () => undefined);
-    assert.notEqual(await connectOutcome(c), "connect");
-    await until(() => broker.stats.tlsRefusals === 1, "the TLS refusal");
-    assert.equal(broker.stats.connects, 0);
-    c.end(true);
+    await expectTlsRefusal({});
   });
 
   it("refuses a certificate from another CA", async () => {
     const otherCa = await createCertificateAuthority("someone else's CA");
     const foreign = await issueCertificate(otherCa, "sensor-a");
-    const c = mqtt.connect(broker.url, {
-      ...foreign,
-      ca: pki.caPem,
-      clientId: "sensor-a",
-      reconnectPeriod: 0,
-    });
-    c.on("error", () => undefined);
-    assert.notEqual(await connectOutcome(c), "connect");
-    await until(() => broker.stats.tlsRefusals === 1, "the TLS refusal");
-    assert.equal(broker.stats.connects, 0);
-    c.end(true);
+    await expectTlsRefusal(foreign);
   });
 
   it("refuses an expired certificate from its own CA", async () => {
@@ -87,17 +87,7 @@ describe("local broker (mutual TLS)", () => {
       notBefore: new Date(Date.now() - 3 * 86400_000),
       notAfter: new Date(Date.now() - 86400_000),
     });
-    const c = mqtt.connect(broker.url, {
-      ...expired,
-      ca: pki.caPem,
-      clientId: "sensor-a",
-      reconnectPeriod: 0,
-    });
-    c.on("error", () => undefined);
-    assert.notEqual(await connectOutcome(c), "connect");
-    await until(() => broker.stats.tlsRefusals === 1, "the TLS refusal");
-    assert.equal(broker.stats.connects, 0);
-    c.end(true);
+    await expectTlsRefusal(expired);
   });
 
   it("refuses a client that does not trust the broker (server certificate checked)", async () => {
