@@ -1,6 +1,7 @@
 // The embedded MQTT broker: aedes behind a mutual-TLS server that admits only certificates from
 // the local CA, binds each connection to its certificate's thing, and exposes authorisation and
 // publish hooks that the local pipeline fills in (IoT policy, rule engine, Firehose delivery).
+import { createHash, type X509Certificate } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
@@ -16,6 +17,16 @@ export interface DeviceIdentity {
    * in AWS, not by an IoT policy); `thing` for every device.
    */
   readonly kind: "thing" | "console";
+  /** The client certificate TLS verified (subject, issuer and validity feed policy variables). */
+  readonly certificate?: X509Certificate;
+  /**
+   * The certificate's id (what `principal()` returns and `${iot:CertificateId}` stands for). AWS
+   * documents it as 64 hex characters (API_CertificateDescription); locally it is the SHA-256 of
+   * the certificate's DER, which has that form and names one certificate.
+   */
+  readonly certificateId?: string;
+  /** The peer's IP address (`aws:SourceIp`). */
+  readonly remoteAddress?: string;
 }
 
 export interface BrokerHooks {
@@ -188,10 +199,14 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
           2,
         );
       }
+      const certificate = socket.getPeerX509Certificate?.();
       const id: DeviceIdentity = {
         clientId,
         thingName,
         kind: thingName === CONSOLE_IDENTITY ? "console" : "thing",
+        certificate,
+        certificateId: certificate && createHash("sha256").update(certificate.raw).digest("hex"),
+        remoteAddress: socket.remoteAddress,
       };
       const reason = this.hooks.authorizeConnect?.(id);
       if (reason !== undefined) return refuse(reason, 5);

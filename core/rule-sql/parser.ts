@@ -1,15 +1,11 @@
 // Parses IoT SQL with the peggy grammar in iot-sql.peggy; a syntax error names line and column.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as peggy from "peggy";
 import type { RuleStatement } from "./ast";
+import { GRAMMAR_FILE, grammarText } from "./grammar";
 
 // Generated at module load rather than checked in: the grammar is small (generation takes tens
 // of milliseconds, once per process), and a parser built from the file cannot go stale.
-const GRAMMAR_FILE = path.join(__dirname, "iot-sql.peggy");
-const parser = peggy.generate(fs.readFileSync(GRAMMAR_FILE, "utf8"), {
-  grammarSource: GRAMMAR_FILE,
-});
+const parser = peggy.generate(grammarText(), { grammarSource: GRAMMAR_FILE });
 
 /** A statement AWS would refuse; `line` and `column` are 1-based positions in the SQL text. */
 export class RuleSqlError extends Error {

@@ -1,6 +1,7 @@
 // The embedded broker over real TLS sockets: who gets in, what the hooks can refuse, and that
 // the PUBACK waits for onPublish.
 import * as assert from "node:assert/strict";
+import { createHash, X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
 import mqtt, { ErrorWithSubackPacket } from "mqtt";
 import { createCertificateAuthority, issueCertificate, type Pki } from "../../local/ca";
@@ -151,12 +152,24 @@ describe("local broker (mutual TLS)", () => {
     assert.equal(acked, false, "PUBACK arrived before onPublish resolved");
     release();
     await ack;
-    assert.deepEqual(seen[0], {
-      id: { clientId: "sensor-a", thingName: "sensor-a", kind: "thing" },
-      topic: "t/1",
-      payload: "payload",
-      qos: 1,
-    });
+    const { certificate, ...id } = seen[0].id;
+    const der = new X509Certificate(pki.credentialsFor("sensor-a").cert).raw;
+    assert.ok(certificate?.raw.equals(der), "the identity carries the client's certificate");
+    assert.deepEqual(
+      { ...seen[0], id },
+      {
+        id: {
+          clientId: "sensor-a",
+          thingName: "sensor-a",
+          kind: "thing",
+          certificateId: createHash("sha256").update(der).digest("hex"),
+          remoteAddress: "127.0.0.1",
+        },
+        topic: "t/1",
+        payload: "payload",
+        qos: 1,
+      },
+    );
     await c.endAsync();
   });
 
