@@ -3,9 +3,8 @@
 // outputs. index.ts calls it once; the mocked runs (tests, check, bench) call it per stack.
 import * as pulumi from "@pulumi/pulumi";
 import { TelemetryPipeline, type TelemetryPipelineArgs } from "./components/pipeline";
+import { PROJECT, PROJECT_DIR } from "./core/project";
 import {
-  PROJECT,
-  PROJECT_DIR,
   declaredKeys,
   parseStackConfig,
   type RawConfig,

@@ -2,7 +2,7 @@
 // project Publisher per thing, each on its own mutual-TLS connection with its own certificate.
 import { Publisher } from "../device/publisher";
 import { readCredentials } from "../local/ca";
-import { telemetryTopicFor } from "../core/stack-config";
+import { telemetryTopicFor } from "../core/topics";
 import { reading } from "./payloads";
 import { mapLimit, nowMs, peakRssMiB, sleep } from "./stats";
 

@@ -9,7 +9,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import { parseStackConfig, readRawStackConfig, telemetryTopicFor } from "../core/stack-config";
+import { telemetryTopicFor } from "../core/topics";
+import { parseStackConfig, readRawStackConfig } from "../core/stack-config";
 import type { RawConfig } from "../core/stack-config";
 import { PUBLISHER_DEFAULTS } from "../device/publisher";
 import { readCredentials } from "../local/ca";

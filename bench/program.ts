@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { PROJECT, PROJECT_DIR } from "../core/stack-config";
+import { PROJECT, PROJECT_DIR } from "../core/project";
 import type { ProgramRun } from "../tools/mock-program";
 import type { FigureOptions, FigureOutcome } from "./figure";
 import { target, type Metric } from "./report";

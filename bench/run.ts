@@ -14,6 +14,7 @@ import {
   type FigureId,
   type FigureResult,
 } from "./report";
+import { UserError } from "../core/errors";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -31,7 +32,7 @@ interface Args {
   markdown: boolean;
 }
 
-class UsageError extends Error {}
+class UsageError extends UserError {}
 
 function parseArgs(argv: readonly string[]): Args | "help" {
   const args: Args = {
@@ -112,9 +113,9 @@ async function main(): Promise<number> {
   try {
     args = parseArgs(process.argv.slice(2));
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof UserError) {
       process.stderr.write(`bench: ${e.message}\n`);
-      return 2;
+      return e.exitCode;
     }
     throw e;
   }

@@ -1,6 +1,9 @@
 // Firehose-to-S3 naming and framing rules shared by the Pulumi program and the local delivery
 // stream: the rule action's record separator, object keys, and error-output prefixes.
-import type { Compression } from "./stack-config";
+
+/** How Firehose compresses the objects it delivers (the ones this project offers). */
+export type Compression = "UNCOMPRESSED" | "GZIP";
+export const COMPRESSIONS: readonly Compression[] = ["UNCOMPRESSED", "GZIP"];
 
 /**
  * The separator the topic rule's Firehose action appends to every record (Firehose itself

@@ -1,6 +1,6 @@
 // IoT policy documents: the builders the program deploys, and the one reading of a document
 // (AWS's own rules) that the policy pack and the local broker's evaluator share.
-import { telemetryTopicFor } from "./stack-config";
+import { telemetryTopicFor } from "./topics";
 
 export type Effect = "Allow" | "Deny";
 export type OneOrMany = string | string[];

@@ -4,23 +4,17 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { COMPRESSIONS, type Compression } from "./delivery";
+import { ConfigError, invalidConfig as fail } from "./errors";
+import { PROJECT, PROJECT_DIR } from "./project";
 import { parseRuleSql, RuleSqlError } from "./rule-sql";
 import { parseWindowSpec, type WindowSpec } from "./window";
-
-/** The Pulumi project name, and so the namespace of every key of ours in a stack file. */
-export const PROJECT = "iot-pipeline";
-
-/** The repository root, where Pulumi.yaml lives. */
-export const PROJECT_DIR = path.resolve(__dirname, "..");
 
 export type PolicyMode = "tutorial" | "least-privilege";
 export const POLICY_MODES: readonly PolicyMode[] = ["tutorial", "least-privilege"];
 
 export type CertificateMode = "generated" | "csr";
 export const CERTIFICATE_MODES: readonly CertificateMode[] = ["generated", "csr"];
-
-export type Compression = "UNCOMPRESSED" | "GZIP";
-export const COMPRESSIONS: readonly Compression[] = ["UNCOMPRESSED", "GZIP"];
 
 /** One thing of the fleet, with the group it belongs to. */
 export interface ThingSpec {
@@ -71,22 +65,8 @@ export interface StackConfig {
   readonly analytics: WindowSpec | undefined;
 }
 
-/** A config value that cannot be used; the message is one line naming the key and what is allowed. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
-
 /** Raw config values by key (without the `iot-pipeline:` namespace), plus `aws:region`. */
 export type RawConfig = Record<string, unknown>;
-
-function fail(key: string, value: unknown, allowed: string): never {
-  throw new ConfigError(
-    `config ${PROJECT}:${key} = ${JSON.stringify(value)} is invalid: ${allowed}`,
-  );
-}
 
 function str(raw: RawConfig, key: string, allowed = "set a non-empty string"): string {
   const v = raw[key];
@@ -410,11 +390,6 @@ function checkFirehosePrefixes(prefix: string, errorOutputPrefix: string): void 
       "must contain !{firehose:error-output-type} when the prefixes use expressions",
     );
   }
-}
-
-/** The topic one thing publishes to. */
-export function telemetryTopicFor(template: string, thing: string): string {
-  return template.split("{thing}").join(thing);
 }
 
 function readYaml(file: string): Record<string, unknown> {

@@ -1,7 +1,7 @@
 // The streaming window: one validated spec (stack config key `analytics`) and the Flink SQL that
 // Managed Service for Apache Flink runs for it; the local pipeline's window operator reads the same spec.
-import schema from "../device/telemetry.schema.json";
-import { ConfigError, PROJECT } from "./stack-config";
+import { invalidConfig } from "./errors";
+import schema from "./telemetry.schema.json";
 
 export type WindowTime = "processing" | "event";
 export const WINDOW_TIMES: readonly WindowTime[] = ["processing", "event"];
@@ -42,7 +42,7 @@ export const MAX_WINDOW_SECONDS = 86_400;
 
 type SchemaType = "string" | "integer" | "number";
 
-/** Field name → JSON type, read from device/telemetry.schema.json (the one definition). */
+/** Field name → JSON type, read from core/telemetry.schema.json (the one definition). */
 export const TELEMETRY_FIELD_TYPES: Readonly<Record<string, SchemaType>> = Object.fromEntries(
   Object.entries(schema.properties as Record<string, { type: SchemaType }>).map(([k, v]) => [
     k,
@@ -57,10 +57,7 @@ function isNumericField(field: string): boolean {
 }
 
 function fail(key: string, value: unknown, allowed: string): never {
-  const where = key === "" ? "analytics" : `analytics.${key}`;
-  throw new ConfigError(
-    `config ${PROJECT}:${where} = ${JSON.stringify(value)} is invalid: ${allowed}`,
-  );
+  return invalidConfig(key === "" ? "analytics" : `analytics.${key}`, value, allowed);
 }
 
 /** Whole numbers may arrive as numbers (YAML, JSON) or as text. */

@@ -3,6 +3,7 @@
 // reconnection with backoff, counting every message that is not acknowledged.
 import mqtt, { ErrorWithReasonCode, type MqttClient } from "mqtt";
 import { encodeTelemetry, type TelemetryError } from "./telemetry";
+import { UserError } from "../core/errors";
 
 /** AWS IoT Core's limit: about 100 publishes per second per connection. */
 export const AWS_PUBLISH_RATE_LIMIT = 100;
@@ -48,12 +49,7 @@ export interface PublisherOptions {
 }
 
 /** A setting that cannot work; the message is one line. */
-export class PublisherError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "PublisherError";
-  }
-}
+export class PublisherError extends UserError {}
 
 export type PublishOutcome =
   | { readonly status: "acked" }

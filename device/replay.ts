@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { DAY_MS, SimulatedClock, round2, type TelemetrySource } from "./source";
 import { encodeTelemetry, type Telemetry, type Weather } from "./telemetry";
+import { UserError } from "../core/errors";
 
 /** The Seattle weather history (2012-2015) that the seed's bucket name refers to. */
 export const SEATTLE_WEATHER_CSV = path.resolve(
@@ -41,12 +42,7 @@ export interface RowProblem {
 }
 
 /** A file that cannot be replayed at all (missing, no header); one line. */
-export class ReplayError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ReplayError";
-  }
-}
+export class ReplayError extends UserError {}
 
 function num(raw: string, column: string): number {
   const v = raw.trim() === "" ? NaN : Number(raw);

@@ -1,10 +1,10 @@
 // The telemetry message: its TypeScript type, the one compiled validator of
-// device/telemetry.schema.json, readable error lines, and the AWS IoT payload size limit.
+// core/telemetry.schema.json, readable error lines, and the AWS IoT payload size limit.
 import Ajv2020, { type ErrorObject } from "ajv/dist/2020";
 import addFormats from "ajv-formats";
-import schema from "./telemetry.schema.json";
+import schema from "../core/telemetry.schema.json";
 
-/** One sensor reading, as device/telemetry.schema.json defines it. Temperatures in °C. */
+/** One sensor reading, as core/telemetry.schema.json defines it. Temperatures in °C. */
 export interface Telemetry {
   thing: string;
   /** Epoch milliseconds (UTC). */
@@ -57,7 +57,7 @@ function checkSchemaMatchesType(): void {
     required.join() !== [...schema.required].sort().join()
   ) {
     throw new Error(
-      `device/telemetry.schema.json and the Telemetry type disagree: type fields [${declared.join(", ")}] (required [${required.join(", ")}]), schema fields [${inSchema.join(", ")}] (required [${[...schema.required].sort().join(", ")}])`,
+      `core/telemetry.schema.json and the Telemetry type disagree: type fields [${declared.join(", ")}] (required [${required.join(", ")}]), schema fields [${inSchema.join(", ")}] (required [${[...schema.required].sort().join(", ")}])`,
     );
   }
 }

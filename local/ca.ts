@@ -5,6 +5,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
+import { UserError } from "../core/errors";
 
 x509.cryptoProvider.set(crypto.webcrypto);
 
@@ -59,12 +60,7 @@ export interface Pki {
 }
 
 /** A PKI problem the user can fix; the message is one line. */
-export class PkiError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "PkiError";
-  }
-}
+export class PkiError extends UserError {}
 
 function toPem(der: ArrayBuffer, label: string): string {
   const b64 = Buffer.from(der).toString("base64");

@@ -10,6 +10,7 @@ import { evaluatePrefix, FIREHOSE_MAX_RECORD_BYTES, objectName } from "../core/d
 import type { DeliveryConfig } from "../core/stack-config";
 import { isProcessRunning } from "./pid";
 import { LocalBucket, syncDir } from "./s3";
+import { UserError } from "../core/errors";
 
 const gzip = promisify(zlib.gzip);
 
@@ -17,12 +18,7 @@ const gzip = promisify(zlib.gzip);
 export const PROCESSING_FAILED = "processing-failed";
 
 /** Another running process owns the stream's journal. */
-export class DeliveryStreamBusyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "DeliveryStreamBusyError";
-  }
-}
+export class DeliveryStreamBusyError extends UserError {}
 
 /** A record Firehose refuses at PutRecord (the caller's action fails). */
 export class FirehoseRecordError extends Error {

@@ -2,7 +2,8 @@
 // mutual-TLS broker, and, through the broker's hooks, the stack's IoT policy, topic rule, durable
 // Firehose delivery and analytics window.
 import * as path from "node:path";
-import { PROJECT_DIR, type StackConfig } from "../core/stack-config";
+import { PROJECT_DIR } from "../core/project";
+import { type StackConfig } from "../core/stack-config";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
 import { CONSOLE_IDENTITY, ensurePki, type Credentials } from "./ca";
 import { LocalAuthorizer } from "./authorizer";

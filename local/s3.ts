@@ -3,7 +3,8 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { PROJECT, type StackConfig } from "../core/stack-config";
+import { PROJECT } from "../core/project";
+import { type StackConfig } from "../core/stack-config";
 
 /** The bucket a stack delivers to locally: its configured name, else `iot-pipeline-<stack>-local`. */
 export function localBucketName(config: Pick<StackConfig, "stack" | "delivery">): string {

@@ -10,10 +10,11 @@ import {
   type SubscribeOptions,
   type Target,
 } from "./options";
+import { UserError } from "../core/errors";
 
 const SIMULATE_HELP = `Usage: npm run simulate -- [options]
 
-Publishes telemetry from the stack's fleet, validated against device/telemetry.schema.json, over
+Publishes telemetry from the stack's fleet, validated against core/telemetry.schema.json, over
 mutual TLS. By default it starts the embedded local pipeline (a broker with a local CA that issues
 one certificate per thing) and runs the dev fleet for ${DEFAULT_DURATION_S} seconds.
 
@@ -81,10 +82,8 @@ Example
   npm run subscribe -- --topic 'SeattleStoreTemp/#'
 `;
 
-/** Exit code 2 and one line: what was wrong and what to do. */
-class CliError extends Error {
-  override name = "CliError";
-}
+/** A bad option: one line saying what was wrong and what to do, exit code 2. */
+class CliError extends UserError {}
 
 function intOpt(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER) {
   if (v === undefined) return undefined;
@@ -309,25 +308,11 @@ function terminalOutput(): Output {
   };
 }
 
-/**
- * Errors that carry a one-line message for the user (exit 2), by name: the modules that define
- * them load only when a command runs, so `--help` and option errors stay quick.
- */
-const USER_ERRORS = new Set([
-  "CliError",
-  "UsageError",
-  "ConfigError",
-  "TargetError",
-  "PkiError",
-  "ReplayError",
-  "PublisherError",
-]);
-
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const fail = (msg: string) => {
+  const fail = (msg: string, code = 2) => {
     process.stderr.write(`${command ?? "iot-pipeline"}: ${msg}\n`);
-    return 2;
+    return code;
   };
   const controller = new AbortController();
   let signals = 0;
@@ -369,7 +354,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     return fail(`unknown command ${JSON.stringify(command)}; use simulate or subscribe`);
   } catch (e) {
-    if (e instanceof Error && USER_ERRORS.has(e.name)) return fail(e.message);
+    // Every error a user can act on is a UserError (core/errors.ts), whichever module threw it.
+    if (e instanceof UserError) return fail(e.message, e.exitCode);
     throw e;
   }
 }

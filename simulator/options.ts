@@ -1,7 +1,8 @@
 // What `simulate` and `subscribe` take: their options, defaults and usage errors, kept apart from
 // the code that runs them so that `--help` and bad options answer without loading MQTT or TLS.
 import * as path from "node:path";
-import { PROJECT_DIR } from "../core/stack-config";
+import { PROJECT_DIR } from "../core/project";
+import { UserError } from "../core/errors";
 
 export type Target =
   | { readonly kind: "embedded"; readonly port?: number }
@@ -54,12 +55,7 @@ export const DEFAULT_DURATION_S = 30;
 export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
 
 /** A single line a user can act on; the CLI exits 2 with it. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export class UsageError extends UserError {}
 
 export interface SubscribeOptions {
   readonly stack: string;

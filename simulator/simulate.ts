@@ -1,17 +1,16 @@
 // `npm run simulate`: runs a fleet of devices, each a Publisher fed by a data source, against the
 // embedded local pipeline, an MQTT endpoint or a deployed AWS stack, then prints what happened.
+// It sits above device/ (the client side) and local/ (the embedded pipeline), which know nothing
+// of each other.
 import * as path from "node:path";
-import {
-  PROJECT_DIR,
-  loadStackConfig,
-  telemetryTopicFor,
-  type StackConfig,
-} from "../core/stack-config";
-import { startLocalPipeline, type LocalPipeline } from "../local/pipeline";
-import { SyntheticSource } from "./generator";
-import { Publisher, type PublisherStats, type PublishOutcome } from "./publisher";
-import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "./replay";
-import type { TelemetrySource } from "./source";
+import { PROJECT_DIR } from "../core/project";
+import { telemetryTopicFor } from "../core/topics";
+import { loadStackConfig, type StackConfig } from "../core/stack-config";
+import type { LocalPipeline } from "../local/pipeline";
+import { SyntheticSource } from "../device/generator";
+import { Publisher, type PublisherStats, type PublishOutcome } from "../device/publisher";
+import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "../device/replay";
+import type { TelemetrySource } from "../device/source";
 import { DEFAULT_DURATION_S, UsageError, type Output, type SimulateOptions } from "./options";
 import {
   fileCredentials,
@@ -121,6 +120,8 @@ export async function simulate(
         `the embedded pipeline of stack ${config.stack} is already running (pid ${other.pid}, ${other.url}); stop it first, or use another --state-dir`,
       );
     }
+    // Loaded only for the embedded target: --endpoint and --aws runs need no broker or local CA.
+    const { startLocalPipeline } = await import("../local/pipeline");
     pipeline = await startLocalPipeline(config, {
       port: t.port,
       stateDir: opts.stateDir,

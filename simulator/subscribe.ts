@@ -1,9 +1,9 @@
 // `npm run subscribe`: the counterpart of the AWS console's MQTT test client; prints every message
 // that arrives on a topic filter, from the running embedded pipeline or an endpoint.
-import mqtt from "mqtt";
-import { loadStackConfig, telemetryTopicFor } from "../core/stack-config";
-import { CONSOLE_IDENTITY, readCredentials } from "../local/ca";
 import * as path from "node:path";
+import mqtt from "mqtt";
+import { loadStackConfig } from "../core/stack-config";
+import { telemetryTopicFilter } from "../core/topics";
 import { readRunFile, fileCredentials, type DeviceCredentials } from "./targets";
 import type { Output, SubscribeOptions } from "./options";
 
@@ -14,7 +14,7 @@ export async function subscribe(
   signal?: AbortSignal,
 ): Promise<number> {
   const config = loadStackConfig(opts.stack);
-  const filter = opts.topic ?? telemetryTopicFor(config.telemetryTopic, "+");
+  const filter = opts.topic ?? telemetryTopicFilter(config.telemetryTopic);
   let url: string;
   let creds: DeviceCredentials;
   let clientId: string;
@@ -25,6 +25,8 @@ export async function subscribe(
     clientId = e.clientId;
   } else {
     const run = readRunFile(opts.stateDir, config.stack);
+    // The local CA only for the embedded pipeline: an --endpoint run brings its own files.
+    const { CONSOLE_IDENTITY, readCredentials } = await import("../local/ca");
     url = run.url;
     creds = readCredentials(path.join(run.stateDir, "pki"), CONSOLE_IDENTITY);
     clientId = CONSOLE_IDENTITY;

@@ -4,14 +4,10 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { isProcessRunning } from "../local/pid";
+import { UserError } from "../core/errors";
 
 /** A problem with the target the user can fix; one line, exit code 2. */
-export class TargetError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "TargetError";
-  }
-}
+export class TargetError extends UserError {}
 
 /** TLS material for one device; `ca` undefined means Node's default trust store. */
 export interface DeviceCredentials {

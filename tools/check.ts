@@ -2,28 +2,23 @@
 // of `pulumi preview --policy-pack policypack`, offline: the program built under mocks from
 // Pulumi.<name>.yaml, every policy run on what it registers, exit 1 on a mandatory violation.
 import { parseArgs } from "node:util";
-import {
-  ConfigError,
-  PROJECT,
-  type RawConfig,
-  parseStackConfig,
-  readRawStackConfig,
-} from "../core/stack-config";
+import { PROJECT } from "../core/project";
+import { type RawConfig, parseStackConfig, readRawStackConfig } from "../core/stack-config";
 import {
   type CheckedResource,
-  PackConfigError,
   formatReport,
   readPackConfig,
   resolvePackConfig,
   runPolicies,
 } from "./policy-engine";
 import type { RegisteredResource } from "./mock-program";
+import { UserError } from "../core/errors";
 
 const USAGE =
   "usage: npm run check -- --stack <name> [--policy-pack-config FILE] [--config key=value]...";
 
 /** A command line the check cannot run; the message is one line. */
-class UsageError extends Error {}
+class UsageError extends UserError {}
 
 interface Args {
   readonly stack: string;
@@ -107,9 +102,9 @@ export async function main(
     parseStackConfig(raw, args.stack);
     settings = resolvePackConfig(args.packConfig ? readPackConfig(args.packConfig) : {});
   } catch (e) {
-    if (e instanceof UsageError || e instanceof ConfigError || e instanceof PackConfigError) {
+    if (e instanceof UserError) {
       err(`check: ${e.message}`);
-      return 2;
+      return e.exitCode;
     }
     throw e;
   }

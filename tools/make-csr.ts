@@ -6,12 +6,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import {
-  ConfigError,
-  PROJECT_DIR,
-  parseStackConfig,
-  readRawStackConfig,
-} from "../core/stack-config";
+import { ConfigError } from "../core/errors";
+import { PROJECT_DIR } from "../core/project";
+import { parseStackConfig, readRawStackConfig } from "../core/stack-config";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 

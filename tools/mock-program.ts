@@ -4,13 +4,8 @@
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { buildPipeline, readPulumiConfig } from "../program";
-import {
-  PROJECT,
-  PROJECT_DIR,
-  readRawStackConfig,
-  type RawConfig,
-  type StackConfig,
-} from "../core/stack-config";
+import { PROJECT, PROJECT_DIR } from "../core/project";
+import { readRawStackConfig, type RawConfig, type StackConfig } from "../core/stack-config";
 
 /** The account every mocked call answers with. */
 export const MOCK_ACCOUNT_ID = "123456789012";

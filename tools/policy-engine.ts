@@ -23,14 +23,10 @@ import {
   policies as packPolicies,
   setStackNameSource,
 } from "../policypack/policies";
+import { UserError } from "../core/errors";
 
 /** A pack config that the CLI would refuse; the message is one line naming the file or policy. */
-export class PackConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "PackConfigError";
-  }
-}
+export class PackConfigError extends UserError {}
 
 export const ENFORCEMENT_LEVELS: readonly EnforcementLevel[] = [
   "advisory",

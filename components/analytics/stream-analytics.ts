@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT_DIR } from "../../core/stack-config";
+import { PROJECT_DIR } from "../../core/project";
 import {
   flinkSqlStatements,
   sqlPropertyMap,

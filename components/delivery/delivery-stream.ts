@@ -2,7 +2,7 @@
 // extended_s3) that buffers the rule's records into it, through a role scoped to that bucket.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { Compression } from "../../core/stack-config";
+import type { Compression } from "../../core/delivery";
 import { allowDocument, trustPolicy } from "../private/iam";
 
 export type SseAlgorithm = "AES256" | "aws:kms";

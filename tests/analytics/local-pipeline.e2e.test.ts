@@ -5,7 +5,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import mqtt from "mqtt";
-import { loadStackConfig, telemetryTopicFor, type StackConfig } from "../../core/stack-config";
+import { telemetryTopicFor } from "../../core/topics";
+import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { startLocalPipeline } from "../../local/pipeline";
 import { localBucketName } from "../../local/s3";
 

@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { CONNECTOR_URL, FLINK_RUNTIME, MAIN_PY, PARTITION_KEY } from "../../components/analytics";
-import { ConfigError } from "../../core/stack-config";
+import { ConfigError } from "../../core/errors";
 import { flinkSqlStatements } from "../../core/window";
 import {
   MOCK_ACCOUNT_ID,

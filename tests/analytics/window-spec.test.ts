@@ -1,12 +1,8 @@
 import { strict as assert } from "node:assert";
-import {
-  ConfigError,
-  loadStackConfig,
-  parseStackConfig,
-  readRawStackConfig,
-} from "../../core/stack-config";
+import { ConfigError } from "../../core/errors";
+import { loadStackConfig, parseStackConfig, readRawStackConfig } from "../../core/stack-config";
 import { parseWindowSpec, TELEMETRY_FIELD_TYPES } from "../../core/window";
-import schema from "../../device/telemetry.schema.json";
+import schema from "../../core/telemetry.schema.json";
 
 /** The seed's window as Pulumi.yaml declares it. */
 const SEED = {

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
+import { ConfigError } from "../../core/errors";
 import {
-  ConfigError,
   listStacks,
   loadStackConfig,
   parseStackConfig,

@@ -7,7 +7,7 @@ import {
   encodeTelemetry,
   validateTelemetry,
 } from "../../device/telemetry";
-import schema from "../../device/telemetry.schema.json";
+import schema from "../../core/telemetry.schema.json";
 
 const ok = {
   thing: "store-sensor-seattle1",

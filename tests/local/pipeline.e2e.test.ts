@@ -8,7 +8,8 @@ import * as path from "node:path";
 import * as zlib from "node:zlib";
 import mqtt, { type MqttClient } from "mqtt";
 import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
-import { loadStackConfig, telemetryTopicFor, type StackConfig } from "../../core/stack-config";
+import { telemetryTopicFor } from "../../core/topics";
+import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { readCredentials } from "../../local/ca";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
 

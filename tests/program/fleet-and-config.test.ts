@@ -1,7 +1,8 @@
 // A fleet yields one identity per thing; bad config fails before any resource exists; the runner
 // builds several stacks in one process; the rule takes an optional Kinesis action.
 import { strict as assert } from "node:assert";
-import { ConfigError, deriveBucketName, isValidBucketName } from "../../core/stack-config";
+import { ConfigError } from "../../core/errors";
+import { deriveBucketName, isValidBucketName } from "../../core/stack-config";
 import {
   MOCK_ACCOUNT_ID,
   registeredSoFar,

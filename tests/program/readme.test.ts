@@ -2,7 +2,8 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PROJECT_DIR, declaredKeys } from "../../core/stack-config";
+import { PROJECT_DIR } from "../../core/project";
+import { declaredKeys } from "../../core/stack-config";
 
 describe("README config reference", () => {
   it("has a row for every key Pulumi.yaml declares, and for aws:region", () => {

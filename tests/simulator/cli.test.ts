@@ -4,9 +4,9 @@ import * as assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { main, parseSimulateArgs, parseSubscribeArgs } from "../../device/cli";
-import { simulate } from "../../device/simulate";
-import { PROJECT_DIR } from "../../core/stack-config";
+import { main, parseSimulateArgs, parseSubscribeArgs } from "../../simulator/cli";
+import { simulate } from "../../simulator/simulate";
+import { PROJECT_DIR } from "../../core/project";
 import { tempDir, until } from "../broker/helpers";
 
 interface Run {
@@ -18,7 +18,7 @@ interface Run {
 
 /** Starts the CLI as `npm run simulate` does (tsx), in the project folder. */
 function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Run {
-  const child = spawn(process.execPath, ["--import", "tsx", "device/cli.ts", ...args], {
+  const child = spawn(process.execPath, ["--import", "tsx", "simulator/cli.ts", ...args], {
     cwd: PROJECT_DIR,
     env,
     stdio: ["ignore", "pipe", "pipe"],

@@ -5,9 +5,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ensurePki } from "../../local/ca";
 import { LocalBroker } from "../../local/broker";
-import { parseSimulateArgs } from "../../device/cli";
-import { simulate } from "../../device/simulate";
-import { fileCredentials, parseAwsOutputs } from "../../device/targets";
+import { parseSimulateArgs } from "../../simulator/cli";
+import { simulate } from "../../simulator/simulate";
+import { fileCredentials, parseAwsOutputs } from "../../simulator/targets";
 import { tempDir } from "../broker/helpers";
 
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";

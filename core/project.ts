@@ -1,0 +1,9 @@
+// The project's identity: its Pulumi name (the namespace of every config key of ours) and where
+// the repository lives on disk.
+import * as path from "node:path";
+
+/** The Pulumi project name, and so the namespace of every key of ours in a stack file. */
+export const PROJECT = "iot-pipeline";
+
+/** The repository root, where Pulumi.yaml lives. */
+export const PROJECT_DIR = path.resolve(__dirname, "..");
