@@ -1,6 +1,7 @@
 // Interoperability with software nobody here wrote: the publisher against a Mosquitto broker set up
 // for mutual TLS by this test, and mosquitto_pub/mosquitto_sub against the embedded broker with the
-// fleet's certificates. Mosquitto missing is a failure, not a skip: .ci/run installs it.
+// fleet's certificates. Without Mosquitto the suite is skipped and says so; CI (.ci/run) installs
+// it and sets REQUIRE_MOSQUITTO=1, so there it always runs.
 import * as assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -10,16 +11,7 @@ import type { Pki } from "../../local/ca";
 import type { LocalBroker } from "../../local/broker";
 import { Publisher } from "../../device/publisher";
 import { reading, startBroker, tempDir, testPki, until } from "../broker/helpers";
-
-function findBinary(name: string): string {
-  for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin"]) {
-    const p = path.join(dir, name);
-    if (dir && fs.existsSync(p)) return p;
-  }
-  throw new Error(
-    `${name} is not installed; install the Debian packages mosquitto and mosquitto-clients (.ci/run does)`,
-  );
-}
+import { describeWithMosquitto } from "../helpers/mosquitto";
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -88,15 +80,13 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
 }
 
-describe("interoperability with Mosquitto (mutual TLS)", function () {
+describeWithMosquitto("interoperability with Mosquitto (mutual TLS)", function (bin) {
   this.timeout(30_000);
   afterEach(() => {
     for (const c of children) c.kill("SIGKILL");
   });
   let pki: Pki;
-  const mosquitto = findBinary("mosquitto");
-  const mosquittoPub = findBinary("mosquitto_pub");
-  const mosquittoSub = findBinary("mosquitto_sub");
+  const { mosquitto, mosquittoPub, mosquittoSub } = bin;
 
   before(async () => {
     pki = await testPki();
