@@ -231,7 +231,8 @@ function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
-async function computed(
+/** What the AWS provider would return for a new resource: its id and computed outputs. */
+export async function mockResource(
   type: string,
   name: string,
   inputs: Record<string, unknown>,
@@ -342,7 +343,8 @@ async function computed(
   }
 }
 
-function mockCall(token: string, inputs: Record<string, unknown>, region: string) {
+/** What AWS would answer a data source (invoke) of the program with. */
+export function mockCall(token: string, inputs: Record<string, unknown>, region: string) {
   switch (token) {
     case "aws:iot/getEndpoint:getEndpoint": {
       const type = str(inputs.endpointType) ?? "iot:Data-ATS";
@@ -414,6 +416,18 @@ function asCliText(value: unknown): string {
 }
 
 /**
+ * Raw stack config as the Pulumi CLI hands it to a program (`PULUMI_CONFIG`): namespaced keys,
+ * every value as text, objects as JSON.
+ */
+export function cliConfig(raw: RawConfig): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(raw)
+      .filter(([, v]) => v !== undefined && v !== null)
+      .map(([k, v]) => [k.includes(":") ? k : `${PROJECT}:${k}`, asCliText(v)]),
+  );
+}
+
+/**
  * Builds one stack's program under mocks and returns its resources and outputs. Safe to call
  * several times in one process: each call installs fresh mocks, config and bookkeeping.
  */
@@ -454,7 +468,7 @@ async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> 
       newResource: async (args) => {
         const inputs = (args.inputs ?? {}) as Record<string, unknown>;
         const result = args.custom
-          ? await computed(args.type, args.name, inputs, region)
+          ? await mockResource(args.type, args.name, inputs, region)
           : { id: "", state: {} };
         const props = { ...inputs, ...result.state };
         seen.set(`${args.type}\u0000${args.name}`, { inputs, props });
@@ -496,13 +510,7 @@ async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> 
       callback(err, resp);
     });
 
-  pulumi.runtime.setAllConfig(
-    Object.fromEntries(
-      Object.entries(raw)
-        .filter(([, v]) => v !== undefined && v !== null)
-        .map(([k, v]) => [k.includes(":") ? k : `${PROJECT}:${k}`, asCliText(v)]),
-    ),
-  );
+  pulumi.runtime.setAllConfig(cliConfig(raw));
 
   // The same reading and validation as index.ts: a bad value throws before any resource exists.
   const config = readPulumiConfig(stack, dir);

@@ -1,0 +1,100 @@
+// The program as `pulumi up` runs it: the Node language host starts the SDK's own entry point
+// (@pulumi/pulumi/cmd/run) with --monitor/--engine, the stack's config in PULUMI_CONFIG and
+// PULUMI_NODEJS_TYPESCRIPT=true (Pulumi.yaml's `typescript: true`), and the SDK's ts-node loads
+// index.ts with type checking against tsconfig.json. Here the engine is a fake on loopback and
+// AWS is mocked; the loader, the program and the wire protocol are the real ones, with no tsx.
+import * as assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { PROJECT, PROJECT_DIR } from "../../core/project";
+import { readRawStackConfig } from "../../core/stack-config";
+import { cliConfig, runProgram } from "../../tools/mock-program";
+import { tempDir } from "../broker/helpers";
+import { type FakeEngine, startFakeEngine } from "../helpers/fake-engine";
+
+const RUN = require.resolve("@pulumi/pulumi/cmd/run", { paths: [PROJECT_DIR] });
+
+interface Launch {
+  readonly code: number | null;
+  readonly stderr: string;
+  readonly engine: FakeEngine;
+}
+
+/** Starts `dir`'s program for `stack` the way the Node language host does, and waits for it. */
+async function pulumiUp(dir: string, stack: string, config: Record<string, string>) {
+  const region = config["aws:region"] ?? "us-east-1";
+  const engine = await startFakeEngine(PROJECT, stack, region);
+  const child = spawn(
+    process.execPath,
+    [
+      RUN,
+      `--monitor=${engine.address}`,
+      `--engine=${engine.address}`,
+      `--project=${PROJECT}`,
+      `--stack=${stack}`,
+      `--root-directory=${dir}`,
+      `--pwd=${dir}`,
+      ".",
+    ],
+    {
+      cwd: dir,
+      // Only what the language host sets: no tsx, no NODE_OPTIONS of the test runner.
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        PULUMI_NODEJS_TYPESCRIPT: "true",
+        PULUMI_CONFIG: JSON.stringify(config),
+        PULUMI_CONFIG_SECRET_KEYS: "[]",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  await engine.close();
+  return { code, stderr, engine } satisfies Launch;
+}
+
+describe("program: loaded as `pulumi up` loads it (SDK cmd/run, type-checking ts-node)", function () {
+  // Type-checking the program against @pulumi/aws's typings takes a while on a shared machine.
+  this.timeout(300_000);
+
+  for (const stack of ["dev", "prod"]) {
+    it(`${stack}: registers the same resources and outputs as the mocked build`, async () => {
+      const up = await pulumiUp(PROJECT_DIR, stack, cliConfig(readRawStackConfig(stack)));
+      assert.equal(up.code, 0, `cmd/run exited ${up.code}:\n${up.stderr}\n${up.engine.logs}`);
+      const expected = await runProgram(stack);
+      const custom = (rs: { type: string; name: string; custom: boolean }[]) =>
+        rs
+          .filter((r) => r.custom)
+          .map((r) => `${r.type} ${r.name}`)
+          .sort();
+      assert.deepEqual(custom(up.engine.resources), custom(expected.resources));
+      const outputs = up.engine.stackOutputs();
+      assert.ok(outputs, "the program registered its stack outputs");
+      assert.deepEqual(Object.keys(outputs).sort(), Object.keys(expected.outputs).sort());
+      assert.equal(outputs.ruleName, "sensor_rule");
+      assert.deepEqual(outputs.thingNames, expected.outputs.thingNames);
+    });
+  }
+
+  it("type-checks what it loads: a type error stops the program before any resource", async () => {
+    // A copy of the project whose program has one type error: the same loader must refuse it.
+    const dir = tempDir("pulumi-loader");
+    for (const f of ["Pulumi.yaml", "Pulumi.dev.yaml", "package.json", "tsconfig.json"]) {
+      fs.copyFileSync(path.join(PROJECT_DIR, f), path.join(dir, f));
+    }
+    fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(dir, "node_modules"));
+    fs.writeFileSync(
+      path.join(dir, "index.ts"),
+      'import * as pulumi from "@pulumi/pulumi";\nexport const n: number = pulumi.getStack();\n',
+    );
+    const up = await pulumiUp(dir, "dev", cliConfig(readRawStackConfig("dev")));
+    assert.notEqual(up.code, 0, "a program with a type error must not run");
+    assert.match(up.stderr + up.engine.logs.join("\n"), /TS2322/);
+    assert.equal(up.engine.resources.filter((r) => r.custom).length, 0);
+  });
+});
