@@ -1,5 +1,7 @@
-// Least-privilege audit of the pipeline's IAM permission policies (the roles IoT and Firehose
-// assume): wildcard actions and resources. Plain functions, no Pulumi.
+// Least-privilege reading of the pipeline's IAM permission policies (the roles IoT, Firehose and
+// Managed Flink assume): the one definition of a wildcard action or resource, the few wildcards
+// AWS itself requires (each named, with its reason and page), and the audit the policy pack and
+// the program's own guard share. Plain functions, no Pulumi.
 import { describeStatement, normalizePolicy } from "./iot-policy";
 
 /** An action pattern with a wildcard: `*`, `s3:*`, `firehose:Put*`, `kinesis:?utRecord`. */
@@ -8,21 +10,75 @@ export function isWildcardAction(action: string): boolean {
 }
 
 /**
- * A resource pattern that is not scoped to named resources: `*`, an ARN with a wildcard in its
- * partition, service, region or account, or whose resource name starts with a wildcard
- * (`deliverystream/*`, `log-group:*`, `arn:aws:s3:::*`). A wildcard below a named resource
- * (`arn:aws:s3:::my-bucket/*`, a named log group's `:*` streams) is scoped.
+ * Whether a resource pattern reaches more than named resources. Scoped: an ARN whose partition,
+ * service, region and account are literal and whose resource part names a resource, optionally
+ * followed by one trailing `/*` (the objects of one bucket, the keys under one prefix) or `:*` /
+ * `:log-stream:*` (the streams of one named log group). A wildcard: `*`, any other wildcard, and a
+ * resource part that names only a resource type (`deliverystream/*`, `log-group:*`, `s3:::*`).
  */
 export function isWildcardResource(resource: string): boolean {
   if (resource === "*") return true;
   const parts = resource.split(":");
   if (parts[0] !== "arn" || parts.length < 6) return /[*?]/.test(resource);
   if (parts.slice(1, 5).some((p) => /[*?]/.test(p))) return true;
-  const name = parts.slice(5).join(":");
+  const name = parts
+    .slice(5)
+    .join(":")
+    .replace(/(\/\*|:log-stream:\*|:\*)$/, "");
+  if (/[*?]/.test(name)) return true;
   // S3 ARNs have no resource type: the name starts with the bucket.
-  if (parts[2] === "s3") return /^[*?]/.test(name);
-  const typed = /^[a-z0-9-]+[/:](.*)$/i.exec(name);
-  return /^[*?]/.test(typed ? typed[1] : name);
+  if (parts[2] === "s3") return name === "";
+  // `type/name` or `type:name`: a type alone names nothing.
+  return !/^[A-Za-z0-9-]+[/:].+$/.test(name);
+}
+
+/** A wildcard an AWS service requires, by name: which action, on which resource pattern, and why. */
+export interface RequiredWildcard {
+  readonly action: string;
+  /** The resource as a reader should see it, for messages. */
+  readonly shown: string;
+  /** The resource pattern's shape, any partition, region and account. */
+  readonly resource: RegExp;
+  readonly reason: string;
+  readonly page: string;
+}
+
+/**
+ * The only wildcards the pipeline's roles may hold. Managed Flink's logging looks up the
+ * application's log group by listing the account's groups, and DescribeLogGroups authorizes on
+ * `log-group:*`, not on one group.
+ */
+export const REQUIRED_WILDCARDS: readonly RequiredWildcard[] = [
+  {
+    action: "logs:DescribeLogGroups",
+    shown: "arn:<partition>:logs:<region>:<account>:log-group:*",
+    resource: /^arn:[a-z-]+:logs:[a-z0-9-]+:\d{12}:log-group:\*$/,
+    reason:
+      "Managed Service for Apache Flink lists the account's log groups to find the application's; its documented application policy grants logs:DescribeLogGroups on the account's log groups, not on one group",
+    page: "https://docs.aws.amazon.com/managed-flink/latest/java/examples-gs-scala-create-run-cli.html",
+  },
+];
+
+/** The named exception that allows `action` on the wildcard `resource`, if there is one. */
+export function requiredWildcard(action: string, resource: string): RequiredWildcard | undefined {
+  return REQUIRED_WILDCARDS.find(
+    (w) => w.action.toLowerCase() === action.toLowerCase() && w.resource.test(resource),
+  );
+}
+
+/**
+ * The wildcard resources of a statement that no named exception covers: a wildcard resource is
+ * accepted only when every action of the statement is required on it.
+ */
+export function unexcusedWildcardResources(
+  actions: readonly string[],
+  resources: readonly string[],
+): string[] {
+  return resources.filter(
+    (r) =>
+      isWildcardResource(r) &&
+      (actions.length === 0 || !actions.every((a) => requiredWildcard(a, r) !== undefined)),
+  );
 }
 
 /** One wildcard finding, with a message naming the statement and what to change. */
@@ -56,11 +112,11 @@ export function iamWildcardFindings(doc: unknown): IamFinding[] {
         message: `${where} allows the wildcard action ${actions.join(", ")}; name the exact actions the service needs (for example firehose:PutRecord, firehose:PutRecordBatch)`,
       });
     }
-    const resources = (s.resources ?? []).filter(isWildcardResource);
+    const resources = unexcusedWildcardResources(s.actions ?? [], s.resources ?? []);
     if (resources.length > 0) {
       findings.push({
         statement: where,
-        message: `${where} allows ${(s.actions ?? ["its actions"]).join(", ")} on the wildcard resource ${resources.join(", ")}; name the ARN of the one stream, bucket or log group the role needs`,
+        message: `${where} allows ${(s.actions ?? ["its actions"]).join(", ")} on the wildcard resource ${resources.join(", ")}; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: ${REQUIRED_WILDCARDS.map((w) => `${w.action} on ${w.shown}`).join(", ")})`,
       });
     }
   }

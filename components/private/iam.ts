@@ -1,5 +1,13 @@
-// IAM documents for the pipeline's service roles: one trust policy per service principal and
-// one allow statement per grant, so that every role can do exactly one job on named resources.
+// IAM for the pipeline's service roles: one helper that makes a role one AWS service may assume
+// (for this account only) with one inline grant, whose statements name exact actions on named
+// resources. The wildcard rules are core/iam-policy-audit.ts's, the same the policy pack applies.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import {
+  isWildcardAction,
+  REQUIRED_WILDCARDS,
+  unexcusedWildcardResources,
+} from "../../core/iam-policy-audit";
 
 /** An IAM policy statement; Action and Resource are always explicit lists here. */
 export interface IamStatement {
@@ -7,7 +15,7 @@ export interface IamStatement {
   Effect: "Allow";
   Action: string[];
   Resource: string[];
-  /** IAM condition block (operator → key → values), e.g. an `s3:prefix` limit on ListBucket. */
+  /** IAM condition block (operator → key → values). */
   Condition?: Record<string, Record<string, string | string[]>>;
 }
 
@@ -50,26 +58,68 @@ export function trustPolicy(service: ServicePrincipal, sourceAccount?: string): 
 }
 
 /**
- * Whether a resource ARN is scoped to one named resource. The only `*` allowed is a trailing
- * `/*` (the objects of one bucket) or `:log-stream:*` (the streams of one log group, which the
- * service names itself); anything else, `*` included, is a wildcard.
+ * A permissions document of allow statements. It refuses a wildcard action, and a wildcard
+ * resource unless AWS requires it for every action of its statement (REQUIRED_WILDCARDS), so a
+ * mistake cannot widen a grant.
  */
-export function isScopedResource(arn: string): boolean {
-  const base = arn.replace(/(\/\*|:log-stream:\*)$/, "");
-  return arn !== "*" && !base.includes("*") && !base.includes("?");
-}
-
-/** A permissions document of allow statements; refuses wildcards so a mistake cannot widen a grant. */
 export function allowDocument(...statements: IamStatement[]): string {
   for (const s of statements) {
     const where = s.Sid ?? "a statement";
     for (const a of s.Action) {
-      if (/[*?]/.test(a)) throw new Error(`IAM action ${a} in ${where} is a wildcard`);
+      if (isWildcardAction(a)) throw new Error(`IAM action ${a} in ${where} is a wildcard`);
     }
-    for (const r of s.Resource) {
-      if (!isScopedResource(r)) throw new Error(`IAM resource ${r} in ${where} is a wildcard`);
+    for (const r of unexcusedWildcardResources(s.Action, s.Resource)) {
+      throw new Error(
+        `IAM resource ${r} in ${where} is a wildcard; the only ones allowed are ${REQUIRED_WILDCARDS.map((w) => `${w.action} on ${w.shown}`).join(", ")}`,
+      );
     }
   }
   const doc: IamDocument = { Version: "2012-10-17", Statement: statements };
   return JSON.stringify(doc);
+}
+
+export interface ServiceRoleArgs {
+  /** The one service that may assume the role. */
+  readonly service: ServicePrincipal;
+  /** The role's name; auto-named when undefined. */
+  readonly roleName?: pulumi.Input<string>;
+  /** The account whose resources alone may use the role (the confused-deputy guard). */
+  readonly accountId: pulumi.Input<string>;
+  /** The role's permissions, once the resources they name are known. */
+  readonly statements: pulumi.Input<IamStatement[]>;
+}
+
+/** A service role and its one inline grant. */
+export interface ServiceRole {
+  readonly role: aws.iam.Role;
+  /** The grant; resources that the service checks the role on when created depend on it. */
+  readonly grant: aws.iam.RolePolicy;
+}
+
+/**
+ * The role `name` (and its grant `name-policy`) for one service, as children of `parent`. Trust
+ * and permissions are built the same way for every role of the pipeline.
+ */
+export function serviceRole(
+  name: string,
+  args: ServiceRoleArgs,
+  parent: pulumi.Resource,
+): ServiceRole {
+  const role = new aws.iam.Role(
+    name,
+    {
+      ...(args.roleName === undefined ? {} : { name: args.roleName }),
+      assumeRolePolicy: pulumi.output(args.accountId).apply((a) => trustPolicy(args.service, a)),
+    },
+    { parent },
+  );
+  const grant = new aws.iam.RolePolicy(
+    `${name}-policy`,
+    {
+      role: role.id,
+      policy: pulumi.output(args.statements).apply((s) => allowDocument(...(s as IamStatement[]))),
+    },
+    { parent },
+  );
+  return { role, grant };
 }

@@ -4,7 +4,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
-import { allowDocument, trustPolicy } from "../private/iam";
+import { serviceRole } from "../private/iam";
 
 /** An extra Kinesis Data Streams action (the analytics' source). */
 export interface TelemetryRuleKinesisArgs {
@@ -62,30 +62,28 @@ export class TelemetryRule extends pulumi.ComponentResource {
     super("iot-pipeline:rule:TelemetryRule", name, {}, opts);
     const parent = { parent: this };
     const accountId = aws.getCallerIdentityOutput({}, parent).accountId;
-    const iotTrust = accountId.apply((a) => trustPolicy("iot.amazonaws.com", a));
 
-    // One role per action, so each can do its one job and nothing the other may.
-    this.firehoseRole = new aws.iam.Role(
+    // One role per action, so each can do its one job and nothing the other may. Each grant is
+    // what the action's page in the AWS IoT developer guide requires (docs/iam-roles.md).
+    const firehose = serviceRole(
       `${name}-firehose-role`,
-      { name: args.roleName, assumeRolePolicy: iotTrust },
-      parent,
-    );
-    const firehoseGrant = new aws.iam.RolePolicy(
-      `${name}-firehose-role-policy`,
       {
-        role: this.firehoseRole.id,
-        policy: pulumi.output(args.deliveryStreamArn).apply((arn) =>
-          allowDocument({
+        service: "iot.amazonaws.com",
+        roleName: args.roleName,
+        accountId,
+        statements: pulumi.output(args.deliveryStreamArn).apply((arn) => [
+          {
             Sid: "PutTelemetryRecords",
-            Effect: "Allow",
-            // PutRecordBatch is what the action uses with batchMode on.
-            Action: ["firehose:PutRecord", "firehose:PutRecordBatch"],
+            Effect: "Allow" as const,
+            // The Firehose action calls PutRecord; PutRecordBatch only with batchMode, which is off.
+            Action: ["firehose:PutRecord"],
             Resource: [arn],
-          }),
-        ),
+          },
+        ]),
       },
-      parent,
+      this,
     );
+    this.firehoseRole = firehose.role;
 
     // CloudWatch Logs rather than S3 for errors: they are for an operator to read now, and the
     // delivery bucket stays Firehose's alone.
@@ -94,67 +92,60 @@ export class TelemetryRule extends pulumi.ComponentResource {
       { name: args.errorLogGroupName ?? ruleErrorLogGroupName(args.ruleName), retentionInDays: 30 },
       parent,
     );
-    this.errorRole = new aws.iam.Role(
+    const errors = serviceRole(
       `${name}-errors-role`,
-      { name: `${args.roleName}-errors`, assumeRolePolicy: iotTrust },
-      parent,
-    );
-    const errorGrant = new aws.iam.RolePolicy(
-      `${name}-errors-role-policy`,
       {
-        role: this.errorRole.id,
-        policy: this.errorLogGroup.arn.apply((arn) =>
-          allowDocument(
-            {
-              Sid: "CreateErrorStreams",
-              Effect: "Allow",
-              Action: ["logs:CreateLogStream"],
-              Resource: [arn],
-            },
-            // IoT names the streams itself, so the grant covers the streams of this group only.
-            {
-              Sid: "WriteErrorEvents",
-              Effect: "Allow",
-              Action: ["logs:PutLogEvents"],
-              Resource: [`${arn}:log-stream:*`],
-            },
-          ),
-        ),
+        service: "iot.amazonaws.com",
+        roleName: `${args.roleName}-errors`,
+        accountId,
+        statements: this.errorLogGroup.arn.apply((arn) => [
+          {
+            // CreateLogStream and DescribeLogStreams authorize on the log group.
+            Sid: "FindAndCreateErrorStreams",
+            Effect: "Allow" as const,
+            Action: ["logs:CreateLogStream", "logs:DescribeLogStreams"],
+            Resource: [arn],
+          },
+          {
+            // PutLogEvents authorizes on the stream; IoT names the streams itself.
+            Sid: "WriteErrorEvents",
+            Effect: "Allow" as const,
+            Action: ["logs:PutLogEvents"],
+            Resource: [`${arn}:log-stream:*`],
+          },
+        ]),
       },
-      parent,
+      this,
     );
+    this.errorRole = errors.role;
 
-    const grants: pulumi.Resource[] = [firehoseGrant, errorGrant];
+    const grants: pulumi.Resource[] = [firehose.grant, errors.grant];
     let kineses: aws.types.input.iot.TopicRuleKinesis[] | undefined;
     if (args.kinesis !== undefined) {
       const kinesis = args.kinesis;
-      const kinesisRole = new aws.iam.Role(
+      const role = serviceRole(
         `${name}-kinesis-role`,
-        { name: `${args.roleName}-kinesis`, assumeRolePolicy: iotTrust },
-        parent,
+        {
+          service: "iot.amazonaws.com",
+          roleName: `${args.roleName}-kinesis`,
+          accountId,
+          statements: pulumi.output(kinesis.streamArn).apply((arn) => [
+            {
+              Sid: "PutAnalyticsRecords",
+              Effect: "Allow" as const,
+              Action: ["kinesis:PutRecord"],
+              Resource: [arn],
+            },
+          ]),
+        },
+        this,
       );
-      grants.push(
-        new aws.iam.RolePolicy(
-          `${name}-kinesis-role-policy`,
-          {
-            role: kinesisRole.id,
-            policy: pulumi.output(kinesis.streamArn).apply((arn) =>
-              allowDocument({
-                Sid: "PutAnalyticsRecords",
-                Effect: "Allow",
-                Action: ["kinesis:PutRecord"],
-                Resource: [arn],
-              }),
-            ),
-          },
-          parent,
-        ),
-      );
-      this.kinesisRole = kinesisRole;
+      grants.push(role.grant);
+      this.kinesisRole = role.role;
       kineses = [
         {
           streamName: kinesis.streamName,
-          roleArn: kinesisRole.arn,
+          roleArn: role.role.arn,
           partitionKey: kinesis.partitionKey,
         },
       ];

@@ -217,6 +217,8 @@ describe("policy 5: firehose-delivery-stream-error-logging", () => {
 });
 
 describe("policy 6: iam-role-policy-no-wildcards", () => {
+  const SUFFIX =
+    " (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*)";
   const streamArn = "arn:aws:firehose:us-east-1:123456789012:deliverystream/weather-data-stream";
   const rolePolicy = (statement: object) =>
     res("aws:iam/rolePolicy:RolePolicy", "rule-role-policy", {
@@ -276,7 +278,7 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
         }),
       ]),
       [
-        "mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows firehose:PutRecord on the wildcard resource arn:aws:firehose:us-east-1:123456789012:deliverystream/*; name the ARN of the one stream, bucket or log group the role needs",
+        "mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows firehose:PutRecord on the wildcard resource arn:aws:firehose:us-east-1:123456789012:deliverystream/*; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*)",
       ],
     );
   });
@@ -295,8 +297,38 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
       ],
     });
     assert.deepEqual(await only([role]), [
-      "mandatory iam-role-policy-no-wildcards: inline policy put of role iot-weather-data-role: statement 0 allows firehose:PutRecord on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs",
+      "mandatory iam-role-policy-no-wildcards: inline policy put of role iot-weather-data-role: statement 0 allows firehose:PutRecord on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*)",
     ]);
+  });
+
+  it("accepts the one wildcard AWS requires (DescribeLogGroups on log-group:*) and nothing beside it", async () => {
+    const groups = "arn:aws:logs:us-east-1:123456789012:log-group:*";
+    assert.deepEqual(
+      await only([
+        rolePolicy({ Effect: "Allow", Action: "logs:DescribeLogGroups", Resource: groups }),
+      ]),
+      [],
+    );
+    assert.deepEqual(
+      await only([
+        rolePolicy({
+          Effect: "Allow",
+          Action: ["logs:DescribeLogGroups", "logs:PutLogEvents"],
+          Resource: groups,
+        }),
+      ]),
+      [
+        `mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows logs:DescribeLogGroups, logs:PutLogEvents on the wildcard resource ${groups}; name the ARN of the one stream, bucket or log group the role needs${SUFFIX}`,
+      ],
+    );
+    assert.deepEqual(
+      await only([
+        rolePolicy({ Effect: "Allow", Action: "logs:DescribeLogGroups", Resource: "*" }),
+      ]),
+      [
+        `mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows logs:DescribeLogGroups on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs${SUFFIX}`,
+      ],
+    );
   });
 
   it("an Allow with NotAction fails", async () => {

@@ -1,7 +1,8 @@
 // The components' own options and defaults, each built alone under mocks.
 import { strict as assert } from "node:assert";
 import { DeliveryStream } from "../../components/delivery/delivery-stream";
-import { allowDocument, isScopedResource } from "../../components/private/iam";
+import { allowDocument } from "../../components/private/iam";
+import { isWildcardResource } from "../../core/iam-policy-audit";
 import { runProgram } from "../../tools/mock-program";
 import { one } from "./helpers";
 
@@ -50,19 +51,44 @@ describe("components: DeliveryStream on its own", () => {
   });
 });
 
-describe("components: IAM documents refuse wildcards", () => {
+describe("components: IAM documents refuse wildcards (core/iam-policy-audit.ts's one definition)", () => {
   const grant = (Action: string[], Resource: string[]) => ({
     Sid: "G",
     Effect: "Allow" as const,
     Action,
     Resource,
   });
+  const LOGS = "arn:aws:logs:us-east-1:123456789012";
 
   it("accepts named resources, one bucket's objects and one log group's streams", () => {
-    assert.ok(isScopedResource("arn:aws:firehose:us-east-1:1:deliverystream/s"));
-    assert.ok(isScopedResource("arn:aws:s3:::b/*"));
-    assert.ok(isScopedResource("arn:aws:logs:us-east-1:1:log-group:/g:log-stream:*"));
+    for (const arn of [
+      "arn:aws:firehose:us-east-1:1:deliverystream/s",
+      "arn:aws:s3:::b",
+      "arn:aws:s3:::b/*",
+      "arn:aws:s3:::b/analytics/*",
+      `${LOGS}:log-group:/g`,
+      `${LOGS}:log-group:/g:*`,
+      `${LOGS}:log-group:/g:log-stream:*`,
+      `${LOGS}:log-group:/g:log-stream:application`,
+    ]) {
+      assert.equal(isWildcardResource(arn), false, `${arn} is scoped`);
+    }
     assert.doesNotThrow(() => allowDocument(grant(["s3:PutObject"], ["arn:aws:s3:::b/*"])));
+  });
+
+  it("calls wildcard what names only a resource type, an account part or nothing", () => {
+    for (const arn of [
+      "*",
+      "arn:aws:s3:::*",
+      "arn:aws:s3:::*/x",
+      "arn:aws:firehose:us-east-1:1:deliverystream/*",
+      `${LOGS}:log-group:*`,
+      `${LOGS}:*`,
+      "arn:aws:logs:*:123456789012:log-group:/g",
+      "arn:aws:kinesis:us-east-1:1:stream/tele*",
+    ]) {
+      assert.equal(isWildcardResource(arn), true, `${arn} is a wildcard`);
+    }
   });
 
   it("throws on a wildcard action or resource", () => {
@@ -72,5 +98,23 @@ describe("components: IAM documents refuse wildcards", () => {
       () => allowDocument(grant(["s3:GetObject"], ["arn:aws:s3:::*/x"])),
       /is a wildcard/,
     );
+  });
+
+  it("allows the one wildcard AWS requires, DescribeLogGroups on log-group:*, and only for it", () => {
+    assert.doesNotThrow(() =>
+      allowDocument(grant(["logs:DescribeLogGroups"], [`${LOGS}:log-group:*`])),
+    );
+    assert.throws(
+      () => allowDocument(grant(["logs:PutLogEvents"], [`${LOGS}:log-group:*`])),
+      /log-group:\* in G is a wildcard; the only ones allowed are logs:DescribeLogGroups on/,
+    );
+    assert.throws(
+      () =>
+        allowDocument(
+          grant(["logs:DescribeLogGroups", "logs:DescribeLogStreams"], [`${LOGS}:log-group:*`]),
+        ),
+      /is a wildcard/,
+    );
+    assert.throws(() => allowDocument(grant(["logs:DescribeLogGroups"], ["*"])), /is a wildcard/);
   });
 });
