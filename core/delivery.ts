@@ -11,6 +11,42 @@ export const COMPRESSIONS: readonly Compression[] = ["UNCOMPRESSED", "GZIP"];
  */
 export const FIREHOSE_RECORD_SEPARATOR = "\n";
 
+/** One Firehose delivery stream into the pipeline's bucket, as the stack config sets it. */
+export interface DeliveryConfig {
+  readonly streamName: string;
+  /** Explicit bucket name; undefined lets the program derive a unique one. */
+  readonly bucketName?: string;
+  readonly bufferSizeMiB: number;
+  readonly bufferIntervalSeconds: number;
+  readonly compression: Compression;
+  readonly prefix: string;
+  readonly errorOutputPrefix: string;
+  readonly errorLogging: boolean;
+}
+
+/** The Firehose stream that delivers the analytics windows: the telemetry stream's name + `-windows`. */
+export function windowsStreamName(streamName: string): string {
+  return `${streamName}-windows`;
+}
+
+/**
+ * The analytics windows' delivery, in the cloud (a Firehose stream reading the Flink job's output
+ * stream) and locally: into the telemetry's bucket under the window spec's prefix, as small
+ * uncompressed objects of JSON lines that are visible within a minute of a window closing.
+ */
+export function windowsDeliveryConfig(telemetry: DeliveryConfig, prefix: string): DeliveryConfig {
+  return {
+    streamName: windowsStreamName(telemetry.streamName),
+    bucketName: telemetry.bucketName,
+    bufferSizeMiB: 1,
+    bufferIntervalSeconds: 60,
+    compression: "UNCOMPRESSED",
+    prefix,
+    errorOutputPrefix: `errors/${prefix}`,
+    errorLogging: telemetry.errorLogging,
+  };
+}
+
 /** Firehose refuses a record larger than 1,000 KiB (PutRecord). */
 export const FIREHOSE_MAX_RECORD_BYTES = 1000 * 1024;
 

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { COMPRESSIONS, type Compression } from "./delivery";
+import { COMPRESSIONS, type DeliveryConfig } from "./delivery";
 import { ConfigError, invalidConfig as fail } from "./errors";
 import { PROJECT, PROJECT_DIR } from "./project";
 import { parseRuleSql, RuleSqlError } from "./rule-sql";
@@ -32,17 +32,7 @@ export interface FleetGroup {
   readonly things: readonly string[];
 }
 
-export interface DeliveryConfig {
-  readonly streamName: string;
-  /** Explicit bucket name; undefined lets the program derive a unique one. */
-  readonly bucketName?: string;
-  readonly bufferSizeMiB: number;
-  readonly bufferIntervalSeconds: number;
-  readonly compression: Compression;
-  readonly prefix: string;
-  readonly errorOutputPrefix: string;
-  readonly errorLogging: boolean;
-}
+export type { DeliveryConfig } from "./delivery";
 
 export interface StackConfig {
   readonly stack: string;
@@ -280,11 +270,12 @@ export function parseStackConfig(
     fail("ruleRoleName", roleName, "use 1-56 letters, digits or + = , . @ _ - (IAM role names)");
   }
   const streamName = str(raw, "streamName");
-  if (!/^[a-zA-Z0-9_.-]{1,64}$/.test(streamName)) {
+  // The analytics windows' Firehose stream appends "-windows" to this name (Firehose names ≤ 64).
+  if (!/^[a-zA-Z0-9_.-]{1,56}$/.test(streamName)) {
     fail(
       "streamName",
       streamName,
-      "use 1-64 letters, digits, '_', '.' or '-' (Firehose stream names)",
+      "use 1-56 letters, digits, '_', '.' or '-' (Firehose stream names, less the windows stream's -windows)",
     );
   }
   const policyName = str(raw, "policyName");

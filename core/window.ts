@@ -28,7 +28,10 @@ export interface WindowSpec {
   /** Telemetry fields the windows are grouped by (for example `thing`); empty for one window per interval. */
   readonly groupBy: readonly string[];
   readonly aggregates: readonly Aggregate[];
-  /** Key prefix of the window objects in the pipeline's bucket, ending in `/`. */
+  /**
+   * Key prefix of the window objects in the pipeline's bucket, ending in `/`; the windows'
+   * Firehose stream appends `YYYY/MM/dd/HH/` as it does for telemetry.
+   */
   readonly prefix: string;
 }
 
@@ -212,23 +215,28 @@ export function parseWindowSpec(raw: unknown): WindowSpec | undefined {
   return spec;
 }
 
-/** The longest stream ARN (128-character name), region and bucket (63) a stack can have. */
+/** The longest stream ARNs (128-character names) and region a stack can have. */
 const LONGEST_TARGETS: FlinkTargets = {
-  streamArn: `arn:aws-us-gov:kinesis:us-gov-west-1:123456789012:stream/${"s".repeat(128)}`,
+  sourceStreamArn: `arn:aws-us-gov:kinesis:us-gov-west-1:123456789012:stream/${"s".repeat(128)}`,
+  sinkStreamArn: `arn:aws-us-gov:kinesis:us-gov-west-1:123456789012:stream/${"w".repeat(128)}`,
   region: "us-gov-west-1",
-  bucket: "b".repeat(63),
 };
 
 // ---------------------------------------------------------------------------------------------
 // Flink SQL
 
-/** Where the generated statements read from and write to (known once the stack is deployed). */
+/**
+ * Where the generated statements read from and write to (known once the stack is deployed). The
+ * windows go out through the same Kinesis connector the source uses (Managed Flink takes one
+ * jarfile, and that jar has no S3 file system); a Firehose stream delivers them to the bucket
+ * under the spec's prefix (components/analytics/stream-analytics.ts).
+ */
 export interface FlinkTargets {
   /** The Kinesis Data Stream the topic rule puts telemetry on. */
-  readonly streamArn: string;
+  readonly sourceStreamArn: string;
+  /** The Kinesis Data Stream the windows go to. */
+  readonly sinkStreamArn: string;
   readonly region: string;
-  /** The pipeline's bucket; windows land under `s3://<bucket>/<prefix>`. */
-  readonly bucket: string;
 }
 
 export const SOURCE_TABLE = "telemetry";
@@ -279,8 +287,9 @@ function aggregateType(a: Aggregate): string {
 }
 
 /**
- * The Flink SQL statements, in the order they must run: the source table over the Kinesis stream,
- * the sink table in S3, and the INSERT that starts the job (the last statement keeps it running).
+ * The Flink SQL statements, in the order they must run: the source table over the telemetry
+ * stream, the sink table over the windows stream, and the INSERT that starts the job (the last
+ * statement keeps it running).
  */
 export function flinkSqlStatements(spec: WindowSpec, targets: FlinkTargets): string[] {
   const columns = sourceFields(spec).map(
@@ -300,7 +309,7 @@ export function flinkSqlStatements(spec: WindowSpec, targets: FlinkTargets): str
     ") WITH (",
     options([
       ["connector", "kinesis"],
-      ["stream.arn", targets.streamArn],
+      ["stream.arn", targets.sourceStreamArn],
       ["aws.region", targets.region],
       ["source.init.position", "LATEST"],
       ["format", "json"],
@@ -322,13 +331,12 @@ export function flinkSqlStatements(spec: WindowSpec, targets: FlinkTargets): str
     sinkColumns.join(",\n"),
     ") WITH (",
     options([
-      ["connector", "filesystem"],
-      ["path", `s3://${targets.bucket}/${spec.prefix}`],
+      // One JSON record per window; the windows' Firehose stream appends the newline.
+      ["connector", "kinesis"],
+      ["stream.arn", targets.sinkStreamArn],
+      ["aws.region", targets.region],
       ["format", "json"],
       ["json.timestamp-format.standard", "ISO-8601"],
-      // Row formats roll part files by time or size, not on checkpoints: keep windows visible within a minute.
-      ["sink.rolling-policy.rollover-interval", "1 min"],
-      ["sink.rolling-policy.check-interval", "1 min"],
     ]),
     ")",
   ].join("\n");

@@ -1,6 +1,5 @@
 // The local stand-in for the Managed Flink job: a tumbling-window operator over accepted telemetry
 // that follows Flink's window semantics, and a runner that writes each closed window to the local bucket.
-import { randomBytes } from "node:crypto";
 import { COUNT_COLUMN, type Aggregate, type WindowSpec } from "../core/window";
 
 /** One accepted telemetry message, as the rule passed it on (a JSON object). */
@@ -235,14 +234,18 @@ export function describeSpec(spec: WindowSpec): string {
   return `${spec.windowSeconds} s tumbling windows on ${time}${group}: ${aggregates}`;
 }
 
-/** Where closed windows are written: the local bucket (local/s3.ts's LocalBucket fits). */
-export interface ObjectSink {
-  putObject(key: string, body: Buffer): Promise<string>;
+/**
+ * Where closed windows go: the local stand-in for the windows' Firehose stream (a
+ * LocalDeliveryStream with core/delivery.ts's windowsDeliveryConfig fits). `put` resolves once the
+ * record is durable.
+ */
+export interface WindowSink {
+  put(record: Buffer): Promise<void>;
 }
 
 export interface LocalAnalyticsOptions {
   readonly spec: WindowSpec;
-  readonly bucket: ObjectSink;
+  readonly sink: WindowSink;
   /** Receives one line per closed window and per write failure. */
   readonly log?: (line: string) => void;
   /** The clock, epoch ms; default Date.now. */
@@ -252,21 +255,21 @@ export interface LocalAnalyticsOptions {
 }
 
 /**
- * The local analytics stage: feeds accepted telemetry to a WindowOperator and writes every batch of
- * closed windows as one object of JSON lines under the spec's prefix (`<prefix>part-<run>-<n>.json`,
- * like the Flink sink's part files). A failed write keeps its windows and retries with the next
- * batch; `stop()` flushes the open windows and fails if they still cannot be written.
+ * The local analytics stage: feeds accepted telemetry to a WindowOperator and hands every closed
+ * window, as one JSON record ending in a newline, to the windows' delivery stream. In the cloud
+ * the Flink job writes the same JSON to a Kinesis stream and Firehose appends the newline
+ * (AppendDelimiterToRecord); both deliver objects of JSON lines under the spec's prefix. A failed
+ * put keeps its window and retries with the next one; `stop()` flushes the open windows and fails
+ * if they still cannot be delivered.
  */
 export class LocalAnalytics {
   readonly operator: WindowOperator;
   private readonly log: (line: string) => void;
   private readonly now: () => number;
-  private readonly run = `${new Date().toISOString().replace(/[-:]/g, "").slice(0, 15)}-${randomBytes(3).toString("hex")}`;
-  private part = 0;
   private pending: string[] = [];
   private writing: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout | undefined;
-  private readonly written: string[] = [];
+  private delivered = 0;
   private stopped = false;
 
   constructor(private readonly opts: LocalAnalyticsOptions) {
@@ -288,16 +291,19 @@ export class LocalAnalytics {
     this.emit(this.operator.add(record, arrivalMs));
   }
 
-  /** Paths of the objects written so far. */
-  objects(): string[] {
-    return [...this.written];
+  /** Windows handed to the delivery stream so far. */
+  get windowsDelivered(): number {
+    return this.delivered;
   }
 
   /** Lines for the pipeline's end-of-run summary. */
   summary(): Array<{ label: string; value: string | number }> {
     const s = this.operator.stats;
     const rows: Array<{ label: string; value: string | number }> = [
-      { label: `analytics windows written under ${this.opts.spec.prefix}`, value: s.windows },
+      {
+        label: `analytics windows delivered under ${this.opts.spec.prefix}`,
+        value: this.delivered,
+      },
     ];
     if (this.opts.spec.time === "event") {
       rows.push({ label: "analytics late records dropped", value: s.late });
@@ -305,12 +311,12 @@ export class LocalAnalytics {
     return rows;
   }
 
-  /** Waits until every closed window so far is written (or has failed and stays pending). */
+  /** Waits until every closed window so far is delivered (or has failed and stays pending). */
   async drain(): Promise<void> {
     await this.writing;
   }
 
-  /** Closes all open windows, writes them, and stops the clock. */
+  /** Closes all open windows, delivers them, and stops the clock. */
   async stop(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
     if (!this.stopped) {
@@ -324,7 +330,7 @@ export class LocalAnalytics {
       await this.writing;
       if (this.pending.length > 0) {
         throw new Error(
-          `local analytics could not write ${this.pending.length} window(s) under ${this.opts.spec.prefix}; see the log`,
+          `local analytics could not deliver ${this.pending.length} window(s) under ${this.opts.spec.prefix}; see the log`,
         );
       }
     }
@@ -340,19 +346,19 @@ export class LocalAnalytics {
   }
 
   private async write(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const lines = this.pending.slice();
-    const key = `${this.opts.spec.prefix}part-${this.run}-${this.part}.json`;
-    try {
-      const file = await this.opts.bucket.putObject(key, Buffer.from(`${lines.join("\n")}\n`));
-      this.part++;
-      this.written.push(file);
-      // Only what was written leaves the queue; windows closed meanwhile stay for the next object.
-      this.pending = this.pending.slice(lines.length);
-    } catch (e) {
-      this.log(
-        `analytics: could not write ${key} (${(e as Error).message}); keeping ${lines.length} window(s) for the next try`,
-      );
+    while (this.pending.length > 0) {
+      const line = this.pending[0];
+      try {
+        await this.opts.sink.put(Buffer.from(`${line}\n`));
+      } catch (e) {
+        this.log(
+          `analytics: could not deliver a window under ${this.opts.spec.prefix} (${(e as Error).message}); keeping ${this.pending.length} window(s) for the next try`,
+        );
+        return;
+      }
+      // Only what was delivered leaves the queue; windows closed meanwhile stay for the next try.
+      this.pending.shift();
+      this.delivered++;
     }
   }
 }

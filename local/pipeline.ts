@@ -2,6 +2,7 @@
 // mutual-TLS broker, and, through the broker's hooks, the stack's IoT policy, topic rule, durable
 // Firehose delivery and analytics window.
 import * as path from "node:path";
+import { windowsDeliveryConfig } from "../core/delivery";
 import { PROJECT_DIR } from "../core/project";
 import { type StackConfig } from "../core/stack-config";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
@@ -41,8 +42,10 @@ export interface LocalPipeline {
   consoleCredentials(): Credentials;
   /** Counts to show at the end of a run, in display order. */
   summary(): Array<{ label: string; value: string | number }>;
-  /** Paths of the objects the delivery stream wrote in this run. */
+  /** Paths of the objects the telemetry's delivery stream wrote in this run. */
   objects(): string[];
+  /** Paths of the objects the analytics windows' delivery stream wrote in this run. */
+  analyticsObjects(): string[];
   stop(): Promise<void>;
 }
 
@@ -111,11 +114,30 @@ export async function startLocalPipeline(
 
   // analytics: the streaming window over what the rule matched (what the cloud rule's Kinesis
   // action sends to Flink), written to the delivery bucket under the spec's prefix.
+  // Like the cloud's, the windows reach the bucket through a delivery stream of their own (the
+  // Flink job's output stream read by a second Firehose stream): durable, Firehose's key layout.
   const spec = config.analytics;
+  const windowsConfig =
+    spec === undefined ? undefined : windowsDeliveryConfig(config.delivery, spec.prefix);
+  const windowsDelivery =
+    windowsConfig === undefined
+      ? undefined
+      : await LocalDeliveryStream.open({
+          stack: config.stack,
+          delivery: windowsConfig,
+          bucket: localBucketName(config),
+          stateDir,
+          timeScale: opts.timeScale,
+          log,
+        });
   const analytics =
-    spec === undefined ? undefined : new LocalAnalytics({ spec, bucket: delivery.bucket, log });
+    spec === undefined || windowsDelivery === undefined
+      ? undefined
+      : new LocalAnalytics({ spec, sink: windowsDelivery, log });
   if (analytics !== undefined && spec !== undefined) {
-    log(`pipeline: analytics ${describeSpec(spec)} → ${delivery.bucket.dir}/${spec.prefix}`);
+    log(
+      `pipeline: analytics ${describeSpec(spec)} → ${windowsConfig?.streamName} → ${delivery.bucket.dir}/${spec.prefix}`,
+    );
     rules.onOutput((output, message) => {
       // A rule whose SELECT is not an object (SELECT VALUE ...) has no fields to aggregate.
       const isObject =
@@ -180,17 +202,25 @@ export async function startLocalPipeline(
         value: delivery.stats.objectsWritten,
       },
       ...(analytics?.summary() ?? []),
+      ...(windowsDelivery === undefined
+        ? []
+        : [{ label: "analytics objects written", value: windowsDelivery.stats.objectsWritten }]),
     ],
     objects: () => delivery.objects.map(shown),
+    analyticsObjects: () => (windowsDelivery?.objects ?? []).map(shown),
     // Broker first (no new messages), then the delivery flushes what is buffered. Idempotent.
     stop: () =>
       (stopped ??= (async () => {
         await broker.stop();
         try {
-          // Open windows close now and are written, like Flink's final watermark at end of input.
+          // Open windows close now and are delivered, like Flink's final watermark at end of input.
           await analytics?.stop();
         } finally {
-          await delivery.close();
+          try {
+            await windowsDelivery?.close();
+          } finally {
+            await delivery.close();
+          }
         }
       })()),
   };

@@ -385,9 +385,14 @@ function printSummary(
   if (pipeline) {
     out.line("local pipeline:");
     pad(pipeline.summary().map((s) => [s.label, s.value]));
-    const objects = pipeline.objects();
-    out.line(`objects delivered: ${objects.length}`);
-    for (const o of objects.slice(0, 20)) out.line(`  ${o}`);
-    if (objects.length > 20) out.line(`  ... and ${objects.length - 20} more`);
+    for (const [what, objects] of [
+      ["objects delivered", pipeline.objects()],
+      ["analytics objects delivered", pipeline.analyticsObjects()],
+    ] as const) {
+      if (what !== "objects delivered" && objects.length === 0) continue;
+      out.line(`${what}: ${objects.length}`);
+      for (const o of objects.slice(0, 20)) out.line(`  ${o}`);
+      if (objects.length > 20) out.line(`  ... and ${objects.length - 20} more`);
+    }
   }
 }

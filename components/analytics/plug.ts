@@ -2,6 +2,7 @@
 // the stack config enables it: the application is built from the config's window spec and the
 // pipeline's bucket, and hands the rule its Kinesis action.
 import type { AnalyticsContext, AnalyticsPlug } from "../pipeline";
+import { windowsDeliveryConfig } from "../../core/delivery";
 import { StreamAnalytics } from "./stream-analytics";
 
 /** The pipeline's analytics hook: a StreamAnalytics under the pipeline, or nothing when disabled. */
@@ -14,6 +15,7 @@ export function streamAnalyticsPlug(ctx: AnalyticsContext): AnalyticsPlug | unde
       spec,
       bucketName: ctx.delivery.bucketName,
       bucketArn: ctx.delivery.bucket.arn,
+      windowsDelivery: windowsDeliveryConfig(ctx.config.delivery, spec.prefix),
     },
     { parent: ctx.parent },
   );
@@ -24,6 +26,8 @@ export function streamAnalyticsPlug(ctx: AnalyticsContext): AnalyticsPlug | unde
       applicationName: analytics.applicationName,
       applicationArn: analytics.applicationArn,
       windowsUri: analytics.windowsUri,
+      windowsStreamName: analytics.windowsStream.name,
+      windowsDeliveryName: analytics.windowsDelivery.name,
     },
   };
 }

@@ -3,7 +3,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { Compression } from "../../core/delivery";
-import { allowDocument, trustPolicy } from "../private/iam";
+import { firehoseToS3 } from "./firehose-to-s3";
 
 export type SseAlgorithm = "AES256" | "aws:kms";
 
@@ -30,15 +30,13 @@ export interface DeliveryStreamArgs {
    * @default "AES256"
    */
   readonly sseAlgorithm?: SseAlgorithm;
+  /**
+   * Let `pulumi destroy` delete the bucket with its objects. Pulumi deletes the bucket after the
+   * Firehose streams and the Flink application that write to it, so nothing refills it meanwhile.
+   * @default false: the bucket keeps the data and destroy fails until it is emptied
+   */
+  readonly forceDestroy?: boolean;
 }
-
-/** Firehose's own log-group convention, so the console's "error logs" link finds it. */
-export function firehoseLogGroupName(streamName: string): string {
-  return `/aws/kinesisfirehose/${streamName}`;
-}
-
-/** The log stream Firehose writes S3 delivery errors to. */
-export const FIREHOSE_LOG_STREAM = "DestinationDelivery";
 
 export class DeliveryStream extends pulumi.ComponentResource {
   /** The destination bucket. */
@@ -59,9 +57,12 @@ export class DeliveryStream extends pulumi.ComponentResource {
   constructor(name: string, args: DeliveryStreamArgs, opts?: pulumi.ComponentResourceOptions) {
     super("iot-pipeline:delivery:DeliveryStream", name, {}, opts);
     const parent = { parent: this };
-    const errorLogging = args.errorLogging ?? false;
 
-    this.bucket = new aws.s3.Bucket(`${name}-bucket`, { bucket: args.bucketName }, parent);
+    this.bucket = new aws.s3.Bucket(
+      `${name}-bucket`,
+      { bucket: args.bucketName, forceDestroy: args.forceDestroy ?? false },
+      parent,
+    );
     new aws.s3.BucketPublicAccessBlock(
       `${name}-bucket-public-access`,
       {
@@ -87,84 +88,24 @@ export class DeliveryStream extends pulumi.ComponentResource {
       parent,
     );
 
-    let logStream: aws.cloudwatch.LogStream | undefined;
-    if (errorLogging) {
-      this.logGroup = new aws.cloudwatch.LogGroup(
-        `${name}-errors`,
-        { name: firehoseLogGroupName(args.streamName), retentionInDays: 30 },
-        parent,
-      );
-      logStream = new aws.cloudwatch.LogStream(
-        `${name}-errors-stream`,
-        { name: FIREHOSE_LOG_STREAM, logGroupName: this.logGroup.name },
-        parent,
-      );
-    }
-
-    const accountId = aws.getCallerIdentityOutput({}, parent).accountId;
-    this.role = new aws.iam.Role(
-      `${name}-role`,
-      { assumeRolePolicy: accountId.apply((a) => trustPolicy("firehose.amazonaws.com", a)) },
-      parent,
-    );
-    const policy = new aws.iam.RolePolicy(
-      `${name}-role-policy`,
+    const delivery = firehoseToS3(
+      name,
       {
-        role: this.role.id,
-        policy: pulumi.all([this.bucket.arn, logStream?.arn]).apply(([bucketArn, logStreamArn]) =>
-          allowDocument(
-            {
-              Sid: "DeliverToBucket",
-              Effect: "Allow",
-              // The actions Firehose's S3 destination documents, on this bucket only.
-              Action: [
-                "s3:AbortMultipartUpload",
-                "s3:GetBucketLocation",
-                "s3:GetObject",
-                "s3:ListBucket",
-                "s3:ListBucketMultipartUploads",
-                "s3:PutObject",
-              ],
-              Resource: [bucketArn, `${bucketArn}/*`],
-            },
-            ...(logStreamArn === undefined
-              ? []
-              : [
-                  {
-                    Sid: "LogDeliveryErrors",
-                    Effect: "Allow" as const,
-                    Action: ["logs:PutLogEvents"],
-                    Resource: [logStreamArn],
-                  },
-                ]),
-          ),
-        ),
+        streamName: args.streamName,
+        bucketArn: this.bucket.arn,
+        accountId: aws.getCallerIdentityOutput({}, parent).accountId,
+        bufferSizeMiB: args.bufferSizeMiB ?? 5,
+        bufferIntervalSeconds: args.bufferIntervalSeconds ?? 300,
+        compression: args.compression ?? "UNCOMPRESSED",
+        prefix: args.prefix ?? "telemetry/",
+        errorOutputPrefix: args.errorOutputPrefix ?? "errors/",
+        errorLogging: args.errorLogging === true ? { streamName: args.streamName } : undefined,
       },
-      parent,
+      this,
     );
-
-    this.stream = new aws.kinesis.FirehoseDeliveryStream(
-      `${name}-stream`,
-      {
-        name: args.streamName,
-        destination: "extended_s3",
-        extendedS3Configuration: {
-          bucketArn: this.bucket.arn,
-          roleArn: this.role.arn,
-          bufferingSize: args.bufferSizeMiB ?? 5,
-          bufferingInterval: args.bufferIntervalSeconds ?? 300,
-          compressionFormat: args.compression ?? "UNCOMPRESSED",
-          prefix: args.prefix ?? "telemetry/",
-          errorOutputPrefix: args.errorOutputPrefix ?? "errors/",
-          cloudwatchLoggingOptions:
-            this.logGroup !== undefined && logStream !== undefined
-              ? { enabled: true, logGroupName: this.logGroup.name, logStreamName: logStream.name }
-              : { enabled: false },
-        },
-      },
-      // Firehose checks its role on creation: the grant must exist first.
-      { parent: this, dependsOn: [policy] },
-    );
+    this.stream = delivery.stream;
+    this.role = delivery.role;
+    this.logGroup = delivery.logGroup;
 
     this.bucketName = this.bucket.bucket;
     this.streamName = this.stream.name;

@@ -13,9 +13,9 @@ import {
 
 const GOLDEN = path.join(__dirname, "golden");
 const TARGETS: FlinkTargets = {
-  streamArn: "arn:aws:kinesis:us-east-1:123456789012:stream/telemetry-stream",
+  sourceStreamArn: "arn:aws:kinesis:us-east-1:123456789012:stream/telemetry-stream",
+  sinkStreamArn: "arn:aws:kinesis:us-east-1:123456789012:stream/telemetry-windows",
   region: "us-east-1",
-  bucket: "iot-pipeline-dev-123456789012-us-east-1",
 };
 
 /** The seed's spec, from the dev stack's own config. */

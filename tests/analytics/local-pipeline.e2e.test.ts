@@ -59,9 +59,16 @@ describe("analytics in the local pipeline", function () {
       await p.stop();
     }
 
+    // Firehose's layout under the prefix: analytics/YYYY/MM/dd/HH/<windows stream>-1-...
     const dirOf = path.join(dir, "s3", localBucketName(config), "analytics");
-    const rows = fs
-      .readdirSync(dirOf)
+    const objects = (fs.readdirSync(dirOf, { recursive: true }) as string[]).filter((f) =>
+      fs.statSync(path.join(dirOf, f)).isFile(),
+    );
+    assert.ok(objects.length > 0);
+    for (const f of objects) {
+      assert.match(f, /^\d{4}\/\d\d\/\d\d\/\d\d\/weather-data-stream-windows-1-/);
+    }
+    const rows = objects
       .flatMap((f) => fs.readFileSync(path.join(dirOf, f), "utf8").trim().split("\n"))
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .sort((a, b) => String(a.window_start).localeCompare(String(b.window_start)));
@@ -83,7 +90,7 @@ describe("analytics in the local pipeline", function () {
     assert.ok(
       lines.some((l) => /^pipeline: analytics 10 s tumbling windows on event time/.test(l)),
     );
-    const summary = p.summary().find((s) => s.label.startsWith("analytics windows written"));
+    const summary = p.summary().find((s) => s.label.startsWith("analytics windows delivered"));
     assert.equal(summary?.value, 3);
   });
 

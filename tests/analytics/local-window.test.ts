@@ -11,7 +11,9 @@ import {
   type ClosedWindow,
   type TelemetryRecord,
 } from "../../local/analytics";
-import { LocalBucket } from "../../local/s3";
+import { windowsDeliveryConfig } from "../../core/delivery";
+import { LocalDeliveryStream } from "../../local/firehose";
+import type { LocalBucket } from "../../local/s3";
 
 const THINGS = ["store-sensor-seattle1", "store-sensor-seattle2", "store-sensor-seattle3"];
 /** Not aligned to a window, so the first and last windows are partial. */
@@ -250,20 +252,29 @@ describe("local window operator semantics", () => {
   });
 });
 
-describe("local analytics writes closed windows to the local bucket", () => {
+describe("local analytics delivers closed windows through the windows' delivery stream", () => {
   let stateDir: string;
   beforeEach(() => {
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "iot-analytics-"));
   });
   afterEach(() => fs.rmSync(stateDir, { recursive: true, force: true }));
 
-  /** Every JSON line under the prefix, in object order. */
+  /** The windows' local Firehose stream, as the pipeline opens it for the dev stack. */
+  function windowsStream(spec: WindowSpec) {
+    return LocalDeliveryStream.open({
+      stack: "dev",
+      delivery: windowsDeliveryConfig(loadStackConfig("dev").delivery, spec.prefix),
+      bucket: "iot-pipeline-dev-local",
+      stateDir,
+    });
+  }
+
+  /** Every JSON line of every object under the prefix (Firehose's YYYY/MM/dd/HH/ folders below it). */
   function linesUnder(bucket: LocalBucket, prefix: string): unknown[] {
     const dir = path.join(bucket.dir, ...prefix.split("/").filter(Boolean));
-    return fs
-      .readdirSync(dir)
-      .filter((f) => !f.endsWith(".tmp"))
-      .sort((a, b) => Number(/-(\d+)\.json$/.exec(a)?.[1]) - Number(/-(\d+)\.json$/.exec(b)?.[1]))
+    return (fs.readdirSync(dir, { recursive: true }) as string[])
+      .filter((f) => fs.statSync(path.join(dir, f)).isFile() && !f.endsWith(".tmp"))
+      .sort()
       .flatMap((f) =>
         fs
           .readFileSync(path.join(dir, f), "utf8")
@@ -273,20 +284,20 @@ describe("local analytics writes closed windows to the local bucket", () => {
       );
   }
 
-  it("one JSON line per window under the analytics prefix, printed as they close, flushed on stop", async () => {
+  it("one JSON line per window under the analytics prefix in Firehose's layout, printed as they close, flushed on stop", async () => {
     const records = seattle().slice(0, 200);
     const spec: WindowSpec = { ...seedSpec(), time: "event", groupBy: ["thing"] };
-    const bucket = new LocalBucket(stateDir, "iot-pipeline-dev-local");
+    const sink = await windowsStream(spec);
     const log: string[] = [];
-    const analytics = new LocalAnalytics({ spec, bucket, log: (l) => log.push(l) });
+    const analytics = new LocalAnalytics({ spec, sink, log: (l) => log.push(l) });
     for (const r of records) analytics.accept(r, 0);
     await analytics.drain();
-    const beforeStop = linesUnder(bucket, spec.prefix).length;
-    assert.ok(beforeStop > 0, "windows are written as they close, not only at stop");
+    assert.ok(analytics.windowsDelivered > 0, "windows are delivered as they close, not at stop");
     await analytics.stop();
+    await sink.close();
 
     const expected = reference(records, 10_000, (r) => r.timestamp as number, ["thing"]);
-    const rows = linesUnder(bucket, spec.prefix);
+    const rows = linesUnder(sink.bucket, spec.prefix);
     assert.deepEqual(
       [...rows].sort((a, b) =>
         JSON.stringify([
@@ -314,44 +325,63 @@ describe("local analytics writes closed windows to the local bucket", () => {
       log[0],
       /^analytics: window \d\d:\d\d:\d\d–\d\d:\d\d:\d\dZ thing=store-sensor-seattle\d max_temp=[\d.-]+ min_temp=[\d.-]+ \(\d+ records?\)$/,
     );
-    assert.ok(analytics.objects().every((f) => f.startsWith(path.join(bucket.dir, "analytics"))));
+    // Firehose's key: <prefix>YYYY/MM/dd/HH/<stream>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid>, no extension.
+    assert.ok(sink.objects.length > 0);
+    for (const o of sink.objects) {
+      assert.match(
+        path.relative(sink.bucket.dir, o),
+        /^analytics\/\d{4}\/\d\d\/\d\d\/\d\d\/weather-data-stream-windows-1-\d{4}(-\d\d){5}-[0-9a-f-]{36}$/,
+      );
+    }
   });
 
-  it("keeps windows whose write failed and writes them with the next object", async () => {
-    const real = new LocalBucket(stateDir, "b");
+  it("keeps windows whose delivery failed and delivers them with the next one", async () => {
+    const delivered: string[] = [];
     let failures = 1;
     const flaky = {
-      putObject: (key: string, body: Buffer) =>
-        failures-- > 0 ? Promise.reject(new Error("disk full")) : real.putObject(key, body),
+      put: (record: Buffer) => {
+        if (failures-- > 0) return Promise.reject(new Error("disk full"));
+        delivered.push(record.toString());
+        return Promise.resolve();
+      },
     };
     const log: string[] = [];
     const spec: WindowSpec = { ...seedSpec(), time: "event", watermarkSeconds: 0 };
-    const analytics = new LocalAnalytics({ spec, bucket: flaky, log: (l) => log.push(l) });
+    const analytics = new LocalAnalytics({ spec, sink: flaky, log: (l) => log.push(l) });
     analytics.accept({ timestamp: BASE, max_temperature: 3, min_temperature: 1 });
     analytics.accept({ timestamp: BASE + 10_000, max_temperature: 4, min_temperature: 2 });
     await analytics.drain();
-    assert.ok(log.some((l) => /could not write .* \(disk full\); keeping 1 window/.test(l)));
+    assert.ok(
+      log.some((l) =>
+        /could not deliver a window under analytics\/ \(disk full\); keeping 1 window/.test(l),
+      ),
+      log.join("\n"),
+    );
     await analytics.stop();
-    assert.equal(linesUnder(real, spec.prefix).length, 2, "no window lost");
+    assert.equal(delivered.length, 2, "no window lost");
+    assert.ok(
+      delivered.every((r) => r.endsWith("}\n")),
+      "each record is one JSON line",
+    );
   });
 
-  it("stop fails, naming the count, when windows still cannot be written", async () => {
-    const broken = { putObject: () => Promise.reject(new Error("read-only")) };
+  it("stop fails, naming the count, when windows still cannot be delivered", async () => {
+    const broken = { put: () => Promise.reject(new Error("read-only")) };
     const analytics = new LocalAnalytics({
       spec: { ...seedSpec(), time: "event" },
-      bucket: broken,
+      sink: broken,
     });
     analytics.accept({ timestamp: BASE, max_temperature: 3, min_temperature: 1 });
-    await assert.rejects(analytics.stop(), /could not write 1 window\(s\) under analytics\//);
+    await assert.rejects(analytics.stop(), /could not deliver 1 window\(s\) under analytics\//);
   });
 
   it("processing time: the clock closes windows while no record arrives", async () => {
     let now = Date.UTC(2026, 10, 26, 9, 0, 1);
-    const bucket = new LocalBucket(stateDir, "b");
+    const sink = await windowsStream(seedSpec());
     const log: string[] = [];
     const analytics = new LocalAnalytics({
       spec: seedSpec(),
-      bucket,
+      sink,
       log: (l) => log.push(l),
       now: () => now,
       tickMs: 5,
@@ -365,6 +395,7 @@ describe("local analytics writes closed windows to the local bucket", () => {
       /^analytics: window 09:00:00–09:00:10Z max_temp=3 min_temp=1 \(1 record\)$/,
     );
     await analytics.stop();
-    assert.equal(linesUnder(bucket, "analytics/").length, 1);
+    await sink.close();
+    assert.equal(linesUnder(sink.bucket, "analytics/").length, 1);
   });
 });

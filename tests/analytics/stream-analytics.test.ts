@@ -55,14 +55,14 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
   const bucket = `iot-pipeline-dev-${MOCK_ACCOUNT_ID}-us-east-1`;
 
   it("an on-demand, encrypted Kinesis Data Stream", () => {
-    const stream = only(run, "aws:kinesis/stream:Stream");
+    const stream = only(run, "aws:kinesis/stream:Stream", "analytics-stream");
     assert.deepEqual(stream.inputs.streamModeDetails, { streamMode: "ON_DEMAND" });
     assert.equal(stream.inputs.shardCount, undefined, "on-demand streams take no shard count");
     assert.equal(stream.inputs.encryptionType, "KMS");
   });
 
   it("the topic rule's second action puts each message on it, keyed by thing, with PutRecord only", () => {
-    const stream = only(run, "aws:kinesis/stream:Stream");
+    const stream = only(run, "aws:kinesis/stream:Stream", "analytics-stream");
     const rule = only(run, "aws:iot/topicRule:TopicRule");
     const firehoses = rule.inputs.firehoses as unknown[];
     assert.equal(firehoses.length, 1, "the Firehose action stays");
@@ -119,7 +119,7 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
 
   it("the sql.statements property group holds the statements generated for this stream and bucket", () => {
     const app = only(run, "aws:kinesisanalyticsv2/application:Application");
-    const stream = only(run, "aws:kinesis/stream:Stream");
+    const stream = only(run, "aws:kinesis/stream:Stream", "analytics-stream");
     const groups = (
       app.inputs.applicationConfiguration as {
         environmentProperties: {
@@ -131,17 +131,18 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
     assert.ok(sql);
     const spec = run.config.analytics;
     assert.ok(spec);
+    const windows = only(run, "aws:kinesis/stream:Stream", "windows-kinesis");
     const expected = flinkSqlStatements(spec, {
-      streamArn: stream.props.arn as string,
+      sourceStreamArn: stream.props.arn as string,
+      sinkStreamArn: windows.props.arn as string,
       region: "us-east-1",
-      bucket,
     });
     assert.deepEqual(sql.propertyMap, {
       "statement.0": expected[0],
       "statement.1": expected[1],
       "statement.2": expected[2],
     });
-    assert.match(expected[1], new RegExp(`'path' = 's3://${bucket}/analytics/'`));
+    assert.match(expected[1], new RegExp(`'stream.arn' = '${windows.props.arn as string}'`));
   });
 
   it("the code zip is built from the repository's main.py and the version-pinned jar from Maven Central", async () => {
@@ -166,7 +167,31 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
     );
   });
 
-  it("the application's role: trusted by Managed Flink, limited to the stream, the prefix, the code and its logs", () => {
+  it("the windows reach the bucket through a Firehose stream reading the windows stream", () => {
+    const windows = only(run, "aws:kinesis/stream:Stream", "windows-kinesis");
+    assert.deepEqual(windows.inputs.streamModeDetails, { streamMode: "ON_DEMAND" });
+    assert.equal(windows.inputs.encryptionType, "KMS");
+    const delivery = only(
+      run,
+      "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream",
+      "analytics-windows",
+    );
+    assert.equal(delivery.inputs.name, "weather-data-stream-windows");
+    const source = delivery.inputs.kinesisSourceConfiguration as Record<string, unknown>;
+    assert.equal(source.kinesisStreamArn, windows.props.arn);
+    const s3 = delivery.inputs.extendedS3Configuration as Record<string, unknown>;
+    assert.equal(s3.bucketArn, `arn:aws:s3:::${bucket}`);
+    assert.equal(s3.prefix, "analytics/");
+    assert.equal(s3.errorOutputPrefix, "errors/analytics/");
+    assert.deepEqual(s3.processingConfiguration, {
+      enabled: true,
+      processors: [{ type: "AppendDelimiterToRecord" }],
+    });
+    // The same role reads the source stream and writes the bucket (Firehose uses one role).
+    assert.equal(source.roleArn, s3.roleArn);
+  });
+
+  it("the application's role: trusted by Managed Flink, limited to its streams, its code and its logs", () => {
     const app = only(run, "aws:kinesisanalyticsv2/application:Application");
     const role = run.resources.find(
       (r) => r.type === "aws:iam/role:Role" && r.props.arn === app.inputs.serviceExecutionRole,
@@ -183,15 +208,16 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
         },
       ],
     });
-    const stream = only(run, "aws:kinesis/stream:Stream");
+    const stream = only(run, "aws:kinesis/stream:Stream", "analytics-stream");
+    const windows = only(run, "aws:kinesis/stream:Stream", "windows-kinesis");
     const code = only(run, "aws:s3/bucketObjectv2:BucketObjectv2", "analytics");
-    const logGroup = only(run, "aws:cloudwatch/logGroup:LogGroup", "analytics");
+    const logGroup = only(run, "aws:cloudwatch/logGroup:LogGroup", "analytics-logs");
     const logStream = only(run, "aws:cloudwatch/logStream:LogStream", "analytics");
     const grants = statements(policyOf(run, role));
     const bySid: Record<string, Statement> = Object.fromEntries(grants.map((s) => [s.Sid, s]));
     assert.deepEqual(Object.keys(bySid).sort(), [
-      "FindLogStream",
-      "ListWindows",
+      "ListLogGroups",
+      "ListLogStreams",
       "ReadApplicationCode",
       "ReadTelemetryStream",
       "WriteLogs",
@@ -205,22 +231,17 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
       `arn:aws:s3:::${bucket}/${code.inputs.key}`,
     ]);
     assert.deepEqual(bySid.ReadApplicationCode.Action, ["s3:GetObject", "s3:GetObjectVersion"]);
-    assert.deepEqual(bySid.WriteWindows.Resource, [`arn:aws:s3:::${bucket}/analytics/*`]);
-    assert.deepEqual(bySid.ListWindows, {
-      Sid: "ListWindows",
-      Effect: "Allow",
-      Action: ["s3:ListBucket"],
-      Resource: [`arn:aws:s3:::${bucket}`],
-      Condition: { StringLike: { "s3:prefix": ["analytics/", "analytics/*"] } },
-    });
-    assert.deepEqual(bySid.FindLogStream.Resource, [`${logGroup.props.arn}:log-stream:*`]);
+    assert.deepEqual(bySid.WriteWindows.Resource, [windows.props.arn]);
+    assert.deepEqual(bySid.WriteWindows.Action, ["kinesis:PutRecords"]);
+    assert.deepEqual(bySid.ListLogGroups.Resource, [
+      `arn:aws:logs:us-east-1:${MOCK_ACCOUNT_ID}:log-group:*`,
+    ]);
+    assert.deepEqual(bySid.ListLogStreams.Resource, [`${logGroup.props.arn}:log-stream:*`]);
     assert.deepEqual(bySid.WriteLogs.Resource, [logStream.props.arn]);
-    // Nothing else: no wildcard resource, no write outside the prefix, no other stream.
+    // Nothing else: no write to the bucket at all (Firehose delivers the windows), no * resource.
     for (const s of grants) {
       for (const r of s.Resource) assert.notEqual(r, "*", `${s.Sid} is not on *`);
-      if (s.Action.some((a) => /^s3:(Put|Delete)/.test(a))) {
-        assert.deepEqual(s.Resource, [`arn:aws:s3:::${bucket}/analytics/*`]);
-      }
+      assert.ok(!s.Action.some((a) => /^s3:(Put|Delete)/.test(a)), `${s.Sid} writes no object`);
     }
   });
 
@@ -239,9 +260,11 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
   });
 
   it("exports the stream, application and windows location", () => {
-    const stream = only(run, "aws:kinesis/stream:Stream");
+    const stream = only(run, "aws:kinesis/stream:Stream", "analytics-stream");
     assert.deepEqual(run.outputs.analytics, {
       streamName: stream.props.name,
+      windowsStreamName: only(run, "aws:kinesis/stream:Stream", "windows-kinesis").props.name,
+      windowsDeliveryName: "weather-data-stream-windows",
       applicationName: only(run, "aws:kinesisanalyticsv2/application:Application").props.name,
       applicationArn: only(run, "aws:kinesisanalyticsv2/application:Application").props.arn,
       windowsUri: `s3://${bucket}/analytics/`,

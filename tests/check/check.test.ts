@@ -59,7 +59,9 @@ describe("whole stacks through the policy pack", function () {
   it("prod with generated certificates and no error logging yields what each policy says", async () => {
     const vs = await stackViolations("prod", { certificateMode: "generated", errorLogging: false });
     const got = vs.map((v) => `${v.level} ${v.policy}`);
+    // Both Firehose streams, the telemetry's and the analytics windows', follow errorLogging.
     assert.deepEqual(got, [
+      "mandatory firehose-delivery-stream-error-logging",
       "mandatory firehose-delivery-stream-error-logging",
       "advisory iot-certificate-from-csr",
       "advisory iot-certificate-from-csr",

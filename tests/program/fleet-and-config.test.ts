@@ -140,7 +140,12 @@ describe("program: invalid config fails with its message before any resource is 
     [
       "a stream name with a space",
       { streamName: "weather data" },
-      /streamName = "weather data" is invalid: use 1-64 letters/,
+      /streamName = "weather data" is invalid: use 1-56 letters/,
+    ],
+    [
+      "a stream name too long for the -windows stream",
+      { streamName: "s".repeat(57) },
+      /streamName = "s{57}" is invalid: use 1-56 letters.*-windows/,
     ],
     ["a missing region", { "aws:region": "" }, /aws:region = .* is invalid: set an AWS region/],
   ];

@@ -20,12 +20,11 @@ CREATE TABLE telemetry_windows (
   `min_temp` DOUBLE,
   `records` BIGINT
 ) WITH (
-  'connector' = 'filesystem',
-  'path' = 's3://iot-pipeline-dev-123456789012-us-east-1/analytics/',
+  'connector' = 'kinesis',
+  'stream.arn' = 'arn:aws:kinesis:us-east-1:123456789012:stream/telemetry-windows',
+  'aws.region' = 'us-east-1',
   'format' = 'json',
-  'json.timestamp-format.standard' = 'ISO-8601',
-  'sink.rolling-policy.rollover-interval' = '1 min',
-  'sink.rolling-policy.check-interval' = '1 min'
+  'json.timestamp-format.standard' = 'ISO-8601'
 );
 
 INSERT INTO telemetry_windows
