@@ -106,6 +106,7 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
         prefix: config.delivery.prefix,
         errorOutputPrefix: config.delivery.errorOutputPrefix,
         errorLogging: config.delivery.errorLogging,
+        forceDestroy: config.storage.forceDestroy,
       },
       parent,
     );

@@ -53,6 +53,11 @@ export interface StackConfig {
   readonly delivery: DeliveryConfig;
   /** The streaming window (core/window.ts validates it); undefined when analytics is disabled. */
   readonly analytics: WindowSpec | undefined;
+  /** The bucket itself. */
+  readonly storage: {
+    /** `pulumi destroy` deletes the bucket with its objects (after everything that writes to it). */
+    readonly forceDestroy: boolean;
+  };
 }
 
 /** Raw config values by key (without the `iot-pipeline:` namespace), plus `aws:region`. */
@@ -107,6 +112,13 @@ function structured(raw: RawConfig, key: string): unknown {
   }
 }
 
+/**
+ * Thing and thing-group attributes as AWS IoT's AttributePayload accepts them
+ * (https://docs.aws.amazon.com/iot/latest/apireference/API_AttributePayload.html).
+ */
+const ATTRIBUTE_NAME = /^[a-zA-Z0-9_.,@/:#-]{1,128}$/;
+const ATTRIBUTE_VALUE = /^[a-zA-Z0-9_.,@/:#=[\]-]{0,800}$/;
+
 /** AWS IoT thing and group names: 1-128 of letters, digits, `:`, `_`, `-`. */
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 
@@ -133,8 +145,22 @@ function parseFleet(raw: RawConfig): FleetGroup[] {
         fail(`fleet[${i}].attributes`, e.attributes, "must be a map of name to string");
       }
       for (const [k, a] of Object.entries(e.attributes as Record<string, unknown>)) {
+        if (!ATTRIBUTE_NAME.test(k)) {
+          fail(
+            `fleet[${i}].attributes`,
+            k,
+            "attribute names are 1-128 letters, digits or _ . , @ / : # - (AWS IoT AttributePayload)",
+          );
+        }
         if (typeof a !== "string" && typeof a !== "number") {
           fail(`fleet[${i}].attributes.${k}`, a, "must be a string");
+        }
+        if (!ATTRIBUTE_VALUE.test(String(a))) {
+          fail(
+            `fleet[${i}].attributes.${k}`,
+            a,
+            "attribute values are at most 800 letters, digits or _ . , @ / : # = [ ] - (no spaces; AWS IoT AttributePayload)",
+          );
         }
         attributes[k] = String(a);
       }
@@ -319,6 +345,7 @@ export function parseStackConfig(
       errorLogging: bool(raw, "errorLogging"),
     },
     analytics: parseWindowSpec(structured(raw, "analytics")),
+    storage: { forceDestroy: bool(raw, "forceDestroy") },
   };
 }
 

@@ -147,6 +147,18 @@ describe("program: invalid config fails with its message before any resource is 
       { streamName: "s".repeat(57) },
       /streamName = "s{57}" is invalid: use 1-56 letters.*-windows/,
     ],
+    [
+      "a group attribute value with a space, which AWS IoT's AttributePayload refuses",
+      {
+        fleet: [{ group: "NYC", attributes: { city: "New York" }, thingPrefix: "s", count: 1 }],
+      },
+      /fleet\[0\]\.attributes\.city = "New York" is invalid: attribute values are at most 800 letters, digits or _ \. , @ \/ : # = \[ \] - \(no spaces/,
+    ],
+    [
+      "a group attribute name with a space",
+      { fleet: [{ group: "NYC", attributes: { "the city": "NYC" }, thingPrefix: "s" }] },
+      /fleet\[0\]\.attributes = "the city" is invalid: attribute names are 1-128/,
+    ],
     ["a missing region", { "aws:region": "" }, /aws:region = .* is invalid: set an AWS region/],
   ];
   for (const [what, overrides, message] of cases) {
