@@ -6,4 +6,5 @@ export * from "./identity/device-identity";
 export * from "./identity/device-policy";
 export * from "./pipeline";
 export * from "./registry/thing-registry";
+export * from "./rule/actions";
 export * from "./rule/telemetry-rule";

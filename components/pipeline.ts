@@ -4,32 +4,16 @@
 import * as fs from "node:fs";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { FIREHOSE_RECORD_SEPARATOR } from "../core/delivery";
 import { deriveBucketName, type StackConfig } from "../core/stack-config";
+import type { AnalyticsContext, AnalyticsPlug } from "./analytics/hook";
 import { streamAnalyticsPlug } from "./analytics/plug";
 import { DeliveryStream } from "./delivery/delivery-stream";
 import { DeviceIdentity } from "./identity/device-identity";
 import { DevicePolicy } from "./identity/device-policy";
 import { ThingRegistry } from "./registry/thing-registry";
-import { TelemetryRule, type TelemetryRuleKinesisArgs } from "./rule/telemetry-rule";
-
-/** What the analytics application sees of the pipeline when it plugs in. */
-export interface AnalyticsContext {
-  /** The pipeline component: the analytics' parent. */
-  readonly parent: pulumi.ComponentResource;
-  /** The pipeline's name, to derive child names from. */
-  readonly name: string;
-  readonly config: StackConfig;
-  /** The delivery bucket (the analytics may write its results under its own prefix). */
-  readonly delivery: DeliveryStream;
-}
-
-/** What the analytics application hands back: its source for the rule, and its outputs. */
-export interface AnalyticsPlug {
-  /** A Kinesis stream the rule should also put every message on. */
-  readonly kinesis?: TelemetryRuleKinesisArgs;
-  /** Extra stack outputs (names, ARNs). */
-  readonly outputs?: Readonly<Record<string, pulumi.Input<unknown>>>;
-}
+import { FirehoseAction } from "./rule/actions/firehose";
+import { TelemetryRule } from "./rule/telemetry-rule";
 
 export interface TelemetryPipelineArgs {
   /** The stack's validated config. */
@@ -121,10 +105,16 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       {
         ruleName: config.rule.name,
         sql: config.rule.sql,
-        roleName: config.rule.roleName,
-        deliveryStreamName: this.delivery.streamName,
-        deliveryStreamArn: this.delivery.streamArn,
-        kinesis: this.analytics?.kinesis,
+        actions: [
+          new FirehoseAction({
+            streamName: this.delivery.streamName,
+            streamArn: this.delivery.streamArn,
+            separator: FIREHOSE_RECORD_SEPARATOR,
+            roleName: config.rule.roleName,
+          }),
+          ...(this.analytics?.ruleActions ?? []),
+        ],
+        errorRoleName: `${config.rule.roleName}-errors`,
       },
       parent,
     );

@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { CsrFormatError, csrPublicKeyInfo } from "./csr";
 import { COMPRESSIONS, type DeliveryConfig } from "./delivery";
 import { ConfigError, invalidConfig as fail } from "./errors";
 import { PROJECT, PROJECT_DIR } from "./project";
@@ -198,30 +199,6 @@ function parseFleet(raw: RawConfig): FleetGroup[] {
   });
 }
 
-/** A DER TLV header: where the content starts and how long it is, or undefined if malformed. */
-function derHeader(der: Buffer, at: number): { start: number; length: number } | undefined {
-  if (at + 2 > der.length) return undefined;
-  const first = der[at + 1];
-  if (first < 0x80) return { start: at + 2, length: first };
-  const n = first & 0x7f;
-  if (n === 0 || n > 3 || at + 2 + n > der.length) return undefined;
-  let length = 0;
-  for (let i = 0; i < n; i++) length = length * 256 + der[at + 2 + i];
-  return { start: at + 2 + n, length };
-}
-
-/**
- * Whether bytes are a PKCS#10 request: SEQUENCE { SEQUENCE { INTEGER 0, ... }, ... } filling the
- * whole input, so that PEM armour around anything else is caught here rather than by AWS.
- */
-function isPkcs10Der(der: Buffer): boolean {
-  const outer = der[0] === 0x30 ? derHeader(der, 0) : undefined;
-  if (outer === undefined || outer.start + outer.length !== der.length) return false;
-  const info = der[outer.start] === 0x30 ? derHeader(der, outer.start) : undefined;
-  if (info === undefined || info.start + info.length > der.length) return false;
-  return der.subarray(info.start, info.start + 3).equals(Buffer.from([0x02, 0x01, 0x00]));
-}
-
 function parseCsrFiles(things: readonly ThingSpec[], csrDir: string, baseDir: string) {
   const files: Record<string, string> = {};
   for (const t of things) {
@@ -234,13 +211,12 @@ function parseCsrFiles(things: readonly ThingSpec[], csrDir: string, baseDir: st
         `config ${PROJECT}:csrDir = ${JSON.stringify(csrDir)} is invalid: ${file} does not exist; create the device's CSR there (npm run csr -- --stack <stack>) or use certificateMode generated`,
       );
     }
-    const pem =
-      /^-----BEGIN CERTIFICATE REQUEST-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END CERTIFICATE REQUEST-----\s*$/.exec(
-        text.trim() + "\n",
-      );
-    if (pem === null || !isPkcs10Der(Buffer.from(pem[1], "base64"))) {
+    try {
+      csrPublicKeyInfo(text);
+    } catch (e) {
+      if (!(e instanceof CsrFormatError)) throw e;
       throw new ConfigError(
-        `config ${PROJECT}:csrDir = ${JSON.stringify(csrDir)} is invalid: ${file} is not a PEM certificate signing request (BEGIN CERTIFICATE REQUEST)`,
+        `config ${PROJECT}:csrDir = ${JSON.stringify(csrDir)} is invalid: ${file} is ${e.message}; make it with npm run csr -- --stack <stack>`,
       );
     }
     files[t.name] = file;

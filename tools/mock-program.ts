@@ -4,6 +4,7 @@
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { buildPipeline, readPulumiConfig } from "../program";
+import { csrPublicKeyInfo } from "../core/csr";
 import { PROJECT, PROJECT_DIR } from "../core/project";
 import { readRawStackConfig, type RawConfig, type StackConfig } from "../core/stack-config";
 
@@ -123,26 +124,6 @@ function certificateDer(opts: {
   );
   const signature = sign("sha256", tbs, opts.signingKey);
   return seq(tbs, ECDSA_SHA256, der(0x03, Buffer.from([0]), signature));
-}
-
-/** Where one DER element's content starts and where the element ends. */
-function tlv(der: Buffer, at: number): { start: number; end: number } {
-  const first = der[at + 1];
-  if (first === undefined) throw new Error("truncated DER");
-  if (first < 0x80) return { start: at + 2, end: at + 2 + first };
-  const n = first & 0x7f;
-  let length = 0;
-  for (let i = 0; i < n; i++) length = length * 256 + der[at + 2 + i];
-  return { start: at + 2 + n, end: at + 2 + n + length };
-}
-
-/** The SubjectPublicKeyInfo of a PKCS#10 request: the third element of certificationRequestInfo. */
-function csrPublicKeyInfo(csrPem: string): Buffer {
-  const der = Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ""), "base64");
-  const info = tlv(der, tlv(der, 0).start);
-  const subjectAt = tlv(der, info.start).end; // the version comes first
-  const spkiAt = tlv(der, subjectAt).end;
-  return der.subarray(spkiAt, tlv(der, spkiAt).end);
 }
 
 function pem(body: Buffer, label: string): string {

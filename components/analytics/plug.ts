@@ -1,7 +1,7 @@
 // Plugs the streaming window into the pipeline (components/pipeline.ts's `analytics` hook) when
 // the stack config enables it: the application is built from the config's window spec and the
 // pipeline's bucket, and hands the rule its Kinesis action.
-import type { AnalyticsContext, AnalyticsPlug } from "../pipeline";
+import type { AnalyticsContext, AnalyticsPlug } from "./hook";
 import { windowsDeliveryConfig } from "../../core/delivery";
 import { StreamAnalytics } from "./stream-analytics";
 
@@ -16,11 +16,12 @@ export function streamAnalyticsPlug(ctx: AnalyticsContext): AnalyticsPlug | unde
       bucketName: ctx.delivery.bucketName,
       bucketArn: ctx.delivery.bucket.arn,
       windowsDelivery: windowsDeliveryConfig(ctx.config.delivery, spec.prefix),
+      ruleActionRoleName: `${ctx.config.rule.roleName}-kinesis`,
     },
     { parent: ctx.parent },
   );
   return {
-    kinesis: analytics.ruleAction,
+    ruleActions: [analytics.ruleAction],
     outputs: {
       streamName: analytics.streamName,
       applicationName: analytics.applicationName,

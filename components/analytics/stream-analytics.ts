@@ -15,7 +15,7 @@ import {
 } from "../../core/window";
 import { firehoseToS3 } from "../delivery/firehose-to-s3";
 import { serviceRole } from "../private/iam";
-import type { TelemetryRuleKinesisArgs } from "../rule/telemetry-rule";
+import { KinesisAction } from "../rule/actions/kinesis";
 
 /** The Managed Flink runtime: Flink 1.20, Python 3.11. */
 export const FLINK_RUNTIME = "FLINK-1_20";
@@ -78,6 +78,8 @@ export interface StreamAnalyticsArgs {
   /** The pipeline's bucket: windows land under `spec.prefix`, the code under `flink-code/`. */
   readonly bucketName: pulumi.Input<string>;
   readonly bucketArn: pulumi.Input<string>;
+  /** Name of the role the topic rule's Kinesis action assumes; auto-named when undefined. */
+  readonly ruleActionRoleName?: string;
   /** The Firehose stream that delivers the windows (core/delivery.ts windowsDeliveryConfig). */
   readonly windowsDelivery: DeliveryConfig;
   /**
@@ -120,7 +122,7 @@ export class StreamAnalytics extends pulumi.ComponentResource {
   /** The Flink SQL statements the application runs, in order. */
   readonly statements: pulumi.Output<string[]>;
   /** The second action of the topic rule: this stream, keyed by thing. */
-  readonly ruleAction: TelemetryRuleKinesisArgs;
+  readonly ruleAction: KinesisAction;
   readonly streamName: pulumi.Output<string>;
   readonly streamArn: pulumi.Output<string>;
   readonly applicationName: pulumi.Output<string>;
@@ -321,11 +323,12 @@ export class StreamAnalytics extends pulumi.ComponentResource {
     this.applicationName = this.application.name;
     this.applicationArn = this.application.arn;
     this.windowsUri = pulumi.interpolate`s3://${args.bucketName}/${spec.prefix}`;
-    this.ruleAction = {
+    this.ruleAction = new KinesisAction({
       streamName: this.stream.name,
       streamArn: this.stream.arn,
       partitionKey: PARTITION_KEY,
-    };
+      roleName: args.ruleActionRoleName,
+    });
 
     this.registerOutputs({
       windowsStreamName: this.windowsStream.name,

@@ -1,42 +1,30 @@
-// The telemetry topic rule: IoT SQL over the devices' topic, a Firehose action (records
-// separated by "\n") through a role that may only put records on that one stream, an error action
-// into a CloudWatch log group of its own, and optionally a Kinesis action for the analytics.
+// The telemetry topic rule: IoT SQL over the devices' topic, its actions (each an object from
+// ./actions that creates its own role and grant), and an error action into a CloudWatch log group
+// of the rule's own.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
-import { serviceRole } from "../private/iam";
-
-/** An extra Kinesis Data Streams action (the analytics' source). */
-export interface TelemetryRuleKinesisArgs {
-  /** The stream the rule puts each message on. */
-  readonly streamName: pulumi.Input<string>;
-  /** Its ARN, the only resource the action's role may write to. */
-  readonly streamArn: pulumi.Input<string>;
-  /** Partition key, an IoT SQL substitution template such as `${topic()}`. */
-  readonly partitionKey: string;
-}
+import type {
+  RuleAction,
+  RuleActionBinding,
+  RuleActionConfigOf,
+  RuleActionKind,
+} from "./actions/action";
+import { CloudWatchLogsAction } from "./actions/cloudwatch-logs";
 
 export interface TelemetryRuleArgs {
   /** The rule's name: letters, digits and underscores (the seed's `sensor_rule`). */
   readonly ruleName: string;
   /** IoT SQL (version 2016-03-23). */
   readonly sql: string;
-  /** Name of the role the Firehose action assumes (the seed's `iot-weather-data-role`). */
-  readonly roleName: string;
-  /** The delivery stream the Firehose action writes to. */
-  readonly deliveryStreamName: pulumi.Input<string>;
-  /** Its ARN, the only resource the Firehose role may write to. */
-  readonly deliveryStreamArn: pulumi.Input<string>;
+  /** What the rule does with every matched message (the Firehose action, the analytics' Kinesis one). */
+  readonly actions: readonly RuleAction[];
+  /** Name of the role the error action assumes. */
+  readonly errorRoleName: string;
   /**
    * Error log group name.
    * @default `/iot/rules/<ruleName>/errors`
    */
   readonly errorLogGroupName?: string;
-  /**
-   * A Kinesis action beside the Firehose one, through a role of its own.
-   * @default undefined: no Kinesis action
-   */
-  readonly kinesis?: TelemetryRuleKinesisArgs;
 }
 
 /** The error log group a rule gets when none is named. */
@@ -44,15 +32,28 @@ export function ruleErrorLogGroupName(ruleName: string): string {
   return `/iot/rules/${ruleName}/errors`;
 }
 
+/** The topic rule's action lists (`firehoses`, `kineses`, ...) from bound actions. */
+function actionLists(bindings: readonly RuleActionBinding[]) {
+  const of = <K extends RuleActionKind>(kind: K) =>
+    bindings
+      .map((b) => b.config)
+      .filter((c): c is RuleActionConfigOf<K> => c.kind === kind)
+      .map((c) => c.value);
+  const lists = {
+    firehoses: of("firehose"),
+    kineses: of("kinesis"),
+    cloudwatchLogs: of("cloudwatchLogs"),
+  };
+  return Object.fromEntries(Object.entries(lists).filter(([, v]) => v.length > 0));
+}
+
 export class TelemetryRule extends pulumi.ComponentResource {
   /** The topic rule. */
   readonly rule: aws.iot.TopicRule;
-  /** The role the Firehose action assumes. */
-  readonly firehoseRole: aws.iam.Role;
+  /** The role each action assumes, by action id (`firehose`, `kinesis`, ...). */
+  readonly actionRoles: Readonly<Record<string, aws.iam.Role>>;
   /** The role the error action assumes. */
   readonly errorRole: aws.iam.Role;
-  /** The role the Kinesis action assumes, when there is one. */
-  readonly kinesisRole?: aws.iam.Role;
   /** Where failed actions are logged. */
   readonly errorLogGroup: aws.cloudwatch.LogGroup;
   /** The rule's name. */
@@ -60,96 +61,33 @@ export class TelemetryRule extends pulumi.ComponentResource {
 
   constructor(name: string, args: TelemetryRuleArgs, opts?: pulumi.ComponentResourceOptions) {
     super("iot-pipeline:rule:TelemetryRule", name, {}, opts);
-    const parent = { parent: this };
-    const accountId = aws.getCallerIdentityOutput({}, parent).accountId;
-
-    // One role per action, so each can do its one job and nothing the other may. Each grant is
-    // what the action's page in the AWS IoT developer guide requires (docs/iam-roles.md).
-    const firehose = serviceRole(
-      `${name}-firehose-role`,
-      {
-        service: "iot.amazonaws.com",
-        roleName: args.roleName,
-        accountId,
-        statements: pulumi.output(args.deliveryStreamArn).apply((arn) => [
-          {
-            Sid: "PutTelemetryRecords",
-            Effect: "Allow" as const,
-            // The Firehose action calls PutRecord; PutRecordBatch only with batchMode, which is off.
-            Action: ["firehose:PutRecord"],
-            Resource: [arn],
-          },
-        ]),
-      },
-      this,
-    );
-    this.firehoseRole = firehose.role;
+    if (args.actions.length === 0) throw new Error(`topic rule ${args.ruleName} has no action`);
+    const ids = args.actions.map((a) => a.id);
+    if (new Set([...ids, "errors"]).size !== ids.length + 1) {
+      throw new Error(`topic rule ${args.ruleName}'s action ids must be unique: ${ids.join(", ")}`);
+    }
+    const context = {
+      parent: this,
+      name,
+      accountId: aws.getCallerIdentityOutput({}, { parent: this }).accountId,
+    };
+    const bindings = args.actions.map((a) => a.bind(context));
+    this.actionRoles = Object.fromEntries(args.actions.map((a, i) => [a.id, bindings[i].role]));
 
     // CloudWatch Logs rather than S3 for errors: they are for an operator to read now, and the
     // delivery bucket stays Firehose's alone.
     this.errorLogGroup = new aws.cloudwatch.LogGroup(
       `${name}-errors`,
       { name: args.errorLogGroupName ?? ruleErrorLogGroupName(args.ruleName), retentionInDays: 30 },
-      parent,
+      { parent: this },
     );
-    const errors = serviceRole(
-      `${name}-errors-role`,
-      {
-        service: "iot.amazonaws.com",
-        roleName: `${args.roleName}-errors`,
-        accountId,
-        statements: this.errorLogGroup.arn.apply((arn) => [
-          {
-            // CreateLogStream and DescribeLogStreams authorize on the log group.
-            Sid: "FindAndCreateErrorStreams",
-            Effect: "Allow" as const,
-            Action: ["logs:CreateLogStream", "logs:DescribeLogStreams"],
-            Resource: [arn],
-          },
-          {
-            // PutLogEvents authorizes on the stream; IoT names the streams itself.
-            Sid: "WriteErrorEvents",
-            Effect: "Allow" as const,
-            Action: ["logs:PutLogEvents"],
-            Resource: [`${arn}:log-stream:*`],
-          },
-        ]),
-      },
-      this,
-    );
-    this.errorRole = errors.role;
-
-    const grants: pulumi.Resource[] = [firehose.grant, errors.grant];
-    let kineses: aws.types.input.iot.TopicRuleKinesis[] | undefined;
-    if (args.kinesis !== undefined) {
-      const kinesis = args.kinesis;
-      const role = serviceRole(
-        `${name}-kinesis-role`,
-        {
-          service: "iot.amazonaws.com",
-          roleName: `${args.roleName}-kinesis`,
-          accountId,
-          statements: pulumi.output(kinesis.streamArn).apply((arn) => [
-            {
-              Sid: "PutAnalyticsRecords",
-              Effect: "Allow" as const,
-              Action: ["kinesis:PutRecord"],
-              Resource: [arn],
-            },
-          ]),
-        },
-        this,
-      );
-      grants.push(role.grant);
-      this.kinesisRole = role.role;
-      kineses = [
-        {
-          streamName: kinesis.streamName,
-          roleArn: role.role.arn,
-          partitionKey: kinesis.partitionKey,
-        },
-      ];
-    }
+    const error = new CloudWatchLogsAction({
+      id: "errors",
+      logGroupName: this.errorLogGroup.name,
+      logGroupArn: this.errorLogGroup.arn,
+      roleName: args.errorRoleName,
+    }).bind(context);
+    this.errorRole = error.role;
 
     this.rule = new aws.iot.TopicRule(
       `${name}-rule`,
@@ -158,23 +96,14 @@ export class TelemetryRule extends pulumi.ComponentResource {
         enabled: true,
         sql: args.sql,
         sqlVersion: "2016-03-23",
-        firehoses: [
-          {
-            deliveryStreamName: args.deliveryStreamName,
-            roleArn: this.firehoseRole.arn,
-            separator: FIREHOSE_RECORD_SEPARATOR,
-          },
-        ],
-        ...(kineses === undefined ? {} : { kineses }),
-        errorAction: {
-          cloudwatchLogs: { logGroupName: this.errorLogGroup.name, roleArn: this.errorRole.arn },
-        },
+        ...actionLists(bindings),
+        errorAction: { cloudwatchLogs: error.config.value },
       },
       // IoT checks that it can pass each role when the rule is created.
-      { parent: this, dependsOn: grants },
+      { parent: this, dependsOn: [...bindings.map((b) => b.grant), error.grant] },
     );
 
     this.ruleName = this.rule.name;
-    this.registerOutputs({ ruleName: this.ruleName, roleArn: this.firehoseRole.arn });
+    this.registerOutputs({ ruleName: this.ruleName });
   }
 }

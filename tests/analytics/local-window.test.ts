@@ -12,6 +12,7 @@ import {
   type TelemetryRecord,
 } from "../../local/analytics";
 import { windowsDeliveryConfig } from "../../core/delivery";
+import { until } from "../broker/helpers";
 import { LocalDeliveryStream } from "../../local/firehose";
 import type { LocalBucket } from "../../local/s3";
 
@@ -388,8 +389,8 @@ describe("local analytics delivers closed windows through the windows' delivery 
     });
     analytics.accept({ max_temperature: 3, min_temperature: 1 });
     now += 10_000;
-    // Wait for the timer (not a timed assertion: we poll until it has run, however long that takes).
-    while (log.length === 0) await new Promise((r) => setTimeout(r, 5));
+    // Wait for the timer (not a timed assertion: polled, and bounded so that a broken timer fails).
+    await until(() => log.length > 0, "the clock to close the window");
     assert.match(
       log[0],
       /^analytics: window 09:00:00–09:00:10Z max_temp=3 min_temp=1 \(1 record\)$/,

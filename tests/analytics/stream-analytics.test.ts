@@ -79,7 +79,7 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
     assert.match(role.inputs.assumeRolePolicy as string, /"Service":"iot\.amazonaws\.com"/);
     assert.deepEqual(statements(policyOf(run, role)), [
       {
-        Sid: "PutAnalyticsRecords",
+        Sid: "PutRecord",
         Effect: "Allow",
         Action: ["kinesis:PutRecord"],
         Resource: [stream.props.arn],

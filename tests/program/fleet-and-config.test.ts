@@ -1,6 +1,7 @@
 // A fleet yields one identity per thing; bad config fails before any resource exists; the runner
 // builds several stacks in one process; the rule takes an optional Kinesis action.
 import { strict as assert } from "node:assert";
+import { KinesisAction } from "../../components/rule/actions/kinesis";
 import { ConfigError } from "../../core/errors";
 import { deriveBucketName, isValidBucketName } from "../../core/stack-config";
 import {
@@ -191,14 +192,21 @@ describe("program: several stacks in one process", () => {
   });
 });
 
-describe("program: the rule's optional Kinesis action", () => {
+describe("program: a rule action the analytics hook plugs in (a Kinesis action object)", () => {
   const streamArn = `arn:aws:kinesis:us-east-1:${MOCK_ACCOUNT_ID}:stream/telemetry-window`;
 
   it("adds a kineses action through a role allowed only kinesis:PutRecord on that stream", async () => {
     const run = await runProgram("dev", {
       build: {
         analytics: () => ({
-          kinesis: { streamName: "telemetry-window", streamArn, partitionKey: "${topic()}" },
+          ruleActions: [
+            new KinesisAction({
+              streamName: "telemetry-window",
+              streamArn,
+              partitionKey: "${topic()}",
+              roleName: "iot-weather-data-role-kinesis",
+            }),
+          ],
         }),
       },
     });
@@ -221,6 +229,21 @@ describe("program: the rule's optional Kinesis action", () => {
       ofType(run, "aws:iam/role:Role").filter((r) => String(r.props.name).endsWith("-kinesis"))
         .length,
       0,
+    );
+  });
+});
+
+describe("program: rule actions are objects that bind their own role", () => {
+  it("refuses two actions with one id, whose roles would collide", async () => {
+    const action = () =>
+      new KinesisAction({
+        streamName: "s",
+        streamArn: "arn:aws:kinesis:r:1:stream/s",
+        partitionKey: "k",
+      });
+    await assert.rejects(
+      runProgram("dev", { build: { analytics: () => ({ ruleActions: [action(), action()] }) } }),
+      /topic rule sensor_rule's action ids must be unique: firehose, kinesis, kinesis/,
     );
   });
 });

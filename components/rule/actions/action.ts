@@ -1,0 +1,46 @@
+// What a topic rule action is: an object that, bound to its rule, creates the role the action
+// assumes with exactly the grant its AWS page requires and returns the action's configuration.
+// Adding an action touches one file, and the grant can never drift from the action (the AWS CDK's
+// IAction._bind, aws-iot-actions-alpha).
+import type * as aws from "@pulumi/aws";
+import type * as pulumi from "@pulumi/pulumi";
+
+/** Where an action is bound: the rule component, its name, and the account its roles trust. */
+export interface RuleBindContext {
+  /** The rule component; the action's role and grant are its children. */
+  readonly parent: pulumi.ComponentResource;
+  /** The rule component's name: the action's role is `<name>-<action id>-role`. */
+  readonly name: string;
+  readonly accountId: pulumi.Input<string>;
+}
+
+/** One action's configuration, in the shape aws.iot.TopicRule takes it. */
+export type RuleActionConfig =
+  | { readonly kind: "firehose"; readonly value: aws.types.input.iot.TopicRuleFirehose }
+  | { readonly kind: "kinesis"; readonly value: aws.types.input.iot.TopicRuleKinesis }
+  | {
+      readonly kind: "cloudwatchLogs";
+      readonly value: aws.types.input.iot.TopicRuleCloudwatchLog;
+    };
+
+/** The kinds of action this project configures. */
+export type RuleActionKind = RuleActionConfig["kind"];
+
+/** The configuration of one kind of action. */
+export type RuleActionConfigOf<K extends RuleActionKind> = Extract<RuleActionConfig, { kind: K }>;
+
+/** What binding an action gives the rule. */
+export interface RuleActionBinding<C extends RuleActionConfig = RuleActionConfig> {
+  readonly config: C;
+  /** The role the action assumes. */
+  readonly role: aws.iam.Role;
+  /** Its grant: IoT checks, when it creates the rule, that it may pass the role. */
+  readonly grant: pulumi.Resource;
+}
+
+/** A topic rule action (or error action). */
+export interface RuleAction {
+  /** Names the action's role among the rule's children (`firehose`, `errors`, `kinesis`, ...). */
+  readonly id: string;
+  bind(rule: RuleBindContext): RuleActionBinding;
+}

@@ -1,0 +1,60 @@
+// The CloudWatch Logs rule action (used as the rule's error action): messages go to one log group,
+// through a role allowed logs:CreateLogStream, logs:DescribeLogStreams and logs:PutLogEvents there
+// (https://docs.aws.amazon.com/iot/latest/developerguide/cloudwatch-logs-rule-action.html).
+import * as pulumi from "@pulumi/pulumi";
+import { serviceRole } from "../../private/iam";
+import type { RuleAction, RuleActionBinding, RuleActionConfigOf, RuleBindContext } from "./action";
+
+export interface CloudWatchLogsActionArgs {
+  readonly logGroupName: pulumi.Input<string>;
+  /** The log group's ARN (without a trailing `:*`), the only group the role may write to. */
+  readonly logGroupArn: pulumi.Input<string>;
+  /** The role's name; auto-named when undefined. */
+  readonly roleName?: pulumi.Input<string>;
+  /** @default "cloudwatch-logs" */
+  readonly id?: string;
+}
+
+export class CloudWatchLogsAction implements RuleAction {
+  readonly id: string;
+
+  constructor(private readonly args: CloudWatchLogsActionArgs) {
+    this.id = args.id ?? "cloudwatch-logs";
+  }
+
+  bind(rule: RuleBindContext): RuleActionBinding<RuleActionConfigOf<"cloudwatchLogs">> {
+    const { role, grant } = serviceRole(
+      `${rule.name}-${this.id}-role`,
+      {
+        service: "iot.amazonaws.com",
+        roleName: this.args.roleName,
+        accountId: rule.accountId,
+        statements: pulumi.output(this.args.logGroupArn).apply((arn) => [
+          {
+            // CreateLogStream and DescribeLogStreams authorize on the log group.
+            Sid: "FindAndCreateLogStreams",
+            Effect: "Allow" as const,
+            Action: ["logs:CreateLogStream", "logs:DescribeLogStreams"],
+            Resource: [arn],
+          },
+          {
+            // PutLogEvents authorizes on the stream; IoT names the streams itself.
+            Sid: "WriteLogEvents",
+            Effect: "Allow" as const,
+            Action: ["logs:PutLogEvents"],
+            Resource: [`${arn}:log-stream:*`],
+          },
+        ]),
+      },
+      rule.parent,
+    );
+    return {
+      role,
+      grant,
+      config: {
+        kind: "cloudwatchLogs",
+        value: { logGroupName: this.args.logGroupName, roleArn: role.arn },
+      },
+    };
+  }
+}

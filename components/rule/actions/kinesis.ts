@@ -1,0 +1,58 @@
+// The Kinesis Data Streams rule action: each message is put on one stream under a partition key,
+// through a role allowed only kinesis:PutRecord on that stream
+// (https://docs.aws.amazon.com/iot/latest/developerguide/kinesis-rule-action.html).
+import * as pulumi from "@pulumi/pulumi";
+import { serviceRole } from "../../private/iam";
+import type { RuleAction, RuleActionBinding, RuleActionConfigOf, RuleBindContext } from "./action";
+
+export interface KinesisActionArgs {
+  readonly streamName: pulumi.Input<string>;
+  /** The only resource the action's role may write to. */
+  readonly streamArn: pulumi.Input<string>;
+  /** Partition key, an IoT SQL substitution template such as `${topic()}`. */
+  readonly partitionKey: string;
+  /** The role's name; auto-named when undefined. */
+  readonly roleName?: pulumi.Input<string>;
+  /** @default "kinesis" */
+  readonly id?: string;
+}
+
+export class KinesisAction implements RuleAction {
+  readonly id: string;
+
+  constructor(readonly args: KinesisActionArgs) {
+    this.id = args.id ?? "kinesis";
+  }
+
+  bind(rule: RuleBindContext): RuleActionBinding<RuleActionConfigOf<"kinesis">> {
+    const { role, grant } = serviceRole(
+      `${rule.name}-${this.id}-role`,
+      {
+        service: "iot.amazonaws.com",
+        roleName: this.args.roleName,
+        accountId: rule.accountId,
+        statements: pulumi.output(this.args.streamArn).apply((arn) => [
+          {
+            Sid: "PutRecord",
+            Effect: "Allow" as const,
+            Action: ["kinesis:PutRecord"],
+            Resource: [arn],
+          },
+        ]),
+      },
+      rule.parent,
+    );
+    return {
+      role,
+      grant,
+      config: {
+        kind: "kinesis",
+        value: {
+          streamName: this.args.streamName,
+          roleArn: role.arn,
+          partitionKey: this.args.partitionKey,
+        },
+      },
+    };
+  }
+}
