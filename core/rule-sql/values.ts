@@ -308,9 +308,11 @@ export class RuleEvaluationError extends Error {
  * string for a token that neither type holds without change.
  */
 function readNumber(token: string): number | Dec | string {
-  let d: Dec;
+  let d: Decimal;
   try {
-    d = new Dec(token);
+    // Read with the library's unbounded defaults first: Dec would round to 34 digits and clamp
+    // the exponent, turning 1e-1000 into 0 before the range check could see it.
+    d = new Decimal(token);
   } catch {
     return `${token} is not a number`;
   }
@@ -322,7 +324,7 @@ function readNumber(token: string): number | Dec | string {
   if (d.e > 999 || d.e < -999) {
     return `${token} is outside the Decimal range (magnitude 1E-999 to 9.999E999)`;
   }
-  return normalize(d);
+  return normalize(new Dec(d));
 }
 
 /** A number literal of the SQL text as an Int or Decimal; throws for one neither type holds. */
