@@ -63,18 +63,32 @@ export { RuleEvaluationError };
 /**
  * MQTT topic-filter matching as the Topics page describes it: `+` matches one level, `#` every
  * level at and below its own, so `sensor/#` matches `sensor/` and `sensor/a/b` but not `sensor`.
- * Topics starting with `$` need a filter that names that first level.
+ * Topics starting with `$` need a filter that names that first level. Compiled once per filter.
  */
-export function topicMatches(filter: string, topic: string): boolean {
+export function compileTopicFilter(filter: string): (topic: string) => boolean {
   const f = filter.split("/");
-  const t = topic.split("/");
-  if (topic.startsWith("$") && (f[0] === "+" || f[0] === "#")) return false;
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return i < t.length;
-    if (i >= t.length) return false;
-    if (f[i] !== "+" && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
+  const hashAt = f[f.length - 1] === "#" ? f.length - 1 : -1;
+  const wildFirst = f[0] === "+" || f[0] === "#";
+  return (topic) => {
+    if (wildFirst && topic.charCodeAt(0) === 36) return false;
+    let pos = 0;
+    for (let i = 0; i < f.length; i++) {
+      if (pos < 0) return false;
+      if (i === hashAt) return true;
+      const end = topic.indexOf("/", pos);
+      if (f[i] !== "+") {
+        const level = f[i];
+        const len = (end < 0 ? topic.length : end) - pos;
+        if (len !== level.length || !topic.startsWith(level, pos)) return false;
+      }
+      pos = end < 0 ? -1 : end + 1;
+    }
+    return pos < 0;
+  };
+}
+
+export function topicMatches(filter: string, topic: string): boolean {
+  return compileTopicFilter(filter)(topic);
 }
 
 const BASIC_INGEST = "$aws/rules/";
@@ -320,7 +334,8 @@ function describePayload(v: SqlValue): string {
   return `a JSON ${Array.isArray(v) ? "array" : v === null ? "null" : typeof v === "object" ? "value" : typeof v}`;
 }
 
-function compileSelect(select: SelectList): SelectFn {
+/** `offset` is the position of the first item in the statement (for `_<position>` names). */
+function compileSelect(select: SelectList, offset = 0): SelectFn {
   if (select.kind === "value") {
     const expr = compileExpr(select.expr);
     return (doc, ctx) => expr(doc, ctx);
@@ -330,7 +345,7 @@ function compileSelect(select: SelectList): SelectFn {
     return {
       star: false as const,
       fn: compileExpr(item.expr),
-      alias: item.alias ?? defaultName(item.expr, i + 1),
+      alias: item.alias ?? defaultName(item.expr, offset + i + 1),
     };
   });
   return (doc, ctx, top) => {
@@ -391,13 +406,32 @@ export interface CompiledRule {
 
 const EMPTY = Buffer.alloc(0);
 
+/** The payload object and the added items, merged as `SELECT *, ...` outputs them. */
+function merge(payload: SqlObject, extras: SqlObject): SqlObject {
+  const out: SqlObject = {};
+  for (const k of Object.keys(payload)) setKey(out, k, payload[k]);
+  for (const k of Object.keys(extras)) setKey(out, k, extras[k]);
+  return out;
+}
+
 /** Compiles a parsed statement; `evaluate` then runs it on each message. */
 export function compileRule(statement: RuleStatement): CompiledRule {
   const where = statement.where === undefined ? undefined : compileExpr(statement.where);
   const select = compileSelect(statement.select);
   const items = statement.select.kind === "items" ? statement.select.items : [];
   const passthrough = items.length === 1 && items[0].kind === "star" && items[0].alias === undefined;
+  // `SELECT *, a, b` (the seed's rule): the added items can be spliced into the payload's own
+  // JSON text, which keeps the payload's bytes as sent and saves serialising them again.
+  const rest = items.slice(1);
+  const splice =
+    items.length > 1 &&
+    items[0].kind === "star" &&
+    items[0].alias === undefined &&
+    rest.every((i) => i.kind === "expr")
+      ? compileSelect({ kind: "items", items: rest }, 1)
+      : undefined;
   const from = statement.from;
+  const matchesFrom = from === undefined ? () => false : compileTopicFilter(from);
   return {
     statement,
     evaluate(input) {
@@ -412,7 +446,7 @@ export function compileRule(statement: RuleStatement): CompiledRule {
           return { matched: false, reason: "topic" };
         }
         topic = slash < 0 ? "" : rest.slice(slash + 1);
-      } else if (from === undefined || !topicMatches(from, topic)) {
+      } else if (!matchesFrom(topic)) {
         return { matched: false, reason: "topic" };
       }
       const bytes = typeof input.payload === "string" ? Buffer.from(input.payload) : input.payload;
@@ -436,6 +470,10 @@ export function compileRule(statement: RuleStatement): CompiledRule {
           return { matched: false, reason: "where" };
         }
         if (passthrough) return { matched: true, output: payload, record: bytes };
+        if (splice !== undefined && isObject(payload)) {
+          const spliced = spliceRecord(payload, splice(payload, ctx, true) as SqlObject, bytes);
+          if (spliced !== undefined) return spliced;
+        }
         const output = select(payload, ctx, true);
         // "Undefined is converted to an empty string when serialized by itself."
         const record = output === undefined ? EMPTY : Buffer.from(serialize(output));
@@ -446,6 +484,34 @@ export function compileRule(statement: RuleStatement): CompiledRule {
         throw e;
       }
     },
+  };
+}
+
+/**
+ * The record of `SELECT *, …` as the payload's text with the added keys before its closing
+ * brace; undefined (serialise the merged object instead) when an added key is also a payload
+ * key, whose value must then be replaced where it stands.
+ */
+function spliceRecord(payload: SqlObject, extras: SqlObject, bytes: Buffer): RuleResult | undefined {
+  const keys = Object.keys(extras);
+  for (const k of keys) if (Object.prototype.hasOwnProperty.call(payload, k)) return undefined;
+  let merged: SqlObject | undefined;
+  const output = () => (merged ??= merge(payload, extras));
+  if (keys.length === 0) return { matched: true, output: output(), record: bytes };
+  const text = bytes.toString("utf8");
+  const close = text.lastIndexOf("}");
+  const open = text.indexOf("{");
+  // An empty payload object has no key to put a comma after.
+  const empty = text.slice(open + 1, close).trim() === "";
+  const added = serialize(extras);
+  const record = Buffer.from(`${text.slice(0, close)}${empty ? "" : ","}${added.slice(1)}`);
+  return {
+    matched: true,
+    // Built when a listener asks: the record above is what the actions need.
+    get output() {
+      return output();
+    },
+    record,
   };
 }
 

@@ -152,9 +152,11 @@ export function roundToInt(v: number | Dec, how: IntRounding): number | Dec {
   if (typeof v === "number") {
     if (Number.isInteger(v)) return v;
     if (how === "floor") return Math.floor(v);
-    if (how === "trunc") return Math.trunc(v);
-    // Half away from zero: what round() documents for equidistant values.
-    return normalize(new Dec(v).toDecimalPlaces(0, Decimal.ROUND_HALF_UP));
+    if (how === "trunc") return Math.trunc(v) || 0;
+    // Half away from zero: what round() documents for equidistant values. Math.round works on
+    // the exact double, and n + 0.5 is a double, so ties and their neighbours round as decimals.
+    const r = Math.sign(v) * Math.round(Math.abs(v));
+    return r === 0 ? 0 : r;
   }
   if (v.isInteger()) return v;
   const mode =
@@ -200,6 +202,46 @@ export function compareNumbers(a: number | Dec, b: number | Dec): number {
 export type ArithmeticOp = "+" | "-" | "*" | "/" | "%";
 
 /**
+ * A number as an integer count of 10^-k (k ≤ 7): 21.5 is [215, 1]. Exact: the division back is
+ * checked to give the same double, and the count stays below 10^15 (15 significant digits).
+ */
+function scaled(a: number): [number, number] | undefined {
+  let p = 1;
+  for (let k = 0; k <= 7; k++, p *= 10) {
+    const n = Math.round(a * p);
+    if (Math.abs(n) >= 1e15) return undefined;
+    if (n / p === a) return [n, p];
+  }
+  return undefined;
+}
+
+/**
+ * +, - and * of two numbers in exact decimal without a Decimal: both as scaled integers, the
+ * integer result divided once by a power of ten (a correctly rounded division of exact doubles
+ * yields the double whose shortest form is the exact decimal, while it has ≤ 15 digits).
+ */
+function scaledArithmetic(op: "+" | "-" | "*", a: number, b: number): number | undefined {
+  const x = scaled(a);
+  const y = scaled(b);
+  if (x === undefined || y === undefined) return undefined;
+  let n: number;
+  let p: number;
+  if (op === "*") {
+    n = x[0] * y[0];
+    p = x[1] * y[1];
+  } else {
+    p = Math.max(x[1], y[1]);
+    const xa = x[0] * (p / x[1]);
+    const yb = y[0] * (p / y[1]);
+    if (Math.abs(xa) >= 1e15 || Math.abs(yb) >= 1e15) return undefined;
+    n = op === "+" ? xa + yb : xa - yb;
+  }
+  if (Math.abs(n) >= 1e15 || !Number.isInteger(n)) return undefined;
+  const r = n / p;
+  return r === 0 ? 0 : r;
+}
+
+/**
  * The operator pages' arithmetic: Int op Int is an Int (`/` truncates, `%` keeps the dividend's
  * sign), anything with a Decimal is a Decimal of 34 digits. Division by zero is Undefined.
  */
@@ -214,6 +256,10 @@ export function arithmetic(op: ArithmeticOp, a: number | Dec, b: number | Dec): 
       if (op === "/" && Math.abs(a) >= 2 ** 52) r = Number(BigInt(a) / BigInt(b));
     } else r = op === "+" ? a + b : op === "-" ? a - b : a * b;
     if (Number.isSafeInteger(r)) return r === 0 ? 0 : r;
+  }
+  if (typeof a === "number" && typeof b === "number" && op !== "/" && op !== "%") {
+    const fast = scaledArithmetic(op, a, b);
+    if (fast !== undefined) return fast;
   }
   const x = toDec(a);
   const y = toDec(b);
@@ -384,6 +430,13 @@ function scanJson(text: string): Scan {
   return { depth: max, exactNumbers };
 }
 
+/**
+ * Text that may hold a number token a double cannot hold exactly: a digit followed by 15 more
+ * digits or dots (a token of 16 digits or more), or an exponent. Strings may match too; that only
+ * costs the exact reading below.
+ */
+const MAYBE_INEXACT = /\d[\d.]{15}|\d[eE][-+]?\d/;
+
 function exactReviver(this: unknown, _key: string, value: unknown, context?: { source?: string }) {
   if (typeof value !== "number") return value;
   const n = readNumber(context?.source ?? String(value));
@@ -406,13 +459,16 @@ export function parseJson(text: string): SqlValue | undefined {
   if (value === null || typeof value !== "object") {
     if (typeof value !== "number") return value;
   }
-  const scan = scanJson(text);
-  if (scan.depth > LIMITS.depth) {
-    throw new RuleEvaluationError(
-      `the JSON nests ${scan.depth} levels deep, over the rule engine's bound of ${LIMITS.depth}`,
-    );
-  }
-  if (!scan.exactNumbers) return value;
+  // Text shorter than two characters per level cannot nest deeper than the bound.
+  if (text.length > 2 * LIMITS.depth) {
+    const scan = scanJson(text);
+    if (scan.depth > LIMITS.depth) {
+      throw new RuleEvaluationError(
+        `the JSON nests ${scan.depth} levels deep, over the rule engine's bound of ${LIMITS.depth}`,
+      );
+    }
+    if (!scan.exactNumbers) return value;
+  } else if (!MAYBE_INEXACT.test(text)) return value;
   // Numbers a double may have rounded: read again with each token's own text.
   return (JSON.parse as (t: string, r: typeof exactReviver) => SqlValue)(text, exactReviver);
 }

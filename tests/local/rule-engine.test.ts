@@ -106,7 +106,7 @@ describe("local topic rule: what cannot be evaluated, and records unchanged (loc
     assert.deepEqual(errors, []);
     assert.equal(
       records[0],
-      `{"temperature":1e+309,"count":9007199254740993,"__proto__":{"x":1},"thing":"t","topic_thing":"${THING}","received_at":1764147600000}`,
+      `${sent.slice(0, -1)},"topic_thing":"${THING}","received_at":1764147600000}`,
     );
   });
 
