@@ -106,13 +106,33 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
 
   const metrics: Metric[] = [
     { key: "payloadBytes", label: "payload size (mean)", value: round(payloadBytes), unit: "B" },
-    { key: "jsonParse.perSec", label: "baseline: JSON.parse of the payloads", value: round(p), unit: "/s" },
+    {
+      key: "jsonParse.perSec",
+      label: "baseline: JSON.parse of the payloads",
+      value: round(p),
+      unit: "/s",
+    },
     { key: "seed.perSec", label: "seed rule evaluations", value: round(s), unit: "/s" },
     { key: "seed.ratio", label: "seed rule ÷ JSON.parse", value: round(s / p), unit: "" },
-    { key: "seed.usPerEval", label: "seed rule, per evaluation", value: round(1e6 / s), unit: "µs" },
-    { key: "complex.perSec", label: "CASE + nested SELECT + 5 functions", value: round(c), unit: "/s" },
+    {
+      key: "seed.usPerEval",
+      label: "seed rule, per evaluation",
+      value: round(1e6 / s),
+      unit: "µs",
+    },
+    {
+      key: "complex.perSec",
+      label: "CASE + nested SELECT + 5 functions",
+      value: round(c),
+      unit: "/s",
+    },
     { key: "complex.ratio", label: "complex rule ÷ JSON.parse", value: round(c / p), unit: "" },
-    { key: "complex.usPerEval", label: "complex rule, per evaluation", value: round(1e6 / c), unit: "µs" },
+    {
+      key: "complex.usPerEval",
+      label: "complex rule, per evaluation",
+      value: round(1e6 / c),
+      unit: "µs",
+    },
     { key: "peakRssMiB", label: "peak RSS", value: round(peakRssMiB()), unit: "MiB" },
   ];
   return {

@@ -205,6 +205,8 @@ export class LocalRuleEngine {
       );
       return;
     }
+    // Read only when someone listens: for `SELECT *, …` the output object is built on demand.
+    if (this.listeners.length === 0) return;
     const output = result.output;
     if (output === undefined) return;
     for (const listen of this.listeners) listen(output, { topic, clientId, receivedAt });

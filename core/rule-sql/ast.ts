@@ -48,20 +48,7 @@ export type Expr =
   | { readonly kind: "subquery"; readonly query: SubQuery };
 
 export type BinaryOp =
-  | "OR"
-  | "AND"
-  | "="
-  | "<>"
-  | "<"
-  | "<="
-  | ">"
-  | ">="
-  | "IN"
-  | "+"
-  | "-"
-  | "*"
-  | "/"
-  | "%";
+  "OR" | "AND" | "=" | "<>" | "<" | "<=" | ">" | ">=" | "IN" | "+" | "-" | "*" | "/" | "%";
 
 export type SelectItem =
   /** `*`, optionally `* AS name`. */

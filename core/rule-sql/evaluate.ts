@@ -2,7 +2,13 @@
 // topic (Basic Ingest topics go to the rule they name), WHERE runs before SELECT, Undefined is
 // left out. The statement is compiled once into closures, since it runs on every publish.
 import type { Expr, PathStep, RuleStatement, SelectList, SubQuery } from "./ast";
-import { castTo, lookupFunction, type CallContext, type MqttProperties, type RegistryLookup } from "./functions";
+import {
+  castTo,
+  lookupFunction,
+  type CallContext,
+  type MqttProperties,
+  type RegistryLookup,
+} from "./functions";
 import {
   RuleEvaluationError,
   arithmetic,
@@ -238,10 +244,18 @@ function compileCall(e: Expr & { kind: "call" }): Fn {
     const [a] = args;
     return (doc, ctx) => impl([a(doc, ctx)], ctx);
   }
-  return (doc, ctx) => impl(args.map((a) => a(doc, ctx)), ctx);
+  return (doc, ctx) =>
+    impl(
+      args.map((a) => a(doc, ctx)),
+      ctx,
+    );
 }
 
-function compileBinary(op: Expr & { kind: "binary" } extends { op: infer O } ? O : never, l: Fn, r: Fn): Fn {
+function compileBinary(
+  op: Expr & { kind: "binary" } extends { op: infer O } ? O : never,
+  l: Fn,
+  r: Fn,
+): Fn {
   switch (op) {
     case "AND":
     case "OR":
@@ -289,7 +303,12 @@ function compileBinary(op: Expr & { kind: "binary" } extends { op: infer O } ? O
           const sb = toStr(b);
           return sa === undefined || sb === undefined ? undefined : sa + sb;
         }
-        if (typeof a === "number" && typeof b === "number" && Number.isInteger(a) && Number.isInteger(b)) {
+        if (
+          typeof a === "number" &&
+          typeof b === "number" &&
+          Number.isInteger(a) &&
+          Number.isInteger(b)
+        ) {
           const s = a + b;
           if (Number.isSafeInteger(s)) return s;
         }
@@ -419,7 +438,8 @@ export function compileRule(statement: RuleStatement): CompiledRule {
   const where = statement.where === undefined ? undefined : compileExpr(statement.where);
   const select = compileSelect(statement.select);
   const items = statement.select.kind === "items" ? statement.select.items : [];
-  const passthrough = items.length === 1 && items[0].kind === "star" && items[0].alias === undefined;
+  const passthrough =
+    items.length === 1 && items[0].kind === "star" && items[0].alias === undefined;
   // `SELECT *, a, b` (the seed's rule): the added items can be spliced into the payload's own
   // JSON text, which keeps the payload's bytes as sent and saves serialising them again.
   const rest = items.slice(1);
@@ -480,7 +500,8 @@ export function compileRule(statement: RuleStatement): CompiledRule {
         return { matched: true, output, record };
       } catch (e) {
         // A value nested too deep for the platform: refused like any other unevaluable message.
-        if (e instanceof RangeError) throw new RuleEvaluationError(`evaluation failed: ${e.message}`);
+        if (e instanceof RangeError)
+          throw new RuleEvaluationError(`evaluation failed: ${e.message}`);
         throw e;
       }
     },
@@ -492,7 +513,11 @@ export function compileRule(statement: RuleStatement): CompiledRule {
  * brace; undefined (serialise the merged object instead) when an added key is also a payload
  * key, whose value must then be replaced where it stands.
  */
-function spliceRecord(payload: SqlObject, extras: SqlObject, bytes: Buffer): RuleResult | undefined {
+function spliceRecord(
+  payload: SqlObject,
+  extras: SqlObject,
+  bytes: Buffer,
+): RuleResult | undefined {
   const keys = Object.keys(extras);
   for (const k of keys) if (Object.prototype.hasOwnProperty.call(payload, k)) return undefined;
   let merged: SqlObject | undefined;
@@ -530,5 +555,3 @@ export function evaluateRule(statement: RuleStatement, input: RuleInput): RuleRe
   }
   return rule.evaluate(input);
 }
-
-export { toStr };

@@ -13,7 +13,6 @@ import {
   getKey,
   intToBigInt,
   intToIndex,
-  isDec,
   isInt,
   isNumeric,
   isObject,
@@ -80,7 +79,8 @@ export interface FunctionSpec {
   readonly impl: (args: readonly Value[], ctx: CallContext) => Value;
 }
 
-const FUNCTIONS_PAGE = "https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-functions.html";
+const FUNCTIONS_PAGE =
+  "https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-functions.html";
 
 export function functionUrl(spec: FunctionSpec): string {
   return `${FUNCTIONS_PAGE}#${spec.anchor}`;
@@ -112,10 +112,7 @@ function double2(f: (x: number, y: number) => number): (args: readonly Value[]) 
 }
 
 /** Strings by the standard conversion; Null and Undefined make the result Undefined. */
-function strings(
-  n: number,
-  f: (...s: string[]) => Value,
-): (args: readonly Value[]) => Value {
+function strings(n: number, f: (...s: string[]) => Value): (args: readonly Value[]) => Value {
   return (args) => {
     const s: string[] = [];
     for (let i = 0; i < n; i++) {
@@ -208,8 +205,7 @@ function replacement(repl: string): ((m: RegExpExecArray | string[]) => string) 
     } else lit += c;
   }
   parts.push(lit);
-  return (m) =>
-    parts.map((p) => (typeof p === "number" ? (m[p] ?? "") : p)).join("");
+  return (m) => parts.map((p) => (typeof p === "number" ? (m[p] ?? "") : p)).join("");
 }
 
 function utf8(s: string): Buffer {
@@ -252,9 +248,27 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
   atan: { min: 1, max: 1, support: "local", anchor: "iot-func-atan", impl: double(Math.atan) },
   atan2: { min: 2, max: 2, support: "local", anchor: "iot-func-atan2", impl: double2(Math.atan2) },
   aws_lambda: external("iot-func-aws-lambda", 2, 2, "AWS Lambda"),
-  bitand: { min: 2, max: 2, support: "local", anchor: "iot-func-bitand", impl: bitwise((a, b) => a & b) },
-  bitor: { min: 2, max: 2, support: "local", anchor: "iot-func-bitor", impl: bitwise((a, b) => a | b) },
-  bitxor: { min: 2, max: 2, support: "local", anchor: "iot-func-xbitor", impl: bitwise((a, b) => a ^ b) },
+  bitand: {
+    min: 2,
+    max: 2,
+    support: "local",
+    anchor: "iot-func-bitand",
+    impl: bitwise((a, b) => a & b),
+  },
+  bitor: {
+    min: 2,
+    max: 2,
+    support: "local",
+    anchor: "iot-func-bitor",
+    impl: bitwise((a, b) => a | b),
+  },
+  bitxor: {
+    min: 2,
+    max: 2,
+    support: "local",
+    anchor: "iot-func-xbitor",
+    impl: bitwise((a, b) => a ^ b),
+  },
   bitnot: {
     min: 1,
     max: 1,
@@ -279,7 +293,9 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
     support: "local",
     anchor: "iot-func-ceil",
     impl: numeric((n) =>
-      typeof n === "number" ? Math.ceil(n) || 0 : normalize(n.toDecimalPlaces(0, Decimal.ROUND_CEIL)),
+      typeof n === "number"
+        ? Math.ceil(n) || 0
+        : normalize(n.toDecimalPlaces(0, Decimal.ROUND_CEIL)),
     ),
   },
   chr: {
@@ -379,7 +395,9 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
     support: "local",
     anchor: "iot-func-floor",
     impl: numeric((n) =>
-      typeof n === "number" ? Math.floor(n) || 0 : normalize(n.toDecimalPlaces(0, Decimal.ROUND_FLOOR)),
+      typeof n === "number"
+        ? Math.floor(n) || 0
+        : normalize(n.toDecimalPlaces(0, Decimal.ROUND_FLOOR)),
     ),
   },
   get: {
@@ -426,19 +444,28 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
       "answers DescribeThing and ListThingGroupsForThing from the stack config's registry (things, thing type, groups) instead of calling AWS IoT",
     anchor: "iot-sql-function-get-registry_data",
     impl: ([api, thing], ctx) => {
-      if ((api !== "DescribeThing" && api !== "ListThingGroupsForThing") || typeof thing !== "string") {
+      if (
+        (api !== "DescribeThing" && api !== "ListThingGroupsForThing") ||
+        typeof thing !== "string"
+      ) {
         return undefined;
       }
       return ctx.registry?.(api, thing);
     },
   },
   get_secret: external("iot-sql-function-get-secret", 3, 4, "AWS Secrets Manager"),
-  get_thing_shadow: external("iot-sql-function-get-thing-shadow", 2, 3, "the Device Shadow service"),
+  get_thing_shadow: external(
+    "iot-sql-function-get-thing-shadow",
+    2,
+    3,
+    "the Device Shadow service",
+  ),
   get_user_properties: {
     min: 0,
     max: 1,
     support: "stand-in",
-    reason: "the local broker speaks MQTT 3.1.1, whose messages carry no user properties: Undefined",
+    reason:
+      "the local broker speaks MQTT 3.1.1, whose messages carry no user properties: Undefined",
     anchor: "iot-sql-function-get-user-properties",
     impl: (args, ctx) => {
       const props = ctx.mqtt?.userProperties ?? [];
@@ -556,7 +583,8 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
     min: 0,
     max: 0,
     support: "stand-in",
-    reason: "the id of the client certificate the local broker verified (SHA-256 of its DER, 64 hex digits)",
+    reason:
+      "the id of the client certificate the local broker verified (SHA-256 of its DER, 64 hex digits)",
     anchor: "iot-sql-function-principal",
     impl: (_a, ctx) => ctx.principal,
   },
@@ -629,16 +657,42 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
     impl: strings(1, (s) => s.replace(TRAILING, "")),
   },
   sha1: { min: 1, max: 1, support: "local", anchor: "iot-sql-function-hash", impl: hash("sha1") },
-  sha224: { min: 1, max: 1, support: "local", anchor: "iot-sql-function-hash", impl: hash("sha224") },
-  sha256: { min: 1, max: 1, support: "local", anchor: "iot-sql-function-hash", impl: hash("sha256") },
-  sha384: { min: 1, max: 1, support: "local", anchor: "iot-sql-function-hash", impl: hash("sha384") },
-  sha512: { min: 1, max: 1, support: "local", anchor: "iot-sql-function-hash", impl: hash("sha512") },
+  sha224: {
+    min: 1,
+    max: 1,
+    support: "local",
+    anchor: "iot-sql-function-hash",
+    impl: hash("sha224"),
+  },
+  sha256: {
+    min: 1,
+    max: 1,
+    support: "local",
+    anchor: "iot-sql-function-hash",
+    impl: hash("sha256"),
+  },
+  sha384: {
+    min: 1,
+    max: 1,
+    support: "local",
+    anchor: "iot-sql-function-hash",
+    impl: hash("sha384"),
+  },
+  sha512: {
+    min: 1,
+    max: 1,
+    support: "local",
+    anchor: "iot-sql-function-hash",
+    impl: hash("sha512"),
+  },
   sign: {
     min: 1,
     max: 1,
     support: "local",
     anchor: "iot-func-sign",
-    impl: numeric((n) => (typeof n === "number" ? Math.sign(n) || 0 : n.isZero() ? 0 : n.isNeg() ? -1 : 1)),
+    impl: numeric((n) =>
+      typeof n === "number" ? Math.sign(n) || 0 : n.isZero() ? 0 : n.isNeg() ? -1 : 1,
+    ),
   },
   sin: { min: 1, max: 1, support: "local", anchor: "iot-func-sin", impl: double(Math.sin) },
   sinh: { min: 1, max: 1, support: "local", anchor: "iot-func-sinh", impl: double(Math.sinh) },
@@ -713,7 +767,8 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
     min: 0,
     max: 0,
     support: "stand-in",
-    reason: "a UUID the local rule engine gives each message (also the error action's cloudwatchTraceId)",
+    reason:
+      "a UUID the local rule engine gives each message (also the error action's cloudwatchTraceId)",
     anchor: "iot-sql-function-traceid",
     impl: (_a, ctx) => ctx.traceId,
   },
@@ -818,5 +873,3 @@ export function lookupFunction(name: string): FunctionSpec | undefined {
     ? spec
     : undefined;
 }
-
-export { isDec };

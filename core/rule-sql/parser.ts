@@ -140,22 +140,33 @@ function check(statement: RuleStatement): void {
       fail(`${name}() takes ${range} argument(s), got ${n}`, e.at);
     }
     e.args.forEach((a, i) => {
-      if (a.kind === "star" && !(STAR_ARGUMENT.has(name) && (name === "aws_lambda" ? i === 1 : i === 0))) {
+      if (
+        a.kind === "star" &&
+        !(STAR_ARGUMENT.has(name) && (name === "aws_lambda" ? i === 1 : i === 0))
+      ) {
         fail(`* stands for the payload only in encode(*, 'base64') and aws_lambda(arn, *)`, a.at);
       }
     });
     if (SCHEME_FUNCTIONS.has(name)) {
       const scheme = e.args[1];
       if (scheme.kind === "literal" && scheme.value !== "base64") {
-        fail(`${name}() supports only the 'base64' scheme, got ${JSON.stringify(scheme.value)}`, e.at);
+        fail(
+          `${name}() supports only the 'base64' scheme, got ${JSON.stringify(scheme.value)}`,
+          e.at,
+        );
       }
     }
     if (name === "get_registry_data") {
       registryCalls++;
       // The error AWS gives at rule creation, as reported by users of the function.
-      if (registryCalls > 1) fail("Rule cannot contain more than 1 get_registry_data function calls", e.at);
+      if (registryCalls > 1)
+        fail("Rule cannot contain more than 1 get_registry_data function calls", e.at);
       const api = e.args[0];
-      if (api.kind === "literal" && api.value !== "DescribeThing" && api.value !== "ListThingGroupsForThing") {
+      if (
+        api.kind === "literal" &&
+        api.value !== "DescribeThing" &&
+        api.value !== "ListThingGroupsForThing"
+      ) {
         fail(
           `get_registry_data() reads 'DescribeThing' or 'ListThingGroupsForThing', got ${JSON.stringify(api.value)}`,
           e.at,

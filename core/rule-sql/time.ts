@@ -29,7 +29,7 @@ function tokenize(pattern: string, letters: RegExp): Token[] {
   const cached = tokenCache.get(pattern);
   if (cached) return cached;
   const out: Token[] = [];
-  for (let i = 0; i < pattern.length; ) {
+  for (let i = 0; i < pattern.length;) {
     const c = pattern[i];
     if (c === "'") {
       if (pattern[i + 1] === "'") {
@@ -103,14 +103,25 @@ function offsetAt(zone: string, ms: number): number {
   const get = (t: string) => Number(parts.find((p) => p.type === t)?.value);
   let year = get("year");
   if (parts.find((p) => p.type === "era")?.value === "BC") year = 1 - year;
-  const local = Date.UTC(year, get("month") - 1, get("day"), get("hour"), get("minute"), get("second"));
+  const local = Date.UTC(
+    year,
+    get("month") - 1,
+    get("day"),
+    get("hour"),
+    get("minute"),
+    get("second"),
+  );
   return Math.round((local - (ms - (((ms % 1000) + 1000) % 1000))) / 60000);
 }
 
 function zoneName(zone: string, ms: number, style: "short" | "long"): string {
   const fixed = fixedOffset(zone);
   if (fixed !== undefined) return fixed === 0 ? "UTC" : formatOffset(fixed, true);
-  return formatter(zone, style).formatToParts(ms).find((p) => p.type === "timeZoneName")?.value ?? zone;
+  return (
+    formatter(zone, style)
+      .formatToParts(ms)
+      .find((p) => p.type === "timeZoneName")?.value ?? zone
+  );
 }
 
 function formatOffset(minutes: number, colon: boolean): string {
@@ -227,7 +238,12 @@ export function formatJoda(pattern: string, ms: number, zone = "UTC"): string | 
           out += pad(f.dayOfYear, n);
           break;
         case "M":
-          out += n >= 4 ? MONTHS[f.month - 1] : n === 3 ? MONTHS[f.month - 1].slice(0, 3) : pad(f.month, n);
+          out +=
+            n >= 4
+              ? MONTHS[f.month - 1]
+              : n === 3
+                ? MONTHS[f.month - 1].slice(0, 3)
+                : pad(f.month, n);
           break;
         case "d":
           out += pad(f.day, n);
@@ -421,7 +437,8 @@ export function parseJdk(text: string, pattern: string): number | undefined {
       case "z": {
         const rest = text.slice(pos);
         const m =
-          /^(?:UTC|GMT|UT)[+-]\d{1,2}(?::?\d{2})?/.exec(rest) ?? /^[A-Za-z][A-Za-z0-9_/+-]*/.exec(rest);
+          /^(?:UTC|GMT|UT)[+-]\d{1,2}(?::?\d{2})?/.exec(rest) ??
+          /^[A-Za-z][A-Za-z0-9_/+-]*/.exec(rest);
         if (!m) return undefined;
         const id = ZONE_ABBREVIATIONS[m[0]] ?? m[0];
         if (!isKnownZone(id)) return undefined;

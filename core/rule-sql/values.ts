@@ -31,14 +31,7 @@ export type Dec = Decimal;
  * a payload that is not JSON, reachable only through `*`.
  */
 export type SqlValue =
-  | string
-  | number
-  | boolean
-  | null
-  | Dec
-  | Buffer
-  | SqlValue[]
-  | { [key: string]: SqlValue };
+  string | number | boolean | null | Dec | Buffer | SqlValue[] | { [key: string]: SqlValue };
 
 /** IoT SQL's Undefined is JavaScript's undefined. */
 export type Value = SqlValue | undefined;
@@ -87,7 +80,12 @@ export function getKey(o: SqlObject, key: string): Value {
 /** Sets a key as an own data property, so that `__proto__` is a key like any other. */
 export function setKey(o: SqlObject, key: string, v: SqlValue): void {
   if (key === "__proto__") {
-    Object.defineProperty(o, key, { value: v, enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(o, key, {
+      value: v,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   } else {
     o[key] = v;
   }
@@ -160,7 +158,11 @@ export function roundToInt(v: number | Dec, how: IntRounding): number | Dec {
   }
   if (v.isInteger()) return v;
   const mode =
-    how === "floor" ? Decimal.ROUND_FLOOR : how === "trunc" ? Decimal.ROUND_DOWN : Decimal.ROUND_HALF_UP;
+    how === "floor"
+      ? Decimal.ROUND_FLOOR
+      : how === "trunc"
+        ? Decimal.ROUND_DOWN
+        : Decimal.ROUND_HALF_UP;
   return normalize(v.toDecimalPlaces(0, mode));
 }
 
@@ -245,7 +247,11 @@ function scaledArithmetic(op: "+" | "-" | "*", a: number, b: number): number | u
  * The operator pages' arithmetic: Int op Int is an Int (`/` truncates, `%` keeps the dividend's
  * sign), anything with a Decimal is a Decimal of 34 digits. Division by zero is Undefined.
  */
-export function arithmetic(op: ArithmeticOp, a: number | Dec, b: number | Dec): number | Dec | undefined {
+export function arithmetic(
+  op: ArithmeticOp,
+  a: number | Dec,
+  b: number | Dec,
+): number | Dec | undefined {
   const ints = isInt(a) && isInt(b);
   if (typeof a === "number" && typeof b === "number" && ints) {
     let r: number;

@@ -13,7 +13,11 @@ import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { LocalDeliveryStream } from "../../local/firehose";
 import { startLocalPipeline } from "../../local/pipeline";
-import { LocalRuleEngine, registryFromConfig, type RuleErrorMessage } from "../../local/rule-engine";
+import {
+  LocalRuleEngine,
+  registryFromConfig,
+  type RuleErrorMessage,
+} from "../../local/rule-engine";
 
 const prod = loadStackConfig("prod");
 const withSql = (sql: string): StackConfig => ({ ...prod, rule: { ...prod.rule, sql } });
@@ -121,7 +125,9 @@ describe("local topic rule: what cannot be evaluated, and records unchanged (loc
       version: 1,
     });
     assert.deepEqual(lookup("ListThingGroupsForThing", THING), {
-      thingGroups: [{ groupName: "Seattle", groupArn: "arn:aws:iot:us-east-1:000000000000:thinggroup/Seattle" }],
+      thingGroups: [
+        { groupName: "Seattle", groupArn: "arn:aws:iot:us-east-1:000000000000:thinggroup/Seattle" },
+      ],
     });
     assert.equal(lookup("DescribeThing", "not-in-the-fleet"), undefined);
   });
@@ -175,15 +181,13 @@ describe("local topic rule end to end over mutual TLS", function () {
     const certificateId = createHash("sha256")
       .update(new X509Certificate(creds.cert).raw)
       .digest("hex");
-    assert.deepEqual(records.map((r) => JSON.parse(r) as unknown), [
-      { temperature: 21.5, principal: certificateId, client: THING, type: config.thingType.name },
-    ]);
+    assert.deepEqual(
+      records.map((r) => JSON.parse(r) as unknown),
+      [{ temperature: 21.5, principal: certificateId, client: THING, type: config.thingType.name }],
+    );
     assert.equal(errors.length, 1);
     assert.equal(Buffer.from(errors[0].base64OriginalPayload, "base64").toString(), POISON);
     assert.equal(errors[0].clientId, THING);
-    assert.match(
-      String(p.summary().find((s) => /^rule errors/.test(s.label))?.value),
-      /^1 \/ 0$/,
-    );
+    assert.match(String(p.summary().find((s) => /^rule errors/.test(s.label))?.value), /^1 \/ 0$/);
   });
 });

@@ -231,16 +231,14 @@ export const CASES: readonly Case[] = [
       ["topic/subtopic-2", 60],
       ["topic/subtopic-3/details", 70],
     ] as const
-  ).map(
-    ([topic, t]): Case => ({
-      page: "from",
-      example: `# wildcard example: ${topic}`,
-      sql: "SELECT temperature AS t FROM 'topic/#'",
-      topic,
-      payload: { temperature: t },
-      want: out({ t }),
-    }),
-  ),
+  ).map(([topic, t]): Case => ({
+    page: "from",
+    example: `# wildcard example: ${topic}`,
+    sql: "SELECT temperature AS t FROM 'topic/#'",
+    topic,
+    payload: { temperature: t },
+    want: out({ t }),
+  })),
   {
     page: "from",
     example: "# wildcard example: topic-2/subtopic-x is not matched",
@@ -254,26 +252,22 @@ export const CASES: readonly Case[] = [
       ["topic/subtopic", 50],
       ["topic/subtopic-2", 60],
     ] as const
-  ).map(
-    ([topic, t]): Case => ({
-      page: "from",
-      example: `+ wildcard example: ${topic}`,
-      sql: "SELECT temperature AS t FROM 'topic/+'",
-      topic,
-      payload: { temperature: t },
-      want: out({ t }),
-    }),
-  ),
-  ...["topic/subtopic-3/details", "topic-2/subtopic-x"].map(
-    (topic): Case => ({
-      page: "from",
-      example: `+ wildcard example: ${topic} is not matched`,
-      sql: "SELECT temperature AS t FROM 'topic/+'",
-      topic,
-      payload: { temperature: 70 },
-      want: { noMatch: "topic" },
-    }),
-  ),
+  ).map(([topic, t]): Case => ({
+    page: "from",
+    example: `+ wildcard example: ${topic}`,
+    sql: "SELECT temperature AS t FROM 'topic/+'",
+    topic,
+    payload: { temperature: t },
+    want: out({ t }),
+  })),
+  ...["topic/subtopic-3/details", "topic-2/subtopic-x"].map((topic): Case => ({
+    page: "from",
+    example: `+ wildcard example: ${topic} is not matched`,
+    sql: "SELECT temperature AS t FROM 'topic/+'",
+    topic,
+    payload: { temperature: 70 },
+    want: { noMatch: "topic" },
+  })),
   {
     page: "from",
     example: "the topic filter must be enclosed in single quotes",
@@ -282,16 +276,14 @@ export const CASES: readonly Case[] = [
   },
 
   // ---- topics.html ------------------------------------------------------------------------
-  ...["sensor/", "sensor/temperature", "sensor/temperature/room1"].map(
-    (topic): Case => ({
-      page: "topics",
-      example: `Topic filters: a subscription to sensor/# receives ${topic}`,
-      sql: "SELECT * FROM 'sensor/#'",
-      topic,
-      payload: { v: 1 },
-      want: out({ v: 1 }),
-    }),
-  ),
+  ...["sensor/", "sensor/temperature", "sensor/temperature/room1"].map((topic): Case => ({
+    page: "topics",
+    example: `Topic filters: a subscription to sensor/# receives ${topic}`,
+    sql: "SELECT * FROM 'sensor/#'",
+    topic,
+    payload: { v: 1 },
+    want: out({ v: 1 }),
+  })),
   {
     page: "topics",
     example: "Topic filters: a subscription to sensor/# does not receive sensor",
@@ -301,26 +293,22 @@ export const CASES: readonly Case[] = [
     want: { noMatch: "topic" },
     note: "MQTT itself lets 'sensor/#' match 'sensor'; the Topics page says AWS IoT does not, and this follows the page",
   },
-  ...["sensor/temperature/room1", "sensor/humidity/room1"].map(
-    (topic): Case => ({
-      page: "topics",
-      example: `Topic filters: sensor/+/room1 receives ${topic}`,
-      sql: "SELECT * FROM 'sensor/+/room1'",
-      topic,
-      payload: { v: 1 },
-      want: out({ v: 1 }),
-    }),
-  ),
-  ...["sensor/temperature/room2", "sensor/humidity/room2"].map(
-    (topic): Case => ({
-      page: "topics",
-      example: `Topic filters: sensor/+/room1 does not receive ${topic}`,
-      sql: "SELECT * FROM 'sensor/+/room1'",
-      topic,
-      payload: { v: 1 },
-      want: { noMatch: "topic" },
-    }),
-  ),
+  ...["sensor/temperature/room1", "sensor/humidity/room1"].map((topic): Case => ({
+    page: "topics",
+    example: `Topic filters: sensor/+/room1 receives ${topic}`,
+    sql: "SELECT * FROM 'sensor/+/room1'",
+    topic,
+    payload: { v: 1 },
+    want: out({ v: 1 }),
+  })),
+  ...["sensor/temperature/room2", "sensor/humidity/room2"].map((topic): Case => ({
+    page: "topics",
+    example: `Topic filters: sensor/+/room1 does not receive ${topic}`,
+    sql: "SELECT * FROM 'sensor/+/room1'",
+    topic,
+    payload: { v: 1 },
+    want: { noMatch: "topic" },
+  })),
   {
     page: "topics",
     example: "Topic names: topic names and topic filters are case sensitive",
@@ -394,7 +382,11 @@ export const CASES: readonly Case[] = [
     payload: { foo: null },
     want: UNDEFINED,
   },
-  dt("Undefined: functions called with invalid arguments return Undefined", "abs('red')", UNDEFINED),
+  dt(
+    "Undefined: functions called with invalid arguments return Undefined",
+    "abs('red')",
+    UNDEFINED,
+  ),
   dt("Undefined: a function given Undefined returns Undefined", "upper(nothing)", UNDEFINED),
   {
     page: "dataTypes",
@@ -404,7 +396,9 @@ export const CASES: readonly Case[] = [
     rawPayload: '{"n":10.0}',
     want: { json: '{"n":10}' },
   },
-  dt("Decimal: a precision of 34 digits", "1 / 3.5", { json: "0.2857142857142857142857142857142857" }),
+  dt("Decimal: a precision of 34 digits", "1 / 3.5", {
+    json: "0.2857142857142857142857142857142857",
+  }),
   dt("Decimal: 34-digit precision, not binary floating point", "0.1 + 0.2", { json: "0.3" }),
   {
     page: "dataTypes",
@@ -447,7 +441,11 @@ export const CASES: readonly Case[] = [
   dt("To decimal, Object: Undefined", "abs({'a': 1})", UNDEFINED),
   dt("To int, Decimal: rounded to the nearest Int (1.4)", "get(['a', 'b', 'c'], 1.4)", out("b")),
   dt("To int, Decimal: rounded to the nearest Int (1.6)", "get(['a', 'b', 'c'], 1.6)", out("c")),
-  dt("To int, String: converted to Decimal, then truncated", "get(['a', 'b', 'c'], '1.9')", out("b")),
+  dt(
+    "To int, String: converted to Decimal, then truncated",
+    "get(['a', 'b', 'c'], '1.9')",
+    out("b"),
+  ),
   dt("To int, Boolean: Undefined", "get(['a', 'b', 'c'], true)", UNDEFINED),
   dt("To int, Array: Undefined", "get(['a', 'b', 'c'], [1])", UNDEFINED),
   dt('To Boolean, String: "true" = True (case insensitive)', "NOT 'TRUE'", out(false)),
@@ -474,7 +472,11 @@ export const CASES: readonly Case[] = [
   op("AND: String/Boolean mixed", "'false' AND true", out(false)),
   op("AND: other value (Int)", "1 AND true", UNDEFINED),
   op("AND: other value (a string that is not true or false)", "'yes' AND true", UNDEFINED),
-  op("AND: other value (Undefined), even with false on the other side", "false AND nothing", UNDEFINED),
+  op(
+    "AND: other value (Undefined), even with false on the other side",
+    "false AND nothing",
+    UNDEFINED,
+  ),
   op("OR: Boolean OR Boolean, one true", "false OR true", out(true)),
   op("OR: Boolean OR Boolean, both false", "false OR false", out(false)),
   op("OR: String/Boolean", "'FALSE' OR 'True'", out(true)),
@@ -504,11 +506,19 @@ export const CASES: readonly Case[] = [
   op("<= : other value (Null)", "null <= 1", UNDEFINED),
   op("<> : Int, Int, equal", "1 <> 1", out(false)),
   op("<> : Int, Int, not equal", "1 <> 2", out(true)),
-  op("<> : Decimal, Decimal (Int converted to Decimal before being compared)", "1.5 <> 1.5", out(false)),
+  op(
+    "<> : Decimal, Decimal (Int converted to Decimal before being compared)",
+    "1.5 <> 1.5",
+    out(false),
+  ),
   op("<> : String, String", "'a' <> 'b'", out(true)),
   op("<> : Array, Array, equal and in the same order", "[1, 2] <> [1, 2]", out(false)),
   op("<> : Array, Array, items in another order", "[1, 2] <> [2, 1]", out(true)),
-  op("<> : Object, Object, key order unimportant", "{'a': 1, 'b': 2} <> {'b': 2, 'a': 1}", out(false)),
+  op(
+    "<> : Object, Object, key order unimportant",
+    "{'a': 1, 'b': 2} <> {'b': 2, 'a': 1}",
+    out(false),
+  ),
   op("<> : Object, Object, a value differs", "{'a': 1} <> {'a': 2}", out(true)),
   op("<> : Null, Null: False", "null <> null", out(false)),
   op("<> : any value, Undefined", "1 <> nothing", UNDEFINED),
@@ -521,12 +531,20 @@ export const CASES: readonly Case[] = [
   op("= : String, String, case matters", "'red' = 'Red'", out(false)),
   op("= : Array, Array, equal and in the same order", "['a', 1] = ['a', 1]", out(true)),
   op("= : Array, Array, another order", "['a', 1] = [1, 'a']", out(false)),
-  op("= : Object, Object, order of keys unimportant", "{'a': 1, 'b': [2]} = {'b': [2], 'a': 1}", out(true)),
+  op(
+    "= : Object, Object, order of keys unimportant",
+    "{'a': 1, 'b': [2]} = {'b': [2], 'a': 1}",
+    out(true),
+  ),
   op("= : Object, Object, a key missing", "{'a': 1, 'b': 2} = {'a': 1}", out(false)),
   op("= : any value, Undefined", "1 = nothing", UNDEFINED),
   op("= : mismatched types: False", "1 = '1'", out(false)),
   op("= : mismatched types (Boolean, String): False", "true = 'true'", out(false)),
-  op("+ : String, any value: the right operand converted and concatenated", "'temp: ' + 21.5", out("temp: 21.5")),
+  op(
+    "+ : String, any value: the right operand converted and concatenated",
+    "'temp: ' + 21.5",
+    out("temp: 21.5"),
+  ),
   op("+ : any value, String", "1 + 'a'", out("1a")),
   op("+ : String, String", "'con' + 'cat'", out("concat")),
   op("+ : a numeric String still concatenates", "'1' + 1", out("11")),
@@ -573,7 +591,11 @@ export const CASES: readonly Case[] = [
   fn("asin table: Boolean, Undefined", "asin(true)", UNDEFINED),
   fn("atan(0) = 0.0", "atan(0)", out(0)),
   fn("atan2(1, 0) = 1.5707963267948966", "atan2(1, 0)", out(1.5707963267948966)),
-  fn("atan2 table: Int/Decimal/String, strings convert", "atan2('1', '0')", out(1.5707963267948966)),
+  fn(
+    "atan2 table: Int/Decimal/String, strings convert",
+    "atan2('1', '0')",
+    out(1.5707963267948966),
+  ),
   fn("atan2 table: other value", "atan2(true, 0)", UNDEFINED),
   {
     page: "functions",
@@ -584,7 +606,7 @@ export const CASES: readonly Case[] = [
   {
     page: "functions",
     example: "aws_lambda: the example passing the whole payload as *",
-    sql: 'SELECT aws_lambda("arn:aws:lambda:us-east-1:account_id:function:lambda_function", *) as output FROM \'topic-filter\'',
+    sql: "SELECT aws_lambda(\"arn:aws:lambda:us-east-1:account_id:function:lambda_function\", *) as output FROM 'topic-filter'",
     want: { parses: true },
   },
   fn("bitand(13, 5) = 5", "bitand(13, 5)", out(5)),
@@ -593,9 +615,14 @@ export const CASES: readonly Case[] = [
   fn("bitand table: other value", "bitand(true, 5)", UNDEFINED),
   fn("bitor(8, 5) = 13", "bitor(8, 5)", out(13)),
   fn("bitor table: strings convert and round down", "bitor('8.7', 5)", out(13)),
-  fn("bitxor: example bitor(13, 5) = 8 (written with bitor, under bitxor)", "bitxor(13, 5)", out(8), {
-    note: "the example under bitxor names bitor, whose result for 13 and 5 is 13; 8 is 13 XOR 5, so the example is read as bitxor",
-  }),
+  fn(
+    "bitxor: example bitor(13, 5) = 8 (written with bitor, under bitxor)",
+    "bitxor(13, 5)",
+    out(8),
+    {
+      note: "the example under bitxor names bitor, whose result for 13 and 5 is 13; 8 is 13 XOR 5, so the example is read as bitxor",
+    },
+  ),
   fn("bitnot table: Int, a bitwise NOT of the argument", "bitnot(13)", out(-14), {
     note: "the page's example says bitnot(13) = 2 (NOT over four bits), which no integer width gives for every Int (bitnot(bitnot(2)) would not be 2); the text, a bitwise NOT of the Int's bit representation, is followed: two's complement, -14",
   }),
@@ -607,7 +634,9 @@ export const CASES: readonly Case[] = [
   fn("cast to decimal: Boolean, true = 1.0", "cast(true AS Decimal)", out(1)),
   fn("cast to decimal: String matching the pattern", "cast('-1.25' AS Decimal)", out(-1.25)),
   fn("cast to decimal: Null, Undefined", "cast(null AS Decimal)", UNDEFINED),
-  fn("cast to decimal: with SQL V2, 10.0 returns an Int value (10)", "cast(10.0 AS Decimal)", { json: "10" }),
+  fn("cast to decimal: with SQL V2, 10.0 returns an Int value (10)", "cast(10.0 AS Decimal)", {
+    json: "10",
+  }),
   fn("cast keyword Double: Decimal with double precision", "cast('0.5' AS Double)", out(0.5)),
   fn("cast to Boolean: Int 0 = False", "cast(0 AS Boolean)", out(false)),
   fn("cast to Boolean: any nonzero value = True", "cast(-2.5 AS Bool)", out(true)),
@@ -618,7 +647,7 @@ export const CASES: readonly Case[] = [
   fn("cast to string: Array serialized to JSON", "cast([1, 'a'] AS Nvarchar)", out('[1,"a"]')),
   fn("cast to string: Object serialized to JSON", "cast({'k': true} AS Text)", out('{"k":true}')),
   fn("cast to string: String", "cast('abc' AS Ntext)", out("abc"), {
-    note: "the cast page's String row for a String repeats the Boolean table (\"true\"=True, other values Undefined); the Data types page's \"To string\" gives the original value, which is followed",
+    note: 'the cast page\'s String row for a String repeats the Boolean table ("true"=True, other values Undefined); the Data types page\'s "To string" gives the original value, which is followed',
   }),
   fn("cast to string: Null, Undefined", "cast(null AS String)", UNDEFINED),
   fn("cast: an unknown type keyword", "cast(1 AS Float)", { parseError: /unknown type/ }),
@@ -633,14 +662,20 @@ export const CASES: readonly Case[] = [
   fn("chr table: String converted", "chr('66')", out("B")),
   fn("chr table: not a valid ASCII value", "chr(300)", UNDEFINED),
   fn("chr table: Boolean", "chr(true)", UNDEFINED),
-  fn('clientid() = "123456789012"', "clientid()", out("123456789012"), { clientId: "123456789012" }),
+  fn('clientid() = "123456789012"', "clientid()", out("123456789012"), {
+    clientId: "123456789012",
+  }),
   fn("clientid(): n/a if the message wasn't sent over MQTT", "clientid()", out("n/a")),
   fn("concat() = Undefined", "concat()", UNDEFINED),
   fn('concat(1) = "1"', "concat(1)", out("1"), {
     note: 'the table says one argument is returned unmodified, the example gives "1" for 1: an Array comes back unmodified and anything else as its String, which satisfies both',
   }),
   fn("concat([1, 2, 3], 4) = [1, 2, 3, 4]", "concat([1, 2, 3], 4)", out([1, 2, 3, 4])),
-  fn('concat([1, 2, 3], "hello") = [1, 2, 3, "hello"]', 'concat([1, 2, 3], "hello")', out([1, 2, 3, "hello"])),
+  fn(
+    'concat([1, 2, 3], "hello") = [1, 2, 3, "hello"]',
+    'concat([1, 2, 3], "hello")',
+    out([1, 2, 3, "hello"]),
+  ),
   fn('concat("con", "cat") = "concat"', 'concat("con", "cat")', out("concat")),
   fn('concat(1, "hello") = "1hello"', 'concat(1, "hello")', out("1hello")),
   fn('concat("he","is","man") = "heisman"', 'concat("he","is","man")', out("heisman")),
@@ -655,16 +690,24 @@ export const CASES: readonly Case[] = [
   {
     page: "functions",
     example: "decode: the example decoding encoded_temp",
-    sql: 'SELECT decode(encoded_temp,"base64").temperature AS temp from \'topic/subtopic\'',
+    sql: "SELECT decode(encoded_temp,\"base64\").temperature AS temp from 'topic/subtopic'",
     payload: { encoded_temp: "eyAidGVtcGVyYXR1cmUiOiAzMyB9Cg==" },
     want: out({ temp: 33 }),
   },
-  fn("decode: not a valid JSON document, the decoded string", "decode('aGVsbG8=', 'base64')", out("hello")),
+  fn(
+    "decode: not a valid JSON document, the decoded string",
+    "decode('aGVsbG8=', 'base64')",
+    out("hello"),
+  ),
   fn("decode: returns NULL if the string cannot be decoded", "decode('%%%', 'base64')", out(null)),
   fn("decode: only 'base64' is supported", "decode('aGVsbG8=', 'hex')", {
     parseError: /supports only the 'base64' scheme/,
   }),
-  fn("encode: an expression is converted to a string before it is encoded", "encode(12, 'base64')", out("MTI=")),
+  fn(
+    "encode: an expression is converted to a string before it is encoded",
+    "encode(12, 'base64')",
+    out("MTI="),
+  ),
   {
     page: "functions",
     example: "encode: * encodes the entire payload, whether or not it is JSON",
@@ -706,7 +749,7 @@ export const CASES: readonly Case[] = [
   {
     page: "functions",
     example: "get_thing_shadow: the example with a named shadow",
-    sql: "SELECT * from 'topic/subtopic' WHERE get_thing_shadow(\"MyThing\",\"MyThingShadow\",\"arn:aws:iam::123456789012:role/AllowsThingShadowAccess\").state.reported.alarm = 'ON'",
+    sql: 'SELECT * from \'topic/subtopic\' WHERE get_thing_shadow("MyThing","MyThingShadow","arn:aws:iam::123456789012:role/AllowsThingShadowAccess").state.reported.alarm = \'ON\'',
     want: { parses: true },
   },
   {
@@ -717,7 +760,11 @@ export const CASES: readonly Case[] = [
   },
   fn('Hashing functions: md2("hello")', 'md2("hello")', out("a9046c73e00331af68917d3804f70655")),
   fn('Hashing functions: md5("hello")', 'md5("hello")', out("5d41402abc4b2a76b9719d911017c592")),
-  fn("Hashing functions: standard string conversions apply to non-string arguments", "md5(1) = md5('1')", out(true)),
+  fn(
+    "Hashing functions: standard string conversions apply to non-string arguments",
+    "md5(1) = md5('1')",
+    out(true),
+  ),
   fn('indexof("abcd", "bc") = 1', 'indexof("abcd", "bc")', out(1)),
   fn("indexof: arguments converted to strings", "indexof(12345, 34)", out(2)),
   fn("isNull(5) = false", "isNull(5)", out(false)),
@@ -778,7 +825,7 @@ export const CASES: readonly Case[] = [
   },
   {
     page: "functions",
-    example: "parse_time: the substitution-template example, key = \"2017\"",
+    example: 'parse_time: the substitution-template example, key = "2017"',
     sql: "SELECT VALUE parse_time('yyyy', timestamp(), 'UTC') FROM 'A/B'",
     topic: "A/B",
     payload: {},
@@ -788,25 +835,48 @@ export const CASES: readonly Case[] = [
   fn("power(2, 5) = 32.0", "power(2, 5)", out(32)),
   fn("power table: strings converted", "power('2', '0.5')", out(Math.SQRT2)),
   fn("power table: other value", "power(2, true)", UNDEFINED),
-  fn("principal(): an X.509 certificate thumbprint", "principal()", out("ba67293af50bf2506f5f93469686da660c7c844e7b3950bfb16813e0d31e9373"), {
-    principal: "ba67293af50bf2506f5f93469686da660c7c844e7b3950bfb16813e0d31e9373",
+  fn(
+    "principal(): an X.509 certificate thumbprint",
+    "principal()",
+    out("ba67293af50bf2506f5f93469686da660c7c844e7b3950bfb16813e0d31e9373"),
+    {
+      principal: "ba67293af50bf2506f5f93469686da660c7c844e7b3950bfb16813e0d31e9373",
+    },
+  ),
+  fn("rand() = 0.8231909191640703", "rand()", out(0.8231909191640703), {
+    random: 0.8231909191640703,
   }),
-  fn("rand() = 0.8231909191640703", "rand()", out(0.8231909191640703), { random: 0.8231909191640703 }),
   fn('regexp_matches("aaaa", "a{2,}") = true', 'regexp_matches("aaaa", "a{2,}")', out(true)),
   fn('regexp_matches("aaaa", "b") = false', 'regexp_matches("aaaa", "b")', out(false)),
   fn("regexp_matches: first argument Null, Undefined", "regexp_matches(null, 'a')", UNDEFINED),
   fn("regexp_matches: not a valid regex, Undefined", "regexp_matches('a', '(')", UNDEFINED),
   fn("regexp_matches: first argument Int, its String", "regexp_matches(2024, '^20')", out(true)),
   fn('regexp_replace("abcd", "bc", "x") = "axd"', 'regexp_replace("abcd", "bc", "x")', out("axd")),
-  fn('regexp_replace("abcd", "b(.*)d", "$1") = "ac"', 'regexp_replace("abcd", "b(.*)d", "$1")', out("ac")),
+  fn(
+    'regexp_replace("abcd", "b(.*)d", "$1") = "ac"',
+    'regexp_replace("abcd", "b(.*)d", "$1")',
+    out("ac"),
+  ),
   fn("regexp_replace: replaces all occurrences", "regexp_replace('a-b-c', '-', '+')", out("a+b+c")),
-  fn("regexp_replace: not a valid replacement string, Undefined", "regexp_replace('abc', 'b', '$')", UNDEFINED),
+  fn(
+    "regexp_replace: not a valid replacement string, Undefined",
+    "regexp_replace('abc', 'b', '$')",
+    UNDEFINED,
+  ),
   fn('regexp_substr("hihihello", "hi") = "hi"', 'regexp_substr("hihihello", "hi")', out("hi")),
-  fn('regexp_substr("hihihello", "(hi)*") = "hihi"', 'regexp_substr("hihihello", "(hi)*")', out("hihi")),
+  fn(
+    'regexp_substr("hihihello", "(hi)*") = "hihi"',
+    'regexp_substr("hihihello", "(hi)*")',
+    out("hihi"),
+  ),
   fn("remainder(8, 3) = 2", "remainder(8, 3)", out(2)),
   fn("remainder table: Int/Decimal, Decimal", "remainder(7.5, 2)", out(1.5)),
   fn('replace("abcd", "bc", "x") = "axd"', 'replace("abcd", "bc", "x")', out("axd")),
-  fn('replace("abcdabcd", "b", "x") = "axcdaxcd"', 'replace("abcdabcd", "b", "x")', out("axcdaxcd")),
+  fn(
+    'replace("abcdabcd", "b", "x") = "axcdaxcd"',
+    'replace("abcdabcd", "b", "x")',
+    out("axcdaxcd"),
+  ),
   fn("replace table: Int, its String representation", "replace(1001, 0, 9)", out("1991")),
   fn("replace table: Null, Undefined", "replace('a', null, 'b')", UNDEFINED),
   fn('rpad("hello", 2) = "hello  "', 'rpad("hello", 2)', out("hello  ")),
@@ -817,7 +887,7 @@ export const CASES: readonly Case[] = [
   fn("Round(1.7) = 2", "Round(1.7)", out(2)),
   fn("Round(-1.1) = -1", "Round(-1.1)", out(-1)),
   fn("Round(-1.5) = -2", "Round(-1.5)", out(-2), {
-    note: "the table says Decimals are \"rounded down\"; the text (equidistant values are rounded up, away from zero) and all five examples round to nearest, which is followed",
+    note: 'the table says Decimals are "rounded down"; the text (equidistant values are rounded up, away from zero) and all five examples round to nearest, which is followed',
   }),
   fn("round table: Int, the argument", "round(4)", out(4)),
   fn("round table: String converted", "round('2.5')", out(3)),
@@ -864,7 +934,9 @@ export const CASES: readonly Case[] = [
     'time_to_epoch("2007-12-03 10:15:30.592 America/Los_Angeles", "yyyy-MM-dd HH:mm:ss.SSS z")',
     out(1196705730592),
   ),
-  fn("timestamp() = 1481825251155", "timestamp()", out(1481825251155), { timestamp: 1481825251155 }),
+  fn("timestamp() = 1481825251155", "timestamp()", out(1481825251155), {
+    timestamp: 1481825251155,
+  }),
   fn('topic() = "things/myThings/thingOne"', "topic()", out("things/myThings/thingOne"), {
     sql: "SELECT VALUE topic() FROM 'things/#'",
     topic: "things/myThings/thingOne",
@@ -892,9 +964,14 @@ export const CASES: readonly Case[] = [
     topic: "$aws/rules/BuildingManager/Buildings/Building5/Floor2/Room201/Lights",
     ruleName: "BuildingManager",
   }),
-  fn('traceid() = "12345678-1234-1234-1234-123456789012"', "traceid()", out("12345678-1234-1234-1234-123456789012"), {
-    traceId: "12345678-1234-1234-1234-123456789012",
-  }),
+  fn(
+    'traceid() = "12345678-1234-1234-1234-123456789012"',
+    "traceid()",
+    out("12345678-1234-1234-1234-123456789012"),
+    {
+      traceId: "12345678-1234-1234-1234-123456789012",
+    },
+  ),
   {
     page: "functions",
     example: "transform: example 1",
@@ -910,7 +987,7 @@ export const CASES: readonly Case[] = [
   {
     page: "functions",
     example: "transform: example 2",
-    sql: "select value transform(\"enrichArray\", {\"key\": attributes.data1}, values) from 'A/B'",
+    sql: 'select value transform("enrichArray", {"key": attributes.data1}, values) from \'A/B\'',
     topic: "A/B",
     payload: transformPayload,
     want: out([
@@ -936,8 +1013,18 @@ export const CASES: readonly Case[] = [
       },
     },
     want: out([
-      { x: { someInt: 5, someString: "hello" }, y: true, a: "first attribute", b: "second attribute" },
-      { x: { someInt: 10, someString: "world" }, y: false, a: "first attribute", b: "second attribute" },
+      {
+        x: { someInt: 5, someString: "hello" },
+        y: true,
+        a: "first attribute",
+        b: "second attribute",
+      },
+      {
+        x: { someInt: 10, someString: "world" },
+        y: false,
+        a: "first attribute",
+        b: "second attribute",
+      },
     ]),
   },
   {
@@ -971,15 +1058,13 @@ export const CASES: readonly Case[] = [
       ["red", "stop"],
       ["blue", "you are not at a stop light"],
     ] as const
-  ).map(
-    ([color, instructions]): Case => ({
-      page: "case",
-      example: `the stop-light example, color ${color}`,
-      sql: "SELECT CASE color WHEN 'green' THEN 'go' WHEN 'yellow' THEN 'caution' WHEN 'red' THEN 'stop' ELSE 'you are not at a stop light' END as instructions FROM 'topic/subtopic'",
-      payload: { color },
-      want: out({ instructions }),
-    }),
-  ),
+  ).map(([color, instructions]): Case => ({
+    page: "case",
+    example: `the stop-light example, color ${color}`,
+    sql: "SELECT CASE color WHEN 'green' THEN 'go' WHEN 'yellow' THEN 'caution' WHEN 'red' THEN 'stop' ELSE 'you are not at a stop light' END as instructions FROM 'topic/subtopic'",
+    payload: { color },
+    want: out({ instructions }),
+  })),
   {
     page: "case",
     example: "no match and no ELSE clause: Undefined",
@@ -1018,8 +1103,8 @@ export const CASES: readonly Case[] = [
   },
   {
     page: "json",
-    example: "a hyphen or numeric name needs get(): get(get(get(mydata,\"item2\"),\"0\"),\"my-key\")",
-    sql: "SELECT * from 'iot/rules' WHERE get(get(get(mydata,\"item2\"),\"0\"),\"my-key\") = \"myValue\"",
+    example: 'a hyphen or numeric name needs get(): get(get(get(mydata,"item2"),"0"),"my-key")',
+    sql: 'SELECT * from \'iot/rules\' WHERE get(get(get(mydata,"item2"),"0"),"my-key") = "myValue"',
     topic: "iot/rules",
     payload: { mydata: { item2: { "0": { "my-key": "myValue" } } } },
     want: out({ mydata: { item2: { "0": { "my-key": "myValue" } } } }),

@@ -112,7 +112,10 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
     });
 
     it("an integer beyond 2^53 keeps every digit", () => {
-      const text = record(PROD_SQL, '{"count":9007199254740993,"id":123456789012345678901234567890}');
+      const text = record(
+        PROD_SQL,
+        '{"count":9007199254740993,"id":123456789012345678901234567890}',
+      );
       assert.match(text, /^\{"count":9007199254740993,"id":123456789012345678901234567890,/);
     });
 
@@ -123,7 +126,10 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
 
     it("a __proto__ key is kept as data", () => {
       const text = record(PROD_SQL, '{"__proto__":{"polluted":true},"t":1}');
-      assert.match(text, /^\{"__proto__":\{"polluted":true\},"t":1,"topic_thing":"store-sensor-seattle1"/);
+      assert.match(
+        text,
+        /^\{"__proto__":\{"polluted":true\},"t":1,"topic_thing":"store-sensor-seattle1"/,
+      );
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
     });
 
@@ -131,7 +137,8 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
       for (const n of ["1234567890".repeat(4), "0." + "1".repeat(35), "1e1000", "1e-1000"]) {
         assert.throws(
           () => run(PROD_SQL, `{"n":${n}}`),
-          (e: unknown) => e instanceof RuleEvaluationError && /the payload's number/.test(e.message),
+          (e: unknown) =>
+            e instanceof RuleEvaluationError && /the payload's number/.test(e.message),
           n,
         );
       }
@@ -149,7 +156,8 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
       const deep = "[".repeat(10000) + "]".repeat(10000);
       assert.throws(
         () => run(PROD_SQL, deep),
-        (e: unknown) => e instanceof RuleEvaluationError && /nests 10000 levels deep/.test(e.message),
+        (e: unknown) =>
+          e instanceof RuleEvaluationError && /nests 10000 levels deep/.test(e.message),
       );
     });
 
@@ -162,7 +170,8 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
       const big = JSON.stringify({ s: "x".repeat(LIMITS.payloadBytes) });
       assert.throws(
         () => run(PROD_SQL, big),
-        (e: unknown) => e instanceof RuleEvaluationError && /over the rule engine's bound/.test(e.message),
+        (e: unknown) =>
+          e instanceof RuleEvaluationError && /over the rule engine's bound/.test(e.message),
       );
     });
 
@@ -178,14 +187,19 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
       const deep = Buffer.from("[".repeat(2000) + "]".repeat(2000)).toString("base64");
       assert.throws(
         () => run("SELECT decode(d, 'base64') AS x FROM '#'", JSON.stringify({ d: deep })),
-        (e: unknown) => e instanceof RuleEvaluationError && /nests 2000 levels deep/.test(e.message),
+        (e: unknown) =>
+          e instanceof RuleEvaluationError && /nests 2000 levels deep/.test(e.message),
       );
     });
   });
 
   describe("the language beyond the guide's examples", () => {
     const cases: [string, string, string][] = [
-      ["SELECT 3 IN [1, 2, 3] AS a, 'x' IN ['y'] AS b, 1 IN 'abc' AS c FROM '#'", "{}", '{"a":true,"b":false}'],
+      [
+        "SELECT 3 IN [1, 2, 3] AS a, 'x' IN ['y'] AS b, 1 IN 'abc' AS c FROM '#'",
+        "{}",
+        '{"a":true,"b":false}',
+      ],
       ["SELECT * FROM '#' WHERE color IN ['red', 'green']", '{"color":"red"}', '{"color":"red"}'],
       ["SELECT {'b': 1} IN arr AS o FROM '#'", '{"arr":[{"a":1},{"b":1}]}', '{"o":true}'],
       [
@@ -200,15 +214,43 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
       ["SELECT *, 1 AS n FROM '#'", "{ }", '{ "n":1}'],
       ["SELECT *, missing AS m FROM '#'", '{ "a" : 1 }', '{ "a" : 1 }'],
       ["SELECT *, 2 AS n FROM '#'", '{"a":1}  ', '{"a":1,"n":2}'],
-      ["SELECT value, a.select AS s, a.from AS f FROM '#'", '{"value":1,"a":{"select":2,"from":3}}', '{"value":1,"s":2,"f":3}'],
+      [
+        "SELECT value, a.select AS s, a.from AS f FROM '#'",
+        '{"value":1,"a":{"select":2,"from":3}}',
+        '{"value":1,"s":2,"f":3}',
+      ],
       ["SELECT VALUE value FROM '#'", '{"value":[1,2]}', "[1,2]"],
-      ["SELECT decode(e, 'base64').a[1] AS x FROM '#'", JSON.stringify({ e: Buffer.from('{"a":[5,6]}').toString("base64") }), '{"x":6}'],
-      ["SELECT get_mqtt_property('format_indicator') AS f, get_mqtt_property('content_type') AS c FROM '#'", "{}", '{"f":"UNSPECIFIED_BYTES"}'],
+      [
+        "SELECT decode(e, 'base64').a[1] AS x FROM '#'",
+        JSON.stringify({ e: Buffer.from('{"a":[5,6]}').toString("base64") }),
+        '{"x":6}',
+      ],
+      [
+        "SELECT get_mqtt_property('format_indicator') AS f, get_mqtt_property('content_type') AS c FROM '#'",
+        "{}",
+        '{"f":"UNSPECIFIED_BYTES"}',
+      ],
       ["SELECT get_user_properties('k') AS k FROM '#'", "{}", "{}"],
-      ["SELECT aws_lambda('arn:aws:lambda:us-east-1:1:function:f', *) AS r, 1 AS n FROM '#'", "{}", '{"n":1}'],
-      ["SELECT 12345678901234567890 + 1 AS big, 2 * 0.5 AS whole FROM '#'", "{}", '{"big":12345678901234567891,"whole":1}'],
-      ["SELECT 'it''s' AS q, \"say \\\"hi\\\"\" AS d, regexp_replace('a1b22', '\\d+', '#') AS r FROM '#'", "{}", '{"q":"it\'s","d":"say \\"hi\\"","r":"a#b#"}'],
-      ["SELECT parse_time('EEEE d MMMM yyyy, hh:mm a Z', 0, 'Asia/Kolkata') AS t FROM '#'", "{}", '{"t":"Thursday 1 January 1970, 05:30 AM +0530"}'],
+      [
+        "SELECT aws_lambda('arn:aws:lambda:us-east-1:1:function:f', *) AS r, 1 AS n FROM '#'",
+        "{}",
+        '{"n":1}',
+      ],
+      [
+        "SELECT 12345678901234567890 + 1 AS big, 2 * 0.5 AS whole FROM '#'",
+        "{}",
+        '{"big":12345678901234567891,"whole":1}',
+      ],
+      [
+        "SELECT 'it''s' AS q, \"say \\\"hi\\\"\" AS d, regexp_replace('a1b22', '\\d+', '#') AS r FROM '#'",
+        "{}",
+        '{"q":"it\'s","d":"say \\"hi\\"","r":"a#b#"}',
+      ],
+      [
+        "SELECT parse_time('EEEE d MMMM yyyy, hh:mm a Z', 0, 'Asia/Kolkata') AS t FROM '#'",
+        "{}",
+        '{"t":"Thursday 1 January 1970, 05:30 AM +0530"}',
+      ],
       ["SELECT parse_time('yyyy', 0, 'Not/AZone') AS t, 1 AS n FROM '#'", "{}", '{"n":1}'],
     ];
     for (const [sql, payload, want] of cases) {
@@ -223,7 +265,11 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
         payloadFormatIndicator: 1 as const,
         responseTopic: "r/t",
         correlationData: Buffer.from("cid"),
-        userProperties: [["k", "v1"], ["o", "x"], ["k", "v2"]] as const,
+        userProperties: [
+          ["k", "v1"],
+          ["o", "x"],
+          ["k", "v2"],
+        ] as const,
       };
       assert.equal(
         record(
@@ -237,7 +283,9 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
 
     it("get_registry_data() answers from the registry it is given", () => {
       const registry: RuleInput["registry"] = (api, thing) =>
-        api === "DescribeThing" && thing === "t1" ? { thingName: "t1", thingTypeName: "sensor" } : undefined;
+        api === "DescribeThing" && thing === "t1"
+          ? { thingName: "t1", thingTypeName: "sensor" }
+          : undefined;
       const sql =
         "SELECT get_registry_data('DescribeThing', topic(2), 'arn:aws:iam::1:role/r').thingTypeName AS type FROM 'a/+'";
       assert.equal(record(sql, "{}", { topic: "a/t1", registry }), '{"type":"sensor"}');
@@ -247,7 +295,8 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
     it("* as a value with a payload that is not JSON is refused rather than guessed", () => {
       assert.throws(
         () => run("SELECT * AS p FROM '#'", Buffer.from([0xff, 0x00])),
-        (e: unknown) => e instanceof RuleEvaluationError && /encode\(\*, 'base64'\)/.test(e.message),
+        (e: unknown) =>
+          e instanceof RuleEvaluationError && /encode\(\*, 'base64'\)/.test(e.message),
       );
     });
   });
