@@ -3,14 +3,14 @@
 // SELECT and five functions, against JSON.parse of the same payloads in the same process.
 //
 // The baseline is the floor of any rule that reads its payload: JSON.parse of the same bytes.
-// The three loops take turns over several rounds and each reports its median round, so that a
-// neighbour's burst on the shared machine lands on all three rather than on one.
+// The three loops take turns over several rounds and each reports its median round, timed in CPU
+// seconds of this process, so that a neighbour's burst on the shared machine lands on none.
 import { compileRule, parseRuleSql, type CompiledRule, type RuleInput } from "../core/rule-sql";
 import { loadStackConfig } from "../core/stack-config";
 import type { FigureOptions, FigureOutcome } from "./figure";
 import { reading } from "./payloads";
 import { target, type Metric } from "./report";
-import { nowMs, peakRssMiB, round } from "./stats";
+import { peakRssMiB, round } from "./stats";
 
 /** CASE, a nested SELECT and five functions (round, upper, concat, topic, parse_time). */
 export const COMPLEX_SQL = `SELECT thing,
@@ -84,10 +84,13 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
   evaluateAll(seed, msgs);
   evaluateAll(complex, msgs);
 
+  // Rates per CPU second of this process: on a shared machine, wall time also counts the
+  // neighbours' work; the three loops are timed the same way, so the ratios hold either way.
   const time = (f: () => number): number => {
-    const t = nowMs();
+    const t = process.cpuUsage();
     f();
-    return count / ((nowMs() - t) / 1000);
+    const used = process.cpuUsage(t);
+    return count / ((used.user + used.system) / 1e6);
   };
   const parse: number[] = [];
   const seedRate: number[] = [];
@@ -139,12 +142,12 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     status: "measured",
     params: { payloads: count, rounds, seedSql, complexSql: COMPLEX_SQL.replace(/\s+/g, " ") },
     metrics,
-    // A rule evaluation reads the payload (one JSON.parse) and writes the record (one
-    // serialisation): a third of JSON.parse's rate leaves the rest of the hot path its share.
-    targets: [target("seed rule ÷ JSON.parse", "seed.ratio", ">=", 0.33, s / p)],
+    // The pipeline figure acknowledges about 27,000 msg/s (37 µs a message, docs/benchmarks.md):
+    // the rule may take a quarter of that, 10 µs, so 100,000 evaluations per second.
+    targets: [target("seed rule evaluations per second", "seed.perSec", ">=", 100_000, s)],
     notes: [
       "Each evaluation is what the broker's onPublish does before the Firehose action: the payload read as IoT SQL values (UTF-8 check, JSON.parse, a scan for depth and numbers a double cannot hold), WHERE, SELECT and the record serialised.",
-      "The baseline parses the same bytes with JSON.parse and nothing else; the three loops take turns for each round and report their median round.",
+      "The baseline parses the same bytes with JSON.parse and nothing else; the three loops take turns for each round and report their median round, in evaluations per CPU second of the figure's process.",
     ],
   };
 }

@@ -509,35 +509,48 @@ export function compileRule(statement: RuleStatement): CompiledRule {
 }
 
 /**
- * The record of `SELECT *, …` as the payload's text with the added keys before its closing
- * brace; undefined (serialise the merged object instead) when an added key is also a payload
- * key, whose value must then be replaced where it stands.
+ * The result of `SELECT *, …` whose record is the payload's own bytes with the added keys spliced
+ * in before the closing brace. The merged output object is built only if someone reads it (the
+ * actions need the record alone).
+ */
+class SplicedResult {
+  readonly matched = true;
+  private merged: SqlObject | undefined;
+  constructor(
+    private readonly payload: SqlObject,
+    private readonly extras: SqlObject,
+    readonly record: Buffer,
+  ) {}
+
+  get output(): Value {
+    return (this.merged ??= merge(this.payload, this.extras));
+  }
+}
+
+/**
+ * The record of `SELECT *, …`: the payload's bytes up to its closing brace, then the added keys.
+ * Undefined (serialise the merged object instead) when an added key is also a payload key, whose
+ * value must then be replaced where it stands.
  */
 function spliceRecord(
   payload: SqlObject,
   extras: SqlObject,
   bytes: Buffer,
 ): RuleResult | undefined {
-  const keys = Object.keys(extras);
-  for (const k of keys) if (Object.prototype.hasOwnProperty.call(payload, k)) return undefined;
-  let merged: SqlObject | undefined;
-  const output = () => (merged ??= merge(payload, extras));
-  if (keys.length === 0) return { matched: true, output: output(), record: bytes };
-  const text = bytes.toString("utf8");
-  const close = text.lastIndexOf("}");
-  const open = text.indexOf("{");
-  // An empty payload object has no key to put a comma after.
-  const empty = text.slice(open + 1, close).trim() === "";
-  const added = serialize(extras);
-  const record = Buffer.from(`${text.slice(0, close)}${empty ? "" : ","}${added.slice(1)}`);
-  return {
-    matched: true,
-    // Built when a listener asks: the record above is what the actions need.
-    get output() {
-      return output();
-    },
-    record,
-  };
+  let added = 0;
+  for (const k in extras) {
+    if (Object.prototype.hasOwnProperty.call(payload, k)) return undefined;
+    added++;
+  }
+  if (added === 0) return new SplicedResult(payload, extras, bytes);
+  let hasKeys = false;
+  for (const _k in payload) {
+    hasKeys = true;
+    break;
+  }
+  const close = bytes.lastIndexOf(0x7d); // the payload object's closing brace
+  const tail = Buffer.from(`${hasKeys ? "," : ""}${serialize(extras).slice(1)}`);
+  return new SplicedResult(payload, extras, Buffer.concat([bytes.subarray(0, close), tail]));
 }
 
 const compiled = new WeakMap<RuleStatement, CompiledRule>();
