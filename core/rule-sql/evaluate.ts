@@ -1,7 +1,7 @@
 // Evaluates a parsed IoT SQL statement on one message with AWS's semantics: FROM filters the
 // topic (Basic Ingest topics go to the rule they name), WHERE runs before SELECT, Undefined is
 // left out. The statement is compiled once into closures, since it runs on every publish.
-import type { Expr, PathStep, RuleStatement, SelectList, SubQuery } from "./ast";
+import type { BinaryOp, Expr, PathStep, RuleStatement, SelectList, SubQuery } from "./ast";
 import {
   castTo,
   lookupFunction,
@@ -251,11 +251,7 @@ function compileCall(e: Expr & { kind: "call" }): Fn {
     );
 }
 
-function compileBinary(
-  op: Expr & { kind: "binary" } extends { op: infer O } ? O : never,
-  l: Fn,
-  r: Fn,
-): Fn {
+function compileBinary(op: BinaryOp, l: Fn, r: Fn): Fn {
   switch (op) {
     case "AND":
     case "OR":

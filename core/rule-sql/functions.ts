@@ -611,7 +611,12 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
       const re = regex(p, true);
       const build = replacement(r);
       if (re === undefined || build === undefined) return undefined;
-      return s.replace(re, (...m: unknown[]) => build(m.slice(0, -2).map((x) => x as string)));
+      // The callback receives the match, the groups, the offset, the string and, when the
+      // pattern names groups, an object of them: the groups end before the numeric offset.
+      return s.replace(re, (...m: unknown[]) => {
+        const end = m.findIndex((x, i) => i > 0 && typeof x === "number");
+        return build(m.slice(0, end).map((x) => (x === undefined ? "" : (x as string))));
+      });
     }),
   },
   regexp_substr: {

@@ -13,7 +13,8 @@ import {
   type RuleInput,
   type RuleResult,
 } from "../../core/rule-sql";
-import { loadStackConfig } from "../../core/stack-config";
+import { ConfigError } from "../../core/errors";
+import { loadStackConfig, parseStackConfig, readRawStackConfig } from "../../core/stack-config";
 
 const PROD_SQL = loadStackConfig("prod").rule.sql;
 
@@ -81,6 +82,25 @@ describe("IoT SQL parser (core/rule-sql/parser)", () => {
       );
     });
   }
+
+  it("the stack config check stops at an unknown function with one line: key, suggestion, line and column", () => {
+    const raw = {
+      ...readRawStackConfig("prod"),
+      ruleSql: "SELECT *,\n  timestmp() AS received_at FROM 'SeattleStoreTemp/+'",
+    };
+    assert.throws(
+      () => parseStackConfig(raw, "prod"),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError, String(e));
+        assert.equal(e.message.split("\n").length, 1);
+        assert.match(
+          e.message,
+          /^config iot-pipeline:ruleSql = .* is invalid: unknown function timestmp\(\); did you mean timestamp\(\)\? at line 2, column 3$/,
+        );
+        return true;
+      },
+    );
+  });
 
   it("parses the rule of every stack", () => {
     for (const stack of ["dev", "prod"]) parseRuleSql(loadStackConfig(stack).rule.sql);
@@ -220,6 +240,11 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
         '{"value":1,"s":2,"f":3}',
       ],
       ["SELECT VALUE value FROM '#'", '{"value":[1,2]}', "[1,2]"],
+      [
+        "SELECT regexp_replace('2024-05', '(?<y>\\d+)-(?<m>\\d+)', '$2/$1') AS r FROM '#'",
+        "{}",
+        '{"r":"05/2024"}',
+      ],
       [
         "SELECT decode(e, 'base64').a[1] AS x FROM '#'",
         JSON.stringify({ e: Buffer.from('{"a":[5,6]}').toString("base64") }),
