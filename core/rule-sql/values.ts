@@ -38,10 +38,6 @@ export type Value = SqlValue | undefined;
 
 export type SqlObject = { [key: string]: SqlValue };
 
-export function isDec(v: unknown): v is Dec {
-  return v instanceof Dec;
-}
-
 export function isNumeric(v: Value): v is number | Dec {
   return typeof v === "number" || v instanceof Dec;
 }
@@ -58,18 +54,6 @@ export function isObject(v: Value): v is SqlObject {
 
 export function isInt(v: number | Dec): boolean {
   return typeof v === "number" ? Number.isInteger(v) : v.isInteger();
-}
-
-/** The type name the Data types page uses. */
-export function typeOf(v: Value): string {
-  if (v === undefined) return "Undefined";
-  if (v === null) return "Null";
-  if (typeof v === "boolean") return "Boolean";
-  if (typeof v === "string") return "String";
-  if (isNumeric(v)) return isInt(v) ? "Int" : "Decimal";
-  if (Array.isArray(v)) return "Array";
-  if (Buffer.isBuffer(v)) return "Binary";
-  return "Object";
 }
 
 /** Own properties only: a payload key such as `constructor` or `__proto__` is data, not a prototype. */
@@ -126,7 +110,7 @@ export function toDouble(v: number | Dec): number {
 const DECIMAL_STRING = /^-?\d+(\.\d+)?([eE]-?\d+)?$/;
 
 /** A numeric string as a number, or Undefined when it does not match AWS's pattern or range. */
-export function parseNumericString(s: string): number | Dec | undefined {
+function parseNumericString(s: string): number | Dec | undefined {
   if (!DECIMAL_STRING.test(s)) return undefined;
   const n = readNumber(s);
   return typeof n === "string" ? undefined : n;
@@ -283,7 +267,7 @@ export function arithmetic(
 // ---- strings -------------------------------------------------------------------------------
 
 /** A number in the notation the conversions to String use (plain below 1e21, else scientific). */
-export function numberToString(v: number | Dec): string {
+function numberToString(v: number | Dec): string {
   return typeof v === "number" ? String(v) : v.toString();
 }
 
