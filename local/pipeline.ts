@@ -88,7 +88,7 @@ export async function startLocalPipeline(
     hooks: {
       ...authorizer.hooks(),
       // The PUBACK waits for this: the rule ran and its record is in the journal on disk.
-      onPublish: (id, topic, payload) => rules.onPublish(id.clientId, topic, payload),
+      onPublish: (id, topic, payload) => rules.onPublish(id, topic, payload),
     },
   });
   log(
@@ -190,6 +190,14 @@ export async function startLocalPipeline(
             ? `${rules.stats.matched} (${rules.stats.whereFalse} filtered by WHERE)`
             : rules.stats.matched,
       },
+      ...(rules.stats.evaluationErrors + rules.stats.actionFailures > 0
+        ? [
+            {
+              label: "rule errors → error action (SQL not evaluated / action failed)",
+              value: `${rules.stats.evaluationErrors} / ${rules.stats.actionFailures}`,
+            },
+          ]
+        : []),
       ...(delivery.stats.recordsReplayed > 0
         ? [{ label: "records replayed from the journal", value: delivery.stats.recordsReplayed }]
         : []),

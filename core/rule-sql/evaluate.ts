@@ -1,265 +1,566 @@
 // Evaluates a parsed IoT SQL statement on one message with AWS's semantics: FROM filters the
-// topic, WHERE runs before SELECT, and Undefined (a missing field, a bad argument) is left out.
-import type { Expr, RuleStatement, SelectItem } from "./ast";
-
-/** A JSON value, or a raw payload (`SELECT *` on a payload that is not JSON). */
-export type SqlValue =
-  string | number | boolean | null | Buffer | SqlValue[] | { [key: string]: SqlValue };
-
-/** IoT SQL's Undefined, modelled as JavaScript's undefined. */
-type Value = SqlValue | undefined;
+// topic (Basic Ingest topics go to the rule they name), WHERE runs before SELECT, Undefined is
+// left out. The statement is compiled once into closures, since it runs on every publish.
+import type { BinaryOp, Expr, PathStep, RuleStatement, SelectList, SubQuery } from "./ast";
+import {
+  castTo,
+  lookupFunction,
+  type CallContext,
+  type MqttProperties,
+  type RegistryLookup,
+} from "./functions";
+import {
+  RuleEvaluationError,
+  arithmetic,
+  compareNumbers,
+  getKey,
+  isObject,
+  normalize,
+  parsePayload,
+  readNumberLiteral,
+  serialize,
+  setKey,
+  sqlEquals,
+  toBool,
+  toNumber,
+  toStr,
+  type SqlObject,
+  type SqlValue,
+  type Value,
+} from "./values";
 
 export interface RuleInput {
-  /** The MQTT payload; parsed as JSON when it is JSON, kept as raw bytes otherwise. */
+  /** The MQTT payload; JSON when it is UTF-8 JSON text, raw bytes otherwise. */
   readonly payload: Buffer | string;
   readonly topic: string;
-  readonly clientId: string;
+  /** The MQTT client id; clientid() is "n/a" without one. */
+  readonly clientId?: string;
   /** Epoch milliseconds at which the broker received the message (`timestamp()`). */
   readonly timestamp: number;
   readonly newuuid: () => string;
   /** The certificate id for `principal()`; Undefined when not given. */
   readonly principal?: string;
+  /** The message's trace id for `traceid()`; Undefined when not given. */
+  readonly traceId?: string;
+  /** The account id for `accountid()`. */
+  readonly accountId?: string;
+  readonly mqtt?: MqttProperties;
+  readonly registry?: RegistryLookup;
+  readonly random?: () => number;
+  /** The rule's name: a Basic Ingest topic `$aws/rules/<name>/...` reaches only that rule. */
+  readonly ruleName?: string;
 }
 
 export type RuleResult =
   | { readonly matched: false; readonly reason: "topic" | "where" }
-  | { readonly matched: true; readonly output: SqlValue };
+  | {
+      readonly matched: true;
+      /** The SELECT's value (Undefined for a `SELECT VALUE` of Undefined). */
+      readonly output: Value;
+      /**
+       * What the rule's actions receive: the payload's own bytes for `SELECT *` alone (JSON or
+       * not), else the output as JSON (empty for Undefined, which serialises as an empty string).
+       */
+      readonly record: Buffer;
+    };
 
-/** MQTT topic-filter matching (`+` one level, `#` the rest); `$` topics need a literal start. */
-export function topicMatches(filter: string, topic: string): boolean {
+export { RuleEvaluationError };
+
+/**
+ * MQTT topic-filter matching as the Topics page describes it: `+` matches one level, `#` every
+ * level at and below its own, so `sensor/#` matches `sensor/` and `sensor/a/b` but not `sensor`.
+ * Topics starting with `$` need a filter that names that first level. Compiled once per filter.
+ */
+export function compileTopicFilter(filter: string): (topic: string) => boolean {
   const f = filter.split("/");
-  const t = topic.split("/");
-  if (topic.startsWith("$") && (f[0] === "+" || f[0] === "#")) return false;
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true;
-    if (i >= t.length) return false;
-    if (f[i] !== "+" && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
+  const hashAt = f[f.length - 1] === "#" ? f.length - 1 : -1;
+  const wildFirst = f[0] === "+" || f[0] === "#";
+  return (topic) => {
+    if (wildFirst && topic.charCodeAt(0) === 36) return false;
+    let pos = 0;
+    for (let i = 0; i < f.length; i++) {
+      if (pos < 0) return false;
+      if (i === hashAt) return true;
+      const end = topic.indexOf("/", pos);
+      if (f[i] !== "+") {
+        const level = f[i];
+        const len = (end < 0 ? topic.length : end) - pos;
+        if (len !== level.length || !topic.startsWith(level, pos)) return false;
+      }
+      pos = end < 0 ? -1 : end + 1;
+    }
+    return pos < 0;
+  };
 }
 
-function parsePayload(payload: Buffer | string): Value {
-  const text = typeof payload === "string" ? payload : payload.toString("utf8");
-  try {
-    return JSON.parse(text) as SqlValue;
-  } catch {
-    return typeof payload === "string" ? Buffer.from(payload) : payload;
-  }
+export function topicMatches(filter: string, topic: string): boolean {
+  return compileTopicFilter(filter)(topic);
 }
 
-function isObject(v: Value): v is { [key: string]: SqlValue } {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v);
+const BASIC_INGEST = "$aws/rules/";
+
+/** What every compiled expression sees: the message, and the payload for `*`. */
+interface Context extends CallContext {
+  readonly payload: SqlValue;
+  readonly payloadBytes: Buffer;
 }
 
-function getPath(root: Value, path: readonly (string | number)[]): Value {
+type Fn = (doc: Value, ctx: Context) => Value;
+
+function getPath(root: Value, path: readonly PathStep[]): Value {
   let v = root;
   for (const step of path) {
     if (typeof step === "number") {
       if (!Array.isArray(v) || step >= v.length) return undefined;
       v = v[step];
     } else {
-      if (!isObject(v) || !Object.prototype.hasOwnProperty.call(v, step)) return undefined;
-      v = v[step];
+      if (!isObject(v)) return undefined;
+      v = getKey(v, step);
     }
   }
   return v;
 }
 
-/** IoT SQL's conversion to Decimal: numbers, and strings that hold a number; else Undefined. */
-function toDecimal(v: Value): number | undefined {
-  if (typeof v === "number") return v;
-  if (typeof v === "string" && v.trim() !== "") {
-    const n = Number(v);
-    return Number.isFinite(n) ? n : undefined;
+function starValue(ctx: Context): SqlValue {
+  if (Buffer.isBuffer(ctx.payload)) {
+    throw new RuleEvaluationError(
+      "the statement uses * as a value, but the payload is not JSON; encode(*, 'base64') is the documented way to carry a binary payload",
+    );
   }
-  return undefined;
+  return ctx.payload;
 }
 
-/** Booleans, and the strings "true"/"false" in any case, as AND, OR and NOT accept them. */
-function toBoolean(v: Value): boolean | undefined {
-  if (typeof v === "boolean") return v;
-  if (typeof v === "string" && /^(true|false)$/i.test(v)) return v.toLowerCase() === "true";
-  return undefined;
-}
-
-function equal(a: Value, b: Value): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-function arithmetic(op: string, a: number | undefined, b: number | undefined): Value {
-  if (a === undefined || b === undefined) return undefined;
-  if ((op === "/" || op === "%") && b === 0) return undefined;
-  if (op === "+") return a + b;
-  if (op === "-") return a - b;
-  if (op === "*") return a * b;
-  return op === "/" ? a / b : a % b;
-}
-
-function call(name: string, args: Value[], input: RuleInput): Value {
-  switch (name) {
-    case "topic": {
-      if (args.length === 0) return input.topic;
-      const n = args[0];
-      const levels = input.topic.split("/");
-      // topic(n) is 1-based; anything but a whole number in range is a bad argument: Undefined.
-      if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > levels.length) {
-        return undefined;
-      }
-      return levels[n - 1];
-    }
-    case "timestamp":
-      return input.timestamp;
-    case "clientid":
-      return input.clientId;
-    case "newuuid":
-      return input.newuuid();
-    case "principal":
-      return input.principal;
-    case "abs":
-      return typeof args[0] === "number" ? Math.abs(args[0]) : undefined;
-    case "lower":
-      return typeof args[0] === "string" ? args[0].toLowerCase() : undefined;
-    case "upper":
-      return typeof args[0] === "string" ? args[0].toUpperCase() : undefined;
-    case "concat":
-      return args.every((a) => typeof a === "string" || typeof a === "number")
-        ? args.join("")
-        : undefined;
-    case "get": {
-      const [container, key] = args;
-      if (Array.isArray(container) && typeof key === "number") return container[key];
-      if (isObject(container) && typeof key === "string") return container[key];
-      return undefined;
-    }
-    default:
-      return undefined;
-  }
-}
-
-function evalExpr(e: Expr, doc: Value, input: RuleInput): Value {
+function compileExpr(e: Expr): Fn {
   switch (e.kind) {
-    case "literal":
-      return e.value;
-    case "field":
-      return getPath(doc, e.path);
+    case "number": {
+      const v = readNumberLiteral(e.text);
+      return () => v;
+    }
+    case "literal": {
+      const v = e.value;
+      return () => v;
+    }
+    case "field": {
+      const path = e.path;
+      if (path.length === 1 && typeof path[0] === "string") {
+        const key = path[0];
+        return (doc) => (isObject(doc) ? getKey(doc, key) : undefined);
+      }
+      return (doc) => getPath(doc, path);
+    }
+    case "access": {
+      const target = compileExpr(e.target);
+      const path = e.path;
+      return (doc, ctx) => getPath(target(doc, ctx), path);
+    }
+    case "star":
+      return (_doc, ctx) => starValue(ctx);
+    case "cast": {
+      const value = compileExpr(e.value);
+      const type = e.type;
+      return (doc, ctx) => castTo(value(doc, ctx), type);
+    }
     case "call":
-      return call(
-        e.name,
-        e.args.map((a) => evalExpr(a, doc, input)),
-        input,
-      );
+      return compileCall(e);
+    case "unary": {
+      const operand = compileExpr(e.operand);
+      if (e.op === "NOT") {
+        return (doc, ctx) => {
+          const b = toBool(operand(doc, ctx));
+          return b === undefined ? undefined : !b;
+        };
+      }
+      return (doc, ctx) => {
+        const n = toNumber(operand(doc, ctx));
+        if (n === undefined) return undefined;
+        return typeof n === "number" ? (n === 0 ? 0 : -n) : normalize(n.neg());
+      };
+    }
+    case "binary":
+      return compileBinary(e.op, compileExpr(e.left), compileExpr(e.right));
     case "array": {
-      // Undefined elements are dropped, as from objects.
-      const items = e.items.map((i) => evalExpr(i, doc, input));
-      return items.filter((i): i is SqlValue => i !== undefined);
+      const items = e.items.map(compileExpr);
+      return (doc, ctx) => {
+        const out: SqlValue[] = [];
+        for (const item of items) {
+          const v = item(doc, ctx);
+          if (v !== undefined) out.push(v);
+        }
+        return out;
+      };
     }
     case "object": {
-      const out: { [key: string]: SqlValue } = {};
-      for (const { key, value } of e.entries) {
-        const v = evalExpr(value, doc, input);
-        if (v !== undefined) out[key] = v;
-      }
-      return out;
-    }
-    case "unary": {
-      const v = evalExpr(e.operand, doc, input);
-      if (e.op === "NOT") {
-        const b = toBoolean(v);
-        return b === undefined ? undefined : !b;
-      }
-      const n = toDecimal(v);
-      return n === undefined ? undefined : -n;
-    }
-    case "binary": {
-      const l = evalExpr(e.left, doc, input);
-      const r = evalExpr(e.right, doc, input);
-      switch (e.op) {
-        case "AND":
-        case "OR": {
-          // Both operands must be Boolean (or "true"/"false"); anything else is Undefined.
-          const lb = toBoolean(l);
-          const rb = toBoolean(r);
-          if (lb === undefined || rb === undefined) return undefined;
-          return e.op === "AND" ? lb && rb : lb || rb;
+      const entries = e.entries.map(({ key, value }) => ({ key, value: compileExpr(value) }));
+      return (doc, ctx) => {
+        const out: SqlObject = {};
+        for (const { key, value } of entries) {
+          const v = value(doc, ctx);
+          if (v !== undefined) setKey(out, key, v);
         }
-        case "=":
-        case "<>":
-          if (l === undefined || r === undefined) return undefined;
-          return e.op === "=" ? equal(l, r) : !equal(l, r);
-        case "<":
-        case "<=":
-        case ">":
-        case ">=": {
-          // AWS converts both operands to Decimal; what does not convert is Undefined.
-          const a = toDecimal(l);
-          const b = toDecimal(r);
-          if (a === undefined || b === undefined) return undefined;
-          if (e.op === "<") return a < b;
-          if (e.op === "<=") return a <= b;
-          if (e.op === ">") return a > b;
-          return a >= b;
-        }
-        case "+":
-          if (typeof l === "string" && typeof r === "string") return l + r;
-          return arithmetic("+", toDecimal(l), toDecimal(r));
-        case "-":
-        case "*":
-        case "/":
-        case "%":
-          return arithmetic(e.op, toDecimal(l), toDecimal(r));
-      }
+        return out;
+      };
     }
+    case "case": {
+      const whens = e.whens.map((w) => ({ when: compileExpr(w.when), then: compileExpr(w.then) }));
+      const otherwise = e.otherwise === undefined ? () => undefined : compileExpr(e.otherwise);
+      if (e.subject === undefined) {
+        // The searched form: the first WHEN whose condition is true.
+        return (doc, ctx) => {
+          for (const w of whens) if (toBool(w.when(doc, ctx)) === true) return w.then(doc, ctx);
+          return otherwise(doc, ctx);
+        };
+      }
+      const subject = compileExpr(e.subject);
+      return (doc, ctx) => {
+        const v = subject(doc, ctx);
+        // "If v is Undefined, the result of the case statement is Undefined."
+        if (v === undefined) return undefined;
+        for (const w of whens) {
+          const t = w.when(doc, ctx);
+          if (t !== undefined && sqlEquals(v, t)) return w.then(doc, ctx);
+        }
+        return otherwise(doc, ctx);
+      };
+    }
+    case "subquery":
+      return compileSubquery(e.query);
   }
 }
 
-/** The key an unaliased item gets: a field's last name, else `_<position>`. */
-function defaultName(item: SelectItem & { kind: "expr" }, position: number): readonly string[] {
-  if (item.expr.kind === "field") {
-    const names = item.expr.path.filter((s): s is string => typeof s === "string");
+function compileCall(e: Expr & { kind: "call" }): Fn {
+  const spec = lookupFunction(e.name);
+  if (spec === undefined) throw new Error(`unknown function ${e.name} (the parser checks names)`);
+  const first = e.args[0];
+  if (e.name.toLowerCase() === "encode" && first?.kind === "star") {
+    // encode(*, 'base64') encodes the payload's bytes, whether or not they are JSON.
+    const scheme = compileExpr(e.args[1]);
+    return (doc, ctx) =>
+      scheme(doc, ctx) === "base64" ? ctx.payloadBytes.toString("base64") : undefined;
+  }
+  const args = e.args.map(compileExpr);
+  const impl = spec.impl;
+  if (args.length === 0) return (_doc, ctx) => impl([], ctx);
+  if (args.length === 1) {
+    const [a] = args;
+    return (doc, ctx) => impl([a(doc, ctx)], ctx);
+  }
+  return (doc, ctx) =>
+    impl(
+      args.map((a) => a(doc, ctx)),
+      ctx,
+    );
+}
+
+function compileBinary(op: BinaryOp, l: Fn, r: Fn): Fn {
+  switch (op) {
+    case "AND":
+    case "OR":
+      // Both operands are evaluated: a non-Boolean on either side makes the result Undefined.
+      return (doc, ctx) => {
+        const a = toBool(l(doc, ctx));
+        const b = toBool(r(doc, ctx));
+        if (a === undefined || b === undefined) return undefined;
+        return op === "AND" ? a && b : a || b;
+      };
+    case "=":
+    case "<>":
+      return (doc, ctx) => {
+        const a = l(doc, ctx);
+        const b = r(doc, ctx);
+        if (a === undefined || b === undefined) return undefined;
+        const eq = sqlEquals(a, b);
+        return op === "=" ? eq : !eq;
+      };
+    case "<":
+    case "<=":
+    case ">":
+    case ">=":
+      return (doc, ctx) => {
+        const a = toNumber(l(doc, ctx));
+        const b = toNumber(r(doc, ctx));
+        if (a === undefined || b === undefined) return undefined;
+        const c = compareNumbers(a, b);
+        return op === "<" ? c < 0 : op === "<=" ? c <= 0 : op === ">" ? c > 0 : c >= 0;
+      };
+    case "IN":
+      return (doc, ctx) => {
+        const a = l(doc, ctx);
+        const b = r(doc, ctx);
+        if (a === undefined || !Array.isArray(b)) return undefined;
+        return b.some((item) => sqlEquals(a, item));
+      };
+    case "+":
+      return (doc, ctx) => {
+        const a = l(doc, ctx);
+        const b = r(doc, ctx);
+        if (typeof a === "string" || typeof b === "string") {
+          // Either side a String: the other converts to a String and the two concatenate.
+          const sa = toStr(a);
+          const sb = toStr(b);
+          return sa === undefined || sb === undefined ? undefined : sa + sb;
+        }
+        if (
+          typeof a === "number" &&
+          typeof b === "number" &&
+          Number.isInteger(a) &&
+          Number.isInteger(b)
+        ) {
+          const s = a + b;
+          if (Number.isSafeInteger(s)) return s;
+        }
+        const x = toNumber(a);
+        const y = toNumber(b);
+        return x === undefined || y === undefined ? undefined : arithmetic("+", x, y);
+      };
+    default:
+      return (doc, ctx) => {
+        const x = toNumber(l(doc, ctx));
+        const y = toNumber(r(doc, ctx));
+        return x === undefined || y === undefined ? undefined : arithmetic(op, x, y);
+      };
+  }
+}
+
+/** Builds the SELECT's value for one document (the message, or an element in a nested query). */
+type SelectFn = (doc: Value, ctx: Context, top: boolean) => Value;
+
+/** The key an unaliased item gets: a field's last name, else `_<position>` (1-based). */
+function defaultName(expr: Expr, position: number): readonly string[] {
+  if (expr.kind === "field" || expr.kind === "access") {
+    const names = expr.path.filter((s): s is string => typeof s === "string");
     const last = names[names.length - 1];
     if (last !== undefined) return [last];
   }
   return [`_${position}`];
 }
 
-function setPath(out: { [key: string]: SqlValue }, path: readonly string[], v: SqlValue): void {
+function setPath(out: SqlObject, path: readonly string[], v: SqlValue): void {
   let node = out;
-  for (const key of path.slice(0, -1)) {
-    const next = node[key];
-    if (!isObject(next)) node[key] = {};
-    node = node[key] as { [key: string]: SqlValue };
+  for (let i = 0; i < path.length - 1; i++) {
+    const next = getKey(node, path[i]);
+    if (!isObject(next)) setKey(node, path[i], {});
+    node = getKey(node, path[i]) as SqlObject;
   }
-  node[path[path.length - 1]] = v;
+  setKey(node, path[path.length - 1], v);
+}
+
+function describePayload(v: SqlValue): string {
+  if (Buffer.isBuffer(v)) return `a payload that is not JSON (${v.length} bytes)`;
+  return `a JSON ${Array.isArray(v) ? "array" : v === null ? "null" : typeof v === "object" ? "value" : typeof v}`;
+}
+
+/** `offset` is the position of the first item in the statement (for `_<position>` names). */
+function compileSelect(select: SelectList, offset = 0): SelectFn {
+  if (select.kind === "value") {
+    const expr = compileExpr(select.expr);
+    return (doc, ctx) => expr(doc, ctx);
+  }
+  const items = select.items.map((item, i) => {
+    if (item.kind === "star") return { star: true as const, alias: item.alias };
+    return {
+      star: false as const,
+      fn: compileExpr(item.expr),
+      alias: item.alias ?? defaultName(item.expr, offset + i + 1),
+    };
+  });
+  return (doc, ctx, top) => {
+    const out: SqlObject = {};
+    for (const item of items) {
+      if (item.star) {
+        // At the top `*` is the payload; in a nested query it is the element being queried.
+        const whole = top ? ctx.payload : doc;
+        if (item.alias !== undefined) {
+          if (Buffer.isBuffer(whole)) starValue(ctx);
+          if (whole !== undefined) setPath(out, item.alias, whole as SqlValue);
+        } else if (isObject(whole)) {
+          for (const k of Object.keys(whole)) setKey(out, k, whole[k]);
+        } else if (!(Buffer.isBuffer(whole) && whole.length === 0) && whole !== undefined) {
+          // The binary-payloads page: data can be added to an empty or a JSON payload; where
+          // the added data would go for any other payload it does not say, so nothing is guessed.
+          throw new RuleEvaluationError(
+            `SELECT * with other items needs a JSON object payload to add them to, and this is ${describePayload(whole as SqlValue)}; select encode(*, 'base64') AS data to carry it`,
+          );
+        }
+        continue;
+      }
+      const v = item.fn(doc, ctx);
+      if (v !== undefined) setPath(out, item.alias, v);
+    }
+    return out;
+  };
+}
+
+function compileSubquery(q: SubQuery): Fn {
+  const from = q.from;
+  const select = compileSelect(q.select);
+  const where = q.where === undefined ? undefined : compileExpr(q.where);
+  const one = (el: Value, ctx: Context): Value => {
+    if (where !== undefined && toBool(where(el, ctx)) !== true) return undefined;
+    return select(el, ctx, false);
+  };
+  return (doc, ctx) => {
+    const source = getPath(doc, from);
+    if (Array.isArray(source)) {
+      const out: SqlValue[] = [];
+      for (const el of source) {
+        const v = one(el, ctx);
+        if (v !== undefined) out.push(v);
+      }
+      return out;
+    }
+    // FROM naming an object queries that one object (the transform page's example 3).
+    return isObject(source) ? one(source, ctx) : undefined;
+  };
+}
+
+/** A statement ready to run on messages. */
+export interface CompiledRule {
+  readonly statement: RuleStatement;
+  evaluate(input: RuleInput): RuleResult;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** The payload object and the added items, merged as `SELECT *, ...` outputs them. */
+function merge(payload: SqlObject, extras: SqlObject): SqlObject {
+  const out: SqlObject = {};
+  for (const k of Object.keys(payload)) setKey(out, k, payload[k]);
+  for (const k of Object.keys(extras)) setKey(out, k, extras[k]);
+  return out;
+}
+
+/** Compiles a parsed statement; `evaluate` then runs it on each message. */
+export function compileRule(statement: RuleStatement): CompiledRule {
+  const where = statement.where === undefined ? undefined : compileExpr(statement.where);
+  const select = compileSelect(statement.select);
+  const items = statement.select.kind === "items" ? statement.select.items : [];
+  const passthrough =
+    items.length === 1 && items[0].kind === "star" && items[0].alias === undefined;
+  // `SELECT *, a, b` (the seed's rule): the added items can be spliced into the payload's own
+  // JSON text, which keeps the payload's bytes as sent and saves serialising them again.
+  const rest = items.slice(1);
+  const splice =
+    items.length > 1 &&
+    items[0].kind === "star" &&
+    items[0].alias === undefined &&
+    rest.every((i) => i.kind === "expr")
+      ? compileSelect({ kind: "items", items: rest }, 1)
+      : undefined;
+  const from = statement.from;
+  const matchesFrom = from === undefined ? () => false : compileTopicFilter(from);
+  return {
+    statement,
+    evaluate(input) {
+      let topic = input.topic;
+      if (topic.startsWith(BASIC_INGEST)) {
+        // Basic Ingest: `$aws/rules/<rule>/<topic>` invokes that rule, whose topic() and FROM
+        // see the topic without the prefix.
+        const rest = topic.slice(BASIC_INGEST.length);
+        const slash = rest.indexOf("/");
+        const name = slash < 0 ? rest : rest.slice(0, slash);
+        if (input.ruleName === undefined || name !== input.ruleName) {
+          return { matched: false, reason: "topic" };
+        }
+        topic = slash < 0 ? "" : rest.slice(slash + 1);
+      } else if (!matchesFrom(topic)) {
+        return { matched: false, reason: "topic" };
+      }
+      const bytes = typeof input.payload === "string" ? Buffer.from(input.payload) : input.payload;
+      const payload = parsePayload(bytes);
+      const ctx: Context = {
+        topic,
+        clientId: input.clientId,
+        timestamp: input.timestamp,
+        newuuid: input.newuuid,
+        principal: input.principal,
+        traceId: input.traceId,
+        accountId: input.accountId,
+        mqtt: input.mqtt,
+        registry: input.registry,
+        random: input.random,
+        payload,
+        payloadBytes: bytes,
+      };
+      try {
+        if (where !== undefined && toBool(where(payload, ctx)) !== true) {
+          return { matched: false, reason: "where" };
+        }
+        if (passthrough) return { matched: true, output: payload, record: bytes };
+        if (splice !== undefined && isObject(payload)) {
+          const spliced = spliceRecord(payload, splice(payload, ctx, true) as SqlObject, bytes);
+          if (spliced !== undefined) return spliced;
+        }
+        const output = select(payload, ctx, true);
+        // "Undefined is converted to an empty string when serialized by itself."
+        const record = output === undefined ? EMPTY : Buffer.from(serialize(output));
+        return { matched: true, output, record };
+      } catch (e) {
+        // A value nested too deep for the platform: refused like any other unevaluable message.
+        if (e instanceof RangeError)
+          throw new RuleEvaluationError(`evaluation failed: ${e.message}`);
+        throw e;
+      }
+    },
+  };
 }
 
 /**
- * Runs the statement on one message. A topic outside FROM or a WHERE that is not true (false or
- * Undefined) does not match, and then no action runs.
+ * The result of `SELECT *, …` whose record is the payload's own bytes with the added keys spliced
+ * in before the closing brace. The merged output object is built only if someone reads it (the
+ * actions need the record alone).
  */
-export function evaluateRule(ast: RuleStatement, input: RuleInput): RuleResult {
-  if (!topicMatches(ast.from, input.topic)) return { matched: false, reason: "topic" };
-  const doc = parsePayload(input.payload);
-  if (ast.where !== undefined && evalExpr(ast.where, doc, input) !== true) {
-    return { matched: false, reason: "where" };
+class SplicedResult {
+  readonly matched = true;
+  private merged: SqlObject | undefined;
+  constructor(
+    private readonly payload: SqlObject,
+    private readonly extras: SqlObject,
+    readonly record: Buffer,
+  ) {}
+
+  get output(): Value {
+    return (this.merged ??= merge(this.payload, this.extras));
   }
-  if (ast.select.kind === "value") {
-    // An Undefined VALUE produces an empty payload object rather than nothing at all.
-    return { matched: true, output: evalExpr(ast.select.expr, doc, input) ?? {} };
+}
+
+/**
+ * The record of `SELECT *, …`: the payload's bytes up to its closing brace, then the added keys.
+ * Undefined (serialise the merged object instead) when an added key is also a payload key, whose
+ * value must then be replaced where it stands.
+ */
+function spliceRecord(
+  payload: SqlObject,
+  extras: SqlObject,
+  bytes: Buffer,
+): RuleResult | undefined {
+  let added = 0;
+  for (const k in extras) {
+    if (Object.prototype.hasOwnProperty.call(payload, k)) return undefined;
+    added++;
   }
-  const items = ast.select.items;
-  if (items.length === 1 && items[0].kind === "star") {
-    // `SELECT *` alone passes the payload through, raw bytes included.
-    return { matched: true, output: doc ?? {} };
+  if (added === 0) return new SplicedResult(payload, extras, bytes);
+  let hasKeys = false;
+  for (const _k in payload) {
+    hasKeys = true;
+    break;
   }
-  const out: { [key: string]: SqlValue } = {};
-  items.forEach((item, i) => {
-    if (item.kind === "star") {
-      if (isObject(doc)) Object.assign(out, doc);
-      return;
-    }
-    const v = evalExpr(item.expr, doc, input);
-    if (v === undefined) return;
-    setPath(out, item.alias ?? defaultName(item, i + 1), v);
-  });
-  return { matched: true, output: out };
+  const close = bytes.lastIndexOf(0x7d); // the payload object's closing brace
+  const tail = Buffer.from(`${hasKeys ? "," : ""}${serialize(extras).slice(1)}`);
+  return new SplicedResult(payload, extras, Buffer.concat([bytes.subarray(0, close), tail]));
+}
+
+const compiled = new WeakMap<RuleStatement, CompiledRule>();
+
+/**
+ * Runs the statement on one message. A topic outside FROM or a WHERE that is not true (false or
+ * Undefined) does not match, and then no action runs. Throws RuleEvaluationError for a message
+ * the engine will not evaluate (over a bound, or a number Int and Decimal cannot hold).
+ */
+export function evaluateRule(statement: RuleStatement, input: RuleInput): RuleResult {
+  let rule = compiled.get(statement);
+  if (rule === undefined) {
+    rule = compileRule(statement);
+    compiled.set(statement, rule);
+  }
+  return rule.evaluate(input);
 }

@@ -1,10 +1,21 @@
-// IoT SQL (2016-03-23) for topic rules: the parser and the evaluator, re-exported.
+// IoT SQL (2016-03-23) for topic rules: the parser, the function catalogue and the evaluator.
 export * from "./ast";
-export { parseRuleSql, RuleSqlError } from "./parser";
+export { parseRuleSql, parsedOnlyFunctions, nearestFunction, RuleSqlError } from "./parser";
 export {
+  FUNCTIONS,
+  functionUrl,
+  type FunctionSpec,
+  type MqttProperties,
+  type RegistryLookup,
+  type Support,
+} from "./functions";
+export {
+  compileRule,
   evaluateRule,
   topicMatches,
+  RuleEvaluationError,
+  type CompiledRule,
   type RuleInput,
   type RuleResult,
-  type SqlValue,
 } from "./evaluate";
+export { LIMITS, serialize, type SqlValue, type Value } from "./values";

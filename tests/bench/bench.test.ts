@@ -57,6 +57,15 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "checkViolations",
     "peakRssMiB",
   ],
+  "rule-sql": [
+    "payloadBytes",
+    "jsonParse.perSec",
+    "seed.perSec",
+    "seed.ratio",
+    "complex.perSec",
+    "complex.ratio",
+    "peakRssMiB",
+  ],
 };
 
 /** Counts that are right at zero (a failure count, violations of a clean stack). */

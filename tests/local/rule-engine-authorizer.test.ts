@@ -60,7 +60,13 @@ describe("local topic rule (local/rule-engine)", () => {
     };
     assert.equal(read(stream.objects[0]), `${JSON.stringify(expected)}\n`);
     assert.deepEqual(outputs, [expected]);
-    assert.deepEqual(rules.stats, { onTopic: 1, matched: 1, whereFalse: 0, actionFailures: 0 });
+    assert.deepEqual(rules.stats, {
+      onTopic: 1,
+      matched: 1,
+      whereFalse: 0,
+      actionFailures: 0,
+      evaluationErrors: 0,
+    });
   });
 
   it("runs no action when WHERE is false", async () => {
@@ -69,13 +75,22 @@ describe("local topic rule (local/rule-engine)", () => {
     await rules.onPublish("c", "SeattleStoreTemp/a", Buffer.from('{"other":1}'));
     await stream.close();
     assert.equal(stream.stats.recordsIn, 0);
-    assert.deepEqual(rules.stats, { onTopic: 2, matched: 0, whereFalse: 2, actionFailures: 0 });
+    assert.deepEqual(rules.stats, {
+      onTopic: 2,
+      matched: 0,
+      whereFalse: 2,
+      actionFailures: 0,
+      evaluationErrors: 0,
+    });
   });
 
   it("runs the error action with AWS's message shape when Firehose refuses the record", async () => {
-    // SELECT VALUE of a long string: over Firehose's 1,000 KiB record limit.
-    const rules = engine(withSql("SELECT VALUE big FROM 'SeattleStoreTemp/+'"));
-    const payload = Buffer.from(JSON.stringify({ big: "x".repeat(1000 * 1024) }));
+    // Nine copies of a 120 KiB string (the payload stays under IoT's 128 KB): a record over
+    // Firehose's 1,000 KiB limit.
+    const rules = engine(
+      withSql(`SELECT VALUE concat(${Array(9).fill("big").join(", ")}) FROM 'SeattleStoreTemp/+'`),
+    );
+    const payload = Buffer.from(JSON.stringify({ big: "x".repeat(120 * 1024) }));
     await rules.onPublish(
       "store-sensor-seattle1",
       "SeattleStoreTemp/store-sensor-seattle1",
