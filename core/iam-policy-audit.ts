@@ -1,6 +1,6 @@
 // Least-privilege audit of the pipeline's IAM permission policies (the roles IoT and Firehose
 // assume): wildcard actions and resources. Plain functions, no Pulumi.
-import { describeStatement, normalizePolicy } from "./iot-policy";
+import { describeStatement, normalizePolicyGrammar } from "./iot-policy";
 
 /** An action pattern with a wildcard: `*`, `s3:*`, `firehose:Put*`, `kinesis:?utRecord`. */
 export function isWildcardAction(action: string): boolean {
@@ -34,7 +34,7 @@ export interface IamFinding {
 /** Allow statements of an IAM document that use a wildcard action or resource, NotAction or NotResource. */
 export function iamWildcardFindings(doc: unknown): IamFinding[] {
   const findings: IamFinding[] = [];
-  for (const s of normalizePolicy(doc)) {
+  for (const s of normalizePolicyGrammar(doc)) {
     if (s.effect !== "Allow") continue;
     const where = describeStatement(s);
     if (s.notActions) {
