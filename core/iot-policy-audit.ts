@@ -295,7 +295,10 @@ export function overlyPermissiveFindings(
           if (action === "iot:Receive") {
             // Receiving needs a subscription: broad Receive matters only with a broad Subscribe.
             if (subscribeEverywhere !== undefined) {
-              add(`${reaches.split(";")[0]}, and ${subscribeEverywhere}, so it receives them`, action);
+              add(
+                `${reaches.split(";")[0]}, and ${subscribeEverywhere}, so it receives them`,
+                action,
+              );
             }
           } else {
             add(reaches, action);

@@ -115,13 +115,7 @@ function certificateValues(key: string, ctx: PolicyContext): string[] | undefine
   if (!m) return undefined;
   const [, side, alt, field, suffix] = m;
   const table =
-    side === "Subject"
-      ? alt
-        ? c.subjectAltNames
-        : c.subject
-      : alt
-        ? c.issuerAltNames
-        : c.issuer;
+    side === "Subject" ? (alt ? c.subjectAltNames : c.subject) : alt ? c.issuerAltNames : c.issuer;
   const all = (table[field] ?? []).slice(0, MAX_CERT_VALUES).map(escapeCertValue);
   if (all.length === 0) return undefined;
   if (suffix === "List") return all;

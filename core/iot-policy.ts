@@ -535,7 +535,9 @@ function valueProblem(family: OperatorFamily, value: string): string | undefined
         : undefined;
     case "bool":
     case "null":
-      return /^(true|false)$/i.test(value) ? undefined : `${JSON.stringify(value)} is not true or false`;
+      return /^(true|false)$/i.test(value)
+        ? undefined
+        : `${JSON.stringify(value)} is not true or false`;
     case "ip":
       return parseCidr(value) === undefined
         ? `${JSON.stringify(value)} is not an IPv4 or IPv6 address or CIDR block`
@@ -695,7 +697,8 @@ export function normalizePolicy(doc: unknown): NormalizedStatement[] {
       if (t.some((p) => p.kind === "var")) usesVariables = true;
       // Check the ARN's shape with its variables taken out: they stand inside the name.
       const bad = resourceProblem(t.map((p) => (p.kind === "var" ? "x" : p.text)).join(""));
-      if (bad) throw new PolicyDocumentError(`${where}: ${bad.replace(/^resource \S+/, `resource ${r}`)}`);
+      if (bad)
+        throw new PolicyDocumentError(`${where}: ${bad.replace(/^resource \S+/, `resource ${r}`)}`);
     }
     for (const c of s.conditions) {
       checkCondition(s, c);

@@ -278,7 +278,11 @@ const MAX_CERT_VALUES = 5;
 function certificateValues(key: string, v: unknown, check: (s: string) => string | undefined) {
   const items = Array.isArray(v) ? v : [v];
   if (items.length === 0 || items.length > MAX_CERT_VALUES) {
-    fail(key, v, `must be a string or a list of 1 to ${MAX_CERT_VALUES} strings (AWS reads at most five values)`);
+    fail(
+      key,
+      v,
+      `must be a string or a list of 1 to ${MAX_CERT_VALUES} strings (AWS reads at most five values)`,
+    );
   }
   return items.map((x: unknown) => {
     if (typeof x !== "string" || x === "") fail(key, v, "must be a non-empty string");
@@ -288,7 +292,11 @@ function certificateValues(key: string, v: unknown, check: (s: string) => string
       }
     }
     if (/[*$+?#]/.test(x.replace(/\{[^}]*\}/g, ""))) {
-      fail(key, x, "must not contain * $ + ? or #: AWS leaves certificate variables holding them unreplaced");
+      fail(
+        key,
+        x,
+        "must not contain * $ + ? or #: AWS leaves certificate variables holding them unreplaced",
+      );
     }
     const bad = check(x.replace(/\{[^}]*\}/g, "x"));
     if (bad) fail(key, x, bad);
@@ -298,11 +306,13 @@ function certificateValues(key: string, v: unknown, check: (s: string) => string
 
 function parseLocalCertificates(raw: RawConfig): LocalCertificateSpec {
   const v = raw.localCertificates === "" ? {} : (structured(raw, "localCertificates") ?? {});
-  const shape = "must be {subject: {Attribute: value(s)}, subjectAlternativeNames: {Kind: value(s)}}";
+  const shape =
+    "must be {subject: {Attribute: value(s)}, subjectAlternativeNames: {Kind: value(s)}}";
   if (typeof v !== "object" || v === null || Array.isArray(v)) fail("localCertificates", v, shape);
   const e = v as Record<string, unknown>;
   for (const k of Object.keys(e)) {
-    if (k !== "subject" && k !== "subjectAlternativeNames") fail(`localCertificates.${k}`, e[k], shape);
+    if (k !== "subject" && k !== "subjectAlternativeNames")
+      fail(`localCertificates.${k}`, e[k], shape);
   }
   const map = (key: string, x: unknown): Record<string, unknown> => {
     if (x === undefined || x === null) return {};
@@ -313,7 +323,12 @@ function parseLocalCertificates(raw: RawConfig): LocalCertificateSpec {
   const subject: Record<string, string[]> = {};
   for (const [attr, values] of Object.entries(map("localCertificates.subject", e.subject))) {
     const key = `localCertificates.subject.${attr}`;
-    if (attr === "CommonName") fail(key, values, "is always the thing name (the broker binds the connection to it); remove it");
+    if (attr === "CommonName")
+      fail(
+        key,
+        values,
+        "is always the thing name (the broker binds the connection to it); remove it",
+      );
     if (!attributes.includes(attr)) fail(key, values, `use one of ${attributes.join(", ")}`);
     subject[attr] = certificateValues(key, values, (s) =>
       attr === "Country" && !/^[A-Z]{2}$/.test(s)
@@ -362,10 +377,18 @@ function parsePolicy(
     given === "" ||
     (typeof given === "object" && Object.keys(given).length === 0);
   if (mode !== "custom" && !empty) {
-    fail("policyDocument", "(a document)", `is used only with policyMode custom (policyMode is ${mode}); set policyMode custom or remove policyDocument`);
+    fail(
+      "policyDocument",
+      "(a document)",
+      `is used only with policyMode custom (policyMode is ${mode}); set policyMode custom or remove policyDocument`,
+    );
   }
   if (mode === "custom" && empty) {
-    fail("policyDocument", given ?? "", "must be the stack's IoT policy document when policyMode is custom");
+    fail(
+      "policyDocument",
+      given ?? "",
+      "must be the stack's IoT policy document when policyMode is custom",
+    );
   }
   const document = mode === "custom" ? given : undefined;
   // The evaluator's own reading: the same parser and checks as the broker and the pack.
