@@ -715,55 +715,99 @@ export function normalizePolicy(doc: unknown): NormalizedStatement[] {
 
 // ---- Matching ------------------------------------------------------------------------------
 
+/** A compiled wildcard pattern: true when the whole text matches. */
+type Matcher = (text: string) => boolean;
+
 /**
- * Compiled patterns by flags and pattern. The local broker evaluates its policy on every publish,
+ * Compiled patterns by case and pattern. The local broker evaluates its policy on every publish,
  * and compiling the same few patterns each time was a sixth of its CPU. Bounded, because a
  * pattern holding a policy variable becomes one pattern per client once substituted: past the
  * bound the oldest entry goes, which costs a recompile, never a wrong answer.
  */
-const compiled = new Map<string, RegExp>();
+const compiled = new Map<string, Matcher>();
 const COMPILED_MAX = 10_000;
 
 const escapeRegExp = (c: string) => c.replace(/[.+^${}()|[\]\\*?]/g, "\\$&");
 
-/**
- * IAM-style wildcard match: `*` any run of characters (across `/`), `?` exactly one; `${*}`,
- * `${?}` and `${$}` are the characters themselves.
- */
-function wildcardRegExp(pattern: string, flags: string): RegExp {
-  const key = `${flags}:${pattern}`;
-  let re = compiled.get(key);
-  if (re) return re;
-  let body = "";
+/** A pattern's pieces: literal text (`${*}`-style escapes made literal) and the wildcards. */
+function tokens(pattern: string): Array<{ text: string } | "*" | "?"> {
+  const out: Array<{ text: string } | "*" | "?"> = [];
+  let text = "";
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];
     const special = c === "$" && /^\$\{[*?$]\}/.exec(pattern.slice(i));
     if (special) {
-      body += escapeRegExp(special[0][2]);
+      text += special[0][2];
       i += 3;
-    } else if (c === "*") body += ".*";
-    else if (c === "?") body += ".";
-    else body += escapeRegExp(c);
+    } else if (c === "*" || c === "?") {
+      out.push({ text }, c);
+      text = "";
+    } else text += c;
   }
-  re = new RegExp(`^${body}$`, flags.includes("s") ? flags : `${flags}s`);
-  if (compiled.size >= COMPILED_MAX) compiled.delete(compiled.keys().next().value as string);
-  compiled.set(key, re);
-  return re;
+  out.push({ text });
+  return out;
 }
 
-/** Whether a pattern needs the regular expression: a wildcard, or a `${*}`-style literal. */
-const needsRegExp = (pattern: string): boolean =>
+/**
+ * IAM-style wildcard match: `*` any run of characters (across `/` and `:`), `?` exactly one;
+ * `${*}`, `${?}` and `${$}` are the characters themselves. Patterns with `*` only are matched by
+ * their literal pieces in order (prefix, pieces found left to right, suffix), which is linear: a
+ * regular expression with several `.*` backtracks over a long ARN, and a policy with twenty such
+ * resources spent most of its time there.
+ */
+function wildcardMatcher(pattern: string, ignoreCase: boolean): Matcher {
+  const key = `${ignoreCase ? "i" : "c"}:${pattern}`;
+  let m = compiled.get(key);
+  if (m) return m;
+  const parts = tokens(pattern);
+  if (parts.includes("?")) {
+    const body = parts
+      .map((p) => (p === "*" ? ".*" : p === "?" ? "." : escapeRegExp(p.text)))
+      .join("");
+    const re = new RegExp(`^${body}$`, ignoreCase ? "is" : "s");
+    m = (text) => re.test(text);
+  } else {
+    const fold = (t: string) => (ignoreCase ? t.toLowerCase() : t);
+    const pieces = parts.flatMap((p) => (typeof p === "object" ? [fold(p.text)] : []));
+    if (pieces.length === 1) {
+      const only = pieces[0];
+      m = (text) => fold(text) === only;
+    } else {
+      const first = pieces[0];
+      const last = pieces[pieces.length - 1];
+      const middle = pieces.slice(1, -1);
+      const min = pieces.reduce((n, p) => n + p.length, 0);
+      m = (raw) => {
+        const text = fold(raw);
+        if (text.length < min || !text.startsWith(first) || !text.endsWith(last)) return false;
+        let at = first.length;
+        const end = text.length - last.length;
+        for (const piece of middle) {
+          const found = text.indexOf(piece, at);
+          if (found < 0 || found + piece.length > end) return false;
+          at = found + piece.length;
+        }
+        return at <= end;
+      };
+    }
+  }
+  if (compiled.size >= COMPILED_MAX) compiled.delete(compiled.keys().next().value as string);
+  compiled.set(key, m);
+  return m;
+}
+
+/** Whether a pattern needs the matcher: a wildcard, or a `${*}`-style literal. */
+const needsMatcher = (pattern: string): boolean =>
   pattern.includes("*") || pattern.includes("?") || pattern.includes("${");
 
 /** Whether an action pattern (`iot:*`, `iot:Publish*`, `*`) covers an action; case-insensitive. */
 export function actionMatches(pattern: string, action: string): boolean {
-  return wildcardRegExp(pattern, "i").test(action);
+  return wildcardMatcher(pattern, true)(action);
 }
 
 /** {@link actionMatches} for one pattern, compiled once: for a document's fixed actions. */
 export function actionMatcher(pattern: string): (action: string) => boolean {
-  const re = wildcardRegExp(pattern, "i");
-  return (action) => re.test(action);
+  return wildcardMatcher(pattern, true);
 }
 
 /**
@@ -771,16 +815,15 @@ export function actionMatcher(pattern: string): (action: string) => boolean {
  * plain characters here, as they are in AWS IoT policies.
  */
 export function resourceMatches(pattern: string, resource: string): boolean {
-  // Without a wildcard the anchored, escaped, case-sensitive expression is plain equality.
-  if (!needsRegExp(pattern)) return pattern === resource;
-  return wildcardRegExp(pattern, "").test(resource);
+  // Without a wildcard the match is plain, case-sensitive equality.
+  if (!needsMatcher(pattern)) return pattern === resource;
+  return wildcardMatcher(pattern, false)(resource);
 }
 
 /** {@link resourceMatches} for one pattern, compiled once: for a document's fixed resources. */
 export function resourceMatcher(pattern: string): (resource: string) => boolean {
-  if (!needsRegExp(pattern)) return (resource) => pattern === resource;
-  const re = wildcardRegExp(pattern, "");
-  return (resource) => re.test(resource);
+  if (!needsMatcher(pattern)) return (resource) => pattern === resource;
+  return wildcardMatcher(pattern, false);
 }
 
 /** Whether a statement's action part (Action or NotAction) applies to the action. */
@@ -790,10 +833,20 @@ export function statementCoversAction(s: NormalizedStatement, action: string): b
 
 /** {@link statementCoversAction} for one statement, its patterns compiled once. */
 export function actionCoverage(s: NormalizedStatement): (action: string) => boolean {
-  if (s.actions) {
-    const any = s.actions.map(actionMatcher);
-    return (action) => any.some((m) => m(action));
-  }
+  const any = (s.actions ?? []).map(actionMatcher);
   const none = (s.notActions ?? []).map(actionMatcher);
-  return (action) => !none.some((m) => m(action));
+  const covers = s.actions
+    ? (action: string) => any.some((m) => m(action))
+    : (action: string) => !none.some((m) => m(action));
+  // A broker asks about the same handful of actions on every message: answer each once. Bounded,
+  // since an action name comes from the caller.
+  const memo = new Map<string, boolean>();
+  return (action) => {
+    let r = memo.get(action);
+    if (r === undefined) {
+      r = covers(action);
+      if (memo.size < 64) memo.set(action, r);
+    }
+    return r;
+  };
 }
