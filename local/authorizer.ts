@@ -106,6 +106,7 @@ export class LocalAuthorizer {
     const attributes: string[] = [];
     if (connect?.clean === false) attributes.push("PersistentConnect");
     if (connect?.will !== undefined) attributes.push("LastWill");
+    const attributesOf = (x: DeviceIdentity) => this.attributesOf(x);
     const context: PolicyContext = {
       clientId: id.clientId,
       thingName: thing?.name,
@@ -114,7 +115,11 @@ export class LocalAuthorizer {
       thingTypeName: thing === undefined ? undefined : this.config.thingType.name,
       attributes: thing?.attributes ?? {},
       certificateId: id.certificateId,
-      certificate: this.attributesOf(id),
+      // Read only when a policy asks for a certificate variable: parsing every connecting
+      // device's certificate would slow a fleet's connects for policies that never look.
+      get certificate() {
+        return attributesOf(id);
+      },
       sourceIp: id.remoteAddress,
       secureTransport: true,
       connectAttributes: attributes,
