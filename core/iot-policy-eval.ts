@@ -235,17 +235,6 @@ function fill(parts: readonly TemplatePart[], ctx: PolicyContext): Filled | unde
   return { pattern, literal };
 }
 
-/**
- * Substitutes `${...}` variables. Undefined when any is unresolved: AWS then treats the resource
- * or condition value as matching nothing. A value holding `*` or `?` is refused as unresolved
- * too, so that a client id can never smuggle a wildcard into a resource pattern.
- */
-export function substitute(text: string, ctx: PolicyContext): string | undefined {
-  const parts = parseTemplate(text);
-  if ("error" in parts) return undefined;
-  return fill(parts, ctx)?.literal;
-}
-
 // ---- Conditions ------------------------------------------------------------------------------
 
 type Test = (actual: string, policy: Filled) => boolean;

@@ -266,21 +266,24 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       }
       const id = client ? this.identities.get(client) : undefined;
       if (!id) return done(new Error("publish from an unauthenticated client"));
-      const qos = packet.qos === 0 ? 0 : 1;
-      const payload = Buffer.isBuffer(packet.payload)
-        ? packet.payload
-        : Buffer.from(packet.payload);
-      const retain = packet.retain === true;
-      let reason = this.hooks.authorizePublish?.(id, packet.topic, retain);
-      // Admitted retained publishes count against the store's bounds until stored or given up.
-      const hold =
-        reason === undefined && retain ? this.retained.reserve(packet.topic, payload) : undefined;
-      if (typeof hold === "string") reason = hold;
+      const reason = this.hooks.authorizePublish?.(id, packet.topic, packet.retain === true);
       if (reason !== undefined) {
         this.stats.publishDenials++;
         this.emit("publishDenied", id, packet.topic, reason);
         // An error here makes aedes close the connection: AWS IoT disconnects on a denied publish.
         return done(new Error(`publish to ${packet.topic} denied: ${reason}`));
+      }
+      const qos = packet.qos === 0 ? 0 : 1;
+      const payload = Buffer.isBuffer(packet.payload)
+        ? packet.payload
+        : Buffer.from(packet.payload);
+      // A retained publish counts against the store's bounds from here until stored or given up;
+      // past them it is refused like a denied publish (AWS: "throttled"), before any PUBACK.
+      const hold = packet.retain ? this.retained.reserve(packet.topic, payload) : undefined;
+      if (typeof hold === "string") {
+        this.stats.publishDenials++;
+        this.emit("publishDenied", id, packet.topic, hold);
+        return done(new Error(`retained publish to ${packet.topic} refused: ${hold}`));
       }
       // aedes writes the PUBACK after this callback, so waiting here makes the PUBACK durable.
       let pending: void | Promise<void>;
