@@ -149,10 +149,17 @@ const EXAMPLES = (
   }
 ).examples;
 
+/** The examples the table uses, to check that none of the pages' documents is left out. */
+export const USED_EXAMPLES = new Set<string>();
+
+/** Every example of aws-examples.json, as `page #block`. */
+export const ALL_EXAMPLES = EXAMPLES.map((e) => `${e.page} #${e.block}`);
+
 /** An AWS example policy as printed on its page (block n, counted from 0). */
 export function example(page: string, block: number): Example {
   const e = EXAMPLES.find((x) => x.page === page && x.block === block);
   if (!e) throw new Error(`no example ${page} #${block} in aws-examples.json`);
+  USED_EXAMPLES.add(`${page} #${block}`);
   return e;
 }
 
@@ -1432,6 +1439,40 @@ export const CASES: PolicyCase[] = [
       "implicit-deny",
     ],
   ]),
+  ...exampleRows("connect-policy", 3, [
+    [
+      "as printed, the document lacks its closing brace: refused when the stack loads",
+      C,
+      "client/x",
+      unregistered("x"),
+      { refused: /not JSON/ },
+    ],
+  ]),
+  ...(() => {
+    const e = example("connect-policy", 3);
+    return rows(
+      "AWS examples verbatim",
+      e.url,
+      [`${e.text}\n}`],
+      [
+        [
+          "PersistentConnect disallowed",
+          C,
+          "client/x",
+          unregistered("x", { connectAttributes: ["PersistentConnect"] }),
+          "implicit-deny",
+        ],
+        [
+          "other features allowed (LastWill)",
+          C,
+          "client/x",
+          unregistered("x", { connectAttributes: ["LastWill"] }),
+          "allow",
+        ],
+        ["a clean connection allowed", C, "client/x", unregistered("x"), "allow"],
+      ],
+    ).map((r) => ({ ...r, name: `connect-policy #3 (closing brace added): ${r.name}` }));
+  })(),
   ...exampleRows("connect-policy", 4, [
     [
       "PersistentConnect denied",

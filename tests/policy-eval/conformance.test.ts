@@ -8,7 +8,15 @@ import {
   type PolicyEvaluator,
 } from "../../core/iot-policy-eval";
 import { PolicyDocumentError } from "../../core/iot-policy";
-import { ACCOUNT_ARN, CASES, DEFAULT_TIME, type Feature, type PolicyCase } from "./cases";
+import {
+  ACCOUNT_ARN,
+  ALL_EXAMPLES,
+  CASES,
+  DEFAULT_TIME,
+  USED_EXAMPLES,
+  type Feature,
+  type PolicyCase,
+} from "./cases";
 
 function resourceOf(c: PolicyCase): string {
   return c.resource.startsWith("arn:") || c.resource === "*"
@@ -36,6 +44,11 @@ describe("IoT policy conformance table (AWS pages → decisions)", () => {
       assert.match(c.source, /^https:\/\/docs\.aws\.amazon\.com\/(iot|IAM)\//, c.name);
     }
     for (const [feature, n] of totals()) assert.ok(n >= 2, `${feature}: ${n} cases`);
+    assert.deepEqual(
+      ALL_EXAMPLES.filter((e) => !USED_EXAMPLES.has(e)),
+      [],
+      "every policy document of the example pages is in the table",
+    );
     const names = CASES.map((c) => `${c.feature}: ${c.name}`);
     assert.equal(new Set(names).size, names.length, "case names are unique");
   });
