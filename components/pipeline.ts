@@ -53,6 +53,7 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
         policyName: config.policy.name,
         mode: config.policy.mode,
         telemetryTopic: config.telemetryTopic,
+        document: config.policy.document,
       },
       parent,
     );

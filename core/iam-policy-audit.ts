@@ -2,7 +2,7 @@
 // Managed Flink assume): the one definition of a wildcard action or resource, the few wildcards
 // AWS itself requires (each named, with its reason and page), and the audit the policy pack and
 // the program's own guard share. Plain functions, no Pulumi.
-import { describeStatement, normalizePolicy } from "./iot-policy";
+import { describeStatement, normalizePolicyGrammar } from "./iot-policy";
 
 /** An action pattern with a wildcard: `*`, `s3:*`, `firehose:Put*`, `kinesis:?utRecord`. */
 export function isWildcardAction(action: string): boolean {
@@ -90,7 +90,7 @@ export interface IamFinding {
 /** Allow statements of an IAM document that use a wildcard action or resource, NotAction or NotResource. */
 export function iamWildcardFindings(doc: unknown): IamFinding[] {
   const findings: IamFinding[] = [];
-  for (const s of normalizePolicy(doc)) {
+  for (const s of normalizePolicyGrammar(doc)) {
     if (s.effect !== "Allow") continue;
     const where = describeStatement(s);
     if (s.notActions) {

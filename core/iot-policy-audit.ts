@@ -1,5 +1,7 @@
 // Device-Defender-style audit of an IoT policy document at preview time: which statements grant
-// everything, which are overly permissive, which are misconfigured. Plain functions, no Pulumi.
+// everything, which are overly permissive, which are misconfigured, following the audit checks'
+// documentation (audit-chk-iot-policy-permissive.html, audit-chk-iot-misconfigured-policies.html).
+// Plain functions, no Pulumi.
 import {
   type NormalizedStatement,
   describeStatement,
@@ -96,7 +98,53 @@ export function coversAnyResource(pattern: string, type: IotResourceType): boole
 
 /** Whether a topic or topic-filter pattern reaches another thing's reserved `$aws/things/` topics. */
 export function coversOtherThingsReservedTopics(pattern: string, type: "topic" | "topicfilter") {
-  return RESERVED_PROBES.some((topic) => patternReaches(pattern, type, topic));
+  if (RESERVED_PROBES.some((topic) => patternReaches(pattern, type, topic))) return true;
+  // `+` and `#` are literal in a policy, so `topicfilter/$aws/things/+/shadow/update` allows
+  // exactly that filter, which MQTT then matches against every thing's shadow: Device Defender
+  // flags it (audit-chk-iot-policy-permissive.html, "Subscribe").
+  return (
+    type === "topicfilter" &&
+    RESERVED_FILTER_PROBES.some((f) => patternReaches(pattern, "topicfilter", f))
+  );
+}
+
+/**
+ * Every MQTT filter that matches `topic` and holds a wildcard: each level itself or `+`, and any
+ * tail replaced by `#`. Filters whose first level is a wildcard are left out for `$` topics, which
+ * MQTT does not match them against ([MQTT-4.7.2-1]).
+ */
+export function wildcardFiltersFor(topic: string): string[] {
+  const levels = topic.split("/");
+  const out = new Set<string>();
+  const walk = (i: number, acc: string[]) => {
+    // A `#` may stand for the rest from any level on, including none ("a/#" matches "a").
+    if (i > 0 || !topic.startsWith("$")) out.add([...acc, "#"].join("/"));
+    if (i === levels.length) {
+      if (acc.some((l) => l === "+")) out.add(acc.join("/"));
+      return;
+    }
+    walk(i + 1, [...acc, levels[i]]);
+    if (i > 0 || !topic.startsWith("$")) walk(i + 1, [...acc, "+"]);
+  };
+  walk(0, []);
+  return [...out];
+}
+
+/** Wildcard filters that reach another thing's reserved topics (shadows, jobs). */
+const RESERVED_FILTER_PROBES = [
+  `$aws/things/${PROBE_THING}/shadow/update`,
+  `$aws/things/${PROBE_THING}/shadow/name/probe/update`,
+  `$aws/things/${PROBE_THING}/jobs/notify`,
+].flatMap(wildcardFiltersFor);
+
+/** Wildcard filters that reach every topic of the account (`#`, `+/#`, ...). */
+const EVERY_TOPIC_FILTER_PROBES = wildcardFiltersFor(PROBE_NAME).filter((f) =>
+  /^(\+\/)*#$|^(\+\/)*\+$/.test(f),
+);
+
+/** Whether a topic-filter pattern allows a filter that matches every topic: `#`, `+/#` and the like. */
+export function allowsEveryTopicFilter(pattern: string): boolean {
+  return EVERY_TOPIC_FILTER_PROBES.some((f) => patternReaches(pattern, "topicfilter", f));
 }
 
 function hasIsAttachedCondition(s: NormalizedStatement): boolean {
@@ -173,18 +221,39 @@ const FIX_BY_TYPE: Record<IotResourceType, string> = {
   thing: "name the device's own thing: thing/${iot:Connection.Thing.ThingName}",
 };
 
+/** Whether some Allow statement lets the device subscribe to a filter that reaches every topic, or other things' reserved ones. */
+function broadSubscribe(statements: readonly NormalizedStatement[]): string | undefined {
+  for (const s of statements) {
+    if (s.effect !== "Allow" || !statementCoversAction(s, "iot:Subscribe")) continue;
+    for (const p of s.resources ?? []) {
+      if (
+        coversAnyResource(p, "topicfilter") ||
+        allowsEveryTopicFilter(p) ||
+        coversOtherThingsReservedTopics(p, "topicfilter")
+      ) {
+        return `${describeStatement(s)} allows iot:Subscribe on ${p}`;
+      }
+    }
+    if (s.notResources) return `${describeStatement(s)} allows iot:Subscribe with NotResource`;
+  }
+  return undefined;
+}
+
 /**
  * Device Defender's IOT_POLICY_OVERLY_PERMISSIVE_CHECK at preview time: Connect that any client id
- * passes (`client/*`, `client/${iot:ClientId}`) without the IsAttached condition; Publish,
- * Subscribe, Receive (and shadow/job actions) on every topic, filter or thing, or on other
- * things' reserved `$aws/things/` topics; any Allow written with NotAction or NotResource.
- * Statements that allow everything are left to {@link allowAllFindings}, so one statement is
- * reported once.
+ * passes (`client/*`, `client/${iot:ClientId}`) without the IsAttached condition; Publish and
+ * Subscribe (and shadow/job actions) on every topic, filter or thing, or on other things' reserved
+ * `$aws/things/` topics, MQTT wildcards in a topic filter included (`$aws/things/+/shadow/update`
+ * is that very filter); any Allow written with NotAction or NotResource. A broad iot:Receive alone
+ * is compliant, as the check's page says, because a device receives only what it may subscribe
+ * to: it is reported only alongside a broad Subscribe. Statements that allow everything are left
+ * to {@link allowAllFindings}, so one statement is reported once.
  */
 export function overlyPermissiveFindings(
   statements: readonly NormalizedStatement[],
 ): AuditFinding[] {
   const findings: AuditFinding[] = [];
+  const subscribeEverywhere = broadSubscribe(statements);
   for (const s of statements) {
     if (s.effect !== "Allow" || allowsAllOnAll(s)) continue;
     const where = describeStatement(s);
@@ -208,23 +277,32 @@ export function overlyPermissiveFindings(
         broad.set(reason, [...(broad.get(reason) ?? []), action]);
       for (const action of actions) {
         const type = DATA_PLANE_ACTIONS[action];
+        const reaches =
+          type === "client"
+            ? undefined
+            : coversAnyResource(pattern, type) ||
+                (type === "topicfilter" && allowsEveryTopicFilter(pattern))
+              ? `it reaches every ${type === "topicfilter" ? "topic" : type} of the account${type === "topicfilter" && allowsEveryTopicFilter(pattern) && !coversAnyResource(pattern, type) ? " (+ and # are literal in a policy, so this allows that very MQTT filter)" : ""}; ${FIX_BY_TYPE[type]}`
+              : (type === "topic" || type === "topicfilter") &&
+                  coversOtherThingsReservedTopics(pattern, type)
+                ? `it reaches other things' reserved topics ($aws/things/<other thing>/...${type === "topicfilter" && /[+#]/.test(pattern) ? "; + and # are literal in a policy, so this allows that very MQTT filter, which matches every thing's topics" : ""}); use $aws/things/\${iot:Connection.Thing.ThingName}/... instead`
+                : undefined;
         if (type === "client") {
           if (coversAnyResource(pattern, "client") && !hasIsAttachedCondition(s)) {
             add(`any client id can connect: ${FIX_BY_TYPE.client}`, action);
           }
-        } else if (coversAnyResource(pattern, type)) {
-          add(
-            `it reaches every ${type === "topicfilter" ? "topic filter" : type} of the account; ${FIX_BY_TYPE[type]}`,
-            action,
-          );
-        } else if (
-          (type === "topic" || type === "topicfilter") &&
-          coversOtherThingsReservedTopics(pattern, type)
-        ) {
-          add(
-            "it reaches other things' reserved topics ($aws/things/<other thing>/...); use $aws/things/${iot:Connection.Thing.ThingName}/... instead",
-            action,
-          );
+        } else if (reaches !== undefined) {
+          if (action === "iot:Receive") {
+            // Receiving needs a subscription: broad Receive matters only with a broad Subscribe.
+            if (subscribeEverywhere !== undefined) {
+              add(
+                `${reaches.split(";")[0]}, and ${subscribeEverywhere}, so it receives them`,
+                action,
+              );
+            }
+          } else {
+            add(reaches, action);
+          }
         }
       }
       for (const [reason, acts] of broad) {
@@ -238,10 +316,37 @@ export function overlyPermissiveFindings(
   return findings;
 }
 
+/** A topic the pattern names, its wildcards made plain characters ("building/control_room/x"). */
+function sampleTopic(pattern: string): string | undefined {
+  const m = /:topicfilter\/(.*)$/.exec(pattern);
+  const name = m?.[1];
+  if (name === undefined || /[+#]/.test(name) || name.includes("${")) return undefined;
+  return name.replace(/[*?]/g, "x");
+}
+
 /**
- * Device Defender's IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK: MQTT wildcards `+` or `#` in a
- * Deny statement's topic or topic-filter resource. They are literal characters in a policy, so
- * the Deny covers less than it seems to.
+ * Whether the document lets the device receive messages on `topic`: an Allow on iot:Receive
+ * reaches it and no Deny on iot:Receive does.
+ */
+function receives(statements: readonly NormalizedStatement[], topic: string): boolean {
+  const on = (s: NormalizedStatement) =>
+    statementCoversAction(s, "iot:Receive") &&
+    (s.resources
+      ? s.resources.some((p) => patternReaches(p, "topic", topic))
+      : !(s.notResources ?? []).some((p) => patternReaches(p, "topic", topic)));
+  return (
+    statements.some((s) => s.effect === "Allow" && on(s)) &&
+    !statements.some((s) => s.effect === "Deny" && s.conditions.length === 0 && on(s))
+  );
+}
+
+/**
+ * Device Defender's IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK, both of its reasons
+ * (audit-chk-iot-misconfigured-policies.html): MQTT wildcards `+` or `#` in a Deny statement's
+ * topic or topic-filter resource (literal in a policy, so the Deny covers less than it seems);
+ * and a Deny on iot:Subscribe that an allowed MQTT wildcard filter walks around (Deny
+ * `topicfilter/building/control_room/*`, Allow `topicfilter/building/*`: the device subscribes to
+ * `building/#` and receives the denied topics).
  */
 export function misconfigurationFindings(
   statements: readonly NormalizedStatement[],
@@ -257,6 +362,27 @@ export function misconfigurationFindings(
       findings.push({
         statement: s,
         message: `${describeStatement(s)} denies ${actionText(s)} on ${pattern}, but + and # are literal characters in an IoT policy, so the Deny does not cover the topics the MQTT filter would match; use the policy wildcard * instead (${suggestion})`,
+      });
+    }
+    if (!statementCoversAction(s, "iot:Subscribe") || s.conditions.length > 0) continue;
+    for (const denied of s.resources ?? []) {
+      const topic = sampleTopic(denied);
+      if (topic === undefined || !receives(statements, topic)) continue;
+      const around = wildcardFiltersFor(topic).find(
+        (f) =>
+          !patternReaches(denied, "topicfilter", f) &&
+          statements.some(
+            (a) =>
+              a.effect === "Allow" &&
+              statementCoversAction(a, "iot:Subscribe") &&
+              (a.resources ?? []).some((p) => patternReaches(p, "topicfilter", f)),
+          ),
+      );
+      if (around === undefined) continue;
+      const prefix = denied.slice(0, denied.indexOf(":topicfilter/"));
+      findings.push({
+        statement: s,
+        message: `${describeStatement(s)} denies iot:Subscribe on ${denied}, but the policy allows subscribing to the MQTT filter ${around}, which receives those topics anyway; deny iot:Receive on ${prefix}:topic/${denied.slice(denied.indexOf(":topicfilter/") + 13)} as well`,
       });
     }
   }

@@ -1,29 +1,67 @@
 // The one IoT policy evaluator: decides an action on a resource for a connected client the way
-// AWS IoT Core does (IAM rules plus IoT policy variables), for the local broker and the policy pack.
+// AWS IoT Core does (IAM's evaluation logic and condition operators, IoT's policy variables), for
+// the local broker, the stack config check and the tests.
+import { BlockList } from "node:net";
 import {
   actionCoverage,
+  checkCondition,
   describeStatement,
+  lookupKey,
   normalizePolicy,
+  parseCidr,
+  parseIamDate,
+  parseTemplate,
   PolicyDocumentError,
   resourceMatcher,
   resourceMatches,
-  type NormalizedCondition,
+  type CheckedCondition,
+  type KeySpec,
   type NormalizedStatement,
+  type TemplatePart,
 } from "./iot-policy";
+
+/** A certificate's attributes as AWS IoT exposes them to policies (cert-policy-variables.html). */
+export interface CertificateAttributes {
+  /** Subject attribute values by AWS's attribute name (`Organization`, `Country`, ...), in order. */
+  readonly subject: Readonly<Record<string, readonly string[]>>;
+  readonly issuer: Readonly<Record<string, readonly string[]>>;
+  /** Subject alternative names by AWS's kind (`DNSName`, `RFC822Name`, ...). */
+  readonly subjectAltNames: Readonly<Record<string, readonly string[]>>;
+  readonly issuerAltNames: Readonly<Record<string, readonly string[]>>;
+  /** The serial number, upper-case hex without separators. */
+  readonly serialNumber?: string;
+}
 
 /** What AWS knows about the connection when it evaluates a policy. */
 export interface PolicyContext {
   readonly clientId: string;
-  /**
-   * The thing the certificate is attached to, when the client id equals that thing's name
-   * (AWS fills the `iot:Connection.Thing.*` variables only then).
-   */
+  /** The thing the connection's certificate is attached to, if any. */
   readonly thingName?: string;
   /** Whether the certificate is attached to `thingName` in the registry. */
   readonly isAttached: boolean;
+  /**
+   * How the certificate is attached to its thing (AttachThingPrincipal's thingPrincipalType).
+   * Non-exclusive (AWS's default): thing variables resolve only when the client id is the thing's
+   * name. Exclusive: they resolve to the one attached thing whatever the client id.
+   * @default "non-exclusive"
+   */
+  readonly association?: "exclusive" | "non-exclusive";
   readonly thingTypeName?: string;
   /** The thing's attributes (a thing inherits nothing here: pass what the registry holds). */
   readonly attributes: Readonly<Record<string, string>>;
+  /** `${iot:CertificateId}`: the certificate's id (64 hex characters). */
+  readonly certificateId?: string;
+  readonly certificate?: CertificateAttributes;
+  /** `aws:SourceIp`: the peer's address. */
+  readonly sourceIp?: string;
+  /** `iot:DomainName`: the domain the client connected to. */
+  readonly domainName?: string;
+  /** `iot:ConnectAttributes`: `PersistentConnect` (clean session off), `LastWill`. */
+  readonly connectAttributes?: readonly string[];
+  /** `iot:LastWillTopic`: the ARN of the will's topic, when the connection has a will. */
+  readonly lastWillTopic?: string;
+  /** `aws:SecureTransport`: true over TLS. */
+  readonly secureTransport?: boolean;
 }
 
 export interface PolicyRequest {
@@ -32,6 +70,8 @@ export interface PolicyRequest {
   /** The full ARN, for example `arn:aws:iot:us-east-1:000000000000:topic/a/b`. */
   readonly resource: string;
   readonly context: PolicyContext;
+  /** `aws:CurrentTime` / `aws:EpochTime`; defaults to now. */
+  readonly time?: Date;
 }
 
 export type PolicyDecision = "allow" | "explicit-deny" | "implicit-deny";
@@ -42,95 +82,321 @@ export interface PolicyEvaluation {
   readonly statement?: NormalizedStatement;
 }
 
-/** Operators we evaluate; AWS rejects a policy with an unknown one, and so do we (at load). */
-const OPERATORS = new Set([
-  "StringEquals",
-  "StringNotEquals",
-  "StringEqualsIgnoreCase",
-  "StringNotEqualsIgnoreCase",
-  "StringLike",
-  "StringNotLike",
-  "Bool",
-  "Null",
-]);
-const NEGATED = new Set(["StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike"]);
+// ---- What a key stands for on one connection ----------------------------------------------
 
-const VARIABLE = /\$\{([^}]*)\}/g;
-const ATTRIBUTE = /^iot:Connection\.Thing\.Attributes\[([^\]]+)\]$/;
+/** Whether thing variables resolve for this connection (thing-policy-variables.html, exclusive-thing.html). */
+function thingResolves(ctx: PolicyContext): boolean {
+  if (ctx.thingName === undefined || !ctx.isAttached) return false;
+  return ctx.association === "exclusive" || ctx.thingName === ctx.clientId;
+}
+
+/** IPv4 addresses reach Node as `::ffff:a.b.c.d` on dual-stack sockets; IAM sees `a.b.c.d`. */
+export function normalizeIp(address: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return m ? m[1] : address;
+}
+
+/** Certificate attributes hold at most five values; the rest are ignored (cert-policy-variables.html). */
+const MAX_CERT_VALUES = 5;
+
+/** Special characters in certificate values are escaped with a backslash (cert-policy-variables.html). */
+const escapeCertValue = (v: string) => v.replace(/[,"\\=<>;]/g, "\\$&");
+
+function certificateValues(key: string, ctx: PolicyContext): string[] | undefined {
+  const c = ctx.certificate;
+  if (c === undefined) return undefined;
+  if (key === "iot:Certificate.SerialNumber") {
+    return c.serialNumber === undefined ? undefined : [c.serialNumber];
+  }
+  if (key === "iot:Certificate.AvailableKeys") return availableKeys(c);
+  const m = /^iot:Certificate\.(Subject|Issuer)\.(AlternativeName\.)?(\w+?)(?:\.(\d+|List))?$/.exec(
+    key,
+  );
+  if (!m) return undefined;
+  const [, side, alt, field, suffix] = m;
+  const table =
+    side === "Subject" ? (alt ? c.subjectAltNames : c.subject) : alt ? c.issuerAltNames : c.issuer;
+  const all = (table[field] ?? []).slice(0, MAX_CERT_VALUES).map(escapeCertValue);
+  if (all.length === 0) return undefined;
+  if (suffix === "List") return all;
+  const one = all[suffix === undefined ? 0 : Number(suffix)];
+  return one === undefined ? undefined : [one];
+}
+
+function availableKeys(c: CertificateAttributes): string[] {
+  const keys: string[] = [];
+  const add = (prefix: string, table: Readonly<Record<string, readonly string[]>>) => {
+    for (const [field, values] of Object.entries(table)) {
+      if (values.length > 0) keys.push(`${prefix}${field}`);
+    }
+  };
+  add("iot:Certificate.Subject.", c.subject);
+  add("iot:Certificate.Issuer.", c.issuer);
+  add("iot:Certificate.Subject.AlternativeName.", c.subjectAltNames);
+  add("iot:Certificate.Issuer.AlternativeName.", c.issuerAltNames);
+  if (c.serialNumber !== undefined) keys.push("iot:Certificate.SerialNumber");
+  return keys;
+}
+
+/**
+ * The values of a key on this connection at this time, or undefined when the request does not
+ * carry it (AWS then leaves a variable unreplaced and treats the key as absent). Single-valued
+ * keys give one value.
+ */
+export function keyValues(
+  key: KeySpec,
+  ctx: PolicyContext,
+  now: Date = new Date(),
+): string[] | undefined {
+  const one = (v: string | undefined) => (v === undefined ? undefined : [v]);
+  switch (key.name) {
+    case "iot:ClientId":
+      return [ctx.clientId];
+    case "iot:DomainName":
+      return one(ctx.domainName);
+    case "aws:SourceIp":
+      return one(ctx.sourceIp === undefined ? undefined : normalizeIp(ctx.sourceIp));
+    case "aws:CurrentTime":
+      return [now.toISOString().replace(/\.\d{3}Z$/, "Z")];
+    case "aws:EpochTime":
+      return [String(Math.floor(now.getTime() / 1000))];
+    case "aws:SecureTransport":
+      return ctx.secureTransport === undefined ? undefined : [String(ctx.secureTransport)];
+    case "iot:Connection.Thing.IsAttached":
+      return [String(thingResolves(ctx))];
+    case "iot:Connection.Thing.ThingName":
+      return thingResolves(ctx) ? one(ctx.thingName) : undefined;
+    case "iot:Connection.Thing.ThingTypeName":
+      return thingResolves(ctx) ? one(ctx.thingTypeName) : undefined;
+    case "iot:ConnectAttributes":
+      return [...(ctx.connectAttributes ?? [])];
+    case "iot:LastWillTopic":
+      return one(ctx.lastWillTopic);
+    case "iot:CertificateId":
+      return one(ctx.certificateId);
+  }
+  const attr = /^iot:Connection\.Thing\.Attributes\[(.+)\]$/.exec(key.name);
+  if (attr) {
+    return thingResolves(ctx) && Object.hasOwn(ctx.attributes, attr[1])
+      ? [ctx.attributes[attr[1]]]
+      : undefined;
+  }
+  return certificateValues(key.name, ctx);
+}
 
 /**
  * The value of a policy variable or condition key for this connection, or undefined when AWS
  * would leave it unresolved (for example a thing variable while the client id is not an attached
- * thing's name).
+ * thing's name). Multi-valued keys give their first value.
  */
 export function contextValue(name: string, ctx: PolicyContext): string | undefined {
-  if (name === "iot:ClientId") return ctx.clientId;
-  // Thing variables exist only for a client whose id is the name of the thing it is attached to.
-  const thing = ctx.thingName !== undefined && ctx.thingName === ctx.clientId;
-  if (name === "iot:Connection.Thing.IsAttached") {
-    return String(thing && ctx.isAttached);
-  }
-  if (!thing || !ctx.isAttached) return undefined;
-  if (name === "iot:Connection.Thing.ThingName") return ctx.thingName;
-  if (name === "iot:Connection.Thing.ThingTypeName") return ctx.thingTypeName;
-  const attr = ATTRIBUTE.exec(name);
-  if (attr) return ctx.attributes[attr[1]];
-  return undefined;
+  const key = lookupKey(name);
+  return "error" in key ? undefined : keyValues(key, ctx)?.[0];
 }
 
-/**
- * Substitutes `${...}` variables. Undefined when any is unresolved: AWS then treats the
- * resource or condition value as matching nothing. A value holding `*` or `?` is refused as
- * unresolved too, so that a client id can never smuggle a wildcard into a resource pattern.
- */
-export function substitute(text: string, ctx: PolicyContext): string | undefined {
-  // Most patterns hold no variable; skip the replace (it ran on every publish).
-  if (!text.includes("${")) return text;
-  let unresolved = false;
-  const out = text.replace(VARIABLE, (_m, name: string) => {
-    const v = contextValue(name, ctx);
-    if (v === undefined || /[*?]/.test(v)) {
-      unresolved = true;
-      return "";
+// ---- Substituting variables ----------------------------------------------------------------
+
+/** A template with its variables filled: as a wildcard pattern, and as the literal string. */
+interface Filled {
+  /** `*`/`?` are wildcards, `${*}`-style escapes stand for the characters. */
+  readonly pattern: string;
+  /** Every character as itself. */
+  readonly literal: string;
+}
+
+/** Characters that keep a certificate variable from being replaced (cert-policy-variables.html). */
+const CERT_WILDCARDS = /[*$+?#]/;
+/** Longer certificate values are not substituted (cert-policy-variables.html). */
+const MAX_CERT_VALUE_CHARS = 1024;
+
+function fill(parts: readonly TemplatePart[], ctx: PolicyContext): Filled | undefined {
+  let pattern = "";
+  let literal = "";
+  for (const p of parts) {
+    if (p.kind === "text") {
+      pattern += p.text;
+      literal += p.text;
+    } else if (p.kind === "literal") {
+      pattern += `\${${p.text}}`;
+      literal += p.text;
+    } else {
+      const v = keyValues(p.key, ctx)?.[0];
+      if (v === undefined) return undefined;
+      const isCert = p.key.name.startsWith("iot:Certificate.");
+      // A value holding a wildcard would widen the pattern: AWS leaves certificate variables
+      // with wildcard characters unreplaced, and so does this evaluator for every variable.
+      if (isCert ? CERT_WILDCARDS.test(v) || v.length > MAX_CERT_VALUE_CHARS : /[*?]/.test(v)) {
+        return undefined;
+      }
+      pattern += v.replace(/\$/g, "${$}");
+      literal += v;
     }
-    return v;
-  });
-  return unresolved ? undefined : out;
+  }
+  return { pattern, literal };
 }
 
-function conditionHolds(c: NormalizedCondition, ctx: PolicyContext): boolean {
-  const ifExists = c.operator.endsWith("IfExists");
-  const operator = ifExists ? c.operator.slice(0, -"IfExists".length) : c.operator;
-  const actual = contextValue(c.key, ctx);
-  if (operator === "Null") {
-    // Null: "true" means the key must be absent.
-    return c.values.some((v) => (v === "true") === (actual === undefined));
-  }
-  if (actual === undefined) return ifExists || NEGATED.has(operator);
-  const values = c.values
-    .map((v) => substitute(v, ctx))
-    .filter((v): v is string => v !== undefined);
-  switch (operator) {
+// ---- Conditions ------------------------------------------------------------------------------
+
+type Test = (actual: string, policy: Filled) => boolean;
+
+/** The comparison of the positive form of each operator (negation is applied around it). */
+function positiveTest(base: string): Test {
+  switch (base) {
     case "StringEquals":
-      return values.includes(actual);
     case "StringNotEquals":
-      return !values.includes(actual);
+      return (a, p) => a === p.literal;
     case "StringEqualsIgnoreCase":
-      return values.some((v) => v.toLowerCase() === actual.toLowerCase());
     case "StringNotEqualsIgnoreCase":
-      return !values.some((v) => v.toLowerCase() === actual.toLowerCase());
+      return (a, p) => a.toLowerCase() === p.literal.toLowerCase();
     case "StringLike":
-      return values.some((v) => resourceMatches(v, actual));
     case "StringNotLike":
-      return !values.some((v) => resourceMatches(v, actual));
+      return (a, p) => resourceMatches(p.pattern, a);
+    case "NumericEquals":
+    case "NumericNotEquals":
+      return numeric((a, p) => a === p);
+    case "NumericLessThan":
+      return numeric((a, p) => a < p);
+    case "NumericLessThanEquals":
+      return numeric((a, p) => a <= p);
+    case "NumericGreaterThan":
+      return numeric((a, p) => a > p);
+    case "NumericGreaterThanEquals":
+      return numeric((a, p) => a >= p);
+    case "DateEquals":
+    case "DateNotEquals":
+      return date((a, p) => a === p);
+    case "DateLessThan":
+      return date((a, p) => a < p);
+    case "DateLessThanEquals":
+      return date((a, p) => a <= p);
+    case "DateGreaterThan":
+      return date((a, p) => a > p);
+    case "DateGreaterThanEquals":
+      return date((a, p) => a >= p);
     case "Bool":
-      return values.some((v) => v.toLowerCase() === actual.toLowerCase());
+      return (a, p) => a.toLowerCase() === p.literal.toLowerCase();
+    case "IpAddress":
+    case "NotIpAddress":
+      return ipTest;
+    case "ArnEquals":
+    case "ArnLike":
+    case "ArnNotEquals":
+    case "ArnNotLike":
+      return arnTest;
     default:
-      return false;
+      // parseConditionOperator admits only the operators above.
+      throw new PolicyDocumentError(`condition operator ${base} has no implementation`);
   }
 }
 
-/** A Resource or NotResource entry, compiled once; one with variables is substituted per request. */
+const toNumber = (s: string) => (s.trim() === "" ? NaN : Number(s));
+
+/** Numbers that do not parse never match (so a negated operator over them does). */
+function numeric(cmp: (a: number, p: number) => boolean): Test {
+  return (a, p) => {
+    const x = toNumber(a);
+    const y = toNumber(p.literal);
+    return Number.isFinite(x) && Number.isFinite(y) && cmp(x, y);
+  };
+}
+
+function date(cmp: (a: number, p: number) => boolean): Test {
+  return (a, p) => {
+    const x = parseIamDate(a);
+    const y = parseIamDate(p.literal);
+    return x !== undefined && y !== undefined && cmp(x, y);
+  };
+}
+
+/** Lists of CIDR blocks by condition value, built once per value. */
+const blockLists = new Map<string, BlockList | null>();
+
+function ipTest(actual: string, p: Filled): boolean {
+  let list = blockLists.get(p.literal);
+  if (list === undefined) {
+    const cidr = parseCidr(p.literal);
+    list = null;
+    if (cidr) {
+      list = new BlockList();
+      list.addSubnet(cidr.address, cidr.prefix, cidr.family);
+    }
+    if (blockLists.size < 10_000) blockLists.set(p.literal, list);
+  }
+  const a = parseCidr(normalizeIp(actual));
+  return list !== null && a !== undefined && list.check(a.address, a.family);
+}
+
+/** The six colon-separated parts of an ARN, the last holding any further colons. */
+function arnParts(arn: string): string[] | undefined {
+  const parts = arn.split(":");
+  if (parts.length < 6) return undefined;
+  return [...parts.slice(0, 5), parts.slice(5).join(":")];
+}
+
+/** ArnEquals/ArnLike: each of the six parts matched on its own, with `*` and `?` (IAM operator page). */
+function arnTest(actual: string, p: Filled): boolean {
+  const a = arnParts(actual);
+  const w = arnParts(p.pattern);
+  return a !== undefined && w !== undefined && w.every((part, i) => resourceMatches(part, a[i]));
+}
+
+interface CompiledCondition {
+  readonly holds: (ctx: PolicyContext, now: Date) => boolean;
+}
+
+function compileCondition(c: CheckedCondition): CompiledCondition {
+  const { parsed, keySpec } = c;
+  const values = c.values.map((v) => {
+    const parts = parseTemplate(v);
+    if ("error" in parts) throw new PolicyDocumentError(parts.error); // checkCondition let it through
+    return parts;
+  });
+  const holds = (ctx: PolicyContext, now: Date): boolean => {
+    const actual = keyValues(keySpec, ctx, now);
+    const present = actual !== undefined && (!keySpec.multi || actual.length > 0);
+    if (parsed.spec.family === "null") {
+      // Null "true": the key must be absent; "false": present (IAM operator page).
+      return c.values.some((v) => (v.toLowerCase() === "true") === !present);
+    }
+    const policy = values.map((p) => fill(p, ctx)).filter((f): f is Filled => f !== undefined);
+    const test = positiveTest(parsed.base);
+    const matches = (a: string) => {
+      const any = policy.some((p) => test(a, p));
+      return parsed.spec.negated ? !any : any;
+    };
+    if (parsed.set === "ForAllValues") {
+      // Every value in the request must match; an absent or empty set matches.
+      return actual === undefined || actual.every(matches);
+    }
+    if (parsed.set === "ForAnyValue") {
+      // At least one value must match; an absent or empty set does not (unless IfExists).
+      if (actual === undefined || actual.length === 0) return parsed.ifExists;
+      return actual.some(matches);
+    }
+    // A key absent from the request: false, or true for IfExists and the negated operators.
+    if (!present) return parsed.ifExists || parsed.spec.negated;
+    return matches(actual[0]);
+  };
+  const perRequest = keySpec.perRequest === true;
+  if (perRequest) return { holds };
+  // Everything else depends only on the connection, which the broker keeps per client: remember
+  // the answer per context object rather than working it out on every publish.
+  const byContext = new WeakMap<PolicyContext, boolean>();
+  return {
+    holds: (ctx, now) => {
+      let r = byContext.get(ctx);
+      if (r === undefined) {
+        r = holds(ctx, now);
+        byContext.set(ctx, r);
+      }
+      return r;
+    },
+  };
+}
+
+// ---- Statements ------------------------------------------------------------------------------
+
+/** A Resource or NotResource entry, compiled once; one with variables is filled per connection. */
 interface ResourcePattern {
   readonly matches: (resource: string, ctx: PolicyContext) => boolean;
   /** Whether its variables resolve for this connection (always, without variables). */
@@ -138,27 +404,27 @@ interface ResourcePattern {
 }
 
 function compileResource(p: string): ResourcePattern {
-  if (!p.includes("${")) {
+  const parts = parseTemplate(p);
+  if ("error" in parts) throw new PolicyDocumentError(parts.error);
+  if (!parts.some((x) => x.kind === "var")) {
     return { matches: resourceMatcher(p), resolves: () => true };
   }
   // The substitution depends only on the connection's context, which the broker keeps per client
   // (a PolicyContext is read-only): remember it per context object, not once per publish. null
   // stands for unresolved, so that a missing entry stays undefined.
-  const byContext = new WeakMap<PolicyContext, string | null>();
-  const resolved = (ctx: PolicyContext): string | undefined => {
-    let pattern = byContext.get(ctx);
-    if (pattern === undefined) {
-      pattern = substitute(p, ctx) ?? null;
-      byContext.set(ctx, pattern);
+  const byContext = new WeakMap<PolicyContext, ((resource: string) => boolean) | null>();
+  const resolved = (ctx: PolicyContext) => {
+    let m = byContext.get(ctx);
+    if (m === undefined) {
+      const f = fill(parts, ctx);
+      m = f === undefined ? null : resourceMatcher(f.pattern);
+      byContext.set(ctx, m);
     }
-    return pattern ?? undefined;
+    return m;
   };
   return {
-    matches: (resource, ctx) => {
-      const pattern = resolved(ctx);
-      return pattern !== undefined && resourceMatches(pattern, resource);
-    },
-    resolves: (ctx) => resolved(ctx) !== undefined,
+    matches: (resource, ctx) => resolved(ctx)?.(resource) ?? false,
+    resolves: (ctx) => resolved(ctx) !== null,
   };
 }
 
@@ -168,6 +434,7 @@ interface CompiledStatement {
   readonly coversAction: (action: string) => boolean;
   readonly resources?: readonly ResourcePattern[];
   readonly notResources: readonly ResourcePattern[];
+  readonly conditions: readonly CompiledCondition[];
 }
 
 function compileStatement(s: NormalizedStatement): CompiledStatement {
@@ -176,10 +443,11 @@ function compileStatement(s: NormalizedStatement): CompiledStatement {
     coversAction: actionCoverage(s),
     resources: s.resources?.map(compileResource),
     notResources: (s.notResources ?? []).map(compileResource),
+    conditions: s.conditions.map((c) => compileCondition(checkCondition(s, c))),
   };
 }
 
-function statementApplies(c: CompiledStatement, req: PolicyRequest): boolean {
+function statementApplies(c: CompiledStatement, req: PolicyRequest, now: Date): boolean {
   if (!c.coversAction(req.action)) return false;
   const ctx = req.context;
   if (c.resources) {
@@ -189,7 +457,7 @@ function statementApplies(c: CompiledStatement, req: PolicyRequest): boolean {
     if (c.notResources.some((p) => !p.resolves(ctx))) return false;
     if (c.notResources.some((p) => p.matches(req.resource, ctx))) return false;
   }
-  return c.statement.conditions.every((cond) => conditionHolds(cond, ctx));
+  return c.conditions.every((cond) => cond.holds(ctx, now));
 }
 
 /** A reusable decision function over a fixed set of documents (parsed and checked once). */
@@ -197,25 +465,25 @@ export type PolicyEvaluator = (request: PolicyRequest) => PolicyEvaluation;
 
 /**
  * Parses the documents once and returns the decision function. Throws PolicyDocumentError for
- * what AWS would reject (including a condition operator this evaluator does not know).
+ * what AWS would reject and for anything the evaluator does not implement (a condition key,
+ * operator or variable): an unknown key is never evaluated as if it were absent.
  */
 export function createEvaluator(documents: readonly unknown[]): PolicyEvaluator {
-  const statements = documents.flatMap((d) => normalizePolicy(d));
-  for (const s of statements) {
-    for (const c of s.conditions) {
-      const op = c.operator.endsWith("IfExists") ? c.operator.slice(0, -8) : c.operator;
-      if (!OPERATORS.has(op)) {
-        throw new PolicyDocumentError(
-          `${describeStatement(s)}: condition operator ${c.operator} is not supported; use one of ${[...OPERATORS].join(", ")} (optionally with IfExists)`,
-        );
+  const compiled = documents.flatMap((d, i) => {
+    try {
+      return normalizePolicy(d).map(compileStatement);
+    } catch (e) {
+      if (e instanceof PolicyDocumentError && documents.length > 1) {
+        throw new PolicyDocumentError(`policy ${i}: ${e.message}`);
       }
+      throw e;
     }
-  }
-  const compiled = statements.map(compileStatement);
+  });
   return (request) => {
+    const now = request.time ?? new Date();
     let allow: NormalizedStatement | undefined;
     for (const c of compiled) {
-      if (!statementApplies(c, request)) continue;
+      if (!statementApplies(c, request, now)) continue;
       const s = c.statement;
       // An explicit Deny wins over any Allow, wherever it appears.
       if (s.effect === "Deny") return { decision: "explicit-deny", statement: s };

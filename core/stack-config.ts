@@ -7,12 +7,19 @@ import { parse as parseYaml } from "yaml";
 import { CsrFormatError, csrPublicKeyInfo } from "./csr";
 import { COMPRESSIONS, type DeliveryConfig } from "./delivery";
 import { ConfigError, invalidConfig as fail } from "./errors";
+import { createEvaluator } from "./iot-policy-eval";
+import {
+  CERTIFICATE_NAME_ATTRIBUTES,
+  PolicyDocumentError,
+  parseCidr,
+  policyDocumentFor,
+} from "./iot-policy";
 import { PROJECT, PROJECT_DIR } from "./project";
 import { parseRuleSql, RuleSqlError } from "./rule-sql";
 import { parseWindowSpec, type WindowSpec } from "./window";
 
-export type PolicyMode = "tutorial" | "least-privilege";
-export const POLICY_MODES: readonly PolicyMode[] = ["tutorial", "least-privilege"];
+export type PolicyMode = "tutorial" | "least-privilege" | "custom";
+export const POLICY_MODES: readonly PolicyMode[] = ["tutorial", "least-privilege", "custom"];
 
 export type CertificateMode = "generated" | "csr";
 export const CERTIFICATE_MODES: readonly CertificateMode[] = ["generated", "csr"];
@@ -42,7 +49,17 @@ export interface StackConfig {
   readonly fleet: readonly FleetGroup[];
   /** Every thing of the fleet, flattened, in declaration order. */
   readonly things: readonly ThingSpec[];
-  readonly policy: { readonly mode: PolicyMode; readonly name: string };
+  readonly policy: {
+    readonly mode: PolicyMode;
+    readonly name: string;
+    /**
+     * The stack's own IoT policy document (`policyMode: custom`), its ARNs written with the
+     * placeholders `{partition}`, `{region}` and `{account}`; undefined in the other modes.
+     */
+    readonly document?: unknown;
+  };
+  /** The subject and alternative names the local CA writes into each thing's certificate. */
+  readonly localCertificates: LocalCertificateSpec;
   readonly certificates: {
     readonly mode: CertificateMode;
     /** Absolute path of each thing's CSR file in csr mode (empty in generated mode). */
@@ -225,6 +242,163 @@ function parseCsrFiles(things: readonly ThingSpec[], csrDir: string, baseDir: st
 }
 
 /**
+ * What the local CA writes into a thing's certificate besides CN = thing name, so that policies
+ * using certificate variables can be tried offline. Values are templates: `{thing}`,
+ * `{thingType}`, `{group}` and `{stack}` are filled per thing.
+ */
+export interface LocalCertificateSpec {
+  /** Subject attribute values by AWS's attribute name (`Organization`, `Country`, ...), in order. */
+  readonly subject: Readonly<Record<string, readonly string[]>>;
+  /** Subject alternative names by AWS's kind (`DNSName`, `RFC822Name`, `UniformResourceIdentifier`, `IPAddress`). */
+  readonly subjectAlternativeNames: Readonly<Record<string, readonly string[]>>;
+}
+
+/** The placeholders a certificate template may use. */
+export const CERTIFICATE_PLACEHOLDERS = ["{thing}", "{thingType}", "{group}", "{stack}"] as const;
+
+/** The alternative-name kinds the local CA can write (DirectoryName is left to real CAs). */
+export const LOCAL_ALT_NAME_TYPES = [
+  "DNSName",
+  "RFC822Name",
+  "UniformResourceIdentifier",
+  "IPAddress",
+] as const;
+
+/** AWS stops reading a certificate attribute after five values (cert-policy-variables.html). */
+const MAX_CERT_VALUES = 5;
+
+function certificateValues(key: string, v: unknown, check: (s: string) => string | undefined) {
+  const items = Array.isArray(v) ? v : [v];
+  if (items.length === 0 || items.length > MAX_CERT_VALUES) {
+    fail(
+      key,
+      v,
+      `must be a string or a list of 1 to ${MAX_CERT_VALUES} strings (AWS reads at most five values)`,
+    );
+  }
+  return items.map((x: unknown) => {
+    if (typeof x !== "string" || x === "") fail(key, v, "must be a non-empty string");
+    for (const m of x.matchAll(/\{[^}]*\}/g)) {
+      if (!(CERTIFICATE_PLACEHOLDERS as readonly string[]).includes(m[0])) {
+        fail(key, x, `${m[0]} is not a placeholder; use ${CERTIFICATE_PLACEHOLDERS.join(", ")}`);
+      }
+    }
+    if (/[*$+?#]/.test(x.replace(/\{[^}]*\}/g, ""))) {
+      fail(
+        key,
+        x,
+        "must not contain * $ + ? or #: AWS leaves certificate variables holding them unreplaced",
+      );
+    }
+    const bad = check(x.replace(/\{[^}]*\}/g, "x"));
+    if (bad) fail(key, x, bad);
+    return x;
+  });
+}
+
+function parseLocalCertificates(raw: RawConfig): LocalCertificateSpec {
+  const v = raw.localCertificates === "" ? {} : (structured(raw, "localCertificates") ?? {});
+  const shape =
+    "must be {subject: {Attribute: value(s)}, subjectAlternativeNames: {Kind: value(s)}}";
+  if (typeof v !== "object" || v === null || Array.isArray(v)) fail("localCertificates", v, shape);
+  const e = v as Record<string, unknown>;
+  for (const k of Object.keys(e)) {
+    if (k !== "subject" && k !== "subjectAlternativeNames")
+      fail(`localCertificates.${k}`, e[k], shape);
+  }
+  const map = (key: string, x: unknown): Record<string, unknown> => {
+    if (x === undefined || x === null) return {};
+    if (typeof x !== "object" || Array.isArray(x)) fail(key, x, shape);
+    return x as Record<string, unknown>;
+  };
+  const attributes = Object.keys(CERTIFICATE_NAME_ATTRIBUTES).filter((a) => a !== "CommonName");
+  const subject: Record<string, string[]> = {};
+  for (const [attr, values] of Object.entries(map("localCertificates.subject", e.subject))) {
+    const key = `localCertificates.subject.${attr}`;
+    if (attr === "CommonName")
+      fail(
+        key,
+        values,
+        "is always the thing name (the broker binds the connection to it); remove it",
+      );
+    if (!attributes.includes(attr)) fail(key, values, `use one of ${attributes.join(", ")}`);
+    subject[attr] = certificateValues(key, values, (s) =>
+      attr === "Country" && !/^[A-Z]{2}$/.test(s)
+        ? "must be a two-letter ISO 3166 country code"
+        : s.length > 64
+          ? "must be at most 64 characters (X.520)"
+          : undefined,
+    );
+  }
+  const alternativeNames: Record<string, string[]> = {};
+  const sanChecks: Record<string, (s: string) => string | undefined> = {
+    DNSName: (s) => (/^[A-Za-z0-9.-]{1,253}$/.test(s) ? undefined : "must be a DNS name"),
+    RFC822Name: (s) => (/^[^@\s]+@[^@\s]+$/.test(s) ? undefined : "must be an e-mail address"),
+    UniformResourceIdentifier: (s) =>
+      /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(s) ? undefined : "must be a URI with a scheme",
+    IPAddress: (s) => (parseCidr(s) && !s.includes("/") ? undefined : "must be an IP address"),
+  };
+  for (const [kind, values] of Object.entries(
+    map("localCertificates.subjectAlternativeNames", e.subjectAlternativeNames),
+  )) {
+    const key = `localCertificates.subjectAlternativeNames.${kind}`;
+    const check = sanChecks[kind];
+    if (check === undefined) fail(key, values, `use one of ${LOCAL_ALT_NAME_TYPES.join(", ")}`);
+    alternativeNames[kind] = certificateValues(key, values, (s) =>
+      kind === "IPAddress" && s === "x" ? undefined : check(s),
+    );
+  }
+  return { subject, subjectAlternativeNames: alternativeNames };
+}
+
+/**
+ * The stack's policy document, checked the way the broker will evaluate it: a document that uses
+ * a condition key, operator or variable the evaluator does not implement, a malformed ARN or an
+ * empty statement stops the program, `npm run simulate` and `npm run check` here, in one line.
+ */
+function parsePolicy(
+  raw: RawConfig,
+  region: string,
+  telemetryTopic: string,
+): { mode: PolicyMode; document?: unknown } {
+  const mode = oneOf(raw, "policyMode", POLICY_MODES);
+  const given = raw.policyDocument === "" ? undefined : structured(raw, "policyDocument");
+  const empty =
+    given === undefined ||
+    given === null ||
+    given === "" ||
+    (typeof given === "object" && Object.keys(given).length === 0);
+  if (mode !== "custom" && !empty) {
+    fail(
+      "policyDocument",
+      "(a document)",
+      `is used only with policyMode custom (policyMode is ${mode}); set policyMode custom or remove policyDocument`,
+    );
+  }
+  if (mode === "custom" && empty) {
+    fail(
+      "policyDocument",
+      given ?? "",
+      "must be the stack's IoT policy document when policyMode is custom",
+    );
+  }
+  const document = mode === "custom" ? given : undefined;
+  // The evaluator's own reading: the same parser and checks as the broker and the pack.
+  const ctx = { partition: "aws", region, accountId: "000000000000" };
+  try {
+    createEvaluator([policyDocumentFor(mode, ctx, telemetryTopic, document)]);
+  } catch (e) {
+    if (!(e instanceof PolicyDocumentError)) throw e;
+    throw new ConfigError(
+      mode === "custom"
+        ? `config ${PROJECT}:policyDocument is invalid: ${e.message}`
+        : `config ${PROJECT}:policyMode = ${JSON.stringify(mode)} with telemetryTopic ${JSON.stringify(telemetryTopic)} gives an invalid IoT policy: ${e.message}`,
+    );
+  }
+  return { mode, document };
+}
+
+/**
  * Validates raw config values into a StackConfig, or throws a ConfigError naming the first bad
  * key. `baseDir` is where relative paths (the CSR folder) are resolved.
  */
@@ -306,7 +480,8 @@ export function parseStackConfig(
     thingType: { name: str(raw, "thingTypeName"), description: str(raw, "thingTypeDescription") },
     fleet,
     things,
-    policy: { mode: oneOf(raw, "policyMode", POLICY_MODES), name: policyName },
+    policy: { ...parsePolicy(raw, region, telemetryTopic), name: policyName },
+    localCertificates: parseLocalCertificates(raw),
     certificates: { mode: certificateMode, csrFiles },
     telemetryTopic,
     rule: { name: ruleName, sql, roleName },

@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { CONSOLE_IDENTITY } from "./ca";
+import { RetainedStore, type RetainedLimits } from "./retained";
 
 /** Who is connected: the MQTT client id and the thing its certificate names (CN). */
 export interface DeviceIdentity {
@@ -29,11 +30,22 @@ export interface DeviceIdentity {
   readonly remoteAddress?: string;
 }
 
+/** What a CONNECT asks for beyond the identity: a persistent session, a will. */
+export interface ConnectRequest {
+  /** MQTT's clean session flag; false is AWS's `PersistentConnect` attribute. */
+  readonly clean: boolean;
+  /** The will message, AWS's `LastWill` attribute. */
+  readonly will?: { readonly topic: string; readonly retain: boolean };
+}
+
 export interface BrokerHooks {
-  /** A reason to refuse the connection, or undefined to accept it. */
-  authorizeConnect?(id: DeviceIdentity): string | undefined;
-  /** A reason to refuse the publish: the client is then DISCONNECTED, as AWS IoT does. */
-  authorizePublish?(id: DeviceIdentity, topic: string): string | undefined;
+  /** A reason to refuse the connection (will included), or undefined to accept it. */
+  authorizeConnect?(id: DeviceIdentity, connect?: ConnectRequest): string | undefined;
+  /**
+   * A reason to refuse the publish (`retain`: it carries the RETAIN flag): the client is then
+   * DISCONNECTED, as AWS IoT does.
+   */
+  authorizePublish?(id: DeviceIdentity, topic: string, retain?: boolean): string | undefined;
   /** A reason to refuse the subscription: the SUBACK then carries the failure code 0x80. */
   authorizeSubscribe?(id: DeviceIdentity, filter: string): string | undefined;
   /** Whether this subscriber may receive a message on `topic`; checked per delivery. */
@@ -55,6 +67,8 @@ export interface BrokerStats {
   publishFailures: number;
   subscribeDenials: number;
   disconnects: number;
+  /** Connections closed because a newer one took their client id, as AWS IoT does. */
+  takeovers: number;
 }
 
 /** Typed events for logging. */
@@ -66,6 +80,8 @@ export interface BrokerEvents {
   publishDenied: [id: DeviceIdentity, topic: string, reason: string];
   publishFailed: [id: DeviceIdentity, topic: string, error: Error];
   subscribeDenied: [id: DeviceIdentity, filter: string, reason: string];
+  /** A new connection took this client id; the older connection is being closed. */
+  takeover: [id: DeviceIdentity];
   clientError: [clientId: string, error: Error];
 }
 
@@ -78,6 +94,14 @@ export interface BrokerOptions {
   /** Default 0: any free port. */
   readonly port?: number;
   readonly hooks?: BrokerHooks;
+  /**
+   * Refuse a client id other than the certificate's thing (CN). Off, the IoT policy decides, as in
+   * AWS (thing variables then resolve only under exclusive association).
+   * @default true
+   */
+  readonly requireThingClientId?: boolean;
+  /** Bounds of the retained-message store. @default RETAINED_DEFAULTS (local/retained.ts) */
+  readonly retained?: Partial<RetainedLimits>;
 }
 
 /** MQTT client ids AWS accepts are at most 128 bytes. */
@@ -105,7 +129,10 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     publishFailures: 0,
     subscribeDenials: 0,
     disconnects: 0,
+    takeovers: 0,
   };
+  /** Retained messages, stored per topic within AWS's limits. */
+  readonly retained: RetainedStore;
   private hooks: BrokerHooks;
   private readonly identities = new WeakMap<Client, DeviceIdentity>();
   private stopped = false;
@@ -114,9 +141,11 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     readonly aedes: Aedes,
     readonly server: tls.Server,
     hooks: BrokerHooks,
+    private readonly opts: Pick<BrokerOptions, "requireThingClientId" | "retained"> = {},
   ) {
     super();
     this.hooks = hooks;
+    this.retained = new RetainedStore(opts.retained);
   }
 
   /** Starts aedes and the TLS listener; resolves once it listens. */
@@ -134,7 +163,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       },
       aedes.handle,
     );
-    const broker = new LocalBroker(aedes, server, opts.hooks ?? {});
+    const broker = new LocalBroker(aedes, server, opts.hooks ?? {}, opts);
     broker.wire();
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -192,7 +221,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       if (!socket.authorized || thingName === undefined) {
         return refuse("no verified client certificate", 5);
       }
-      if (clientId !== thingName) {
+      if (clientId !== thingName && (this.opts.requireThingClientId ?? true)) {
         // AWS binds thing policy variables to the connection only when client id = thing name.
         return refuse(
           `client id ${JSON.stringify(clientId)} does not match its certificate's thing ${JSON.stringify(thingName)}`,
@@ -208,9 +237,25 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         certificateId: certificate && createHash("sha256").update(certificate.raw).digest("hex"),
         remoteAddress: socket.remoteAddress,
       };
-      const reason = this.hooks.authorizeConnect?.(id);
+      // aedes keeps the CONNECT's will on the client before it authenticates.
+      const will = (client as unknown as { _will?: { topic: string; retain?: boolean } })._will;
+      const connect: ConnectRequest = {
+        clean: client.clean !== false,
+        will: will ? { topic: will.topic, retain: will.retain === true } : undefined,
+      };
+      const reason = this.hooks.authorizeConnect?.(id, connect);
       if (reason !== undefined) return refuse(reason, 5);
       this.identities.set(client, id);
+      // aedes closes the older connection with this id when it registers the new one (AWS does
+      // the same: mqtt.html, differences from the specification); say so and count it.
+      const older = (a as unknown as { clients: Record<string, Client | undefined> }).clients[
+        clientId
+      ];
+      const olderId = older ? this.identities.get(older) : undefined;
+      if (olderId) {
+        this.stats.takeovers++;
+        this.emit("takeover", olderId);
+      }
       done(null, true);
     };
 
@@ -221,7 +266,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       }
       const id = client ? this.identities.get(client) : undefined;
       if (!id) return done(new Error("publish from an unauthenticated client"));
-      const reason = this.hooks.authorizePublish?.(id, packet.topic);
+      const reason = this.hooks.authorizePublish?.(id, packet.topic, packet.retain === true);
       if (reason !== undefined) {
         this.stats.publishDenials++;
         this.emit("publishDenied", id, packet.topic, reason);
@@ -232,6 +277,14 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       const payload = Buffer.isBuffer(packet.payload)
         ? packet.payload
         : Buffer.from(packet.payload);
+      // A retained publish counts against the store's bounds from here until stored or given up;
+      // past them it is refused like a denied publish (AWS: "throttled"), before any PUBACK.
+      const hold = packet.retain ? this.retained.reserve(packet.topic, payload) : undefined;
+      if (typeof hold === "string") {
+        this.stats.publishDenials++;
+        this.emit("publishDenied", id, packet.topic, hold);
+        return done(new Error(`retained publish to ${packet.topic} refused: ${hold}`));
+      }
       // aedes writes the PUBACK after this callback, so waiting here makes the PUBACK durable.
       let pending: void | Promise<void>;
       try {
@@ -241,10 +294,16 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       }
       Promise.resolve(pending).then(
         () => {
+          if (typeof hold === "object") {
+            hold.commit(qos);
+            // Stored here, before the PUBACK; aedes must not keep a second, unbounded copy.
+            packet.retain = false;
+          }
           this.stats.publishes++;
           done(null);
         },
         (e: unknown) => {
+          if (typeof hold === "object") hold.release();
           const err = e instanceof Error ? e : new Error(String(e));
           this.stats.publishFailures++;
           this.emit("publishFailed", id, packet.topic, err);
@@ -272,6 +331,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       return hook === undefined || hook(id, packet.topic) ? packet : null;
     };
 
+    a.on("subscribe", (subs, client) => this.retained.deliverOnSubscribe(client, subs));
     a.on("client", (client) => {
       const id = this.identities.get(client);
       if (!id) return;

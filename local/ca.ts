@@ -6,6 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
 import { UserError } from "../core/errors";
+import { CERTIFICATE_NAME_ATTRIBUTES } from "../core/iot-policy";
+import type { LocalCertificateSpec, StackConfig, ThingSpec } from "../core/stack-config";
 
 x509.cryptoProvider.set(crypto.webcrypto);
 
@@ -115,6 +117,70 @@ export async function createCertificateAuthority(
   };
 }
 
+/**
+ * What a certificate carries besides CN = its identity: subject attributes by AWS's attribute name
+ * (`Organization`, `Country`, ...; several values each, in order) and subject alternative names by
+ * AWS's kind (`DNSName`, `RFC822Name`, `UniformResourceIdentifier`, `IPAddress`), so that policies
+ * using certificate variables can be tried locally.
+ */
+export interface CertificateProfile {
+  readonly subject?: Readonly<Record<string, readonly string[]>>;
+  readonly subjectAltNames?: Readonly<Record<string, readonly string[]>>;
+}
+
+/** AWS's alternative-name kinds → @peculiar/x509's general-name types. */
+const ALT_NAME_TYPES: Readonly<Record<string, "dns" | "email" | "url" | "ip">> = {
+  DNSName: "dns",
+  RFC822Name: "email",
+  UniformResourceIdentifier: "url",
+  IPAddress: "ip",
+};
+
+/** The subject as @peculiar/x509's JSON: CN first, then each attribute value as its own RDN. */
+function subjectJson(commonName: string, profile: CertificateProfile): x509.JsonName {
+  const rdns: x509.JsonName = [{ CN: [commonName] }];
+  for (const [attr, values] of Object.entries(profile.subject ?? {})) {
+    const oid = CERTIFICATE_NAME_ATTRIBUTES[attr];
+    if (oid === undefined || attr === "CommonName") {
+      throw new PkiError(`certificate subject attribute ${attr} is not one AWS IoT exposes`);
+    }
+    for (const v of values) rdns.push({ [oid]: [v] });
+  }
+  return rdns;
+}
+
+function altNamesJson(profile: CertificateProfile): x509.JsonGeneralNames {
+  return Object.entries(profile.subjectAltNames ?? {}).flatMap(([kind, values]) => {
+    const type = ALT_NAME_TYPES[kind];
+    if (type === undefined) throw new PkiError(`alternative name kind ${kind} is not supported`);
+    return values.map((value) => ({ type, value }));
+  });
+}
+
+/**
+ * A fleet thing's profile from the stack's `localCertificates`: `{thing}`, `{thingType}`,
+ * `{group}` and `{stack}` filled in.
+ */
+export function certificateProfileFor(
+  spec: LocalCertificateSpec,
+  thing: ThingSpec,
+  config: Pick<StackConfig, "stack" | "thingType">,
+): CertificateProfile {
+  const fill = (v: string) =>
+    v
+      .split("{thing}")
+      .join(thing.name)
+      .split("{thingType}")
+      .join(config.thingType.name)
+      .split("{group}")
+      .join(thing.group)
+      .split("{stack}")
+      .join(config.stack);
+  const map = (m: Readonly<Record<string, readonly string[]>>) =>
+    Object.fromEntries(Object.entries(m).map(([k, vs]) => [k, vs.map(fill)]));
+  return { subject: map(spec.subject), subjectAltNames: map(spec.subjectAlternativeNames) };
+}
+
 export interface IssueOptions {
   /** Defaults to now minus a minute (clock skew). */
   readonly notBefore?: Date;
@@ -122,6 +188,8 @@ export interface IssueOptions {
   readonly notAfter?: Date;
   /** A server certificate for localhost and 127.0.0.1 instead of a client one. */
   readonly server?: boolean;
+  /** Subject attributes and alternative names besides the CN (client certificates). */
+  readonly profile?: CertificateProfile;
 }
 
 /** Issues a certificate with CN = `commonName`, signed by `ca`, on a fresh P-256 key. */
@@ -150,9 +218,12 @@ export async function issueCertificate(
         { type: "ip", value: "::1" },
       ]),
     );
+  } else {
+    const names = altNamesJson(opts.profile ?? {});
+    if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names));
   }
   const cert = await x509.X509CertificateGenerator.create({
-    subject: [{ CN: [commonName] }],
+    subject: subjectJson(commonName, opts.server ? {} : (opts.profile ?? {})),
     issuer: ca.cert.subjectName,
     notBefore,
     notAfter,
@@ -188,13 +259,75 @@ function identityPaths(dir: string, name: string) {
   };
 }
 
-/** True when `certFile` holds a certificate from `ca` that is valid for RENEW_BEFORE_MS more. */
-function usable(certFile: string, keyFile: string, ca: crypto.X509Certificate, now: Date): boolean {
+/** A DER element's header: where its content starts and ends, or undefined if malformed. */
+function derElement(der: Buffer, at: number): { start: number; end: number } | undefined {
+  if (at + 2 > der.length) return undefined;
+  const first = der[at + 1];
+  let start = at + 2;
+  let length = first;
+  if (first >= 0x80) {
+    const n = first & 0x7f;
+    if (n === 0 || n > 4 || at + 2 + n > der.length) return undefined;
+    length = 0;
+    for (let i = 0; i < n; i++) length = length * 256 + der[at + 2 + i];
+    start = at + 2 + n;
+  }
+  return start + length > der.length ? undefined : { start, end: start + length };
+}
+
+/**
+ * The subject Name's DER in a certificate (TBSCertificate: [0] version, serial, signature,
+ * issuer, validity, subject), read by walking element headers: a full parse of every fleet
+ * certificate on each start made reusing 1,000 certificates ten times slower.
+ */
+function subjectDer(der: Buffer): Buffer | undefined {
+  const cert = derElement(der, 0);
+  const tbs = cert && derElement(der, cert.start);
+  if (!tbs) return undefined;
+  let at = tbs.start;
+  if (der[at] === 0xa0) at = derElement(der, at)?.end ?? -1; // explicit version
+  for (let i = 0; i < 4 && at >= 0; i++) at = derElement(der, at)?.end ?? -1; // serial .. validity
+  const subject = at >= 0 ? derElement(der, at) : undefined;
+  return subject ? der.subarray(at, subject.end) : undefined;
+}
+
+/** The DER each profile's subject encodes to, by identity and profile. */
+const wantedSubjects = new Map<string, Buffer>();
+
+/** Whether a certificate carries exactly the profile's subject and alternative names. */
+function hasProfile(cert: crypto.X509Certificate, name: string, profile: CertificateProfile) {
+  const key = JSON.stringify([name, profile.subject ?? {}]);
+  let wanted = wantedSubjects.get(key);
+  if (wanted === undefined) {
+    wanted = Buffer.from(new x509.Name(subjectJson(name, profile)).toArrayBuffer());
+    if (wantedSubjects.size < 100_000) wantedSubjects.set(key, wanted);
+  }
+  const subject = subjectDer(cert.raw);
+  if (subject === undefined || !subject.equals(wanted)) return false;
+  const names = altNamesJson(profile);
+  if (names.length === 0) return cert.subjectAltName === undefined;
+  const c = new x509.X509Certificate(cert.raw);
+  const san = c.getExtension(x509.SubjectAlternativeNameExtension)?.names.toJSON() ?? [];
+  return JSON.stringify(san) === JSON.stringify(names);
+}
+
+/**
+ * True when `certFile` holds a certificate from `ca` that is valid for RENEW_BEFORE_MS more and,
+ * for a client certificate, carries the wanted profile (a changed `localCertificates` reissues).
+ */
+function usable(
+  certFile: string,
+  keyFile: string,
+  ca: crypto.X509Certificate,
+  now: Date,
+  profile?: { name: string; profile: CertificateProfile },
+): boolean {
   if (!fs.existsSync(certFile) || !fs.existsSync(keyFile)) return false;
   try {
     const cert = new crypto.X509Certificate(fs.readFileSync(certFile));
     const key = crypto.createPrivateKey(fs.readFileSync(keyFile));
     return (
+      (profile === undefined || hasProfile(cert, profile.name, profile.profile)) &&
       cert.checkIssued(ca) &&
       cert.verify(ca.publicKey) &&
       cert.checkPrivateKey(key) &&
@@ -261,13 +394,15 @@ async function loadOrCreateCa(
 
 /**
  * Makes sure `dir` holds a CA, a server certificate for localhost/127.0.0.1 and a client
- * certificate for each identity (CN = the name), issuing only what is missing, expiring (30
- * days), or not from the current CA. Private keys are written mode 0600, the folder 0700.
+ * certificate for each identity (CN = the name, plus its profile's subject attributes and
+ * alternative names), issuing only what is missing, expiring (30 days), not from the current CA
+ * or not carrying its profile. Private keys are written mode 0600, the folder 0700.
  */
 export async function ensurePki(
   dir: string,
   identities: readonly string[],
   now: Date = new Date(),
+  profiles: Readonly<Record<string, CertificateProfile>> = {},
 ): Promise<Pki> {
   fs.mkdirSync(path.join(dir, "identities"), { recursive: true, mode: 0o700 });
   fs.chmodSync(dir, 0o700);
@@ -289,12 +424,17 @@ export async function ensurePki(
         ...identityPaths(dir, name),
       })),
     ];
-    const missing = wanted.filter((w) => !usable(w.cert, w.key, caNative, now));
+    const profileOf = (w: { name: string; server: boolean }) =>
+      w.server ? undefined : { name: w.name, profile: profiles[w.name] ?? {} };
+    const missing = wanted.filter((w) => !usable(w.cert, w.key, caNative, now, profileOf(w)));
     // Issue in parallel chunks: signing is async in WebCrypto, and 1,000 at once is fine.
     for (let i = 0; i < missing.length; i += 100) {
       await Promise.all(
         missing.slice(i, i + 100).map(async (w) => {
-          const c = await issueCertificate(ca, w.name, { server: w.server });
+          const c = await issueCertificate(ca, w.name, {
+            server: w.server,
+            profile: profileOf(w)?.profile,
+          });
           writeAtomic(w.key, c.key, 0o600);
           writeAtomic(w.cert, c.cert, 0o644);
         }),

@@ -6,9 +6,9 @@ import { windowsDeliveryConfig } from "../core/delivery";
 import { PROJECT_DIR } from "../core/project";
 import { type StackConfig } from "../core/stack-config";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
-import { CONSOLE_IDENTITY, ensurePki, type Credentials } from "./ca";
-import { LocalAuthorizer } from "./authorizer";
-import { LocalBroker } from "./broker";
+import { certificateProfileFor, CONSOLE_IDENTITY, ensurePki, type Credentials } from "./ca";
+import { LocalAuthorizer, type AuthorizerOptions } from "./authorizer";
+import { LocalBroker, type BrokerOptions } from "./broker";
 import { LocalDeliveryStream } from "./firehose";
 import { LocalRuleEngine } from "./rule-engine";
 import { localBucketName } from "./s3";
@@ -22,6 +22,10 @@ export interface LocalPipelineOptions {
   readonly timeScale?: number;
   /** Receives one line per notable event (connects, refusals, denials). */
   readonly log?: (line: string) => void;
+  /** The broker's client-id check and retained-message bounds (docs/iot-policies.md). */
+  readonly broker?: Pick<BrokerOptions, "requireThingClientId" | "retained">;
+  /** How the fleet's certificates are attached to their things. */
+  readonly association?: AuthorizerOptions["association"];
 }
 
 export interface LocalPipeline {
@@ -49,6 +53,23 @@ export interface LocalPipeline {
   stop(): Promise<void>;
 }
 
+/** The retained store's lines of the summary, when anything was retained or refused. */
+function retainedSummary(broker: LocalBroker): Array<{ label: string; value: string | number }> {
+  const r = broker.retained.stats;
+  const refused = Object.values(r.refused).reduce((a, b) => a + b, 0);
+  if (r.stored + r.deleted + refused === 0) return [];
+  return [
+    {
+      label: "retained messages held (stored / deleted)",
+      value: `${r.messages} (${r.stored} / ${r.deleted})`,
+    },
+    {
+      label: "retained publishes refused (count / memory / size / rate / topic rate / reserved)",
+      value: `${refused} (${r.refused.count} / ${r.refused.memory} / ${r.refused.size} / ${r.refused.rate} / ${r.refused.topicRate} / ${r.refused.reserved})`,
+    },
+  ];
+}
+
 /** The default state folder: git-ignored `.local/` in the project. */
 export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
 
@@ -59,7 +80,16 @@ export async function startLocalPipeline(
   const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
   const log = opts.log ?? (() => undefined);
   const things = config.things.map((t) => t.name);
-  const pki = await ensurePki(path.join(stateDir, "pki"), [...things, CONSOLE_IDENTITY]);
+  // Each thing's certificate carries the stack's localCertificates subject and alternative names.
+  const profiles = Object.fromEntries(
+    config.things.map((t) => [t.name, certificateProfileFor(config.localCertificates, t, config)]),
+  );
+  const pki = await ensurePki(
+    path.join(stateDir, "pki"),
+    [...things, CONSOLE_IDENTITY],
+    new Date(),
+    profiles,
+  );
   if (pki.issued > 0) {
     log(`local CA: issued ${pki.issued} certificate(s) under ${pki.dir} (keys mode 0600)`);
   }
@@ -73,7 +103,7 @@ export async function startLocalPipeline(
     timeScale: opts.timeScale,
     log,
   });
-  const authorizer = new LocalAuthorizer(config, log);
+  const authorizer = new LocalAuthorizer(config, log, { association: opts.association });
   const rules = new LocalRuleEngine(config, {
     firehosePut: (record) => delivery.put(record),
     // Locally the rule's error action writes its message under the stream's error output prefix.
@@ -85,6 +115,7 @@ export async function startLocalPipeline(
     key: pki.server.key,
     cert: pki.server.cert,
     port: opts.port ?? 0,
+    ...opts.broker,
     hooks: {
       ...authorizer.hooks(),
       // The PUBACK waits for this: the rule ran and its record is in the journal on disk.
@@ -110,6 +141,9 @@ export async function startLocalPipeline(
   );
   broker.on("subscribeDenied", (id, filter, reason) =>
     log(`broker: denied ${id.clientId} subscribing to ${filter}: ${reason}`),
+  );
+  broker.on("takeover", (id) =>
+    log(`broker: ${id.clientId} connected again; the older connection is closed, as AWS IoT does`),
   );
 
   // analytics: the streaming window over what the rule matched (what the cloud rule's Kinesis
@@ -183,6 +217,13 @@ export async function startLocalPipeline(
         label: "denied by policy (connect / publish / subscribe / receive)",
         value: `${authorizer.totalDenials} (${authorizer.denials["iot:Connect"]} / ${authorizer.denials["iot:Publish"]} / ${authorizer.denials["iot:Subscribe"]} / ${authorizer.denials["iot:Receive"]})`,
       },
+      ...(authorizer.denials["iot:RetainPublish"] > 0
+        ? [{ label: "of them iot:RetainPublish", value: authorizer.denials["iot:RetainPublish"] }]
+        : []),
+      ...(broker.stats.takeovers > 0
+        ? [{ label: "connections taken over by the same client id", value: broker.stats.takeovers }]
+        : []),
+      ...retainedSummary(broker),
       {
         label: `matched by rule ${config.rule.name}`,
         value:

@@ -11,10 +11,16 @@ import type { PolicyMode } from "../../core/stack-config";
 export interface DevicePolicyArgs {
   /** The IoT policy's name (the seed's `sensor-policy`). */
   readonly policyName: string;
-  /** `least-privilege` (AWS's pattern) or `tutorial` (the seed's `iot:*` on `*`). */
+  /** `least-privilege` (AWS's pattern), `tutorial` (the seed's `iot:*` on `*`) or `custom`. */
   readonly mode: PolicyMode;
   /** The devices' telemetry topic; `{thing}` stands for the thing name. */
   readonly telemetryTopic: string;
+  /**
+   * The stack's own document for mode `custom` (ARN placeholders `{partition}`, `{region}`,
+   * `{account}`), already checked by core/stack-config.ts.
+   * @default undefined (modes other than custom)
+   */
+  readonly document?: unknown;
 }
 
 export class DevicePolicy extends pulumi.ComponentResource {
@@ -39,6 +45,7 @@ export class DevicePolicy extends pulumi.ComponentResource {
             args.mode,
             { partition: p, region: r, accountId: a },
             args.telemetryTopic,
+            args.document,
           ),
         ),
       );

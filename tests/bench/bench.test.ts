@@ -66,10 +66,24 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "complex.ratio",
     "peakRssMiB",
   ],
+  policy: [
+    "contexts",
+    "baseline.decisionsPerSec",
+    "leastPrivilege.decisionsPerSec",
+    "leastPrivilege.ratio",
+    "conditions20.decisionsPerSec",
+    "conditions20.ratio",
+    "mismatches",
+  ],
 };
 
 /** Counts that are right at zero (a failure count, violations of a clean stack). */
-const MAY_BE_ZERO = new Set(["fleet.connectFailures", "fleet.notAcked", "program.checkViolations"]);
+const MAY_BE_ZERO = new Set([
+  "fleet.connectFailures",
+  "fleet.notAcked",
+  "program.checkViolations",
+  "policy.mismatches",
+]);
 
 function runBench(
   args: string[],

@@ -510,12 +510,14 @@ describe("IoT policy evaluation (core/iot-policy-eval)", () => {
             Effect: "Allow",
             Action: "*",
             Resource: "*",
-            Condition: { DateLessThan: { "aws:CurrentTime": "x" } },
+            Condition: { BinaryEquals: { "iot:ClientId": "eA==" } },
           }),
         ]),
       (e: unknown) =>
         e instanceof PolicyDocumentError &&
-        /statement 0: condition operator DateLessThan/.test(e.message),
+        /^statement 0: condition operator BinaryEquals is not supported; use one of StringEquals, /.test(
+          e.message,
+        ),
     );
   });
 });

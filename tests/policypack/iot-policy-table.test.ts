@@ -190,8 +190,15 @@ const TABLE: { name: string; doc: unknown; fails: Rule[] }[] = [
     fails: ["iot-policy-overly-permissive"],
   },
   {
-    name: "Receive on topic/* (any case, action wildcard iot:Rec*)",
+    // Device Defender: broad Receive alone is compliant, a device receives only what it may
+    // subscribe to (audit-chk-iot-policy-permissive.html, "Receive").
+    name: "Receive on topic/* alone (any case, action wildcard iot:Rec*)",
     doc: doc(allow("iot:rec*", `${ARN}:topic/*`)),
+    fails: [],
+  },
+  {
+    name: "Receive on topic/* with Subscribe on topicfilter/#",
+    doc: doc(allow("iot:rec*", `${ARN}:topic/*`), allow("iot:Subscribe", `${ARN}:topicfilter/#`)),
     fails: ["iot-policy-overly-permissive"],
   },
   {
