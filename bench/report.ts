@@ -3,7 +3,14 @@ import * as os from "node:os";
 import { execFileSync } from "node:child_process";
 import { round } from "./stats";
 
-export const FIGURE_IDS = ["publisher", "fleet", "pipeline", "program", "rule-sql", "policy"] as const;
+export const FIGURE_IDS = [
+  "publisher",
+  "fleet",
+  "pipeline",
+  "program",
+  "rule-sql",
+  "policy",
+] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
 export const FIGURE_TITLES: Record<FigureId, string> = {

@@ -2,13 +2,7 @@
 // topic (Basic Ingest topics go to the rule they name), WHERE runs before SELECT, Undefined is
 // left out. The statement is compiled once into closures, since it runs on every publish.
 import type { BinaryOp, Expr, PathStep, RuleStatement, SelectList, SubQuery } from "./ast";
-import {
-  castTo,
-  lookupFunction,
-  type CallContext,
-  type MqttProperties,
-  type RegistryLookup,
-} from "./functions";
+import { castTo, lookupFunction, type CallContext } from "./functions";
 import {
   RuleEvaluationError,
   arithmetic,
@@ -29,24 +23,10 @@ import {
   type Value,
 } from "./values";
 
-export interface RuleInput {
+/** One message for a rule: its payload, and what the functions may know of it (CallContext). */
+export interface RuleInput extends CallContext {
   /** The MQTT payload; JSON when it is UTF-8 JSON text, raw bytes otherwise. */
   readonly payload: Buffer | string;
-  readonly topic: string;
-  /** The MQTT client id; clientid() is "n/a" without one. */
-  readonly clientId?: string;
-  /** Epoch milliseconds at which the broker received the message (`timestamp()`). */
-  readonly timestamp: number;
-  readonly newuuid: () => string;
-  /** The certificate id for `principal()`; Undefined when not given. */
-  readonly principal?: string;
-  /** The message's trace id for `traceid()`; Undefined when not given. */
-  readonly traceId?: string;
-  /** The account id for `accountid()`. */
-  readonly accountId?: string;
-  readonly mqtt?: MqttProperties;
-  readonly registry?: RegistryLookup;
-  readonly random?: () => number;
   /** The rule's name: a Basic Ingest topic `$aws/rules/<name>/...` reaches only that rule. */
   readonly ruleName?: string;
 }

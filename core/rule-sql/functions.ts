@@ -50,11 +50,16 @@ export type RegistryLookup = (
 /** What a function may know of the message beyond its arguments. */
 export interface CallContext {
   readonly topic: string;
+  /** The MQTT client id; clientid() is "n/a" without one. */
   readonly clientId?: string;
+  /** Epoch milliseconds at which the broker received the message (`timestamp()`). */
   readonly timestamp: number;
   readonly newuuid: () => string;
+  /** The certificate id for `principal()`; Undefined when not given. */
   readonly principal?: string;
+  /** The message's trace id for `traceid()`; Undefined when not given. */
   readonly traceId?: string;
+  /** The account id for `accountid()`. */
   readonly accountId?: string;
   readonly mqtt?: MqttProperties;
   readonly registry?: RegistryLookup;

@@ -3,7 +3,8 @@
 // Adding an action touches one file, and the grant can never drift from the action (the AWS CDK's
 // IAction._bind, aws-iot-actions-alpha).
 import type * as aws from "@pulumi/aws";
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
+import { type IamStatement, type ServiceRole, serviceRole } from "../../private/iam";
 
 /** Where an action is bound: the rule component, its name, and the account its roles trust. */
 export interface RuleBindContext {
@@ -43,4 +44,27 @@ export interface RuleAction {
   /** Names the action's role among the rule's children (`firehose`, `errors`, `kinesis`, ...). */
   readonly id: string;
   bind(rule: RuleBindContext): RuleActionBinding;
+}
+
+/**
+ * An action's role: `<rule>-<id>-role`, trusted by IoT for this account only, granted the
+ * statements `grant` makes for the action's resource once its ARN is known.
+ */
+export function actionRole(
+  rule: RuleBindContext,
+  id: string,
+  roleName: pulumi.Input<string> | undefined,
+  resourceArn: pulumi.Input<string>,
+  grant: (arn: string) => IamStatement[],
+): ServiceRole {
+  return serviceRole(
+    `${rule.name}-${id}-role`,
+    {
+      service: "iot.amazonaws.com",
+      roleName,
+      accountId: rule.accountId,
+      statements: pulumi.output(resourceArn).apply(grant),
+    },
+    rule.parent,
+  );
 }

@@ -1,9 +1,14 @@
 // The CloudWatch Logs rule action (used as the rule's error action): messages go to one log group,
 // through a role allowed logs:CreateLogStream, logs:DescribeLogStreams and logs:PutLogEvents there
 // (https://docs.aws.amazon.com/iot/latest/developerguide/cloudwatch-logs-rule-action.html).
-import * as pulumi from "@pulumi/pulumi";
-import { serviceRole } from "../../private/iam";
-import type { RuleAction, RuleActionBinding, RuleActionConfigOf, RuleBindContext } from "./action";
+import type * as pulumi from "@pulumi/pulumi";
+import {
+  actionRole,
+  type RuleAction,
+  type RuleActionBinding,
+  type RuleActionConfigOf,
+  type RuleBindContext,
+} from "./action";
 
 export interface CloudWatchLogsActionArgs {
   readonly logGroupName: pulumi.Input<string>;
@@ -23,30 +28,27 @@ export class CloudWatchLogsAction implements RuleAction {
   }
 
   bind(rule: RuleBindContext): RuleActionBinding<RuleActionConfigOf<"cloudwatchLogs">> {
-    const { role, grant } = serviceRole(
-      `${rule.name}-${this.id}-role`,
-      {
-        service: "iot.amazonaws.com",
-        roleName: this.args.roleName,
-        accountId: rule.accountId,
-        statements: pulumi.output(this.args.logGroupArn).apply((arn) => [
-          {
-            // CreateLogStream and DescribeLogStreams authorize on the log group.
-            Sid: "FindAndCreateLogStreams",
-            Effect: "Allow" as const,
-            Action: ["logs:CreateLogStream", "logs:DescribeLogStreams"],
-            Resource: [arn],
-          },
-          {
-            // PutLogEvents authorizes on the stream; IoT names the streams itself.
-            Sid: "WriteLogEvents",
-            Effect: "Allow" as const,
-            Action: ["logs:PutLogEvents"],
-            Resource: [`${arn}:log-stream:*`],
-          },
-        ]),
-      },
-      rule.parent,
+    const { role, grant } = actionRole(
+      rule,
+      this.id,
+      this.args.roleName,
+      this.args.logGroupArn,
+      (arn) => [
+        {
+          // CreateLogStream and DescribeLogStreams authorize on the log group.
+          Sid: "FindAndCreateLogStreams",
+          Effect: "Allow" as const,
+          Action: ["logs:CreateLogStream", "logs:DescribeLogStreams"],
+          Resource: [arn],
+        },
+        {
+          // PutLogEvents authorizes on the stream; IoT names the streams itself.
+          Sid: "WriteLogEvents",
+          Effect: "Allow" as const,
+          Action: ["logs:PutLogEvents"],
+          Resource: [`${arn}:log-stream:*`],
+        },
+      ],
     );
     return {
       role,

@@ -1,9 +1,14 @@
 // The Firehose rule action: each message (with a separator) is put on one delivery stream, through
 // a role allowed only firehose:PutRecord on that stream
 // (https://docs.aws.amazon.com/iot/latest/developerguide/kinesis-firehose-rule-action.html).
-import * as pulumi from "@pulumi/pulumi";
-import { serviceRole } from "../../private/iam";
-import type { RuleAction, RuleActionBinding, RuleActionConfigOf, RuleBindContext } from "./action";
+import type * as pulumi from "@pulumi/pulumi";
+import {
+  actionRole,
+  type RuleAction,
+  type RuleActionBinding,
+  type RuleActionConfigOf,
+  type RuleBindContext,
+} from "./action";
 
 export interface FirehoseActionArgs {
   readonly streamName: pulumi.Input<string>;
@@ -25,23 +30,20 @@ export class FirehoseAction implements RuleAction {
   }
 
   bind(rule: RuleBindContext): RuleActionBinding<RuleActionConfigOf<"firehose">> {
-    const { role, grant } = serviceRole(
-      `${rule.name}-${this.id}-role`,
-      {
-        service: "iot.amazonaws.com",
-        roleName: this.args.roleName,
-        accountId: rule.accountId,
-        statements: pulumi.output(this.args.streamArn).apply((arn) => [
-          {
-            Sid: "PutRecord",
-            Effect: "Allow" as const,
-            // The action calls PutRecord; PutRecordBatch only with batchMode, which stays off.
-            Action: ["firehose:PutRecord"],
-            Resource: [arn],
-          },
-        ]),
-      },
-      rule.parent,
+    const { role, grant } = actionRole(
+      rule,
+      this.id,
+      this.args.roleName,
+      this.args.streamArn,
+      (arn) => [
+        {
+          Sid: "PutRecord",
+          Effect: "Allow" as const,
+          // The action calls PutRecord; PutRecordBatch only with batchMode, which stays off.
+          Action: ["firehose:PutRecord"],
+          Resource: [arn],
+        },
+      ],
     );
     return {
       role,

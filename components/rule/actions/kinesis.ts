@@ -1,9 +1,14 @@
 // The Kinesis Data Streams rule action: each message is put on one stream under a partition key,
 // through a role allowed only kinesis:PutRecord on that stream
 // (https://docs.aws.amazon.com/iot/latest/developerguide/kinesis-rule-action.html).
-import * as pulumi from "@pulumi/pulumi";
-import { serviceRole } from "../../private/iam";
-import type { RuleAction, RuleActionBinding, RuleActionConfigOf, RuleBindContext } from "./action";
+import type * as pulumi from "@pulumi/pulumi";
+import {
+  actionRole,
+  type RuleAction,
+  type RuleActionBinding,
+  type RuleActionConfigOf,
+  type RuleBindContext,
+} from "./action";
 
 export interface KinesisActionArgs {
   readonly streamName: pulumi.Input<string>;
@@ -25,22 +30,19 @@ export class KinesisAction implements RuleAction {
   }
 
   bind(rule: RuleBindContext): RuleActionBinding<RuleActionConfigOf<"kinesis">> {
-    const { role, grant } = serviceRole(
-      `${rule.name}-${this.id}-role`,
-      {
-        service: "iot.amazonaws.com",
-        roleName: this.args.roleName,
-        accountId: rule.accountId,
-        statements: pulumi.output(this.args.streamArn).apply((arn) => [
-          {
-            Sid: "PutRecord",
-            Effect: "Allow" as const,
-            Action: ["kinesis:PutRecord"],
-            Resource: [arn],
-          },
-        ]),
-      },
-      rule.parent,
+    const { role, grant } = actionRole(
+      rule,
+      this.id,
+      this.args.roleName,
+      this.args.streamArn,
+      (arn) => [
+        {
+          Sid: "PutRecord",
+          Effect: "Allow" as const,
+          Action: ["kinesis:PutRecord"],
+          Resource: [arn],
+        },
+      ],
     );
     return {
       role,
