@@ -54,6 +54,20 @@ export class LocalAuthorizer {
     }
   }
 
+  /**
+   * Registers a thing that was provisioned at run time (fleet provisioning): its certificate is
+   * attached to it, so the thing variables resolve for connections with its name as client id.
+   */
+  addThing(thing: { name: string; typeName?: string; attributes: Record<string, string> }): void {
+    this.contexts.set(thing.name, {
+      clientId: thing.name,
+      thingName: thing.name,
+      isAttached: true,
+      thingTypeName: thing.typeName,
+      attributes: thing.attributes,
+    });
+  }
+
   get totalDenials(): number {
     return Object.values(this.denials).reduce((a, b) => a + b, 0);
   }

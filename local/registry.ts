@@ -1,0 +1,119 @@
+// The local thing registry that fleet provisioning writes to: things (type, groups, attributes),
+// the device certificates attached to them and their status. Each registration is appended to a
+// journal and synced to disk before it is acknowledged, so a second run knows every device the
+// first one provisioned.
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+/** A provisioned thing, as the registry holds it. */
+export interface RegisteredThing {
+  readonly name: string;
+  readonly typeName?: string;
+  readonly groups: readonly string[];
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/** An active or inactive device certificate and what is attached to it. */
+export interface RegisteredCertificate {
+  readonly certificateId: string;
+  readonly status: "ACTIVE" | "INACTIVE";
+  readonly thingName: string;
+  readonly policyNames: readonly string[];
+}
+
+/** One journal line: a thing as it now is, and the certificate attached to it. */
+interface Registration {
+  readonly thing: RegisteredThing;
+  readonly certificate: RegisteredCertificate;
+}
+
+/** Bounds: a registry line, and the registry itself (AWS's fleets are larger; this is local). */
+const MAX_LINE_BYTES = 64 * 1024;
+export const MAX_THINGS = 100_000;
+
+export class LocalRegistry {
+  private readonly things = new Map<string, RegisteredThing>();
+  private readonly certificates = new Map<string, RegisteredCertificate>();
+  private queue: Promise<void> = Promise.resolve();
+
+  private constructor(readonly file: string) {}
+
+  /**
+   * Opens (or creates) `<dir>/<stack>.jsonl` and replays it. A line that does not parse (a torn
+   * write at a crash) is skipped and named in the log; every complete line is kept.
+   */
+  static open(dir: string, stack: string, log: (line: string) => void = () => undefined) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const registry = new LocalRegistry(path.join(dir, `${stack}.jsonl`));
+    let text = "";
+    try {
+      text = fs.readFileSync(registry.file, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+    let bad = 0;
+    for (const line of text.split("\n")) {
+      if (line.trim() === "") continue;
+      try {
+        if (Buffer.byteLength(line) > MAX_LINE_BYTES) throw new Error("line too long");
+        const r = JSON.parse(line) as Registration;
+        if (typeof r.thing?.name !== "string" || typeof r.certificate?.certificateId !== "string") {
+          throw new Error("not a registration");
+        }
+        registry.apply(r);
+      } catch {
+        bad++;
+      }
+    }
+    if (bad > 0) log(`registry: skipped ${bad} unreadable line(s) of ${registry.file}`);
+    return registry;
+  }
+
+  private apply(r: Registration): void {
+    this.things.set(r.thing.name, r.thing);
+    this.certificates.set(r.certificate.certificateId, r.certificate);
+  }
+
+  get thingCount(): number {
+    return this.things.size;
+  }
+
+  thing(name: string): RegisteredThing | undefined {
+    return this.things.get(name);
+  }
+
+  certificate(certificateId: string): RegisteredCertificate | undefined {
+    return this.certificates.get(certificateId);
+  }
+
+  /** Every thing, for the authorizer's contexts at start. */
+  allThings(): RegisteredThing[] {
+    return [...this.things.values()];
+  }
+
+  /**
+   * Records a registration durably, then makes it visible. Writes are serialised, each appended
+   * and synced (fdatasync) before the promise resolves; a failed write changes nothing.
+   */
+  register(thing: RegisteredThing, certificate: RegisteredCertificate): Promise<void> {
+    if (!this.things.has(thing.name) && this.things.size >= MAX_THINGS) {
+      return Promise.reject(
+        new Error(`the local registry holds its maximum of ${MAX_THINGS} things`),
+      );
+    }
+    const line = JSON.stringify({ thing, certificate } satisfies Registration) + "\n";
+    const write = this.queue.then(async () => {
+      const fh = await fs.promises.open(this.file, "a", 0o600);
+      try {
+        await fh.appendFile(line);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      this.apply({ thing, certificate });
+    });
+    // The chain goes on after a failure; the caller sees it.
+    this.queue = write.catch(() => undefined);
+    return write;
+  }
+}
