@@ -588,3 +588,45 @@ export const ALLOWED_SERIALS_FILE = "allowed-serials.json";
 export function isTemplateName(name: string): boolean {
   return TEMPLATE_NAME.test(name);
 }
+
+// ---- Templates that would let a device choose its thing name --------------------------------
+
+/** The literal text a template value starts with, whatever the parameters ("" if none). */
+function literalPrefix(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (!isObject(value)) return "";
+  const [key] = Object.keys(value);
+  const arg = value[key];
+  if (key === "Fn::Join" && Array.isArray(arg) && Array.isArray(arg[1]) && arg[1].length > 0) {
+    const first = literalPrefix(arg[1][0]);
+    // With one element the join is that element; with more, a literal first part stays first.
+    return first;
+  }
+  if (key === "Fn::Sub" && typeof arg === "string") return arg.split("${")[0];
+  return "";
+}
+
+/**
+ * Why a template lets a device choose any thing name (a claim holder could then register, or with
+ * REPLACE override settings take over, a thing outside the fleet), or undefined when every thing it
+ * registers is named with a fixed prefix before the device's parameters.
+ */
+export function templateThingNameFinding(body: unknown): string | undefined {
+  let doc = body;
+  if (typeof doc === "string") {
+    try {
+      doc = JSON.parse(doc);
+    } catch {
+      return "the template body is not JSON";
+    }
+  }
+  if (!isObject(doc) || !isObject(doc.Resources)) return undefined;
+  for (const [logical, r] of Object.entries(doc.Resources)) {
+    if (!isObject(r) || r.Type !== "AWS::IoT::Thing") continue;
+    const props = isObject(r.Properties) ? r.Properties : {};
+    if (literalPrefix(props.ThingName) === "") {
+      return `resource ${logical}'s ThingName ${JSON.stringify(props.ThingName)} starts with a value the device sends, so a claim holder can name any thing; build it as {"Fn::Join": ["", ["<fleet prefix>", {"Ref": "SerialNumber"}]]}`;
+    }
+  }
+  return undefined;
+}
