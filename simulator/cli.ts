@@ -250,7 +250,7 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
     );
   }
   return {
-    provision,
+    ...(provision === undefined ? {} : { provision }),
     stack: s("stack") ?? "dev",
     devices: intOpt("devices", s("devices"), 1),
     rate: numOpt("rate", s("rate"), 0) ?? 1,

@@ -95,8 +95,10 @@ function isClaim(
   return (
     attached.length > 0 &&
     attached.every((p) => {
+      // Read without the engine's proxy: an unknown document (preview) is not a claim's.
+      const doc: unknown = Object.getOwnPropertyDescriptor(p.props, "policy")?.value;
       try {
-        return grantsProvisioningTopics(normalizePolicy(p.props.policy));
+        return typeof doc === "string" && grantsProvisioningTopics(normalizePolicy(doc));
       } catch (e) {
         if (!(e instanceof PolicyDocumentError)) throw e;
         return false;

@@ -66,10 +66,30 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "complex.ratio",
     "peakRssMiB",
   ],
+  provisioning: [
+    "preIssuedP50Ms",
+    "preIssuedP99Ms",
+    "preIssuedPerSecond",
+    "provisionedP50Ms",
+    "provisionedP99Ms",
+    "provisionedPerSecond",
+    "failures",
+    "fleetStackResources",
+    "fleetStack10kResources",
+    "preRegisteredResources",
+    "fleetStackBuildSeconds",
+    "preRegisteredBuildSeconds",
+    "peakRssMiB",
+  ],
 };
 
 /** Counts that are right at zero (a failure count, violations of a clean stack). */
-const MAY_BE_ZERO = new Set(["fleet.connectFailures", "fleet.notAcked", "program.checkViolations"]);
+const MAY_BE_ZERO = new Set([
+  "fleet.connectFailures",
+  "fleet.notAcked",
+  "program.checkViolations",
+  "provisioning.failures",
+]);
 
 function runBench(
   args: string[],
