@@ -196,7 +196,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
   const fleet10k = await build(fleetOf(bigFleet));
   const pre1k = await build({ ...fleetOf(stackThings), certificateMode: "generated" });
   opts.log(
-    `program: fleet-provisioning ${fleet1k.resources} resources (${round(fleet1k.seconds)} s), pre-registered 1,000 things ${pre1k.resources} (${round(pre1k.seconds)} s)`,
+    `program: fleet-provisioning ${fleet1k.resources} resources (${round(fleet1k.seconds)} s), pre-registered ${stackThings} things ${pre1k.resources} (${round(pre1k.seconds)} s)`,
   );
 
   const failures = baseline.failures.length + provisioned.failures.length;

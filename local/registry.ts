@@ -34,7 +34,6 @@ export const MAX_THINGS = 100_000;
 export class LocalRegistry {
   private readonly things = new Map<string, RegisteredThing>();
   private readonly certificates = new Map<string, RegisteredCertificate>();
-  private queue: Promise<void> = Promise.resolve();
 
   private constructor(readonly file: string) {}
 
@@ -92,8 +91,10 @@ export class LocalRegistry {
   }
 
   /**
-   * Records a registration durably, then makes it visible. Writes are serialised, each appended
-   * and synced (fdatasync) before the promise resolves; a failed write changes nothing.
+   * Records a registration durably, then makes it visible. Registrations that arrive while a write
+   * is under way are written together by the next one (one append and one fdatasync for all of
+   * them: group commit); each promise resolves once its line is on disk. A failed write changes
+   * nothing and fails every registration it carried.
    */
   register(thing: RegisteredThing, certificate: RegisteredCertificate): Promise<void> {
     if (!this.things.has(thing.name) && this.things.size >= MAX_THINGS) {
@@ -101,19 +102,40 @@ export class LocalRegistry {
         new Error(`the local registry holds its maximum of ${MAX_THINGS} things`),
       );
     }
-    const line = JSON.stringify({ thing, certificate } satisfies Registration) + "\n";
-    const write = this.queue.then(async () => {
-      const fh = await fs.promises.open(this.file, "a", 0o600);
-      try {
-        await fh.appendFile(line);
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-      this.apply({ thing, certificate });
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ registration: { thing, certificate }, resolve, reject });
+      if (!this.writing) void this.flush();
     });
-    // The chain goes on after a failure; the caller sees it.
-    this.queue = write.catch(() => undefined);
-    return write;
+  }
+
+  private readonly waiting: Array<{
+    registration: Registration;
+    resolve: () => void;
+    reject: (e: Error) => void;
+  }> = [];
+  private writing = false;
+
+  private async flush(): Promise<void> {
+    this.writing = true;
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, this.waiting.length);
+      const text = batch.map((b) => JSON.stringify(b.registration) + "\n").join("");
+      try {
+        const fh = await fs.promises.open(this.file, "a", 0o600);
+        try {
+          await fh.appendFile(text);
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+        for (const b of batch) {
+          this.apply(b.registration);
+          b.resolve();
+        }
+      } catch (e) {
+        for (const b of batch) b.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    }
+    this.writing = false;
   }
 }
