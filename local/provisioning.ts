@@ -94,6 +94,8 @@ export interface LocalProvisioningOptions {
   readonly log?: (line: string) => void;
   /** The clock, for the token's expiry (tests). */
   readonly now?: () => number;
+  /** Sees every answer as it is sent (or would be, without a subscription): tests, tracing. */
+  readonly onResponse?: (clientId: string, topic: string, body: unknown) => void;
 }
 
 function counted(map: Map<string, number>, key: string): void {
@@ -567,6 +569,7 @@ export class LocalProvisioning {
    * publish the API request"), and only if it subscribed to the response topic.
    */
   private respond(id: DeviceIdentity, topic: string, body: unknown): void {
+    this.opts.onResponse?.(id.clientId, topic, body);
     const clients = (this.broker?.aedes as unknown as { clients?: Record<string, Client> })
       ?.clients;
     const client = clients?.[id.clientId];

@@ -260,6 +260,38 @@ describe("fleet provisioning by claim, at the embedded broker (real TLS)", funct
     device.end(true);
   });
 
+  it("a device that provisions again gets a second certificate for the same thing (OverrideSettings)", async () => {
+    const first = await provisionDevice({
+      url: p.url,
+      claim: claim(),
+      templateName: TEMPLATE,
+      serial: "2",
+    });
+    const second = await provisionDevice({
+      url: p.url,
+      claim: claim(),
+      templateName: TEMPLATE,
+      serial: "2",
+    });
+    assert.equal(second.thingName, first.thingName);
+    assert.notEqual(second.certificateId, first.certificateId);
+    assert.deepEqual(p.provisioning?.registry.thing(first.thingName), {
+      name: "store-sensor-seattle2",
+      typeName: "sensor",
+      groups: ["Seattle"],
+      attributes: { city: "Seattle", serialNumber: "2" },
+    });
+    for (const id of [first, second]) {
+      const device = await connectWith(
+        p,
+        { cert: id.certificatePem, key: id.privateKeyPem },
+        id.thingName,
+      );
+      assert.equal(await connectOutcome(device), "connect");
+      device.end(true);
+    }
+  });
+
   it("a ProvisioningRejected carries the documented error payload", async () => {
     await assert.rejects(
       provisionDevice({ url: p.url, claim: claim(), templateName: TEMPLATE, serial: "9" }),
