@@ -547,14 +547,21 @@ export class LocalProvisioning {
       },
     };
     const status = evaluated.certificate?.status ?? "ACTIVE";
-    // Durable before it is acknowledged: a failed write leaves the certificate pending.
-    await this.registry.register(merged, {
-      certificateId: entry.certificateId,
-      status,
-      thingName: thing.name,
-      policyNames: evaluated.policyNames,
-    });
+    // The token is taken while the registration is written, so that a second RegisterThing with
+    // it cannot register the certificate twice; a failed write gives it back, still pending.
     this.pending.delete(token);
+    try {
+      // Durable before it is acknowledged.
+      await this.registry.register(merged, {
+        certificateId: entry.certificateId,
+        status,
+        thingName: thing.name,
+        policyNames: evaluated.policyNames,
+      });
+    } catch (e) {
+      this.pending.set(token, entry);
+      throw e;
+    }
     this.pendingById.delete(entry.certificateId);
     this.opts.authorizer.addThing({ ...merged, attributes: { ...merged.attributes } });
     this.stats.thingsRegistered++;

@@ -122,7 +122,7 @@ describe("fleet provisioning by claim, at the embedded broker (real TLS)", funct
         certificateRequest: "keys",
         timeoutMs: 3000,
       }),
-      /SUBACK 0x80|closed|timed out/,
+      /the broker refused the subscription to \$aws\/certificates\/create\/json\/\+ \(SUBACK 0x80\)/,
     );
   });
 

@@ -153,8 +153,46 @@ describe("provisioning templates (provision-template.html)", () => {
   });
 });
 
-describe("the ownership token's hour (fleet-provision-api.html)", function () {
+describe("the ownership token (fleet-provision-api.html)", function () {
   this.timeout(30_000);
+
+  it("registers its certificate once: the same token sent twice at once is refused the second time", async () => {
+    const config = loadStackConfig("fleet");
+    const dir = tempDir("provisioning-token-twice");
+    const pkiDir = path.join(dir, "pki");
+    await ensurePki(pkiDir, [CLAIM_IDENTITY]);
+    const answers: Array<{ topic: string; body: Record<string, unknown> }> = [];
+    const p = await LocalProvisioning.open({
+      config,
+      pkiDir,
+      stateDir: dir,
+      authorizer: new LocalAuthorizer(config),
+      onResponse: (_c, topic, b) => answers.push({ topic, body: b as Record<string, unknown> }),
+    });
+    const claim: DeviceIdentity = { clientId: "claim-2", thingName: CLAIM_IDENTITY, kind: "claim" };
+    const { csrPem } = await makeCsr("2");
+    await p.onPublish(
+      claim,
+      "$aws/certificates/create-from-csr/json",
+      Buffer.from(JSON.stringify({ certificateSigningRequest: csrPem })),
+    );
+    const register = Buffer.from(
+      JSON.stringify({
+        certificateOwnershipToken: answers[0].body.certificateOwnershipToken,
+        parameters: { SerialNumber: "2" },
+      }),
+    );
+    const topic = "$aws/provisioning-templates/sensor-fleet/provision/json";
+    await Promise.all([p.onPublish(claim, topic, register), p.onPublish(claim, topic, register)]);
+    assert.deepEqual(
+      answers
+        .slice(1)
+        .map((a) => a.topic.split("/").pop())
+        .sort(),
+      ["accepted", "rejected"],
+    );
+    assert.equal(p.stats.thingsRegistered, 1);
+  });
 
   it("RegisterThing an hour after the certificate was made is refused, and the certificate is gone", async () => {
     const config = loadStackConfig("fleet");
