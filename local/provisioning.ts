@@ -8,6 +8,7 @@ import { createHash, randomBytes, webcrypto, X509Certificate } from "node:crypto
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
 import type { Client } from "aedes";
+import { CborError, decodeCbor, encodeCbor, type CborValue } from "../core/cbor";
 import { createEvaluator, describeEvaluation } from "../core/iot-policy-eval";
 import { iotArn } from "../core/iot-policy";
 import {
@@ -247,9 +248,6 @@ export class LocalProvisioning {
         if (api !== undefined && api.kind !== "request") {
           return `${topic} is a response topic of the provisioning API: only AWS IoT publishes there`;
         }
-        if (api !== undefined && api.format === "cbor") {
-          return `${topic}: the local broker answers the provisioning API in JSON only; use the .../json topics`;
-        }
         return id.kind === "claim"
           ? this.decideClaim(id, "iot:Publish", `topic/${topic}`)
           : base.authorizePublish?.(id, topic);
@@ -297,7 +295,7 @@ export class LocalProvisioning {
         `provisioning: rejected ${t.api} of ${id.clientId}: ${e.statusCode} ${e.errorCode}: ${e.message}`,
       );
     }
-    this.respond(id, `${topic}/${accepted ? "accepted" : "rejected"}`, response);
+    this.respond(id, `${topic}/${accepted ? "accepted" : "rejected"}`, response, t.format);
   }
 
   private async handle(
@@ -305,26 +303,44 @@ export class LocalProvisioning {
     t: ProvisioningTopic,
     payload: Buffer,
   ): Promise<unknown> {
+    // The request's payload format is the topic's, JSON or CBOR; the answer comes in the same.
+    const request = (emptyIsObject = false) => this.parse(payload, t.format, emptyIsObject);
     switch (t.api) {
       case "CreateCertificateFromCsr":
-        return this.createFromCsr(id, payload);
+        return this.createFromCsr(id, request());
       case "CreateKeysAndCertificate":
-        return this.createKeys(id, payload);
+        // "with an empty message payload"
+        if (payload.length > 0) request(true);
+        return this.createKeys(id);
       case "RegisterThing":
-        return this.registerThing(id, t.templateName ?? "", payload);
+        return this.registerThing(id, t.templateName ?? "", request());
     }
   }
 
-  private parse(payload: Buffer, emptyIsObject = false): Record<string, unknown> {
+  private parse(
+    payload: Buffer,
+    format: "json" | "cbor",
+    emptyIsObject: boolean,
+  ): Record<string, unknown> {
     if (payload.length === 0 && emptyIsObject) return {};
     let v: unknown;
     try {
-      v = JSON.parse(payload.toString("utf8"));
-    } catch {
-      throw new Rejection(400, "InvalidPayload", "the payload is not JSON");
+      v = format === "cbor" ? decodeCbor(payload) : JSON.parse(payload.toString("utf8"));
+    } catch (e) {
+      const why = e instanceof CborError ? `: ${e.message}` : "";
+      throw new Rejection(
+        400,
+        "InvalidPayload",
+        `the payload is not ${format.toUpperCase()}${why}`,
+      );
     }
-    if (!isObject(v))
-      throw new Rejection(400, "InvalidPayload", "the payload is not a JSON object");
+    if (!isObject(v)) {
+      throw new Rejection(
+        400,
+        "InvalidPayload",
+        `the payload is not a ${format.toUpperCase()} map`,
+      );
+    }
     return v;
   }
 
@@ -363,8 +379,7 @@ export class LocalProvisioning {
     }
   }
 
-  private async createFromCsr(id: DeviceIdentity, payload: Buffer) {
-    const req = this.parse(payload);
+  private async createFromCsr(id: DeviceIdentity, req: Record<string, unknown>) {
     const csrPem = req.certificateSigningRequest;
     if (typeof csrPem !== "string" || csrPem === "" || csrPem.length > MAX_CSR_CHARS) {
       throw new Rejection(
@@ -416,9 +431,7 @@ export class LocalProvisioning {
     };
   }
 
-  private async createKeys(id: DeviceIdentity, payload: Buffer) {
-    // "Publish a message on $aws/certificates/create/payload-format with an empty message payload".
-    if (payload.length > 0) this.parse(payload, true);
+  private async createKeys(id: DeviceIdentity) {
     const issued = await issueCertificate(this.ca, PROVISIONED_CN);
     const entry = this.newPending(id, issued.cert);
     this.stats.keysAndCertificates++;
@@ -430,7 +443,11 @@ export class LocalProvisioning {
     };
   }
 
-  private async registerThing(id: DeviceIdentity, templateName: string, payload: Buffer) {
+  private async registerThing(
+    id: DeviceIdentity,
+    templateName: string,
+    req: Record<string, unknown>,
+  ) {
     const body = this.templates.get(templateName);
     if (body === undefined) {
       throw new Rejection(
@@ -439,7 +456,6 @@ export class LocalProvisioning {
         `no provisioning template named ${templateName}`,
       );
     }
-    const req = this.parse(payload);
     const token = req.certificateOwnershipToken;
     if (typeof token !== "string" || token === "") {
       throw new Rejection(
@@ -575,7 +591,12 @@ export class LocalProvisioning {
    * Sends a response to the requesting connection only ("through the same MQTT connection used to
    * publish the API request"), and only if it subscribed to the response topic.
    */
-  private respond(id: DeviceIdentity, topic: string, body: unknown): void {
+  private respond(
+    id: DeviceIdentity,
+    topic: string,
+    body: unknown,
+    format: "json" | "cbor" = "json",
+  ): void {
     this.opts.onResponse?.(id.clientId, topic, body);
     const clients = (this.broker?.aedes as unknown as { clients?: Record<string, Client> })
       ?.clients;
@@ -596,7 +617,8 @@ export class LocalProvisioning {
       {
         cmd: "publish",
         topic,
-        payload: Buffer.from(JSON.stringify(body)),
+        payload:
+          format === "cbor" ? encodeCbor(body as CborValue) : Buffer.from(JSON.stringify(body)),
         qos: Math.min(sub[1].qos ?? 0, 1) as 0 | 1,
         retain: false,
         dup: false,
