@@ -15,3 +15,7 @@ export const ruleName = outputs.ruleName;
 export const streamName = outputs.streamName;
 export const bucketName = outputs.bucketName;
 export const analytics = outputs.analytics;
+/** certificateMode fleet-provisioning: template name, claim certificate and claim policy. */
+export const provisioning = outputs.provisioning;
+/** Secret; the claim certificate's key (`pulumi stack output claimPrivateKey --show-secrets`). */
+export const claimPrivateKey = outputs.claimPrivateKey;

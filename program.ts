@@ -48,6 +48,19 @@ export interface PipelineOutputs {
   readonly bucketName: pulumi.Output<string>;
   /** Whatever the analytics application exports. */
   readonly analytics?: pulumi.Output<Record<string, unknown>>;
+  /** What a device needs to provision itself (certificateMode fleet-provisioning). */
+  readonly provisioning?: pulumi.Output<ProvisioningOutputs>;
+  /** The claim certificate's private key, a secret (certificateMode fleet-provisioning). */
+  readonly claimPrivateKey?: pulumi.Output<string>;
+}
+
+/** The `provisioning` stack output: what `npm run simulate -- --aws --provision` reads. */
+export interface ProvisioningOutputs {
+  readonly templateName: string;
+  readonly claimCertificatePem: string;
+  readonly claimPolicyName: string;
+  /** The pre-provisioning hook's function name, when there is one. */
+  readonly hookFunctionName?: string;
 }
 
 function byThing(
@@ -57,13 +70,32 @@ function byThing(
   return pulumi.all(Object.fromEntries(things.map((t) => [t, value(t)])));
 }
 
+function provisioningOutputs(
+  pipeline: TelemetryPipeline,
+): Pick<PipelineOutputs, "provisioning" | "claimPrivateKey"> {
+  const p = pipeline.provisioning;
+  if (p === undefined) return {};
+  return {
+    provisioning: pulumi
+      .all([p.templateName, p.claimCertificatePem, p.claimPolicy.name, p.hook?.name])
+      .apply(([templateName, claimCertificatePem, claimPolicyName, hookFunctionName]) => ({
+        templateName,
+        claimCertificatePem,
+        claimPolicyName,
+        ...(hookFunctionName === undefined ? {} : { hookFunctionName }),
+      })),
+    claimPrivateKey: p.claimPrivateKey,
+  };
+}
+
 /** Builds the stack's pipeline from its validated config and returns the stack outputs. */
 export function buildPipeline(
   config: StackConfig,
   opts: Pick<TelemetryPipelineArgs, "analytics"> = {},
 ): PipelineOutputs {
   const pipeline = new TelemetryPipeline(PROJECT, { config, analytics: opts.analytics });
-  const things = config.things.map((t) => t.name);
+  // In fleet-provisioning mode no thing is registered by the stack: its devices register themselves.
+  const things = config.provisioning === undefined ? config.things.map((t) => t.name) : [];
   const identity = (t: string) => pipeline.identities[t];
   return {
     endpoint: pipeline.endpoint,
@@ -80,6 +112,7 @@ export function buildPipeline(
     ruleName: pipeline.rule.ruleName,
     streamName: pipeline.delivery.streamName,
     bucketName: pipeline.delivery.bucketName,
+    ...provisioningOutputs(pipeline),
     analytics:
       pipeline.analytics?.outputs === undefined
         ? undefined

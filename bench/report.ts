@@ -10,6 +10,7 @@ export const FIGURE_IDS = [
   "program",
   "rule-sql",
   "policy",
+  "provisioning",
 ] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
@@ -20,6 +21,7 @@ export const FIGURE_TITLES: Record<FigureId, string> = {
   program: "4. The program at fleet scale",
   "rule-sql": "5. IoT SQL rule evaluation on the hot path",
   policy: "6. IoT policy decisions",
+  provisioning: "7. Fleet provisioning by claim",
 };
 
 /** One measured number. `key` is stable across runs (the JSON's contract); `label` is for people. */

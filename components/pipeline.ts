@@ -11,6 +11,7 @@ import { streamAnalyticsPlug } from "./analytics/plug";
 import { DeliveryStream } from "./delivery/delivery-stream";
 import { DeviceIdentity } from "./identity/device-identity";
 import { DevicePolicy } from "./identity/device-policy";
+import { FleetProvisioning } from "./provisioning/fleet-provisioning";
 import { ThingRegistry } from "./registry/thing-registry";
 import { FirehoseAction } from "./rule/actions/firehose";
 import { TelemetryRule } from "./rule/telemetry-rule";
@@ -28,8 +29,10 @@ export interface TelemetryPipelineArgs {
 export class TelemetryPipeline extends pulumi.ComponentResource {
   readonly registry: ThingRegistry;
   readonly policy: DevicePolicy;
-  /** Identities by thing name, in fleet order. */
+  /** Identities by thing name, in fleet order (none in fleet-provisioning mode). */
   readonly identities: Readonly<Record<string, DeviceIdentity>>;
+  /** Fleet provisioning by claim, in certificateMode fleet-provisioning. */
+  readonly provisioning?: FleetProvisioning;
   readonly delivery: DeliveryStream;
   readonly rule: TelemetryRule;
   /** What the analytics plugged in, if anything. */
@@ -42,9 +45,18 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
     const config = args.config;
     const parent = { parent: this };
 
+    // In fleet-provisioning mode the devices register themselves: the registry holds only the
+    // thing type and group their template names.
+    const provisioning = config.provisioning;
     this.registry = new ThingRegistry(
       `${name}-registry`,
-      { thingType: config.thingType, fleet: config.fleet },
+      {
+        thingType: config.thingType,
+        fleet:
+          provisioning === undefined
+            ? config.fleet
+            : config.fleet.map((g) => ({ ...g, things: [] })),
+      },
       parent,
     );
     this.policy = new DevicePolicy(
@@ -58,7 +70,7 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       parent,
     );
     const identities: Record<string, DeviceIdentity> = {};
-    for (const thing of config.things) {
+    for (const thing of provisioning === undefined ? config.things : []) {
       const csrFile = config.certificates.csrFiles[thing.name];
       identities[thing.name] = new DeviceIdentity(
         `${name}-${thing.name}-identity`,
@@ -71,6 +83,29 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       );
     }
     this.identities = identities;
+    if (provisioning !== undefined) {
+      const group = config.fleet[0];
+      this.provisioning = new FleetProvisioning(
+        `${name}-provisioning`,
+        {
+          provisioning,
+          template: {
+            thingPrefix: provisioning.thingPrefix,
+            thingTypeName: config.thingType.name,
+            group: provisioning.group,
+            attributes: group.attributes,
+            policyName: config.policy.name,
+            telemetryTopic: config.telemetryTopic,
+          },
+          registeredAfter: [
+            this.registry.thingType,
+            this.registry.groups[provisioning.group],
+            this.policy.policy,
+          ],
+        },
+        parent,
+      );
+    }
 
     const bucketName =
       config.delivery.bucketName ??

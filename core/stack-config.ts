@@ -17,12 +17,17 @@ import {
 import { PROJECT, PROJECT_DIR } from "./project";
 import { parseRuleSql, RuleSqlError } from "./rule-sql";
 import { parseWindowSpec, type WindowSpec } from "./window";
+import { parseProvisioningConfig, type ProvisioningConfig } from "./provisioning-config";
 
 export type PolicyMode = "tutorial" | "least-privilege" | "custom";
 export const POLICY_MODES: readonly PolicyMode[] = ["tutorial", "least-privilege", "custom"];
 
-export type CertificateMode = "generated" | "csr";
-export const CERTIFICATE_MODES: readonly CertificateMode[] = ["generated", "csr"];
+export type CertificateMode = "generated" | "csr" | "fleet-provisioning";
+export const CERTIFICATE_MODES: readonly CertificateMode[] = [
+  "generated",
+  "csr",
+  "fleet-provisioning",
+];
 
 /** One thing of the fleet, with the group it belongs to. */
 export interface ThingSpec {
@@ -38,9 +43,12 @@ export interface FleetGroup {
   readonly description: string;
   readonly attributes: Readonly<Record<string, string>>;
   readonly things: readonly string[];
+  /** The prefix of `{thingPrefix, count}` groups (the things are prefix + 1..count). */
+  readonly thingPrefix?: string;
 }
 
 export type { DeliveryConfig } from "./delivery";
+export type { ProvisioningConfig } from "./provisioning-config";
 
 export interface StackConfig {
   readonly stack: string;
@@ -65,6 +73,11 @@ export interface StackConfig {
     /** Absolute path of each thing's CSR file in csr mode (empty in generated mode). */
     readonly csrFiles: Readonly<Record<string, string>>;
   };
+  /**
+   * Fleet provisioning, only in certificateMode fleet-provisioning: the stack then registers no
+   * thing or device certificate, and `things` are the devices that will provision themselves.
+   */
+  readonly provisioning?: ProvisioningConfig;
   /** Topic template; `{thing}` stands for the thing name. */
   readonly telemetryTopic: string;
   readonly rule: { readonly name: string; readonly sql: string; readonly roleName: string };
@@ -212,7 +225,13 @@ function parseFleet(raw: RawConfig): FleetGroup[] {
     const description = e.description ?? `Things in ${group}`;
     if (typeof description !== "string")
       fail(`fleet[${i}].description`, description, "set a string");
-    return { group, description, attributes, things };
+    return {
+      group,
+      description,
+      attributes,
+      things,
+      ...(e.things === undefined ? { thingPrefix: things[0].slice(0, -1) } : {}),
+    };
   });
 }
 
@@ -473,6 +492,10 @@ export function parseStackConfig(
   const certificateMode = oneOf(raw, "certificateMode", CERTIFICATE_MODES);
   const csrFiles =
     certificateMode === "csr" ? parseCsrFiles(things, str(raw, "csrDir"), baseDir) : {};
+  const provisioning =
+    certificateMode === "fleet-provisioning"
+      ? parseProvisioningConfig(structured(raw, "provisioning"), fleet)
+      : undefined;
 
   return {
     stack,
@@ -483,6 +506,7 @@ export function parseStackConfig(
     policy: { ...parsePolicy(raw, region, telemetryTopic), name: policyName },
     localCertificates: parseLocalCertificates(raw),
     certificates: { mode: certificateMode, csrFiles },
+    ...(provisioning === undefined ? {} : { provisioning }),
     telemetryTopic,
     rule: { name: ruleName, sql, roleName },
     delivery: {

@@ -50,7 +50,15 @@ export class LocalAuthorizer {
   };
   private readonly ctx: IotArnContext;
   private readonly evaluate;
-  private readonly things: ReadonlyMap<string, StackConfig["things"][number]>;
+  /** The things certificates are attached to: the fleet's, and those provisioned at run time. */
+  private readonly things: Map<
+    string,
+    {
+      readonly name: string;
+      readonly typeName?: string;
+      readonly attributes: Readonly<Record<string, string>>;
+    }
+  >;
   /** One context per connection: its certificate, address and connect flags do not change. */
   private readonly contexts = new WeakMap<DeviceIdentity, PolicyContext>();
   /** Certificate attributes by certificate id: a fleet reconnects with the same few. */
@@ -72,6 +80,14 @@ export class LocalAuthorizer {
       ),
     ]);
     this.things = new Map(config.things.map((t) => [t.name, t]));
+  }
+
+  /**
+   * Registers a thing that was provisioned at run time (fleet provisioning): its certificate is
+   * attached to it, so the thing variables resolve for connections with its name as client id.
+   */
+  addThing(thing: { name: string; typeName?: string; attributes: Record<string, string> }): void {
+    this.things.set(thing.name, thing);
   }
 
   get totalDenials(): number {
@@ -112,7 +128,8 @@ export class LocalAuthorizer {
       thingName: thing?.name,
       isAttached: thing !== undefined,
       association: this.opts.association ?? "non-exclusive",
-      thingTypeName: thing === undefined ? undefined : this.config.thingType.name,
+      thingTypeName:
+        thing === undefined ? undefined : (thing.typeName ?? this.config.thingType.name),
       attributes: thing?.attributes ?? {},
       certificateId: id.certificateId,
       // Read only when a policy asks for a certificate variable: parsing every connecting

@@ -15,9 +15,10 @@ export interface DeviceIdentity {
   readonly thingName: string;
   /**
    * `console` for the identity that plays the AWS console's MQTT test client (authorised by IAM
-   * in AWS, not by an IoT policy); `thing` for every device.
+   * in AWS, not by an IoT policy); `thing` for every device; `claim` for a fleet provisioning
+   * claim certificate (local/provisioning.ts), which no thing is attached to.
    */
-  readonly kind: "thing" | "console";
+  readonly kind: "thing" | "console" | "claim";
   /** The client certificate TLS verified (subject, issuer and validity feed policy variables). */
   readonly certificate?: X509Certificate;
   /**
@@ -38,7 +39,23 @@ export interface ConnectRequest {
   readonly will?: { readonly topic: string; readonly retain: boolean };
 }
 
+/** What TLS verified about a connecting client, for {@link BrokerHooks.bindIdentity}. */
+export interface PresentedCertificate {
+  readonly clientId: string;
+  /** The certificate's subject CN. */
+  readonly commonName: string;
+  readonly certificate?: X509Certificate;
+  readonly certificateId?: string;
+  readonly remoteAddress?: string;
+}
+
 export interface BrokerHooks {
+  /**
+   * Binds a verified certificate to an identity when its CN does not name the thing (fleet
+   * provisioning: claim certificates, and device certificates found in the registry by id). An
+   * identity, a reason to refuse, or undefined for the default rule (client id = CN).
+   */
+  bindIdentity?(presented: PresentedCertificate): DeviceIdentity | string | undefined;
   /** A reason to refuse the connection (will included), or undefined to accept it. */
   authorizeConnect?(id: DeviceIdentity, connect?: ConnectRequest): string | undefined;
   /**
@@ -221,20 +238,34 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       if (!socket.authorized || thingName === undefined) {
         return refuse("no verified client certificate", 5);
       }
-      if (clientId !== thingName && (this.opts.requireThingClientId ?? true)) {
+      const certificate = socket.getPeerX509Certificate?.();
+      const certificateId =
+        certificate && createHash("sha256").update(certificate.raw).digest("hex");
+      const bound = this.hooks.bindIdentity?.({
+        clientId,
+        commonName: thingName,
+        certificate,
+        certificateId,
+        remoteAddress: socket.remoteAddress,
+      });
+      if (typeof bound === "string") return refuse(bound, 5);
+      if (
+        bound === undefined &&
+        clientId !== thingName &&
+        (this.opts.requireThingClientId ?? true)
+      ) {
         // AWS binds thing policy variables to the connection only when client id = thing name.
         return refuse(
           `client id ${JSON.stringify(clientId)} does not match its certificate's thing ${JSON.stringify(thingName)}`,
           2,
         );
       }
-      const certificate = socket.getPeerX509Certificate?.();
-      const id: DeviceIdentity = {
+      const id: DeviceIdentity = bound ?? {
         clientId,
         thingName,
         kind: thingName === CONSOLE_IDENTITY ? "console" : "thing",
         certificate,
-        certificateId: certificate && createHash("sha256").update(certificate.raw).digest("hex"),
+        certificateId,
         remoteAddress: socket.remoteAddress,
       };
       // aedes keeps the CONNECT's will on the client before it authenticates.

@@ -199,6 +199,30 @@ export async function issueCertificate(
   opts: IssueOptions = {},
 ): Promise<IssuedCertificate> {
   const keys = await newKeyPair();
+  const cert = await signCertificate(ca, commonName, keys.publicKey, opts);
+  return { key: await keyPem(keys.privateKey), cert };
+}
+
+/**
+ * A client certificate (PEM) for a public key someone else holds, as fleet provisioning's
+ * CreateCertificateFromCsr issues it: the key pair never comes near the CA.
+ */
+export async function issueCertificateForKey(
+  ca: CertificateAuthority,
+  commonName: string,
+  publicKey: x509.PublicKey | CryptoKey,
+  opts: IssueOptions = {},
+): Promise<string> {
+  return signCertificate(ca, commonName, publicKey, opts);
+}
+
+async function signCertificate(
+  ca: CertificateAuthority,
+  commonName: string,
+  publicKey: x509.PublicKey | CryptoKey,
+  opts: IssueOptions,
+): Promise<string> {
+  const keys = { publicKey };
   const notBefore = opts.notBefore ?? new Date(Date.now() - 60_000);
   const notAfter = opts.notAfter ?? new Date(notBefore.getTime() + LEAF_VALIDITY_MS);
   const extensions: x509.Extension[] = [
@@ -232,7 +256,7 @@ export async function issueCertificate(
     signingAlgorithm: SIGN_ALG,
     extensions,
   });
-  return { key: await keyPem(keys.privateKey), cert: cert.toString("pem") + "\n" };
+  return cert.toString("pem") + "\n";
 }
 
 /** Writes via a temporary file and a rename, so a reader never sees half a file. */
@@ -455,6 +479,15 @@ export async function ensurePki(
     paths: (name) => identityPaths(dir, name),
     credentialsFor: (name) => readCredentials(dir, name),
   };
+}
+
+/** The CA of a PKI folder, able to sign (made if missing, as ensurePki would). */
+export async function openCertificateAuthority(
+  dir: string,
+  now: Date = new Date(),
+): Promise<CertificateAuthority> {
+  fs.mkdirSync(path.join(dir, "identities"), { recursive: true, mode: 0o700 });
+  return withLock(dir, async () => (await loadOrCreateCa(dir, now)).ca);
 }
 
 /** Reads an identity's credentials, or throws a one-line PkiError telling what to run. */

@@ -8,10 +8,11 @@ import { type StackConfig } from "../core/stack-config";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
 import { certificateProfileFor, CONSOLE_IDENTITY, ensurePki, type Credentials } from "./ca";
 import { LocalAuthorizer, type AuthorizerOptions } from "./authorizer";
-import { LocalBroker, type BrokerOptions } from "./broker";
+import { LocalBroker, type BrokerHooks, type BrokerOptions } from "./broker";
 import { LocalDeliveryStream } from "./firehose";
 import { LocalRuleEngine } from "./rule-engine";
 import { localBucketName } from "./s3";
+import { CLAIM_IDENTITY, LocalProvisioning } from "./provisioning";
 
 export interface LocalPipelineOptions {
   /** Broker port on 127.0.0.1; default 0 (any free port). */
@@ -44,6 +45,10 @@ export interface LocalPipeline {
   readonly delivery: LocalDeliveryStream;
   credentialsFor(thing: string): Credentials;
   consoleCredentials(): Credentials;
+  /** Fleet provisioning by claim (certificateMode fleet-provisioning): the API, the registry. */
+  readonly provisioning?: LocalProvisioning;
+  /** The claim certificate devices boot with (certificateMode fleet-provisioning only). */
+  claimCredentials(): Credentials;
   /** Counts to show at the end of a run, in display order. */
   summary(): Array<{ label: string; value: string | number }>;
   /** Paths of the objects the telemetry's delivery stream wrote in this run. */
@@ -80,13 +85,22 @@ export async function startLocalPipeline(
   const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
   const log = opts.log ?? (() => undefined);
   const things = config.things.map((t) => t.name);
+  // In fleet-provisioning mode no device certificate exists before a device provisions itself:
+  // the PKI issues the claim certificate, and the provisioning API the devices' own.
+  const fleetProvisioning = config.provisioning !== undefined;
+  const pkiDir = path.join(stateDir, "pki");
   // Each thing's certificate carries the stack's localCertificates subject and alternative names.
-  const profiles = Object.fromEntries(
-    config.things.map((t) => [t.name, certificateProfileFor(config.localCertificates, t, config)]),
-  );
+  const profiles = fleetProvisioning
+    ? {}
+    : Object.fromEntries(
+        config.things.map((t) => [
+          t.name,
+          certificateProfileFor(config.localCertificates, t, config),
+        ]),
+      );
   const pki = await ensurePki(
-    path.join(stateDir, "pki"),
-    [...things, CONSOLE_IDENTITY],
+    pkiDir,
+    fleetProvisioning ? [CLAIM_IDENTITY, CONSOLE_IDENTITY] : [...things, CONSOLE_IDENTITY],
     new Date(),
     profiles,
   );
@@ -110,18 +124,27 @@ export async function startLocalPipeline(
     errorAction: (message) => delivery.putError(message),
     log,
   });
+  const provisioning = fleetProvisioning
+    ? await LocalProvisioning.open({ config, pkiDir, stateDir, authorizer, log })
+    : undefined;
+  const hooks: BrokerHooks = {
+    ...authorizer.hooks(),
+    // The PUBACK waits for this: the rule ran and its record is in the journal on disk (or the
+    // provisioning API answered and its registration is on disk).
+    onPublish: (id, topic, payload) =>
+      provisioning?.handles(topic) === true
+        ? provisioning.onPublish(id, topic, payload)
+        : rules.onPublish(id, topic, payload),
+  };
   const broker = await LocalBroker.start({
     ca: pki.caPem,
     key: pki.server.key,
     cert: pki.server.cert,
     port: opts.port ?? 0,
     ...opts.broker,
-    hooks: {
-      ...authorizer.hooks(),
-      // The PUBACK waits for this: the rule ran and its record is in the journal on disk.
-      onPublish: (id, topic, payload) => rules.onPublish(id, topic, payload),
-    },
+    hooks: provisioning === undefined ? hooks : provisioning.hooks(hooks),
   });
+  provisioning?.attach(broker);
   log(
     `pipeline: policy ${config.policy.name} (${config.policy.mode}), rule ${config.rule.name}: ${config.rule.sql}, ` +
       `delivery ${config.delivery.streamName} → ${path.join(delivery.bucket.dir)} ` +
@@ -196,7 +219,19 @@ export async function startLocalPipeline(
     authorizer,
     rules,
     delivery,
+    provisioning,
+    claimCredentials: () => {
+      if (!fleetProvisioning) {
+        throw new Error(`stack ${config.stack} is not in certificateMode fleet-provisioning`);
+      }
+      return pki.credentialsFor(CLAIM_IDENTITY);
+    },
     credentialsFor: (thing) => {
+      if (fleetProvisioning) {
+        throw new Error(
+          `stack ${config.stack} provisions its devices (fleet-provisioning): they have no pre-issued certificate; use npm run simulate -- --provision`,
+        );
+      }
       if (!things.includes(thing)) {
         throw new Error(
           `${thing} is not a thing of stack ${config.stack} (fleet: ${things.join(", ")})`,
@@ -250,6 +285,7 @@ export async function startLocalPipeline(
         label: `objects written to s3://${delivery.bucket.name}`,
         value: delivery.stats.objectsWritten,
       },
+      ...(provisioning?.summary() ?? []),
       ...(analytics?.summary() ?? []),
       ...(windowsDelivery === undefined
         ? []

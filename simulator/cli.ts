@@ -53,6 +53,14 @@ Target (default: the embedded local pipeline)
                         pulumi stack output --json --show-secrets --stack NAME
     --key-dir DIR       folder of <thing>.key files (csr certificate mode keeps keys off AWS)
 
+Fleet provisioning (stacks in certificateMode fleet-provisioning, e.g. --stack fleet)
+  --provision           each device boots with the claim certificate only, provisions itself
+                        (CreateCertificateFromCsr: its key never leaves it, RegisterThing with
+                        its serial), stores its identity under STATE-DIR/identities/ (keys
+                        0600), reconnects with it and publishes; a later run reuses it.
+                        Embedded pipeline or --aws
+  --provision-keys      the same with CreateKeysAndCertificate (the stack must allow it)
+
   -h, --help            this text
 
 Examples
@@ -60,6 +68,7 @@ Examples
   npm run simulate -- --stack prod --fast --duration 20
   npm run simulate -- --source replay --speedup 86400 --count 100
   npm run simulate -- --aws --stack dev
+  npm run simulate -- --stack fleet --provision --fast
 `;
 
 const SUBSCRIBE_HELP = `Usage: npm run subscribe -- [options]
@@ -171,6 +180,8 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
     "no-probe": { type: "boolean" },
     aws: { type: "boolean" },
     "key-dir": { type: "string" },
+    provision: { type: "boolean" },
+    "provision-keys": { type: "boolean" },
   });
   const s = (k: string) => v[k] as string | undefined;
   const b = (k: string) => v[k] === true;
@@ -227,7 +238,19 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
       "--fast speeds up the embedded pipeline only; drop it with --endpoint/--aws",
     );
   }
+  const provision = b("provision-keys") ? "keys" : b("provision") ? "csr" : undefined;
+  if (provision !== undefined && target.kind === "endpoint") {
+    throw new CliError(
+      "--provision needs the claim certificate and template of a stack: use the embedded pipeline or --aws, not --endpoint",
+    );
+  }
+  if (provision !== undefined && s("key-dir") !== undefined) {
+    throw new CliError(
+      "--key-dir is for pre-registered csr stacks; provisioned devices keep their keys under --state-dir",
+    );
+  }
   return {
+    ...(provision === undefined ? {} : { provision }),
     stack: s("stack") ?? "dev",
     devices: intOpt("devices", s("devices"), 1),
     rate: numOpt("rate", s("rate"), 0) ?? 1,

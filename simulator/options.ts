@@ -41,6 +41,11 @@ export interface SimulateOptions {
   readonly probe: boolean;
   readonly stateDir: string;
   readonly target: Target;
+  /**
+   * Fleet provisioning by claim: each device boots with the claim certificate and provisions
+   * itself, from a CSR (`csr`, the key never leaves it) or with CreateKeysAndCertificate (`keys`).
+   */
+  readonly provision?: "csr" | "keys";
 }
 
 /** Where the run's lines go; `progress` may redraw one line in place. */

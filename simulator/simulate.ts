@@ -12,9 +12,11 @@ import { Publisher, type PublisherStats, type PublishOutcome } from "../device/p
 import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "../device/replay";
 import type { TelemetrySource } from "../device/source";
 import { DEFAULT_DURATION_S, UsageError, type Output, type SimulateOptions } from "./options";
+import { identityDirFor, provisionFleet, provisioningLines } from "./provision";
 import {
   fileCredentials,
   readAwsOutputs,
+  readAwsProvisioningOutputs,
   readRunFile,
   removeRunFile,
   runFilePath,
@@ -103,7 +105,8 @@ export async function simulate(
   signal?: AbortSignal,
 ): Promise<number> {
   const config = loadStackConfig(opts.stack);
-  const things = pickThings(config, opts.devices);
+  checkProvisioning(opts, config);
+  let things = pickThings(config, opts.devices);
   const template = opts.topic ?? config.telemetryTopic;
   const sources = makeSources(opts, things, out);
 
@@ -130,7 +133,10 @@ export async function simulate(
     });
     url = pipeline.url;
     const p = pipeline;
-    credentials = new Map(things.map((th) => [th, p.credentialsFor(th)]));
+    credentials =
+      opts.provision === undefined
+        ? new Map(things.map((th) => [th, p.credentialsFor(th)]))
+        : new Map();
     runFile = runFilePath(opts.stateDir, config.stack);
     writeRunFile(runFile, {
       pid: process.pid,
@@ -146,10 +152,13 @@ export async function simulate(
   } else if (t.kind === "endpoint") {
     url = `mqtts://${t.host}:${t.port}`;
     credentials = fileCredentials(things, t.cert, t.key, t.ca);
-  } else {
+  } else if (opts.provision === undefined) {
     const aws = readAwsOutputs(config.stack, things, t.keyDir, PROJECT_DIR);
     url = `mqtts://${aws.endpoint}:8883`;
     credentials = aws.credentials;
+  } else {
+    url = "";
+    credentials = new Map();
   }
 
   let stopped = false;
@@ -159,8 +168,47 @@ export async function simulate(
     await pipeline.stop();
     if (runFile) removeRunFile(runFile);
   };
+  let provisioning: string[] | undefined;
+  let provisioningFailed = false;
   try {
-    return await runDevices({
+    if (opts.provision !== undefined) {
+      // Each device boots with the claim certificate only and provisions itself (or reuses the
+      // identity an earlier run stored); only the provisioned ones publish.
+      const aws =
+        t.kind === "aws" ? readAwsProvisioningOutputs(config.stack, PROJECT_DIR) : undefined;
+      if (aws !== undefined) url = `mqtts://${aws.endpoint}:8883`;
+      const claim = aws?.claim ?? {
+        ...(pipeline as LocalPipeline).claimCredentials(),
+        ca: (pipeline as LocalPipeline).ca,
+      };
+      out.line(
+        `provisioning: ${things.length} device(s) with the claim certificate, template ${aws?.templateName ?? config.provisioning?.templateName}, ${opts.provision === "csr" ? "CreateCertificateFromCsr (keys stay on the devices)" : "CreateKeysAndCertificate"}`,
+      );
+      const result = await provisionFleet({
+        config,
+        things,
+        url,
+        claim,
+        identityDir: identityDirFor(
+          opts.stateDir,
+          t.kind === "aws" ? "aws" : "local",
+          config.stack,
+        ),
+        certificateRequest: opts.provision,
+        out,
+        signal,
+      });
+      provisioning = provisioningLines(result);
+      for (const l of provisioning) out.line(l);
+      provisioningFailed = result.failed.length > 0;
+      credentials = result.credentials;
+      things = [...result.credentials.keys()];
+      if (things.length === 0) {
+        out.line("provisioning: no device has an identity; nothing publishes");
+        return 1;
+      }
+    }
+    const code = await runDevices({
       opts,
       out,
       signal,
@@ -172,7 +220,9 @@ export async function simulate(
       credentials,
       pipeline,
       stopPipeline,
+      provisioning,
     });
+    return provisioningFailed ? 1 : code;
   } finally {
     await stopPipeline(); // on an error too: the pipeline's state is flushed and the run file goes
   }
@@ -191,6 +241,26 @@ interface RunContext {
   readonly credentials: Map<string, DeviceCredentials>;
   readonly pipeline?: LocalPipeline;
   readonly stopPipeline: () => Promise<void>;
+  /** What provisioning did, for the summary (with --provision). */
+  readonly provisioning?: readonly string[];
+}
+
+/** --provision needs a fleet-provisioning stack, and such a stack's devices need --provision. */
+function checkProvisioning(opts: SimulateOptions, config: StackConfig): void {
+  if (opts.provision !== undefined && config.provisioning === undefined) {
+    throw new UsageError(
+      `--provision: stack ${config.stack} is in certificateMode ${config.certificates.mode}, which registers its devices itself; use a stack in certificateMode fleet-provisioning (e.g. --stack fleet)`,
+    );
+  }
+  if (
+    opts.provision === undefined &&
+    config.provisioning !== undefined &&
+    opts.target.kind !== "endpoint"
+  ) {
+    throw new UsageError(
+      `stack ${config.stack} is in certificateMode fleet-provisioning: its devices have no certificate until they provision themselves; add --provision`,
+    );
+  }
 }
 
 async function runDevices(ctx: RunContext): Promise<number> {
@@ -296,6 +366,7 @@ async function runDevices(ctx: RunContext): Promise<number> {
   await ctx.stopPipeline(); // before the summary: stopping flushes the delivery buffers
 
   printSummary(out, devices, opts, config, elapsedMs, pipeline, probe);
+  for (const l of ctx.provisioning ?? []) out.line(l);
   // Exit 1 when a device was refused for good, or when readings were made and none got through
   // (a broker that never answered): a run that shows only zeros must not look like success.
   const failed = devices.filter((d) => d.publisher.failure !== undefined);

@@ -163,6 +163,48 @@ export function parseAwsOutputs(
   return { endpoint, credentials };
 }
 
+/** What a device needs to provision itself against a deployed fleet-provisioning stack. */
+export interface AwsProvisioningOutputs {
+  readonly endpoint: string;
+  readonly templateName: string;
+  readonly claim: { readonly cert: string; readonly key: string };
+}
+
+/** Reads `endpoint`, `provisioning` and `claimPrivateKey` (see program.ts) from the outputs. */
+export function parseAwsProvisioningOutputs(json: string, stack: string): AwsProvisioningOutputs {
+  let outputs: Record<string, unknown> | undefined;
+  try {
+    outputs = asRecord(JSON.parse(json));
+  } catch {
+    outputs = undefined;
+  }
+  if (!outputs) throw new TargetError(`pulumi stack output for ${stack} is not a JSON object`);
+  const endpoint = outputs.endpoint;
+  const p = asRecord(outputs.provisioning);
+  const key = outputs.claimPrivateKey;
+  if (typeof endpoint !== "string" || endpoint === "" || p === undefined) {
+    throw new TargetError(
+      `stack ${stack} has no endpoint and provisioning outputs; deploy it in certificateMode fleet-provisioning (pulumi up) first`,
+    );
+  }
+  if (typeof p.templateName !== "string" || typeof p.claimCertificatePem !== "string") {
+    throw new TargetError(
+      `stack ${stack}'s provisioning output lacks templateName or claimCertificatePem; run pulumi up`,
+    );
+  }
+  if (typeof key !== "string" || key === "") {
+    throw new TargetError(
+      `stack ${stack} shows no claimPrivateKey; the outputs must be read with --show-secrets`,
+    );
+  }
+  return { endpoint, templateName: p.templateName, claim: { cert: p.claimCertificatePem, key } };
+}
+
+/** Runs the Pulumi CLI for a fleet-provisioning stack's outputs. */
+export function readAwsProvisioningOutputs(stack: string, cwd: string): AwsProvisioningOutputs {
+  return parseAwsProvisioningOutputs(pulumiStackOutput(stack, cwd), stack);
+}
+
 /** Runs the Pulumi CLI for the stack's outputs; a missing CLI is a one-line TargetError. */
 export function readAwsOutputs(
   stack: string,
@@ -170,6 +212,11 @@ export function readAwsOutputs(
   keyDir: string | undefined,
   cwd: string,
 ): AwsStackOutputs {
+  return parseAwsOutputs(pulumiStackOutput(stack, cwd), stack, things, keyDir);
+}
+
+/** `pulumi stack output --json --show-secrets --stack <stack>`, or a one-line TargetError. */
+function pulumiStackOutput(stack: string, cwd: string): string {
   let json: string;
   try {
     json = execFileSync(
@@ -192,5 +239,5 @@ export function readAwsOutputs(
     const first = (err.stderr ?? err.message).trim().split("\n")[0];
     throw new TargetError(`pulumi stack output --stack ${stack} failed: ${first}`);
   }
-  return parseAwsOutputs(json, stack, things, keyDir);
+  return json;
 }

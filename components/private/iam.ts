@@ -26,7 +26,10 @@ export interface IamDocument {
 
 /** The service principals this project's roles trust. */
 export type ServicePrincipal =
-  "iot.amazonaws.com" | "firehose.amazonaws.com" | "kinesisanalytics.amazonaws.com";
+  | "iot.amazonaws.com"
+  | "firehose.amazonaws.com"
+  | "kinesisanalytics.amazonaws.com"
+  | "lambda.amazonaws.com";
 
 /**
  * The condition key each service's documentation uses to tie a role to one account: Firehose's
@@ -85,8 +88,14 @@ export interface ServiceRoleArgs {
   readonly roleName?: pulumi.Input<string>;
   /** The account whose resources alone may use the role (the confused-deputy guard). */
   readonly accountId: pulumi.Input<string>;
-  /** The role's permissions, once the resources they name are known. */
-  readonly statements: pulumi.Input<IamStatement[]>;
+  /** The role's permissions, once the resources they name are known; none: no inline grant. */
+  readonly statements?: pulumi.Input<IamStatement[]>;
+  /**
+   * AWS-managed policies to attach, by ARN, where an AWS page names the policy a role must hold
+   * (the fleet provisioning role's AWSIoTThingsRegistration). One attachment `name-<policy>` each.
+   * @default none
+   */
+  readonly managedPolicyArns?: readonly string[];
 }
 
 /** A service role and its one inline grant. */
@@ -96,15 +105,42 @@ export interface ServiceRole {
   readonly grant: aws.iam.RolePolicy;
 }
 
+/** A service role with an optional grant and its managed-policy attachments. */
+export interface ServiceRoleWithAttachments {
+  readonly role: aws.iam.Role;
+  readonly grant?: aws.iam.RolePolicy;
+  readonly attachments: readonly aws.iam.RolePolicyAttachment[];
+  /** What resources using the role depend on: the grant and the attachments. */
+  readonly ready: readonly pulumi.Resource[];
+}
+
 /**
  * The role `name` (and its grant `name-policy`) for one service, as children of `parent`. Trust
  * and permissions are built the same way for every role of the pipeline.
  */
 export function serviceRole(
   name: string,
-  args: ServiceRoleArgs,
+  args: ServiceRoleArgs & { readonly statements: pulumi.Input<IamStatement[]> },
   parent: pulumi.Resource,
 ): ServiceRole {
+  const { role, grant } = serviceRoleWithAttachments(name, args, parent);
+  return { role, grant: grant as aws.iam.RolePolicy };
+}
+
+/** The last part of a managed policy's ARN, for the attachment's name. */
+function policyBaseName(arn: string): string {
+  return arn.split("/").pop() ?? arn;
+}
+
+/**
+ * {@link serviceRole} for roles whose permissions an AWS page names as a managed policy: the role,
+ * its inline grant when there are statements, and one attachment per managed policy.
+ */
+export function serviceRoleWithAttachments(
+  name: string,
+  args: ServiceRoleArgs,
+  parent: pulumi.Resource,
+): ServiceRoleWithAttachments {
   const role = new aws.iam.Role(
     name,
     {
@@ -113,13 +149,30 @@ export function serviceRole(
     },
     { parent },
   );
-  const grant = new aws.iam.RolePolicy(
-    `${name}-policy`,
-    {
-      role: role.id,
-      policy: pulumi.output(args.statements).apply((s) => allowDocument(...(s as IamStatement[]))),
-    },
-    { parent },
+  const statements = args.statements;
+  const grant =
+    statements === undefined
+      ? undefined
+      : new aws.iam.RolePolicy(
+          `${name}-policy`,
+          {
+            role: role.id,
+            policy: pulumi.output(statements).apply((s) => allowDocument(...(s as IamStatement[]))),
+          },
+          { parent },
+        );
+  const attachments = (args.managedPolicyArns ?? []).map(
+    (policyArn) =>
+      new aws.iam.RolePolicyAttachment(
+        `${name}-${policyBaseName(policyArn)}`,
+        { role: role.name, policyArn },
+        { parent },
+      ),
   );
-  return { role, grant };
+  return {
+    role,
+    grant,
+    attachments,
+    ready: [...(grant === undefined ? [] : [grant]), ...attachments],
+  };
 }

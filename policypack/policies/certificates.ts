@@ -5,7 +5,9 @@ import type {
   ResourceValidationPolicy,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { TYPES, devStacksSchema, inDevStack, str, validateType } from "./common";
+import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy";
+import { grantsProvisioningTopics } from "../../core/provisioning";
+import { TYPES, devStacksSchema, inDevStack, refersTo, str, validateType } from "./common";
 
 export const iotCertificateFromCsr: ResourceValidationPolicy = {
   name: "iot-certificate-from-csr",
@@ -78,6 +80,33 @@ function push(map: Map<string, number[]>, key: string, i: number): void {
   else map.set(key, [i]);
 }
 
+/**
+ * Whether a certificate is a fleet provisioning claim: it has policies attached, and every one of
+ * them grants the provisioning topics (what it may do is iot-claim-policy-provisioning-only's).
+ */
+function isClaim(
+  cert: PolicyResource,
+  attachments: readonly PolicyResource[],
+  policies: readonly PolicyResource[],
+): boolean {
+  const attached = attachments
+    .filter((a) => refersTo(a, "target", cert, CERT_KEYS))
+    .flatMap((a) => policies.filter((p) => refersTo(a, "policy", p, ["name", "id"])));
+  return (
+    attached.length > 0 &&
+    attached.every((p) => {
+      // Read without the engine's proxy: an unknown document (preview) is not a claim's.
+      const doc: unknown = Object.getOwnPropertyDescriptor(p.props, "policy")?.value;
+      try {
+        return typeof doc === "string" && grantsProvisioningTopics(normalizePolicy(doc));
+      } catch (e) {
+        if (!(e instanceof PolicyDocumentError)) throw e;
+        return false;
+      }
+    })
+  );
+}
+
 export const iotCertificateAttachments: StackValidationPolicy = {
   name: "iot-certificate-attachments",
   description:
@@ -101,7 +130,9 @@ export const iotCertificateAttachments: StackValidationPolicy = {
       principals ??= new References(thingAttachments, "principal");
       const attached = principals.to(cert, CERT_KEYS);
       const named = [...new Set(attached.map((a) => str(a.props.thing) ?? a.name))];
-      if (named.length === 0) {
+      if (named.length === 0 && isClaim(cert, policyAttachments, of(TYPES.iotPolicy))) {
+        // A fleet provisioning claim: no thing by design (iot-claim-policy-provisioning-only).
+      } else if (named.length === 0) {
         report(
           `certificate ${cert.name} is attached to no thing; attach it to its thing with an aws.iot.ThingPrincipalAttachment (principal = the certificate ARN)`,
           cert.urn,

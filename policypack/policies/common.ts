@@ -29,6 +29,8 @@ export const TYPES = {
   iamRole: "aws:iam/role:Role",
   iamRolePolicy: "aws:iam/rolePolicy:RolePolicy",
   iamPolicy: "aws:iam/policy:Policy",
+  iamRolePolicyAttachment: "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+  iotProvisioningTemplate: "aws:iot/provisioningTemplate:ProvisioningTemplate",
 } as const;
 
 // ---- Which stack is this? ----------------------------------------------------------------

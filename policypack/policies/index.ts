@@ -14,6 +14,12 @@ import {
 import { kinesisAnalyticsSqlRetired } from "./kinesis-analytics";
 import { s3BucketPrivateAndEncrypted } from "./s3";
 import { iotTopicRuleChecked } from "./topic-rule";
+import {
+  iamProvisioningRole,
+  iotClaimPolicyProvisioningOnly,
+  iotProvisioningTemplateHook,
+  iotProvisioningTemplateThingName,
+} from "./provisioning";
 
 export { setStackNameSource, currentStack, DEFAULT_DEV_STACKS, TYPES } from "./common";
 
@@ -37,4 +43,8 @@ export const policies: Policies = [
   iotCertificateFromCsr,
   kinesisAnalyticsSqlRetired,
   iotCertificateAttachments,
+  iotClaimPolicyProvisioningOnly,
+  iamProvisioningRole,
+  iotProvisioningTemplateThingName,
+  iotProvisioningTemplateHook,
 ];

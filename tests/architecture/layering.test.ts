@@ -1,7 +1,7 @@
 // The layering, as a test: every import points down and no modules import each other in a circle.
 //
 //   simulator/            tools/, bench/ (may use everything below)
-//   device/   local/      program.ts, index.ts → components/      policypack/
+//   device/   local/      program.ts, index.ts → components/      policypack/   functions/
 //   core/  (the Pulumi-free ground floor that all of them share)
 //
 // Imports are read with TypeScript's own pre-processor, so static, type-only, dynamic (`import()`)
@@ -19,6 +19,8 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   local: ["local", "core"],
   simulator: ["simulator", "device", "local", "core"],
   components: ["components", "core"],
+  // The Lambda functions' code (bundled by components/, never imported by it).
+  functions: ["functions", "core"],
   policypack: ["policypack", "core"],
   program: ["program", "components", "core"],
   tools: ["tools", "program", "components", "policypack", "core"],
@@ -32,6 +34,8 @@ const FORBIDDEN_PACKAGES: Record<string, RegExp> = {
   // A device client knows nothing of a broker, and nothing of Pulumi.
   device: /^(@pulumi\/|aedes)/,
   local: /^@pulumi\//,
+  // Code that runs in AWS Lambda carries nothing of the program, the broker or a device client.
+  functions: /^(@pulumi\/|aedes|mqtt)/,
 };
 
 const LAYER_DIRS = Object.keys(MAY_IMPORT).filter((l) => l !== "program");

@@ -75,6 +75,21 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "conditions20.ratio",
     "mismatches",
   ],
+  provisioning: [
+    "preIssuedP50Ms",
+    "preIssuedP99Ms",
+    "preIssuedPerSecond",
+    "provisionedP50Ms",
+    "provisionedP99Ms",
+    "provisionedPerSecond",
+    "failures",
+    "fleetStackResources",
+    "fleetStack10kResources",
+    "preRegisteredResources",
+    "fleetStackBuildSeconds",
+    "preRegisteredBuildSeconds",
+    "peakRssMiB",
+  ],
 };
 
 /** Counts that are right at zero (a failure count, violations of a clean stack). */
@@ -83,6 +98,7 @@ const MAY_BE_ZERO = new Set([
   "fleet.notAcked",
   "program.checkViolations",
   "policy.mismatches",
+  "provisioning.failures",
 ]);
 
 function runBench(

@@ -26,7 +26,7 @@ function rejects(key: string, value: unknown, message: RegExp) {
 
 describe("stack config", () => {
   it("lists the stacks that have a Pulumi.<stack>.yaml", () => {
-    assert.deepEqual(listStacks(), ["dev", "prod"]);
+    assert.deepEqual(listStacks(), ["dev", "fleet", "prod"]);
   });
 
   it("reads dev as the seed built it: one Seattle sensor, tutorial policy, 5 MiB / 300 s", () => {
@@ -98,7 +98,7 @@ describe("stack config", () => {
   it("rejects an unknown stack, naming the known ones", () => {
     assert.throws(
       () => loadStackConfig("staging"),
-      /unknown stack "staging": .* known stacks: dev, prod/,
+      /unknown stack "staging": .* known stacks: dev, fleet, prod/,
     );
   });
 });

@@ -18,10 +18,10 @@ async function levels(config: unknown, stack = "prod"): Promise<string[]> {
 }
 
 describe("the policy pack", () => {
-  it("has twelve uniquely named kebab-case policies, each starting with its service", () => {
+  it("has sixteen uniquely named kebab-case policies, each starting with its service", () => {
     const names = policies.map((p) => p.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 12);
+    assert.equal(names.length, 16);
     for (const n of names) assert.match(n, /^(iot|s3|firehose|iam|kinesis)-[a-z0-9-]+$/);
   });
 

@@ -17,18 +17,44 @@ interface Row {
   readonly page: string;
 }
 
-/** The rows of the table under "## Roles". */
-function documentedRows(): Row[] {
+/** The table rows of a section of docs/iam-roles.md, as cells. */
+function tableRows(heading: string): string[][] {
   const text = fs.readFileSync(path.join(PROJECT_DIR, "docs", "iam-roles.md"), "utf8");
-  const section = text.split(/^## Roles$/m)[1]?.split(/^## /m)[0] ?? "";
+  const section = text.split(new RegExp(`^## ${heading}$`, "m"))[1]?.split(/^## /m)[0] ?? "";
   const lines = section.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| role"));
-  const cells = (l: string) =>
+  return lines.map((l) =>
     l
       .slice(1, -1)
       .split(" | ")
-      .map((c) => c.trim());
-  return lines.map((l) => {
-    const [role, trustedBy, when, actions, resources, page] = cells(l);
+      .map((c) => c.trim()),
+  );
+}
+
+/** A managed policy a role must have attached, and when. */
+interface ManagedRow {
+  readonly role: string;
+  readonly trustedBy: string;
+  readonly when: readonly string[];
+  readonly policyArn: string;
+  readonly page: string;
+}
+
+/** The rows of the table under "## Managed policies". */
+function documentedManagedRows(): ManagedRow[] {
+  return tableRows("Managed policies").map(([role, trustedBy, when, policy, page]) => ({
+    role,
+    trustedBy,
+    when: when.split(",").map((w) => w.trim()),
+    policyArn: /`([^`]+)`/.exec(policy)?.[1] ?? policy,
+    page,
+  }));
+}
+
+/** The rows of the table under "## Roles". */
+function documentedRows(): Row[] {
+  return tableRows("Roles").map((cells) => {
+    const l = cells;
+    const [role, trustedBy, when, actions, resources, page] = l;
     return {
       role,
       trustedBy,
@@ -47,6 +73,8 @@ const T = {
   logGroup: "aws:cloudwatch/logGroup:LogGroup",
   logStream: "aws:cloudwatch/logStream:LogStream",
   app: "aws:kinesisanalyticsv2/application:Application",
+  template: "aws:iot/provisioningTemplate:ProvisioningTemplate",
+  lambda: "aws:lambda/function:Function",
   bucket: "aws:s3/bucket:Bucket",
   code: "aws:s3/bucketObjectv2:BucketObjectv2",
 };
@@ -78,6 +106,16 @@ function resolve(run: ProgramRun) {
     "{delivery-log-stream}": logStreamIn(`/aws/kinesisfirehose/${c.delivery.streamName}`)?.props
       .arn as string | undefined,
   };
+  if (c.provisioning !== undefined) {
+    roles.provisioning = roleByArn(one(run, T.template).props.provisioningRoleArn);
+    if (c.provisioning.allowedSerials !== undefined) {
+      const fn = one(run, T.lambda);
+      roles["provisioning-hook"] = roleByArn(fn.props.role);
+      placeholders["{hook-log-group}"] = arn(
+        one(run, T.logGroup, (g) => g.props.name === `/aws/lambda/${fn.props.name as string}`),
+      );
+    }
+  }
   if (c.analytics !== undefined) {
     const windows = firehose(`${c.delivery.streamName}-windows`);
     const app = one(run, T.app);
@@ -107,11 +145,14 @@ function pairs(actions: readonly string[], resources: readonly string[]): string
 for (const [stack, conditions] of [
   ["dev", ["always", "analytics"]],
   ["prod", ["always", "analytics", "errorLogging"]],
+  ["fleet", ["always", "analytics", "errorLogging", "fleetProvisioning", "hook"]],
 ] as const) {
   describe(`IAM roles of the ${stack} stack hold exactly what docs/iam-roles.md lists`, () => {
     let run: ProgramRun;
     let resolved: ReturnType<typeof resolve>;
     const rows = documentedRows();
+    const managed = documentedManagedRows();
+    const applies = (when: readonly string[]) => when.every((w) => conditions.includes(w as never));
     before(async () => {
       run = await runProgram(stack);
       resolved = resolve(run);
@@ -129,8 +170,11 @@ for (const [stack, conditions] of [
       }
     });
 
-    it("the stack has exactly the table's roles, each trusted by the one service it names", () => {
-      const applicable = rows.filter((r) => r.when.every((w) => conditions.includes(w as never)));
+    it("the stack has exactly the tables' roles, each trusted by the one service it names", () => {
+      const applicable = [
+        ...rows.filter((r) => applies(r.when)),
+        ...managed.filter((r) => applies(r.when)),
+      ];
       const names = [...new Set(applicable.map((r) => r.role))].sort();
       assert.deepEqual(Object.keys(resolved.roles).sort(), names);
       assert.equal(ofType(run, T.role).length, names.length, "no role beside the table's");
@@ -142,13 +186,48 @@ for (const [stack, conditions] of [
       }
     });
 
-    for (const role of [...new Set(rows.map((r) => r.role))]) {
-      it(`${role}: every granted action on every resource, nothing more, nothing less`, () => {
-        const applicable = rows.filter(
-          (r) => r.role === role && r.when.every((w) => conditions.includes(w as never)),
+    it("every managed policy attachment is the table's, nothing more, nothing less", () => {
+      assert.ok(managed.length >= 1, "the managed policies table has rows");
+      for (const r of managed) {
+        assert.match(
+          r.policyArn,
+          /^arn:aws:iam::aws:policy\//,
+          `${r.role}'s policy is AWS-managed`,
         );
+        assert.match(r.page, /\]\(https:\/\/docs\.aws\.amazon\.com\//);
+      }
+      const nameOf = new Map(Object.entries(resolved.roles).map(([k, v]) => [v.props.name, k]));
+      const attached = ofType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        .map(
+          (a) =>
+            `${nameOf.get(a.props.role) ?? `(role ${String(a.props.role)})`} ${String(a.props.policyArn)}`,
+        )
+        .concat(
+          ofType(run, T.role).flatMap((r) =>
+            ((r.props.managedPolicyArns ?? []) as string[]).map(
+              (p) => `${nameOf.get(r.props.name)} ${p}`,
+            ),
+          ),
+        )
+        .sort();
+      const expected = managed
+        .filter((r) => applies(r.when))
+        .map((r) => `${r.role} ${r.policyArn}`)
+        .sort();
+      assert.deepEqual(attached, expected);
+    });
+
+    for (const role of [...new Set([...rows, ...managed].map((r) => r.role))]) {
+      it(`${role}: every granted action on every resource, nothing more, nothing less`, () => {
+        const applicable = rows.filter((r) => r.role === role && applies(r.when));
         if (applicable.length === 0) {
-          assert.equal(resolved.roles[role], undefined, `${stack} has no ${role} role`);
+          const policies = ofType(run, "aws:iam/rolePolicy:RolePolicy").filter(
+            (p) => p.props.role === resolved.roles[role]?.props.name,
+          );
+          if (!managed.some((r) => r.role === role && applies(r.when))) {
+            assert.equal(resolved.roles[role], undefined, `${stack} has no ${role} role`);
+          }
+          assert.deepEqual(policies, [], `${role} has no inline grant`);
           return;
         }
         const expected = applicable

@@ -62,7 +62,8 @@ describe("program: loaded as `pulumi up` loads it (SDK cmd/run, type-checking ts
   // Type-checking the program against @pulumi/aws's typings takes a while on a shared machine.
   this.timeout(300_000);
 
-  for (const stack of ["dev", "prod"]) {
+  // fleet: the program bundles the pre-provisioning hook with esbuild under the real loader too.
+  for (const stack of ["dev", "prod", "fleet"]) {
     it(`${stack}: registers the same resources and outputs as the mocked build`, async () => {
       const up = await pulumiUp(PROJECT_DIR, stack, cliConfig(readRawStackConfig(stack)));
       assert.equal(up.code, 0, `cmd/run exited ${up.code}:\n${up.stderr}\n${up.engine.logs}`);

@@ -227,7 +227,7 @@ describe("npm run simulate / subscribe (child processes)", function () {
     );
     await assert.rejects(
       simulate({ ...base, stack: "nope" }, out),
-      /unknown stack "nope": no Pulumi.nope.yaml; known stacks: dev, prod/,
+      /unknown stack "nope": no Pulumi.nope.yaml; known stacks: dev, fleet, prod/,
     );
     assert.ok(!fs.existsSync(path.join(base.stateDir, "pki")), "nothing may start on bad input");
     const errors: string[] = [];

@@ -1,0 +1,104 @@
+// The `provisioning` stack config key (certificateMode fleet-provisioning), validated into one
+// typed reading for the program, the local broker and the simulator (core/stack-config.ts calls it).
+import { invalidConfig as fail } from "./errors";
+import { CLAIM_CLIENT_PREFIX, isTemplateName } from "./provisioning";
+
+/** Fleet provisioning by claim (certificateMode fleet-provisioning); see core/provisioning.ts. */
+export interface ProvisioningConfig {
+  /** The provisioning template's name. */
+  readonly templateName: string;
+  /** The claim certificate's IoT policy. */
+  readonly claimPolicyName: string;
+  /** The one fleet group devices are provisioned into, and its thing-name prefix. */
+  readonly group: string;
+  readonly thingPrefix: string;
+  /** Whether claims may also call CreateKeysAndCertificate (AWS then sends the private key). */
+  readonly createKeys: boolean;
+  /** The pre-provisioning hook's list of serials; undefined: no hook. */
+  readonly allowedSerials?: readonly string[];
+}
+
+/** A serial a device passes to RegisterThing; the thing name is the group's prefix plus it. */
+const SERIAL = /^[a-zA-Z0-9_-]{1,64}$/;
+/** AWS IoT thing names: 1-128 of letters, digits, `:`, `_`, `-`. */
+const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+
+/**
+ * Validates the `provisioning` value against the fleet (one `{thingPrefix, count}` group), or
+ * throws a ConfigError naming the first bad key.
+ */
+export function parseProvisioningConfig(
+  v: unknown,
+  fleet: ReadonlyArray<{ readonly group: string; readonly thingPrefix?: string }>,
+): ProvisioningConfig {
+  const shape =
+    "must be {templateName, claimPolicyName, createKeys, allowedSerials} (allowedSerials: a list of serials for the pre-provisioning hook, or null for none)";
+  if (typeof v !== "object" || v === null || Array.isArray(v)) fail("provisioning", v, shape);
+  const p = v as Record<string, unknown>;
+  if (fleet.length !== 1 || fleet[0].thingPrefix === undefined) {
+    fail(
+      "fleet",
+      fleet.map((g) => g.group),
+      "certificateMode fleet-provisioning provisions into one group: declare exactly one fleet group with thingPrefix and count (the devices' thing names are the prefix plus their serial)",
+    );
+  }
+  const group = fleet[0].group;
+  const thingPrefix = fleet[0].thingPrefix as string;
+  if (thingPrefix.startsWith(CLAIM_CLIENT_PREFIX)) {
+    fail(
+      "fleet[0].thingPrefix",
+      thingPrefix,
+      `must not start with ${CLAIM_CLIENT_PREFIX}, the client ids of claim connections`,
+    );
+  }
+  const templateName = p.templateName;
+  if (typeof templateName !== "string" || !isTemplateName(templateName)) {
+    fail(
+      "provisioning.templateName",
+      templateName,
+      "use 1-36 letters, digits, '_' or '-' (AWS IoT provisioning template names)",
+    );
+  }
+  const claimPolicyName = p.claimPolicyName;
+  if (typeof claimPolicyName !== "string" || !/^[\w+=,.@-]{1,128}$/.test(claimPolicyName)) {
+    fail(
+      "provisioning.claimPolicyName",
+      claimPolicyName,
+      "use 1-128 letters, digits or + = , . @ _ - (IoT policy names)",
+    );
+  }
+  const createKeys = p.createKeys ?? false;
+  if (typeof createKeys !== "boolean") {
+    fail("provisioning.createKeys", createKeys, "must be true or false");
+  }
+  let allowedSerials: string[] | undefined;
+  if (p.allowedSerials !== undefined && p.allowedSerials !== null) {
+    if (
+      !Array.isArray(p.allowedSerials) ||
+      p.allowedSerials.length === 0 ||
+      p.allowedSerials.length > 10000
+    ) {
+      fail(
+        "provisioning.allowedSerials",
+        p.allowedSerials,
+        "must be a list of 1-10000 serials, or null for no pre-provisioning hook",
+      );
+    }
+    allowedSerials = p.allowedSerials.map((s: unknown, i: number) => {
+      const text = typeof s === "number" ? String(s) : s;
+      if (
+        typeof text !== "string" ||
+        !SERIAL.test(text) ||
+        !THING_NAME.test(`${thingPrefix}${text}`)
+      ) {
+        fail(
+          `provisioning.allowedSerials[${i}]`,
+          s,
+          "serials are 1-64 letters, digits, '_' or '-', and the prefix plus the serial must be a thing name",
+        );
+      }
+      return text;
+    });
+  }
+  return { templateName, claimPolicyName, group, thingPrefix, createKeys, allowedSerials };
+}
