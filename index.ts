@@ -15,3 +15,5 @@ export const ruleName = outputs.ruleName;
 export const streamName = outputs.streamName;
 export const bucketName = outputs.bucketName;
 export const analytics = outputs.analytics;
+export const lake = outputs.lake;
+export const monitoring = outputs.monitoring;

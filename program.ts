@@ -48,6 +48,10 @@ export interface PipelineOutputs {
   readonly bucketName: pulumi.Output<string>;
   /** Whatever the analytics application exports. */
   readonly analytics?: pulumi.Output<Record<string, unknown>>;
+  /** The Glue database and table, the Athena workgroup and its saved queries (docs/lake.md). */
+  readonly lake: pulumi.Output<Record<string, unknown>>;
+  /** The alarms' topic, the alarms and the dashboard (docs/monitoring.md); none without alarms. */
+  readonly monitoring?: pulumi.Output<Record<string, unknown>>;
 }
 
 function byThing(
@@ -80,6 +84,24 @@ export function buildPipeline(
     ruleName: pipeline.rule.ruleName,
     streamName: pipeline.delivery.streamName,
     bucketName: pipeline.delivery.bucketName,
+    lake: pulumi
+      .all([pipeline.lake.database.name, pipeline.lake.table.name, pipeline.lake.workgroup.name])
+      .apply(([database, table, workgroup]): Record<string, unknown> => ({
+        database,
+        table,
+        workgroup,
+        savedQueries: Object.keys(pipeline.lake.queries),
+      })),
+    monitoring:
+      pipeline.alarms === undefined
+        ? undefined
+        : pulumi
+            .all([pipeline.alarms.topic.arn, pipeline.alarms.dashboard.dashboardName])
+            .apply(([topicArn, dashboard]): Record<string, unknown> => ({
+              topicArn,
+              dashboard,
+              alarms: Object.keys(pipeline.alarms?.alarms ?? {}),
+            })),
     analytics:
       pipeline.analytics?.outputs === undefined
         ? undefined

@@ -380,3 +380,12 @@ export function savedQueries(windowSeconds = 10): SavedQuery[] {
     },
   ];
 }
+
+/**
+ * Parquet's codec for the stack's `compression`: GZIP stays GZIP; UNCOMPRESSED JSON becomes
+ * Firehose's default SNAPPY, since converted records are always compressed by their pages
+ * (https://docs.aws.amazon.com/firehose/latest/dev/enable-record-format-conversion.html).
+ */
+export function parquetCompression(compression: "UNCOMPRESSED" | "GZIP"): "SNAPPY" | "GZIP" {
+  return compression === "GZIP" ? "GZIP" : "SNAPPY";
+}

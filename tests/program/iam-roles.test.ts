@@ -49,6 +49,9 @@ const T = {
   app: "aws:kinesisanalyticsv2/application:Application",
   bucket: "aws:s3/bucket:Bucket",
   code: "aws:s3/bucketObjectv2:BucketObjectv2",
+  key: "aws:kms/key:Key",
+  glueDatabase: "aws:glue/catalogDatabase:CatalogDatabase",
+  glueTable: "aws:glue/catalogTable:CatalogTable",
 };
 
 /** The stack's roles by the table's names, and the ARNs its placeholders stand for. */
@@ -61,7 +64,7 @@ function resolve(run: ProgramRun) {
     roleByArn((stream.props.extendedS3Configuration as { roleArn: string }).roleArn);
   const logStreamIn = (group: string) =>
     ofType(run, T.logStream).find((s) => s.props.logGroupName === group);
-  const bucket = one(run, T.bucket);
+  const bucket = one(run, T.bucket, (b) => b.name.endsWith("-delivery-bucket"));
   const delivery = firehose(c.delivery.streamName);
   const roles: Record<string, ReturnType<typeof one>> = {
     "rule-firehose": one(run, T.role, (r) => r.props.name === c.rule.roleName),
@@ -78,6 +81,19 @@ function resolve(run: ProgramRun) {
     "{delivery-log-stream}": logStreamIn(`/aws/kinesisfirehose/${c.delivery.streamName}`)?.props
       .arn as string | undefined,
   };
+  if (c.storage.kmsKey) placeholders["{data-key}"] = arn(one(run, T.key));
+  if (c.lake.format === "parquet") {
+    Object.assign(placeholders, {
+      "{glue-catalog}": `arn:aws:glue:${c.region}:${MOCK_ACCOUNT_ID}:catalog`,
+      "{glue-database}": arn(one(run, T.glueDatabase)),
+      "{glue-table}": arn(one(run, T.glueTable)),
+    });
+  }
+  if (c.monitoring.iotLogLevel !== "unmanaged") {
+    roles["iot-logging"] = one(run, T.role, (r) => r.props.name === `${c.rule.roleName}-logging`);
+    placeholders["{iot-log-group}"] =
+      `arn:aws:logs:${c.region}:${MOCK_ACCOUNT_ID}:log-group:AWSIotLogsV2`;
+  }
   if (c.analytics !== undefined) {
     const windows = firehose(`${c.delivery.streamName}-windows`);
     const app = one(run, T.app);
@@ -106,7 +122,7 @@ function pairs(actions: readonly string[], resources: readonly string[]): string
 
 for (const [stack, conditions] of [
   ["dev", ["always", "analytics"]],
-  ["prod", ["always", "analytics", "errorLogging"]],
+  ["prod", ["always", "analytics", "errorLogging", "parquet", "kmsKey", "iotLogging"]],
 ] as const) {
   describe(`IAM roles of the ${stack} stack hold exactly what docs/iam-roles.md lists`, () => {
     let run: ProgramRun;
