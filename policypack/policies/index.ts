@@ -12,7 +12,9 @@ import {
   iotPolicyOverlyPermissiveInDev,
 } from "./iot-policy";
 import { kinesisAnalyticsSqlRetired } from "./kinesis-analytics";
+import { cloudwatchPipelineAlarms, iotLoggingEnabled } from "./monitoring";
 import { s3BucketPrivateAndEncrypted } from "./s3";
+import { s3BucketDenyInsecureTransport, s3BucketLifecycle } from "./storage";
 import { iotTopicRuleChecked } from "./topic-rule";
 
 export { setStackNameSource, currentStack, DEFAULT_DEV_STACKS, TYPES } from "./common";
@@ -37,4 +39,8 @@ export const policies: Policies = [
   iotCertificateFromCsr,
   kinesisAnalyticsSqlRetired,
   iotCertificateAttachments,
+  s3BucketDenyInsecureTransport,
+  s3BucketLifecycle,
+  iotLoggingEnabled,
+  cloudwatchPipelineAlarms,
 ];
