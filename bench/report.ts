@@ -3,7 +3,14 @@ import * as os from "node:os";
 import { execFileSync } from "node:child_process";
 import { round } from "./stats";
 
-export const FIGURE_IDS = ["publisher", "fleet", "pipeline", "program", "rule-sql"] as const;
+export const FIGURE_IDS = [
+  "publisher",
+  "fleet",
+  "pipeline",
+  "program",
+  "rule-sql",
+  "query",
+] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
 export const FIGURE_TITLES: Record<FigureId, string> = {
@@ -12,6 +19,7 @@ export const FIGURE_TITLES: Record<FigureId, string> = {
   pipeline: "3. Local pipeline end to end",
   program: "4. The program at fleet scale",
   "rule-sql": "5. IoT SQL rule evaluation on the hot path",
+  query: "6. npm run query over a local lake",
 };
 
 /** One measured number. `key` is stable across runs (the JSON's contract); `label` is for people. */

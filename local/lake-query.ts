@@ -60,9 +60,12 @@ export function viewSql(
   columns: readonly LakeColumn[],
   files: readonly { readonly file: string; readonly key: string }[],
   bucketDir: string,
+  /** Parquet: the columns the files have; a table column none of them has reads as NULL, as in Athena. */
+  present?: ReadonlySet<string>,
 ): string {
   const cols = columns.map(
-    (c) => `CAST(${quote(c.name)} AS ${SQL_TYPES[c.type]}) AS ${quote(c.name)}`,
+    (c) =>
+      `CAST(${present === undefined || present.has(c.name) ? quote(c.name) : "NULL"} AS ${SQL_TYPES[c.type]}) AS ${quote(c.name)}`,
   );
   const parts = layout.partitions.map((p) => `CAST(NULL AS VARCHAR) AS ${quote(p)}`);
   if (files.length === 0) {
@@ -119,7 +122,15 @@ export class LocalLake {
     try {
       await connection.run("SET TimeZone = 'UTC'");
       for (const macro of DIALECT_MACROS) await connection.run(macro);
-      const select = viewSql(layout, columns, files, bucket.dir);
+      let present: Set<string> | undefined;
+      if (layout.format === "parquet" && files.length > 0) {
+        const list = `[${files.map((f) => literal(f.file)).join(", ")}]`;
+        const described = await connection.runAndReadAll(
+          `DESCRIBE SELECT * FROM read_parquet(${list}, union_by_name = true)`,
+        );
+        present = new Set(described.getRowObjectsJS().map((r) => String(r.column_name)));
+      }
+      const select = viewSql(layout, columns, files, bucket.dir, present);
       // Both `telemetry` and `<database>.telemetry` name the table, as in Athena's workgroup.
       await connection.run(`CREATE SCHEMA IF NOT EXISTS ${quote(database)}`);
       await connection.run(`CREATE VIEW ${quote(database)}.${quote(LAKE_TABLE)} AS ${select}`);
