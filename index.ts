@@ -19,3 +19,5 @@ export const analytics = outputs.analytics;
 export const provisioning = outputs.provisioning;
 /** Secret; the claim certificate's key (`pulumi stack output claimPrivateKey --show-secrets`). */
 export const claimPrivateKey = outputs.claimPrivateKey;
+export const lake = outputs.lake;
+export const monitoring = outputs.monitoring;

@@ -48,6 +48,10 @@ export interface PipelineOutputs {
   readonly bucketName: pulumi.Output<string>;
   /** Whatever the analytics application exports. */
   readonly analytics?: pulumi.Output<Record<string, unknown>>;
+  /** The Glue database and table, the Athena workgroup and its saved queries (docs/lake.md). */
+  readonly lake: pulumi.Output<Record<string, unknown>>;
+  /** The alarms' topic, the alarms and the dashboard (docs/monitoring.md); none without alarms. */
+  readonly monitoring?: pulumi.Output<Record<string, unknown>>;
   /** What a device needs to provision itself (certificateMode fleet-provisioning). */
   readonly provisioning?: pulumi.Output<ProvisioningOutputs>;
   /** The claim certificate's private key, a secret (certificateMode fleet-provisioning). */
@@ -113,6 +117,24 @@ export function buildPipeline(
     streamName: pipeline.delivery.streamName,
     bucketName: pipeline.delivery.bucketName,
     ...provisioningOutputs(pipeline),
+    lake: pulumi
+      .all([pipeline.lake.database.name, pipeline.lake.table.name, pipeline.lake.workgroup.name])
+      .apply(([database, table, workgroup]): Record<string, unknown> => ({
+        database,
+        table,
+        workgroup,
+        savedQueries: Object.keys(pipeline.lake.queries),
+      })),
+    monitoring:
+      pipeline.alarms === undefined
+        ? undefined
+        : pulumi
+            .all([pipeline.alarms.topic.arn, pipeline.alarms.dashboard.dashboardName])
+            .apply(([topicArn, dashboard]): Record<string, unknown> => ({
+              topicArn,
+              dashboard,
+              alarms: Object.keys(pipeline.alarms?.alarms ?? {}),
+            })),
     analytics:
       pipeline.analytics?.outputs === undefined
         ? undefined

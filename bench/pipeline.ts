@@ -185,6 +185,9 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     ],
     bufferSizeMiB: 1,
     bufferIntervalSeconds: 1,
+    // The seed's JSON lines: this figure measures the journal and the broker, not Parquet.
+    recordFormat: "json",
+    partitionByThing: false,
   };
   const phaseOpts = { durationMs, warmupMs: opts.quick ? 500 : 3_000, window, log: opts.log };
   opts.log(

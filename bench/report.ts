@@ -11,6 +11,7 @@ export const FIGURE_IDS = [
   "rule-sql",
   "policy",
   "provisioning",
+  "query",
 ] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
@@ -22,6 +23,7 @@ export const FIGURE_TITLES: Record<FigureId, string> = {
   "rule-sql": "5. IoT SQL rule evaluation on the hot path",
   policy: "6. IoT policy decisions",
   provisioning: "7. Fleet provisioning by claim",
+  query: "8. npm run query over a local lake",
 };
 
 /** One measured number. `key` is stable across runs (the JSON's contract); `label` is for people. */

@@ -4,7 +4,20 @@
 import * as fs from "node:fs";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { bucketLifecycleRules } from "../core/bucket-lifecycle";
 import { FIREHOSE_RECORD_SEPARATOR } from "../core/delivery";
+import {
+  lakeColumns,
+  lakeDatabaseName,
+  lakeLayout,
+  lakeWorkgroupName,
+  LAKE_TABLE,
+  parquetCompression,
+  PARTITION_QUERY,
+  savedQueries,
+} from "../core/lake";
+import { PROJECT } from "../core/project";
+import { parseRuleSql } from "../core/rule-sql";
 import { deriveBucketName, type StackConfig } from "../core/stack-config";
 import type { AnalyticsContext, AnalyticsPlug } from "./analytics/hook";
 import { streamAnalyticsPlug } from "./analytics/plug";
@@ -12,9 +25,13 @@ import { DeliveryStream } from "./delivery/delivery-stream";
 import { DeviceIdentity } from "./identity/device-identity";
 import { DevicePolicy } from "./identity/device-policy";
 import { FleetProvisioning } from "./provisioning/fleet-provisioning";
+import { Lake } from "./lake/lake";
+import { IotLogging } from "./monitoring/iot-logging";
+import { PipelineAlarms } from "./monitoring/pipeline-alarms";
 import { ThingRegistry } from "./registry/thing-registry";
 import { FirehoseAction } from "./rule/actions/firehose";
 import { TelemetryRule } from "./rule/telemetry-rule";
+import { DataKey } from "./storage/data-key";
 
 export interface TelemetryPipelineArgs {
   /** The stack's validated config. */
@@ -39,6 +56,14 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
   readonly analytics?: AnalyticsPlug;
   /** The account's `iot:Data-ATS` endpoint the devices connect to. */
   readonly endpoint: pulumi.Output<string>;
+  /** The Glue table and Athena workgroup over the delivered telemetry. */
+  readonly lake: Lake;
+  /** The stack's customer-managed key, when `kmsKey` is on. */
+  readonly key?: DataKey;
+  /** The account's IoT logging, unless `iotLogLevel` is `unmanaged`. */
+  readonly iotLogging?: IotLogging;
+  /** The alarms, their topic and the dashboard, when `alarms` is on. */
+  readonly alarms?: PipelineAlarms;
 
   constructor(name: string, args: TelemetryPipelineArgs, opts?: pulumi.ComponentResourceOptions) {
     super("iot-pipeline:index:TelemetryPipeline", name, {}, opts);
@@ -115,6 +140,26 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
           aws.getRegionOutput({}, parent).region,
         ])
         .apply(([accountId, region]) => deriveBucketName(config.stack, accountId, region));
+    // storage and lake: the key, then the Glue table the stream converts records with.
+    this.key = config.storage.kmsKey
+      ? new DataKey(`${name}-key`, { alias: `${PROJECT}-${config.stack}` }, parent)
+      : undefined;
+    const layout = lakeLayout(config.delivery, config.lake);
+    this.lake = new Lake(
+      `${name}-lake`,
+      {
+        databaseName: lakeDatabaseName(config.stack),
+        workgroupName: lakeWorkgroupName(config.stack),
+        bucketName,
+        layout,
+        columns: lakeColumns(parseRuleSql(config.rule.sql)),
+        things: config.things.map((t) => t.name),
+        savedQueries: savedQueries(config.analytics?.windowSeconds),
+        kmsKeyArn: this.key?.arn,
+        forceDestroy: config.storage.forceDestroy,
+      },
+      parent,
+    );
     this.delivery = new DeliveryStream(
       `${name}-delivery`,
       {
@@ -123,10 +168,29 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
         bufferSizeMiB: config.delivery.bufferSizeMiB,
         bufferIntervalSeconds: config.delivery.bufferIntervalSeconds,
         compression: config.delivery.compression,
-        prefix: config.delivery.prefix,
-        errorOutputPrefix: config.delivery.errorOutputPrefix,
+        prefix: layout.prefix,
+        errorOutputPrefix: layout.errorOutputPrefix,
         errorLogging: config.delivery.errorLogging,
         forceDestroy: config.storage.forceDestroy,
+        kmsKeyArn: this.key?.arn,
+        streamEncryption: true,
+        controls: {
+          versioning: config.storage.versioning,
+          lifecycleRules: bucketLifecycleRules(config),
+          accessLogging: config.storage.accessLogging,
+          forceDestroy: config.storage.forceDestroy,
+        },
+        parquet:
+          config.lake.format === "parquet"
+            ? {
+                databaseName: this.lake.database.name,
+                tableName: this.lake.table.name,
+                glueArns: this.lake.glueArns,
+                compression: parquetCompression(config.delivery.compression),
+              }
+            : undefined,
+        partitionQuery: config.lake.partitionByThing ? PARTITION_QUERY : undefined,
+        fileExtension: layout.fileExtension,
       },
       parent,
     );
@@ -155,6 +219,37 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       parent,
     );
 
+    // monitoring: the account's IoT logging, the alarms and their dashboard.
+    const monitoring = config.monitoring;
+    if (monitoring.iotLogLevel !== "unmanaged") {
+      this.iotLogging = new IotLogging(
+        `${name}-iot-logging`,
+        { level: monitoring.iotLogLevel, roleName: `${config.rule.roleName}-logging` },
+        parent,
+      );
+    }
+    if (monitoring.alarms.enabled) {
+      const out = this.analytics?.outputs ?? {};
+      const windows = out.windowsDeliveryName as pulumi.Input<string> | undefined;
+      this.alarms = new PipelineAlarms(
+        `${name}-alarms`,
+        {
+          namePrefix: `${PROJECT}-${config.stack}`,
+          alarms: monitoring.alarms,
+          ruleName: this.rule.ruleName,
+          ruleErrorLogGroupName: this.rule.errorLogGroup.name,
+          streams: {
+            telemetry: this.delivery.streamName,
+            ...(windows === undefined ? {} : { windows }),
+          },
+          windowsStream: windows,
+          flinkApplicationName: out.applicationName as pulumi.Input<string> | undefined,
+          kmsKeyArn: this.key?.arn,
+        },
+        parent,
+      );
+    }
+
     this.endpoint = aws.iot.getEndpointOutput(
       { endpointType: "iot:Data-ATS" },
       parent,
@@ -167,6 +262,7 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       ruleName: this.rule.ruleName,
       streamName: this.delivery.streamName,
       bucketName: this.delivery.bucketName,
+      lakeTable: pulumi.interpolate`${this.lake.database.name}.${LAKE_TABLE}`,
     });
   }
 }

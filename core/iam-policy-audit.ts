@@ -28,6 +28,9 @@ export function isWildcardResource(resource: string): boolean {
   if (/[*?]/.test(name)) return true;
   // S3 ARNs have no resource type: the name starts with the bucket.
   if (parts[2] === "s3") return name === "";
+  // A region's Glue Data Catalog is one resource per account: `catalog` names it
+  // (https://docs.aws.amazon.com/glue/latest/dg/glue-specifying-resource-arns.html).
+  if (parts[2] === "glue" && name === "catalog") return false;
   // `type/name` or `type:name`: a type alone names nothing.
   return !/^[A-Za-z0-9-]+[/:].+$/.test(name);
 }

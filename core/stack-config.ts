@@ -14,8 +14,19 @@ import {
   parseCidr,
   policyDocumentFor,
 } from "./iot-policy";
+import {
+  ATHENA_RESULTS_PREFIX,
+  folderOf,
+  PARQUET_MIN_BUFFER_MIB,
+  PARTITIONED_DELAY_FACTOR,
+  RECORD_FORMATS,
+  staticPart,
+  type LakeOptions,
+} from "./lake";
+import { IOT_LOG_LEVELS, type MonitoringConfig } from "./monitoring";
 import { PROJECT, PROJECT_DIR } from "./project";
 import { parseRuleSql, RuleSqlError } from "./rule-sql";
+import { STANDARD_IA_MIN_DAYS, STORAGE_CLASSES, type StorageConfig } from "./storage";
 import { parseWindowSpec, type WindowSpec } from "./window";
 import { parseProvisioningConfig, type ProvisioningConfig } from "./provisioning-config";
 
@@ -84,11 +95,12 @@ export interface StackConfig {
   readonly delivery: DeliveryConfig;
   /** The streaming window (core/window.ts validates it); undefined when analytics is disabled. */
   readonly analytics: WindowSpec | undefined;
-  /** The bucket itself. */
-  readonly storage: {
-    /** `pulumi destroy` deletes the bucket with its objects (after everything that writes to it). */
-    readonly forceDestroy: boolean;
-  };
+  /** The bucket itself: teardown, versioning, lifecycle, access logging, encryption key. */
+  readonly storage: StorageConfig;
+  /** The queryable lake: the format Firehose writes and whether it partitions by thing. */
+  readonly lake: LakeOptions;
+  /** IoT logging and the alarms. */
+  readonly monitoring: MonitoringConfig;
 }
 
 /** Raw config values by key (without the `iot-pipeline:` namespace), plus `aws:region`. */
@@ -489,6 +501,15 @@ export function parseStackConfig(
   const errorOutputPrefix = str(raw, "errorOutputPrefix");
   checkFirehosePrefixes(prefix, errorOutputPrefix);
 
+  const bufferSizeMiB = int(raw, "bufferSizeMiB", 1, 128, "MiB");
+  const bufferIntervalSeconds = int(raw, "bufferIntervalSeconds", 0, 900, "seconds");
+  const analytics = parseWindowSpec(structured(raw, "analytics"));
+  const lake = parseLake(
+    raw,
+    { prefix, errorOutputPrefix, bufferSizeMiB, bufferIntervalSeconds },
+    analytics,
+  );
+
   const certificateMode = oneOf(raw, "certificateMode", CERTIFICATE_MODES);
   const csrFiles =
     certificateMode === "csr" ? parseCsrFiles(things, str(raw, "csrDir"), baseDir) : {};
@@ -512,15 +533,178 @@ export function parseStackConfig(
     delivery: {
       streamName,
       bucketName,
-      bufferSizeMiB: int(raw, "bufferSizeMiB", 1, 128, "MiB"),
-      bufferIntervalSeconds: int(raw, "bufferIntervalSeconds", 0, 900, "seconds"),
+      bufferSizeMiB,
+      bufferIntervalSeconds,
       compression: oneOf(raw, "compression", COMPRESSIONS),
       prefix,
       errorOutputPrefix,
       errorLogging: bool(raw, "errorLogging"),
     },
-    analytics: parseWindowSpec(structured(raw, "analytics")),
-    storage: { forceDestroy: bool(raw, "forceDestroy") },
+    analytics,
+    storage: parseStorage(raw, errorOutputPrefix),
+    lake,
+    monitoring: parseMonitoring(raw, bufferIntervalSeconds, lake, analytics !== undefined),
+  };
+}
+
+/** The lake's choices, and the prefixes they need (docs/lake.md). */
+function parseLake(
+  raw: RawConfig,
+  d: {
+    prefix: string;
+    errorOutputPrefix: string;
+    bufferSizeMiB: number;
+    bufferIntervalSeconds: number;
+  },
+  analytics: WindowSpec | undefined,
+): LakeOptions {
+  const format = oneOf(raw, "recordFormat", RECORD_FORMATS);
+  const partitionByThing = bool(raw, "partitionByThing");
+  const location = folderOf(d.prefix);
+  if (location === "") {
+    fail(
+      "s3Prefix",
+      d.prefix,
+      "must begin with a folder such as telemetry/, so that the lake's table reads the telemetry and not the bucket's other objects",
+    );
+  }
+  const others: [string, string][] = [
+    ["errorOutputPrefix", staticPart(d.errorOutputPrefix)],
+    ["athena results", ATHENA_RESULTS_PREFIX],
+    ["flink code", "flink-code/"],
+    ...(analytics === undefined
+      ? []
+      : ([["analytics.prefix", analytics.prefix]] as [string, string][])),
+  ];
+  for (const [what, p] of others) {
+    if (p.startsWith(location)) {
+      fail(
+        "s3Prefix",
+        d.prefix,
+        `the lake's table reads everything under ${location}, which holds the ${what} (${p}); put the telemetry in a folder of its own`,
+      );
+    }
+  }
+  if (partitionByThing && (staticPart(d.prefix) !== d.prefix || !d.prefix.endsWith("/"))) {
+    fail(
+      "partitionByThing",
+      true,
+      `needs an s3Prefix without !{...} that ends in / (got ${JSON.stringify(d.prefix)}): the stream adds the device= and hour folders itself`,
+    );
+  }
+  if (partitionByThing && d.bufferIntervalSeconds === 0) {
+    fail(
+      "bufferIntervalSeconds",
+      0,
+      "must be above 0 when partitionByThing is true: Firehose has no zero buffering with dynamic partitioning",
+    );
+  }
+  if (format === "parquet" && d.bufferSizeMiB < PARQUET_MIN_BUFFER_MIB) {
+    fail(
+      "bufferSizeMiB",
+      d.bufferSizeMiB,
+      `must be at least ${PARQUET_MIN_BUFFER_MIB} when recordFormat is parquet (Firehose's minimum buffer for format conversion)`,
+    );
+  }
+  return { format, partitionByThing };
+}
+
+/** Versioning, lifecycle, access logging and the encryption key. */
+function parseStorage(raw: RawConfig, errorOutputPrefix: string): StorageConfig {
+  const storageClass = oneOf(raw, "transitionStorageClass", STORAGE_CLASSES);
+  const transitionDays = int(raw, "transitionDays", 0, 36500, "days (0: never)");
+  if (
+    storageClass === "STANDARD_IA" &&
+    transitionDays > 0 &&
+    transitionDays < STANDARD_IA_MIN_DAYS
+  ) {
+    fail(
+      "transitionDays",
+      transitionDays,
+      `must be 0 or at least ${STANDARD_IA_MIN_DAYS} for STANDARD_IA: S3 moves objects there only after 30 days`,
+    );
+  }
+  const expirationDays = int(raw, "expirationDays", 0, 36500, "days (0: never)");
+  if (expirationDays > 0 && transitionDays > 0 && expirationDays <= transitionDays) {
+    fail(
+      "expirationDays",
+      expirationDays,
+      `must be greater than transitionDays (${transitionDays}), or 0: objects would expire before they move`,
+    );
+  }
+  if ((expirationDays > 0 || transitionDays > 0) && folderOf(errorOutputPrefix) === "") {
+    fail(
+      "errorOutputPrefix",
+      errorOutputPrefix,
+      "must begin with a folder such as errors/ when a lifecycle rule applies: a rule for the bucket's root would also expire the Flink application's code",
+    );
+  }
+  return {
+    forceDestroy: bool(raw, "forceDestroy"),
+    versioning: bool(raw, "versioning"),
+    lifecycle: {
+      transitionDays,
+      storageClass,
+      expirationDays,
+      noncurrentVersionExpirationDays: int(
+        raw,
+        "noncurrentVersionExpirationDays",
+        1,
+        36500,
+        "days",
+      ),
+    },
+    accessLogging: bool(raw, "accessLogging"),
+    kmsKey: bool(raw, "kmsKey"),
+  };
+}
+
+/** IoT logging and the alarms' thresholds. */
+function parseMonitoring(
+  raw: RawConfig,
+  bufferIntervalSeconds: number,
+  lake: LakeOptions,
+  analytics: boolean,
+): MonitoringConfig {
+  const email = optionalStr(raw, "alarmEmail");
+  if (email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
+    fail(
+      "alarmEmail",
+      email,
+      "set an e-mail address (name@example.com), or leave it empty for none",
+    );
+  }
+  const periodSeconds = int(raw, "alarmPeriodSeconds", 60, 86400, "seconds");
+  if (periodSeconds % 60 !== 0) {
+    fail(
+      "alarmPeriodSeconds",
+      periodSeconds,
+      "must be a multiple of 60 (CloudWatch's periods for these metrics)",
+    );
+  }
+  const freshness = int(raw, "deliveryFreshnessSeconds", 60, 86400, "seconds");
+  // A record normally waits up to the buffer interval (1.5 times it with dynamic partitioning);
+  // the windows' stream buffers 60 s. A threshold below that would fire on a healthy stream.
+  const normal = Math.max(
+    bufferIntervalSeconds * (lake.partitionByThing ? PARTITIONED_DELAY_FACTOR : 1),
+    analytics ? 60 : 0,
+  );
+  if (freshness <= normal) {
+    fail(
+      "deliveryFreshnessSeconds",
+      freshness,
+      `must be greater than ${normal} s, the longest a record waits in a healthy stream (bufferIntervalSeconds${lake.partitionByThing ? " × 1.5 with partitionByThing" : ""}${analytics ? ", 60 s for the windows' stream" : ""})`,
+    );
+  }
+  return {
+    iotLogLevel: oneOf(raw, "iotLogLevel", IOT_LOG_LEVELS),
+    alarms: {
+      enabled: bool(raw, "alarms"),
+      email,
+      periodSeconds,
+      ruleErrorRatePercent: int(raw, "ruleErrorRatePercent", 0, 100, "percent"),
+      deliveryFreshnessSeconds: freshness,
+    },
   };
 }
 

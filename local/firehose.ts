@@ -46,6 +46,16 @@ export interface DeliveryStreamOptions {
   readonly now?: () => Date;
   readonly uuid?: () => string;
   readonly log?: (line: string) => void;
+  /**
+   * Writes the delivered records in the lake's layout (Parquet, partitions; local/lake-writer.ts)
+   * instead of one concatenated object per buffer.
+   */
+  readonly layout?: {
+    objects(
+      records: readonly { readonly arrival: number; readonly data: Buffer }[],
+      uuid: () => string,
+    ): Promise<{ key: string; body: Buffer; records: number; error: boolean }[]>;
+  };
 }
 
 export interface DeliveryStats {
@@ -59,6 +69,8 @@ export interface DeliveryStats {
   bytesWritten: number;
   /** Journal fsyncs; recordsIn / fsyncs is the group-commit batch size. */
   fsyncs: number;
+  /** Largest wait of a buffer's oldest record before its object was written, ms (DataFreshness). */
+  maxFreshnessMs: number;
 }
 
 const KIND_RECORD = 0;
@@ -125,6 +137,7 @@ export class LocalDeliveryStream {
     objectsWritten: 0,
     bytesWritten: 0,
     fsyncs: 0,
+    maxFreshnessMs: 0,
   };
   /** Paths of the objects this process wrote, in order. */
   readonly objects: string[] = [];
@@ -408,6 +421,18 @@ export class LocalDeliveryStream {
       if (part.length === 0) continue;
       // Firehose names an object after the arrival of its oldest record.
       const oldest = new Date(Math.min(...part.map((r) => r.arrival)));
+      if (kind === KIND_RECORD) {
+        this.stats.maxFreshnessMs = Math.max(
+          this.stats.maxFreshnessMs,
+          this.now().getTime() - oldest.getTime(),
+        );
+      }
+      if (kind === KIND_RECORD && this.opts.layout !== undefined) {
+        for (const o of await this.opts.layout.objects(part, this.uuid)) {
+          await this.putObject(o.key, o.body, o.records, o.error);
+        }
+        continue;
+      }
       const raw = Buffer.concat(part.map((r) => r.data));
       const body = d.compression === "GZIP" ? await gzip(raw) : raw;
       const prefix =
@@ -415,16 +440,20 @@ export class LocalDeliveryStream {
           ? evaluatePrefix(d.prefix, oldest, this.uuid)
           : evaluatePrefix(d.errorOutputPrefix, oldest, this.uuid, PROCESSING_FAILED);
       const key = `${prefix}${objectName(d.streamName, oldest, this.uuid(), d.compression)}`;
-      const file = await this.bucket.putObject(key, body);
-      this.objects.push(file);
-      this.stats.objectsWritten++;
-      this.stats.bytesWritten += body.length;
-      if (kind === KIND_RECORD) this.stats.recordsDelivered += part.length;
-      else this.stats.errorRecordsDelivered += part.length;
-      this.log(
-        `delivery: wrote s3://${this.bucket.name}/${key} (${part.length} record(s), ${body.length} bytes)`,
-      );
+      await this.putObject(key, body, part.length, kind === KIND_ERROR);
     }
+  }
+
+  private async putObject(key: string, body: Buffer, records: number, error: boolean) {
+    const file = await this.bucket.putObject(key, body);
+    this.objects.push(file);
+    this.stats.objectsWritten++;
+    this.stats.bytesWritten += body.length;
+    if (!error) this.stats.recordsDelivered += records;
+    else this.stats.errorRecordsDelivered += records;
+    this.log(
+      `delivery: wrote s3://${this.bucket.name}/${key} (${records} record(s), ${body.length} bytes)`,
+    );
   }
 
   /** Waits until the buffers flushed so far are written, without forcing a flush. */

@@ -2,7 +2,16 @@
 // mutual-TLS broker, and, through the broker's hooks, the stack's IoT policy, topic rule, durable
 // Firehose delivery and analytics window.
 import * as path from "node:path";
+import { bucketLifecycleRules } from "../core/bucket-lifecycle";
 import { windowsDeliveryConfig } from "../core/delivery";
+import {
+  lakeColumns,
+  lakeDatabaseName,
+  lakeLayout,
+  LAKE_TABLE,
+  parquetCompression,
+} from "../core/lake";
+import type { AlarmFinding, LocalFigures } from "../core/monitoring";
 import { PROJECT_DIR } from "../core/project";
 import { type StackConfig } from "../core/stack-config";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
@@ -10,7 +19,11 @@ import { certificateProfileFor, CONSOLE_IDENTITY, ensurePki, type Credentials } 
 import { LocalAuthorizer, type AuthorizerOptions } from "./authorizer";
 import { LocalBroker, type BrokerHooks, type BrokerOptions } from "./broker";
 import { LocalDeliveryStream } from "./firehose";
+import { LakeObjectWriter } from "./lake-writer";
+import { applyLifecycle } from "./lifecycle";
+import { LocalMonitor } from "./monitor";
 import { LocalRuleEngine } from "./rule-engine";
+import { parseRuleSql } from "../core/rule-sql";
 import { localBucketName } from "./s3";
 import { CLAIM_IDENTITY, LocalProvisioning } from "./provisioning";
 
@@ -55,6 +68,12 @@ export interface LocalPipeline {
   objects(): string[];
   /** Paths of the objects the analytics windows' delivery stream wrote in this run. */
   analyticsObjects(): string[];
+  /** The figures the stack's alarms watch, as measured in this run (final once stopped). */
+  figures(): LocalFigures;
+  /** What the stack's alarms would have flagged during the run (final once stopped). */
+  alarmFindings(): AlarmFinding[];
+  /** The figures of the stack's CloudWatch dashboard, as this run measured them. */
+  dashboard(): Array<{ label: string; value: string | number }>;
   stop(): Promise<void>;
 }
 
@@ -107,16 +126,40 @@ export async function startLocalPipeline(
   if (pki.issued > 0) {
     log(`local CA: issued ${pki.issued} certificate(s) under ${pki.dir} (keys mode 0600)`);
   }
+  // The lake's layout: the prefixes Firehose is given, and, when the stack converts to Parquet or
+  // partitions by thing, the writer that turns a buffer into those objects.
+  const layout = lakeLayout(config.delivery, config.lake);
+  const lakeWriter =
+    layout.format === "json" && !layout.partitionByThing
+      ? undefined
+      : new LakeObjectWriter({
+          streamName: config.delivery.streamName,
+          layout,
+          columns: lakeColumns(parseRuleSql(config.rule.sql)),
+          compression: config.delivery.compression,
+          parquetCodec: parquetCompression(config.delivery.compression),
+          table: {
+            databaseName: lakeDatabaseName(config.stack),
+            tableName: LAKE_TABLE,
+            region: config.region,
+          },
+        });
   // Delivery first: it replays what an earlier run journaled but never delivered, before any
   // new message arrives.
   const delivery = await LocalDeliveryStream.open({
     stack: config.stack,
-    delivery: config.delivery,
+    delivery: {
+      ...config.delivery,
+      prefix: layout.prefix,
+      errorOutputPrefix: layout.errorOutputPrefix,
+    },
     bucket: localBucketName(config),
     stateDir,
     timeScale: opts.timeScale,
     log,
+    layout: lakeWriter,
   });
+  await applyLifecycle(delivery.bucket, bucketLifecycleRules(config), Date.now(), log);
   const authorizer = new LocalAuthorizer(config, log, { association: opts.association });
   const rules = new LocalRuleEngine(config, {
     firehosePut: (record) => delivery.put(record),
@@ -205,6 +248,22 @@ export async function startLocalPipeline(
       if (isObject) analytics.accept(output as TelemetryRecord, message.receivedAt);
     });
   }
+  const monitor = new LocalMonitor({
+    alarms: config.monitoring.alarms,
+    ruleName: config.rule.name,
+    sample: () => ({
+      onTopic: rules.stats.onTopic,
+      errors: rules.stats.evaluationErrors + rules.stats.actionFailures,
+    }),
+    freshness: () => ({
+      [config.delivery.streamName]: delivery.stats.maxFreshnessMs,
+      ...(windowsDelivery === undefined || windowsConfig === undefined
+        ? {}
+        : { [windowsConfig.streamName]: windowsDelivery.stats.maxFreshnessMs }),
+    }),
+    timeScale: opts.timeScale,
+    analytics: analytics !== undefined,
+  });
   const shown = (p: string) => {
     const rel = path.relative(process.cwd(), p);
     return rel.startsWith("..") ? p : rel;
@@ -293,6 +352,34 @@ export async function startLocalPipeline(
     ],
     objects: () => delivery.objects.map(shown),
     analyticsObjects: () => (windowsDelivery?.objects ?? []).map(shown),
+    figures: () => monitor.figures(),
+    dashboard: () => {
+      const f = monitor.figures();
+      const rows: Array<{ label: string; value: string | number }> = [
+        { label: "messages in (PublishIn.Success)", value: broker.stats.publishes },
+        { label: `rule matches (TopicMatch, ${config.rule.name})`, value: rules.stats.onTopic },
+        {
+          label: "rule errors (RuleErrors)",
+          value: rules.stats.evaluationErrors + rules.stats.actionFailures,
+        },
+        {
+          label: "records delivered (DeliveryToS3.Records)",
+          value: delivery.stats.recordsDelivered,
+        },
+        ...Object.entries(f.deliveryFreshnessSeconds).map(([stream, seconds]) => ({
+          label: `delivery freshness, worst (${stream})`,
+          value: `${Math.round(seconds)} s`,
+        })),
+      ];
+      if (windowsDelivery !== undefined) {
+        rows.push({
+          label: "window output (windows delivered)",
+          value: windowsDelivery.stats.recordsDelivered,
+        });
+      }
+      return rows;
+    },
+    alarmFindings: () => monitor.findings(),
     // Broker first (no new messages), then the delivery flushes what is buffered. Idempotent.
     stop: () =>
       (stopped ??= (async () => {
@@ -304,7 +391,13 @@ export async function startLocalPipeline(
           try {
             await windowsDelivery?.close();
           } finally {
-            await delivery.close();
+            try {
+              await delivery.close();
+            } finally {
+              // After the last flush: its records are in the figures.
+              monitor.stop();
+              await lakeWriter?.close();
+            }
           }
         }
       })()),

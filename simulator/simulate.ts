@@ -11,6 +11,7 @@ import { SyntheticSource } from "../device/generator";
 import { Publisher, type PublisherStats, type PublishOutcome } from "../device/publisher";
 import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "../device/replay";
 import type { TelemetrySource } from "../device/source";
+import { printMonitoring } from "./monitoring-summary";
 import { DEFAULT_DURATION_S, UsageError, type Output, type SimulateOptions } from "./options";
 import { identityDirFor, provisionFleet, provisioningLines } from "./provision";
 import {
@@ -465,5 +466,6 @@ function printSummary(
       for (const o of objects.slice(0, 20)) out.line(`  ${o}`);
       if (objects.length > 20) out.line(`  ... and ${objects.length - 20} more`);
     }
+    printMonitoring(out, pipeline, config);
   }
 }

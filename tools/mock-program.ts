@@ -301,6 +301,24 @@ export async function mockResource(
       const a = arn("kinesisanalytics", `application/${physical}`);
       return { id: physical, state: { ...named, arn: a, status: "READY", versionId: 1 } };
     }
+    case "aws:glue/catalogDatabase:CatalogDatabase":
+      return {
+        id: `${acct}:${physical}`,
+        state: { ...named, arn: arn("glue", `database/${physical}`) },
+      };
+    case "aws:glue/catalogTable:CatalogTable": {
+      const db = str(inputs.databaseName) ?? "database";
+      return {
+        id: `${acct}:${db}:${physical}`,
+        state: { ...named, arn: arn("glue", `table/${db}/${physical}`) },
+      };
+    }
+    case "aws:kms/key:Key": {
+      const keyId = createHash("sha256").update(name).digest("hex").slice(0, 32);
+      return { id: keyId, state: { keyId, arn: arn("kms", `key/${keyId}`) } };
+    }
+    case "aws:sns/topic:Topic":
+      return { id: arn("sns", physical), state: { ...named, arn: arn("sns", physical) } };
     case "aws:cloudwatch/logGroup:LogGroup":
       return { id: physical, state: { ...named, arn: arn("logs", `log-group:${physical}`) } };
     case "aws:cloudwatch/logStream:LogStream": {

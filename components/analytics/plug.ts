@@ -17,6 +17,7 @@ export function streamAnalyticsPlug(ctx: AnalyticsContext): AnalyticsPlug | unde
       bucketArn: ctx.delivery.bucket.arn,
       windowsDelivery: windowsDeliveryConfig(ctx.config.delivery, spec.prefix),
       ruleActionRoleName: `${ctx.config.rule.roleName}-kinesis`,
+      bucketKeyArn: ctx.delivery.kmsKeyArn,
     },
     { parent: ctx.parent },
   );

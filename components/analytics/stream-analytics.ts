@@ -102,6 +102,12 @@ export interface StreamAnalyticsArgs {
    * @default true
    */
   readonly start?: boolean;
+  /**
+   * The bucket's customer-managed key: the windows' stream makes data keys with it and the
+   * application decrypts its code with it.
+   * @default undefined: the bucket uses S3-managed keys
+   */
+  readonly bucketKeyArn?: pulumi.Input<string>;
 }
 
 export class StreamAnalytics extends pulumi.ComponentResource {
@@ -178,6 +184,7 @@ export class StreamAnalytics extends pulumi.ComponentResource {
         errorLogging: w.errorLogging ? { streamName: w.streamName } : undefined,
         kinesisSourceArn: this.windowsStream.arn,
         newlineDelimited: true,
+        bucketKeyArn: args.bucketKeyArn,
       },
       this,
     );
@@ -223,8 +230,9 @@ export class StreamAnalytics extends pulumi.ComponentResource {
             bucketArn,
             this.logGroup.arn,
             this.logStream.name,
+            args.bucketKeyArn,
           ])
-          .apply(([streamArn, windowsArn, bucket, logGroupArn, logStreamName]) => [
+          .apply(([streamArn, windowsArn, bucket, logGroupArn, logStreamName, keyArn]) => [
             {
               Sid: "ReadApplicationCode",
               Effect: "Allow" as const,
@@ -262,6 +270,17 @@ export class StreamAnalytics extends pulumi.ComponentResource {
               Action: [...WINDOW_WRITE_ACTIONS],
               Resource: [windowsArn],
             },
+            // The code object is encrypted with the bucket's key: reading it decrypts its data key.
+            ...(keyArn === undefined
+              ? []
+              : [
+                  {
+                    Sid: "DecryptApplicationCode",
+                    Effect: "Allow" as const,
+                    Action: ["kms:Decrypt"],
+                    Resource: [keyArn],
+                  },
+                ]),
           ]),
       },
       this,

@@ -3,7 +3,12 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { Compression } from "../../core/delivery";
-import { firehoseToS3 } from "./firehose-to-s3";
+import {
+  bucketControls,
+  type BucketControls,
+  type BucketControlsArgs,
+} from "../storage/bucket-controls";
+import { firehoseToS3, type FirehoseToS3Args } from "./firehose-to-s3";
 
 export type SseAlgorithm = "AES256" | "aws:kms";
 
@@ -36,6 +41,29 @@ export interface DeliveryStreamArgs {
    * @default false: the bucket keeps the data and destroy fails until it is emptied
    */
   readonly forceDestroy?: boolean;
+  /**
+   * Encrypt the bucket with this customer-managed key (SSE-KMS with an S3 bucket key) and grant the
+   * stream's role its data keys; also the stream's own encryption key when `streamEncryption` is on.
+   * @default undefined: sseAlgorithm decides
+   */
+  readonly kmsKeyArn?: pulumi.Input<string>;
+  /**
+   * Server-side encryption of the stream (Direct PUT): with `kmsKeyArn`, or an AWS-owned key.
+   * @default false
+   */
+  readonly streamEncryption?: boolean;
+  /**
+   * Ownership, versioning, lifecycle, a TLS-only bucket policy and access logging
+   * (components/storage/bucket-controls.ts).
+   * @default undefined: none of them
+   */
+  readonly controls?: BucketControlsArgs;
+  /** Convert records to Parquet through a Glue table (firehose-to-s3.ts). @default undefined: JSON */
+  readonly parquet?: FirehoseToS3Args["parquet"];
+  /** Dynamic partitioning's jq query. @default undefined: not partitioned */
+  readonly partitionQuery?: string;
+  /** The objects' extension. @default undefined: Firehose's own */
+  readonly fileExtension?: string;
 }
 
 export class DeliveryStream extends pulumi.ComponentResource {
@@ -53,6 +81,10 @@ export class DeliveryStream extends pulumi.ComponentResource {
   readonly streamName: pulumi.Output<string>;
   /** The stream's ARN, which the rule's role is scoped to. */
   readonly streamArn: pulumi.Output<string>;
+  /** The bucket's customer-managed key, if any: writers into the bucket need its data keys. */
+  readonly kmsKeyArn?: pulumi.Input<string>;
+  /** The bucket's ownership, versioning, lifecycle, policy and access logging, when asked for. */
+  readonly controls?: BucketControls;
 
   constructor(name: string, args: DeliveryStreamArgs, opts?: pulumi.ComponentResourceOptions) {
     super("iot-pipeline:delivery:DeliveryStream", name, {}, opts);
@@ -63,7 +95,7 @@ export class DeliveryStream extends pulumi.ComponentResource {
       { bucket: args.bucketName, forceDestroy: args.forceDestroy ?? false },
       parent,
     );
-    new aws.s3.BucketPublicAccessBlock(
+    const publicAccess = new aws.s3.BucketPublicAccessBlock(
       `${name}-bucket-public-access`,
       {
         bucket: this.bucket.id,
@@ -79,14 +111,28 @@ export class DeliveryStream extends pulumi.ComponentResource {
       {
         bucket: this.bucket.id,
         rules: [
-          {
-            applyServerSideEncryptionByDefault: { sseAlgorithm: args.sseAlgorithm ?? "AES256" },
-            bucketKeyEnabled: args.sseAlgorithm === "aws:kms",
-          },
+          args.kmsKeyArn === undefined
+            ? {
+                applyServerSideEncryptionByDefault: { sseAlgorithm: args.sseAlgorithm ?? "AES256" },
+                bucketKeyEnabled: args.sseAlgorithm === "aws:kms",
+              }
+            : {
+                applyServerSideEncryptionByDefault: {
+                  sseAlgorithm: "aws:kms",
+                  kmsMasterKeyId: args.kmsKeyArn,
+                },
+                // One data key per bucket and period instead of per object: fewer KMS calls.
+                bucketKeyEnabled: true,
+              },
         ],
       },
       parent,
     );
+    this.kmsKeyArn = args.kmsKeyArn;
+    this.controls =
+      args.controls === undefined
+        ? undefined
+        : bucketControls(`${name}-bucket`, this.bucket, publicAccess, args.controls, this);
 
     const delivery = firehoseToS3(
       name,
@@ -100,6 +146,11 @@ export class DeliveryStream extends pulumi.ComponentResource {
         prefix: args.prefix ?? "telemetry/",
         errorOutputPrefix: args.errorOutputPrefix ?? "errors/",
         errorLogging: args.errorLogging === true ? { streamName: args.streamName } : undefined,
+        parquet: args.parquet,
+        partitionQuery: args.partitionQuery,
+        fileExtension: args.fileExtension,
+        bucketKeyArn: args.kmsKeyArn,
+        streamEncryption: args.streamEncryption === true ? { keyArn: args.kmsKeyArn } : undefined,
       },
       this,
     );

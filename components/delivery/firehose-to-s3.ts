@@ -24,6 +24,21 @@ export const S3_DELIVERY_ACTIONS = [
   "s3:PutObject",
 ];
 
+/**
+ * What Firehose calls on the Glue table it converts records with
+ * (https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#using-iam-glue), on the
+ * catalog, database and table, which Glue authorizes table reads on
+ * (https://docs.aws.amazon.com/glue/latest/dg/glue-specifying-resource-arns.html).
+ */
+export const GLUE_SCHEMA_ACTIONS = [
+  "glue:GetTable",
+  "glue:GetTableVersion",
+  "glue:GetTableVersions",
+];
+
+/** What Firehose calls on a customer-managed key that encrypts the bucket (same page, S3 access). */
+export const KMS_DATA_KEY_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"];
+
 /** What Firehose calls to read a Kinesis Data Stream source (same page). */
 export const KINESIS_SOURCE_ACTIONS = [
   "kinesis:DescribeStream",
@@ -50,12 +65,50 @@ export interface FirehoseToS3Args {
   readonly kinesisSourceArn?: pulumi.Input<string>;
   /** Append "\n" to every record (Firehose's AppendDelimiterToRecord processor). */
   readonly newlineDelimited?: boolean;
+  /** Convert records to Parquet with this Glue table's schema (needs a 64 MiB buffer). */
+  readonly parquet?: {
+    readonly databaseName: pulumi.Input<string>;
+    readonly tableName: pulumi.Input<string>;
+    readonly glueArns: pulumi.Input<{ catalog: string; database: string; table: string }>;
+    /** Parquet's own codec; the stream's compressionFormat must then be UNCOMPRESSED. */
+    readonly compression: "SNAPPY" | "GZIP" | "UNCOMPRESSED";
+  };
+  /** Dynamic partitioning with this jq metadata-extraction query (inline parsing). */
+  readonly partitionQuery?: string;
+  /** The object names' extension (`.parquet`). */
+  readonly fileExtension?: string;
+  /** The bucket's customer-managed key: the role may make and read data keys with it. */
+  readonly bucketKeyArn?: pulumi.Input<string>;
+  /** Server-side encryption of the stream itself (Direct PUT sources only). */
+  readonly streamEncryption?: { readonly keyArn?: pulumi.Input<string> };
 }
 
 export interface FirehoseToS3 {
   readonly stream: aws.kinesis.FirehoseDeliveryStream;
   readonly role: aws.iam.Role;
   readonly logGroup?: aws.cloudwatch.LogGroup;
+}
+
+/**
+ * The stream's record processors: the newline the windows need, and the metadata extraction that
+ * dynamic partitioning reads its keys from (JQ-1.6, inline parsing).
+ */
+function processing(args: FirehoseToS3Args) {
+  const processors: {
+    type: string;
+    parameters?: { parameterName: string; parameterValue: string }[];
+  }[] = [];
+  if (args.partitionQuery !== undefined) {
+    processors.push({
+      type: "MetadataExtraction",
+      parameters: [
+        { parameterName: "MetadataExtractionQuery", parameterValue: args.partitionQuery },
+        { parameterName: "JsonParsingEngine", parameterValue: "JQ-1.6" },
+      ],
+    });
+  }
+  if (args.newlineDelimited === true) processors.push({ type: "AppendDelimiterToRecord" });
+  return processors.length === 0 ? {} : { processingConfiguration: { enabled: true, processors } };
 }
 
 /** The stream `name-stream`, its role `name-role` and log group `name-errors`, under `parent`. */
@@ -86,8 +139,14 @@ export function firehoseToS3(
       roleName: args.roleName,
       accountId: args.accountId,
       statements: pulumi
-        .all([args.bucketArn, logStream?.arn, args.kinesisSourceArn])
-        .apply(([bucketArn, logStreamArn, sourceArn]) => {
+        .all([
+          args.bucketArn,
+          logStream?.arn,
+          args.kinesisSourceArn,
+          args.parquet?.glueArns,
+          args.bucketKeyArn,
+        ])
+        .apply(([bucketArn, logStreamArn, sourceArn, glue, keyArn]) => {
           const statements: IamStatement[] = [
             {
               Sid: "DeliverToBucket",
@@ -102,6 +161,22 @@ export function firehoseToS3(
               Effect: "Allow",
               Action: [...KINESIS_SOURCE_ACTIONS],
               Resource: [sourceArn],
+            });
+          }
+          if (glue !== undefined) {
+            statements.push({
+              Sid: "ReadTableSchema",
+              Effect: "Allow",
+              Action: [...GLUE_SCHEMA_ACTIONS],
+              Resource: [glue.catalog, glue.database, glue.table],
+            });
+          }
+          if (keyArn !== undefined) {
+            statements.push({
+              Sid: "EncryptObjects",
+              Effect: "Allow",
+              Action: [...KMS_DATA_KEY_ACTIONS],
+              Resource: [keyArn],
             });
           }
           if (logStreamArn !== undefined) {
@@ -123,6 +198,18 @@ export function firehoseToS3(
     {
       name: args.streamName,
       destination: "extended_s3",
+      ...(args.streamEncryption === undefined || args.kinesisSourceArn !== undefined
+        ? {}
+        : {
+            serverSideEncryption:
+              args.streamEncryption.keyArn === undefined
+                ? { enabled: true, keyType: "AWS_OWNED_CMK" }
+                : {
+                    enabled: true,
+                    keyType: "CUSTOMER_MANAGED_CMK",
+                    keyArn: args.streamEncryption.keyArn,
+                  },
+          }),
       ...(args.kinesisSourceArn === undefined
         ? {}
         : {
@@ -136,17 +223,31 @@ export function firehoseToS3(
         roleArn: role.arn,
         bufferingSize: args.bufferSizeMiB,
         bufferingInterval: args.bufferIntervalSeconds,
-        compressionFormat: args.compression,
+        // Format conversion needs UNCOMPRESSED here; Parquet compresses its own pages.
+        compressionFormat: args.parquet === undefined ? args.compression : "UNCOMPRESSED",
         prefix: args.prefix,
         errorOutputPrefix: args.errorOutputPrefix,
-        ...(args.newlineDelimited === true
-          ? {
-              processingConfiguration: {
+        ...processing(args),
+        ...(args.partitionQuery === undefined
+          ? {}
+          : { dynamicPartitioningConfiguration: { enabled: true } }),
+        ...(args.fileExtension === undefined ? {} : { fileExtension: args.fileExtension }),
+        ...(args.parquet === undefined
+          ? {}
+          : {
+              dataFormatConversionConfiguration: {
                 enabled: true,
-                processors: [{ type: "AppendDelimiterToRecord" }],
+                inputFormatConfiguration: { deserializer: { openXJsonSerDe: {} } },
+                outputFormatConfiguration: {
+                  serializer: { parquetSerDe: { compression: args.parquet.compression } },
+                },
+                schemaConfiguration: {
+                  databaseName: args.parquet.databaseName,
+                  tableName: args.parquet.tableName,
+                  roleArn: role.arn,
+                },
               },
-            }
-          : {}),
+            }),
         cloudwatchLoggingOptions:
           logGroup !== undefined && logStream !== undefined
             ? { enabled: true, logGroupName: logGroup.name, logStreamName: logStream.name }

@@ -12,7 +12,9 @@ import {
   iotPolicyOverlyPermissiveInDev,
 } from "./iot-policy";
 import { kinesisAnalyticsSqlRetired } from "./kinesis-analytics";
+import { cloudwatchPipelineAlarms, iotLoggingEnabled } from "./monitoring";
 import { s3BucketPrivateAndEncrypted } from "./s3";
+import { s3BucketDenyInsecureTransport, s3BucketLifecycle } from "./storage";
 import { iotTopicRuleChecked } from "./topic-rule";
 import {
   iamProvisioningRole,
@@ -47,4 +49,8 @@ export const policies: Policies = [
   iamProvisioningRole,
   iotProvisioningTemplateThingName,
   iotProvisioningTemplateHook,
+  s3BucketDenyInsecureTransport,
+  s3BucketLifecycle,
+  iotLoggingEnabled,
+  cloudwatchPipelineAlarms,
 ];

@@ -90,6 +90,16 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "preRegisteredBuildSeconds",
     "peakRssMiB",
   ],
+  query: [
+    "readings",
+    "jsonMiB",
+    "parquetMiB",
+    "baseline.rowsPerSec",
+    "json.rowsPerSec",
+    "json.ratio",
+    "parquet.rowsPerSec",
+    "parquet.ratio",
+  ],
 };
 
 /** Counts that are right at zero (a failure count, violations of a clean stack). */

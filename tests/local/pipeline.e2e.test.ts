@@ -10,6 +10,15 @@ import mqtt, { type MqttClient } from "mqtt";
 import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import { telemetryTopicFor } from "../../core/topics";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
+
+/**
+ * Prod with the seed's JSON-lines delivery: these tests read the records back as text. Prod's
+ * Parquet, partitioned lake is tested in tests/lake and tests/local/lake-writer.test.ts.
+ */
+const prodJsonLines = (): StackConfig => ({
+  ...loadStackConfig("prod"),
+  lake: { format: "json", partitionByThing: false },
+});
 import { readCredentials } from "../../local/ca";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
 
@@ -124,7 +133,7 @@ describe("local pipeline end to end over mutual TLS", function () {
   });
 
   it("prod (least privilege): every device's N records arrive; a publish outside the policy disconnects and is not delivered", async () => {
-    const config = loadStackConfig("prod");
+    const config = prodJsonLines();
     const p = await startLocalPipeline(config, { stateDir: dir, log });
     let disconnected = false;
     try {
@@ -184,10 +193,17 @@ describe("local pipeline end to end over mutual TLS", function () {
   });
 
   it("kill -9 after PUBACKs: the next start delivers every acknowledged message", async () => {
-    const config = loadStackConfig("prod");
+    const config = prodJsonLines();
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", path.join(__dirname, "fixtures", "pipeline-child.ts"), "prod", dir],
+      [
+        "--import",
+        "tsx",
+        path.join(__dirname, "fixtures", "pipeline-child.ts"),
+        "prod",
+        dir,
+        "json-lines",
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     let stderr = "";

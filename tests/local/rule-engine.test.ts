@@ -19,7 +19,11 @@ import {
   type RuleErrorMessage,
 } from "../../local/rule-engine";
 
-const prod = loadStackConfig("prod");
+// Prod with the seed's JSON-lines delivery: these tests read the records back as text.
+const prod: StackConfig = {
+  ...loadStackConfig("prod"),
+  lake: { format: "json", partitionByThing: false },
+};
 const withSql = (sql: string): StackConfig => ({ ...prod, rule: { ...prod.rule, sql } });
 const THING = "store-sensor-seattle1";
 const TOPIC = `SeattleStoreTemp/${THING}`;

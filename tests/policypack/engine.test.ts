@@ -18,11 +18,11 @@ async function levels(config: unknown, stack = "prod"): Promise<string[]> {
 }
 
 describe("the policy pack", () => {
-  it("has sixteen uniquely named kebab-case policies, each starting with its service", () => {
+  it("has twenty uniquely named kebab-case policies, each starting with its service", () => {
     const names = policies.map((p) => p.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 16);
-    for (const n of names) assert.match(n, /^(iot|s3|firehose|iam|kinesis)-[a-z0-9-]+$/);
+    assert.equal(names.length, 20);
+    for (const n of names) assert.match(n, /^(iot|s3|firehose|iam|kinesis|cloudwatch)-[a-z0-9-]+$/);
   });
 
   it("gives every policy a description and a level, and devStacks to the stack-aware ones", () => {
@@ -32,13 +32,16 @@ describe("the policy pack", () => {
     }
     const aware = policies.filter((p) => p.configSchema?.properties.devStacks).map((p) => p.name);
     assert.deepEqual(aware.sort(), [
+      "cloudwatch-pipeline-alarms",
       "firehose-delivery-stream-error-logging",
       "iot-certificate-from-csr",
+      "iot-logging-enabled",
       "iot-policy-no-allow-all",
       "iot-policy-no-allow-all-in-dev",
       "iot-policy-overly-permissive",
       "iot-policy-overly-permissive-in-dev",
       "iot-topic-rule-sql-and-error-action",
+      "s3-bucket-lifecycle",
     ]);
   });
 

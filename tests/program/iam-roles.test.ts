@@ -5,6 +5,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PROJECT_DIR } from "../../core/project";
+import { listStacks, type StackConfig } from "../../core/stack-config";
 import { MOCK_ACCOUNT_ID, runProgram, type ProgramRun } from "../../tools/mock-program";
 import { json, list, ofType, one, statements, trustedServices } from "./helpers";
 
@@ -77,6 +78,9 @@ const T = {
   lambda: "aws:lambda/function:Function",
   bucket: "aws:s3/bucket:Bucket",
   code: "aws:s3/bucketObjectv2:BucketObjectv2",
+  key: "aws:kms/key:Key",
+  glueDatabase: "aws:glue/catalogDatabase:CatalogDatabase",
+  glueTable: "aws:glue/catalogTable:CatalogTable",
 };
 
 /** The stack's roles by the table's names, and the ARNs its placeholders stand for. */
@@ -89,7 +93,7 @@ function resolve(run: ProgramRun) {
     roleByArn((stream.props.extendedS3Configuration as { roleArn: string }).roleArn);
   const logStreamIn = (group: string) =>
     ofType(run, T.logStream).find((s) => s.props.logGroupName === group);
-  const bucket = one(run, T.bucket);
+  const bucket = one(run, T.bucket, (b) => b.name.endsWith("-delivery-bucket"));
   const delivery = firehose(c.delivery.streamName);
   const roles: Record<string, ReturnType<typeof one>> = {
     "rule-firehose": one(run, T.role, (r) => r.props.name === c.rule.roleName),
@@ -115,6 +119,19 @@ function resolve(run: ProgramRun) {
         one(run, T.logGroup, (g) => g.props.name === `/aws/lambda/${fn.props.name as string}`),
       );
     }
+  }
+  if (c.storage.kmsKey) placeholders["{data-key}"] = arn(one(run, T.key));
+  if (c.lake.format === "parquet") {
+    Object.assign(placeholders, {
+      "{glue-catalog}": `arn:aws:glue:${c.region}:${MOCK_ACCOUNT_ID}:catalog`,
+      "{glue-database}": arn(one(run, T.glueDatabase)),
+      "{glue-table}": arn(one(run, T.glueTable)),
+    });
+  }
+  if (c.monitoring.iotLogLevel !== "unmanaged") {
+    roles["iot-logging"] = one(run, T.role, (r) => r.props.name === `${c.rule.roleName}-logging`);
+    placeholders["{iot-log-group}"] =
+      `arn:aws:logs:${c.region}:${MOCK_ACCOUNT_ID}:log-group:AWSIotLogsV2`;
   }
   if (c.analytics !== undefined) {
     const windows = firehose(`${c.delivery.streamName}-windows`);
@@ -142,20 +159,32 @@ function pairs(actions: readonly string[], resources: readonly string[]): string
   return actions.flatMap((a) => resources.map((r) => `${a} on ${r}`));
 }
 
-for (const [stack, conditions] of [
-  ["dev", ["always", "analytics"]],
-  ["prod", ["always", "analytics", "errorLogging"]],
-  ["fleet", ["always", "analytics", "errorLogging", "fleetProvisioning", "hook"]],
-] as const) {
+/** The table's `when` conditions a stack's config meets. */
+function conditionsOf(c: StackConfig): string[] {
+  return [
+    "always",
+    ...(c.analytics !== undefined ? ["analytics"] : []),
+    ...(c.delivery.errorLogging ? ["errorLogging"] : []),
+    ...(c.lake.format === "parquet" ? ["parquet"] : []),
+    ...(c.storage.kmsKey ? ["kmsKey"] : []),
+    ...(c.monitoring.iotLogLevel !== "unmanaged" ? ["iotLogging"] : []),
+    ...(c.provisioning !== undefined ? ["fleetProvisioning"] : []),
+    ...(c.provisioning?.allowedSerials !== undefined ? ["hook"] : []),
+  ];
+}
+
+for (const stack of listStacks()) {
   describe(`IAM roles of the ${stack} stack hold exactly what docs/iam-roles.md lists`, () => {
     let run: ProgramRun;
     let resolved: ReturnType<typeof resolve>;
+    let conditions: string[] = [];
     const rows = documentedRows();
     const managed = documentedManagedRows();
-    const applies = (when: readonly string[]) => when.every((w) => conditions.includes(w as never));
+    const applies = (when: readonly string[]) => when.every((w) => conditions.includes(w));
     before(async () => {
       run = await runProgram(stack);
       resolved = resolve(run);
+      conditions = conditionsOf(run.config);
     });
 
     it("the table is well formed: every row names a role, actions, resources and an AWS page", () => {

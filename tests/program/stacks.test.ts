@@ -201,9 +201,8 @@ function commonGraphChecks(get: () => ProgramRun) {
 
   it("blocks public access and encrypts the bucket; the stream's role reaches that bucket only", () => {
     const run = get();
-    const bucket = one(run, T.bucket);
-    const block = one(run, T.publicAccess);
-    assert.equal(block.props.bucket, bucket.props.id ?? bucket.props.bucket);
+    const bucket = one(run, T.bucket, (b) => b.name.endsWith("-delivery-bucket"));
+    const block = one(run, T.publicAccess, (b) => b.props.bucket === bucket.props.bucket);
     for (const k of [
       "blockPublicAcls",
       "blockPublicPolicy",
@@ -212,12 +211,15 @@ function commonGraphChecks(get: () => ProgramRun) {
     ]) {
       assert.equal(block.props[k], true, `${k} must be true`);
     }
-    const sse = one(run, T.encryption);
-    assert.equal(sse.props.bucket, bucket.props.bucket);
+    const sse = one(run, T.encryption, (e) => e.props.bucket === bucket.props.bucket);
     const rules = sse.props.rules as {
       applyServerSideEncryptionByDefault: { sseAlgorithm: string };
     }[];
-    assert.equal(rules[0].applyServerSideEncryptionByDefault.sseAlgorithm, "AES256");
+    // With kmsKey (prod) the stack's own key, else S3-managed keys.
+    assert.equal(
+      rules[0].applyServerSideEncryptionByDefault.sseAlgorithm,
+      run.config.storage.kmsKey ? "aws:kms" : "AES256",
+    );
 
     const s3 = telemetryStream(run).props.extendedS3Configuration as {
       bucketArn: string;
@@ -397,11 +399,16 @@ describe("program: prod stack (Pulumi.prod.yaml)", function () {
     );
   });
 
-  it("compresses with GZIP and logs delivery errors to its own log group and stream", () => {
+  it("compresses with GZIP (Parquet's codec) and logs delivery errors to its own log group and stream", () => {
     const stream = telemetryStream(run);
     const s3 = stream.props.extendedS3Configuration as Record<string, unknown>;
-    assert.equal(s3.compressionFormat, "GZIP");
-    assert.equal(s3.bufferingSize, 5);
+    // Format conversion needs the stream's own compression off; GZIP becomes Parquet's codec.
+    assert.equal(s3.compressionFormat, "UNCOMPRESSED");
+    const conversion = s3.dataFormatConversionConfiguration as {
+      outputFormatConfiguration: { serializer: { parquetSerDe: { compression: string } } };
+    };
+    assert.equal(conversion.outputFormatConfiguration.serializer.parquetSerDe.compression, "GZIP");
+    assert.equal(s3.bufferingSize, 64);
     assert.equal(s3.bufferingInterval, 300);
     const logGroup = one(
       run,

@@ -16,7 +16,7 @@ describe("npm run check on the fleet stack", function () {
     );
     const report = out.join("\n");
     assert.equal(code, 0, report + err.join("\n"));
-    assert.match(report, /16 of 16 policies enabled/);
+    assert.match(report, /20 of 20 policies enabled/);
     assert.match(report, /^1 violation: 0 mandatory, 1 advisory\.$/m);
     assert.match(
       report,

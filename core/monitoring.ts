@@ -1,0 +1,175 @@
+// Knowing when the pipeline stops: the stack's monitoring choices (IoT logging level, alarm
+// thresholds), the CloudWatch metrics each alarm and dashboard widget reads (names and namespaces
+// as AWS documents them), and the evaluation `npm run simulate` runs on its own figures with the
+// same thresholds, to say what an alarm would have flagged. Plain data and functions: the
+// program, the pack and the local pipeline share them.
+import { PROJECT } from "./project";
+
+/** IoT's log levels (SetV2LoggingOptions), plus `unmanaged`: this stack leaves the account's IoT logging alone. */
+export type IotLogLevel = "ERROR" | "WARN" | "INFO" | "DEBUG" | "DISABLED" | "unmanaged";
+export const IOT_LOG_LEVELS: readonly IotLogLevel[] = [
+  "ERROR",
+  "WARN",
+  "INFO",
+  "DEBUG",
+  "DISABLED",
+  "unmanaged",
+];
+
+/** The alarms a stack gets, and their thresholds. */
+export interface AlarmConfig {
+  readonly enabled: boolean;
+  /** An e-mail address the alarms' topic notifies (after the recipient confirms); undefined for none. */
+  readonly email?: string;
+  /** The period each alarm evaluates, in seconds (a multiple of 60). */
+  readonly periodSeconds: number;
+  /** The rule's error rate, in percent of the messages on its topic, above which its alarm fires. */
+  readonly ruleErrorRatePercent: number;
+  /** The age, in seconds, of the oldest record not yet in S3 above which a stream's alarm fires. */
+  readonly deliveryFreshnessSeconds: number;
+}
+
+export interface MonitoringConfig {
+  readonly iotLogLevel: IotLogLevel;
+  readonly alarms: AlarmConfig;
+}
+
+/** One CloudWatch metric, as the alarms and the dashboard name it. */
+export interface MetricRef {
+  readonly namespace: string;
+  readonly name: string;
+  /** The dimension that names the resource (the rule, the stream, the application). */
+  readonly dimension?: string;
+  readonly statistic: "Sum" | "Maximum" | "Average";
+}
+
+/**
+ * The metrics the monitoring reads.
+ * - AWS/IoT: https://docs.aws.amazon.com/iot/latest/developerguide/metrics_dimensions.html
+ * - AWS/Firehose: https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-metrics.html
+ * - AWS/KinesisAnalytics: https://docs.aws.amazon.com/managed-flink/latest/java/metrics-dimensions.html
+ * - RuleErrors: a metric filter on the rule's error log group, one count per message the error
+ *   action received (every failed action and every message the SQL could not be evaluated on);
+ *   IoT's own `Failure` metric carries an `ActionType` dimension whose values AWS does not list.
+ */
+export const METRICS = {
+  messagesIn: {
+    namespace: "AWS/IoT",
+    name: "PublishIn.Success",
+    dimension: "Protocol",
+    statistic: "Sum",
+  },
+  topicMatch: { namespace: "AWS/IoT", name: "TopicMatch", dimension: "RuleName", statistic: "Sum" },
+  ruleErrors: { namespace: PROJECT, name: "RuleErrors", dimension: "RuleName", statistic: "Sum" },
+  incomingRecords: {
+    namespace: "AWS/Firehose",
+    name: "IncomingRecords",
+    dimension: "DeliveryStreamName",
+    statistic: "Sum",
+  },
+  deliveredRecords: {
+    namespace: "AWS/Firehose",
+    name: "DeliveryToS3.Records",
+    dimension: "DeliveryStreamName",
+    statistic: "Sum",
+  },
+  deliveryFreshness: {
+    namespace: "AWS/Firehose",
+    name: "DeliveryToS3.DataFreshness",
+    dimension: "DeliveryStreamName",
+    statistic: "Maximum",
+  },
+  flinkDowntime: {
+    namespace: "AWS/KinesisAnalytics",
+    name: "downtime",
+    dimension: "Application",
+    statistic: "Average",
+  },
+} as const satisfies Record<string, MetricRef>;
+
+/** The metric filter pattern that counts a rule's error-action messages (they are JSON with `ruleName`). */
+export function ruleErrorFilterPattern(ruleName: string): string {
+  return `{ $.ruleName = "${ruleName}" }`;
+}
+
+/** The kinds of alarm a stack has. */
+export type AlarmKind = "rule-error-rate" | "delivery-freshness" | "flink-downtime";
+
+/** What each alarm watches, for the docs, the dashboard and the local summary. */
+export const ALARM_DESCRIPTIONS: Readonly<Record<AlarmKind, string>> = {
+  "rule-error-rate":
+    "the topic rule's errors (messages its error action received) above ruleErrorRatePercent of the messages on its topic, in one period",
+  "delivery-freshness":
+    "a Firehose stream's oldest undelivered record older than deliveryFreshnessSeconds (DeliveryToS3.DataFreshness, Maximum)",
+  "flink-downtime":
+    "the Managed Flink application down (downtime > 0, AWS's recommended alarm for every application)",
+};
+
+/** One period of the local pipeline's rule figures. */
+export interface RulePeriod {
+  /** Epoch ms the period started. */
+  readonly start: number;
+  /** Messages on a topic the rule listens to (TopicMatch). */
+  readonly onTopic: number;
+  /** Messages the error action received (RuleErrors). */
+  readonly errors: number;
+}
+
+/** What the local pipeline measured, in the stack's time (seconds already multiplied by any speed-up). */
+export interface LocalFigures {
+  readonly rulePeriods: readonly RulePeriod[];
+  /** Largest age of a stream's oldest record when its object was written, by stream name, in seconds. */
+  readonly deliveryFreshnessSeconds: Readonly<Record<string, number>>;
+  /** The analytics job's downtime in ms; undefined without analytics. */
+  readonly flinkDowntimeMs?: number;
+}
+
+/** An alarm that would have fired during the run. */
+export interface AlarmFinding {
+  readonly kind: AlarmKind;
+  /** The rule or stream it concerns. */
+  readonly subject: string;
+  readonly message: string;
+}
+
+const pct = (n: number) => `${Number(n.toFixed(2))}%`;
+
+/**
+ * The alarms the stack's thresholds would have fired on the local figures. A period with no
+ * message on the rule's topic has no rate (CloudWatch sees missing data, which does not breach).
+ */
+export function evaluateAlarms(
+  figures: LocalFigures,
+  alarms: AlarmConfig,
+  ruleName: string,
+): AlarmFinding[] {
+  const out: AlarmFinding[] = [];
+  for (const p of figures.rulePeriods) {
+    if (p.onTopic === 0) continue;
+    const rate = (100 * p.errors) / p.onTopic;
+    if (rate > alarms.ruleErrorRatePercent) {
+      out.push({
+        kind: "rule-error-rate",
+        subject: ruleName,
+        message: `rule ${ruleName}: ${p.errors} error(s) in ${p.onTopic} message(s) = ${pct(rate)} in the period from ${new Date(p.start).toISOString()}, above ${pct(alarms.ruleErrorRatePercent)}`,
+      });
+    }
+  }
+  for (const [stream, seconds] of Object.entries(figures.deliveryFreshnessSeconds)) {
+    if (seconds > alarms.deliveryFreshnessSeconds) {
+      out.push({
+        kind: "delivery-freshness",
+        subject: stream,
+        message: `stream ${stream}: a record waited ${Math.round(seconds)} s for S3, above ${alarms.deliveryFreshnessSeconds} s`,
+      });
+    }
+  }
+  if ((figures.flinkDowntimeMs ?? 0) > 0) {
+    out.push({
+      kind: "flink-downtime",
+      subject: "analytics",
+      message: `the analytics job was down for ${figures.flinkDowntimeMs} ms`,
+    });
+  }
+  return out;
+}
