@@ -7,6 +7,12 @@ import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { CONSOLE_IDENTITY } from "./ca";
+import {
+  ConnectionGuard,
+  listenError,
+  type ConnectionLimits,
+  type GuardEvent,
+} from "./connection-guard";
 
 /** Who is connected: the MQTT client id and the thing its certificate names (CN). */
 export interface DeviceIdentity {
@@ -67,6 +73,8 @@ export interface BrokerEvents {
   publishFailed: [id: DeviceIdentity, topic: string, error: Error];
   subscribeDenied: [id: DeviceIdentity, filter: string, reason: string];
   clientError: [clientId: string, error: Error];
+  /** A connection or packet the guard refused, or a slow subscriber (connection-guard.ts). */
+  guard: [event: GuardEvent];
 }
 
 export interface BrokerOptions {
@@ -78,17 +86,13 @@ export interface BrokerOptions {
   /** Default 0: any free port. */
   readonly port?: number;
   readonly hooks?: BrokerHooks;
+  /** Connection caps, timeouts, packet and slow-consumer limits; AWS IoT's by default. */
+  readonly limits?: Partial<ConnectionLimits>;
 }
 
 /** MQTT client ids AWS accepts are at most 128 bytes. */
 const MAX_CLIENT_ID_BYTES = 128;
 const SYS_PREFIX = "$SYS/";
-
-/** OpenSSL's reason ("peer did not return a certificate") without its source-file trail. */
-export function tlsReason(err: Error): string {
-  const m = /SSL routines:[^:]*:([^:]+):/.exec(err.message);
-  return m ? m[1] : (err.message.split("\n")[0] ?? err.message);
-}
 
 function refusal(message: string, returnCode: 2 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
@@ -114,6 +118,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     readonly aedes: Aedes,
     readonly server: tls.Server,
     hooks: BrokerHooks,
+    readonly guard: ConnectionGuard,
   ) {
     super();
     this.hooks = hooks;
@@ -121,7 +126,12 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
 
   /** Starts aedes and the TLS listener; resolves once it listens. */
   static async start(opts: BrokerOptions): Promise<LocalBroker> {
-    const aedes = await Aedes.createBroker({ maxClientsIdLength: MAX_CLIENT_ID_BYTES });
+    // Events come only once it listens, when `broker` below is set.
+    const guard = new ConnectionGuard(opts.limits, (e) => broker.emit("guard", e));
+    const aedes = await Aedes.createBroker({
+      maxClientsIdLength: MAX_CLIENT_ID_BYTES,
+      ...guard.aedesOptions(),
+    });
     const server = tls.createServer(
       {
         ca: opts.ca,
@@ -131,15 +141,22 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         // TLS itself refuses a missing, expired or foreign client certificate.
         rejectUnauthorized: true,
         minVersion: "TLSv1.2",
+        ...guard.tlsOptions(),
       },
-      aedes.handle,
+      guard.handler(aedes),
     );
-    const broker = new LocalBroker(aedes, server, opts.hooks ?? {});
+    guard.attach(server, aedes);
+    const broker = new LocalBroker(aedes, server, opts.hooks ?? {}, guard);
     broker.wire();
+    const host = opts.host ?? "127.0.0.1";
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
-        server.off("error", reject);
+      const failed = (e: Error) => {
+        aedes.close();
+        reject(listenError(e, host, opts.port ?? 0));
+      };
+      server.once("error", failed);
+      server.listen(opts.port ?? 0, host, () => {
+        server.off("error", failed);
         broker.listeningPort = (server.address() as AddressInfo).port;
         resolve();
       });
@@ -171,12 +188,11 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   private wire(): void {
     const a = this.aedes;
     this.server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
+      // The guard destroys the socket and finds the real reason and the peer's address.
+      const refused = this.guard.tlsRefusal(err, socket);
+      if (!refused) return;
       this.stats.tlsRefusals++;
-      this.emit(
-        "tlsRefused",
-        `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`,
-        tlsReason(err),
-      );
+      this.emit("tlsRefused", refused.remote, refused.reason);
     });
 
     a.authenticate = (client, _username, _password, done) => {
@@ -292,6 +308,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.guard.stop();
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
     await serverClosed;

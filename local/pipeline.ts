@@ -7,7 +7,7 @@ import { type StackConfig } from "../core/stack-config";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
 import { CONSOLE_IDENTITY, ensurePki, type Credentials } from "./ca";
 import { LocalAuthorizer } from "./authorizer";
-import { LocalBroker } from "./broker";
+import { LocalBroker, type BrokerOptions } from "./broker";
 import { LocalDeliveryStream } from "./firehose";
 import { LocalRuleEngine } from "./rule-engine";
 import { localBucketName } from "./s3";
@@ -21,6 +21,8 @@ export interface LocalPipelineOptions {
   readonly timeScale?: number;
   /** Receives one line per notable event (connects, refusals, denials). */
   readonly log?: (line: string) => void;
+  /** The broker's connection, packet and slow-consumer limits; AWS IoT's by default. */
+  readonly limits?: BrokerOptions["limits"];
 }
 
 export interface LocalPipeline {
@@ -82,11 +84,16 @@ export async function startLocalPipeline(
     key: pki.server.key,
     cert: pki.server.cert,
     port: opts.port ?? 0,
+    limits: opts.limits,
     hooks: {
       ...authorizer.hooks(),
       // The PUBACK waits for this: the rule ran and its record is in the journal on disk.
       onPublish: (id, topic, payload) => rules.onPublish(id.clientId, topic, payload),
     },
+  }).catch(async (e: unknown) => {
+    // A busy port: give the journal back before saying so.
+    await delivery.close();
+    throw e;
   });
   log(
     `pipeline: policy ${config.policy.name} (${config.policy.mode}), rule ${config.rule.name}: ${config.rule.sql}, ` +
@@ -107,6 +114,9 @@ export async function startLocalPipeline(
   );
   broker.on("subscribeDenied", (id, filter, reason) =>
     log(`broker: denied ${id.clientId} subscribing to ${filter}: ${reason}`),
+  );
+  broker.on("guard", (e) =>
+    log(`broker: ${e.clientId ?? e.remote}${e.clientId ? ` (${e.remote})` : ""}: ${e.reason}`),
   );
 
   // analytics: the streaming window over what the rule matched (what the cloud rule's Kinesis
@@ -131,6 +141,7 @@ export async function startLocalPipeline(
     return rel.startsWith("..") ? p : rel;
   };
   let stopped: Promise<void> | undefined;
+  let analyticsFailure: string | undefined;
   return {
     url: broker.url,
     port: broker.port,
@@ -157,6 +168,7 @@ export async function startLocalPipeline(
       },
       { label: "broker publishes accepted", value: broker.stats.publishes },
       { label: "broker publishes denied", value: broker.stats.publishDenials },
+      ...guardSummary(broker),
       {
         label: "denied by policy (connect / publish / subscribe / receive)",
         value: `${authorizer.totalDenials} (${authorizer.denials["iot:Connect"]} / ${authorizer.denials["iot:Publish"]} / ${authorizer.denials["iot:Subscribe"]} / ${authorizer.denials["iot:Receive"]})`,
@@ -172,6 +184,7 @@ export async function startLocalPipeline(
         ? [{ label: "records replayed from the journal", value: delivery.stats.recordsReplayed }]
         : []),
       { label: "records delivered", value: delivery.stats.recordsDelivered },
+      ...journalSummary(delivery),
       ...(delivery.stats.errorRecordsDelivered > 0
         ? [{ label: "records under the error prefix", value: delivery.stats.errorRecordsDelivered }]
         : []),
@@ -180,6 +193,7 @@ export async function startLocalPipeline(
         value: delivery.stats.objectsWritten,
       },
       ...(analytics?.summary() ?? []),
+      ...(analyticsFailure ? [{ label: "analytics not written", value: analyticsFailure }] : []),
     ],
     objects: () => delivery.objects.map(shown),
     // Broker first (no new messages), then the delivery flushes what is buffered. Idempotent.
@@ -189,9 +203,64 @@ export async function startLocalPipeline(
         try {
           // Open windows close now and are written, like Flink's final watermark at end of input.
           await analytics?.stop();
+        } catch (e) {
+          // A full disk: say so and go on, so that the run still ends with its summary.
+          analyticsFailure = (e as Error).message;
+          log(`analytics: ${analyticsFailure}`);
         } finally {
           await delivery.close();
         }
       })()),
   };
+}
+
+/** The broker guard's counts worth a line, only those that happened. */
+function guardSummary(broker: LocalBroker): Array<{ label: string; value: string | number }> {
+  const g = broker.guard.stats;
+  const p = g.refusedPackets;
+  const refused = p["too-large"] + p.qos2 + p.topic + p.malformed + p.busy;
+  const rows: Array<{ label: string; value: string | number }> = [];
+  if (refused > 0) {
+    rows.push({
+      label: "broker packets refused (too large / QoS 2 / topic / malformed / busy)",
+      value: `${refused} (${p["too-large"]} / ${p.qos2} / ${p.topic} / ${p.malformed} / ${p.busy})`,
+    });
+  }
+  const timeouts = g.handshakeTimeouts + g.connectTimeouts + g.idleTimeouts;
+  if (g.connectionsOverCap + timeouts > 0) {
+    rows.push({
+      label: "broker connections closed (over cap / handshake / CONNECT / idle timeout)",
+      value: `${g.connectionsOverCap + timeouts} (${g.connectionsOverCap} / ${g.handshakeTimeouts} / ${g.connectTimeouts} / ${g.idleTimeouts})`,
+    });
+  }
+  if (g.slowConsumerDrops + g.slowConsumerDisconnects > 0) {
+    rows.push({
+      label: "slow subscribers: messages dropped / disconnected",
+      value: `${g.slowConsumerDrops} / ${g.slowConsumerDisconnects}`,
+    });
+  }
+  return rows;
+}
+
+/** The journal's trouble, only when there was some. */
+function journalSummary(
+  delivery: LocalDeliveryStream,
+): Array<{ label: string; value: string | number }> {
+  const d = delivery.stats;
+  return [
+    ...(d.journalStalls > 0
+      ? [{ label: "journal stalls (disk full)", value: d.journalStalls }]
+      : []),
+    ...(d.recordsLeftInJournal > 0
+      ? [{ label: "records left in the journal for the next start", value: d.recordsLeftInJournal }]
+      : []),
+    ...(d.damagedRegions > 0
+      ? [
+          {
+            label: "journal damaged regions skipped (segments in quarantine/)",
+            value: `${d.damagedRegions} (${d.damagedBytes} bytes)`,
+          },
+        ]
+      : []),
+  ];
 }
