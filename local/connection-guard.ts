@@ -28,6 +28,12 @@ export interface ConnectionLimits {
   readonly maxQueuedBytesPerSubscriber: number;
   /** Messages a subscriber may have waiting likewise. @default 1000 */
   readonly maxQueuedMessagesPerSubscriber: number;
+  /**
+   * Bytes of messages waiting for all subscribers together. Beyond it, messages to a subscriber
+   * that already has 128 KiB waiting are dropped too (one that keeps up is never held to it), so
+   * that many slow subscribers cannot together take what one may not. @default 64 MiB
+   */
+  readonly maxQueuedBytes: number;
   /** A subscriber whose socket takes nothing for this long is disconnected (aedes' drainTimeout). @default 30000 */
   readonly slowConsumerTimeoutMs: number;
   /** Bytes of partly received large packets the broker holds for all clients together. @default 64 MiB */
@@ -48,6 +54,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   connectTimeoutMs: 10_000,
   maxQueuedBytesPerSubscriber: 1024 * 1024,
   maxQueuedMessagesPerSubscriber: 1000,
+  maxQueuedBytes: 64 * 1024 * 1024,
   slowConsumerTimeoutMs: 30_000,
   maxBufferedPacketBytes: 64 * 1024 * 1024,
   defaultKeepaliveSeconds: 1200,
@@ -122,6 +129,9 @@ const VERIFY_REASONS: Readonly<Record<string, string>> = {
   CERT_REJECTED: "certificate rejected",
 };
 
+/** A subscriber with this much waiting is behind, and held to the shared budget. */
+const BEHIND_BYTES = 128 * 1024;
+
 /** Log lines of one kind from one address are folded into one per this window. */
 const FOLD_MS = 10_000;
 
@@ -138,6 +148,8 @@ export class ConnectionGuard {
   readonly limits: ConnectionLimits;
   private readonly budget: PacketBudget;
   private open = 0;
+  /** Bytes handed to subscribers' sockets and not yet written out, over all subscribers. */
+  private queuedBytes = 0;
   private readonly perAddress = new Map<string, number>();
   /** Raw sockets this guard closed itself: TLS then reports them as "socket hang up". */
   private readonly closedByGuard = new WeakSet<Socket>();
@@ -339,14 +351,18 @@ export class ConnectionGuard {
   private boundDeliveries(client: DeliveringClient): void {
     const conn = client.conn as tls.TLSSocket;
     let waiting = 0;
+    /** Bytes of this subscriber's messages not yet written out. */
+    let mine = 0;
     let dropping = false;
     let dropped = 0;
     const bound =
       (deliver: Deliver): Deliver =>
       (packet, done) => {
+        const size = packetBytes(packet);
         if (
           waiting >= this.limits.maxQueuedMessagesPerSubscriber ||
-          conn.writableLength >= this.limits.maxQueuedBytesPerSubscriber
+          conn.writableLength >= this.limits.maxQueuedBytesPerSubscriber ||
+          (this.queuedBytes + size > this.limits.maxQueuedBytes && mine >= BEHIND_BYTES)
         ) {
           this.stats.slowConsumerDrops++;
           dropped++;
@@ -363,8 +379,12 @@ export class ConnectionGuard {
           return;
         }
         waiting++;
+        mine += size;
+        this.queuedBytes += size;
         deliver(packet, () => {
           waiting--;
+          mine -= size;
+          this.queuedBytes -= size;
           if (dropping && waiting === 0) {
             dropping = false;
             this.report(
@@ -444,4 +464,10 @@ export function listenError(e: unknown, host: string, port: number): unknown {
     return new BrokerListenError(`address ${host} is not on this machine (${code})`);
   }
   return e;
+}
+
+/** What a message to deliver takes in memory, roughly: its payload and topic. */
+function packetBytes(packet: unknown): number {
+  const p = packet as { payload?: Buffer | string; topic?: string };
+  return 16 + (p.topic?.length ?? 0) + (p.payload?.length ?? 0);
 }

@@ -76,6 +76,12 @@ export interface DeliveryStreamOptions {
   readonly files?: FileLayer;
   /** How long to wait before trying again after the disk filled up. @default 1000 */
   readonly retryMs?: number;
+  /**
+   * Bytes of records waiting to be journaled. Normally a queue lasts one fsync; while the disk is
+   * full it grows, and beyond this a record is refused (not acknowledged: its publisher sends it
+   * again later) rather than held in memory. @default 64 MiB
+   */
+  readonly maxQueuedBytes?: number;
   readonly now?: () => Date;
   readonly uuid?: () => string;
   readonly log?: (line: string) => void;
@@ -173,6 +179,8 @@ export class LocalDeliveryStream {
   private bufferBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private queue: Pending[] = [];
+  private queuedBytes = 0;
+  private readonly maxQueuedBytes: number;
   private pumping = false;
   private pumpWaiters: (() => void)[] = [];
   private rotateRequested = false;
@@ -196,6 +204,7 @@ export class LocalDeliveryStream {
     this.intervalMs = (opts.delivery.bufferIntervalSeconds * 1000) / (opts.timeScale ?? 1);
     this.maxPending = opts.maxPendingObjects ?? 2;
     this.retryMs = opts.retryMs ?? 1000;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
     this.now = opts.now ?? (() => new Date());
     this.uuid = opts.uuid ?? randomUUID;
     this.log = opts.log ?? (() => undefined);
@@ -443,8 +452,20 @@ export class LocalDeliveryStream {
     }
     const record: JournalRecord = { kind, arrival: this.now().getTime(), data };
     const frame = encodeFrame(record);
+    if (this.queuedBytes + frame.length > this.maxQueuedBytes) {
+      throw new JournalUnavailableError(
+        `${this.queuedBytes} bytes already wait for the journal${this.stalledSince === undefined ? "" : " (the disk is full)"}; not acknowledged`,
+      );
+    }
+    this.queuedBytes += frame.length;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ frame, record, resolve, reject });
+      const done =
+        <T extends unknown[]>(f: (...a: T) => void) =>
+        (...a: T) => {
+          this.queuedBytes -= frame.length;
+          f(...a);
+        };
+      this.queue.push({ frame, record, resolve: done(resolve), reject: done(reject) });
       void this.pump();
     });
   }
@@ -640,7 +661,8 @@ export class LocalDeliveryStream {
         this.retryWakers.delete(wake);
         resolve();
       };
-      const timer = setTimeout(wake, this.retryMs);
+      // Like the flush timer, a retry does not keep a process alive on its own.
+      const timer = setTimeout(wake, this.retryMs).unref();
       this.retryWakers.add(wake);
     });
   }

@@ -84,7 +84,12 @@ export async function startLocalPipeline(
     key: pki.server.key,
     cert: pki.server.cert,
     port: opts.port ?? 0,
-    limits: opts.limits,
+    // The caps leave room for the whole fleet (up to 10,000 things) on this one address.
+    limits: {
+      maxConnections: Math.max(4096, 2 * things.length + 64),
+      maxConnectionsPerAddress: Math.max(2048, things.length + 64),
+      ...opts.limits,
+    },
     hooks: {
       ...authorizer.hooks(),
       // The PUBACK waits for this: the rule ran and its record is in the journal on disk.

@@ -291,6 +291,35 @@ describe("broker connection hygiene", function () {
     });
   }
 
+  it("holds all slow subscribers together to maxQueuedBytes, and never a subscriber that keeps up", async () => {
+    broker = await start(pki, {
+      maxQueuedBytesPerSubscriber: 64 * 1024 * 1024,
+      maxQueuedBytes: 2 * 1024 * 1024,
+    });
+    const frozen = [await frozenSubscriber(broker.port, 0), await frozenSubscriber(broker.port, 1)];
+    const healthy = await RawClient.open(broker.port, pki.credentialsFor("sensor-c"));
+    assert.equal(await healthy.connect("sensor-c"), 0);
+    await healthy.write(subscribePacket([["t/#", 0]]));
+    assert.ok(await healthy.next(9));
+    let healthyGot = 0;
+    healthy.socket.on("data", () => {
+      healthyGot += healthy.received.filter((r) => r.type === 3).length;
+      healthy.received.length = 0;
+    });
+    try {
+      const c = await RawClient.open(broker.port, pki.credentialsFor("sensor-a"));
+      assert.equal(await c.connect("sensor-a"), 0);
+      const payload = Buffer.alloc(64 * 1024, 0x63);
+      for (let i = 1; i <= 400; i++) await c.write(publishPacket("t/x", payload, 0));
+      await until(() => healthyGot === 400, "all 400 messages at the healthy subscriber");
+      assert.ok(broker.guard.stats.slowConsumerDrops > 0, "the shared budget dropped messages");
+      c.end();
+    } finally {
+      healthy.end();
+      for (const f of frozen) await thaw(f);
+    }
+  });
+
   it("disconnects a subscriber that takes nothing for slowConsumerTimeoutMs", async () => {
     broker = await start(pki, { slowConsumerTimeoutMs: 500 });
     const frozen = await frozenSubscriber(broker.port, 0);

@@ -12,7 +12,7 @@ import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import { loadStackConfig, type DeliveryConfig } from "../../core/stack-config";
 import { JournalError, JournalUnavailableError, LocalDeliveryStream } from "../../local/firehose";
 import type { FileLayer } from "../../local/file-layer";
-import { scanSegment } from "../../local/journal-format";
+import { FRAME_HEADER_BYTES, scanSegment } from "../../local/journal-format";
 import { FaultyFiles } from "./fixtures/faulty-files";
 
 const base = loadStackConfig("dev").delivery;
@@ -204,6 +204,37 @@ describe("delivery journal under disk faults (injected: short writes, a full dis
       [...run.acked].sort((a, b) => a - b),
       "the next start delivers every acknowledged record",
     );
+  });
+
+  it("while the disk is full, holds at most maxQueuedBytes waiting and refuses the rest (not acknowledged)", async () => {
+    const faulty = new FaultyFiles();
+    faulty.space = 0;
+    const s = await LocalDeliveryStream.open({
+      stack: "faults",
+      delivery: { ...base, ...HOLD },
+      bucket: "faults",
+      stateDir: dir,
+      files: faulty,
+      retryMs: 20,
+      maxQueuedBytes: 20_000,
+    });
+    const run = putAll(s, 300, 300);
+    await until(() => run.refused.size > 0 && faulty.counts.enospc > 0, "refusals");
+    const waiting = 300 - run.refused.size;
+    const frame = payload(0).length + FRAME_HEADER_BYTES;
+    assert.ok(waiting > 0 && waiting * frame <= 20_000, `${waiting} records held while full`);
+    for (const e of run.refused.values()) {
+      assert.ok(e instanceof JournalUnavailableError);
+      assert.match(
+        e.message,
+        /bytes already wait for the journal( \(the disk is full\))?; not acknowledged$/,
+      );
+    }
+    faulty.space = Infinity;
+    await run.done;
+    assert.equal(run.acked.size, waiting, "the held ones are acknowledged once there is space");
+    await s.close();
+    assert.equal(delivered(s).length, waiting);
   });
 
   it("a start on a full disk is one JournalError line (exit 2), keeps the journal and leaves no temp file", async () => {
