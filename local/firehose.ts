@@ -661,8 +661,8 @@ export class LocalDeliveryStream {
         this.retryWakers.delete(wake);
         resolve();
       };
-      // Like the flush timer, a retry does not keep a process alive on its own.
-      const timer = setTimeout(wake, this.retryMs).unref();
+      // Unlike the flush timer this one keeps the process alive: records wait on it.
+      const timer = setTimeout(wake, this.retryMs);
       this.retryWakers.add(wake);
     });
   }
