@@ -3,7 +3,7 @@ import * as os from "node:os";
 import { execFileSync } from "node:child_process";
 import { round } from "./stats";
 
-export const FIGURE_IDS = ["publisher", "fleet", "pipeline", "program"] as const;
+export const FIGURE_IDS = ["publisher", "fleet", "pipeline", "program", "soak"] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
 export const FIGURE_TITLES: Record<FigureId, string> = {
@@ -11,6 +11,7 @@ export const FIGURE_TITLES: Record<FigureId, string> = {
   fleet: "2. Fleet of mutual-TLS devices",
   pipeline: "3. Local pipeline end to end",
   program: "4. The program at fleet scale",
+  soak: "5. Soak: the prod fleet under attack, with a kill -9",
 };
 
 /** One measured number. `key` is stable across runs (the JSON's contract); `label` is for people. */

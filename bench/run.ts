@@ -18,15 +18,18 @@ import { UserError } from "../core/errors";
 
 const ROOT = path.resolve(__dirname, "..");
 
-const USAGE = `usage: npm run bench -- [--quick] [--only ${FIGURE_IDS.join(",")}] [--out DIR] [--markdown]
+const USAGE = `usage: npm run bench -- [--quick] [--only ${FIGURE_IDS.join(",")}] [--soak-minutes M] [--out DIR] [--markdown]
 
   --quick      small sizes and short phases (seconds): proves the benchmark works, measures little
   --only LIST  run only these figures (comma-separated)
+  --soak-minutes M  length of the soak's attack phase (default 10; the baseline is a fifth of it,
+               at most 2 minutes)
   --out DIR    where to write the results JSON (default bench/results)
   --markdown   also print the table as Markdown (what docs/benchmarks.md shows)`;
 
 interface Args {
   quick: boolean;
+  soakSeconds: number;
   only: FigureId[];
   out: string;
   markdown: boolean;
@@ -37,6 +40,7 @@ class UsageError extends UserError {}
 function parseArgs(argv: readonly string[]): Args | "help" {
   const args: Args = {
     quick: false,
+    soakSeconds: 600,
     only: [...FIGURE_IDS],
     out: path.join(ROOT, "bench", "results"),
     markdown: false,
@@ -52,7 +56,14 @@ function parseArgs(argv: readonly string[]): Args | "help" {
     else if (a === "--quick") args.quick = true;
     else if (a === "--markdown") args.markdown = true;
     else if (a === "--out") args.out = path.resolve(value());
-    else if (a === "--only") {
+    else if (a === "--soak-minutes") {
+      const v = value();
+      const minutes = Number(v);
+      if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 24 * 60) {
+        throw new UsageError(`--soak-minutes ${v}: expected a number of minutes from 0 to 1440`);
+      }
+      args.soakSeconds = Math.round(minutes * 60);
+    } else if (a === "--only") {
       const ids = value().split(",");
       for (const id of ids) {
         if (!(FIGURE_IDS as readonly string[]).includes(id)) {
@@ -68,13 +79,19 @@ function parseArgs(argv: readonly string[]): Args | "help" {
 }
 
 /** How long a figure may take before it is stopped and reported as not measured. */
-function timeoutSeconds(id: FigureId, quick: boolean): number {
-  if (quick) return 90;
+function timeoutSeconds(id: FigureId, args: Args): number {
+  if (args.quick) return 90;
+  // The soak: its attack phase, a baseline of at most two minutes, and room to start and stop.
+  if (id === "soak") return args.soakSeconds + 120 + 240;
   return id === "fleet" || id === "pipeline" ? 240 : 120;
 }
 
 function runFigure(id: FigureId, args: Args): Promise<FigureResult> {
-  const opts = { quick: args.quick, stateDir: path.join(ROOT, ".local", "bench") };
+  const opts = {
+    quick: args.quick,
+    soakSeconds: args.soakSeconds,
+    stateDir: path.join(ROOT, ".local", "bench"),
+  };
   const started = performance.now();
   return new Promise((resolve) => {
     const child = fork(path.join(__dirname, "child.ts"), [id, JSON.stringify(opts)], {
@@ -84,7 +101,7 @@ function runFigure(id: FigureId, args: Args): Promise<FigureResult> {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     let result: FigureResult | undefined;
-    const limit = timeoutSeconds(id, args.quick);
+    const limit = timeoutSeconds(id, args);
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       result = notMeasured(id, FIGURE_TITLES[id], `timed out after ${limit} s`, limit);
