@@ -9,6 +9,9 @@ async function main(): Promise<void> {
     ...readCredentials(pkiDir, "console"),
     clientId: "console",
     reconnectPeriod: 0,
+    // No keep-alive of its own: the broker's slow-subscriber bounds, not its keep-alive timer
+    // (which would close a stopped client after 90 s), are what the soak exercises.
+    keepalive: 0,
     protocolVersion: 4,
   });
   client.on("error", () => undefined);

@@ -72,6 +72,7 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "soak.baseline.peakRssMiB",
     "soak.attack.peakRssMiB",
     "soak.frozenSubscriberDrops",
+    "soak.frozenSubscriberDisconnects",
     "soak.oversizeRefused",
     "soak.idleSocketsClosed",
   ],
@@ -88,6 +89,7 @@ const MAY_BE_ZERO = new Set([
   "soak.soak.duplicates",
   "soak.soak.deliveredNotAcked",
   "soak.soak.frozenSubscriberDrops",
+  "soak.soak.frozenSubscriberDisconnects",
   "soak.soak.idleSocketsClosed",
 ]);
 
