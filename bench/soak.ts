@@ -183,12 +183,13 @@ class Attackers {
   }
 
   /**
-   * A frozen subscriber is cut off once it has taken nothing for 30 s; a fresh one every minute
-   * keeps one frozen for the whole phase.
+   * A frozen subscriber fills the kernel's socket buffers in about a minute, then its messages are
+   * dropped, and 30 s after its socket stopped taking anything it is cut off; a fresh one every two
+   * minutes keeps the broker facing one for the whole phase.
    */
   private async refreezeLoop(): Promise<void> {
     while (this.running) {
-      for (let s = 0; s < 60 && this.running; s++) await sleep(1_000);
+      for (let s = 0; s < 120 && this.running; s++) await sleep(1_000);
       if (this.running && !this.serverDown) await this.replaceFrozen();
     }
   }

@@ -301,7 +301,7 @@ async function runDevices(ctx: RunContext): Promise<number> {
   if (left > 0) {
     // Nothing is lost, but the run did not finish its job: say what to do, exit 2.
     throw new EnvironmentError(
-      `${left} acknowledged record(s) could not be written to the local bucket (the disk is full) and stay in the journal under ${path.join(opts.stateDir, "journal")}; free some space and run simulate again to deliver them`,
+      `${left} acknowledged record(s) could not be written to the local bucket (see the "delivery:" lines above) and stay in the journal under ${path.join(opts.stateDir, "journal")}; fix that (a full disk: free some space) and run simulate again to deliver them`,
     );
   }
   // Exit 1 when a device was refused for good, or when readings were made and none got through

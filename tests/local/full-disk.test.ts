@@ -223,7 +223,10 @@ describeWithSmallDisk("a full disk, for real (5 MiB tmpfs)", function (disks) {
     assert.ok(acked > 0);
     assert.equal(left, acked, "every acknowledged record is still journaled");
     assert.equal(run.stderr.trim().split("\n").length, 1, run.stderr);
-    assert.match(run.stderr, /stay in the journal .*; free some space and run simulate again/);
+    assert.match(
+      run.stderr,
+      /stay in the journal .*; fix that \(a full disk: free some space\) and run simulate again/,
+    );
     assert.equal(fs.existsSync(path.join(state, "run", "dev.json")), false, "no run file");
     assert.deepEqual(tmpFiles(state), [], "no temp file");
 
