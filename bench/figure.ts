@@ -4,6 +4,8 @@ import type { FigureResult } from "./report";
 export interface FigureOptions {
   /** Small sizes and short phases: proves the benchmark still works, measures little. */
   readonly quick: boolean;
+  /** How long the soak's attack phase runs (default ten minutes; --quick: seconds). */
+  readonly soakSeconds?: number;
   /** Where a figure keeps state worth reusing across runs (the fleet's certificates). */
   readonly stateDir: string;
   /** Progress lines for the person watching; never part of the result. */

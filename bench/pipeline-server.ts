@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { parseStackConfig, type RawConfig } from "../core/stack-config";
 import { LocalBroker } from "../local/broker";
 import { ensurePki } from "../local/ca";
+import type { GuardStats } from "../local/connection-guard";
 import { startLocalPipeline } from "../local/pipeline";
 import { peakRssMiB, rssMiB } from "./stats";
 
@@ -14,6 +15,8 @@ export interface ServerRequest {
   readonly raw: RawConfig;
   readonly stateDir: string;
   readonly things: readonly string[];
+  /** The broker's port; default any free one (the soak restarts a pipeline on the same port). */
+  readonly port?: number;
 }
 
 export type ServerReply =
@@ -27,6 +30,8 @@ export type ServerReply =
       publishes: number;
       objects: string[];
       summary: Array<{ label: string; value: string | number }>;
+      /** The broker guard's counts (pipeline mode). */
+      guard?: GuardStats;
     };
 
 async function main(): Promise<void> {
@@ -43,7 +48,7 @@ async function main(): Promise<void> {
   let url: string;
   if (req.mode === "pipeline") {
     const config = parseStackConfig(req.raw, req.stack);
-    const pipeline = await startLocalPipeline(config, { stateDir: req.stateDir });
+    const pipeline = await startLocalPipeline(config, { stateDir: req.stateDir, port: req.port });
     url = pipeline.url;
     objects = () => pipeline.objects();
     stop = async () => {
@@ -52,6 +57,7 @@ async function main(): Promise<void> {
         publishes: pipeline.broker.stats.publishes,
         objects: pipeline.objects(),
         summary: pipeline.summary(),
+        guard: pipeline.broker.guard.stats,
       };
     };
   } else {

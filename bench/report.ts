@@ -12,6 +12,7 @@ export const FIGURE_IDS = [
   "policy",
   "provisioning",
   "query",
+  "soak",
 ] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
@@ -24,6 +25,7 @@ export const FIGURE_TITLES: Record<FigureId, string> = {
   policy: "6. IoT policy decisions",
   provisioning: "7. Fleet provisioning by claim",
   query: "8. npm run query over a local lake",
+  soak: "9. Soak: the prod fleet under attack, with a kill -9",
 };
 
 /** One measured number. `key` is stable across runs (the JSON's contract); `label` is for people. */

@@ -18,15 +18,21 @@ import { UserError } from "../core/errors";
 
 const ROOT = path.resolve(__dirname, "..");
 
-const USAGE = `usage: npm run bench -- [--quick] [--only ${FIGURE_IDS.join(",")}] [--out DIR] [--markdown]
+const USAGE = `usage: npm run bench -- [--quick] [--only ${FIGURE_IDS.join(",")}] [--soak-minutes M] [--out DIR] [--markdown]
 
-  --quick      small sizes and short phases (seconds): proves the benchmark works, measures little
-  --only LIST  run only these figures (comma-separated)
+  --quick      small sizes and short phases (seconds), every figure: proves the benchmark works
+  --only LIST  run only these figures (comma-separated); without it a full run leaves out the
+               soak (ten minutes on its own: --only soak)
+  --soak-minutes M  length of the soak's attack phase (default 10; the baseline is a fifth of it,
+               at most 2 minutes)
   --out DIR    where to write the results JSON (default bench/results)
   --markdown   also print the table as Markdown (what docs/benchmarks.md shows)`;
 
 interface Args {
   quick: boolean;
+  /** Whether --only chose the figures. */
+  chosen: boolean;
+  soakSeconds: number;
   only: FigureId[];
   out: string;
   markdown: boolean;
@@ -37,6 +43,8 @@ class UsageError extends UserError {}
 function parseArgs(argv: readonly string[]): Args | "help" {
   const args: Args = {
     quick: false,
+    chosen: false,
+    soakSeconds: 600,
     only: [...FIGURE_IDS],
     out: path.join(ROOT, "bench", "results"),
     markdown: false,
@@ -52,7 +60,14 @@ function parseArgs(argv: readonly string[]): Args | "help" {
     else if (a === "--quick") args.quick = true;
     else if (a === "--markdown") args.markdown = true;
     else if (a === "--out") args.out = path.resolve(value());
-    else if (a === "--only") {
+    else if (a === "--soak-minutes") {
+      const v = value();
+      const minutes = Number(v);
+      if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 24 * 60) {
+        throw new UsageError(`--soak-minutes ${v}: expected a number of minutes from 0 to 1440`);
+      }
+      args.soakSeconds = Math.round(minutes * 60);
+    } else if (a === "--only") {
       const ids = value().split(",");
       for (const id of ids) {
         if (!(FIGURE_IDS as readonly string[]).includes(id)) {
@@ -62,19 +77,26 @@ function parseArgs(argv: readonly string[]): Args | "help" {
         }
       }
       args.only = ids as FigureId[];
+      args.chosen = true;
     } else throw new UsageError(`unknown option ${JSON.stringify(a)}; see --help`);
   }
   return args;
 }
 
 /** How long a figure may take before it is stopped and reported as not measured. */
-function timeoutSeconds(id: FigureId, quick: boolean): number {
-  if (quick) return 90;
+function timeoutSeconds(id: FigureId, args: Args): number {
+  if (args.quick) return 90;
+  // The soak: its attack phase, a baseline of at most two minutes, and room to start and stop.
+  if (id === "soak") return args.soakSeconds + 120 + 240;
   return id === "fleet" || id === "pipeline" ? 240 : 120;
 }
 
 function runFigure(id: FigureId, args: Args): Promise<FigureResult> {
-  const opts = { quick: args.quick, stateDir: path.join(ROOT, ".local", "bench") };
+  const opts = {
+    quick: args.quick,
+    soakSeconds: args.soakSeconds,
+    stateDir: path.join(ROOT, ".local", "bench"),
+  };
   const started = performance.now();
   return new Promise((resolve) => {
     const child = fork(path.join(__dirname, "child.ts"), [id, JSON.stringify(opts)], {
@@ -84,7 +106,7 @@ function runFigure(id: FigureId, args: Args): Promise<FigureResult> {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     let result: FigureResult | undefined;
-    const limit = timeoutSeconds(id, args.quick);
+    const limit = timeoutSeconds(id, args);
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       result = notMeasured(id, FIGURE_TITLES[id], `timed out after ${limit} s`, limit);
@@ -127,7 +149,9 @@ async function main(): Promise<number> {
   const date = new Date().toISOString();
   const machine = machineInfo();
   const figures: FigureResult[] = [];
-  for (const id of args.only) {
+  // The soak runs ten minutes: a full run without --only is the speed figures; --quick has all.
+  const figureIds = args.quick || args.chosen ? args.only : args.only.filter((id) => id !== "soak");
+  for (const id of figureIds) {
     process.stderr.write(`bench: ${FIGURE_TITLES[id]}${args.quick ? " (quick)" : ""}\n`);
     figures.push(await runFigure(id, args));
   }

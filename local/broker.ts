@@ -8,6 +8,12 @@ import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { CONSOLE_IDENTITY } from "./ca";
 import { RetainedStore, type RetainedLimits } from "./retained";
+import {
+  ConnectionGuard,
+  listenError,
+  type ConnectionLimits,
+  type GuardEvent,
+} from "./connection-guard";
 
 /** Who is connected: the MQTT client id and the thing its certificate names (CN). */
 export interface DeviceIdentity {
@@ -100,6 +106,8 @@ export interface BrokerEvents {
   /** A new connection took this client id; the older connection is being closed. */
   takeover: [id: DeviceIdentity];
   clientError: [clientId: string, error: Error];
+  /** A connection or packet the guard refused, or a slow subscriber (connection-guard.ts). */
+  guard: [event: GuardEvent];
 }
 
 export interface BrokerOptions {
@@ -119,17 +127,13 @@ export interface BrokerOptions {
   readonly requireThingClientId?: boolean;
   /** Bounds of the retained-message store. @default RETAINED_DEFAULTS (local/retained.ts) */
   readonly retained?: Partial<RetainedLimits>;
+  /** Connection caps, timeouts, packet and slow-consumer limits; AWS IoT's by default. */
+  readonly limits?: Partial<ConnectionLimits>;
 }
 
 /** MQTT client ids AWS accepts are at most 128 bytes. */
 const MAX_CLIENT_ID_BYTES = 128;
 const SYS_PREFIX = "$SYS/";
-
-/** OpenSSL's reason ("peer did not return a certificate") without its source-file trail. */
-export function tlsReason(err: Error): string {
-  const m = /SSL routines:[^:]*:([^:]+):/.exec(err.message);
-  return m ? m[1] : (err.message.split("\n")[0] ?? err.message);
-}
 
 function refusal(message: string, returnCode: 2 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
@@ -158,6 +162,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     readonly aedes: Aedes,
     readonly server: tls.Server,
     hooks: BrokerHooks,
+    readonly guard: ConnectionGuard,
     private readonly opts: Pick<BrokerOptions, "requireThingClientId" | "retained"> = {},
   ) {
     super();
@@ -167,7 +172,12 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
 
   /** Starts aedes and the TLS listener; resolves once it listens. */
   static async start(opts: BrokerOptions): Promise<LocalBroker> {
-    const aedes = await Aedes.createBroker({ maxClientsIdLength: MAX_CLIENT_ID_BYTES });
+    // Events come only once it listens, when `broker` below is set.
+    const guard = new ConnectionGuard(opts.limits, (e) => broker.emit("guard", e));
+    const aedes = await Aedes.createBroker({
+      maxClientsIdLength: MAX_CLIENT_ID_BYTES,
+      ...guard.aedesOptions(),
+    });
     const server = tls.createServer(
       {
         ca: opts.ca,
@@ -177,15 +187,22 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         // TLS itself refuses a missing, expired or foreign client certificate.
         rejectUnauthorized: true,
         minVersion: "TLSv1.2",
+        ...guard.tlsOptions(),
       },
-      aedes.handle,
+      guard.handler(aedes),
     );
-    const broker = new LocalBroker(aedes, server, opts.hooks ?? {}, opts);
+    guard.attach(server, aedes);
+    const broker = new LocalBroker(aedes, server, opts.hooks ?? {}, guard, opts);
     broker.wire();
+    const host = opts.host ?? "127.0.0.1";
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
-        server.off("error", reject);
+      const failed = (e: Error) => {
+        aedes.close();
+        reject(listenError(e, host, opts.port ?? 0));
+      };
+      server.once("error", failed);
+      server.listen(opts.port ?? 0, host, () => {
+        server.off("error", failed);
         broker.listeningPort = (server.address() as AddressInfo).port;
         resolve();
       });
@@ -217,12 +234,11 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   private wire(): void {
     const a = this.aedes;
     this.server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
+      // The guard destroys the socket and finds the real reason and the peer's address.
+      const refused = this.guard.tlsRefusal(err, socket);
+      if (!refused) return;
       this.stats.tlsRefusals++;
-      this.emit(
-        "tlsRefused",
-        `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`,
-        tlsReason(err),
-      );
+      this.emit("tlsRefused", refused.remote, refused.reason);
     });
 
     a.authenticate = (client, _username, _password, done) => {
@@ -383,6 +399,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.guard.stop();
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
     await serverClosed;

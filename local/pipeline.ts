@@ -40,6 +40,8 @@ export interface LocalPipelineOptions {
   readonly broker?: Pick<BrokerOptions, "requireThingClientId" | "retained">;
   /** How the fleet's certificates are attached to their things. */
   readonly association?: AuthorizerOptions["association"];
+  /** The broker's connection, packet and slow-consumer limits; AWS IoT's by default. */
+  readonly limits?: BrokerOptions["limits"];
 }
 
 export interface LocalPipeline {
@@ -185,7 +187,17 @@ export async function startLocalPipeline(
     cert: pki.server.cert,
     port: opts.port ?? 0,
     ...opts.broker,
+    // The caps leave room for the whole fleet (up to 10,000 things) on this one address.
+    limits: {
+      maxConnections: Math.max(4096, 2 * things.length + 64),
+      maxConnectionsPerAddress: Math.max(2048, things.length + 64),
+      ...opts.limits,
+    },
     hooks: provisioning === undefined ? hooks : provisioning.hooks(hooks),
+  }).catch(async (e: unknown) => {
+    // A busy port: give the journal back before saying so.
+    await delivery.close();
+    throw e;
   });
   provisioning?.attach(broker);
   log(
@@ -210,6 +222,9 @@ export async function startLocalPipeline(
   );
   broker.on("takeover", (id) =>
     log(`broker: ${id.clientId} connected again; the older connection is closed, as AWS IoT does`),
+  );
+  broker.on("guard", (e) =>
+    log(`broker: ${e.clientId ?? e.remote}${e.clientId ? ` (${e.remote})` : ""}: ${e.reason}`),
   );
 
   // analytics: the streaming window over what the rule matched (what the cloud rule's Kinesis
@@ -269,6 +284,7 @@ export async function startLocalPipeline(
     return rel.startsWith("..") ? p : rel;
   };
   let stopped: Promise<void> | undefined;
+  let analyticsFailure: string | undefined;
   return {
     url: broker.url,
     port: broker.port,
@@ -307,6 +323,7 @@ export async function startLocalPipeline(
       },
       { label: "broker publishes accepted", value: broker.stats.publishes },
       { label: "broker publishes denied", value: broker.stats.publishDenials },
+      ...guardSummary(broker),
       {
         label: "denied by policy (connect / publish / subscribe / receive)",
         value: `${authorizer.totalDenials} (${authorizer.denials["iot:Connect"]} / ${authorizer.denials["iot:Publish"]} / ${authorizer.denials["iot:Subscribe"]} / ${authorizer.denials["iot:Receive"]})`,
@@ -337,6 +354,7 @@ export async function startLocalPipeline(
         ? [{ label: "records replayed from the journal", value: delivery.stats.recordsReplayed }]
         : []),
       { label: "records delivered", value: delivery.stats.recordsDelivered },
+      ...journalSummary(delivery),
       ...(delivery.stats.errorRecordsDelivered > 0
         ? [{ label: "records under the error prefix", value: delivery.stats.errorRecordsDelivered }]
         : []),
@@ -349,6 +367,7 @@ export async function startLocalPipeline(
       ...(windowsDelivery === undefined
         ? []
         : [{ label: "analytics objects written", value: windowsDelivery.stats.objectsWritten }]),
+      ...(analyticsFailure ? [{ label: "analytics not written", value: analyticsFailure }] : []),
     ],
     objects: () => delivery.objects.map(shown),
     analyticsObjects: () => (windowsDelivery?.objects ?? []).map(shown),
@@ -385,14 +404,35 @@ export async function startLocalPipeline(
       (stopped ??= (async () => {
         await broker.stop();
         try {
-          // Open windows close now and are delivered, like Flink's final watermark at end of input.
-          await analytics?.stop();
+          // The telemetry's stream first: a publish still in flight when the broker stopped is
+          // refused (its device still holds it), not journaled unacknowledged once a full disk
+          // frees up; what was acknowledged is written, or stays journaled for the next start.
+          await delivery.close();
         } finally {
           try {
-            await windowsDelivery?.close();
+            // Open windows close now and are delivered, like Flink's final watermark at end of input.
+            const windowsStopped = analytics?.stop();
+            if (windowsStopped !== undefined && windowsDelivery !== undefined) {
+              // On a full disk their puts wait for space a stop will not bring: once the windows'
+              // journal stalls, close it, which refuses what waits, so that the stop ends (and
+              // says so).
+              const outcome = await Promise.race([
+                windowsStopped.then(
+                  () => "stopped" as const,
+                  () => "stopped" as const,
+                ),
+                windowsDelivery.whenStalled().then(() => "stalled" as const),
+              ]);
+              if (outcome === "stalled") await windowsDelivery.close();
+            }
+            await windowsStopped;
+          } catch (e) {
+            // A full disk: say so and go on, so that the run still ends with its summary.
+            analyticsFailure = (e as Error).message;
+            log(`analytics: ${analyticsFailure}`);
           } finally {
             try {
-              await delivery.close();
+              await windowsDelivery?.close();
             } finally {
               // After the last flush: its records are in the figures.
               monitor.stop();
@@ -402,4 +442,55 @@ export async function startLocalPipeline(
         }
       })()),
   };
+}
+
+/** The broker guard's counts worth a line, only those that happened. */
+function guardSummary(broker: LocalBroker): Array<{ label: string; value: string | number }> {
+  const g = broker.guard.stats;
+  const p = g.refusedPackets;
+  const refused = p["too-large"] + p.qos2 + p.topic + p.malformed + p.busy;
+  const rows: Array<{ label: string; value: string | number }> = [];
+  if (refused > 0) {
+    rows.push({
+      label: "broker packets refused (too large / QoS 2 / topic / malformed / busy)",
+      value: `${refused} (${p["too-large"]} / ${p.qos2} / ${p.topic} / ${p.malformed} / ${p.busy})`,
+    });
+  }
+  const timeouts = g.handshakeTimeouts + g.connectTimeouts + g.idleTimeouts;
+  if (g.connectionsOverCap + timeouts > 0) {
+    rows.push({
+      label: "broker connections closed (over cap / handshake / CONNECT / idle timeout)",
+      value: `${g.connectionsOverCap + timeouts} (${g.connectionsOverCap} / ${g.handshakeTimeouts} / ${g.connectTimeouts} / ${g.idleTimeouts})`,
+    });
+  }
+  if (g.slowConsumerDrops + g.slowConsumerDisconnects > 0) {
+    rows.push({
+      label: "slow subscribers: messages dropped / disconnected",
+      value: `${g.slowConsumerDrops} / ${g.slowConsumerDisconnects}`,
+    });
+  }
+  return rows;
+}
+
+/** The journal's trouble, only when there was some. */
+function journalSummary(
+  delivery: LocalDeliveryStream,
+): Array<{ label: string; value: string | number }> {
+  const d = delivery.stats;
+  return [
+    ...(d.journalStalls > 0
+      ? [{ label: "journal stalls (disk full)", value: d.journalStalls }]
+      : []),
+    ...(d.recordsLeftInJournal > 0
+      ? [{ label: "records left in the journal for the next start", value: d.recordsLeftInJournal }]
+      : []),
+    ...(d.damagedRegions > 0
+      ? [
+          {
+            label: "journal damaged regions skipped (segments in quarantine/)",
+            value: `${d.damagedRegions} (${d.damagedBytes} bytes)`,
+          },
+        ]
+      : []),
+  ];
 }

@@ -10,7 +10,8 @@ import {
   type SubscribeOptions,
   type Target,
 } from "./options";
-import { UserError } from "../core/errors";
+import { environmentError, UserError } from "../core/errors";
+import { topicProblem } from "../core/iot-limits";
 
 const SIMULATE_HELP = `Usage: npm run simulate -- [options]
 
@@ -125,9 +126,11 @@ function qosOpt(v: string | undefined): 0 | 1 {
 
 function topicOpt(v: string | undefined, filter: boolean): string | undefined {
   if (v === undefined) return undefined;
-  if (v === "" || Buffer.byteLength(v) > 256 || v.split("/").length > 8) {
+  // The broker's own check (core/iot-limits.ts); {thing} is filled in later, so check a sample.
+  const problem = topicProblem(Buffer.from(v.split("{thing}").join("x")));
+  if (problem) {
     throw new CliError(
-      `--topic ${JSON.stringify(v)}: AWS IoT topics are 1-256 bytes with at most 7 slashes`,
+      `--topic ${JSON.stringify(v)} ${problem}: AWS IoT topics are 1-256 bytes of UTF-8 with at most 7 slashes`,
     );
   }
   if (!filter && /[+#]/.test(v)) {
@@ -377,8 +380,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     return fail(`unknown command ${JSON.stringify(command)}; use simulate or subscribe`);
   } catch (e) {
-    // Every error a user can act on is a UserError (core/errors.ts), whichever module threw it.
+    // Every error a user can act on is a UserError (core/errors.ts), whichever module threw it;
+    // a system error a user can fix (a full disk, a permission) is one line too. Anything else is
+    // a bug, and its stack trace is worth having.
     if (e instanceof UserError) return fail(e.message, e.exitCode);
+    const env = environmentError(e);
+    if (env) return fail(env.message, env.exitCode);
     throw e;
   }
 }

@@ -3,6 +3,7 @@
 // It sits above device/ (the client side) and local/ (the embedded pipeline), which know nothing
 // of each other.
 import * as path from "node:path";
+import { EnvironmentError } from "../core/errors";
 import { PROJECT_DIR } from "../core/project";
 import { telemetryTopicFor } from "../core/topics";
 import { loadStackConfig, type StackConfig } from "../core/stack-config";
@@ -368,6 +369,13 @@ async function runDevices(ctx: RunContext): Promise<number> {
 
   printSummary(out, devices, opts, config, elapsedMs, pipeline, probe);
   for (const l of ctx.provisioning ?? []) out.line(l);
+  const left = pipeline?.delivery.stats.recordsLeftInJournal ?? 0;
+  if (left > 0) {
+    // Nothing is lost, but the run did not finish its job: say what to do, exit 2.
+    throw new EnvironmentError(
+      `${left} acknowledged record(s) could not be written to the local bucket (see the "delivery:" lines above) and stay in the journal under ${path.join(opts.stateDir, "journal")}; fix that (a full disk: free some space) and run simulate again to deliver them`,
+    );
+  }
   // Exit 1 when a device was refused for good, or when readings were made and none got through
   // (a broker that never answered): a run that shows only zeros must not look like success.
   const failed = devices.filter((d) => d.publisher.failure !== undefined);

@@ -30,9 +30,17 @@ export function runFilePath(stateDir: string, stack: string): string {
   return path.join(stateDir, "run", `${stack}.json`);
 }
 
+/** Writes the run file whole or not at all (a full disk must not leave half a file behind). */
 export function writeRunFile(file: string, run: RunFile): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(run, null, 2) + "\n");
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(tmp, JSON.stringify(run, null, 2) + "\n");
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** Removes the run file if it is still ours (a newer simulate may have replaced it). */

@@ -100,6 +100,25 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "parquet.rowsPerSec",
     "parquet.ratio",
   ],
+  soak: [
+    "soak.acked",
+    "soak.delivered",
+    "soak.lost",
+    "soak.duplicates",
+    "soak.deliveredNotAcked",
+    "soak.baseline.ackP99Ms",
+    "soak.attack.ackP99Ms",
+    "soak.attack.ackP99OutsideRestartMs",
+    "soak.attack.p99Ratio",
+    "soak.restartSeconds",
+    "soak.restartCaughtUpSeconds",
+    "soak.baseline.peakRssMiB",
+    "soak.attack.peakRssMiB",
+    "soak.frozenSubscriberDrops",
+    "soak.frozenSubscriberDisconnects",
+    "soak.oversizeRefused",
+    "soak.idleSocketsClosed",
+  ],
 };
 
 /** Counts that are right at zero (a failure count, violations of a clean stack). */
@@ -109,6 +128,14 @@ const MAY_BE_ZERO = new Set([
   "program.checkViolations",
   "policy.mismatches",
   "provisioning.failures",
+  // The soak's failure counts, and what a few seconds of attack may not reach (a 10 s handshake
+  // timeout, the kernel's buffers in front of a frozen subscriber).
+  "soak.soak.lost",
+  "soak.soak.duplicates",
+  "soak.soak.deliveredNotAcked",
+  "soak.soak.frozenSubscriberDrops",
+  "soak.soak.frozenSubscriberDisconnects",
+  "soak.soak.idleSocketsClosed",
 ]);
 
 function runBench(
@@ -174,6 +201,9 @@ describe("npm run bench", () => {
       const pipeline = run.figures.find((f) => f.id === "pipeline");
       const delivered = pipeline?.metrics.find((m) => m.key === "pipeline.recordsDelivered");
       assert.equal(delivered?.value, 1, "every acknowledged record was delivered");
+      const soak = run.figures.find((f) => f.id === "soak");
+      const lost = soak?.metrics.find((m) => m.key === "soak.lost")?.value;
+      assert.equal(lost, 0, "the soak lost no acknowledged record through its kill -9");
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }

@@ -1,0 +1,71 @@
+// AWS IoT Core's message broker and protocol limits, as the AWS General Reference states them, and
+// the one check of a topic against them: shared by the device side, the command line and the
+// local broker so that all three refuse the same things.
+//
+// Source: https://docs.aws.amazon.com/general/latest/gr/iot-core.html (sections "Message broker
+// and protocol limits and quotas"); the topic's UTF-8 rules come from MQTT 3.1.1 section 1.5.3.
+import { isUtf8 } from "node:buffer";
+
+/** The page every limit below is read from. */
+export const IOT_QUOTAS_URL = "https://docs.aws.amazon.com/general/latest/gr/iot-core.html";
+
+/**
+ * "The payload for every publish request is limited to 128 KB. The AWS IoT service rejects
+ * publish and connect requests larger than this size." KB is read as 1,024 bytes, as the device
+ * side always has.
+ */
+export const IOT_MAX_PAYLOAD_BYTES = 128 * 1024;
+
+/** A CONNECT larger than the message size limit is rejected too (same quota line). */
+export const IOT_MAX_CONNECT_BYTES = 128 * 1024;
+
+/** "The topic passed to AWS IoT when sending a publish request is limited to 256 bytes of UTF-8." */
+export const IOT_MAX_TOPIC_BYTES = 256;
+
+/** "A topic in a publish or subscribe request is limited to 7 forward slashes (/)." */
+export const IOT_MAX_TOPIC_SLASHES = 7;
+
+/** "Client ID size: 128 bytes of UTF-8 encoded characters." */
+export const IOT_MAX_CLIENT_ID_BYTES = 128;
+
+/** "A single SUBSCRIBE request is limited to a maximum of eight subscriptions." */
+export const IOT_MAX_SUBSCRIPTIONS_PER_SUBSCRIBE = 8;
+
+/**
+ * "AWS IoT limits each client connection to a maximum number of inbound and outbound publish
+ * requests per second. Publish requests exceeding that limit will be discarded." (100)
+ */
+export const IOT_PUBLISHES_PER_SECOND_PER_CONNECTION = 100;
+
+/**
+ * "Maximum outbound unacknowledged QoS 1 publish requests: ... no new publish requests are sent to
+ * the client until the client acknowledges the publish requests." (100)
+ */
+export const IOT_MAX_OUTBOUND_UNACKED = 100;
+
+/**
+ * Basic Ingest topics: the limits exclude "the first three mandatory segments ($aws/rules/rule-name/)".
+ */
+const BASIC_INGEST = /^\$aws\/rules\/[^/]+\//;
+
+/**
+ * Why a topic or topic filter (as the bytes on the wire) breaks MQTT's string rules or AWS IoT's
+ * limits, or undefined when it does not. MQTT 3.1.1 [MQTT-1.5.3-1]: ill-formed UTF-8 (surrogates
+ * included) and [MQTT-1.5.3-2]: U+0000 make the receiver close the connection.
+ */
+export function topicProblem(topic: Buffer): string | undefined {
+  if (topic.length === 0) return "is empty";
+  if (!isUtf8(topic)) return "is not well-formed UTF-8 (MQTT 3.1.1 [MQTT-1.5.3-1])";
+  if (topic.includes(0)) return "contains U+0000 (MQTT 3.1.1 [MQTT-1.5.3-2])";
+  const text = topic.toString("utf8");
+  const counted = text.replace(BASIC_INGEST, "");
+  const bytes = Buffer.byteLength(counted);
+  if (bytes > IOT_MAX_TOPIC_BYTES) {
+    return `is ${bytes} bytes; AWS IoT allows ${IOT_MAX_TOPIC_BYTES}`;
+  }
+  const slashes = counted.split("/").length - 1;
+  if (slashes > IOT_MAX_TOPIC_SLASHES) {
+    return `has ${slashes} slashes; AWS IoT allows ${IOT_MAX_TOPIC_SLASHES}`;
+  }
+  return undefined;
+}
