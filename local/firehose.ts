@@ -66,6 +66,11 @@ export interface DeliveryStreamOptions {
   /** The buffer interval runs this many times faster (`--fast` is 60). @default 1 */
   readonly timeScale?: number;
   /**
+   * Arms the buffer-interval timer: calls `flush` after `ms` and returns how to cancel it. Tests
+   * pass their own clock. @default an unref'd setTimeout
+   */
+  readonly scheduleFlush?: (flush: () => void, ms: number) => () => void;
+  /**
    * How many flushed buffers may wait for their object write before `put` waits too. This is
    * what bounds memory when producers outrun the disk: at most (this + 1) buffers of
    * bufferSizeMiB, because a waiting `put` holds back the PUBACK and so the publishers'
@@ -144,6 +149,13 @@ const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A timer that does not keep the process alive: close() flushes what is left. */
+function scheduleUnref(fn: () => void, ms: number): () => void {
+  const timer = setTimeout(fn, ms);
+  timer.unref();
+  return () => clearTimeout(timer);
+}
+
 /** "1 damaged region of 37 bytes at offset 20,110" for a log line. */
 function describeRanges(ranges: readonly ByteRange[]): string {
   const shown = ranges
@@ -190,7 +202,8 @@ export class LocalDeliveryStream {
   private segmentDirty = false;
   private buffer: JournalRecord[] = [];
   private bufferBytes = 0;
-  private timer: NodeJS.Timeout | undefined;
+  /** Cancels the armed buffer-interval timer, if any. */
+  private cancelTimer: () => void = () => undefined;
   private queue: Pending[] = [];
   private queuedBytes = 0;
   private readonly maxQueuedBytes: number;
@@ -604,13 +617,11 @@ export class LocalDeliveryStream {
   }
 
   private startTimer(): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
+    this.cancelTimer();
+    this.cancelTimer = (this.opts.scheduleFlush ?? scheduleUnref)(() => {
       this.rotateRequested = true;
       void this.pump();
     }, this.intervalMs);
-    // The stream must not keep a process alive on its own; close() flushes what is left.
-    this.timer.unref();
   }
 
   /**
@@ -631,7 +642,7 @@ export class LocalDeliveryStream {
         return false;
       }
     }
-    clearTimeout(this.timer);
+    this.cancelTimer();
     const gen: Generation = { records: this.buffer, segment: this.segmentPath, written: new Set() };
     const old = this.segment;
     this.buffer = [];
@@ -839,7 +850,7 @@ export class LocalDeliveryStream {
     for (const wake of this.drained.splice(0)) wake();
     await this.settle();
     await this.deliveries;
-    clearTimeout(this.timer);
+    this.cancelTimer();
     if (this.segment) {
       await this.segment.close().catch(() => undefined);
       this.segment = undefined;

@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
+import { until } from "../broker/helpers";
 import { loadStackConfig, type DeliveryConfig } from "../../core/stack-config";
 import {
   DeliveryStreamBusyError,
@@ -81,12 +82,26 @@ describe("local delivery stream (local/firehose)", () => {
   });
 
   it("flushes when the buffer interval passes (scaled by timeScale), without a close", async () => {
-    // 60 s at timeScale 600 is 100 ms of real time.
-    const s = await open(dir, { bufferIntervalSeconds: 60 }, { timeScale: 600 });
+    // The interval runs on a clock the test holds: 60 s at timeScale 600 is armed as 100 ms.
+    const armed: Array<{ flush: () => void; ms: number }> = [];
+    const s = await open(
+      dir,
+      { bufferIntervalSeconds: 60 },
+      {
+        timeScale: 600,
+        scheduleFlush: (flush: () => void, ms: number) => {
+          armed.push({ flush, ms });
+          return () => undefined;
+        },
+      },
+    );
     await s.put(record(1));
     await s.put(record(2));
-    assert.equal(s.stats.objectsWritten, 0);
-    while (s.stats.objectsWritten === 0) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(s.stats.objectsWritten, 0, "nothing is written before the interval passes");
+    const timer = armed.at(-1);
+    assert.equal(timer?.ms, 100);
+    timer?.flush();
+    await until(() => s.stats.objectsWritten === 1, "the interval's flush");
     assert.deepEqual(linesOf(s.objects), ['{"i":1}', '{"i":2}']);
     await s.close();
   });
@@ -155,13 +170,15 @@ describe("local delivery stream (local/firehose)", () => {
     await probe.close();
     assert.equal(third, false, "the third put waits: its PUBACK would be held back");
     assert.equal(s.stats.recordsIn, 2, "and it is not even journaled yet");
-    while (!third) {
+    for (let turns = 0; !third; turns++) {
+      assert.ok(turns < 10_000, "the third put never got through");
       release.splice(0).forEach((r) => r());
       await new Promise((r) => setImmediate(r));
     }
     await p3;
     const closing = s.close();
-    while (s.stats.objectsWritten < 3) {
+    for (let turns = 0; s.stats.objectsWritten < 3; turns++) {
+      assert.ok(turns < 10_000, "the three objects were never written");
       release.splice(0).forEach((r) => r());
       await new Promise((r) => setImmediate(r));
     }
