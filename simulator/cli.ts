@@ -12,6 +12,7 @@ import {
 } from "./options";
 import { environmentError, UserError } from "../core/errors";
 import { topicProblem } from "../core/iot-limits";
+import { runCommand } from "../core/command";
 
 const SIMULATE_HELP = `Usage: npm run simulate -- [options]
 
@@ -390,12 +391,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runCommand("iot-pipeline", () => main(process.argv.slice(2)));

@@ -7,6 +7,7 @@ import { UserError } from "../core/errors";
 import { lakeDatabaseName, LAKE_TABLE, savedQueries } from "../core/lake";
 import { loadStackConfig } from "../core/stack-config";
 import { DEFAULT_STATE_DIR } from "./options";
+import { runCommand } from "../core/command";
 
 const USAGE = `Usage: npm run query -- [options] "<SQL>"
        npm run query -- [options] --saved NAME
@@ -197,12 +198,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runCommand("query", () => main(process.argv.slice(2)));

@@ -122,6 +122,18 @@ function asRecord(v: unknown): Record<string, unknown> | undefined {
     : undefined;
 }
 
+/** `pulumi stack output --json` as an object, or a TargetError. */
+function stackOutputs(json: string, stack: string): Record<string, unknown> {
+  let outputs: Record<string, unknown> | undefined;
+  try {
+    outputs = asRecord(JSON.parse(json));
+  } catch {
+    outputs = undefined;
+  }
+  if (!outputs) throw new TargetError(`pulumi stack output for ${stack} is not a JSON object`);
+  return outputs;
+}
+
 /**
  * Reads a deployed stack's outputs: `endpoint`, `certificatePems` and (generated certificate
  * mode) `privateKeys`, both keyed by thing name. In csr mode the keys never left the devices:
@@ -133,13 +145,7 @@ export function parseAwsOutputs(
   things: readonly string[],
   keyDir: string | undefined,
 ): AwsStackOutputs {
-  let outputs: Record<string, unknown> | undefined;
-  try {
-    outputs = asRecord(JSON.parse(json));
-  } catch {
-    outputs = undefined;
-  }
-  if (!outputs) throw new TargetError(`pulumi stack output for ${stack} is not a JSON object`);
+  const outputs = stackOutputs(json, stack);
   const endpoint = outputs.endpoint;
   if (typeof endpoint !== "string" || endpoint === "") {
     throw new TargetError(
@@ -180,13 +186,7 @@ export interface AwsProvisioningOutputs {
 
 /** Reads `endpoint`, `provisioning` and `claimPrivateKey` (see program.ts) from the outputs. */
 export function parseAwsProvisioningOutputs(json: string, stack: string): AwsProvisioningOutputs {
-  let outputs: Record<string, unknown> | undefined;
-  try {
-    outputs = asRecord(JSON.parse(json));
-  } catch {
-    outputs = undefined;
-  }
-  if (!outputs) throw new TargetError(`pulumi stack output for ${stack} is not a JSON object`);
+  const outputs = stackOutputs(json, stack);
   const endpoint = outputs.endpoint;
   const p = asRecord(outputs.provisioning);
   const key = outputs.claimPrivateKey;

@@ -11,6 +11,7 @@ import { build, type Metafile, type Plugin } from "esbuild";
 import { UserError } from "../core/errors";
 import { PROJECT_DIR } from "../core/project";
 import { GRAMMAR_FILE, grammarText } from "../core/rule-sql/grammar";
+import { runCommand } from "../core/command";
 
 export const PACK_DIR = path.join(PROJECT_DIR, "policypack");
 export const DEFAULT_OUT = path.join(PROJECT_DIR, "dist", "policypack");
@@ -121,16 +122,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      if (e instanceof UserError) {
-        process.stderr.write(`policypack:build: ${e.message}\n`);
-        process.exit(e.exitCode);
-      }
-      process.stderr.write(`policypack:build: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runCommand("policypack:build", () => main(process.argv.slice(2)));

@@ -13,6 +13,7 @@ import {
 } from "./policy-engine";
 import type { RegisteredResource } from "./mock-program";
 import { UserError } from "../core/errors";
+import { runCommand } from "../core/command";
 
 const USAGE =
   "usage: npm run check -- --stack <name> [--policy-pack-config FILE] [--config key=value]...";
@@ -118,12 +119,4 @@ export async function main(
   return violations.some((v) => v.level === "mandatory") ? 1 : 0;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`check: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(2);
-    },
-  );
-}
+if (require.main === module) runCommand("check", () => main(process.argv.slice(2)));

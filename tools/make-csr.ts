@@ -9,6 +9,7 @@ import * as x509 from "@peculiar/x509";
 import { ConfigError } from "../core/errors";
 import { PROJECT_DIR } from "../core/project";
 import { parseStackConfig, readRawStackConfig } from "../core/stack-config";
+import { runCommand } from "../core/command";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -146,9 +147,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).catch((e: unknown) => {
-    console.error(e instanceof ConfigError ? e.message : String(e));
-    process.exit(e instanceof ConfigError ? 2 : 1);
-  });
-}
+if (require.main === module) runCommand("csr", () => main(process.argv.slice(2)).then(() => 0));
