@@ -101,16 +101,24 @@ export function buildPipeline(
   // In fleet-provisioning mode no thing is registered by the stack: its devices register themselves.
   const things = config.provisioning === undefined ? config.things.map((t) => t.name) : [];
   const identity = (t: string) => pipeline.identities[t];
+  // Per-thing outputs, once the fleet (made a chunk at a time) is complete.
+  const fleet = (
+    make: () => pulumi.Output<Record<string, string>>,
+  ): pulumi.Output<Record<string, string>> => pulumi.output(pipeline.fleetReady.then(make));
   return {
     endpoint: pipeline.endpoint,
     thingNames: pipeline.registry.thingNames,
-    certificateArns: byThing(things, (t) => identity(t).certificateArn),
+    certificateArns: fleet(() => byThing(things, (t) => identity(t).certificateArn)),
     // The provider marks certificatePem secret, but a certificate is public: devices and users
     // need it in the clear (`pulumi stack output certificatePems`).
-    certificatePems: pulumi.unsecret(byThing(things, (t) => identity(t).certificatePem)),
+    certificatePems: pulumi.unsecret(
+      fleet(() => byThing(things, (t) => identity(t).certificatePem)),
+    ),
     privateKeys:
       config.certificates.mode === "generated"
-        ? pulumi.secret(byThing(things, (t) => identity(t).privateKey ?? pulumi.output("")))
+        ? pulumi.secret(
+            fleet(() => byThing(things, (t) => identity(t).privateKey ?? pulumi.output(""))),
+          )
         : undefined,
     policyName: pipeline.policy.policy.name,
     ruleName: pipeline.rule.ruleName,

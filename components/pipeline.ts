@@ -24,6 +24,7 @@ import { streamAnalyticsPlug } from "./analytics/plug";
 import { DeliveryStream } from "./delivery/delivery-stream";
 import { DeviceIdentity } from "./identity/device-identity";
 import { DevicePolicy } from "./identity/device-policy";
+import { inChunks } from "./private/chunks";
 import { FleetProvisioning } from "./provisioning/fleet-provisioning";
 import { Lake } from "./lake/lake";
 import { IotLogging } from "./monitoring/iot-logging";
@@ -46,8 +47,13 @@ export interface TelemetryPipelineArgs {
 export class TelemetryPipeline extends pulumi.ComponentResource {
   readonly registry: ThingRegistry;
   readonly policy: DevicePolicy;
-  /** Identities by thing name, in fleet order (none in fleet-provisioning mode). */
+  /**
+   * Identities by thing name, in fleet order (none in fleet-provisioning mode); complete once
+   * {@link fleetReady} settles.
+   */
   readonly identities: Readonly<Record<string, DeviceIdentity>>;
+  /** Settles once every thing and identity of the fleet is made (a chunk at a time). */
+  readonly fleetReady: Promise<void>;
   /** Fleet provisioning by claim, in certificateMode fleet-provisioning. */
   readonly provisioning?: FleetProvisioning;
   readonly delivery: DeliveryStream;
@@ -95,19 +101,23 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       parent,
     );
     const identities: Record<string, DeviceIdentity> = {};
-    for (const thing of provisioning === undefined ? config.things : []) {
-      const csrFile = config.certificates.csrFiles[thing.name];
-      identities[thing.name] = new DeviceIdentity(
-        `${name}-${thing.name}-identity`,
-        {
-          thingName: this.registry.things[thing.name].name,
-          policyName: this.policy.policy.name,
-          csrPem: config.certificates.mode === "csr" ? fs.readFileSync(csrFile, "utf8") : undefined,
-        },
-        parent,
-      );
-    }
     this.identities = identities;
+    // Each thing's identity once the registry has made its thing, a chunk at a time like them.
+    this.fleetReady = this.registry.ready.then(() =>
+      inChunks(provisioning === undefined ? config.things : [], (thing) => {
+        const csrFile = config.certificates.csrFiles[thing.name];
+        identities[thing.name] = new DeviceIdentity(
+          `${name}-${thing.name}-identity`,
+          {
+            thingName: this.registry.things[thing.name].name,
+            policyName: this.policy.policy.name,
+            csrPem:
+              config.certificates.mode === "csr" ? fs.readFileSync(csrFile, "utf8") : undefined,
+          },
+          parent,
+        );
+      }),
+    );
     if (provisioning !== undefined) {
       const group = config.fleet[0];
       this.provisioning = new FleetProvisioning(

@@ -180,7 +180,14 @@ export interface CheckedResource {
   readonly propertyDependencies?: Readonly<Record<string, readonly string[]>>;
 }
 
-class NotApplicable extends Error {}
+/**
+ * What `notApplicable()` throws; caught by the engine around every validation and never seen
+ * outside it. Not an Error: most resources are not applicable to most policies, and capturing a
+ * stack trace for each of them was a large part of a big stack's check.
+ */
+class NotApplicable {
+  constructor(readonly reason?: string) {}
+}
 
 const notApplicable = (reason?: string): never => {
   throw new NotApplicable(reason);
@@ -217,34 +224,118 @@ function isTypeOf(type: string, resourceClass: unknown): boolean {
   return typeof isInstance === "function" && isInstance({ __pulumiType: type }) === true;
 }
 
+/**
+ * One resource as a stack policy sees it. The engine deserializes every resource afresh for each
+ * stack policy (@pulumi/policy's analyzeStack), so that no policy sees another's changes; here each
+ * policy gets objects of its own too, but a resource's props, options and dependencies are copied
+ * only when the policy reads them. Policies read few resources' props, and copying 60,000
+ * resources per policy was most of the check of a 10,000-thing stack.
+ */
+class StackResource implements PolicyResource {
+  private copied?: Record<string, unknown>;
+  private options?: PolicyResourceOptions;
+  private deps?: PolicyResource[];
+  private propDeps?: Record<string, PolicyResource[]>;
+
+  constructor(
+    private readonly r: CheckedResource,
+    private readonly byUrn: ReadonlyMap<string, StackResource>,
+  ) {}
+
+  get type(): string {
+    return this.r.type;
+  }
+  get urn(): string {
+    return this.r.urn;
+  }
+  get name(): string {
+    return this.r.name;
+  }
+  get props(): Record<string, unknown> {
+    this.copied ??= fresh(this.r.props);
+    return this.copied;
+  }
+  get opts(): PolicyResourceOptions {
+    this.options ??= this.r.parent ? { ...OPTIONS, parent: this.r.parent } : { ...OPTIONS };
+    return this.options;
+  }
+  get parent(): PolicyResource | undefined {
+    return this.r.parent === undefined ? undefined : this.byUrn.get(this.r.parent);
+  }
+  get dependencies(): PolicyResource[] {
+    this.deps ??= this.find(this.r.dependencies);
+    return this.deps;
+  }
+  get propertyDependencies(): Record<string, PolicyResource[]> {
+    if (this.propDeps === undefined) {
+      this.propDeps = {};
+      for (const [k, urns] of Object.entries(this.r.propertyDependencies ?? {})) {
+        this.propDeps[k] = this.find(urns);
+      }
+    }
+    return this.propDeps;
+  }
+  isType(cls: unknown): boolean {
+    return isTypeOf(this.r.type, cls);
+  }
+  asType(cls: unknown): never {
+    return (isTypeOf(this.r.type, cls) ? this.props : undefined) as never;
+  }
+
+  private find(urns: readonly string[] | undefined): PolicyResource[] {
+    return (urns ?? []).map((u) => this.byUrn.get(u)).filter((x) => x !== undefined);
+  }
+}
+
+/**
+ * What a resource policy is called with for one resource. Like the engine, each call gets its own
+ * deserialized copy of the inputs; it is made when the policy first reads them, which a policy that
+ * finds the resource not applicable (most resources, for most policies) never does.
+ */
+class ValidationArgs implements ResourceValidationArgs {
+  readonly stackTags: ReadonlyMap<string, string> = new Map();
+  private copied?: Record<string, unknown>;
+  private options?: PolicyResourceOptions;
+
+  constructor(
+    private readonly r: CheckedResource,
+    readonly getConfig: <T extends object>() => T,
+  ) {}
+
+  get type(): string {
+    return this.r.type;
+  }
+  get urn(): string {
+    return this.r.urn;
+  }
+  get name(): string {
+    return this.r.name;
+  }
+  get props(): Record<string, unknown> {
+    this.copied ??= fresh(this.r.inputs);
+    return this.copied;
+  }
+  get opts(): PolicyResourceOptions {
+    this.options ??= this.r.parent ? { ...OPTIONS, parent: this.r.parent } : OPTIONS;
+    return this.options;
+  }
+  isType(cls: unknown): boolean {
+    return isTypeOf(this.r.type, cls);
+  }
+  asType(cls: unknown): never {
+    return (isTypeOf(this.r.type, cls) ? this.props : undefined) as never;
+  }
+  notApplicable(reason?: string): never {
+    return notApplicable(reason);
+  }
+}
+
 function stackResources(resources: readonly CheckedResource[]): PolicyResource[] {
-  const byUrn = new Map<string, PolicyResource>();
+  const byUrn = new Map<string, StackResource>();
   const built = resources.map((r) => {
-    const props = fresh(r.props);
-    const pr: PolicyResource = {
-      type: r.type,
-      props,
-      urn: r.urn,
-      name: r.name,
-      opts: r.parent ? { ...OPTIONS, parent: r.parent } : OPTIONS,
-      dependencies: [],
-      propertyDependencies: {},
-      isType: (cls) => isTypeOf(r.type, cls),
-      asType: ((cls: unknown) =>
-        isTypeOf(r.type, cls) ? props : undefined) as PolicyResource["asType"],
-    };
+    const pr = new StackResource(r, byUrn);
     byUrn.set(r.urn, pr);
     return pr;
-  });
-  resources.forEach((r, i) => {
-    const pr = built[i];
-    if (r.parent) pr.parent = byUrn.get(r.parent);
-    const find = (urns: readonly string[] | undefined) =>
-      (urns ?? []).map((u) => byUrn.get(u)).filter((x): x is PolicyResource => x !== undefined);
-    pr.dependencies = find(r.dependencies);
-    for (const [k, urns] of Object.entries(r.propertyDependencies ?? {})) {
-      pr.propertyDependencies[k] = find(urns);
-    }
   });
   return built;
 }
@@ -304,20 +395,7 @@ export async function runPolicies(
         for (const r of resources) {
           if (only && r.type !== only) continue;
           for (const validate of validations) {
-            const props = fresh(r.inputs);
-            const args: ResourceValidationArgs = {
-              type: r.type,
-              props,
-              urn: r.urn,
-              name: r.name,
-              opts: r.parent ? { ...OPTIONS, parent: r.parent } : OPTIONS,
-              stackTags: new Map(),
-              isType: (cls) => isTypeOf(r.type, cls),
-              asType: ((cls: unknown) =>
-                isTypeOf(r.type, cls) ? props : undefined) as ResourceValidationArgs["asType"],
-              getConfig,
-              notApplicable,
-            };
+            const args = new ValidationArgs(r, getConfig);
             const report: ReportViolation = (message) => push(message, r.urn);
             await guard(r.urn, () => validate(args, report));
           }

@@ -3,6 +3,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { FleetGroup } from "../../core/stack-config";
+import { inChunks } from "../private/chunks";
 
 export interface ThingRegistryArgs {
   /** The thing type every sensor has (the seed's `sensor`, "A sensor"). */
@@ -16,8 +17,10 @@ export class ThingRegistry extends pulumi.ComponentResource {
   readonly thingType: aws.iot.ThingType;
   /** Thing groups by group name. */
   readonly groups: Readonly<Record<string, aws.iot.ThingGroup>>;
-  /** Things by thing name, in fleet order. */
+  /** Things by thing name, in fleet order; complete once {@link ready} settles. */
   readonly things: Readonly<Record<string, aws.iot.Thing>>;
+  /** Settles once every thing of the fleet is made (a large fleet is made a chunk at a time). */
+  readonly ready: Promise<void>;
   /** Every thing's name, in fleet order. */
   readonly thingNames: pulumi.Output<string[]>;
 
@@ -32,9 +35,8 @@ export class ThingRegistry extends pulumi.ComponentResource {
     );
 
     const groups: Record<string, aws.iot.ThingGroup> = {};
-    const things: Record<string, aws.iot.Thing> = {};
     for (const g of args.fleet) {
-      const group = new aws.iot.ThingGroup(
+      groups[g.group] = new aws.iot.ThingGroup(
         `${name}-group-${g.group}`,
         {
           name: g.group,
@@ -45,26 +47,30 @@ export class ThingRegistry extends pulumi.ComponentResource {
         },
         parent,
       );
-      groups[g.group] = group;
-      for (const thingName of g.things) {
-        // Physical names are the fleet's names: devices connect with client id = thing name,
-        // which the least-privilege policy's ${iot:Connection.Thing.ThingName} relies on.
-        const thing = new aws.iot.Thing(
-          `${name}-${thingName}`,
-          { name: thingName, thingTypeName: this.thingType.name },
-          parent,
-        );
-        things[thingName] = thing;
-        new aws.iot.ThingGroupMembership(
-          `${name}-${thingName}-in-${g.group}`,
-          { thingName: thing.name, thingGroupName: group.name },
-          parent,
-        );
-      }
     }
     this.groups = groups;
+    const things: Record<string, aws.iot.Thing> = {};
     this.things = things;
-    this.thingNames = pulumi.all(Object.values(things).map((t) => t.name));
+    // A large fleet is made a chunk at a time (components/private/chunks.ts).
+    const members = args.fleet.flatMap((g) => g.things.map((thingName) => ({ g, thingName })));
+    this.ready = inChunks(members, ({ g, thingName }) => {
+      // Physical names are the fleet's names: devices connect with client id = thing name,
+      // which the least-privilege policy's ${iot:Connection.Thing.ThingName} relies on.
+      const thing = new aws.iot.Thing(
+        `${name}-${thingName}`,
+        { name: thingName, thingTypeName: this.thingType.name },
+        parent,
+      );
+      things[thingName] = thing;
+      new aws.iot.ThingGroupMembership(
+        `${name}-${thingName}-in-${g.group}`,
+        { thingName: thing.name, thingGroupName: groups[g.group].name },
+        parent,
+      );
+    });
+    this.thingNames = pulumi.output(
+      this.ready.then(() => pulumi.all(Object.values(things).map((t) => t.name))),
+    );
 
     this.registerOutputs({
       thingTypeName: this.thingType.name,

@@ -1,6 +1,6 @@
 // What every policy of the pack shares: the stack seam (dev or not), type-token validation without
 // @pulumi/aws, and safe readers of the engine's property bags.
-import * as pulumi from "@pulumi/pulumi";
+import type * as Pulumi from "@pulumi/pulumi";
 import type {
   PolicyConfigSchema,
   PolicyResource,
@@ -38,7 +38,14 @@ export const TYPES = {
 /** The stacks treated as dev when a policy's config does not say otherwise. */
 export const DEFAULT_DEV_STACKS: readonly string[] = ["dev"];
 
-const engineStack = (): string => pulumi.getStack();
+/**
+ * The SDK is loaded only when a running pack asks for the stack: there its host has loaded it
+ * already, while `npm run check` (which sets its own source) would load the pack's second copy of
+ * the SDK for nothing, over a second on every check.
+ */
+const engineStack = (): string =>
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a synchronous, lazy load
+  (require("@pulumi/pulumi") as typeof Pulumi).getStack();
 let stackSource: () => string = engineStack;
 
 /**

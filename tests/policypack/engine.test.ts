@@ -3,6 +3,7 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type { Policies } from "@pulumi/policy";
 import { tutorialPolicy } from "../../core/iot-policy";
 import { PACK_NAME, policies } from "../../policypack/policies";
 import { PackConfigError, resolvePackConfig, runPolicies } from "../../tools/policy-engine";
@@ -130,5 +131,75 @@ describe("enforcement levels and pack config, as the engine resolves them", () =
           e instanceof PackConfigError && message.test(e.message) && !e.message.includes("\n"),
       );
     }
+  });
+});
+
+describe("what each policy is handed, as the engine hands it", () => {
+  const parent = res("iot-pipeline:index:TelemetryPipeline", "pipe", {});
+  const bucket = {
+    ...res("aws:s3/bucket:Bucket", "b", { bucket: "b", tags: { team: "iot" } }),
+    parent: parent.urn,
+    dependencies: [parent.urn],
+    propertyDependencies: { bucket: [parent.urn] },
+  };
+
+  it("gives each stack policy and each resource validation a copy of its own", async () => {
+    const seen: unknown[] = [];
+    const mutating = (name: string): Policies[number] => ({
+      name,
+      description: name,
+      enforcementLevel: "advisory",
+      validateStack: (args) => {
+        const b = args.resources.find((r) => r.type === "aws:s3/bucket:Bucket");
+        seen.push({ ...(b?.props.tags as object) });
+        (b?.props.tags as Record<string, string>).team = "changed";
+      },
+    });
+    const mutatingResource: Policies[number] = {
+      name: "mutating-resource",
+      description: "mutating-resource",
+      enforcementLevel: "advisory",
+      validateResource: (args) => {
+        if (args.type !== bucket.type) return;
+        seen.push({ ...(args.props.tags as object) });
+        (args.props.tags as Record<string, string>).team = "changed";
+      },
+    };
+    const policies = [mutating("one"), mutatingResource, mutating("two")];
+    await runPolicies([parent, bucket], {
+      stack: "prod",
+      policies,
+      settings: resolvePackConfig({}, policies),
+    });
+    assert.deepEqual(seen, [{ team: "iot" }, { team: "iot" }, { team: "iot" }]);
+    assert.deepEqual(bucket.props.tags, { team: "iot" }, "the registered resource is untouched");
+  });
+
+  it("links parents, dependencies and property dependencies to the same policy's resources", async () => {
+    let checked = false;
+    const policies: Policies = [
+      {
+        name: "links",
+        description: "links",
+        enforcementLevel: "advisory",
+        validateStack: (args) => {
+          const [p, b] = args.resources;
+          assert.equal(b.parent, p);
+          assert.deepEqual(b.dependencies, [p]);
+          assert.deepEqual(b.propertyDependencies, { bucket: [p] });
+          assert.equal(b.opts.parent, parent.urn);
+          assert.equal(p.parent, undefined);
+          assert.deepEqual([b.type, b.name, b.urn], [bucket.type, "b", bucket.urn]);
+          assert.equal(b.props.bucket, "b");
+          checked = true;
+        },
+      },
+    ];
+    await runPolicies([parent, bucket], {
+      stack: "prod",
+      policies,
+      settings: resolvePackConfig({}, policies),
+    });
+    assert.ok(checked, "the stack policy ran");
   });
 });

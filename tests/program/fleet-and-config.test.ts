@@ -1,6 +1,7 @@
 // A fleet yields one identity per thing; bad config fails before any resource exists; the runner
 // builds several stacks in one process; the rule takes an optional Kinesis action.
 import { strict as assert } from "node:assert";
+import { FLEET_CHUNK, inChunks } from "../../components/private/chunks";
 import { KinesisAction } from "../../components/rule/actions/kinesis";
 import { ConfigError } from "../../core/errors";
 import { deriveBucketName, isValidBucketName } from "../../core/stack-config";
@@ -68,6 +69,56 @@ describe("program: a fleet of N things", () => {
       ).props.thingGroupName;
     assert.equal(memberOf("store-sensor-seattle4"), "Seattle");
     assert.equal(memberOf("pdx-b"), "Portland");
+  });
+});
+
+describe("program: a fleet larger than one chunk (components/private/chunks.ts)", () => {
+  it("makes every thing and identity, and outputs them all in fleet order", async function () {
+    this.timeout(60_000);
+    const n = 2 * FLEET_CHUNK + 1;
+    const run = await runProgram("dev", {
+      overrides: { fleet: [{ group: "Big", thingPrefix: "big-", count: n }] },
+    });
+    const names = Array.from({ length: n }, (_, i) => `big-${i + 1}`);
+    assert.deepEqual(run.outputs.thingNames, names);
+    assert.deepEqual(Object.keys(run.outputs.certificateArns as object), names);
+    assert.deepEqual(Object.keys(run.outputs.certificatePems as object), names);
+    assert.deepEqual(Object.keys(run.outputs.privateKeys as object), names);
+    assert.deepEqual(run.secretOutputs, ["privateKeys"]);
+    for (const t of ["aws:iot/thing:Thing", "aws:iot/certificate:Certificate"]) {
+      assert.equal(ofType(run, t).length, n, t);
+    }
+    const arns = new Set(ofType(run, "aws:iot/certificate:Certificate").map((c) => c.props.arn));
+    assert.deepEqual(new Set(Object.values(run.outputs.certificateArns as object)), arns);
+  });
+});
+
+describe("inChunks", () => {
+  it("makes the first chunk at once and the rest a chunk per turn of the event loop", async () => {
+    const made: number[] = [];
+    const done = inChunks([1, 2, 3, 4, 5], (i) => made.push(i), 2);
+    assert.deepEqual(made, [1, 2], "the first chunk, synchronously");
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.deepEqual(made, [1, 2, 3, 4], "the second, one turn later");
+    await done;
+    assert.deepEqual(made, [1, 2, 3, 4, 5]);
+  });
+
+  it("rejects with the first error and makes nothing after it", async () => {
+    const made: number[] = [];
+    const boom = new Error("boom");
+    await assert.rejects(
+      inChunks(
+        [1, 2, 3, 4],
+        (i) => {
+          if (i === 3) throw boom;
+          made.push(i);
+        },
+        2,
+      ),
+      (e: unknown) => e === boom,
+    );
+    assert.deepEqual(made, [1, 2]);
   });
 });
 

@@ -7,6 +7,7 @@ import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { FLEET_CHUNK } from "../../components/private/chunks";
 import { PROJECT, PROJECT_DIR } from "../../core/project";
 import { readRawStackConfig } from "../../core/stack-config";
 import { cliConfig, runProgram } from "../../tools/mock-program";
@@ -81,6 +82,25 @@ describe("program: loaded as `pulumi up` loads it (SDK cmd/run, type-checking ts
       assert.deepEqual(outputs.thingNames, expected.outputs.thingNames);
     });
   }
+
+  it("registers a fleet larger than one chunk, made over several turns of the event loop", async () => {
+    // Past FLEET_CHUNK things the fleet is made a chunk at a time after the program's module has
+    // run (components/private/chunks.ts): the SDK must still wait for all of it before the outputs.
+    const count = FLEET_CHUNK + 10;
+    const raw = {
+      ...readRawStackConfig("dev"),
+      fleet: [{ group: "Big", thingPrefix: "big-", count }],
+    };
+    const up = await pulumiUp(PROJECT_DIR, "dev", cliConfig(raw));
+    assert.equal(up.code, 0, `cmd/run exited ${up.code}:\n${up.stderr}\n${up.engine.logs}`);
+    const of = (type: string) => up.engine.resources.filter((r) => r.type === type).length;
+    assert.equal(of("aws:iot/thing:Thing"), count);
+    assert.equal(of("aws:iot/thingPrincipalAttachment:ThingPrincipalAttachment"), count);
+    const outputs = up.engine.stackOutputs();
+    assert.ok(outputs, "the program registered its stack outputs");
+    assert.equal((outputs.thingNames as string[]).length, count);
+    assert.equal(Object.keys(outputs.certificateArns as object).length, count);
+  });
 
   it("type-checks what it loads: a type error stops the program before any resource", async () => {
     // A copy of the project whose program has one type error: the same loader must refuse it.
