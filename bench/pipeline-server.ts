@@ -32,6 +32,8 @@ export type ServerReply =
       summary: Array<{ label: string; value: string | number }>;
       /** The broker guard's counts (pipeline mode). */
       guard?: GuardStats;
+      /** Records journaled and the journal's fsyncs (pipeline mode): the group commit's batches. */
+      journal?: { records: number; fsyncs: number };
     };
 
 async function main(): Promise<void> {
@@ -58,6 +60,10 @@ async function main(): Promise<void> {
         objects: pipeline.objects(),
         summary: pipeline.summary(),
         guard: pipeline.broker.guard.stats,
+        journal: {
+          records: pipeline.delivery.stats.recordsIn,
+          fsyncs: pipeline.delivery.stats.fsyncs,
+        },
       };
     };
   } else {

@@ -1,35 +1,68 @@
 // Figure 3: the local pipeline end to end at QoS 1 — messages per second from publish to a record
-// in a delivered object, and the latency from publish to flush under a small buffer (1 MiB, 1 s).
+// in a delivered object, and the latency from publish to flush under a small buffer (1 MiB, 1 s) —
+// beside two baselines: our broker alone and Mosquitto 2, each at QoS 0 and QoS 1.
 //
-// Why the baseline is fair: the baseline is the very same mutual-TLS broker with no hooks (no IoT
-// policy, no rule, no durable delivery), in a process of its own like the pipeline, loaded by the
-// same bare mqtt.js producers with the same payloads, window and phase length. So the ratio is the
-// cost of what the pipeline adds: the policy decision per publish, the rule, and the journal fsync
-// that the PUBACK waits for, plus writing the objects.
+// Why the baselines are fair: the first is the very same mutual-TLS broker with no hooks (no IoT
+// policy, no rule, no durable delivery), in a process of its own like the pipeline; the second is
+// Mosquitto 2 (the Debian package) over the same mutual TLS with certificates from the same local
+// CA, with its persistence on. All are loaded by the same bare mqtt.js producers with the same
+// payloads, window and phase length. So the ratio to the broker alone is the cost of what the
+// pipeline adds (the policy decision per publish, the rule, the journal fsync that the PUBACK waits
+// for, writing the objects), and Mosquitto is what a user would otherwise run locally.
+import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
+import type { MqttClient } from "mqtt";
 import { telemetryTopicFor } from "../core/topics";
 import { parseStackConfig, readRawStackConfig } from "../core/stack-config";
 import type { RawConfig } from "../core/stack-config";
 import { PUBLISHER_DEFAULTS } from "../device/publisher";
 import { readCredentials } from "../local/ca";
+import { findMosquittoBroker, REQUIRE_MOSQUITTO } from "../tools/mosquitto";
 import { connectBare, publishWindowed } from "./bare-client";
 import type { FigureOptions, FigureOutcome } from "./figure";
 import { forkTs, nextMessage, reap } from "./ipc";
+import type { MosquittoReply, MosquittoRequest } from "./mosquitto-server";
 import { reading } from "./payloads";
 import type { ServerReply, ServerRequest } from "./pipeline-server";
-import { target, type Metric } from "./report";
-import { percentile, round, sleep } from "./stats";
+import { target, unmeasuredTarget, type Metric } from "./report";
+import { cpuSeconds, nowMs, percentile, round, sleep } from "./stats";
 
 type Stopped = Extract<ServerReply, { type: "stopped" }>;
 
-interface Phase {
+/** Where Mosquitto's durability is documented (cited in the figure's notes and docs/benchmarks.md). */
+const MOSQUITTO_CONF_MAN = "https://mosquitto.org/man/mosquitto-conf-5.html";
+const MOSQUITTO_PUBACK_ISSUE = "https://github.com/eclipse-mosquitto/mosquitto/issues/1855";
+
+/** How long a QoS 0 phase's closing QoS 1 publish may wait for its PUBACK. */
+const BARRIER_TIMEOUT_MS = 30_000;
+
+interface PhaseOptions {
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly window: number;
+  readonly log: (l: string) => void;
+}
+
+/** One measured load at one QoS on one server, after its own discarded warm-up. */
+interface Measured {
+  readonly qos: 0 | 1;
+  /** Messages acknowledged (QoS 1) or read by the server (QoS 0: see produce()). */
   readonly acked: number;
   readonly seconds: number;
-  /** Epoch ms when publishing started. */
+  /** Epoch ms when the measured load started. */
   readonly startedAt: number;
-  readonly server: Stopped;
+  /** Messages of the warm-up before it. */
+  readonly warmAcked: number;
+  /** CPU seconds the server process used during the measured load. */
+  readonly serverCpuSeconds: number;
+  /** CPU seconds this process (the producers) used during the measured load. */
+  readonly clientCpuSeconds: number;
+}
+
+/** What the pipeline delivered of its measured phase. */
+interface Delivery {
   /** Per delivered record: epoch ms of its object's flush minus its publish time. */
   readonly latenciesMs: number[];
   readonly delivered: number;
@@ -37,6 +70,14 @@ interface Phase {
   readonly lastFlushAt: number;
   /** Objects holding records of the measured phase. */
   readonly objects: number;
+}
+
+/** A server under load: the process the bench started, where to connect, whose CPU to count. */
+interface Server {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly pkiDir: string;
+  readonly pid: number;
 }
 
 /** Records of one delivered object (GZIP or not), newline-separated JSON. */
@@ -50,20 +91,144 @@ function readRecords(file: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-async function runPhase(
+/** Resolves with the promise, or rejects after `ms` with `what` (mqtt.js's promises may not settle). */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * One producer's load for `durationMs`. At QoS 0 nothing is acknowledged and mqtt.js's callback
+ * only says that a message reached the socket, in front of kernel buffers that hold many; so a
+ * QoS 0 load ends with one QoS 1 publish, whose PUBACK the server sends only once it has read
+ * everything before it on the connection, and the load's time runs to that PUBACK.
+ */
+async function produce(
+  client: MqttClient,
+  topic: string,
+  thing: string,
+  qos: 0 | 1,
+  durationMs: number,
+  window: number,
+): Promise<{ acked: number; seconds: number }> {
+  const payloadFor = (i: number) => Buffer.from(JSON.stringify(reading(thing, i)));
+  const started = nowMs();
+  const run = await publishWindowed(client, topic, { qos, window, durationMs, payloadFor });
+  if (qos === 1) return { acked: run.acked, seconds: run.seconds };
+  await within(
+    client.publishAsync(topic, payloadFor(run.sent), { qos: 1 }),
+    BARRIER_TIMEOUT_MS,
+    `${thing}: no PUBACK for the QoS 1 publish that closes the QoS 0 load`,
+  );
+  return { acked: run.acked, seconds: (nowMs() - started) / 1000 };
+}
+
+/** Connects the producers to `server` and runs a warm-up and a measured load at each QoS in turn. */
+async function drive(
+  server: Server,
+  things: readonly string[],
+  topics: readonly string[],
+  qosList: readonly (0 | 1)[],
+  opts: PhaseOptions,
+): Promise<Measured[]> {
+  const conns = await Promise.all(
+    things.map((t) => connectBare(server.url, t, readCredentials(server.pkiDir, t))),
+  );
+  const measured: Measured[] = [];
+  try {
+    for (const qos of qosList) {
+      const load = (durationMs: number) =>
+        Promise.all(
+          conns.map((c, k) =>
+            produce(c.client, topics[k], things[k], qos, durationMs, opts.window),
+          ),
+        );
+      // A warm-up, discarded, so that neither side is measured while its JIT is cold.
+      const warm = await load(opts.warmupMs);
+      const serverCpu = cpuSeconds(server.pid);
+      const clientCpu = process.cpuUsage();
+      const startedAt = Date.now();
+      const runs = await load(opts.durationMs);
+      const client = process.cpuUsage(clientCpu);
+      measured.push({
+        qos,
+        acked: runs.reduce((n, r) => n + r.acked, 0),
+        seconds: Math.max(...runs.map((r) => r.seconds)),
+        startedAt,
+        warmAcked: warm.reduce((n, r) => n + r.acked, 0),
+        serverCpuSeconds: cpuSeconds(server.pid) - serverCpu,
+        clientCpuSeconds: (client.user + client.system) / 1e6,
+      });
+    }
+  } catch (e) {
+    for (const c of conns) c.client.end(true);
+    throw e;
+  }
+  await Promise.all(conns.map((c) => c.client.endAsync()));
+  return measured;
+}
+
+/** Waits for the last buffer to be flushed: every acknowledged record in an object. */
+async function awaitDelivery(
+  child: ChildProcess,
+  phase: Measured,
+  log: (l: string) => void,
+): Promise<Delivery> {
+  const latenciesMs: number[] = [];
+  const seen = new Set<string>();
+  let delivered = 0;
+  let lastFlushAt = phase.startedAt;
+  let objects = 0;
+  const deadline = Date.now() + 30_000;
+  const expected = phase.warmAcked + phase.acked;
+  let total = 0;
+  while (total < expected && Date.now() < deadline) {
+    child.send("objects");
+    const reply = await nextMessage<Extract<ServerReply, { type: "objects" }>>(child, "objects");
+    for (const file of reply.objects.filter((f) => !seen.has(f))) {
+      seen.add(file);
+      const flushedAt = fs.statSync(file).mtimeMs;
+      let measured = 0;
+      for (const rec of readRecords(file)) {
+        total++;
+        // Warm-up records were published before the measured phase started.
+        if (typeof rec.timestamp !== "number" || rec.timestamp < phase.startedAt) continue;
+        measured++;
+        latenciesMs.push(flushedAt - rec.timestamp);
+      }
+      if (measured > 0) {
+        delivered += measured;
+        objects++;
+        lastFlushAt = Math.max(lastFlushAt, flushedAt);
+      }
+    }
+    if (total < expected) await sleep(100);
+  }
+  if (delivered < phase.acked) {
+    log(`only ${delivered} of ${phase.acked} acknowledged records were delivered within 30 s`);
+  }
+  return { latenciesMs, delivered, lastFlushAt, objects };
+}
+
+/** Our broker alone or the whole pipeline, in bench/pipeline-server.ts, under each QoS in turn. */
+async function runOurs(
   mode: ServerRequest["mode"],
   stack: string,
   raw: RawConfig,
   things: readonly string[],
-  opts: {
-    stateDir: string;
-    durationMs: number;
-    warmupMs: number;
-    window: number;
-    log: (l: string) => void;
-  },
-): Promise<Phase> {
-  const config = parseStackConfig(raw, stack);
+  topics: readonly string[],
+  qosList: readonly (0 | 1)[],
+  opts: PhaseOptions & { stateDir: string },
+): Promise<{ phases: Measured[]; stopped: Stopped; delivery?: Delivery }> {
   fs.rmSync(opts.stateDir, { recursive: true, force: true });
   const req: ServerRequest = { mode, stack, raw, stateDir: opts.stateDir, things };
   const child = forkTs("pipeline-server.ts", [JSON.stringify(req)]);
@@ -72,82 +237,55 @@ async function runPhase(
       child,
       "listening",
     );
-    const conns = await Promise.all(
-      things.map((t) => connectBare(url, t, readCredentials(pkiDir, t))),
-    );
-    const load = (durationMs: number) =>
-      Promise.all(
-        conns.map((c, k) =>
-          publishWindowed(c.client, telemetryTopicFor(config.telemetryTopic, things[k]), {
-            qos: 1,
-            window: opts.window,
-            durationMs,
-            payloadFor: (i) => Buffer.from(JSON.stringify(reading(things[k], i))),
-          }),
-        ),
-      );
-    // A warm-up, discarded, so that neither side is measured while its JIT is cold.
-    const warm = await load(opts.warmupMs);
-    const warmAcked = warm.reduce((n, r) => n + r.acked, 0);
-    const startedAt = Date.now();
-    const runs = await load(opts.durationMs);
-    const acked = runs.reduce((n, r) => n + r.acked, 0);
-    const seconds = Math.max(...runs.map((r) => r.seconds));
-    await Promise.all(conns.map((c) => c.client.endAsync()));
-
-    // Wait for the last buffer to be flushed: every acknowledged record in an object.
-    const latenciesMs: number[] = [];
-    const seen = new Set<string>();
-    let delivered = 0;
-    let lastFlushAt = startedAt;
-    let measuredObjects = 0;
-    if (mode === "pipeline") {
-      const deadline = Date.now() + 30_000;
-      let total = 0;
-      while (total < warmAcked + acked && Date.now() < deadline) {
-        child.send("objects");
-        const { objects } = await nextMessage<Extract<ServerReply, { type: "objects" }>>(
-          child,
-          "objects",
-        );
-        for (const file of objects.filter((f) => !seen.has(f))) {
-          seen.add(file);
-          const flushedAt = fs.statSync(file).mtimeMs;
-          let measured = 0;
-          for (const rec of readRecords(file)) {
-            total++;
-            // Warm-up records were published before the measured phase started.
-            if (typeof rec.timestamp !== "number" || rec.timestamp < startedAt) continue;
-            measured++;
-            latenciesMs.push(flushedAt - rec.timestamp);
-          }
-          if (measured > 0) {
-            delivered += measured;
-            measuredObjects++;
-            lastFlushAt = Math.max(lastFlushAt, flushedAt);
-          }
-        }
-        if (total < warmAcked + acked) await sleep(100);
-      }
-      if (delivered < acked) {
-        opts.log(`only ${delivered} of ${acked} acknowledged records were delivered within 30 s`);
-      }
-    }
+    const server = { child, url, pkiDir, pid: child.pid as number };
+    const phases = await drive(server, things, topics, qosList, opts);
+    const delivery =
+      mode === "pipeline" ? await awaitDelivery(child, phases[0], opts.log) : undefined;
     child.send("stop");
-    const server = await nextMessage<Stopped>(child, "stopped");
-    return {
-      acked,
-      seconds,
-      startedAt,
-      server,
-      latenciesMs,
-      delivered,
-      lastFlushAt,
-      objects: measuredObjects,
-    };
+    const stopped = await nextMessage<Stopped>(child, "stopped");
+    return { phases, stopped, delivery };
   } finally {
     await reap(child);
   }
+}
+
+type MosquittoListening = Extract<MosquittoReply, { type: "listening" }>;
+type MosquittoStopped = Extract<MosquittoReply, { type: "stopped" }>;
+
+/** Mosquitto, in bench/mosquitto-server.ts, on the same topics under each QoS in turn. */
+async function runMosquitto(
+  bin: string,
+  things: readonly string[],
+  topics: readonly string[],
+  qosList: readonly (0 | 1)[],
+  opts: PhaseOptions & { stateDir: string },
+): Promise<{ phases: Measured[]; listening: MosquittoListening; stopped: MosquittoStopped }> {
+  fs.rmSync(opts.stateDir, { recursive: true, force: true });
+  fs.mkdirSync(opts.stateDir, { recursive: true });
+  const req: MosquittoRequest = { bin, stateDir: opts.stateDir, things };
+  const child = forkTs("mosquitto-server.ts", [JSON.stringify(req)]);
+  try {
+    const listening = await nextMessage<MosquittoListening>(child, "listening");
+    const server = { child, url: listening.url, pkiDir: listening.pkiDir, pid: listening.pid };
+    const phases = await drive(server, things, topics, qosList, opts);
+    child.send("stop");
+    const stopped = await nextMessage<MosquittoStopped>(child, "stopped");
+    return { phases, listening, stopped };
+  } finally {
+    await reap(child);
+  }
+}
+
+/** Messages per second of a measured load. */
+function rate(m: Measured): number {
+  return m.acked / m.seconds;
+}
+
+/** "server 51 % (20 µs a message) / producers 47 %": shares of one core during a measured load. */
+function cpuShare(m: Measured): string {
+  const pct = (s: number) => `${Math.round((100 * s) / m.seconds)} %`;
+  const perMessage = round((1e6 * m.serverCpuSeconds) / Math.max(1, m.acked), 2);
+  return `server ${pct(m.serverCpuSeconds)} (${perMessage} µs a message) / producers ${pct(m.clientCpuSeconds)}`;
 }
 
 /** The samples at each tenth of the run, rounded: enough to see a plateau or a climb. */
@@ -155,7 +293,10 @@ function deciles(samples: readonly number[]): number[] {
   if (samples.length === 0) return [];
   return Array.from({ length: 10 }, (_, i) =>
     Math.round(
-      samples[Math.min(samples.length - 1, Math.floor(((i + 1) * samples.length) / 10) - 1)],
+      // Fewer than ten samples (--quick) repeat some rather than read before the first.
+      samples[
+        Math.max(0, Math.min(samples.length - 1, Math.floor(((i + 1) * samples.length) / 10) - 1))
+      ],
     ),
   );
 }
@@ -189,86 +330,136 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     recordFormat: "json",
     partitionByThing: false,
   };
-  const phaseOpts = { durationMs, warmupMs: opts.quick ? 500 : 3_000, window, log: opts.log };
+  const warmupMs = opts.quick ? 500 : 3_000;
+  const phaseOpts = { durationMs, warmupMs, window, log: opts.log };
+  const config = parseStackConfig(raw, stack);
+  const topics = things.map((t) => telemetryTopicFor(config.telemetryTopic, t));
+  // Decided before anything is measured, so that a required Mosquitto that is missing fails fast.
+  const mosquittoBin = findMosquittoBroker();
+  let skipped: string | undefined;
+  if ("reason" in mosquittoBin) {
+    if (process.env[REQUIRE_MOSQUITTO] === "1") {
+      throw new Error(`${mosquittoBin.reason}; ${REQUIRE_MOSQUITTO}=1 requires it`);
+    }
+    skipped = mosquittoBin.reason;
+    opts.log(`Mosquitto baseline skipped: ${skipped}`);
+  }
   opts.log(
-    `baseline: broker alone, ${producers} producers × window ${window}, ${durationMs / 1000} s`,
+    `baseline: broker alone, QoS 1 then QoS 0, ${producers} producers × window ${window}, ${durationMs / 1000} s each`,
   );
   // State of this run only (two runs at once must not share a journal); removed afterwards.
   const runDir = path.join(opts.stateDir, `pipeline-${process.pid}`);
-  let base: Phase;
-  let pipe: Phase;
+  let base: Awaited<ReturnType<typeof runOurs>>;
+  let pipe: Awaited<ReturnType<typeof runOurs>>;
+  let mosq: Awaited<ReturnType<typeof runMosquitto>> | undefined;
   try {
-    base = await runPhase("broker", stack, raw, things, {
+    base = await runOurs("broker", stack, raw, things, topics, [1, 0], {
       ...phaseOpts,
       stateDir: path.join(runDir, "baseline"),
     });
-    opts.log(`pipeline: policy + rule + durable delivery, same load`);
-    pipe = await runPhase("pipeline", stack, raw, things, {
+    opts.log(`pipeline: policy + rule + durable delivery, QoS 1, same load`);
+    pipe = await runOurs("pipeline", stack, raw, things, topics, [1], {
       ...phaseOpts,
       stateDir: path.join(runDir, "pipeline"),
     });
+    if ("bin" in mosquittoBin) {
+      opts.log(`Mosquitto (${mosquittoBin.bin}, persistence on): QoS 1 then QoS 0, same load`);
+      mosq = await runMosquitto(mosquittoBin.bin, things, topics, [1, 0], {
+        ...phaseOpts,
+        stateDir: path.join(runDir, "mosquitto"),
+      });
+    }
   } finally {
     fs.rmSync(runDir, { recursive: true, force: true });
   }
 
-  const baseRate = base.acked / base.seconds;
-  const ackRate = pipe.acked / pipe.seconds;
+  const [baseQos1, baseQos0] = base.phases;
+  const pipeQos1 = pipe.phases[0];
+  const delivery = pipe.delivery as Delivery;
+  const baseRate = rate(baseQos1);
+  const ackRate = rate(pipeQos1);
   // End to end: records in delivered objects per second, up to the flush of the last of them.
-  const e2eSeconds = (pipe.lastFlushAt - pipe.startedAt) / 1000;
-  const e2eRate = pipe.delivered / e2eSeconds;
+  const e2eSeconds = (delivery.lastFlushAt - pipeQos1.startedAt) / 1000;
+  const e2eRate = delivery.delivered / e2eSeconds;
   const ratio = e2eRate / baseRate;
-  const samples = pipe.server.rssSamplesMiB;
+  const journal = pipe.stopped.journal ?? { records: 0, fsyncs: 0 };
+  const recordsPerFsync = journal.records / journal.fsyncs;
+  const samples = pipe.stopped.rssSamplesMiB;
   const third = Math.max(1, Math.floor(samples.length / 3));
   const firstThird = Math.max(...samples.slice(0, third));
   const lastThird = Math.max(...samples.slice(-third));
+  const msgPerSec = (key: string, label: string, value: number): Metric => ({
+    key,
+    label,
+    value: round(value),
+    unit: "msg/s",
+  });
+  const mosquittoVs = mosq === undefined ? undefined : ackRate / rate(mosq.phases[0]);
   const metrics: Metric[] = [
+    msgPerSec("baseline.qos0.msgPerSec", "broker alone, QoS 0: msg/s read", rate(baseQos0)),
+    msgPerSec("baseline.msgPerSec", "broker alone, QoS 1: acked msg/s", baseRate),
+    msgPerSec("pipeline.ackedMsgPerSec", "pipeline, QoS 1: acked (journal fsync'd) msg/s", ackRate),
+    msgPerSec("pipeline.e2eMsgPerSec", "pipeline: publish → delivered record msg/s", e2eRate),
     {
-      key: "baseline.msgPerSec",
-      label: "baseline: broker alone, acked msg/s",
-      value: round(baseRate),
-      unit: "msg/s",
+      key: "pipeline.ratio",
+      label: "ratio e2e / broker alone QoS 1",
+      value: round(ratio),
+      unit: "×",
     },
+    ...(mosq === undefined || mosquittoVs === undefined
+      ? []
+      : [
+          msgPerSec(
+            "mosquitto.qos0.msgPerSec",
+            "Mosquitto, QoS 0: msg/s read",
+            rate(mosq.phases[1]),
+          ),
+          msgPerSec(
+            "mosquitto.qos1.msgPerSec",
+            "Mosquitto, QoS 1: acked msg/s (persistence on)",
+            rate(mosq.phases[0]),
+          ),
+          {
+            key: "pipeline.vsMosquittoQos1",
+            label: "ratio pipeline acked / Mosquitto QoS 1",
+            value: round(mosquittoVs),
+            unit: "×",
+          },
+        ]),
     {
-      key: "pipeline.ackedMsgPerSec",
-      label: "pipeline: acked (journal fsync'd) msg/s",
-      value: round(ackRate),
-      unit: "msg/s",
+      key: "pipeline.recordsPerFsync",
+      label: "pipeline: records journaled per fsync",
+      value: round(recordsPerFsync),
+      unit: "",
     },
-    {
-      key: "pipeline.e2eMsgPerSec",
-      label: "pipeline: publish → delivered record msg/s",
-      value: round(e2eRate),
-      unit: "msg/s",
-    },
-    { key: "pipeline.ratio", label: "ratio e2e / baseline", value: round(ratio), unit: "×" },
     {
       key: "pipeline.latencyP50Ms",
       label: "latency publish → flush p50",
-      value: round(percentile(pipe.latenciesMs, 50)),
+      value: round(percentile(delivery.latenciesMs, 50)),
       unit: "ms",
     },
     {
       key: "pipeline.latencyP99Ms",
       label: "latency publish → flush p99",
-      value: round(percentile(pipe.latenciesMs, 99)),
+      value: round(percentile(delivery.latenciesMs, 99)),
       unit: "ms",
     },
     {
       key: "pipeline.recordsDelivered",
       label: "records delivered / acked",
-      value: round(pipe.delivered / Math.max(1, pipe.acked)),
+      value: round(delivery.delivered / Math.max(1, pipeQos1.acked)),
       unit: "",
     },
     {
       key: "pipeline.objects",
       label: "objects written",
-      value: pipe.objects,
+      value: delivery.objects,
       unit: "",
     },
     {
       key: "pipeline.peakRssMiB",
       label: "pipeline process peak RSS",
-      value: round(pipe.server.peakRssMiB),
+      value: round(pipe.stopped.peakRssMiB),
       unit: "MiB",
     },
     {
@@ -279,28 +470,60 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     },
     {
       key: "baseline.peakRssMiB",
-      label: "baseline broker peak RSS",
-      value: round(base.server.peakRssMiB),
+      label: "broker alone peak RSS",
+      value: round(base.stopped.peakRssMiB),
       unit: "MiB",
     },
+    ...(mosq === undefined
+      ? []
+      : [
+          {
+            key: "mosquitto.peakRssMiB",
+            label: "Mosquitto peak RSS",
+            value: round(mosq.stopped.peakRssMiB),
+            unit: "MiB",
+          },
+        ]),
   ];
+  const vsLabel = "pipeline acked / Mosquitto QoS 1";
   return {
     status: "measured",
     params: {
       stack,
       producers,
       window,
-      qos: 1,
+      qos: "pipeline 1; broker alone and Mosquitto 1, then 0",
       phaseSeconds: durationMs / 1000,
+      warmupSeconds: warmupMs / 1000,
       bufferSizeMiB: 1,
       bufferIntervalSeconds: 1,
+      mosquitto: mosq === undefined ? "not measured" : mosq.listening.version,
     },
     metrics,
-    targets: [target("e2e / baseline", "pipeline.ratio", ">=", 0.5, ratio)],
+    targets: [
+      target("e2e / baseline", "pipeline.ratio", ">=", 0.5, ratio),
+      mosquittoVs === undefined
+        ? unmeasuredTarget(vsLabel, "pipeline.vsMosquittoQos1", ">=", 1, skipped ?? "")
+        : target(vsLabel, "pipeline.vsMosquittoQos1", ">=", 1, mosquittoVs),
+    ],
     notes: [
       "What bounds memory when producers outrun the disk: the PUBACK waits for the journal fsync, so each producer has at most its window of messages unacknowledged in the broker, and the delivery stream lets at most maxPendingObjects (2) flushed buffers wait for their object write before it holds back PUBACKs too: at most (2 + 1) × bufferSizeMiB of records plus producers × window messages, whatever the backlog.",
       `RSS of the pipeline process: max ${round(firstThird)} MiB in the first third of the run, ${round(lastThird)} MiB in the last third (sampled every 250 ms); at each tenth of the run: ${deciles(samples).join(", ")} MiB.`,
-      `${pipe.acked} messages acknowledged, ${pipe.delivered} records delivered in ${pipe.objects} objects (warm-up excluded).`,
+      `${pipeQos1.acked} messages acknowledged, ${delivery.delivered} records delivered in ${delivery.objects} objects (warm-up excluded).`,
+      `Group commit: the pipeline journaled ${journal.records} records in ${journal.fsyncs} fsyncs, warm-up included (${round(recordsPerFsync)} per fsync); every PUBACK waits for the fsync of its record's batch.`,
+      "QoS 0: nothing is acknowledged, and mqtt.js's callback only says that a message reached the socket, in front of kernel buffers that hold many; each producer ends a QoS 0 load with one QoS 1 publish, whose PUBACK the server sends only once it has read everything before it on the connection, and the load's time runs to that PUBACK: the rate is what the server read.",
+      `CPU during each measured load, in % of one core, and the server's CPU time per message (${producers} producers share this figure's process; a server well under 100 % while the producers are near it was waiting on them, and its rate is then a floor of what it can do): broker alone QoS 1 ${cpuShare(baseQos1)}, QoS 0 ${cpuShare(baseQos0)}; pipeline ${cpuShare(pipeQos1)}` +
+        (mosq === undefined
+          ? "."
+          : `; Mosquitto QoS 1 ${cpuShare(mosq.phases[0])}, QoS 0 ${cpuShare(mosq.phases[1])}.`),
+      ...(mosq === undefined
+        ? [
+            `Mosquitto not measured: ${skipped ?? ""}. Its metrics are absent and the target against it reads "not measured".`,
+          ]
+        : [
+            `Mosquitto ${mosq.listening.version} (${"bin" in mosquittoBin ? mosquittoBin.bin : ""}), started by the bench with a generated config: one TLS listener on 127.0.0.1, cafile/certfile/keyfile from the local CA, require_certificate true, use_identity_as_username true, persistence true with persistence_location in the run's state dir, the rest at Mosquitto's defaults (autosave_interval 1800 s, autosave_on_changes false, set_tcp_nodelay false like Node's sockets, log types error, warning, notice and information). On exit it saved a mosquitto.db of ${mosq.stopped.dbBytes} bytes.`,
+            `What each PUBACK means. The pipeline sends it once the record is in its journal and fdatasync'd. Mosquitto with persistence true keeps messages in memory and writes its in-memory database "when mosquitto closes and also at periodic intervals as defined by autosave_interval" (mosquitto.conf(5), ${MOSQUITTO_CONF_MAN}); its maintainer: "there isn't a strict relationship [between] it being persisted to disk and the puback being sent" (${MOSQUITTO_PUBACK_ISSUE}). A message that no subscriber waits for, as here, is in no queue for that database to save: Mosquitto's PUBACK says the message was received, not that it is on disk; the same holds for our broker alone.`,
+          ]),
     ],
   };
 }

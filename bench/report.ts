@@ -42,8 +42,12 @@ export interface Target {
   readonly metric: string;
   readonly op: ">=" | "<" | "==";
   readonly threshold: number;
-  readonly value: number;
+  /** The metric's value; null when the metric was not measured in this run. */
+  readonly value: number | null;
+  /** False when missed, and when not measured: a target can only be met by a measured value. */
   readonly met: boolean;
+  /** Why the metric was not measured (the table then says "not measured", not "missed"). */
+  readonly notMeasured?: string;
 }
 
 export interface FigureResult {
@@ -113,6 +117,23 @@ export function target(
   return { label, metric, op, threshold, value, met };
 }
 
+/** A target whose metric this run could not measure (a baseline that is not installed). */
+export function unmeasuredTarget(
+  label: string,
+  metric: string,
+  op: Target["op"],
+  threshold: number,
+  reason: string,
+): Target {
+  return { label, metric, op, threshold, value: null, met: false, notMeasured: reason };
+}
+
+/** A target's value and result as the tables show them. */
+function targetCells(t: Target, missed: string): [string, string] {
+  if (t.value === null || t.notMeasured !== undefined) return ["-", "not measured"];
+  return [String(round(t.value, 3)), t.met ? "met" : missed];
+}
+
 /** A figure that could not be run, with the one-line reason shown in the table and the docs. */
 export function notMeasured(
   id: FigureId,
@@ -166,12 +187,7 @@ export function renderTable(run: BenchRun): string {
   const targets: string[][] = [["figure", "target", "value", "result"]];
   for (const f of run.figures) {
     for (const t of f.targets) {
-      targets.push([
-        f.id,
-        `${t.label} ${t.op} ${t.threshold}`,
-        String(round(t.value, 3)),
-        t.met ? "met" : "MISSED",
-      ]);
+      targets.push([f.id, `${t.label} ${t.op} ${t.threshold}`, ...targetCells(t, "MISSED")]);
     }
   }
   if (targets.length > 1) lines.push(pad(targets));
@@ -193,9 +209,8 @@ export function renderMarkdown(run: BenchRun): string {
   out.push("", "| figure | target | value | result |", "|---|---|---|---|");
   for (const f of run.figures) {
     for (const t of f.targets) {
-      out.push(
-        `| ${f.id} | ${t.label} ${t.op} ${t.threshold} | ${round(t.value, 3)} | ${t.met ? "met" : "**missed**"} |`,
-      );
+      const [value, result] = targetCells(t, "**missed**");
+      out.push(`| ${f.id} | ${t.label} ${t.op} ${t.threshold} | ${value} | ${result} |`);
     }
   }
   return out.join("\n");

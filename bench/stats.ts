@@ -1,4 +1,5 @@
 // Measurement helpers shared by the benchmark figures: percentiles, rates and peak memory.
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 
 /** The p-th percentile (0-100) of the samples by nearest rank; NaN when there are none. */
@@ -31,6 +32,39 @@ export function rssMiB(pid: number | "self" = "self"): number {
   const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
   if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(m[1]) / 1024;
+}
+
+let clockTicks: number | undefined;
+
+/** The kernel's clock ticks per second, the unit of /proc/<pid>/stat's CPU times. */
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+    } catch {
+      clockTicks = Number.NaN;
+    }
+    // USER_HZ is 100 on every Linux architecture Node runs on; getconf only confirms it.
+    if (!Number.isFinite(clockTicks) || clockTicks <= 0) clockTicks = 100;
+  }
+  return clockTicks;
+}
+
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat: how much of a core
+ * a server used in a phase, whether it is Node or not.
+ */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  // The command name, in parentheses, may hold spaces: the fields are counted after its ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 (utime) and 15 (stime) of proc(5), counted from the pid as 1.
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) {
+    throw new Error(`no CPU times in /proc/${pid}/stat`);
+  }
+  return (utime + stime) / ticksPerSecond();
 }
 
 /** Rounds to a number of significant digits that a table can show without lying about precision. */

@@ -5,7 +5,8 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { FIGURE_IDS, type BenchRun } from "../../bench/report";
+import { FIGURE_IDS, type BenchRun, type FigureResult } from "../../bench/report";
+import { findMosquittoBroker, MOSQUITTO_BIN, REQUIRE_MOSQUITTO } from "../../tools/mosquitto";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -32,10 +33,12 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "brokerPeakRssMiB",
   ],
   pipeline: [
+    "baseline.qos0.msgPerSec",
     "baseline.msgPerSec",
     "pipeline.ackedMsgPerSec",
     "pipeline.e2eMsgPerSec",
     "pipeline.ratio",
+    "pipeline.recordsPerFsync",
     "pipeline.latencyP50Ms",
     "pipeline.latencyP99Ms",
     "pipeline.recordsDelivered",
@@ -121,6 +124,15 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
   ],
 };
 
+/** The pipeline figure's keys from its Mosquitto baseline: present exactly where it is installed. */
+const MOSQUITTO_KEYS = [
+  "mosquitto.qos0.msgPerSec",
+  "mosquitto.qos1.msgPerSec",
+  "pipeline.vsMosquittoQos1",
+  "mosquitto.peakRssMiB",
+];
+const mosquittoInstalled = "bin" in findMosquittoBroker();
+
 /** Counts that are right at zero (a failure count, violations of a clean stack). */
 const MAY_BE_ZERO = new Set([
   "fleet.connectFailures",
@@ -140,18 +152,57 @@ const MAY_BE_ZERO = new Set([
 
 function runBench(
   args: string[],
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ["--import", "tsx", path.join(ROOT, "bench", "run.ts"), ...args],
-      { cwd: ROOT, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 },
+      { cwd: ROOT, env, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : null) : 0;
         resolve({ code, stdout, stderr });
       },
     );
   });
+}
+
+/** Results JSON of a run written to `out`, which must hold exactly one. */
+function readRun(out: string): BenchRun {
+  const files = fs.readdirSync(out).filter((f) => f.endsWith(".json"));
+  assert.equal(files.length, 1, `expected one results file, found ${files.join(", ")}`);
+  return JSON.parse(fs.readFileSync(path.join(out, files[0]), "utf8")) as BenchRun;
+}
+
+/**
+ * The pipeline figure's Mosquitto baseline: measured with its metrics and target where Mosquitto
+ * is installed; elsewhere no Mosquitto metric, a note saying why and a target that is not met.
+ */
+function assertPipelineAgainstMosquitto(pipeline: FigureResult, installed: boolean): void {
+  const keys = new Set(pipeline.metrics.map((m) => m.key));
+  const vs = pipeline.targets.find((t) => t.metric === "pipeline.vsMosquittoQos1");
+  assert.ok(vs, "the pipeline figure has its target against Mosquitto");
+  const perFsync = pipeline.metrics.find((m) => m.key === "pipeline.recordsPerFsync")?.value;
+  assert.ok(
+    perFsync !== undefined && perFsync >= 1,
+    `records per fsync ${perFsync}: an fsync carries at least one record`,
+  );
+  if (installed) {
+    for (const key of MOSQUITTO_KEYS) assert.ok(keys.has(key), `${key} is missing`);
+    assert.match(String(pipeline.params.mosquitto), /^2\./, "the baseline is Mosquitto 2");
+    assert.equal(vs.notMeasured, undefined);
+    assert.equal(typeof vs.value, "number");
+  } else {
+    const present = MOSQUITTO_KEYS.filter((k) => keys.has(k));
+    assert.deepEqual(present, [], "no Mosquitto metric without Mosquitto");
+    assert.ok(
+      pipeline.notes.some((n) => n.startsWith("Mosquitto not measured: ")),
+      `a note says why Mosquitto was not measured: ${pipeline.notes.join(" | ")}`,
+    );
+    assert.equal(vs.met, false, "a target against an unmeasured baseline is not met");
+    assert.equal(vs.value, null);
+    assert.match(vs.notMeasured ?? "", /no such file/);
+  }
 }
 
 describe("npm run bench", () => {
@@ -174,7 +225,7 @@ describe("npm run bench", () => {
         r.stdout.includes(`results: `) && r.stdout.includes(files[0]),
         "the results path is printed",
       );
-      const run = JSON.parse(fs.readFileSync(path.join(out, files[0]), "utf8")) as BenchRun;
+      const run = readRun(out);
       assert.equal(run.mode, "quick");
       assert.ok(!Number.isNaN(Date.parse(run.date)), `date ${run.date} is an ISO date`);
       assert.ok(run.machine.cpus >= 1, "the CPU count is recorded");
@@ -186,7 +237,11 @@ describe("npm run bench", () => {
       for (const f of run.figures) {
         assert.equal(f.status, "measured", `${f.id} not measured: ${f.reason ?? ""}`);
         const byKey = new Map(f.metrics.map((m) => [m.key, m.value]));
-        for (const key of EXPECTED[f.id]) {
+        const expected = [
+          ...EXPECTED[f.id],
+          ...(f.id === "pipeline" && mosquittoInstalled ? MOSQUITTO_KEYS : []),
+        ];
+        for (const key of expected) {
           const value = byKey.get(key);
           assert.equal(typeof value, "number", `${f.id}.${key} is missing`);
           const v = value as number;
@@ -201,11 +256,73 @@ describe("npm run bench", () => {
       const pipeline = run.figures.find((f) => f.id === "pipeline");
       const delivered = pipeline?.metrics.find((m) => m.key === "pipeline.recordsDelivered");
       assert.equal(delivered?.value, 1, "every acknowledged record was delivered");
+      assertPipelineAgainstMosquitto(pipeline as FigureResult, mosquittoInstalled);
       const soak = run.figures.find((f) => f.id === "soak");
       const lost = soak?.metrics.find((m) => m.key === "soak.lost")?.value;
       assert.equal(lost, 0, "the soak lost no acknowledged record through its kill -9");
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }
+  });
+
+  describe("without Mosquitto (a binary that is not there)", () => {
+    const missing: NodeJS.ProcessEnv = {
+      ...process.env,
+      [MOSQUITTO_BIN]: "/nonexistent/mosquitto",
+    };
+
+    it("measures the rest of the pipeline figure, says why Mosquitto was skipped and exits 0", async function () {
+      this.timeout(120_000);
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), "bench-test-"));
+      try {
+        const env = { ...missing };
+        delete env[REQUIRE_MOSQUITTO];
+        const r = await runBench(["--quick", "--only", "pipeline", "--out", out], env);
+        assert.equal(r.code, 0, `bench exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+        const skips = r.stderr.split("\n").filter((l) => /Mosquitto baseline skipped/.test(l));
+        assert.deepEqual(
+          skips,
+          [
+            `[pipeline] Mosquitto baseline skipped: ${MOSQUITTO_BIN}=/nonexistent/mosquitto: no such file`,
+          ],
+          "one log line says why",
+        );
+        const [pipeline] = readRun(out).figures;
+        assert.equal(pipeline.status, "measured", pipeline.reason);
+        for (const key of EXPECTED.pipeline) {
+          assert.ok(
+            pipeline.metrics.some((m) => m.key === key),
+            `${key} is measured without Mosquitto`,
+          );
+        }
+        assertPipelineAgainstMosquitto(pipeline, false);
+        assert.match(
+          r.stdout,
+          /pipeline +pipeline acked \/ Mosquitto QoS 1 >= 1 +- +not measured/,
+          "the table says the target was not measured, not missed or met",
+        );
+      } finally {
+        fs.rmSync(out, { recursive: true, force: true });
+      }
+    });
+
+    it(`fails the figure, before measuring, under ${REQUIRE_MOSQUITTO}=1`, async function () {
+      this.timeout(60_000);
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), "bench-test-"));
+      try {
+        const env = { ...missing, [REQUIRE_MOSQUITTO]: "1" };
+        const r = await runBench(["--quick", "--only", "pipeline", "--out", out], env);
+        assert.equal(r.code, 1, `expected exit 1, got ${r.code}\n${r.stdout}\n${r.stderr}`);
+        const [pipeline] = readRun(out).figures;
+        assert.equal(pipeline.status, "not measured");
+        assert.equal(
+          pipeline.reason,
+          `${MOSQUITTO_BIN}=/nonexistent/mosquitto: no such file; ${REQUIRE_MOSQUITTO}=1 requires it`,
+        );
+        assert.doesNotMatch(r.stderr, /baseline: broker alone/, "nothing was measured first");
+      } finally {
+        fs.rmSync(out, { recursive: true, force: true });
+      }
+    });
   });
 });

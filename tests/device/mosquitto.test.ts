@@ -12,6 +12,7 @@ import type { LocalBroker } from "../../local/broker";
 import { Publisher } from "../../device/publisher";
 import { reading, startBroker, tempDir, testPki, until } from "../broker/helpers";
 import { describeWithMosquitto } from "../helpers/mosquitto";
+import { mosquittoConf } from "../../tools/mosquitto";
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -119,23 +120,8 @@ describeWithMosquitto("interoperability with Mosquitto (mutual TLS)", function (
       port = await freePort();
       const dir = tempDir("mosquitto");
       const conf = path.join(dir, "mosquitto.conf");
-      fs.writeFileSync(
-        conf,
-        [
-          // As root, mosquitto would switch to the user "mosquitto", who cannot read 0600 keys.
-          ...(process.getuid?.() === 0 ? ["user root"] : []),
-          "persistence false",
-          "log_dest stderr",
-          "log_type all",
-          `listener ${port} 127.0.0.1`,
-          `cafile ${path.join(pki.dir, "ca.crt")}`,
-          `certfile ${path.join(pki.dir, "server.crt")}`,
-          `keyfile ${path.join(pki.dir, "server.key")}`,
-          "require_certificate true",
-          "use_identity_as_username true",
-          "",
-        ].join("\n"),
-      );
+      // Memory only, and every packet logged: the tests wait for the broker's log lines.
+      fs.writeFileSync(conf, mosquittoConf({ port, pkiDir: pki.dir, logAll: true }));
       // Not through start(): it serves every test of this block and is stopped in after().
       broker = spawn(mosquitto, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
       log = watch(broker);
