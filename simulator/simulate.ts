@@ -13,6 +13,7 @@ import { Publisher, type PublisherStats, type PublishOutcome } from "../device/p
 import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "../device/replay";
 import type { TelemetrySource } from "../device/source";
 import { printMonitoring } from "./monitoring-summary";
+import { checkOpenFilesLimit } from "./fd-limit";
 import { DEFAULT_DURATION_S, UsageError, type Output, type SimulateOptions } from "./options";
 import { identityDirFor, provisionFleet, provisioningLines } from "./provision";
 import {
@@ -109,6 +110,10 @@ export async function simulate(
   const config = loadStackConfig(opts.stack);
   checkProvisioning(opts, config);
   let things = pickThings(config, opts.devices);
+  const t = opts.target;
+  // A descriptor per device, two with the embedded broker in this process: a fleet too large for
+  // `ulimit -n` is refused here, before anything starts, not with EMFILE half-way through.
+  checkOpenFilesLimit(things.length, t.kind === "embedded");
   const template = opts.topic ?? config.telemetryTopic;
   const sources = makeSources(opts, things, out);
 
@@ -116,7 +121,6 @@ export async function simulate(
   let url: string;
   let credentials: Map<string, DeviceCredentials>;
   let runFile: string | undefined;
-  const t = opts.target;
   if (t.kind === "embedded") {
     // Two pipelines of one stack would share its delivery journal and buckets: refuse the second.
     const other = runningSimulate(opts.stateDir, config.stack);
