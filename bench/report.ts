@@ -40,7 +40,7 @@ export interface Metric {
 export interface Target {
   readonly label: string;
   readonly metric: string;
-  readonly op: ">=" | "<" | "==";
+  readonly op: ">=" | "<" | "<=" | "==";
   readonly threshold: number;
   readonly value: number;
   readonly met: boolean;
@@ -109,7 +109,13 @@ export function target(
   value: number,
 ): Target {
   const met =
-    op === ">=" ? value >= threshold : op === "<" ? value < threshold : value === threshold;
+    op === ">="
+      ? value >= threshold
+      : op === "<"
+        ? value < threshold
+        : op === "<="
+          ? value <= threshold
+          : value === threshold;
   return { label, metric, op, threshold, value, met };
 }
 
