@@ -3,7 +3,7 @@
 import { ensurePki } from "../local/ca";
 import { LocalBroker } from "../local/broker";
 import type { ConnectionLimits } from "../local/connection-guard";
-import { MemoryTracker, type MemorySample } from "./memory";
+import { MemoryTracker, memorySample, type MemorySample } from "./memory";
 
 /** What this process tells its parent. */
 export type BrokerReply =
@@ -14,8 +14,8 @@ export type BrokerReply =
       /** process.memoryUsage() at the sample of highest RSS while it ran. */
       atPeak: MemorySample;
       publishes: number;
-      /** RSS when "publishing" came: every device connected, none publishing yet. */
-      rssConnectedMiB: number;
+      /** Memory when "publishing" came: every device connected, none publishing yet. */
+      atConnected: MemorySample;
       /** CPU seconds (user + system) between "publishing" and "hold", and the publishes in them. */
       cpuSeconds: number;
       publishesSampled: number;
@@ -46,14 +46,14 @@ async function main(): Promise<void> {
   const send = (m: BrokerReply): Promise<void> =>
     new Promise((resolve) => process.send?.(m, () => resolve()));
   let cpuFrom: NodeJS.CpuUsage | undefined;
-  let rssConnectedMiB = 0;
+  let atConnected = memorySample();
   let cpuSeconds = 0;
   let publishesFrom = 0;
   let publishesSampled = 0;
   process.on("message", (m: unknown) => {
     if (m === "sample") memory.start();
     if (m === "publishing") {
-      rssConnectedMiB = memory.rssMiB();
+      atConnected = memorySample();
       cpuFrom = process.cpuUsage();
       publishesFrom = broker.stats.publishes;
     }
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
         peakRssMiB: memory.peakRssMiB(),
         atPeak: memory.atPeak(),
         publishes: broker.stats.publishes,
-        rssConnectedMiB,
+        atConnected,
         cpuSeconds,
         publishesSampled,
         connects: broker.stats.connects,

@@ -3,8 +3,9 @@
 import { Publisher, type PublishOutcome } from "../device/publisher";
 import { readCredentials } from "../local/ca";
 import { telemetryTopicFor } from "../core/topics";
+import { trustOnce } from "../simulator/shared-trust";
 import { reading } from "./payloads";
-import { MemoryTracker, type MemorySample } from "./memory";
+import { MemoryTracker, memorySample, type MemorySample } from "./memory";
 import { mapLimit, nowMs, sleep } from "./stats";
 
 export interface SimRequest {
@@ -42,8 +43,8 @@ export interface SimResult {
   readonly publishCpuSeconds: number;
   /** RSS once the code was loaded, before any device's credentials or objects (MiB). */
   readonly rssBeforeMiB: number;
-  /** RSS once every device had connected, before the first publish. */
-  readonly rssConnectedMiB: number;
+  /** Memory once every device had connected, before the first publish. */
+  readonly atConnected: MemorySample;
   readonly peakRssMiB: number;
   /** process.memoryUsage() at the sample with the highest RSS while every device was connected. */
   readonly atPeak: MemorySample;
@@ -57,21 +58,22 @@ const memory = new MemoryTracker();
 const rssBeforeMiB = memory.rssMiB();
 
 async function main(req: SimRequest): Promise<void> {
-  // One CA text for the whole fleet (each device's own key and certificate are its own).
-  let ca: string | undefined;
-  const pubs = req.things.map((thing) => {
-    const c = readCredentials(req.pkiDir, thing);
-    ca ??= c.ca;
-    return new Publisher({
-      url: req.url,
-      clientId: thing,
-      key: c.key,
-      cert: c.cert,
-      ca,
-      qos: 1,
-      connectTimeoutMs: req.connectTimeoutMs,
-    });
-  });
+  const credentials = req.things.map((thing) => readCredentials(req.pkiDir, thing));
+  // As npm run simulate does: the fleet's one CA trusted once for the process, not per device.
+  const sharedCa = trustOnce(credentials.map((c) => c.ca)) !== undefined;
+  const pubs = req.things.map(
+    (thing, k) =>
+      new Publisher({
+        url: req.url,
+        clientId: thing,
+        key: credentials[k].key,
+        cert: credentials[k].cert,
+        ca: sharedCa ? undefined : credentials[k].ca,
+        qos: 1,
+        connectTimeoutMs: req.connectTimeoutMs,
+      }),
+  );
+  credentials.length = 0;
   let failures = 0;
   let firstFailure: string | undefined;
   const connectMs: number[] = [];
@@ -101,7 +103,7 @@ async function main(req: SimRequest): Promise<void> {
     }
   });
   const connectAllMs = nowMs() - connectStarted;
-  const rssConnectedMiB = memory.rssMiB();
+  const atConnected = memorySample();
   memory.start();
   process.send?.({ type: "publishing" });
 
@@ -182,7 +184,7 @@ async function main(req: SimRequest): Promise<void> {
     publishSeconds: (windowEnd - phaseStart) / 1000,
     publishCpuSeconds: (cpu.user + cpu.system) / 1e6,
     rssBeforeMiB,
-    rssConnectedMiB,
+    atConnected,
     peakRssMiB: memory.peakRssMiB(),
     atPeak: memory.atPeak(),
   };

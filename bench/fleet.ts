@@ -93,7 +93,7 @@ function kibPerDevice(peakMiB: number, beforeMiB: number, devices: number): numb
 }
 
 function split(s: MemorySample): string {
-  return `RSS ${round(s.rssMiB)} MiB = V8 heap ${round(s.heapTotalMiB)} MiB (${round(s.heapUsedMiB)} used) + outside the heap ${round(s.rssMiB - s.heapTotalMiB)} MiB, of which Node's external ${round(s.externalMiB)} MiB (Buffers ${round(s.arrayBuffersMiB)})`;
+  return `RSS ${round(s.rssMiB)} MiB: V8 heap ${round(s.heapTotalMiB)} MiB (${round(s.heapUsedMiB)} used) + outside the heap ${round(s.rssMiB - s.heapTotalMiB)} MiB, of which Node's external ${round(s.externalMiB)} MiB (Buffers ${round(s.arrayBuffersMiB)})`;
 }
 
 export async function run(opts: FigureOptions): Promise<FigureOutcome> {
@@ -254,7 +254,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     ];
     const notes = [
       `Memory per connected device = (peak RSS − RSS before the first device) ÷ devices connected. The simulator's "before" is taken once its code is loaded, before it reads any device's credentials or makes any per-device object (${round(r.rssBeforeMiB)} MiB); the broker's once it listens (${round(listening.rssBeforeMiB)} MiB). Peak RSS is the kernel's high-water mark (VmHWM).`,
-      `Once every device had connected, before the first publish: simulator ${round(kibPerDevice(r.rssConnectedMiB, r.rssBeforeMiB, r.connected))} KiB, broker ${round(kibPerDevice(b.rssConnectedMiB, listening.rssBeforeMiB, r.connected))} KiB per device (RSS then, not the peak); publishing adds the messages in flight and the garbage they leave until V8 collects it.`,
+      `Once every device had connected, before the first publish: simulator ${round(kibPerDevice(r.atConnected.rssMiB, r.rssBeforeMiB, r.connected))} KiB per device (${split(r.atConnected)}), broker ${round(kibPerDevice(b.atConnected.rssMiB, listening.rssBeforeMiB, r.connected))} KiB per device (${split(b.atConnected)}). Publishing adds the messages in flight and the garbage they leave until V8 collects it.`,
       `Simulator at its highest sampled RSS, all devices connected: ${split(r.atPeak)}.`,
       `Broker at its highest sampled RSS: ${split(b.atPeak)}.`,
       `CPU while publishing (${round(r.publishSeconds)} s, user + system, all threads): simulator ${round(r.publishCpuSeconds)} s (${round((r.publishCpuSeconds * 1e6) / Math.max(1, r.acked))} µs per acknowledged message), broker ${round(b.cpuSeconds)} s (${round((b.cpuSeconds * 1e6) / Math.max(1, b.publishesSampled))} µs per publish); the machine has ${os.availableParallelism()} cores, load average ${round(os.loadavg()[0])} at the end.`,

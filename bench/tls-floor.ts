@@ -1,12 +1,14 @@
 // Figure 2's floor: what Node's TLS alone holds per connection, measured the way the fleet is. The
 // server role is a mutual-TLS server with the broker's TLS options and nothing else (it answers a
 // CONNECT's bytes with a CONNACK's, no MQTT); the client role opens one TLS connection per device
-// with that device's own key and certificate, as mqtt.js does, sends the CONNECT bytes and holds
+// with that device's own key and certificate, as the simulator's mqtt.js does (the CA trusted once
+// for the process, simulator/shared-trust.ts), sends the CONNECT bytes and holds
 // the connection. Each role is a process of its own: (peak RSS − RSS before) ÷ connections is the
 // floor under the simulator's and the broker's memory per device.
 import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import { ensurePki, readCredentials } from "../local/ca";
+import { trustOnce } from "../simulator/shared-trust";
 import { mapLimit, peakRssMiB, rssMiB } from "./stats";
 
 export interface FloorClientRequest {
@@ -70,17 +72,18 @@ async function server(pkiDir: string): Promise<void> {
 
 async function client(req: FloorClientRequest): Promise<void> {
   let failures = 0;
-  let ca: string | undefined;
+  // The CA trusted once for the process, as the simulator does (simulator/shared-trust.ts).
+  const ca = readCredentials(req.pkiDir, req.things[0]).ca;
+  const sharedCa = trustOnce([ca]) !== undefined;
   const results = await mapLimit(req.things, req.concurrency, (thing) => {
     const c = readCredentials(req.pkiDir, thing);
-    ca ??= c.ca;
     return new Promise<boolean>((resolve) => {
       const socket = tls.connect({
         host: "127.0.0.1",
         port: req.port,
         key: c.key,
         cert: c.cert,
-        ca,
+        ca: sharedCa ? undefined : ca,
       });
       const timer = setTimeout(() => socket.destroy(new Error("no CONNACK in 30 s")), 30_000);
       socket.once("secureConnect", () => socket.write(connectBytes(thing)));

@@ -14,6 +14,7 @@ import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "../device/rep
 import type { TelemetrySource } from "../device/source";
 import { printMonitoring } from "./monitoring-summary";
 import { checkOpenFilesLimit } from "./fd-limit";
+import { trustOnce } from "./shared-trust";
 import { DEFAULT_DURATION_S, UsageError, type Output, type SimulateOptions } from "./options";
 import { identityDirFor, provisionFleet, provisioningLines } from "./provision";
 import {
@@ -270,6 +271,17 @@ function checkProvisioning(opts: SimulateOptions, config: StackConfig): void {
 }
 
 async function runDevices(ctx: RunContext): Promise<number> {
+  // The fleet's one CA is trusted once for the process rather than once per device's connection,
+  // while the devices run (reconnections included); the process's own default comes back after.
+  const restoreTrust = trustOnce(ctx.things.map((thing) => ctx.credentials.get(thing)?.ca));
+  try {
+    return await publishFleet(ctx, restoreTrust !== undefined);
+  } finally {
+    restoreTrust?.();
+  }
+}
+
+async function publishFleet(ctx: RunContext, sharedCa: boolean): Promise<number> {
   const { opts, out, signal, config, things, template, sources, url, credentials, pipeline } = ctx;
   const report = (l: string) => out.line(l);
   const devices: Device[] = things.map((thing) => {
@@ -283,7 +295,7 @@ async function runDevices(ctx: RunContext): Promise<number> {
         clientId: thing,
         key: c.key,
         cert: c.cert,
-        ca: c.ca,
+        ca: sharedCa ? undefined : c.ca,
         qos: opts.qos,
         rateLimit: opts.rateLimit,
         maxInFlight: opts.maxInFlight,
