@@ -1,10 +1,12 @@
 // Figure 2's device simulator, in a process of its own so that its peak RSS is the fleet's: one
 // project Publisher per thing, each on its own mutual-TLS connection with its own certificate.
-import { Publisher } from "../device/publisher";
+import { Publisher, type PublishOutcome } from "../device/publisher";
 import { readCredentials } from "../local/ca";
 import { telemetryTopicFor } from "../core/topics";
+import { trustOnce } from "../simulator/shared-trust";
 import { reading } from "./payloads";
-import { mapLimit, nowMs, peakRssMiB, sleep } from "./stats";
+import { MemoryTracker, memorySample, type MemorySample } from "./memory";
+import { mapLimit, nowMs, sleep } from "./stats";
 
 export interface SimRequest {
   readonly url: string;
@@ -26,6 +28,7 @@ export interface SimResult {
   readonly connectMs: number[];
   /** Wall time from the first handshake to the last CONNACK. */
   readonly connectAllMs: number;
+  readonly connected: number;
   readonly connectFailures: number;
   readonly firstFailure?: string;
   /** Acknowledgements inside the measured window, and its length. */
@@ -35,21 +38,42 @@ export interface SimResult {
   readonly acked: number;
   /** Messages that ended other than acknowledged (dropped, rejected, unsent, invalid). */
   readonly notAcked: number;
+  /** Length of the publishing phase (warm-up and window), and the process's CPU time in it. */
+  readonly publishSeconds: number;
+  readonly publishCpuSeconds: number;
+  /** RSS once the code was loaded, before any device's credentials or objects (MiB). */
+  readonly rssBeforeMiB: number;
+  /** Memory once every device had connected, before the first publish. */
+  readonly atConnected: MemorySample;
   readonly peakRssMiB: number;
+  /** process.memoryUsage() at the sample with the highest RSS while every device was connected. */
+  readonly atPeak: MemorySample;
 }
 
-async function main(): Promise<void> {
-  const req = JSON.parse(process.argv[2]) as SimRequest;
+/** How often the scheduler sends what has come due. */
+const TICK_MS = 10;
+
+const memory = new MemoryTracker();
+/** Taken once the code is loaded, before the request with the fleet's names arrives. */
+const rssBeforeMiB = memory.rssMiB();
+
+async function main(req: SimRequest): Promise<void> {
+  const credentials = req.things.map((thing) => readCredentials(req.pkiDir, thing));
+  // As npm run simulate does: the fleet's one CA trusted once for the process, not per device.
+  const sharedCa = trustOnce(credentials.map((c) => c.ca)) !== undefined;
   const pubs = req.things.map(
-    (thing) =>
+    (thing, k) =>
       new Publisher({
         url: req.url,
         clientId: thing,
-        ...readCredentials(req.pkiDir, thing),
+        key: credentials[k].key,
+        cert: credentials[k].cert,
+        ca: sharedCa ? undefined : credentials[k].ca,
         qos: 1,
         connectTimeoutMs: req.connectTimeoutMs,
       }),
   );
+  credentials.length = 0;
   let failures = 0;
   let firstFailure: string | undefined;
   const connectMs: number[] = [];
@@ -79,52 +103,77 @@ async function main(): Promise<void> {
     }
   });
   const connectAllMs = nowMs() - connectStarted;
+  const atConnected = memorySample();
+  memory.start();
+  process.send?.({ type: "publishing" });
 
-  // Each device publishes `rate` messages a second, devices spread evenly over the second so that
-  // the broker sees a steady load rather than a thousand-message burst on every tick.
+  // Each device publishes `rate` messages a second, the devices spread evenly over the period so
+  // that the broker sees a steady load rather than a burst on every tick. One scheduler for the
+  // fleet: slot s is device s mod n's message, due `s × period / n` after the start, and every
+  // tick sends each slot that has come due. A timer per device would drift later by every late
+  // turn of the event loop (setInterval counts from when its callback ran), offering less than the
+  // rate; this offers the rate however late a tick comes, and what the fleet cannot take shows as
+  // unacknowledged messages, not as a lower offer.
+  const live = pubs.filter((_, k) => connected[k]);
+  const topics = live.map((pub) => telemetryTopicFor(req.topicTemplate, pub.clientId));
   const periodMs = 1000 / req.rate;
   const phaseStart = nowMs();
   const windowStart = phaseStart + req.warmupMs;
   const windowEnd = windowStart + req.sustainMs;
+  const slots = Math.floor(((windowEnd - phaseStart) / periodMs) * live.length);
   let ackedInWindow = 0;
   let acked = 0;
   let notAcked = 0;
-  const timers: NodeJS.Timeout[] = [];
-  const sends: Array<Promise<void>> = [];
-  pubs.forEach((pub, k) => {
-    if (!connected[k]) return;
-    const topic = telemetryTopicFor(req.topicTemplate, pub.clientId);
-    let i = 0;
+  // Outstanding sends are counted, not kept: 10,000 devices × 35 s would hold 350,000 promises.
+  let outstanding = 0;
+  let allSettled: (() => void) | undefined;
+  const settled = (o: PublishOutcome): void => {
+    outstanding--;
+    if (o.status !== "acked") notAcked++;
+    else {
+      acked++;
+      const at = nowMs();
+      if (at >= windowStart && at < windowEnd) ackedInWindow++;
+    }
+    if (outstanding === 0) allSettled?.();
+  };
+  let slot = 0;
+  const cpuStart = process.cpuUsage();
+  await new Promise<void>((resolve) => {
     const tick = (): void => {
-      sends.push(
-        pub.send(topic, reading(pub.clientId, i++)).then((o) => {
-          if (o.status !== "acked") {
-            notAcked++;
-            return;
-          }
-          acked++;
-          const at = nowMs();
-          if (at >= windowStart && at < windowEnd) ackedInWindow++;
-        }),
+      const due = Math.min(
+        slots,
+        Math.floor(((nowMs() - phaseStart) / periodMs) * live.length) + 1,
       );
+      for (; slot < due; slot++) {
+        const k = slot % live.length;
+        const pub = live[k];
+        outstanding++;
+        void pub
+          .send(topics[k], reading(pub.clientId, Math.floor(slot / live.length)))
+          .then(settled);
+      }
+      if (slot >= slots) {
+        clearInterval(ticker);
+        resolve();
+      }
     };
-    const offset = (k / pubs.length) * periodMs;
-    timers.push(
-      setTimeout(() => {
-        tick();
-        timers.push(setInterval(tick, periodMs));
-      }, offset),
-    );
+    const ticker = setInterval(tick, TICK_MS);
+    tick();
   });
   await sleep(windowEnd - nowMs());
-  for (const t of timers) clearTimeout(t);
+  const cpu = process.cpuUsage(cpuStart);
+  memory.stop();
+  // The devices are about to leave: the broker keeps the memory samples taken while they were on.
+  process.send?.({ type: "stopping" });
   await Promise.all(pubs.map((p) => p.stop(5000)));
-  await Promise.all(sends);
+  if (outstanding > 0) await new Promise<void>((resolve) => (allSettled = resolve));
   const submitted = pubs.reduce((n, p) => n + p.stats.submitted, 0);
   const result: SimResult = {
     type: "result",
     connectMs,
     connectAllMs,
+    connected: connected.filter(Boolean).length,
     connectFailures: failures,
     firstFailure,
     ackedInWindow,
@@ -132,11 +181,17 @@ async function main(): Promise<void> {
     submitted,
     acked,
     notAcked,
-    peakRssMiB: peakRssMiB(),
+    publishSeconds: (windowEnd - phaseStart) / 1000,
+    publishCpuSeconds: (cpu.user + cpu.system) / 1e6,
+    rssBeforeMiB,
+    atConnected,
+    peakRssMiB: memory.peakRssMiB(),
+    atPeak: memory.atPeak(),
   };
   await new Promise<void>((resolve) => process.send?.(result, () => resolve()));
   process.exit(0);
 }
 
 process.on("disconnect", () => process.exit(0));
-void main();
+// The request comes over IPC: 10,000 thing names do not fit in a command line (E2BIG).
+process.once("message", (m: unknown) => void main(m as SimRequest));

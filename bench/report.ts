@@ -40,7 +40,7 @@ export interface Metric {
 export interface Target {
   readonly label: string;
   readonly metric: string;
-  readonly op: ">=" | "<" | "==";
+  readonly op: ">=" | "<" | "<=" | "==";
   readonly threshold: number;
   /** The metric's value; null when the metric was not measured in this run. */
   readonly value: number | null;
@@ -113,7 +113,13 @@ export function target(
   value: number,
 ): Target {
   const met =
-    op === ">=" ? value >= threshold : op === "<" ? value < threshold : value === threshold;
+    op === ">="
+      ? value >= threshold
+      : op === "<"
+        ? value < threshold
+        : op === "<="
+          ? value <= threshold
+          : value === threshold;
   return { label, metric, op, threshold, value, met };
 }
 

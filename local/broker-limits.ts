@@ -75,6 +75,9 @@ const PUBLISH = 3;
 const CONNECT = 1;
 const SUBSCRIBE = 8;
 const UNSUBSCRIBE = 10;
+/** The empty prefix, shared: a packet that needs none allocates nothing. */
+const NO_BYTES = Buffer.alloc(0);
+
 /** Packet types a server sends and a client never does (CONNACK, SUBACK, UNSUBACK, PINGRESP, reserved 0). */
 const SERVER_ONLY = new Set([0, 2, 9, 11, 13]);
 
@@ -100,7 +103,7 @@ export class PacketScanner {
   private seen = 0;
   /** How many leading body bytes the check of this packet needs, and those collected so far. */
   private wanted = 0;
-  private prefix: Buffer = Buffer.alloc(0);
+  private prefix: Buffer = NO_BYTES;
   private checked = false;
   private reserved = 0;
 
@@ -141,15 +144,22 @@ export class PacketScanner {
         continue;
       }
       const take = Math.min(this.remaining - this.seen, chunk.length - i);
-      if (this.prefix.length < this.wanted) {
+      if (!this.checked) {
         const n = Math.min(take, this.wanted - this.prefix.length);
-        this.prefix = Buffer.concat([this.prefix, chunk.subarray(i, i + n)]);
+        const part = chunk.subarray(i, i + n);
+        // Leading bytes inside one chunk are checked where they are; only those that span chunks
+        // are copied, so that no chunk is held past its read.
+        this.prefix = this.prefix.length === 0 ? part : Buffer.concat([this.prefix, part]);
+        if (this.prefix === part && part.length < this.wanted) this.prefix = Buffer.from(part);
       }
       this.seen += take;
       i += take;
       if (!this.checked && this.prefix.length >= this.wanted) {
         this.checked = true;
         const v = this.check();
+        // Nothing of a packet is kept once it is checked: 10,000 idle connections would otherwise
+        // each hold their last packet's leading bytes, and with them a pooled 8 KiB slab.
+        this.prefix = NO_BYTES;
         if (v) return v;
       }
       if (this.seen === this.remaining) {
@@ -210,7 +220,7 @@ export class PacketScanner {
       this.reserved = remaining;
     }
     this.seen = 0;
-    this.prefix = Buffer.alloc(0);
+    this.prefix = NO_BYTES;
     this.checked = this.wanted === 0;
     return undefined;
   }

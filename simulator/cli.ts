@@ -11,6 +11,7 @@ import {
   type Target,
 } from "./options";
 import { environmentError, UserError } from "../core/errors";
+import { FD_MARGIN } from "./fd-limit";
 import { topicProblem } from "../core/iot-limits";
 import { runCommand } from "../core/command";
 
@@ -22,7 +23,10 @@ one certificate per thing) and runs the dev fleet for ${DEFAULT_DURATION_S} seco
 
 What runs
   --stack NAME          stack whose Pulumi.NAME.yaml gives fleet, topic and policy (default dev)
-  --devices N           how many of the fleet's things publish (default: all of them)
+  --devices N           how many of the fleet's things publish (default: all of them). Each
+                        device holds a connection, and one more at the embedded broker: a
+                        fleet needs that many open files + ${FD_MARGIN}; one over ulimit -n is
+                        refused before it starts, saying what to run (docs/devices.md)
   --rate R              messages per second per device (default 1)
   --duration S          seconds to run (default ${DEFAULT_DURATION_S}, unless --count is given)
   --count N             messages per device, then stop

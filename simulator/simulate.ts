@@ -13,6 +13,8 @@ import { Publisher, type PublisherStats, type PublishOutcome } from "../device/p
 import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "../device/replay";
 import type { TelemetrySource } from "../device/source";
 import { printMonitoring } from "./monitoring-summary";
+import { checkOpenFilesLimit } from "./fd-limit";
+import { trustOnce } from "./shared-trust";
 import { DEFAULT_DURATION_S, UsageError, type Output, type SimulateOptions } from "./options";
 import { identityDirFor, provisionFleet, provisioningLines } from "./provision";
 import {
@@ -109,6 +111,10 @@ export async function simulate(
   const config = loadStackConfig(opts.stack);
   checkProvisioning(opts, config);
   let things = pickThings(config, opts.devices);
+  const t = opts.target;
+  // A descriptor per device, two with the embedded broker in this process: a fleet too large for
+  // `ulimit -n` is refused here, before anything starts, not with EMFILE half-way through.
+  checkOpenFilesLimit(things.length, t.kind === "embedded");
   const template = opts.topic ?? config.telemetryTopic;
   const sources = makeSources(opts, things, out);
 
@@ -116,7 +122,6 @@ export async function simulate(
   let url: string;
   let credentials: Map<string, DeviceCredentials>;
   let runFile: string | undefined;
-  const t = opts.target;
   if (t.kind === "embedded") {
     // Two pipelines of one stack would share its delivery journal and buckets: refuse the second.
     const other = runningSimulate(opts.stateDir, config.stack);
@@ -266,6 +271,17 @@ function checkProvisioning(opts: SimulateOptions, config: StackConfig): void {
 }
 
 async function runDevices(ctx: RunContext): Promise<number> {
+  // The fleet's one CA is trusted once for the process rather than once per device's connection,
+  // while the devices run (reconnections included); the process's own default comes back after.
+  const restoreTrust = trustOnce(ctx.things.map((thing) => ctx.credentials.get(thing)?.ca));
+  try {
+    return await publishFleet(ctx, restoreTrust !== undefined);
+  } finally {
+    restoreTrust?.();
+  }
+}
+
+async function publishFleet(ctx: RunContext, sharedCa: boolean): Promise<number> {
   const { opts, out, signal, config, things, template, sources, url, credentials, pipeline } = ctx;
   const report = (l: string) => out.line(l);
   const devices: Device[] = things.map((thing) => {
@@ -279,7 +295,7 @@ async function runDevices(ctx: RunContext): Promise<number> {
         clientId: thing,
         key: c.key,
         cert: c.cert,
-        ca: c.ca,
+        ca: sharedCa ? undefined : c.ca,
         qos: opts.qos,
         rateLimit: opts.rateLimit,
         maxInFlight: opts.maxInFlight,

@@ -30,7 +30,11 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "ackedRatio",
     "notAcked",
     "simulatorPeakRssMiB",
+    "simulatorKiBPerDevice",
     "brokerPeakRssMiB",
+    "brokerKiBPerDevice",
+    "floor.tlsClientKiBPerConnection",
+    "floor.tlsServerKiBPerConnection",
   ],
   pipeline: [
     "baseline.qos0.msgPerSec",
