@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { CONSOLE_IDENTITY } from "./ca";
+import { PublishAcks, type ReadAheadLimits } from "./publish-acks";
 import { RetainedStore, type RetainedLimits } from "./retained";
 import {
   ConnectionGuard,
@@ -129,6 +130,11 @@ export interface BrokerOptions {
   readonly retained?: Partial<RetainedLimits>;
   /** Connection caps, timeouts, packet and slow-consumer limits; AWS IoT's by default. */
   readonly limits?: Partial<ConnectionLimits>;
+  /**
+   * How far a connection is read on while its earlier publishes wait for durability.
+   * @default DEFAULT_READ_AHEAD (local/publish-acks.ts)
+   */
+  readonly readAhead?: ReadAheadLimits;
 }
 
 /** MQTT client ids AWS accepts are at most 128 bytes. */
@@ -156,6 +162,8 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   readonly retained: RetainedStore;
   private hooks: BrokerHooks;
   private readonly identities = new WeakMap<Client, DeviceIdentity>();
+  /** PUBACKs in arrival order per connection, while aedes reads on (local/publish-acks.ts). */
+  private readonly acks: PublishAcks;
   private stopped = false;
 
   private constructor(
@@ -163,11 +171,15 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     readonly server: tls.Server,
     hooks: BrokerHooks,
     readonly guard: ConnectionGuard,
-    private readonly opts: Pick<BrokerOptions, "requireThingClientId" | "retained"> = {},
+    private readonly opts: Pick<
+      BrokerOptions,
+      "requireThingClientId" | "retained" | "readAhead"
+    > = {},
   ) {
     super();
     this.hooks = hooks;
     this.retained = new RetainedStore(opts.retained);
+    this.acks = new PublishAcks(opts.readAhead);
   }
 
   /** Starts aedes and the TLS listener; resolves once it listens. */
@@ -307,18 +319,18 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     };
 
     a.authorizePublish = (client, packet, done) => {
+      // Every outcome goes through the connection's lane, so PUBACKs keep the arrival order.
+      const refuse = (message: string) => this.acks.now(client, done, new Error(message));
       // Keep aedes' own guard: $SYS/ is the broker's.
-      if (packet.topic.startsWith(SYS_PREFIX)) {
-        return done(new Error(`${SYS_PREFIX} topics are reserved`));
-      }
+      if (packet.topic.startsWith(SYS_PREFIX)) return refuse(`${SYS_PREFIX} topics are reserved`);
       const id = client ? this.identities.get(client) : undefined;
-      if (!id) return done(new Error("publish from an unauthenticated client"));
+      if (!id) return refuse("publish from an unauthenticated client");
       const reason = this.hooks.authorizePublish?.(id, packet.topic, packet.retain === true);
       if (reason !== undefined) {
         this.stats.publishDenials++;
         this.emit("publishDenied", id, packet.topic, reason);
         // An error here makes aedes close the connection: AWS IoT disconnects on a denied publish.
-        return done(new Error(`publish to ${packet.topic} denied: ${reason}`));
+        return refuse(`publish to ${packet.topic} denied: ${reason}`);
       }
       const qos = packet.qos === 0 ? 0 : 1;
       const payload = Buffer.isBuffer(packet.payload)
@@ -330,33 +342,33 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       if (typeof hold === "string") {
         this.stats.publishDenials++;
         this.emit("publishDenied", id, packet.topic, hold);
-        return done(new Error(`retained publish to ${packet.topic} refused: ${hold}`));
+        return refuse(`retained publish to ${packet.topic} refused: ${hold}`);
       }
-      // aedes writes the PUBACK after this callback, so waiting here makes the PUBACK durable.
+      const accepted = (): null => {
+        if (typeof hold === "object") {
+          hold.commit(qos);
+          // Stored here, before the PUBACK; aedes must not keep a second, unbounded copy.
+          packet.retain = false;
+        }
+        this.stats.publishes++;
+        return null;
+      };
+      const failed = (e: unknown): Error => {
+        if (typeof hold === "object") hold.release();
+        const err = e instanceof Error ? e : new Error(String(e));
+        this.stats.publishFailures++;
+        this.emit("publishFailed", id, packet.topic, err);
+        return err; // no PUBACK: the device keeps the message and sends it again
+      };
+      // aedes writes the PUBACK after the callback, so waiting for the hook makes it durable.
       let pending: void | Promise<void>;
       try {
         pending = this.hooks.onPublish?.(id, packet.topic, payload, qos);
       } catch (e) {
-        pending = Promise.reject(e);
+        return this.acks.now(client, done, failed(e));
       }
-      Promise.resolve(pending).then(
-        () => {
-          if (typeof hold === "object") {
-            hold.commit(qos);
-            // Stored here, before the PUBACK; aedes must not keep a second, unbounded copy.
-            packet.retain = false;
-          }
-          this.stats.publishes++;
-          done(null);
-        },
-        (e: unknown) => {
-          if (typeof hold === "object") hold.release();
-          const err = e instanceof Error ? e : new Error(String(e));
-          this.stats.publishFailures++;
-          this.emit("publishFailed", id, packet.topic, err);
-          done(err); // no PUBACK: the device keeps the message and sends it again
-        },
-      );
+      if (pending === undefined) return this.acks.now(client, done, accepted());
+      this.acks.wait(client, done, payload.length, pending.then(accepted, failed));
     };
 
     a.authorizeSubscribe = (client, sub, done) => {

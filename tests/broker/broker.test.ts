@@ -173,6 +173,48 @@ describe("local broker (mutual TLS)", () => {
     await c.endAsync();
   });
 
+  it("reads a connection's next publishes while an earlier one waits, and sends the PUBACKs in arrival order", async () => {
+    // held/… wait for the test to release them, in reverse; free/… are acknowledged at once by the
+    // hook, so only the order of the lane can hold their PUBACKs back.
+    const release = new Map<string, () => void>();
+    const seen: string[] = [];
+    broker.setHooks({
+      onPublish: (_id, topic) => {
+        seen.push(topic);
+        if (topic.startsWith("free/")) return;
+        return new Promise<void>((r) => release.set(topic, r));
+      },
+    });
+    const c = connectAs(broker, pki, "sensor-a");
+    await connectOutcome(c);
+    const sent: number[] = [];
+    const acked: number[] = [];
+    c.on("packetsend", (p) => {
+      if (p.cmd === "publish" && p.messageId !== undefined) sent.push(p.messageId);
+    });
+    c.on("packetreceive", (p) => {
+      if (p.cmd === "puback" && p.messageId !== undefined) acked.push(p.messageId);
+    });
+    const topics = ["held/1", "held/2", "free/3", "held/4", "free/5"];
+    const acks: Array<Promise<unknown>> = [];
+    for (const topic of topics) {
+      // One publish at a time, each in a socket read of its own: the next is sent only once the
+      // broker has handed the previous one to onPublish (which has not resolved).
+      acks.push(c.publishAsync(topic, "x", { qos: 1 }));
+      await until(() => seen.length === acks.length, `${topic} to reach onPublish`);
+    }
+    assert.deepEqual(seen, topics, "later publishes reached onPublish while held/1 waited");
+    for (const topic of ["held/4", "held/2"]) release.get(topic)?.();
+    await c.subscribeAsync("nothing/here"); // a round trip on the same connection
+    assert.deepEqual(acked, [], "no PUBACK may overtake held/1's");
+    release.get("held/1")?.();
+    await Promise.all(acks);
+    assert.equal(sent.length, topics.length);
+    assert.deepEqual(acked, sent, "PUBACKs in the order the publishes were sent");
+    assert.equal(broker.stats.publishes, topics.length);
+    await c.endAsync();
+  });
+
   it("withholds the PUBACK and disconnects when onPublish fails", async () => {
     broker.setHooks({ onPublish: () => Promise.reject(new Error("disk full")) });
     const failures: string[] = [];
