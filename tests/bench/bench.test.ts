@@ -41,6 +41,7 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "baseline.msgPerSec",
     "pipeline.ackedMsgPerSec",
     "pipeline.e2eMsgPerSec",
+    "pipeline.ackedRatio",
     "pipeline.ratio",
     "pipeline.recordsPerFsync",
     "pipeline.latencyP50Ms",
