@@ -18,11 +18,18 @@ export function tsExecArgv(): string[] {
   ];
 }
 
-/** Forks `bench/<file>` with {@link tsExecArgv}; its stderr goes to ours so failures are visible. */
-export function forkTs(file: string, args: readonly string[]): ChildProcess {
+/**
+ * Forks `bench/<file>` with {@link tsExecArgv} and any further Node flags; its stderr goes to ours
+ * so failures are visible.
+ */
+export function forkTs(
+  file: string,
+  args: readonly string[],
+  nodeFlags: readonly string[] = [],
+): ChildProcess {
   return fork(path.join(__dirname, file), [...args], {
     cwd: ROOT,
-    execArgv: tsExecArgv(),
+    execArgv: [...tsExecArgv(), ...nodeFlags],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
 }

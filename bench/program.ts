@@ -62,6 +62,28 @@ async function benchStack(
   return { dir, stack, csrsCreated: results.filter((r) => r.outcome === "created").length };
 }
 
+/**
+ * The Node flags an npm script gives `tsx` before its file (`tsx --max-semi-space-size=64
+ * tools/check.ts` gives the first), so that the figure's process runs as `npm run check` does.
+ */
+export function nodeFlagsOf(script: string): string[] {
+  const words = script.trim().split(/\s+/);
+  if (words[0] !== "tsx") throw new Error(`expected a tsx command, got ${JSON.stringify(script)}`);
+  const flags: string[] = [];
+  for (const w of words.slice(1)) {
+    if (!w.startsWith("--")) break;
+    flags.push(w);
+  }
+  return flags;
+}
+
+function scriptNodeFlags(name: string): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(PROJECT_DIR, "package.json"), "utf8")) as {
+    scripts: Record<string, string>;
+  };
+  return nodeFlagsOf(pkg.scripts[name]);
+}
+
 /** Builds and checks one size in a process of its own. */
 async function measure(
   stateDir: string,
@@ -71,7 +93,7 @@ async function measure(
   const { dir, stack, csrsCreated } = await benchStack(stateDir, things);
   log(`stack ${stack} in ${dir}: ${csrsCreated} CSR(s) made this run; building ${things} things`);
   const req: BuildRequest = { stack, dir, things };
-  const child = forkTs("program-build.ts", [JSON.stringify(req)]);
+  const child = forkTs("program-build.ts", [JSON.stringify(req)], scriptNodeFlags("check"));
   try {
     const r = await nextMessage<BuildReply>(child, "built", 600_000);
     log(

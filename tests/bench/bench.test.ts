@@ -5,6 +5,7 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { nodeFlagsOf } from "../../bench/program";
 import { FIGURE_IDS, type BenchRun, type FigureResult } from "../../bench/report";
 import { findMosquittoBroker, MOSQUITTO_BIN, REQUIRE_MOSQUITTO } from "../../tools/mosquitto";
 
@@ -329,5 +330,27 @@ describe("npm run bench", () => {
         fs.rmSync(out, { recursive: true, force: true });
       }
     });
+  });
+});
+
+describe("bench program figure: the process runs as npm run check does", () => {
+  it("takes the Node flags a tsx script gives before its file", () => {
+    assert.deepEqual(nodeFlagsOf("tsx --max-semi-space-size=64 --trace-gc tools/check.ts --x"), [
+      "--max-semi-space-size=64",
+      "--trace-gc",
+    ]);
+    assert.deepEqual(nodeFlagsOf("tsx tools/check.ts"), []);
+    assert.throws(() => nodeFlagsOf("node tools/check.ts"), /expected a tsx command/);
+  });
+
+  it("npm run check's own script parses (the figure forks with its flags)", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    const flags = nodeFlagsOf(pkg.scripts.check);
+    assert.ok(
+      flags.every((f) => /^--[a-z-]+(=\S+)?$/.test(f)),
+      `Node flags only: ${flags.join(" ")}`,
+    );
   });
 });
