@@ -3,10 +3,9 @@
 // Mosquitto is a child of this helper, so a figure that is killed takes Mosquitto with it.
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { ensurePki } from "../local/ca";
-import { mosquittoConf } from "../tools/mosquitto";
+import { freePort, mosquittoConf } from "../tools/mosquitto";
 import { peakRssMiB } from "./stats";
 
 /** What bench/pipeline.ts sends: the binary, where state goes and the things to issue for. */
@@ -28,16 +27,6 @@ export type MosquittoReply =
 
 /** How much of Mosquitto's log is kept to explain a failure. */
 const LOG_TAIL = 16 * 1024;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
 
 interface Running {
   readonly child: ChildProcess;

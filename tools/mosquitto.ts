@@ -1,6 +1,7 @@
 // Mosquitto on this machine (a Debian package, not an npm one): where its binaries are, and the one
 // mutual-TLS configuration that the interoperability tests and the benchmark's baseline both run.
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 
 /** The environment variable that turns a missing Mosquitto from a skip into a failure (CI sets it). */
@@ -91,4 +92,18 @@ export function mosquittoConf(opts: MosquittoListener): string {
     "use_identity_as_username true",
     "",
   ].join("\n");
+}
+
+/**
+ * A loopback port free at the time of asking, for Mosquitto's listener: Mosquitto cannot be told
+ * to take any free port and report which.
+ */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
 }

@@ -5,24 +5,13 @@
 import * as assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import type { Pki } from "../../local/ca";
 import type { LocalBroker } from "../../local/broker";
 import { Publisher } from "../../device/publisher";
 import { reading, startBroker, tempDir, testPki, until } from "../broker/helpers";
 import { describeWithMosquitto } from "../helpers/mosquitto";
-import { mosquittoConf } from "../../tools/mosquitto";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
+import { freePort, mosquittoConf } from "../../tools/mosquitto";
 
 /** Collects a child's output and resolves when `pattern` appears in it. */
 function watch(child: ChildProcess) {
