@@ -303,9 +303,7 @@ function deciles(samples: readonly number[]): number[] {
 
 export async function run(opts: FigureOptions): Promise<FigureOutcome> {
   // A fleet's shape rather than a few fire hoses: many connections, each with the publisher's
-  // default in-flight window. aedes reads a connection's next packets only once every publish of
-  // the previous read has been handled, and here that includes the journal fsync, so a few deep
-  // connections measure the fsync round trip per connection rather than the pipeline.
+  // default in-flight window, which bounds what each has waiting for the journal.
   const producers = opts.quick ? 4 : 16;
   const durationMs = opts.quick ? 1_500 : 20_000;
   const window = PUBLISHER_DEFAULTS.maxInFlight;

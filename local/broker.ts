@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { CONSOLE_IDENTITY } from "./ca";
-import { PublishAcks, type ReadAheadLimits } from "./publish-acks";
+import { PublishAcks } from "./publish-acks";
 import { RetainedStore, type RetainedLimits } from "./retained";
 import {
   ConnectionGuard,
@@ -130,11 +130,6 @@ export interface BrokerOptions {
   readonly retained?: Partial<RetainedLimits>;
   /** Connection caps, timeouts, packet and slow-consumer limits; AWS IoT's by default. */
   readonly limits?: Partial<ConnectionLimits>;
-  /**
-   * How far a connection is read on while its earlier publishes wait for durability.
-   * @default DEFAULT_READ_AHEAD (local/publish-acks.ts)
-   */
-  readonly readAhead?: ReadAheadLimits;
 }
 
 /** MQTT client ids AWS accepts are at most 128 bytes. */
@@ -162,8 +157,8 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   readonly retained: RetainedStore;
   private hooks: BrokerHooks;
   private readonly identities = new WeakMap<Client, DeviceIdentity>();
-  /** PUBACKs in arrival order per connection, while aedes reads on (local/publish-acks.ts). */
-  private readonly acks: PublishAcks;
+  /** PUBACKs in arrival order per connection (local/publish-acks.ts). */
+  private readonly acks = new PublishAcks();
   private stopped = false;
 
   private constructor(
@@ -171,15 +166,11 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     readonly server: tls.Server,
     hooks: BrokerHooks,
     readonly guard: ConnectionGuard,
-    private readonly opts: Pick<
-      BrokerOptions,
-      "requireThingClientId" | "retained" | "readAhead"
-    > = {},
+    private readonly opts: Pick<BrokerOptions, "requireThingClientId" | "retained"> = {},
   ) {
     super();
     this.hooks = hooks;
     this.retained = new RetainedStore(opts.retained);
-    this.acks = new PublishAcks(opts.readAhead);
   }
 
   /** Starts aedes and the TLS listener; resolves once it listens. */
@@ -368,7 +359,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         return this.acks.now(client, done, failed(e));
       }
       if (pending === undefined) return this.acks.now(client, done, accepted());
-      this.acks.wait(client, done, payload.length, pending.then(accepted, failed));
+      this.acks.wait(client, done, pending.then(accepted, failed));
     };
 
     a.authorizeSubscribe = (client, sub, done) => {

@@ -173,7 +173,7 @@ describe("local broker (mutual TLS)", () => {
     await c.endAsync();
   });
 
-  it("reads a connection's next publishes while an earlier one waits, and sends the PUBACKs in arrival order", async () => {
+  it("sends the PUBACKs in arrival order while later publishes reach onPublish before an earlier one is durable", async () => {
     // held/… wait for the test to release them, in reverse; free/… are acknowledged at once by the
     // hook, so only the order of the lane can hold their PUBACKs back.
     const release = new Map<string, () => void>();
