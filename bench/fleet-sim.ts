@@ -2,6 +2,7 @@
 // project Publisher per thing, each on its own mutual-TLS connection with its own certificate.
 import { Publisher, type PublishOutcome } from "../device/publisher";
 import { readCredentials } from "../local/ca";
+import { withTimeout } from "../core/timeout";
 import { telemetryTopicFor } from "../core/topics";
 import { trustOnce } from "../simulator/shared-trust";
 import { reading } from "./payloads";
@@ -81,25 +82,18 @@ async function main(req: SimRequest): Promise<void> {
   const connected = await mapLimit(pubs, req.concurrency, async (pub) => {
     const t = nowMs();
     pub.start();
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
+      await withTimeout(
         pub.waitConnected(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`not connected within ${req.connectTimeoutMs} ms`)),
-            req.connectTimeoutMs,
-          );
-        }),
-      ]);
+        req.connectTimeoutMs,
+        `not connected within ${req.connectTimeoutMs} ms`,
+      );
       connectMs.push(nowMs() - t);
       return true;
     } catch (e) {
       failures++;
       firstFailure ??= `${pub.clientId}: ${e instanceof Error ? e.message : String(e)}`;
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   });
   const connectAllMs = nowMs() - connectStarted;

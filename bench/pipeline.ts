@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import type { MqttClient } from "mqtt";
+import { withTimeout } from "../core/timeout";
 import { telemetryTopicFor } from "../core/topics";
 import { parseStackConfig, readRawStackConfig } from "../core/stack-config";
 import type { RawConfig } from "../core/stack-config";
@@ -91,21 +92,6 @@ function readRecords(file: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-/** Resolves with the promise, or rejects after `ms` with `what` (mqtt.js's promises may not settle). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * One producer's load for `durationMs`. At QoS 0 nothing is acknowledged and mqtt.js's callback
  * only says that a message reached the socket, in front of kernel buffers that hold many; so a
@@ -124,10 +110,11 @@ async function produce(
   const started = nowMs();
   const run = await publishWindowed(client, topic, { qos, window, durationMs, payloadFor });
   if (qos === 1) return { acked: run.acked, seconds: run.seconds };
-  await within(
+  // mqtt.js's promise may never settle: the wait is bounded.
+  await withTimeout(
     client.publishAsync(topic, payloadFor(run.sent), { qos: 1 }),
     BARRIER_TIMEOUT_MS,
-    `${thing}: no PUBACK for the QoS 1 publish that closes the QoS 0 load`,
+    `${thing}: no PUBACK for the QoS 1 publish that closes the QoS 0 load within ${BARRIER_TIMEOUT_MS / 1000} s`,
   );
   return { acked: run.acked, seconds: (nowMs() - started) / 1000 };
 }

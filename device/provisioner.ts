@@ -15,6 +15,7 @@ import {
   type ProvisioningApi,
   type ProvisioningErrorPayload,
 } from "../core/provisioning";
+import { withTimeout } from "../core/timeout";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -98,7 +99,7 @@ async function call(
       );
     }),
     timeoutMs,
-    `subscribing to ${topic}/+`,
+    `timed out after ${timeoutMs} ms subscribing to ${topic}/+`,
   );
   const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
   if (refused.length > 0) {
@@ -136,19 +137,13 @@ async function call(
   await withTimeout(
     client.publishAsync(topic, body === undefined ? "" : JSON.stringify(body), { qos: 1 }),
     timeoutMs,
-    `publishing ${api}`,
+    `timed out after ${timeoutMs} ms publishing ${api}`,
   );
-  return withTimeout(answer, timeoutMs, `waiting for ${api}'s answer`);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_r, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  return withTimeout(
+    answer,
+    timeoutMs,
+    `timed out after ${timeoutMs} ms waiting for ${api}'s answer`,
+  );
 }
 
 function str(obj: Record<string, unknown>, key: string, api: string): string {
@@ -186,7 +181,7 @@ export async function provisionDevice(opts: ProvisionOptions): Promise<DeviceIde
         );
       }),
       timeoutMs,
-      "connecting with the claim certificate",
+      `timed out after ${timeoutMs} ms connecting with the claim certificate`,
     );
     opts.onConnected?.();
     let certificatePem: string;
