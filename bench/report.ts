@@ -13,6 +13,7 @@ export const FIGURE_IDS = [
   "provisioning",
   "query",
   "soak",
+  "flood",
 ] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
@@ -26,6 +27,7 @@ export const FIGURE_TITLES: Record<FigureId, string> = {
   provisioning: "7. Fleet provisioning by claim",
   query: "8. npm run query over a local lake",
   soak: "9. Soak: the prod fleet under attack, with a kill -9",
+  flood: "10. Floods on prod's Parquet lake, with a canary and a kill -9",
 };
 
 /** One measured number. `key` is stable across runs (the JSON's contract); `label` is for people. */

@@ -91,6 +91,8 @@ function timeoutSeconds(id: FigureId, args: Args): number {
   // The program figure makes 10,000 keys and CSRs on its first run (kept under .local/bench), the
   // fleet figure 10,000 certificates, then connects 10,000 devices and 2,000 bare TLS connections.
   if (id === "program" || id === "fleet") return 600;
+  // The flood figure: about a minute of load, then a replay of a large journal and the lake read.
+  if (id === "flood") return 600;
   // The pipeline figure runs five loads of 23 s: broker alone and Mosquitto at two QoS each.
   return id === "pipeline" ? 360 : 120;
 }

@@ -128,6 +128,27 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "soak.oversizeRefused",
     "soak.idleSocketsClosed",
   ],
+  flood: [
+    "flood.acked",
+    "flood.lost",
+    "flood.duplicates",
+    "flood.qos1AckedBeforeKill",
+    "flood.maxRowsOfOneThingInOneObject",
+    "flood.objects",
+    "flood.qos0Delivered",
+    "flood.restartSeconds",
+    "flood.peakRssMiB",
+    "flood.baseline.peakRssMiB",
+    "flood.qos1.peakRssMiB",
+    "flood.restart.peakRssMiB",
+    "flood.qos0.peakRssMiB",
+    "flood.baseline.canaryP99Ms",
+    "flood.qos1.canaryP99Ms",
+    "flood.restart.canaryP99Ms",
+    "flood.qos0.canaryP99Ms",
+    "flood.qos1.canaryP99Ratio",
+    "flood.qos0.canaryP99Ratio",
+  ],
 };
 
 /** The pipeline figure's keys from its Mosquitto baseline: present exactly where it is installed. */
@@ -154,6 +175,9 @@ const MAY_BE_ZERO = new Set([
   "soak.soak.frozenSubscriberDrops",
   "soak.soak.frozenSubscriberDisconnects",
   "soak.soak.idleSocketsClosed",
+  // The flood figure's failure counts.
+  "flood.flood.lost",
+  "flood.flood.duplicates",
 ]);
 
 function runBench(
@@ -266,6 +290,9 @@ describe("npm run bench", () => {
       const soak = run.figures.find((f) => f.id === "soak");
       const lost = soak?.metrics.find((m) => m.key === "soak.lost")?.value;
       assert.equal(lost, 0, "the soak lost no acknowledged record through its kill -9");
+      const flood = run.figures.find((f) => f.id === "flood");
+      const floodLost = flood?.metrics.find((m) => m.key === "flood.lost")?.value;
+      assert.equal(floodLost, 0, "the floods on prod's Parquet lake lost no acknowledged record");
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }
