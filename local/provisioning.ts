@@ -15,6 +15,9 @@ import { iotArn } from "../core/iot-policy";
 import {
   claimPolicy,
   evaluateTemplate,
+  hookRequired,
+  hookSerial,
+  hookThingName,
   parseProvisioningTopic,
   preProvisioningDecision,
   provisioningTemplateBody,
@@ -566,9 +569,10 @@ export class LocalProvisioning {
         parameters[k] = v;
       }
     }
-    // The pre-provisioning hook runs before anything is created, with the page's input object.
-    const allowed = this.p.allowedSerials;
-    if (allowed !== undefined) {
+    // The pre-provisioning hook runs before anything is created, with the page's input object,
+    // and the registry answers what DescribeThing answers the cloud hook.
+    if (hookRequired(this.p)) {
+      const serial = hookSerial({ parameters });
       const decision = preProvisioningDecision(
         {
           claimCertificateId: entry.claimCertificateId,
@@ -581,7 +585,8 @@ export class LocalProvisioning {
           clientId: id.clientId,
           parameters,
         },
-        allowed,
+        this.p,
+        serial !== undefined && this.registry.thing(hookThingName(this.p, serial)) !== undefined,
       );
       if (!decision.allowProvisioning) {
         this.stats.refusedByHook++;

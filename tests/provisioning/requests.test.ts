@@ -5,7 +5,12 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loadStackConfig, type StackConfig } from "../../core/stack-config";
+import {
+  loadStackConfig,
+  parseStackConfig,
+  readRawStackConfig,
+  type StackConfig,
+} from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
 import { LocalAuthorizer } from "../../local/authorizer";
 import type { DeviceIdentity } from "../../local/broker";
@@ -207,5 +212,92 @@ describe("a claim connection that floods the API (fleet-provision-api.html error
     now += 3_600_001;
     await api.onPublish(claim("claim-b"), CSR_TOPIC, request);
     assert.equal(api.pendingCount, 1, "claim-a's certificates expired after the hour");
+  });
+});
+
+describe("re-provisioning a known serial (pre-provisioning-hook.html, provision-template.html#override-settings)", function () {
+  this.timeout(60_000);
+
+  /** CreateCertificateFromCsr then RegisterThing for a serial on one claim connection. */
+  async function provision(
+    api: LocalProvisioning,
+    answers: Answer[],
+    clientId: string,
+    serial: string,
+  ) {
+    const { csrPem } = await makeCsr(serial);
+    await api.onPublish(claim(clientId), CSR_TOPIC, json({ certificateSigningRequest: csrPem }));
+    const token = answers[answers.length - 1].body.certificateOwnershipToken;
+    await api.onPublish(
+      claim(clientId),
+      REGISTER_TOPIC,
+      json({ certificateOwnershipToken: token, parameters: { SerialNumber: serial } }),
+    );
+    return answers[answers.length - 1];
+  }
+
+  const withProvisioning = (p: Record<string, unknown>): StackConfig => {
+    const raw = readRawStackConfig("fleet");
+    return parseStackConfig(
+      { ...raw, provisioning: { ...(raw.provisioning as object), ...p } },
+      "fleet",
+    );
+  };
+
+  it("by default the hook refuses a serial whose thing exists: 403 ACCESS_DENIED, and no certificate for that thing", async () => {
+    const { api, answers } = await openApi("reprovision-off");
+    assert.equal(
+      (await provision(api, answers, "claim-1", "1")).topic,
+      `${REGISTER_TOPIC}/accepted`,
+    );
+    const again = await provision(api, answers, "claim-attacker", "1");
+    assert.equal(again.topic, `${REGISTER_TOPIC}/rejected`);
+    assert.equal(again.body.statusCode, 403);
+    assert.equal(again.body.errorCode, "ACCESS_DENIED");
+    assert.match(String(again.body.errorMessage), /already provisioned .*allowReprovisioning/);
+    assert.equal(api.stats.thingsRegistered, 1);
+    assert.equal(api.stats.refusedByHook, 1);
+  });
+
+  it("with allowedSerials null (any serial) the hook still refuses a known one", async () => {
+    const { api, answers } = await openApi("reprovision-any-serial", {
+      config: withProvisioning({ allowedSerials: null }),
+    });
+    assert.equal(
+      (await provision(api, answers, "claim-1", "41")).topic,
+      `${REGISTER_TOPIC}/accepted`,
+    );
+    assert.equal((await provision(api, answers, "claim-2", "41")).body.errorCode, "ACCESS_DENIED");
+    assert.equal(
+      (await provision(api, answers, "claim-3", "42")).topic,
+      `${REGISTER_TOPIC}/accepted`,
+    );
+  });
+
+  it("a restart remembers: the registry's things are known to the hook", async () => {
+    const first = await openApi("reprovision-restart");
+    await provision(first.api, first.answers, "claim-1", "3");
+    const second = await openApi("reprovision-restart-2", { stateDir: first.dir });
+    assert.equal(
+      (await provision(second.api, second.answers, "claim-9", "3")).body.errorCode,
+      "ACCESS_DENIED",
+    );
+  });
+
+  it("allowReprovisioning: true lets it provision again: a second certificate for the same thing (OverrideSettings MERGE)", async () => {
+    const { api, answers } = await openApi("reprovision-on", {
+      config: withProvisioning({ allowReprovisioning: true }),
+    });
+    const first = await provision(api, answers, "claim-1", "2");
+    const second = await provision(api, answers, "claim-2", "2");
+    assert.equal(second.topic, `${REGISTER_TOPIC}/accepted`);
+    assert.equal(second.body.thingName, first.body.thingName);
+    assert.deepEqual(api.registry.thing("store-sensor-seattle2"), {
+      name: "store-sensor-seattle2",
+      typeName: "sensor",
+      groups: ["Seattle"],
+      attributes: { city: "Seattle", serialNumber: "2" },
+    });
+    assert.equal(api.stats.thingsRegistered, 2);
   });
 });
