@@ -119,8 +119,11 @@ function thingNameOf(prefix: string): Json {
  */
 export function provisioningTemplateBody(spec: TemplateSpec): TemplateBody {
   const [head, ...rest] = spec.telemetryTopic.split("{thing}");
+  // One Fn::Join of literal strings and Refs, the form the page's fleet template example uses
+  // (`{"Fn::Join":["",["ThingPrefix_",{"Ref":"SerialNumber"}]]}`); the page shows no function
+  // nested in another's list, so the thing name's own Join is spelt out here, not nested.
   const topicParts: Json[] = [head];
-  for (const part of rest) topicParts.push(thingNameOf(spec.thingPrefix), part);
+  for (const part of rest) topicParts.push(spec.thingPrefix, { Ref: SERIAL_PARAMETER }, part);
   return {
     Parameters: {
       [SERIAL_PARAMETER]: { Type: "String" },
@@ -148,7 +151,8 @@ export function provisioningTemplateBody(spec: TemplateSpec): TemplateBody {
       },
     },
     DeviceConfiguration: {
-      telemetryTopic: rest.length === 0 ? head : { "Fn::Join": ["", topicParts] },
+      telemetryTopic:
+        rest.length === 0 ? head : { "Fn::Join": ["", topicParts.filter((x) => x !== "")] },
     },
   };
 }
