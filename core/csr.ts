@@ -143,3 +143,34 @@ export function csrPublicKeyInfo(pem: string): Buffer {
   parsed.set(pem, spki);
   return spki;
 }
+
+/**
+ * Why a request's public key is not one AWS IoT issues a certificate for, or undefined when it is:
+ * "an RSA key with a length of at least 2048 bits or derived from supported NIST P-256, NIST P-384,
+ * or NIST P-521 curves" (https://docs.aws.amazon.com/iot/latest/developerguide/x509-client-certs.html,
+ * and the CreateCertificateFromCsr API reference). P-192, secp256k1, Brainpool, Ed25519 are not.
+ */
+export function csrKeyProblem(spki: Buffer): string | undefined {
+  let key;
+  try {
+    key = createPublicKey({ key: spki, format: "der", type: "spki" });
+  } catch (e) {
+    return `its public key is not usable (${(e as Error).message})`;
+  }
+  const type = key.asymmetricKeyType;
+  const details = key.asymmetricKeyDetails ?? {};
+  if (type === "ec") {
+    const curve = details.namedCurve ?? "unknown";
+    return SUPPORTED_CURVES.has(curve)
+      ? undefined
+      : `its EC key is on curve ${curve}; AWS IoT takes NIST P-256, P-384 or P-521`;
+  }
+  if (type === "rsa" || type === "rsa-pss") {
+    const bits = details.modulusLength ?? 0;
+    return bits >= 2048 ? undefined : `its RSA key has ${bits} bits; AWS IoT takes at least 2048`;
+  }
+  return `its key is ${type ?? "of an unknown type"}; AWS IoT takes RSA (2048 bits or more) or EC P-256, P-384, P-521`;
+}
+
+/** OpenSSL's names of NIST P-256, P-384 and P-521. */
+const SUPPORTED_CURVES = new Set(["prime256v1", "secp384r1", "secp521r1"]);

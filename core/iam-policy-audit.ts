@@ -60,6 +60,15 @@ export const REQUIRED_WILDCARDS: readonly RequiredWildcard[] = [
       "Managed Service for Apache Flink lists the account's log groups to find the application's; its documented application policy grants logs:DescribeLogGroups on the account's log groups, not on one group",
     page: "https://docs.aws.amazon.com/managed-flink/latest/java/examples-gs-scala-create-run-cli.html",
   },
+  {
+    action: "iot:DescribeThing",
+    shown: "arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*",
+    // A literal prefix before the `*`: never `thing/*`.
+    resource: /^arn:[a-z-]+:iot:[a-z0-9-]+:\d{12}:thing\/[a-zA-Z0-9:_-]+\*$/,
+    reason:
+      "the pre-provisioning hook asks whether a serial's thing exists before it lets the serial provision, and the things are named at run time (<fleet prefix><serial>); DescribeThing authorizes on the thing (resource type thing, arn:${Partition}:iot:${Region}:${Account}:thing/${ThingName})",
+    page: "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiot.html",
+  },
 ];
 
 /** The named exception that allows `action` on the wildcard `resource`, if there is one. */

@@ -14,8 +14,13 @@ export interface ProvisioningConfig {
   readonly thingPrefix: string;
   /** Whether claims may also call CreateKeysAndCertificate (AWS then sends the private key). */
   readonly createKeys: boolean;
-  /** The pre-provisioning hook's list of serials; undefined: no hook. */
+  /** The pre-provisioning hook's list of serials; undefined: any serial. */
   readonly allowedSerials?: readonly string[];
+  /**
+   * Whether a serial whose thing already exists may provision again (and so get a certificate of
+   * its own for that thing). Off by default: the hook refuses it (docs/provisioning.md).
+   */
+  readonly allowReprovisioning: boolean;
 }
 
 /** A serial a device passes to RegisterThing; the thing name is the group's prefix plus it. */
@@ -32,7 +37,7 @@ export function parseProvisioningConfig(
   fleet: ReadonlyArray<{ readonly group: string; readonly thingPrefix?: string }>,
 ): ProvisioningConfig {
   const shape =
-    "must be {templateName, claimPolicyName, createKeys, allowedSerials} (allowedSerials: a list of serials for the pre-provisioning hook, or null for none)";
+    "must be {templateName, claimPolicyName, createKeys, allowedSerials, allowReprovisioning} (allowedSerials: a list of serials for the pre-provisioning hook, or null for any serial)";
   if (typeof v !== "object" || v === null || Array.isArray(v)) fail("provisioning", v, shape);
   const p = v as Record<string, unknown>;
   if (fleet.length !== 1 || fleet[0].thingPrefix === undefined) {
@@ -71,6 +76,14 @@ export function parseProvisioningConfig(
   if (typeof createKeys !== "boolean") {
     fail("provisioning.createKeys", createKeys, "must be true or false");
   }
+  const allowReprovisioning = p.allowReprovisioning ?? false;
+  if (typeof allowReprovisioning !== "boolean") {
+    fail(
+      "provisioning.allowReprovisioning",
+      allowReprovisioning,
+      "must be true (a serial whose thing exists may provision again, with a certificate of its own) or false (the pre-provisioning hook refuses it)",
+    );
+  }
   let allowedSerials: string[] | undefined;
   if (p.allowedSerials !== undefined && p.allowedSerials !== null) {
     if (
@@ -81,7 +94,7 @@ export function parseProvisioningConfig(
       fail(
         "provisioning.allowedSerials",
         p.allowedSerials,
-        "must be a list of 1-10000 serials, or null for no pre-provisioning hook",
+        "must be a list of 1-10000 serials, or null for any serial",
       );
     }
     allowedSerials = p.allowedSerials.map((s: unknown, i: number) => {
@@ -100,5 +113,13 @@ export function parseProvisioningConfig(
       return text;
     });
   }
-  return { templateName, claimPolicyName, group, thingPrefix, createKeys, allowedSerials };
+  return {
+    templateName,
+    claimPolicyName,
+    group,
+    thingPrefix,
+    createKeys,
+    allowedSerials,
+    allowReprovisioning,
+  };
 }

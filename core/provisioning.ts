@@ -119,8 +119,11 @@ function thingNameOf(prefix: string): Json {
  */
 export function provisioningTemplateBody(spec: TemplateSpec): TemplateBody {
   const [head, ...rest] = spec.telemetryTopic.split("{thing}");
+  // One Fn::Join of literal strings and Refs, the form the page's fleet template example uses
+  // (`{"Fn::Join":["",["ThingPrefix_",{"Ref":"SerialNumber"}]]}`); the page shows no function
+  // nested in another's list, so the thing name's own Join is spelt out here, not nested.
   const topicParts: Json[] = [head];
-  for (const part of rest) topicParts.push(thingNameOf(spec.thingPrefix), part);
+  for (const part of rest) topicParts.push(spec.thingPrefix, { Ref: SERIAL_PARAMETER }, part);
   return {
     Parameters: {
       [SERIAL_PARAMETER]: { Type: "String" },
@@ -148,7 +151,8 @@ export function provisioningTemplateBody(spec: TemplateSpec): TemplateBody {
       },
     },
     DeviceConfiguration: {
-      telemetryTopic: rest.length === 0 ? head : { "Fn::Join": ["", topicParts] },
+      telemetryTopic:
+        rest.length === 0 ? head : { "Fn::Join": ["", topicParts.filter((x) => x !== "")] },
     },
   };
 }
@@ -556,33 +560,89 @@ export interface PreProvisioningHookResponse {
   readonly parameterOverrides?: Readonly<Record<string, string>>;
 }
 
+/** What the stack's hook decides by: its config (the archive's HOOK_CONFIG_FILE, or the stack's). */
+export interface HookRule {
+  /** Serials that may provision; undefined: any. */
+  readonly allowedSerials?: readonly string[];
+  /** The fleet's thing-name prefix: the template names each thing `<prefix><SerialNumber>`. */
+  readonly thingPrefix: string;
+  /** Whether a serial whose thing already exists may provision again. */
+  readonly allowReprovisioning: boolean;
+}
+
 /**
- * The stack's hook: provisioning proceeds only for a serial on the stack's list. Anything that is
- * not a request with a string serial is refused: a hook must fail closed.
+ * Whether the stack needs a pre-provisioning hook: to hold serials to a list, or to refuse a known
+ * serial. AWS applies a template to a thing that exists (its OverrideSettings merge into it), so
+ * without a hook any claim holder could provision an already-provisioned serial and then connect as
+ * that thing with a key of its own.
+ */
+export function hookRequired(rule: Omit<HookRule, "thingPrefix">): boolean {
+  return rule.allowedSerials !== undefined || !rule.allowReprovisioning;
+}
+
+/** The request's serial (a string `SerialNumber` parameter), or undefined. */
+export function hookSerial(request: unknown): string | undefined {
+  const params = isObject(request) && isObject(request.parameters) ? request.parameters : undefined;
+  const serial = params?.[SERIAL_PARAMETER];
+  return typeof serial === "string" ? serial : undefined;
+}
+
+/** The thing a serial provisions into (the template's `Fn::Join ["", [prefix, Ref SerialNumber]]`). */
+export function hookThingName(rule: HookRule, serial: string): string {
+  return `${rule.thingPrefix}${serial}`;
+}
+
+/**
+ * The stack's hook: provisioning proceeds only for a serial on the stack's list (when it has one),
+ * and, unless the stack allows re-provisioning, only when the serial's thing does not exist yet
+ * (`thingExists`: the registry's answer, DescribeThing's in the cloud). Anything that is not a
+ * request with a string serial is refused: a hook must fail closed.
  */
 export function preProvisioningDecision(
   request: unknown,
-  allowedSerials: readonly string[],
+  rule: HookRule,
+  thingExists: boolean,
 ): PreProvisioningHookResponse & { readonly reason: string } {
-  const params = isObject(request) && isObject(request.parameters) ? request.parameters : undefined;
-  const serial = params?.[SERIAL_PARAMETER];
-  if (typeof serial !== "string") {
+  const serial = hookSerial(request);
+  if (serial === undefined) {
     return { allowProvisioning: false, reason: `the request has no ${SERIAL_PARAMETER} parameter` };
   }
-  if (!allowedSerials.includes(serial)) {
+  if (rule.allowedSerials !== undefined && !rule.allowedSerials.includes(serial)) {
     return {
       allowProvisioning: false,
       reason: `serial ${JSON.stringify(serial)} is not on the stack's list of allowed serials`,
+    };
+  }
+  if (thingExists && !rule.allowReprovisioning) {
+    return {
+      allowProvisioning: false,
+      reason: `serial ${JSON.stringify(serial)} is already provisioned (thing ${hookThingName(rule, serial)} exists) and the stack does not allow re-provisioning (provisioning.allowReprovisioning); delete the thing to provision it anew`,
     };
   }
   return { allowProvisioning: true, reason: `serial ${JSON.stringify(serial)} is allowed` };
 }
 
 /**
- * The file beside the function's code that holds the allowed serials (a JSON list). Not an
- * environment variable: Lambda caps a function's variables at 4 KB, less than a fleet's list.
+ * The file beside the function's code that holds its HookRule (JSON: `allowedSerials` or null,
+ * `thingPrefix`, `allowReprovisioning`). Not environment variables: Lambda caps a function's
+ * variables at 4 KB, less than a fleet's list of serials.
  */
-export const ALLOWED_SERIALS_FILE = "allowed-serials.json";
+export const HOOK_CONFIG_FILE = "hook-config.json";
+
+/** The HookRule of a parsed HOOK_CONFIG_FILE, or undefined when it is not one (fail closed). */
+export function parseHookRule(v: unknown): HookRule | undefined {
+  if (!isObject(v) || typeof v.thingPrefix !== "string") return undefined;
+  if (typeof v.allowReprovisioning !== "boolean") return undefined;
+  const list = v.allowedSerials;
+  if (list !== null && !(Array.isArray(list) && list.every((s) => typeof s === "string"))) {
+    return undefined;
+  }
+  return {
+    thingPrefix: v.thingPrefix,
+    allowReprovisioning: v.allowReprovisioning,
+    ...(list === null ? {} : { allowedSerials: list as string[] }),
+  };
+}
 
 /** Whether a template name is one AWS accepts (1-36 of letters, digits, `_`, `-`). */
 export function isTemplateName(name: string): boolean {

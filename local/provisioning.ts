@@ -9,11 +9,15 @@ import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
 import type { Client } from "aedes";
 import { CborError, decodeCbor, encodeCbor, type CborValue } from "../core/cbor";
+import { CsrFormatError, csrKeyProblem, csrPublicKeyInfo } from "../core/csr";
 import { createEvaluator, describeEvaluation } from "../core/iot-policy-eval";
 import { iotArn } from "../core/iot-policy";
 import {
   claimPolicy,
   evaluateTemplate,
+  hookRequired,
+  hookSerial,
+  hookThingName,
   parseProvisioningTopic,
   preProvisioningDecision,
   provisioningTemplateBody,
@@ -31,6 +35,11 @@ import {
   openCertificateAuthority,
   type CertificateAuthority,
 } from "./ca";
+import {
+  DEFAULT_PROVISIONING_LIMITS,
+  RequestThrottle,
+  type ProvisioningLimits,
+} from "./provisioning-limits";
 import { LocalRegistry } from "./registry";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -45,8 +54,6 @@ export const PROVISIONED_CN = "AWS IoT Certificate";
  * (https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html).
  */
 export const OWNERSHIP_TOKEN_TTL_MS = 3600_000;
-/** Certificates waiting for RegisterThing; past this the oldest expired go, then requests wait. */
-const MAX_PENDING = 10_000;
 /** A request's JSON (the broker already caps payloads at AWS's 128 KB); a CSR's PEM. */
 const MAX_CSR_CHARS = 16 * 1024;
 const MAX_PARAMETERS = 50;
@@ -60,6 +67,8 @@ interface PendingCertificate {
   readonly expiresAt: number;
   /** The certificate id of the claim that asked for it (the hook's claimCertificateId). */
   readonly claimCertificateId: string;
+  /** The connection that asked for it. */
+  readonly clientId: string;
 }
 
 /** A request the API refuses: the payload the device gets on `.../rejected`. */
@@ -83,6 +92,10 @@ export interface ProvisioningStats {
   /** Responses the requester did not get: no subscription to the response topic, or Receive denied. */
   responsesNotDelivered: number;
   claimDenials: number;
+  /** Requests refused by a connection's or the claim's rate (also under rejected, `Throttling`). */
+  throttled: number;
+  /** Pending certificates dropped for a newer one (a connection's, or the total, bound). */
+  pendingReplaced: number;
 }
 
 export interface LocalProvisioningOptions {
@@ -95,9 +108,52 @@ export interface LocalProvisioningOptions {
   readonly log?: (line: string) => void;
   /** The clock, for the token's expiry (tests). */
   readonly now?: () => number;
+  /** Rates and pending bounds (provisioning-limits.ts); tests make them small. */
+  readonly limits?: ProvisioningLimits;
   /** Sees every answer as it is sent (or would be, without a subscription): tests, tracing. */
   readonly onResponse?: (clientId: string, topic: string, body: unknown) => void;
 }
+
+/** The signature hashes AWS IoT lists for certificates (x509-client-certs.html): SHA-2 only. */
+const SIGNATURE_HASHES = new Set(["SHA-256", "SHA-384", "SHA-512"]);
+
+/**
+ * A CSR's public key once the request is read, its key is one AWS IoT takes and its signature
+ * verifies with that key; anything else, whatever throws on the way (a curve WebCrypto does not
+ * know throws inside verify), is an `InvalidCsr` rejection, so that every request gets an answer.
+ */
+async function readCsr(pem: string): Promise<x509.PublicKey> {
+  const invalid = (why: string) => new Rejection(400, "InvalidCsr", why);
+  let spki: Buffer;
+  try {
+    spki = csrPublicKeyInfo(pem);
+  } catch (e) {
+    throw invalid(
+      e instanceof CsrFormatError
+        ? `certificateSigningRequest is ${e.message}`
+        : "certificateSigningRequest is not a PEM PKCS#10 request",
+    );
+  }
+  // Checked before the signature: verifying needs the curve, which is the unsupported part.
+  const problem = csrKeyProblem(spki);
+  if (problem !== undefined) throw invalid(`the CSR is not supported: ${problem}`);
+  try {
+    const csr = new x509.Pkcs10CertificateRequest(pem);
+    const hash = (csr.signatureAlgorithm as { hash?: { name?: string } }).hash?.name ?? "none";
+    if (!SIGNATURE_HASHES.has(hash)) {
+      throw invalid(`the CSR is signed with ${hash}; AWS IoT takes SHA-256, SHA-384 or SHA-512`);
+    }
+    if (!(await csr.verify()))
+      throw invalid("the CSR's signature does not verify with its own key");
+    return csr.publicKey;
+  } catch (e) {
+    if (e instanceof Rejection) throw e;
+    throw invalid(`the CSR could not be verified (${(e as Error).message})`);
+  }
+}
+
+/** The error code of a throttled request. */
+const THROTTLING = "Throttling";
 
 function counted(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
@@ -128,9 +184,16 @@ export class LocalProvisioning {
     rejected: new Map(),
     responsesNotDelivered: 0,
     claimDenials: 0,
+    throttled: 0,
+    pendingReplaced: 0,
   };
+  /** Pending certificates by token, oldest first. */
   private readonly pending = new Map<string, PendingCertificate>();
   private readonly pendingById = new Map<string, PendingCertificate>();
+  /** Each connection's pending certificates by token, oldest first. */
+  private readonly pendingByClient = new Map<string, Set<string>>();
+  private readonly throttle: RequestThrottle;
+  private readonly limits: ProvisioningLimits;
   private readonly templates = new Map<string, TemplateBody>();
   private readonly evaluateClaim;
   private readonly log: (line: string) => void;
@@ -147,6 +210,8 @@ export class LocalProvisioning {
     if (p === undefined) throw new Error(`stack ${config.stack} is not in fleet-provisioning mode`);
     this.log = opts.log ?? (() => undefined);
     this.now = opts.now ?? (() => Date.now());
+    this.limits = opts.limits ?? DEFAULT_PROVISIONING_LIMITS;
+    this.throttle = new RequestThrottle(this.limits);
     // The same template body and claim policy the program deploys (core/provisioning.ts).
     this.templates.set(
       p.templateName,
@@ -280,6 +345,7 @@ export class LocalProvisioning {
     let response: unknown;
     let accepted = true;
     try {
+      this.admit(id);
       response = await this.handle(id, t, payload);
     } catch (e) {
       if (!(e instanceof Rejection)) throw e; // a local fault: no PUBACK, the device retries
@@ -291,11 +357,31 @@ export class LocalProvisioning {
         errorMessage: e.message,
       };
       response = error;
-      this.log(
-        `provisioning: rejected ${t.api} of ${id.clientId}: ${e.statusCode} ${e.errorCode}: ${e.message}`,
-      );
+      // A flood is one line when it starts (and a count), not one line per request.
+      if (e.errorCode !== THROTTLING || this.throttle.firstRefusal(id.clientId)) {
+        this.log(
+          `provisioning: rejected ${t.api} of ${id.clientId}: ${e.statusCode} ${e.errorCode}: ${e.message}${e.errorCode === THROTTLING ? " (further throttled requests of this connection are counted, not logged)" : ""}`,
+        );
+      }
     }
     this.respond(id, `${topic}/${accepted ? "accepted" : "rejected"}`, response, t.format);
+  }
+
+  /**
+   * Throttles a request before anything is parsed or signed: the connection's rate first (a flood
+   * spends its own tokens), then the claim's (shared by every device that holds it).
+   */
+  private admit(id: DeviceIdentity): void {
+    const claimId = id.certificateId ?? id.clientId;
+    const refused = this.throttle.admit(id.clientId, claimId, this.now());
+    if (refused === undefined) return;
+    this.stats.throttled++;
+    const rate = refused === "connection" ? this.limits.perConnection : this.limits.perClaim;
+    throw new Rejection(
+      429,
+      THROTTLING,
+      `${refused === "connection" ? `connection ${id.clientId}` : "the claim certificate"} exceeds ${rate.burst} requests at once or ${rate.perSecond} per second; retry later with backoff`,
+    );
   }
 
   private async handle(
@@ -346,12 +432,16 @@ export class LocalProvisioning {
 
   private newPending(id: DeviceIdentity, certificatePem: string): PendingCertificate {
     this.expire();
-    if (this.pending.size >= MAX_PENDING) {
-      throw new Rejection(
-        429,
-        "Throttling",
-        `${MAX_PENDING} certificates already wait for RegisterThing; retry later`,
-      );
+    // Bounded memory without refusing anyone: a connection's newest certificate replaces its
+    // oldest (a device that lost an answer and asked again), and past the total the oldest goes.
+    const mine = this.pendingByClient.get(id.clientId);
+    if (mine !== undefined && mine.size >= this.limits.pendingPerConnection) {
+      this.dropPending(this.pending.get(mine.values().next().value as string));
+      this.stats.pendingReplaced++;
+    }
+    if (this.pending.size >= this.limits.pendingTotal) {
+      this.dropPending(this.pending.values().next().value);
+      this.stats.pendingReplaced++;
     }
     // The broker's certificate id: SHA-256 of the DER (local/broker.ts), 64 hex like AWS's.
     const certificateId = createHash("sha256")
@@ -363,19 +453,41 @@ export class LocalProvisioning {
       token: randomBytes(48).toString("base64"),
       expiresAt: this.now() + OWNERSHIP_TOKEN_TTL_MS,
       claimCertificateId: id.certificateId ?? "",
+      clientId: id.clientId,
     };
-    this.pending.set(entry.token, entry);
-    this.pendingById.set(certificateId, entry);
+    this.addPending(entry);
     return entry;
+  }
+
+  private addPending(entry: PendingCertificate): void {
+    this.pending.set(entry.token, entry);
+    this.pendingById.set(entry.certificateId, entry);
+    let mine = this.pendingByClient.get(entry.clientId);
+    if (mine === undefined) this.pendingByClient.set(entry.clientId, (mine = new Set()));
+    mine.add(entry.token);
+  }
+
+  /** Forgets a pending certificate (registered, expired or replaced): its token no longer works. */
+  private dropPending(entry: PendingCertificate | undefined, keepId = false): void {
+    if (entry === undefined) return;
+    this.pending.delete(entry.token);
+    if (!keepId) this.pendingById.delete(entry.certificateId);
+    const mine = this.pendingByClient.get(entry.clientId);
+    mine?.delete(entry.token);
+    if (mine?.size === 0) this.pendingByClient.delete(entry.clientId);
+  }
+
+  /** Certificates waiting for RegisterThing (tests, the summary). */
+  get pendingCount(): number {
+    return this.pending.size;
   }
 
   /** Drops what expired: "the certificate is deleted" when its token expires unregistered. */
   private expire(): void {
     const now = this.now();
-    for (const [token, e] of this.pending) {
-      if (e.expiresAt > now) continue;
-      this.pending.delete(token);
-      this.pendingById.delete(e.certificateId);
+    // (Deleting the entry a Map iteration stands on is safe in JavaScript.)
+    for (const e of this.pending.values()) {
+      if (e.expiresAt <= now) this.dropPending(e);
     }
   }
 
@@ -388,40 +500,8 @@ export class LocalProvisioning {
         "certificateSigningRequest must be a PEM certificate signing request",
       );
     }
-    let csr: x509.Pkcs10CertificateRequest;
-    try {
-      csr = new x509.Pkcs10CertificateRequest(csrPem);
-    } catch {
-      throw new Rejection(
-        400,
-        "InvalidCsr",
-        "certificateSigningRequest is not a PEM PKCS#10 request",
-      );
-    }
-    if (!(await csr.verify())) {
-      throw new Rejection(
-        400,
-        "InvalidCsr",
-        "the CSR's signature does not verify with its own key",
-      );
-    }
-    const alg = csr.publicKey.algorithm as {
-      name?: string;
-      namedCurve?: string;
-      modulusLength?: number;
-    };
-    const strong =
-      (alg.name === "ECDSA" && ["P-256", "P-384", "P-521"].includes(alg.namedCurve ?? "")) ||
-      ((alg.name === "RSASSA-PKCS1-v1_5" || alg.name === "RSA-PSS") &&
-        (alg.modulusLength ?? 0) >= 2048);
-    if (!strong) {
-      throw new Rejection(
-        400,
-        "InvalidCsr",
-        "the CSR's key must be EC P-256/P-384/P-521 or RSA of at least 2048 bits (Device Defender's key quality check)",
-      );
-    }
-    const certificatePem = await issueCertificateForKey(this.ca, PROVISIONED_CN, csr.publicKey);
+    const publicKey = await readCsr(csrPem);
+    const certificatePem = await issueCertificateForKey(this.ca, PROVISIONED_CN, publicKey);
     const entry = this.newPending(id, certificatePem);
     this.stats.certificatesFromCsr++;
     return {
@@ -489,9 +569,10 @@ export class LocalProvisioning {
         parameters[k] = v;
       }
     }
-    // The pre-provisioning hook runs before anything is created, with the page's input object.
-    const allowed = this.p.allowedSerials;
-    if (allowed !== undefined) {
+    // The pre-provisioning hook runs before anything is created, with the page's input object,
+    // and the registry answers what DescribeThing answers the cloud hook.
+    if (hookRequired(this.p)) {
+      const serial = hookSerial({ parameters });
       const decision = preProvisioningDecision(
         {
           claimCertificateId: entry.claimCertificateId,
@@ -504,7 +585,8 @@ export class LocalProvisioning {
           clientId: id.clientId,
           parameters,
         },
-        allowed,
+        this.p,
+        serial !== undefined && this.registry.thing(hookThingName(this.p, serial)) !== undefined,
       );
       if (!decision.allowProvisioning) {
         this.stats.refusedByHook++;
@@ -565,7 +647,8 @@ export class LocalProvisioning {
     const status = evaluated.certificate?.status ?? "ACTIVE";
     // The token is taken while the registration is written, so that a second RegisterThing with
     // it cannot register the certificate twice; a failed write gives it back, still pending.
-    this.pending.delete(token);
+    // (pendingById keeps it meanwhile: the certificate is still PENDING_ACTIVATION.)
+    this.dropPending(entry, true);
     try {
       // Durable before it is acknowledged.
       await this.registry.register(merged, {
@@ -575,7 +658,7 @@ export class LocalProvisioning {
         policyNames: evaluated.policyNames,
       });
     } catch (e) {
-      this.pending.set(token, entry);
+      this.addPending(entry);
       throw e;
     }
     this.pendingById.delete(entry.certificateId);
@@ -645,6 +728,10 @@ export class LocalProvisioning {
       },
       { label: "provisioning: rejected", value: rejected === "" ? 0 : rejected },
       { label: "provisioning: denied by the claim policy", value: this.stats.claimDenials },
+      {
+        label: "provisioning: throttled requests / pending certificates replaced",
+        value: `${this.stats.throttled} / ${this.stats.pendingReplaced}`,
+      },
       { label: "registry: things", value: this.registry.thingCount },
     ];
   }

@@ -5,8 +5,9 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import {
-  ALLOWED_SERIALS_FILE,
   claimPolicy,
+  HOOK_CONFIG_FILE,
+  hookRequired,
   provisioningTemplateBody,
   type TemplateSpec,
 } from "../../core/provisioning";
@@ -42,7 +43,7 @@ export class FleetProvisioning extends pulumi.ComponentResource {
   readonly claimCertificatePem: pulumi.Output<string>;
   readonly claimPrivateKey: pulumi.Output<string>;
   readonly claimPolicy: aws.iot.Policy;
-  /** The pre-provisioning hook, when the config lists serials. */
+  /** The pre-provisioning hook: when the config lists serials, or refuses re-provisioning. */
   readonly hook?: aws.lambda.Function;
 
   constructor(name: string, args: FleetProvisioningArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -64,7 +65,7 @@ export class FleetProvisioning extends pulumi.ComponentResource {
     );
 
     let hookTarget: pulumi.Output<string> | undefined;
-    if (p.allowedSerials !== undefined) {
+    if (hookRequired(p)) {
       // The function logs to a group the stack owns, so its role needs no CreateLogGroup.
       const functionName = `${p.templateName}-pre-provisioning-hook`;
       const logGroup = new aws.cloudwatch.LogGroup(
@@ -77,20 +78,36 @@ export class FleetProvisioning extends pulumi.ComponentResource {
         {
           service: "lambda.amazonaws.com",
           accountId,
-          statements: logGroup.arn.apply((arn) => [
-            {
-              Sid: "CreateLogStreams",
-              Effect: "Allow" as const,
-              Action: ["logs:CreateLogStream"],
-              Resource: [arn],
-            },
-            {
-              Sid: "WriteLogEvents",
-              Effect: "Allow" as const,
-              Action: ["logs:PutLogEvents"],
-              Resource: [`${arn}:log-stream:*`],
-            },
-          ]),
+          statements: pulumi
+            .all([logGroup.arn, partition, region, accountId])
+            .apply(([arn, pt, r, a]) => [
+              {
+                Sid: "CreateLogStreams",
+                Effect: "Allow" as const,
+                Action: ["logs:CreateLogStream"],
+                Resource: [arn],
+              },
+              {
+                Sid: "WriteLogEvents",
+                Effect: "Allow" as const,
+                Action: ["logs:PutLogEvents"],
+                Resource: [`${arn}:log-stream:*`],
+              },
+              // DescribeThing authorizes on the thing (resource type `thing`,
+              // arn:${Partition}:iot:${Region}:${Account}:thing/${ThingName}: Service Authorization
+              // Reference, https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiot.html),
+              // and the hook asks only about the fleet's own things.
+              ...(p.allowReprovisioning
+                ? []
+                : [
+                    {
+                      Sid: "DescribeFleetThings",
+                      Effect: "Allow" as const,
+                      Action: ["iot:DescribeThing"],
+                      Resource: [`arn:${pt}:iot:${r}:${a}:thing/${p.thingPrefix}*`],
+                    },
+                  ]),
+            ]),
         },
         this,
       );
@@ -106,8 +123,12 @@ export class FleetProvisioning extends pulumi.ComponentResource {
           memorySize: 128,
           code: new pulumi.asset.AssetArchive({
             "index.js": new pulumi.asset.StringAsset(hookBundle()),
-            [ALLOWED_SERIALS_FILE]: new pulumi.asset.StringAsset(
-              JSON.stringify(p.allowedSerials) + "\n",
+            [HOOK_CONFIG_FILE]: new pulumi.asset.StringAsset(
+              JSON.stringify({
+                allowedSerials: p.allowedSerials ?? null,
+                thingPrefix: p.thingPrefix,
+                allowReprovisioning: p.allowReprovisioning,
+              }) + "\n",
             ),
           }),
         },

@@ -31,6 +31,8 @@ export function hookBundle(): string {
       target: "node22",
       write: false,
       legalComments: "none",
+      // The Node.js runtime provides the AWS SDK for JavaScript v3: the hook uses it, not a copy.
+      external: ["@aws-sdk/*"],
       logLevel: "silent",
     });
     const out = result.outputFiles[0];

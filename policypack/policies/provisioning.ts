@@ -147,7 +147,7 @@ export const iotProvisioningTemplateHook: ResourceValidationPolicy = {
     if (str(props.type) === "JITP") args.notApplicable("a just-in-time provisioning template");
     if (obj(props.preProvisioningHook) === undefined) {
       report(
-        `provisioning template ${str(props.name) ?? args.name} has no pre-provisioning hook, so any holder of the claim certificate can register any serial; list the allowed serials (config iot-pipeline:provisioning.allowedSerials)`,
+        `provisioning template ${str(props.name) ?? args.name} has no pre-provisioning hook, so any holder of the claim certificate can register any serial, or provision an already-provisioned one and connect as that thing; list the allowed serials (config iot-pipeline:provisioning.allowedSerials) or leave iot-pipeline:provisioning.allowReprovisioning false`,
       );
     }
   }),

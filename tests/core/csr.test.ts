@@ -5,7 +5,7 @@ import "reflect-metadata";
 import { strict as assert } from "node:assert";
 import { generateKeyPairSync, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { CsrFormatError, csrPublicKeyInfo } from "../../core/csr";
+import { CsrFormatError, csrKeyProblem, csrPublicKeyInfo } from "../../core/csr";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -142,4 +142,32 @@ describe("core/csr: csrPublicKeyInfo", () => {
       );
     });
   }
+});
+
+describe("core/csr: csrKeyProblem (x509-client-certs.html)", () => {
+  // "an RSA key with a length of at least 2048 bits or derived from supported NIST P-256,
+  // NIST P-384, or NIST P-521 curves":
+  // https://docs.aws.amazon.com/iot/latest/developerguide/x509-client-certs.html
+  const spki = (k: ReturnType<typeof generateKeyPairSync>["publicKey"]) =>
+    k.export({ format: "der", type: "spki" });
+  const ec = (namedCurve: string) => spki(generateKeyPairSync("ec", { namedCurve }).publicKey);
+  const rsa = (modulusLength: number) =>
+    spki(generateKeyPairSync("rsa", { modulusLength }).publicKey);
+
+  it("takes NIST P-256, P-384, P-521 and RSA of 2048 bits or more", () => {
+    for (const key of [ec("prime256v1"), ec("secp384r1"), ec("secp521r1"), rsa(2048), rsa(3072)]) {
+      assert.equal(csrKeyProblem(key), undefined);
+    }
+  });
+
+  it("names the curve, the size or the type of every other key", () => {
+    assert.match(String(csrKeyProblem(ec("prime192v1"))), /curve prime192v1; AWS IoT takes NIST/);
+    assert.match(String(csrKeyProblem(ec("secp256k1"))), /curve secp256k1/);
+    assert.match(String(csrKeyProblem(rsa(1024))), /1024 bits; AWS IoT takes at least 2048/);
+    assert.match(
+      String(csrKeyProblem(spki(generateKeyPairSync("ed25519").publicKey))),
+      /its key is ed25519/,
+    );
+    assert.match(String(csrKeyProblem(Buffer.from("not a key"))), /not usable/);
+  });
 });

@@ -232,7 +232,7 @@ describe("policy 5: firehose-delivery-stream-error-logging", () => {
 
 describe("policy 6: iam-role-policy-no-wildcards", () => {
   const SUFFIX =
-    " (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*)";
+    " (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*)";
   const streamArn = "arn:aws:firehose:us-east-1:123456789012:deliverystream/weather-data-stream";
   const rolePolicy = (statement: object) =>
     res("aws:iam/rolePolicy:RolePolicy", "rule-role-policy", {
@@ -273,6 +273,18 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
     );
   });
 
+  it("iot:DescribeThing on the fleet's things (thing/<prefix>*) passes; on thing/* it fails", async () => {
+    // The pre-provisioning hook's lookup (docs/provisioning.md); Service Authorization Reference,
+    // list_awsiot.html: DescribeThing authorizes on arn:${Partition}:iot:${Region}:${Account}:thing/${ThingName}.
+    const describe = (resource: string) =>
+      rolePolicy({ Effect: "Allow", Action: ["iot:DescribeThing"], Resource: [resource] });
+    const things = "arn:aws:iot:us-east-1:123456789012:thing/";
+    assert.deepEqual(await only([describe(`${things}store-sensor-seattle*`)]), []);
+    assert.deepEqual(await only([describe(`${things}*`)]), [
+      `mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows iot:DescribeThing on the wildcard resource ${things}*; name the ARN of the one stream, bucket or log group the role needs${SUFFIX}`,
+    ]);
+  });
+
   it("a wildcard action fails", async () => {
     assert.deepEqual(
       await only([rolePolicy({ Effect: "Allow", Action: "firehose:*", Resource: streamArn })]),
@@ -292,7 +304,7 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
         }),
       ]),
       [
-        "mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows firehose:PutRecord on the wildcard resource arn:aws:firehose:us-east-1:123456789012:deliverystream/*; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*)",
+        "mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows firehose:PutRecord on the wildcard resource arn:aws:firehose:us-east-1:123456789012:deliverystream/*; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*)",
       ],
     );
   });
@@ -311,7 +323,7 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
       ],
     });
     assert.deepEqual(await only([role]), [
-      "mandatory iam-role-policy-no-wildcards: inline policy put of role iot-weather-data-role: statement 0 allows firehose:PutRecord on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*)",
+      "mandatory iam-role-policy-no-wildcards: inline policy put of role iot-weather-data-role: statement 0 allows firehose:PutRecord on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*)",
     ]);
   });
 

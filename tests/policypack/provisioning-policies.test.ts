@@ -203,7 +203,7 @@ describe("policies 13-16: fleet provisioning", () => {
 
   it("a template without a pre-provisioning hook is advisory", async () => {
     assert.deepEqual(ours(lines(await violations(stack({ hook: false })))), [
-      "advisory iot-provisioning-template-hook: provisioning template sensor-fleet has no pre-provisioning hook, so any holder of the claim certificate can register any serial; list the allowed serials (config iot-pipeline:provisioning.allowedSerials)",
+      "advisory iot-provisioning-template-hook: provisioning template sensor-fleet has no pre-provisioning hook, so any holder of the claim certificate can register any serial, or provision an already-provisioned one and connect as that thing; list the allowed serials (config iot-pipeline:provisioning.allowedSerials) or leave iot-pipeline:provisioning.allowReprovisioning false",
     ]);
   });
 });

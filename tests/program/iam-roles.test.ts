@@ -5,6 +5,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PROJECT_DIR } from "../../core/project";
+import { hookRequired } from "../../core/provisioning";
 import { listStacks, type StackConfig } from "../../core/stack-config";
 import { MOCK_ACCOUNT_ID, runProgram, type ProgramRun } from "../../tools/mock-program";
 import { json, list, ofType, one, statements, trustedServices } from "./helpers";
@@ -112,8 +113,10 @@ function resolve(run: ProgramRun) {
   };
   if (c.provisioning !== undefined) {
     roles.provisioning = roleByArn(one(run, T.template).props.provisioningRoleArn);
-    if (c.provisioning.allowedSerials !== undefined) {
+    if (hookRequired(c.provisioning)) {
       const fn = one(run, T.lambda);
+      placeholders["{fleet-things}"] =
+        `arn:aws:iot:${c.region}:${MOCK_ACCOUNT_ID}:thing/${c.provisioning.thingPrefix}*`;
       roles["provisioning-hook"] = roleByArn(fn.props.role);
       placeholders["{hook-log-group}"] = arn(
         one(run, T.logGroup, (g) => g.props.name === `/aws/lambda/${fn.props.name as string}`),
@@ -169,7 +172,8 @@ function conditionsOf(c: StackConfig): string[] {
     ...(c.storage.kmsKey ? ["kmsKey"] : []),
     ...(c.monitoring.iotLogLevel !== "unmanaged" ? ["iotLogging"] : []),
     ...(c.provisioning !== undefined ? ["fleetProvisioning"] : []),
-    ...(c.provisioning?.allowedSerials !== undefined ? ["hook"] : []),
+    ...(c.provisioning !== undefined && hookRequired(c.provisioning) ? ["hook"] : []),
+    ...(c.provisioning?.allowReprovisioning === false ? ["noReprovisioning"] : []),
   ];
 }
 

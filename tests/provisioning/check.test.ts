@@ -24,14 +24,14 @@ describe("npm run check on the fleet stack", function () {
     );
   });
 
-  it("without a pre-provisioning hook: one more advisory, still exit 0", async () => {
+  it("without a pre-provisioning hook (any serial, re-provisioning allowed): one more advisory, still exit 0", async () => {
     const out: string[] = [];
     const code = await main(
       [
         "--stack",
         "fleet",
         "-c",
-        'provisioning={"templateName":"sensor-fleet","claimPolicyName":"c","createKeys":false,"allowedSerials":null}',
+        'provisioning={"templateName":"sensor-fleet","claimPolicyName":"c","createKeys":false,"allowedSerials":null,"allowReprovisioning":true}',
       ],
       (l) => out.push(l),
       () => undefined,

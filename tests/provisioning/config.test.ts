@@ -35,6 +35,7 @@ describe("stack config: certificateMode fleet-provisioning", () => {
       thingPrefix: "store-sensor-seattle",
       createKeys: false,
       allowedSerials: ["1", "2", "3", "4"],
+      allowReprovisioning: false,
     });
     assert.equal(c.things.length, 5);
   });
@@ -44,7 +45,21 @@ describe("stack config: certificateMode fleet-provisioning", () => {
     assert.equal(loadStackConfig("prod").provisioning, undefined);
   });
 
-  it("null allowedSerials means no hook; numbers are read as serials", () => {
+  it("allowReprovisioning is off unless set to true; anything but a boolean is refused", () => {
+    const raw = readRawStackConfig("fleet");
+    const on = parseStackConfig(
+      { ...raw, provisioning: { ...PROVISIONING, allowReprovisioning: true } },
+      "fleet",
+    );
+    assert.equal(on.provisioning?.allowReprovisioning, true);
+    assert.equal(loadStackConfig("fleet").provisioning?.allowReprovisioning, false);
+    rejects(
+      { provisioning: { ...PROVISIONING, allowReprovisioning: "yes" } },
+      /provisioning\.allowReprovisioning = "yes" is invalid: must be true .* or false \(the pre-provisioning hook refuses it\)/,
+    );
+  });
+
+  it("null allowedSerials means any serial; numbers are read as serials", () => {
     const raw = readRawStackConfig("fleet");
     const none = parseStackConfig(
       { ...raw, provisioning: { ...PROVISIONING, allowedSerials: null } },

@@ -260,36 +260,30 @@ describe("fleet provisioning by claim, at the embedded broker (real TLS)", funct
     device.end(true);
   });
 
-  it("a device that provisions again gets a second certificate for the same thing (OverrideSettings)", async () => {
+  it("a second claim holder cannot provision a serial that is already provisioned (the hook refuses it by default)", async () => {
     const first = await provisionDevice({
       url: p.url,
       claim: claim(),
       templateName: TEMPLATE,
       serial: "2",
     });
-    const second = await provisionDevice({
-      url: p.url,
-      claim: claim(),
-      templateName: TEMPLATE,
-      serial: "2",
-    });
-    assert.equal(second.thingName, first.thingName);
-    assert.notEqual(second.certificateId, first.certificateId);
-    assert.deepEqual(p.provisioning?.registry.thing(first.thingName), {
-      name: "store-sensor-seattle2",
-      typeName: "sensor",
-      groups: ["Seattle"],
-      attributes: { city: "Seattle", serialNumber: "2" },
-    });
-    for (const id of [first, second]) {
-      const device = await connectWith(
-        p,
-        { cert: id.certificatePem, key: id.privateKeyPem },
-        id.thingName,
-      );
-      assert.equal(await connectOutcome(device), "connect");
-      device.end(true);
-    }
+    await assert.rejects(
+      provisionDevice({ url: p.url, claim: claim(), templateName: TEMPLATE, serial: "2" }),
+      (e: unknown) =>
+        e instanceof ProvisioningRejected &&
+        e.api === "RegisterThing" &&
+        e.error.statusCode === 403 &&
+        e.error.errorCode === "ACCESS_DENIED" &&
+        /already provisioned \(thing store-sensor-seattle2 exists\)/.test(e.error.errorMessage),
+    );
+    // The first device still connects; nobody else holds a certificate for its thing.
+    const device = await connectWith(
+      p,
+      { cert: first.certificatePem, key: first.privateKeyPem },
+      first.thingName,
+    );
+    assert.equal(await connectOutcome(device), "connect");
+    device.end(true);
   });
 
   it("a ProvisioningRejected carries the documented error payload", async () => {

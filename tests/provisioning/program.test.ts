@@ -26,13 +26,41 @@ const T = {
   role: "aws:iam/role:Role",
   roleAttach: "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
   fn: "aws:lambda/function:Function",
+  rolePolicy: "aws:iam/rolePolicy:RolePolicy",
   permission: "aws:lambda/permission:Permission",
   thingType: "aws:iot/thingType:ThingType",
   group: "aws:iot/thingGroup:ThingGroup",
 };
 const ARN = `arn:aws:iot:us-east-1:${MOCK_ACCOUNT_ID}`;
 
-/** The hook's archive, written out as Lambda unpacks it, and its handler loaded from index.js. */
+/**
+ * A stand-in for the AWS SDK for JavaScript v3 that the Lambda Node.js runtime provides: its
+ * DescribeThing answers from `globalThis.__things` (ResourceNotFoundException otherwise, as
+ * API_DescribeThing.html documents), or throws `globalThis.__sdkFailure`; every call is recorded.
+ */
+const SDK_STUB = `
+class DescribeThingCommand { constructor(input) { this.input = input; } }
+class IoTClient {
+  async send(command) {
+    globalThis.__describeCalls.push(command.input.thingName);
+    if (globalThis.__sdkFailure) throw globalThis.__sdkFailure;
+    if (globalThis.__things.has(command.input.thingName)) return { thingName: command.input.thingName };
+    throw Object.assign(new Error("not found"), { name: "ResourceNotFoundException" });
+  }
+}
+module.exports = { IoTClient, DescribeThingCommand };
+`;
+
+const sdk = globalThis as unknown as {
+  __things: Set<string>;
+  __describeCalls: string[];
+  __sdkFailure?: Error;
+};
+
+/**
+ * The hook's archive, written out as Lambda unpacks it, and its handler loaded from index.js, with
+ * the runtime's SDK (a stand-in) where the runtime puts it: resolvable from the function's folder.
+ */
 async function loadHook(run: ProgramRun) {
   const code = one(run, T.fn).inputs.code as {
     assets: Promise<Record<string, { text: Promise<string> | string }>>;
@@ -42,6 +70,12 @@ async function loadHook(run: ProgramRun) {
   for (const [name, asset] of Object.entries(assets)) {
     fs.writeFileSync(path.join(dir, name), await asset.text);
   }
+  const sdkDir = path.join(dir, "node_modules", "@aws-sdk", "client-iot");
+  fs.mkdirSync(sdkDir, { recursive: true });
+  fs.writeFileSync(path.join(sdkDir, "index.js"), SDK_STUB);
+  sdk.__things = new Set();
+  sdk.__describeCalls = [];
+  sdk.__sdkFailure = undefined;
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- Lambda loads it this way
   const mod = require(path.join(dir, "index.js")) as { handler: (e: unknown) => Promise<unknown> };
   return { names: Object.keys(assets).sort(), handler: mod.handler };
@@ -184,7 +218,7 @@ describe("program: the fleet stack (certificateMode fleet-provisioning)", functi
 
   it("the archive Lambda runs allows the listed serials and refuses the rest, failing closed", async () => {
     const hook = await loadHook(run);
-    assert.deepEqual(hook.names, ["allowed-serials.json", "index.js"]);
+    assert.deepEqual(hook.names, ["hook-config.json", "index.js"]);
     // Each decision is one line in the function's log (console.log in Lambda).
     const logged: string[] = [];
     const log = console.log;
@@ -214,7 +248,60 @@ describe("program: the fleet stack (certificateMode fleet-provisioning)", functi
     assert.equal(await text(again), await text(run));
   });
 
-  it("a stack without allowedSerials has no hook, function or permission", async () => {
+  it("refuses a serial whose thing exists (DescribeThing), allows a new one, fails closed when it cannot tell", async () => {
+    const hook = await loadHook(run);
+    const log = console.log;
+    console.log = () => undefined;
+    after(() => (console.log = log));
+    sdk.__things.add("store-sensor-seattle1");
+    assert.deepEqual(await hook.handler(hookEvent("1")), { allowProvisioning: false });
+    assert.deepEqual(await hook.handler(hookEvent("2")), { allowProvisioning: true });
+    // Only serials the list lets through cost a call, each about the fleet's own thing name.
+    assert.deepEqual(await hook.handler(hookEvent("5")), { allowProvisioning: false });
+    assert.deepEqual(sdk.__describeCalls, ["store-sensor-seattle1", "store-sensor-seattle2"]);
+    sdk.__sdkFailure = Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException" });
+    assert.deepEqual(await hook.handler(hookEvent("3")), { allowProvisioning: false });
+    console.log = log;
+  });
+
+  it("the hook's role may DescribeThing on the fleet's things only (thing/<prefix>*)", () => {
+    const grant = one(run, T.rolePolicy, (r) => r.name.includes("hook"));
+    const statements = json(grant.props.policy).Statement as Array<Record<string, unknown>>;
+    const describe = statements.filter((st) => JSON.stringify(st.Action).includes("iot:"));
+    // Service Authorization Reference (list_awsiot.html): DescribeThing, resource type thing,
+    // arn:${Partition}:iot:${Region}:${Account}:thing/${ThingName}.
+    assert.deepEqual(describe, [
+      {
+        Sid: "DescribeFleetThings",
+        Effect: "Allow",
+        Action: ["iot:DescribeThing"],
+        Resource: [`${ARN}:thing/store-sensor-seattle*`],
+      },
+    ]);
+  });
+
+  it("without allowedSerials the hook still refuses known serials; only allowReprovisioning with no list removes it", async () => {
+    const anySerial = await runProgram("fleet", {
+      overrides: {
+        provisioning: {
+          templateName: "sensor-fleet",
+          claimPolicyName: "sensor-fleet-claim",
+          createKeys: false,
+          allowedSerials: null,
+        },
+      },
+    });
+    assert.equal(ofType(anySerial, T.fn).length, 1);
+    const hook = await loadHook(anySerial);
+    const log = console.log;
+    console.log = () => undefined;
+    try {
+      sdk.__things.add("store-sensor-seattle77");
+      assert.deepEqual(await hook.handler(hookEvent("77")), { allowProvisioning: false });
+      assert.deepEqual(await hook.handler(hookEvent("78")), { allowProvisioning: true });
+    } finally {
+      console.log = log;
+    }
     const noHook = await runProgram("fleet", {
       overrides: {
         provisioning: {
@@ -222,6 +309,7 @@ describe("program: the fleet stack (certificateMode fleet-provisioning)", functi
           claimPolicyName: "sensor-fleet-claim",
           createKeys: false,
           allowedSerials: null,
+          allowReprovisioning: true,
         },
       },
     });

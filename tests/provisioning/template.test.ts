@@ -153,6 +153,79 @@ describe("provisioning templates (provision-template.html)", () => {
   });
 });
 
+/**
+ * Where a value uses an intrinsic function in a form the provision-template page does not show, or
+ * undefined. The page (https://docs.aws.amazon.com/iot/latest/developerguide/provision-template.html,
+ * "Fleet provisioning template example"; archived in awsdocs/aws-iot-docs) shows `{"Ref": name}`,
+ * `{"Fn::Join": [delimiter, [strings and Refs]]}` and `{"Fn::FindInMap": [map, key or Ref, key]}`;
+ * it shows no function inside a Join's list other than Ref.
+ */
+function undocumentedForm(v: unknown, where: string): string | undefined {
+  const isRef = (x: unknown) =>
+    typeof x === "object" &&
+    x !== null &&
+    Object.keys(x).join() === "Ref" &&
+    typeof (x as { Ref: unknown }).Ref === "string";
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) {
+      const bad = undocumentedForm(x, `${where}[${i}]`);
+      if (bad !== undefined) return bad;
+    }
+    return undefined;
+  }
+  if (typeof v !== "object" || v === null) return undefined;
+  const keys = Object.keys(v);
+  const o = v as Record<string, unknown>;
+  if (keys.length === 1 && (keys[0] === "Ref" || keys[0].startsWith("Fn::"))) {
+    const arg = o[keys[0]];
+    const ok =
+      (keys[0] === "Ref" && typeof arg === "string") ||
+      (keys[0] === "Fn::Join" &&
+        Array.isArray(arg) &&
+        arg.length === 2 &&
+        typeof arg[0] === "string" &&
+        Array.isArray(arg[1]) &&
+        arg[1].every((x) => typeof x === "string" || isRef(x))) ||
+      (keys[0] === "Fn::FindInMap" &&
+        Array.isArray(arg) &&
+        arg.length === 3 &&
+        arg.every((x) => typeof x === "string" || isRef(x)));
+    return ok ? undefined : `${where}: ${JSON.stringify(v)}`;
+  }
+  for (const k of keys) {
+    const bad = undocumentedForm(o[k], `${where}.${k}`);
+    if (bad !== undefined) return bad;
+  }
+  return undefined;
+}
+
+describe("the stack's template uses only the forms provision-template.html shows", () => {
+  for (const telemetryTopic of ["SeattleStoreTemp/{thing}", "{thing}/t/{thing}", "fixed/topic"]) {
+    it(`telemetryTopic ${telemetryTopic}: no nested function, and the device learns its topic`, () => {
+      const b = provisioningTemplateBody({
+        thingPrefix: "store-sensor-seattle",
+        thingTypeName: "sensor",
+        group: "Seattle",
+        attributes: { city: "Seattle" },
+        policyName: "sensor-policy",
+        telemetryTopic,
+      });
+      assert.equal(undocumentedForm(b, "template"), undefined);
+      assert.equal(
+        evaluateTemplate(b, { SerialNumber: "7" }, CERT_ID).deviceConfiguration.telemetryTopic,
+        telemetryTopic.replaceAll("{thing}", "store-sensor-seattle7"),
+      );
+    });
+  }
+
+  it("the check itself refuses a Join nested in a Join", () => {
+    const nested = {
+      "Fn::Join": ["", ["a/", { "Fn::Join": ["", ["p", { Ref: "SerialNumber" }]] }]],
+    };
+    assert.match(String(undocumentedForm({ DeviceConfiguration: { t: nested } }, "t")), /Fn::Join/);
+  });
+});
+
 describe("the ownership token (fleet-provision-api.html)", function () {
   this.timeout(30_000);
 
