@@ -121,7 +121,8 @@ const SAR_IOT = `${SAR}/list_awsiot.html`;
  */
 const LOGS_ARN_FORMS =
   "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/iam-access-control-overview-cwl.html";
-const LOGS_GROUP_NOTE = `group-level action: the log group ARN with the trailing \`:*\` (${LOGS_ARN_FORMS}; API_LogGroup.html \`arn\`)`;
+const LOGS_GROUP_NOTE =
+  "group-level action: the log group's ARN with the trailing `:*`, not the provider's `LogGroup.arn`";
 
 const LOGS = "arn:{partition}:logs:{region}:{account}";
 const group = (name: string) => `${LOGS}:log-group:${name}:*`;
