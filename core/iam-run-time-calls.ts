@@ -74,6 +74,7 @@ export const PLACEHOLDERS: Readonly<Record<string, string>> = {
   "{thingName}": "the thing a device provisions (named from its serial by the template)",
   "{certificateId}": "the certificate a device's claim session created",
   "{thingGroup}": "the fleet's thing group",
+  "{thingType}": "the fleet's thing type",
   "{devicePolicy}": "the devices' IoT policy",
 };
 
@@ -425,6 +426,8 @@ export const RUN_TIME_CALLS: readonly RunTimeCall[] = [
     [
       ["CreateThing", "thing", "thing/{thingName}"],
       ["DescribeThing", "thing", "thing/{thingName}"],
+      ["UpdateThing", "thing", "thing/{thingName}"],
+      ["DescribeThingType", "thingtype", "thingtype/{thingType}"],
       ["AddThingToThingGroup", "thing, thinggroup", "thing/{thingName}", "thinggroup/{thingGroup}"],
       ["DescribeCertificate", "cert", "cert/{certificateId}"],
       ["UpdateCertificate", "cert", "cert/{certificateId}"],
@@ -439,6 +442,7 @@ export const RUN_TIME_CALLS: readonly RunTimeCall[] = [
     resourceType: type,
     resources: res.map((r) => `arn:{partition}:iot:{region}:{account}:${r}`),
     callerChosen: ["{thingName}", "{certificateId}"].filter((p) => res.some((r) => r.includes(p))),
+    note: "the provisioning pages name the template's resources, not the calls: these are the actions of AWSIoTThingsRegistration that a thing (of a type, in a group, its attributes merged when it exists), an activated certificate and a policy attached by name need",
   })),
 ];
 

@@ -158,6 +158,7 @@ function resolve(run: ProgramRun) {
     const of = (type: string) => Object.values(body.Resources).find((r) => r.Type === type);
     values["{devicePolicy}"] = of("AWS::IoT::Policy")?.Properties.PolicyName as string;
     values["{thingGroup}"] = (of("AWS::IoT::Thing")?.Properties.ThingGroups as string[])[0];
+    values["{thingType}"] = of("AWS::IoT::Thing")?.Properties.ThingTypeName as string;
     if (c.provisioning.allowedSerials !== undefined) {
       const fn = one(run, T.lambda);
       roles["provisioning-hook"] = roleByArn(fn.props.role);
