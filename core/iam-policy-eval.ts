@@ -4,8 +4,9 @@
 // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
 // denied by default, allowed by a matching Allow, and an explicit Deny beats any Allow. It reads
 // documents through the one IAM grammar reader and matches with the one wildcard matcher
-// (core/iot-policy.ts), so IoT and IAM policies cannot disagree on what `*` means. It fails closed:
-// a condition operator or policy variable it does not implement is an error, never a silent match.
+// (core/iot-policy.ts) and the one set of condition operators (core/policy-conditions.ts), so IoT
+// and IAM policies cannot disagree on what `*` or StringLike means. It fails closed: an operator it
+// does not know or a policy variable is an error, never a silent match.
 import {
   actionCoverage,
   describeStatement,
@@ -13,10 +14,10 @@ import {
   parseConditionOperator,
   PolicyDocumentError,
   resourceMatcher,
-  resourceMatches,
   type NormalizedStatement,
   type ParsedOperator,
 } from "./iot-policy";
+import { conditionHolds } from "./policy-conditions";
 
 /** One request as IAM sees it. */
 export interface IamRequest {
@@ -41,52 +42,6 @@ export interface IamEvaluation {
   readonly resource?: string;
 }
 
-/**
- * The operator families this evaluator implements (reference_policies_elements_condition_operators.html):
- * the string and ARN operators, Bool and Null, each with IfExists and the set prefixes. Numeric,
- * date and IP operators are refused: the roles' policies use none, and an operator evaluated
- * wrongly would widen a grant.
- */
-const IMPLEMENTED_FAMILIES = new Set(["string", "arn", "bool", "null"]);
-
-/** The six colon-separated parts of an ARN, the last holding any further colons. */
-function arnParts(arn: string): string[] | undefined {
-  const parts = arn.split(":");
-  if (parts.length < 6) return undefined;
-  return [...parts.slice(0, 5), parts.slice(5).join(":")];
-}
-
-/** The positive comparison of one operator (negation is applied around it). */
-function positiveTest(base: string): (actual: string, policy: string) => boolean {
-  switch (base) {
-    case "StringEquals":
-    case "StringNotEquals":
-      return (a, p) => a === p;
-    case "StringEqualsIgnoreCase":
-    case "StringNotEqualsIgnoreCase":
-      return (a, p) => a.toLowerCase() === p.toLowerCase();
-    case "StringLike":
-    case "StringNotLike":
-      return (a, p) => resourceMatches(p, a);
-    case "Bool":
-      return (a, p) => a.toLowerCase() === p.toLowerCase();
-    case "ArnEquals":
-    case "ArnLike":
-    case "ArnNotEquals":
-    case "ArnNotLike":
-      // Each of the six parts matched on its own, with `*` and `?` (the ARN operators' section).
-      return (a, p) => {
-        const x = arnParts(a);
-        const y = arnParts(p);
-        return (
-          x !== undefined && y !== undefined && y.every((part, i) => resourceMatches(part, x[i]))
-        );
-      };
-    default:
-      throw new PolicyDocumentError(`condition operator ${base} is not implemented`);
-  }
-}
-
 interface CompiledCondition {
   readonly holds: (context: ReadonlyMap<string, readonly string[]>) => boolean;
 }
@@ -100,43 +55,14 @@ function compileCondition(
   const where = describeStatement(s);
   const parsed: ParsedOperator | { error: string } = parseConditionOperator(operator);
   if ("error" in parsed) throw new PolicyDocumentError(`${where}: ${parsed.error}`);
-  if (!IMPLEMENTED_FAMILIES.has(parsed.spec.family)) {
-    throw new PolicyDocumentError(
-      `${where}: condition operator ${operator} is not implemented by the IAM evaluator; use a String, Arn, Bool or Null operator`,
-    );
-  }
   if (values.some((v) => v.includes("${"))) {
     throw new PolicyDocumentError(
       `${where}: condition ${operator} ${key} uses a policy variable, which the IAM evaluator does not implement`,
     );
   }
   const name = key.toLowerCase();
-  if (parsed.spec.family === "null") {
-    // Null "true": the key must be absent; "false": present.
-    return {
-      holds: (ctx) => {
-        const present = (ctx.get(name)?.length ?? 0) > 0;
-        return values.some((v) => (v.toLowerCase() === "true") === !present);
-      },
-    };
-  }
-  const test = positiveTest(parsed.base);
-  const matches = (a: string) => {
-    const any = values.some((p) => test(a, p));
-    return parsed.spec.negated ? !any : any;
-  };
-  return {
-    holds: (ctx) => {
-      const actual = ctx.get(name);
-      const present = actual !== undefined && actual.length > 0;
-      if (parsed.set === "ForAllValues") return !present || actual.every(matches);
-      if (parsed.set === "ForAnyValue") return present ? actual.some(matches) : parsed.ifExists;
-      // A key absent from the request: false, or true for IfExists and the negated operators.
-      if (!present) return parsed.ifExists || parsed.spec.negated;
-      // A single-valued operator over several values: any of them may match.
-      return parsed.spec.negated ? actual.every(matches) : actual.some(matches);
-    },
-  };
+  const policy = values.map((v) => ({ pattern: v, literal: v }));
+  return { holds: (ctx) => conditionHolds(parsed, ctx.get(name), policy) };
 }
 
 interface CompiledStatement {
@@ -160,12 +86,8 @@ function compileStatement(s: NormalizedStatement): CompiledStatement {
     const ms = patterns.map(resourceMatcher);
     return (resource: string) => ms.some((m) => m(resource));
   };
-  const coversResource = s.resources
-    ? inList(s.resources)
-    : (
-        (none) => (resource: string) =>
-          !none(resource)
-      )(inList(s.notResources ?? []));
+  const listed = inList(s.resources ?? s.notResources ?? []);
+  const coversResource = s.resources ? listed : (resource: string) => !listed(resource);
   return {
     statement: s,
     coversAction: actionCoverage(s),

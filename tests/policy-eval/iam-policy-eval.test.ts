@@ -228,13 +228,37 @@ describe("IAM policy evaluator: Condition", () => {
     );
   });
 
-  // Fail closed: an operator the evaluator does not implement, or does not know, is an error.
-  it("refuses operators it does not implement and policy variables, rather than guess", () => {
+  // reference_policies_elements_condition_operators.html: the same operators as the IoT evaluator
+  // (core/policy-conditions.ts), numeric ones included.
+  it("shares the IoT evaluator's operators: NumericLessThan, IpAddress, Bool", () => {
+    const on = (Condition: object, context: Record<string, string>) =>
+      decide([allow("s3:ListBucket", BUCKET, { Condition })], {
+        action: "s3:ListBucket",
+        resources: [BUCKET],
+        context,
+      });
+    assert.equal(on({ NumericLessThan: { "s3:max-keys": "10" } }, { "s3:max-keys": "5" }), "allow");
+    assert.equal(
+      on({ NumericLessThan: { "s3:max-keys": "10" } }, { "s3:max-keys": "50" }),
+      "implicit-deny",
+    );
+    assert.equal(
+      on({ IpAddress: { "aws:SourceIp": "10.0.0.0/8" } }, { "aws:SourceIp": "10.1.2.3" }),
+      "allow",
+    );
+    assert.equal(
+      on({ Bool: { "aws:SecureTransport": "true" } }, { "aws:SecureTransport": "false" }),
+      "implicit-deny",
+    );
+  });
+
+  // Fail closed: an operator it does not know, or a policy variable, is an error, never a guess.
+  it("refuses unknown operators and policy variables rather than guess", () => {
     const on = (Condition: object) => () =>
       createIamEvaluator([{ Statement: [allow("kms:Decrypt", kms, { Condition })] }]);
-    assert.throws(on({ NumericLessThan: { "s3:max-keys": "10" } }), PolicyDocumentError);
-    assert.throws(on({ IpAddress: { "aws:SourceIp": "10.0.0.0/8" } }), PolicyDocumentError);
-    assert.throws(on({ StringEqualsMaybe: { "kms:ViaService": "x" } }), /not supported/);
+    assert.throws(on({ StringEqualsMaybe: { "kms:ViaService": "x" } }), PolicyDocumentError);
+    assert.throws(on({ BinaryEquals: { "kms:ViaService": "eA==" } }), /not supported/);
+    assert.throws(on({ StringEquals: { "kms:ViaService": "${aws:username}" } }), /policy variable/);
     assert.throws(
       () =>
         createIamEvaluator([
