@@ -20,7 +20,7 @@ import {
 export function logGroupPolicyArn(logGroupArn: string): string {
   if (!/:log-group:[^:]+$/.test(logGroupArn)) {
     throw new Error(
-      `${logGroupArn} is not a log group ARN without a trailing :* (arn:<partition>:logs:<region>:<account>:log-group:<name>)`,
+      `${logGroupArn} is not a log group ARN without a trailing :* (arn:<partition>:logs:<region>:<account>:log-group:<name>); pass the group's aws.cloudwatch.LogGroup.arn`,
     );
   }
   return `${logGroupArn}:*`;
