@@ -134,3 +134,42 @@ export function iamWildcardFindings(doc: unknown): IamFinding[] {
   }
   return findings;
 }
+
+/**
+ * The CloudWatch Logs actions IAM authorizes on a log group's ARN *without* a trailing `:*`; every
+ * other action on a group is authorized on the ARN with it, and PutLogEvents on the stream's ARN
+ * (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/iam-access-control-overview-cwl.html;
+ * the API reference's LogGroup `arn` vs `logGroupArn`).
+ */
+export const LOGS_BARE_GROUP_ACTIONS: readonly string[] = [
+  "logs:TagResource",
+  "logs:UntagResource",
+  "logs:ListTagsForResource",
+];
+
+/** `arn:…:logs:…:log-group:NAME` with a literal name and nothing after it. */
+const BARE_LOG_GROUP = /^arn:[^:]+:logs:[^:]*:[^:]*:log-group:[^:*?]+$/;
+
+/**
+ * Allow statements that grant a CloudWatch Logs action on a log group's ARN without the trailing
+ * `:*`, where IAM never sees that ARN for the action: the grant is accepted at create time and
+ * refused at run time, silently (the provider's `aws.cloudwatch.LogGroup.arn` is that form).
+ */
+export function logGroupArnFindings(doc: unknown): IamFinding[] {
+  const findings: IamFinding[] = [];
+  const bareOk = new Set(LOGS_BARE_GROUP_ACTIONS.map((a) => a.toLowerCase()));
+  for (const s of normalizePolicyGrammar(doc)) {
+    if (s.effect !== "Allow") continue;
+    const actions = (s.actions ?? []).filter(
+      (a) => /^logs:/i.test(a) && !isWildcardAction(a) && !bareOk.has(a.toLowerCase()),
+    );
+    const bare = (s.resources ?? []).filter((r) => BARE_LOG_GROUP.test(r));
+    if (actions.length === 0 || bare.length === 0) continue;
+    const where = describeStatement(s);
+    findings.push({
+      statement: where,
+      message: `${where} allows ${actions.join(", ")} on ${bare.join(", ")}, a log group's ARN without the trailing :*, which IAM never sees for these actions; grant group-level actions on ${bare[0]}:* and PutLogEvents on ${bare[0]}:log-stream:<stream> (the provider's LogGroup.arn has the :* removed)`,
+    });
+  }
+  return findings;
+}

@@ -1,24 +1,21 @@
 // The one IoT policy evaluator: decides an action on a resource for a connected client the way
 // AWS IoT Core does (IAM's evaluation logic and condition operators, IoT's policy variables), for
 // the local broker, the stack config check and the tests.
-import { BlockList } from "node:net";
 import {
   actionCoverage,
   checkCondition,
   describeStatement,
   lookupKey,
   normalizePolicy,
-  parseCidr,
-  parseIamDate,
   parseTemplate,
   PolicyDocumentError,
   resourceMatcher,
-  resourceMatches,
   type CheckedCondition,
   type KeySpec,
   type NormalizedStatement,
   type TemplatePart,
 } from "./iot-policy";
+import { conditionHolds, normalizeIp, type ConditionValue } from "./policy-conditions";
 
 /** A certificate's attributes as AWS IoT exposes them to policies (cert-policy-variables.html). */
 export interface CertificateAttributes {
@@ -90,11 +87,7 @@ function thingResolves(ctx: PolicyContext): boolean {
   return ctx.association === "exclusive" || ctx.thingName === ctx.clientId;
 }
 
-/** IPv4 addresses reach Node as `::ffff:a.b.c.d` on dual-stack sockets; IAM sees `a.b.c.d`. */
-export function normalizeIp(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1] : address;
-}
+export { normalizeIp };
 
 /** Certificate attributes hold at most five values; the rest are ignored (cert-policy-variables.html). */
 const MAX_CERT_VALUES = 5;
@@ -197,12 +190,7 @@ export function contextValue(name: string, ctx: PolicyContext): string | undefin
 // ---- Substituting variables ----------------------------------------------------------------
 
 /** A template with its variables filled: as a wildcard pattern, and as the literal string. */
-interface Filled {
-  /** `*`/`?` are wildcards, `${*}`-style escapes stand for the characters. */
-  readonly pattern: string;
-  /** Every character as itself. */
-  readonly literal: string;
-}
+type Filled = ConditionValue;
 
 /** Characters that keep a certificate variable from being replaced (cert-policy-variables.html). */
 const CERT_WILDCARDS = /[*$+?#]/;
@@ -237,109 +225,6 @@ function fill(parts: readonly TemplatePart[], ctx: PolicyContext): Filled | unde
 
 // ---- Conditions ------------------------------------------------------------------------------
 
-type Test = (actual: string, policy: Filled) => boolean;
-
-/** The comparison of the positive form of each operator (negation is applied around it). */
-function positiveTest(base: string): Test {
-  switch (base) {
-    case "StringEquals":
-    case "StringNotEquals":
-      return (a, p) => a === p.literal;
-    case "StringEqualsIgnoreCase":
-    case "StringNotEqualsIgnoreCase":
-      return (a, p) => a.toLowerCase() === p.literal.toLowerCase();
-    case "StringLike":
-    case "StringNotLike":
-      return (a, p) => resourceMatches(p.pattern, a);
-    case "NumericEquals":
-    case "NumericNotEquals":
-      return numeric((a, p) => a === p);
-    case "NumericLessThan":
-      return numeric((a, p) => a < p);
-    case "NumericLessThanEquals":
-      return numeric((a, p) => a <= p);
-    case "NumericGreaterThan":
-      return numeric((a, p) => a > p);
-    case "NumericGreaterThanEquals":
-      return numeric((a, p) => a >= p);
-    case "DateEquals":
-    case "DateNotEquals":
-      return date((a, p) => a === p);
-    case "DateLessThan":
-      return date((a, p) => a < p);
-    case "DateLessThanEquals":
-      return date((a, p) => a <= p);
-    case "DateGreaterThan":
-      return date((a, p) => a > p);
-    case "DateGreaterThanEquals":
-      return date((a, p) => a >= p);
-    case "Bool":
-      return (a, p) => a.toLowerCase() === p.literal.toLowerCase();
-    case "IpAddress":
-    case "NotIpAddress":
-      return ipTest;
-    case "ArnEquals":
-    case "ArnLike":
-    case "ArnNotEquals":
-    case "ArnNotLike":
-      return arnTest;
-    default:
-      // parseConditionOperator admits only the operators above.
-      throw new PolicyDocumentError(`condition operator ${base} has no implementation`);
-  }
-}
-
-const toNumber = (s: string) => (s.trim() === "" ? NaN : Number(s));
-
-/** Numbers that do not parse never match (so a negated operator over them does). */
-function numeric(cmp: (a: number, p: number) => boolean): Test {
-  return (a, p) => {
-    const x = toNumber(a);
-    const y = toNumber(p.literal);
-    return Number.isFinite(x) && Number.isFinite(y) && cmp(x, y);
-  };
-}
-
-function date(cmp: (a: number, p: number) => boolean): Test {
-  return (a, p) => {
-    const x = parseIamDate(a);
-    const y = parseIamDate(p.literal);
-    return x !== undefined && y !== undefined && cmp(x, y);
-  };
-}
-
-/** Lists of CIDR blocks by condition value, built once per value. */
-const blockLists = new Map<string, BlockList | null>();
-
-function ipTest(actual: string, p: Filled): boolean {
-  let list = blockLists.get(p.literal);
-  if (list === undefined) {
-    const cidr = parseCidr(p.literal);
-    list = null;
-    if (cidr) {
-      list = new BlockList();
-      list.addSubnet(cidr.address, cidr.prefix, cidr.family);
-    }
-    if (blockLists.size < 10_000) blockLists.set(p.literal, list);
-  }
-  const a = parseCidr(normalizeIp(actual));
-  return list !== null && a !== undefined && list.check(a.address, a.family);
-}
-
-/** The six colon-separated parts of an ARN, the last holding any further colons. */
-function arnParts(arn: string): string[] | undefined {
-  const parts = arn.split(":");
-  if (parts.length < 6) return undefined;
-  return [...parts.slice(0, 5), parts.slice(5).join(":")];
-}
-
-/** ArnEquals/ArnLike: each of the six parts matched on its own, with `*` and `?` (IAM operator page). */
-function arnTest(actual: string, p: Filled): boolean {
-  const a = arnParts(actual);
-  const w = arnParts(p.pattern);
-  return a !== undefined && w !== undefined && w.every((part, i) => resourceMatches(part, a[i]));
-}
-
 interface CompiledCondition {
   readonly holds: (ctx: PolicyContext, now: Date) => boolean;
 }
@@ -354,28 +239,8 @@ function compileCondition(c: CheckedCondition): CompiledCondition {
   const holds = (ctx: PolicyContext, now: Date): boolean => {
     const actual = keyValues(keySpec, ctx, now);
     const present = actual !== undefined && (!keySpec.multi || actual.length > 0);
-    if (parsed.spec.family === "null") {
-      // Null "true": the key must be absent; "false": present (IAM operator page).
-      return c.values.some((v) => (v.toLowerCase() === "true") === !present);
-    }
     const policy = values.map((p) => fill(p, ctx)).filter((f): f is Filled => f !== undefined);
-    const test = positiveTest(parsed.base);
-    const matches = (a: string) => {
-      const any = policy.some((p) => test(a, p));
-      return parsed.spec.negated ? !any : any;
-    };
-    if (parsed.set === "ForAllValues") {
-      // Every value in the request must match; an absent or empty set matches.
-      return actual === undefined || actual.every(matches);
-    }
-    if (parsed.set === "ForAnyValue") {
-      // At least one value must match; an absent or empty set does not (unless IfExists).
-      if (actual === undefined || actual.length === 0) return parsed.ifExists;
-      return actual.some(matches);
-    }
-    // A key absent from the request: false, or true for IfExists and the negated operators.
-    if (!present) return parsed.ifExists || parsed.spec.negated;
-    return matches(actual[0]);
+    return conditionHolds(parsed, present ? actual : undefined, policy);
   };
   const perRequest = keySpec.perRequest === true;
   if (perRequest) return { holds };

@@ -14,7 +14,7 @@ import {
   type WindowSpec,
 } from "../../core/window";
 import { firehoseToS3 } from "../delivery/firehose-to-s3";
-import { serviceRole } from "../private/iam";
+import { logGroupPolicyArn, serviceRole } from "../private/iam";
 import { KinesisAction } from "../rule/actions/kinesis";
 
 /** The Managed Flink runtime: Flink 1.20, Python 3.11. */
@@ -236,7 +236,8 @@ export class StreamAnalytics extends pulumi.ComponentResource {
             {
               Sid: "ReadApplicationCode",
               Effect: "Allow" as const,
-              Action: ["s3:GetObject", "s3:GetObjectVersion"],
+              // The code location names no object version: GetObject alone reads it.
+              Action: ["s3:GetObject"],
               Resource: [`${bucket}/${codeKey}`],
             },
             {
@@ -250,7 +251,7 @@ export class StreamAnalytics extends pulumi.ComponentResource {
               Sid: "ListLogStreams",
               Effect: "Allow" as const,
               Action: ["logs:DescribeLogStreams"],
-              Resource: [`${logGroupArn}:log-stream:*`],
+              Resource: [logGroupPolicyArn(logGroupArn)],
             },
             {
               Sid: "WriteLogs",

@@ -14,15 +14,18 @@ export function firehoseLogGroupName(streamName: string): string {
 /** The log stream Firehose writes S3 delivery errors to. */
 export const FIREHOSE_LOG_STREAM = "DestinationDelivery";
 
-/** What Firehose's S3 destination calls on the bucket (Firehose developer guide, S3 access). */
-export const S3_DELIVERY_ACTIONS = [
-  "s3:AbortMultipartUpload",
+/**
+ * What Firehose's S3 destination calls (Firehose developer guide, S3 access), split by the resource
+ * type IAM authorizes each on (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html):
+ * these on the bucket ARN ...
+ */
+export const S3_BUCKET_ACTIONS = [
   "s3:GetBucketLocation",
-  "s3:GetObject",
   "s3:ListBucket",
   "s3:ListBucketMultipartUploads",
-  "s3:PutObject",
 ];
+/** ... and these on the objects' ARNs (`bucket/*`). */
+export const S3_OBJECT_ACTIONS = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"];
 
 /**
  * What Firehose calls on the Glue table it converts records with
@@ -149,10 +152,16 @@ export function firehoseToS3(
         .apply(([bucketArn, logStreamArn, sourceArn, glue, keyArn]) => {
           const statements: IamStatement[] = [
             {
+              Sid: "FindBucket",
+              Effect: "Allow",
+              Action: [...S3_BUCKET_ACTIONS],
+              Resource: [bucketArn],
+            },
+            {
               Sid: "DeliverToBucket",
               Effect: "Allow",
-              Action: [...S3_DELIVERY_ACTIONS],
-              Resource: [bucketArn, `${bucketArn}/*`],
+              Action: [...S3_OBJECT_ACTIONS],
+              Resource: [`${bucketArn}/*`],
             },
           ];
           if (sourceArn !== undefined) {

@@ -3,7 +3,7 @@
 // account and region should manage it: the setting is the account's, not the stack's.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { serviceRole } from "../private/iam";
+import { logGroupPolicyArn, serviceRole } from "../private/iam";
 
 /** The log group AWS IoT writes to (https://docs.aws.amazon.com/iot/latest/developerguide/cloud-watch-logs.html). */
 export const IOT_LOG_GROUP = "AWSIotLogsV2";
@@ -11,7 +11,7 @@ export const IOT_LOG_GROUP = "AWSIotLogsV2";
 /**
  * What IoT's logging role policy grants on its log group
  * (https://docs.aws.amazon.com/iot/latest/developerguide/configure-logging.html#logging-role-policy):
- * the group-level actions, narrowed from AWS's `log-group:AWSIotLogsV2*` to that one group.
+ * the group-level actions, on that one group's ARN with the trailing `:*` IAM sees for them.
  */
 export const IOT_LOG_GROUP_ACTIONS = [
   "logs:CreateLogGroup",
@@ -51,7 +51,7 @@ export class IotLogging extends pulumi.ComponentResource {
             Sid: "ManageIotLogGroup",
             Effect: "Allow" as const,
             Action: [...IOT_LOG_GROUP_ACTIONS],
-            Resource: [arn],
+            Resource: [logGroupPolicyArn(arn)],
           },
           {
             Sid: "WriteIotLogs",

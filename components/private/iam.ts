@@ -9,6 +9,23 @@ import {
   unexcusedWildcardResources,
 } from "../../core/iam-policy-audit";
 
+/**
+ * The resource a policy names for CloudWatch Logs' group-level actions (CreateLogGroup,
+ * CreateLogStream, DescribeLogStreams, PutMetricFilter, PutRetentionPolicy, ...): the log group's
+ * ARN with a trailing `:*`, "to refer to the ARN when specifying permissions in IAM policies for all
+ * other API actions" than TagResource, UntagResource and ListTagsForResource
+ * (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/iam-access-control-overview-cwl.html).
+ * The provider's `aws.cloudwatch.LogGroup.arn` is the form without it: pass that here.
+ */
+export function logGroupPolicyArn(logGroupArn: string): string {
+  if (!/:log-group:[^:]+$/.test(logGroupArn)) {
+    throw new Error(
+      `${logGroupArn} is not a log group ARN without a trailing :* (arn:<partition>:logs:<region>:<account>:log-group:<name>); pass the group's aws.cloudwatch.LogGroup.arn`,
+    );
+  }
+  return `${logGroupArn}:*`;
+}
+
 /** An IAM policy statement; Action and Resource are always explicit lists here. */
 export interface IamStatement {
   Sid?: string;

@@ -12,7 +12,7 @@ import {
   type TemplateSpec,
 } from "../../core/provisioning";
 import type { ProvisioningConfig } from "../../core/stack-config";
-import { serviceRole, serviceRoleWithAttachments } from "../private/iam";
+import { logGroupPolicyArn, serviceRole, serviceRoleWithAttachments } from "../private/iam";
 import { HOOK_HANDLER, HOOK_RUNTIME, hookBundle } from "./hook-code";
 
 /**
@@ -85,7 +85,7 @@ export class FleetProvisioning extends pulumi.ComponentResource {
                 Sid: "CreateLogStreams",
                 Effect: "Allow" as const,
                 Action: ["logs:CreateLogStream"],
-                Resource: [arn],
+                Resource: [logGroupPolicyArn(arn)],
               },
               {
                 Sid: "WriteLogEvents",

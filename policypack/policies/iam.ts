@@ -1,16 +1,17 @@
-// Policy 6: the pipeline's IAM permission policies name exact actions on exact resources.
-import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { iamWildcardFindings } from "../../core/iam-policy-audit";
+// Policies 6 and 19: the pipeline's IAM permission policies name exact actions on exact resources,
+// in the ARN form IAM sees in the request.
+import type { ResourceValidation, ResourceValidationPolicy } from "@pulumi/policy";
+import {
+  iamWildcardFindings,
+  logGroupArnFindings,
+  type IamFinding,
+} from "../../core/iam-policy-audit";
 import { PolicyDocumentError } from "../../core/iot-policy";
 import { TYPES, items, str, validateTypes } from "./common";
 
-export const iamRolePolicyNoWildcards: ResourceValidationPolicy = {
-  name: "iam-role-policy-no-wildcards",
-  description:
-    "IAM permission policies (role inline policies, aws.iam.RolePolicy, aws.iam.Policy) allow no wildcard action or resource and no NotAction/NotResource.",
-  enforcementLevel: "mandatory",
-  severity: "high",
-  validateResource: validateTypes(
+/** A validation over every IAM permission document of a resource, reported with where it is. */
+function permissionDocuments(findings: (doc: unknown) => IamFinding[]): ResourceValidation {
+  return validateTypes(
     [TYPES.iamRolePolicy, TYPES.iamPolicy, TYPES.iamRole],
     (props, args, report) => {
       const documents: { where: string; doc: unknown }[] =
@@ -23,12 +24,30 @@ export const iamRolePolicyNoWildcards: ResourceValidationPolicy = {
       for (const { where, doc } of documents) {
         if (doc === undefined || doc === "") continue;
         try {
-          for (const f of iamWildcardFindings(doc)) report(`${where}: ${f.message}`);
+          for (const f of findings(doc)) report(`${where}: ${f.message}`);
         } catch (e) {
           if (!(e instanceof PolicyDocumentError)) throw e;
           report(`${where}: the document is not a valid IAM policy (${e.message}); fix it`);
         }
       }
     },
-  ),
+  );
+}
+
+export const iamRolePolicyNoWildcards: ResourceValidationPolicy = {
+  name: "iam-role-policy-no-wildcards",
+  description:
+    "IAM permission policies (role inline policies, aws.iam.RolePolicy, aws.iam.Policy) allow no wildcard action or resource and no NotAction/NotResource.",
+  enforcementLevel: "mandatory",
+  severity: "high",
+  validateResource: permissionDocuments(iamWildcardFindings),
+};
+
+export const iamRolePolicyLogGroupArn: ResourceValidationPolicy = {
+  name: "iam-role-policy-log-group-arn",
+  description:
+    "IAM permission policies grant CloudWatch Logs group-level actions on the log group's ARN with the trailing :* (log-group:NAME:*), the form IAM sees in the request, not on the :*-less ARN the provider exports.",
+  enforcementLevel: "mandatory",
+  severity: "high",
+  validateResource: permissionDocuments(logGroupArnFindings),
 };

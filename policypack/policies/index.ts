@@ -3,7 +3,7 @@
 import type { EnforcementLevel, Policies } from "@pulumi/policy";
 import { iotCertificateAttachments, iotCertificateFromCsr } from "./certificates";
 import { firehoseErrorLogging } from "./firehose";
-import { iamRolePolicyNoWildcards } from "./iam";
+import { iamRolePolicyLogGroupArn, iamRolePolicyNoWildcards } from "./iam";
 import {
   iotPolicyMisconfigured,
   iotPolicyNoAllowAll,
@@ -53,4 +53,5 @@ export const policies: Policies = [
   s3BucketLifecycle,
   iotLoggingEnabled,
   cloudwatchPipelineAlarms,
+  iamRolePolicyLogGroupArn,
 ];

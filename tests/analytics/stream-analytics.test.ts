@@ -230,13 +230,15 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
     assert.deepEqual(bySid.ReadApplicationCode.Resource, [
       `arn:aws:s3:::${bucket}/${code.inputs.key}`,
     ]);
-    assert.deepEqual(bySid.ReadApplicationCode.Action, ["s3:GetObject", "s3:GetObjectVersion"]);
+    // The code location names no object version, so GetObject alone reads it.
+    assert.deepEqual(bySid.ReadApplicationCode.Action, ["s3:GetObject"]);
     assert.deepEqual(bySid.WriteWindows.Resource, [windows.props.arn]);
     assert.deepEqual(bySid.WriteWindows.Action, ["kinesis:PutRecords"]);
     assert.deepEqual(bySid.ListLogGroups.Resource, [
       `arn:aws:logs:us-east-1:${MOCK_ACCOUNT_ID}:log-group:*`,
     ]);
-    assert.deepEqual(bySid.ListLogStreams.Resource, [`${logGroup.props.arn}:log-stream:*`]);
+    // DescribeLogStreams is a group-level action: the group's ARN with the trailing `:*`.
+    assert.deepEqual(bySid.ListLogStreams.Resource, [`${logGroup.props.arn}:*`]);
     assert.deepEqual(bySid.WriteLogs.Resource, [logStream.props.arn]);
     // Nothing else: no write to the bucket at all (Firehose delivers the windows), no * resource.
     for (const s of grants) {

@@ -108,7 +108,7 @@ describe("npm run check", function () {
     assert.equal(code, 0);
     assert.match(
       out,
-      /^Policy check of stack dev: iot-pipeline-guardrails@0\.1\.0, 20 of 20 policies enabled, \d+ resources$/m,
+      /^Policy check of stack dev: iot-pipeline-guardrails@0\.1\.0, 21 of 21 policies enabled, \d+ resources$/m,
     );
     assert.match(
       out,
@@ -139,7 +139,7 @@ describe("npm run check", function () {
       file,
     ]);
     assert.equal(code, 0);
-    assert.match(out, /19 of 20 policies enabled/);
+    assert.match(out, /20 of 21 policies enabled/);
     assert.match(out, /^No policy violations\.$/m);
   });
 

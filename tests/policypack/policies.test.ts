@@ -230,6 +230,45 @@ describe("policy 5: firehose-delivery-stream-error-logging", () => {
   });
 });
 
+describe("policy 19: iam-role-policy-log-group-arn", () => {
+  // CloudWatch Logs: the group's ARN with the trailing :* for every action but TagResource,
+  // UntagResource and ListTagsForResource
+  // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/iam-access-control-overview-cwl.html).
+  const GROUP = "arn:aws:logs:us-east-1:123456789012:log-group:/iot/rules/sensor_rule/errors";
+  const rolePolicy = (statement: object) =>
+    res("aws:iam/rolePolicy:RolePolicy", "rule-errors-policy", {
+      name: "rule-errors",
+      policy: JSON.stringify({ Version: "2012-10-17", Statement: [statement] }),
+    });
+  const grant = (Action: string[], Resource: string[]) =>
+    rolePolicy({ Effect: "Allow", Action, Resource });
+
+  it("group-level actions on log-group:NAME:* and PutLogEvents on its streams pass", async () => {
+    assert.deepEqual(
+      await only([grant(["logs:CreateLogStream", "logs:DescribeLogStreams"], [`${GROUP}:*`])]),
+      [],
+    );
+    assert.deepEqual(await only([grant(["logs:PutLogEvents"], [`${GROUP}:log-stream:*`])]), []);
+  });
+
+  it("the tagging actions, which IAM authorizes on the ARN without :*, pass on it", async () => {
+    assert.deepEqual(await only([grant(["logs:TagResource"], [GROUP])]), []);
+  });
+
+  it("a group-level action on the ARN without :* fails, naming the form to write", async () => {
+    assert.deepEqual(
+      await only([grant(["logs:CreateLogStream", "logs:DescribeLogStreams"], [GROUP])]),
+      [
+        `mandatory iam-role-policy-log-group-arn: policy rule-errors: statement 0 allows logs:CreateLogStream, logs:DescribeLogStreams on ${GROUP}, a log group's ARN without the trailing :*, which IAM never sees for these actions; grant group-level actions on ${GROUP}:* and PutLogEvents on ${GROUP}:log-stream:<stream> (the provider's LogGroup.arn has the :* removed)`,
+      ],
+    );
+  });
+
+  it("PutLogEvents on the group's ARN alone fails too", async () => {
+    assert.equal((await only([grant(["logs:PutLogEvents"], [GROUP])])).length, 1);
+  });
+});
+
 describe("policy 6: iam-role-policy-no-wildcards", () => {
   const SUFFIX =
     " (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*)";

@@ -1,7 +1,7 @@
 // The components' own options and defaults, each built alone under mocks.
 import { strict as assert } from "node:assert";
 import { DeliveryStream } from "../../components/delivery/delivery-stream";
-import { allowDocument } from "../../components/private/iam";
+import { allowDocument, logGroupPolicyArn } from "../../components/private/iam";
 import { isWildcardResource } from "../../core/iam-policy-audit";
 import { runProgram } from "../../tools/mock-program";
 import { one } from "./helpers";
@@ -116,5 +116,22 @@ describe("components: IAM documents refuse wildcards (core/iam-policy-audit.ts's
       /is a wildcard/,
     );
     assert.throws(() => allowDocument(grant(["logs:DescribeLogGroups"], ["*"])), /is a wildcard/);
+  });
+
+  // https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/iam-access-control-overview-cwl.html:
+  // group-level actions use the group's ARN with the trailing :*; the provider's arn lacks it.
+  it("names a log group for group-level actions by its ARN with the trailing :*", () => {
+    assert.equal(
+      logGroupPolicyArn(`${LOGS}:log-group:/iot/rules/r/errors`),
+      `${LOGS}:log-group:/iot/rules/r/errors:*`,
+    );
+    assert.throws(
+      () => logGroupPolicyArn(`${LOGS}:log-group:/g:*`),
+      /without a trailing :\*.*LogGroup\.arn/,
+    );
+    assert.throws(
+      () => logGroupPolicyArn(`${LOGS}:log-group:/g:log-stream:s`),
+      /not a log group ARN/,
+    );
   });
 });

@@ -1,75 +1,40 @@
-// Every IAM role is exactly what docs/iam-roles.md says, row for row: the page is the spec (each
-// row cites the AWS page that requires the action), the program is held to it. The table is parsed
-// here, so neither the role nor its documentation can change alone.
+// Least privilege both ways, as IAM evaluates it: for the dev, prod and fleet stacks, every call of
+// core/iam-run-time-calls.ts (the calls each service makes with each role at run time, from AWS's
+// pages) is allowed by the role's policies, built from the stack's own names, region and account;
+// every near miss (another stream, log group, bucket, prefix, key, account, region) is denied; and
+// no granted action or resource goes unused by the table. The decisions are core/iam-policy-eval.ts's
+// (IAM's evaluation logic: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
+// docs/iam-roles.md renders the table (UPDATE_GOLDEN=1 rewrites it there).
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import {
+  createIamEvaluator,
+  describeIamEvaluation,
+  type IamEvaluator,
+} from "../../core/iam-policy-eval";
+import {
+  fillTemplate,
+  MANAGED_POLICIES,
+  placeholdersOf,
+  renderCallTable,
+  ROLE_SERVICES,
+  RUN_TIME_CALLS,
+  type CallCondition,
+  type RoleId,
+  type RunTimeCall,
+} from "../../core/iam-run-time-calls";
+import { actionMatches, resourceMatches } from "../../core/iot-policy";
 import { PROJECT_DIR } from "../../core/project";
 import { hookRequired } from "../../core/provisioning";
 import { listStacks, type StackConfig } from "../../core/stack-config";
 import { MOCK_ACCOUNT_ID, runProgram, type ProgramRun } from "../../tools/mock-program";
 import { json, list, ofType, one, statements, trustedServices } from "./helpers";
 
-interface Row {
-  readonly role: string;
-  readonly trustedBy: string;
-  readonly when: readonly string[];
-  readonly actions: readonly string[];
-  readonly resources: readonly string[];
-  readonly page: string;
-}
-
-/** The table rows of a section of docs/iam-roles.md, as cells. */
-function tableRows(heading: string): string[][] {
-  const text = fs.readFileSync(path.join(PROJECT_DIR, "docs", "iam-roles.md"), "utf8");
-  const section = text.split(new RegExp(`^## ${heading}$`, "m"))[1]?.split(/^## /m)[0] ?? "";
-  const lines = section.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| role"));
-  return lines.map((l) =>
-    l
-      .slice(1, -1)
-      .split(" | ")
-      .map((c) => c.trim()),
-  );
-}
-
-/** A managed policy a role must have attached, and when. */
-interface ManagedRow {
-  readonly role: string;
-  readonly trustedBy: string;
-  readonly when: readonly string[];
-  readonly policyArn: string;
-  readonly page: string;
-}
-
-/** The rows of the table under "## Managed policies". */
-function documentedManagedRows(): ManagedRow[] {
-  return tableRows("Managed policies").map(([role, trustedBy, when, policy, page]) => ({
-    role,
-    trustedBy,
-    when: when.split(",").map((w) => w.trim()),
-    policyArn: /`([^`]+)`/.exec(policy)?.[1] ?? policy,
-    page,
-  }));
-}
-
-/** The rows of the table under "## Roles". */
-function documentedRows(): Row[] {
-  return tableRows("Roles").map((cells) => {
-    const l = cells;
-    const [role, trustedBy, when, actions, resources, page] = l;
-    return {
-      role,
-      trustedBy,
-      when: when.split(",").map((w) => w.trim()),
-      actions: actions.split(",").map((a) => a.trim()),
-      resources: [...resources.matchAll(/`([^`]+)`/g)].map((m) => m[1]),
-      page,
-    };
-  });
-}
-
 const T = {
   role: "aws:iam/role:Role",
+  rolePolicy: "aws:iam/rolePolicy:RolePolicy",
+  attachment: "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
   firehose: "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream",
   kinesis: "aws:kinesis/stream:Stream",
   logGroup: "aws:cloudwatch/logGroup:LogGroup",
@@ -84,57 +49,86 @@ const T = {
   glueTable: "aws:glue/catalogTable:CatalogTable",
 };
 
-/** The stack's roles by the table's names, and the ARNs its placeholders stand for. */
+/** The log group AWS IoT writes (https://docs.aws.amazon.com/iot/latest/developerguide/cloud-watch-logs.html). */
+const IOT_LOG_GROUP = "AWSIotLogsV2";
+
+/** Two values for each placeholder the calling service picks: whatever it picks must be allowed. */
+const CALLER_CHOSEN: Readonly<Record<string, readonly string[]>> = {
+  "{logStream}": ["2026/12/07/[$LATEST]0123456789abcdef", "a1b2c3d4-e5f6-7890-abcd-ef0123456789"],
+  "{objectKey}": [
+    "2026/12/07/17/weather-data-stream-1-2026-12-07-17-00-00-0a1b2c3d",
+    "errors/processing-failed/2026/12/07/17/weather-data-stream-1-x",
+  ],
+  "{thingName}": ["store-sensor-seattle-1", "store-sensor-seattle-4"],
+  "{certificateId}": ["a".repeat(64), "0123456789abcdef".repeat(4)],
+};
+
+/** The table's conditions a stack's config meets. */
+function conditionsOf(c: StackConfig): Set<CallCondition> {
+  return new Set<CallCondition>([
+    "always",
+    ...(c.analytics !== undefined ? (["analytics"] as const) : []),
+    ...(c.delivery.errorLogging ? (["errorLogging"] as const) : []),
+    ...(c.lake.format === "parquet" ? (["parquet"] as const) : []),
+    ...(c.storage.kmsKey ? (["kmsKey"] as const) : []),
+    ...(c.monitoring.iotLogLevel !== "unmanaged" ? (["iotLogging"] as const) : []),
+    ...(c.provisioning !== undefined ? (["fleetProvisioning"] as const) : []),
+    ...(c.provisioning !== undefined && hookRequired(c.provisioning) ? (["hook"] as const) : []),
+    ...(c.provisioning?.allowReprovisioning === false ? (["noReprovisioning"] as const) : []),
+  ]);
+}
+
+type Resource = ReturnType<typeof one>;
+
+/**
+ * The stack's roles by the table's names, and the values of the table's placeholders: names read
+ * from the resources the stack registers (their `name`, `bucket`, `key`, `keyId`), never from a
+ * role's policy and never from a provider-computed ARN.
+ */
 function resolve(run: ProgramRun) {
   const c = run.config;
-  const arn = (r: { props: Record<string, unknown> }) => r.props.arn as string;
-  const firehose = (name: string) => one(run, T.firehose, (f) => f.props.name === name);
+  const name = (r: Resource, prop = "name") => {
+    const v = r.props[prop];
+    assert.equal(typeof v, "string", `${r.name} has a ${prop}`);
+    return v as string;
+  };
+  const firehose = (n: string) => one(run, T.firehose, (f) => f.props.name === n);
   const roleByArn = (a: unknown) => one(run, T.role, (r) => r.props.arn === a);
-  const roleOf = (stream: ReturnType<typeof firehose>) =>
+  const roleOf = (stream: Resource) =>
     roleByArn((stream.props.extendedS3Configuration as { roleArn: string }).roleArn);
-  const logStreamIn = (group: string) =>
-    ofType(run, T.logStream).find((s) => s.props.logGroupName === group);
-  const bucket = one(run, T.bucket, (b) => b.name.endsWith("-delivery-bucket"));
+  const logStreamIn = (g: string) => one(run, T.logStream, (s) => s.props.logGroupName === g);
+  const logGroupNamed = (g: string) => name(one(run, T.logGroup, (x) => x.props.name === g));
   const delivery = firehose(c.delivery.streamName);
-  const roles: Record<string, ReturnType<typeof one>> = {
+
+  const roles: Partial<Record<RoleId, Resource>> = {
     "rule-firehose": one(run, T.role, (r) => r.props.name === c.rule.roleName),
     "rule-errors": one(run, T.role, (r) => r.props.name === `${c.rule.roleName}-errors`),
     delivery: roleOf(delivery),
   };
-  const placeholders: Record<string, string | undefined> = {
-    "{delivery-stream}": arn(delivery),
-    "{rule-error-log-group}": arn(
-      one(run, T.logGroup, (g) => g.props.name === `/iot/rules/${c.rule.name}/errors`),
+  const values: Record<string, string> = {
+    "{partition}": "aws",
+    "{region}": c.region,
+    "{account}": MOCK_ACCOUNT_ID,
+    "{deliveryStream}": name(delivery),
+    "{ruleErrorLogGroup}": logGroupNamed(`/iot/rules/${c.rule.name}/errors`),
+    "{bucket}": name(
+      one(run, T.bucket, (b) => b.name.endsWith("-delivery-bucket")),
+      "bucket",
     ),
-    "{bucket}": arn(bucket),
-    "{logs}": `arn:aws:logs:${c.region}:${MOCK_ACCOUNT_ID}`,
-    "{delivery-log-stream}": logStreamIn(`/aws/kinesisfirehose/${c.delivery.streamName}`)?.props
-      .arn as string | undefined,
   };
-  if (c.provisioning !== undefined) {
-    roles.provisioning = roleByArn(one(run, T.template).props.provisioningRoleArn);
-    if (hookRequired(c.provisioning)) {
-      const fn = one(run, T.lambda);
-      placeholders["{fleet-things}"] =
-        `arn:aws:iot:${c.region}:${MOCK_ACCOUNT_ID}:thing/${c.provisioning.thingPrefix}*`;
-      roles["provisioning-hook"] = roleByArn(fn.props.role);
-      placeholders["{hook-log-group}"] = arn(
-        one(run, T.logGroup, (g) => g.props.name === `/aws/lambda/${fn.props.name as string}`),
-      );
-    }
+  if (c.delivery.errorLogging) {
+    const g = logGroupNamed(`/aws/kinesisfirehose/${c.delivery.streamName}`);
+    values["{deliveryLogGroup}"] = g;
+    values["{firehoseLogStream}"] = name(logStreamIn(g));
   }
-  if (c.storage.kmsKey) placeholders["{data-key}"] = arn(one(run, T.key));
+  if (c.storage.kmsKey) values["{keyId}"] = name(one(run, T.key), "keyId");
   if (c.lake.format === "parquet") {
-    Object.assign(placeholders, {
-      "{glue-catalog}": `arn:aws:glue:${c.region}:${MOCK_ACCOUNT_ID}:catalog`,
-      "{glue-database}": arn(one(run, T.glueDatabase)),
-      "{glue-table}": arn(one(run, T.glueTable)),
-    });
+    values["{glueDatabase}"] = name(one(run, T.glueDatabase));
+    values["{glueTable}"] = name(one(run, T.glueTable));
   }
   if (c.monitoring.iotLogLevel !== "unmanaged") {
     roles["iot-logging"] = one(run, T.role, (r) => r.props.name === `${c.rule.roleName}-logging`);
-    placeholders["{iot-log-group}"] =
-      `arn:aws:logs:${c.region}:${MOCK_ACCOUNT_ID}:log-group:AWSIotLogsV2`;
+    values["{iotLogGroup}"] = IOT_LOG_GROUP;
   }
   if (c.analytics !== undefined) {
     const windows = firehose(`${c.delivery.streamName}-windows`);
@@ -142,153 +136,233 @@ function resolve(run: ProgramRun) {
     roles["rule-kinesis"] = one(run, T.role, (r) => r.props.name === `${c.rule.roleName}-kinesis`);
     roles["windows-delivery"] = roleOf(windows);
     roles.flink = roleByArn(app.props.serviceExecutionRole);
-    const flinkStream = one(run, T.logStream, (s) => s.name.includes("analytics-log-stream"));
     const flinkGroup = one(run, T.logGroup, (g) => g.name.includes("analytics-logs"));
-    Object.assign(placeholders, {
-      "{telemetry-kinesis}": arn(one(run, T.kinesis, (s) => s.name.includes("analytics-stream"))),
-      "{windows-kinesis}": arn(one(run, T.kinesis, (s) => s.name.includes("windows-kinesis"))),
-      "{windows-log-stream}": logStreamIn(`/aws/kinesisfirehose/${windows.props.name as string}`)
-        ?.props.arn,
-      "{flink-log-group}": arn(flinkGroup),
-      "{flink-log-stream}": arn(flinkStream),
-      "{code-object}": `${arn(bucket)}/${one(run, T.code).props.key as string}`,
-    });
+    values["{windowsStream}"] = name(windows);
+    values["{telemetryKinesis}"] = name(
+      one(run, T.kinesis, (s) => s.name.includes("analytics-stream")),
+    );
+    values["{windowsKinesis}"] = name(
+      one(run, T.kinesis, (s) => s.name.includes("windows-kinesis")),
+    );
+    values["{flinkLogGroup}"] = name(flinkGroup);
+    values["{flinkLogStream}"] = name(logStreamIn(name(flinkGroup)));
+    values["{codeKey}"] = name(one(run, T.code), "key");
+    if (c.delivery.errorLogging) {
+      values["{windowsLogGroup}"] = logGroupNamed(`/aws/kinesisfirehose/${name(windows)}`);
+    }
   }
-  return { roles, placeholders };
+  if (c.provisioning !== undefined) {
+    const template = one(run, T.template);
+    roles.provisioning = roleByArn(template.props.provisioningRoleArn);
+    const body = json(template.props.templateBody) as {
+      Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+    };
+    const of = (type: string) => Object.values(body.Resources).find((r) => r.Type === type);
+    values["{devicePolicy}"] = of("AWS::IoT::Policy")?.Properties.PolicyName as string;
+    values["{thingGroup}"] = (of("AWS::IoT::Thing")?.Properties.ThingGroups as string[])[0];
+    values["{thingType}"] = of("AWS::IoT::Thing")?.Properties.ThingTypeName as string;
+    if (hookRequired(c.provisioning)) {
+      const fn = one(run, T.lambda);
+      roles["provisioning-hook"] = roleByArn(fn.props.role);
+      values["{hookLogGroup}"] = logGroupNamed(`/aws/lambda/${name(fn)}`);
+    }
+  }
+  return { roles, values };
 }
 
-/** `action on resource` pairs: what a role grants, or what the table says it must. */
-function pairs(actions: readonly string[], resources: readonly string[]): string[] {
-  return actions.flatMap((a) => resources.map((r) => `${a} on ${r}`));
+/** Every (action, resources, context) a row stands for: one per sample of its caller-chosen names. */
+function requests(call: RunTimeCall, values: Readonly<Record<string, string>>) {
+  const chosen = call.callerChosen ?? [];
+  const samples = chosen.length === 0 ? 1 : 2;
+  return Array.from({ length: samples }, (_, i) => {
+    const v = { ...values };
+    for (const p of chosen) v[p] = CALLER_CHOSEN[p][i];
+    return {
+      action: call.action,
+      resources: call.resources.map((r) => fillTemplate(r, v)),
+      context: Object.fromEntries(
+        Object.entries(call.context ?? {}).map(([k, t]) => [k, fillTemplate(t, v)]),
+      ),
+    };
+  });
 }
 
-/** The table's `when` conditions a stack's config meets. */
-function conditionsOf(c: StackConfig): string[] {
-  return [
-    "always",
-    ...(c.analytics !== undefined ? ["analytics"] : []),
-    ...(c.delivery.errorLogging ? ["errorLogging"] : []),
-    ...(c.lake.format === "parquet" ? ["parquet"] : []),
-    ...(c.storage.kmsKey ? ["kmsKey"] : []),
-    ...(c.monitoring.iotLogLevel !== "unmanaged" ? ["iotLogging"] : []),
-    ...(c.provisioning !== undefined ? ["fleetProvisioning"] : []),
-    ...(c.provisioning !== undefined && hookRequired(c.provisioning) ? ["hook"] : []),
-    ...(c.provisioning?.allowReprovisioning === false ? ["noReprovisioning"] : []),
-  ];
+/** Values close to a stack's own that must not be allowed in its place. */
+function nearMisses(placeholder: string, value: string): string[] {
+  if (placeholder === "{partition}") return [];
+  if (placeholder === "{account}") return ["210987654321"];
+  if (placeholder === "{region}") return [value === "eu-west-1" ? "us-west-2" : "eu-west-1"];
+  const segments = value.split("/");
+  const first = segments.findIndex((s) => s !== "");
+  const otherPrefix =
+    segments.length > 1 ? segments.map((s, i) => (i === first ? "other" : s)).join("/") : undefined;
+  return [`${value}-other`, `other-${value}`, ...(otherPrefix === undefined ? [] : [otherPrefix])];
 }
+
+/** The documents a role's permissions are: its inline grants and its AWS-managed policies. */
+function documentsOf(run: ProgramRun, role: Resource): unknown[] {
+  const inline = ofType(run, T.rolePolicy)
+    .filter((p) => p.props.role === role.props.name)
+    .map((p) => json(p.props.policy));
+  const managed = ofType(run, T.attachment)
+    .filter((a) => a.props.role === role.props.name)
+    .map((a) => {
+      const m = MANAGED_POLICIES[a.props.policyArn as string];
+      assert.ok(
+        m,
+        `${String(a.props.policyArn)} is attached, but the table has no document for it`,
+      );
+      return m.document;
+    });
+  return [...inline, ...managed];
+}
+
+describe("the run-time call table (core/iam-run-time-calls.ts)", () => {
+  it("every row names its caller, an IAM action, a resource per ARN format and two AWS pages", () => {
+    assert.ok(
+      RUN_TIME_CALLS.length >= 40,
+      `expected the table's rows, found ${RUN_TIME_CALLS.length}`,
+    );
+    for (const c of RUN_TIME_CALLS) {
+      const row = `${c.role} ${c.action}`;
+      assert.match(c.action, /^[a-z0-9]+:[A-Za-z]+$/, row);
+      assert.equal(c.caller, ROLE_SERVICES[c.role], `${row}: the caller is the role's service`);
+      assert.ok(c.resources.length > 0, `${row} names a resource`);
+      for (const r of c.resources) assert.match(r, /^arn:\{partition\}:[a-z0-9]+:/, row);
+      for (const u of [...c.calledPer.split("; "), ...c.arnPer.split("; ")]) {
+        assert.match(u, /^https:\/\/(docs\.aws\.amazon\.com|github\.com\/apache)\//, row);
+      }
+      for (const p of c.callerChosen ?? []) assert.ok(CALLER_CHOSEN[p], `${row}: samples for ${p}`);
+    }
+  });
+
+  it("every CloudWatch Logs group-level call is on the log-group ARN with the trailing :*", () => {
+    for (const c of RUN_TIME_CALLS.filter((x) => x.resourceType === "log-group")) {
+      for (const r of c.resources)
+        assert.match(r, /:log-group:([^:]+:)?\*$/, `${c.role} ${c.action}`);
+    }
+  });
+
+  it("docs/iam-roles.md shows the table as the module renders it (UPDATE_GOLDEN=1 rewrites it)", () => {
+    const file = path.join(PROJECT_DIR, "docs", "iam-roles.md");
+    const text = fs.readFileSync(file, "utf8");
+    const begin = "<!-- run-time-calls:begin (generated from core/iam-run-time-calls.ts) -->\n";
+    const end = "\n<!-- run-time-calls:end -->";
+    const at = text.indexOf(begin);
+    const stop = text.indexOf(end);
+    assert.ok(at >= 0 && stop > at, "docs/iam-roles.md has the generated-table markers");
+    const actual = text.slice(at + begin.length, stop);
+    const expected = renderCallTable();
+    if (process.env.UPDATE_GOLDEN === "1" && actual !== expected) {
+      fs.writeFileSync(file, text.slice(0, at + begin.length) + expected + text.slice(stop));
+      return;
+    }
+    assert.equal(actual, expected, "run with UPDATE_GOLDEN=1 to rewrite the table in the docs");
+  });
+});
 
 for (const stack of listStacks()) {
-  describe(`IAM roles of the ${stack} stack hold exactly what docs/iam-roles.md lists`, () => {
+  describe(`IAM roles of the ${stack} stack allow every run-time call and nothing near it`, () => {
     let run: ProgramRun;
     let resolved: ReturnType<typeof resolve>;
-    let conditions: string[] = [];
-    const rows = documentedRows();
-    const managed = documentedManagedRows();
-    const applies = (when: readonly string[]) => when.every((w) => conditions.includes(w));
+    let conditions = new Set<CallCondition>();
+    const evaluators = new Map<RoleId, IamEvaluator>();
+    const applicable = () => RUN_TIME_CALLS.filter((c) => c.when.every((w) => conditions.has(w)));
     before(async () => {
       run = await runProgram(stack);
       resolved = resolve(run);
       conditions = conditionsOf(run.config);
-    });
-
-    it("the table is well formed: every row names a role, actions, resources and an AWS page", () => {
-      assert.ok(rows.length >= 15, `expected the table's rows, found ${rows.length}`);
-      for (const r of rows) {
-        assert.ok(
-          r.actions.every((a) => /^[a-z0-9]+:[A-Za-z]+$/.test(a)),
-          JSON.stringify(r),
-        );
-        assert.ok(r.resources.length > 0, `${r.role} ${r.actions.join()} names a resource`);
-        assert.match(r.page, /\]\(https:\/\/(docs\.aws\.amazon\.com|github\.com\/apache)\//);
+      for (const [id, role] of Object.entries(resolved.roles) as Array<[RoleId, Resource]>) {
+        evaluators.set(id, createIamEvaluator(documentsOf(run, role)));
       }
     });
 
-    it("the stack has exactly the tables' roles, each trusted by the one service it names", () => {
-      const applicable = [
-        ...rows.filter((r) => applies(r.when)),
-        ...managed.filter((r) => applies(r.when)),
-      ];
-      const names = [...new Set(applicable.map((r) => r.role))].sort();
-      assert.deepEqual(Object.keys(resolved.roles).sort(), names);
-      assert.equal(ofType(run, T.role).length, names.length, "no role beside the table's");
-      for (const name of names) {
-        const trusted = [
-          ...new Set(applicable.filter((r) => r.role === name).map((r) => r.trustedBy)),
-        ];
-        assert.deepEqual(trustedServices(resolved.roles[name]), trusted, `${name}'s trust`);
+    it("has exactly the roles its calls need, each trusted by the one service that calls", () => {
+      const needed = [...new Set(applicable().map((c) => c.role))].sort();
+      assert.deepEqual(Object.keys(resolved.roles).sort(), needed);
+      assert.equal(ofType(run, T.role).length, needed.length, "no role beside the table's");
+      for (const id of needed) {
+        assert.deepEqual(trustedServices(resolved.roles[id] as Resource), [ROLE_SERVICES[id]], id);
       }
     });
 
-    it("every managed policy attachment is the table's, nothing more, nothing less", () => {
-      assert.ok(managed.length >= 1, "the managed policies table has rows");
-      for (const r of managed) {
-        assert.match(
-          r.policyArn,
-          /^arn:aws:iam::aws:policy\//,
-          `${r.role}'s policy is AWS-managed`,
-        );
-        assert.match(r.page, /\]\(https:\/\/docs\.aws\.amazon\.com\//);
-      }
+    it("attaches exactly the AWS-managed policies the table names", () => {
       const nameOf = new Map(Object.entries(resolved.roles).map(([k, v]) => [v.props.name, k]));
-      const attached = ofType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-        .map(
-          (a) =>
-            `${nameOf.get(a.props.role) ?? `(role ${String(a.props.role)})`} ${String(a.props.policyArn)}`,
-        )
-        .concat(
-          ofType(run, T.role).flatMap((r) =>
-            ((r.props.managedPolicyArns ?? []) as string[]).map(
-              (p) => `${nameOf.get(r.props.name)} ${p}`,
-            ),
-          ),
-        )
+      const attached = ofType(run, T.attachment)
+        .map((a) => `${nameOf.get(a.props.role) ?? "?"} ${String(a.props.policyArn)}`)
         .sort();
-      const expected = managed
-        .filter((r) => applies(r.when))
-        .map((r) => `${r.role} ${r.policyArn}`)
+      const expected = Object.entries(MANAGED_POLICIES)
+        .filter(([, m]) => resolved.roles[m.role] !== undefined)
+        .map(([arn, m]) => `${m.role} ${arn}`)
         .sort();
       assert.deepEqual(attached, expected);
     });
 
-    for (const role of [...new Set([...rows, ...managed].map((r) => r.role))]) {
-      it(`${role}: every granted action on every resource, nothing more, nothing less`, () => {
-        const applicable = rows.filter((r) => r.role === role && applies(r.when));
-        if (applicable.length === 0) {
-          const policies = ofType(run, "aws:iam/rolePolicy:RolePolicy").filter(
-            (p) => p.props.role === resolved.roles[role]?.props.name,
-          );
-          if (!managed.some((r) => r.role === role && applies(r.when))) {
-            assert.equal(resolved.roles[role], undefined, `${stack} has no ${role} role`);
+    it("every call of the table is allowed by its role, on the ARN IAM sees in the request", () => {
+      const refused: string[] = [];
+      for (const call of applicable()) {
+        const evaluate = evaluators.get(call.role);
+        assert.ok(evaluate, `${stack} has the ${call.role} role`);
+        for (const req of requests(call, resolved.values)) {
+          const e = evaluate(req);
+          if (e.decision !== "allow") {
+            refused.push(
+              `${call.role}: ${req.action} on ${req.resources.join(", ")}: ${describeIamEvaluation(e)}`,
+            );
           }
-          assert.deepEqual(policies, [], `${role} has no inline grant`);
-          return;
         }
-        const expected = applicable
-          .flatMap((r) =>
-            pairs(
-              r.actions,
-              r.resources.map((res) =>
-                res.replace(/\{[a-z-]+\}/g, (p) => {
-                  const v = resolved.placeholders[p];
-                  assert.ok(v !== undefined, `the ${stack} stack has no ${p}`);
-                  return v;
-                }),
-              ),
-            ),
-          )
-          .sort();
-        const policies = ofType(run, "aws:iam/rolePolicy:RolePolicy").filter(
-          (p) => p.props.role === resolved.roles[role].props.name,
+      }
+      assert.deepEqual(refused, [], `calls the ${stack} stack's roles refuse`);
+    });
+
+    it("every near miss is denied: another stream, log group, bucket, prefix, key, account or region", () => {
+      const allowed: string[] = [];
+      let checked = 0;
+      // AWS's AWSIoTThingsRegistration is on `*`: the provisioning role has no near miss to deny.
+      for (const call of applicable().filter((c) => c.role !== "provisioning")) {
+        const evaluate = evaluators.get(call.role) as IamEvaluator;
+        // The resource's own names: a name that reaches only the request's context (the bucket in
+        // KMS's encryption context) is a near miss only for a grant that conditions on it.
+        const fixed = placeholdersOf({ ...call, context: undefined }).filter(
+          (p) => !(call.callerChosen ?? []).includes(p),
         );
-        assert.equal(policies.length, 1, `${role} has one inline grant`);
-        const granted = statements(json(policies[0].props.policy))
-          .flatMap((s) => {
-            assert.equal(s.Condition, undefined, `${role}'s grants are unconditional`);
-            return pairs(list(s.Action), list(s.Resource));
-          })
-          .sort();
-        assert.deepEqual(granted, expected);
-      });
-    }
+        for (const p of fixed) {
+          for (const miss of nearMisses(p, resolved.values[p])) {
+            for (const req of requests(call, { ...resolved.values, [p]: miss })) {
+              checked += 1;
+              if (evaluate(req).decision === "allow") {
+                allowed.push(
+                  `${call.role}: ${req.action} on ${req.resources.join(", ")} (${p} = ${miss})`,
+                );
+              }
+            }
+          }
+        }
+      }
+      assert.ok(checked > 50, `near misses checked: ${checked}`);
+      assert.deepEqual(allowed, [], `near misses the ${stack} stack's roles allow`);
+    });
+
+    it("grants nothing the table does not call: every granted action and resource is used", () => {
+      const unused: string[] = [];
+      for (const [id, role] of Object.entries(resolved.roles) as Array<[RoleId, Resource]>) {
+        const calls = applicable()
+          .filter((c) => c.role === id)
+          .flatMap((c) => requests(c, resolved.values));
+        const inline = ofType(run, T.rolePolicy).filter((p) => p.props.role === role.props.name);
+        for (const s of inline.flatMap((p) => statements(json(p.props.policy)))) {
+          assert.equal(s.Effect, "Allow");
+          for (const a of list(s.Action)) {
+            for (const r of list(s.Resource)) {
+              const used = calls.some(
+                (c) => actionMatches(a, c.action) && c.resources.some((x) => resourceMatches(r, x)),
+              );
+              if (!used) unused.push(`${id}: ${a} on ${r}`);
+            }
+          }
+        }
+      }
+      assert.deepEqual(unused, [], "grants no call of the table needs");
+    });
   });
 }

@@ -192,10 +192,11 @@ function commonGraphChecks(get: () => ProgramRun) {
     );
     assert.equal(group.props.name, "/iot/rules/sensor_rule/errors");
     const role = one(run, T.role, (r) => r.props.arn === errorAction.cloudwatchLogs.roleArn);
-    // The CloudWatch Logs action's page: CreateLogStream, DescribeLogStreams and PutLogEvents.
+    // The CloudWatch Logs action's page: CreateLogStream, DescribeLogStreams and PutLogEvents; the
+    // first two on the group's ARN with the trailing `:*` IAM sees for group-level actions.
     assert.deepEqual(grants(run, role), {
       actions: ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-      resources: [group.props.arn, `${group.props.arn}:log-stream:*`],
+      resources: [`${group.props.arn as string}:*`, `${group.props.arn as string}:log-stream:*`],
     });
   });
 

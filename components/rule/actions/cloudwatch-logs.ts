@@ -9,6 +9,7 @@ import {
   type RuleActionConfigOf,
   type RuleBindContext,
 } from "./action";
+import { logGroupPolicyArn } from "../../private/iam";
 
 export interface CloudWatchLogsActionArgs {
   readonly logGroupName: pulumi.Input<string>;
@@ -35,11 +36,12 @@ export class CloudWatchLogsAction implements RuleAction {
       this.args.logGroupArn,
       (arn) => [
         {
-          // CreateLogStream and DescribeLogStreams authorize on the log group.
+          // Group-level actions: IAM sees the group's ARN with a trailing `:*`
+          // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/iam-access-control-overview-cwl.html).
           Sid: "FindAndCreateLogStreams",
           Effect: "Allow" as const,
           Action: ["logs:CreateLogStream", "logs:DescribeLogStreams"],
-          Resource: [arn],
+          Resource: [logGroupPolicyArn(arn)],
         },
         {
           // PutLogEvents authorizes on the stream; IoT names the streams itself.
