@@ -97,9 +97,12 @@ async function download(url: string, file: string, maxBytes: number, timeoutMs: 
           `the Flink connector jar from ${url} is larger than ${maxBytes} bytes; check ${PROJECT}:flinkConnectorUrl`,
         );
       }
-      if (!out.write(chunk)) await new Promise((r) => out.once("drain", r));
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
     }
-    await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    await new Promise<void>((resolve, reject) => {
+      out.once("error", reject);
+      out.end(() => resolve());
+    });
   } catch (e) {
     out.destroy();
     fs.rmSync(tmp, { force: true });

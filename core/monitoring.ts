@@ -25,7 +25,7 @@ export interface AlarmConfig {
    * `alarmEmail: external`: the stack subscribes nobody, its owner subscribes the topic outside the
    * stack (a pager, a chat integration); the topic's ARN is the `monitoring.topicArn` output.
    */
-  readonly subscribedElsewhere: boolean;
+  readonly subscribedElsewhere?: boolean;
   /** The period each alarm evaluates, in seconds (a multiple of 60). */
   readonly periodSeconds: number;
   /** The rule's error rate, in percent of the messages on its topic, above which its alarm fires. */

@@ -526,6 +526,7 @@ async function standIns(
 
 async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> {
   const dir = opts.dir ?? PROJECT_DIR;
+  lastRun = [];
   const given: RawConfig = { ...readRawStackConfig(stack, dir), ...(opts.overrides ?? {}) };
   const standIn = await standIns(stack, given, dir);
   const raw: RawConfig = { ...given, ...standIn.values };
