@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { TelemetryPipeline, type TelemetryPipelineArgs } from "./components/pipeline";
 import { assertDeployable } from "./core/deploy-readiness";
+import { UserError } from "./core/errors";
 import { PROJECT, PROJECT_DIR } from "./core/project";
 import {
   declaredKeys,
@@ -41,9 +42,15 @@ export function readDeployableConfig(
   stack: string = pulumi.getStack(),
   dir: string = PROJECT_DIR,
 ): StackConfig {
-  const config = readPulumiConfig(stack, dir);
-  assertDeployable(config, { dir });
-  return config;
+  try {
+    const config = readPulumiConfig(stack, dir);
+    assertDeployable(config, { dir });
+    return config;
+  } catch (e) {
+    // The CLI prints a RunError's message alone: one line, no stack trace.
+    if (e instanceof UserError) throw new pulumi.RunError(e.message);
+    throw e;
+  }
 }
 
 /** What `pulumi stack output` shows, and what a user needs to connect a device. */
