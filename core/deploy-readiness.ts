@@ -51,6 +51,9 @@ export function deployProblems(config: StackConfig, opts: ReadinessOptions = {})
 export function assertDeployable(config: StackConfig, opts: ReadinessOptions = {}): void {
   const problems = deployProblems(config, opts);
   if (problems.length === 0) return;
-  const more = problems.length > 1 ? ` (and ${problems.length - 1} more: see npm run check -- --stack ${config.stack})` : "";
+  const more =
+    problems.length > 1
+      ? ` (and ${problems.length - 1} more: see npm run check -- --stack ${config.stack})`
+      : "";
   throw new ConfigError(`${problems[0]}${more}`);
 }

@@ -6,11 +6,7 @@ import * as path from "node:path";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { DeliveryConfig } from "../../core/delivery";
-import {
-  CONNECTOR_JAR,
-  CONNECTOR_URL,
-  verifiedConnectorJar,
-} from "../../core/flink-connector";
+import { CONNECTOR_JAR, CONNECTOR_URL, verifiedConnectorJar } from "../../core/flink-connector";
 import { UserError } from "../../core/errors";
 import { PROJECT_DIR } from "../../core/project";
 import type { FlinkConnectorSource } from "../../core/stack-config";
@@ -210,12 +206,13 @@ export class StreamAnalytics extends pulumi.ComponentResource {
         source: new pulumi.asset.AssetArchive({
           "main.py": new pulumi.asset.FileAsset(MAIN_PY),
           [RUN_OPTIONS.jarfile]: new pulumi.asset.FileAsset(
-            verifiedConnectorJar({ url: args.connector?.url, sha512: args.connector?.sha512 }).catch(
-              (e: unknown) => {
-                // The CLI prints a RunError's message alone: one line, no stack trace.
-                throw e instanceof UserError ? new pulumi.RunError(e.message) : e;
-              },
-            ),
+            verifiedConnectorJar({
+              url: args.connector?.url,
+              sha512: args.connector?.sha512,
+            }).catch((e: unknown) => {
+              // The CLI prints a RunError's message alone: one line, no stack trace.
+              throw e instanceof UserError ? new pulumi.RunError(e.message) : e;
+            }),
           ),
         }),
         contentType: "application/zip",

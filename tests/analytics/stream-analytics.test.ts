@@ -160,7 +160,10 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
     assert.equal(await (assets["main.py"] as pulumi.asset.FileAsset).path, MAIN_PY);
     const jar = assets["lib/flink-sql-connector-kinesis-5.0.0-1.20.jar"];
     // A RemoteAsset would be fetched unchecked at every preview and up.
-    assert.ok(pulumi.asset.FileAsset.isInstance(jar), "the jar is a FileAsset of the verified copy");
+    assert.ok(
+      pulumi.asset.FileAsset.isInstance(jar),
+      "the jar is a FileAsset of the verified copy",
+    );
     // Under mocks: the run's local stand-in, verified against its own digest like a real jar.
     const runConfig = run.config.flinkConnector;
     assert.equal(await (jar as pulumi.asset.FileAsset).path, fileURLToPath(runConfig.url ?? ""));

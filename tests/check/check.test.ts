@@ -54,7 +54,10 @@ describe("whole stacks through the policy pack", function () {
   });
 
   it("prod with the tutorial policy yields the mandatory violation", async () => {
-    const vs = await stackViolations("prod", { policyMode: "tutorial", alarmEmail: "ops@example.com" });
+    const vs = await stackViolations("prod", {
+      policyMode: "tutorial",
+      alarmEmail: "ops@example.com",
+    });
     assert.deepEqual(
       vs.map((v) => `${v.level} ${v.policy}`),
       ["mandatory iot-policy-no-allow-all"],
@@ -148,7 +151,10 @@ describe("npm run check", function () {
       /^note: stack prod has no CSRs in csr\/prod: checked with CSRs of throwaway keys \(npm run csr -- --stack prod makes the real ones\)$/m,
     );
     assert.match(out, /^pulumi up would refuse: stack prod: no CSR for 3 device\(s\) /m);
-    assert.match(out, /^pulumi up would refuse: stack prod: config iot-pipeline:alarmEmail is not set/m);
+    assert.match(
+      out,
+      /^pulumi up would refuse: stack prod: config iot-pipeline:alarmEmail is not set/m,
+    );
     assert.match(
       out,
       /^pulumi up would refuse: stack prod: config iot-pipeline:flinkConnectorSha512 is not set/m,

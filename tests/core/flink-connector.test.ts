@@ -47,7 +47,10 @@ describe("the Flink connector jar, verified and cached", () => {
 
   it("a download with the pinned digest is kept in the cache and used", async () => {
     const file = await verifiedConnectorJar({ url: url(), sha512: sha512(JAR), cacheDir, log });
-    assert.equal(file, path.join(cacheDir, sha512(JAR), "flink-sql-connector-kinesis-5.0.0-1.20.jar"));
+    assert.equal(
+      file,
+      path.join(cacheDir, sha512(JAR), "flink-sql-connector-kinesis-5.0.0-1.20.jar"),
+    );
     assert.deepEqual(fs.readFileSync(file), JAR);
     assert.equal(requests, 1);
   });
@@ -73,7 +76,11 @@ describe("the Flink connector jar, verified and cached", () => {
         e.message.includes(`${url()}.sha512`),
     );
     const dir = path.join(cacheDir, expected);
-    assert.deepEqual(fs.existsSync(dir) ? fs.readdirSync(dir) : [], [], "nothing left in the cache");
+    assert.deepEqual(
+      fs.existsSync(dir) ? fs.readdirSync(dir) : [],
+      [],
+      "nothing left in the cache",
+    );
   });
 
   it("a corrupt cached copy is downloaded again", async () => {
@@ -90,14 +97,21 @@ describe("the Flink connector jar, verified and cached", () => {
     const note = logs.find((l) => l.includes("is not pinned"));
     assert.ok(note, logs.join("\n"));
     assert.ok(note.includes(sha512(JAR)));
-    assert.ok(note.includes(`pulumi config set iot-pipeline:flinkConnectorSha512 "$(curl -fsS ${url()}.sha512)"`));
+    assert.ok(
+      note.includes(
+        `pulumi config set iot-pipeline:flinkConnectorSha512 "$(curl -fsS ${url()}.sha512)"`,
+      ),
+    );
   });
 
   it("a file: URL is verified where it is, match and mismatch", async () => {
     const file = path.join(cacheDir, "local.jar");
     fs.writeFileSync(file, JAR);
     const href = pathToFileURL(file).href;
-    assert.equal(await verifiedConnectorJar({ url: href, sha512: sha512(JAR), cacheDir, log }), file);
+    assert.equal(
+      await verifiedConnectorJar({ url: href, sha512: sha512(JAR), cacheDir, log }),
+      file,
+    );
     await assert.rejects(
       verifiedConnectorJar({ url: href, sha512: "0".repeat(128), cacheDir, log }),
       DigestMismatchError,
@@ -115,7 +129,11 @@ describe("the Flink connector jar, verified and cached", () => {
       /is larger than 8 bytes/,
     );
     await assert.rejects(
-      verifiedConnectorJar({ url: pathToFileURL(path.join(cacheDir, "none.jar")).href, cacheDir, log }),
+      verifiedConnectorJar({
+        url: pathToFileURL(path.join(cacheDir, "none.jar")).href,
+        cacheDir,
+        log,
+      }),
       /none\.jar \(config iot-pipeline:flinkConnectorUrl\) does not exist/,
     );
   });

@@ -23,7 +23,8 @@ describe("the policy pack", () => {
     const names = policies.map((p) => p.name);
     assert.equal(new Set(names).size, names.length);
     assert.equal(names.length, 21);
-    for (const n of names) assert.match(n, /^(iot|s3|firehose|iam|kinesis|cloudwatch|sns)-[a-z0-9-]+$/);
+    for (const n of names)
+      assert.match(n, /^(iot|s3|firehose|iam|kinesis|cloudwatch|sns)-[a-z0-9-]+$/);
   });
 
   it("gives every policy a description and a level, and devStacks to the stack-aware ones", () => {
