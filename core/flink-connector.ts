@@ -126,7 +126,8 @@ export async function verifiedConnectorJar(opts: ConnectorJarOptions = {}): Prom
   const url = opts.url ?? CONNECTOR_URL;
   const log = opts.log ?? ((l: string) => console.error(l));
   const expected = opts.sha512;
-  const accept = async (file: string): Promise<string> => {
+  /** Throws unless `file` has the pinned digest; without one, logs the digest and how to pin it. */
+  const accept = async (file: string): Promise<void> => {
     const actual = await sha512Of(file);
     if (expected === undefined) {
       log(
@@ -135,7 +136,6 @@ export async function verifiedConnectorJar(opts: ConnectorJarOptions = {}): Prom
     } else if (actual !== expected) {
       throw mismatch(url, expected, actual);
     }
-    return actual;
   };
 
   if (url.startsWith("file:")) {
@@ -152,10 +152,11 @@ export async function verifiedConnectorJar(opts: ConnectorJarOptions = {}): Prom
   const name = path.basename(new URL(url).pathname) || CONNECTOR_JAR;
   const cached = path.join(opts.cacheDir ?? CONNECTOR_CACHE_DIR, expected ?? "unpinned", name);
   if (fs.existsSync(cached)) {
-    if (expected === undefined || (await sha512Of(cached)) === expected) {
-      if (expected === undefined) await accept(cached);
+    if (expected === undefined) {
+      await accept(cached); // logs its digest and how to pin it
       return cached;
     }
+    if ((await sha512Of(cached)) === expected) return cached;
     log(`note: ${cached} does not have the pinned SHA-512; downloading it again`);
   }
   log(`downloading the Flink connector jar ${url} into ${path.dirname(cached)}`);

@@ -26,6 +26,11 @@ describe("the Flink connector jar, verified and cached", () => {
   before(async () => {
     server = http.createServer((req, res) => {
       requests++;
+      if (req.url === "/maven2/x/stalls.jar") {
+        // Headers and a first byte, then nothing: the bound on the download's time must end it.
+        res.writeHead(200).write("P");
+        return;
+      }
       if (req.url !== "/maven2/x/flink-sql-connector-kinesis-5.0.0-1.20.jar") {
         res.writeHead(404).end();
         return;
@@ -35,7 +40,10 @@ describe("the Flink connector jar, verified and cached", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/maven2/x/`;
   });
-  after(() => new Promise((r) => server.close(r)));
+  after(() => {
+    server.closeAllConnections();
+    return new Promise((r) => server.close(r));
+  });
   beforeEach(() => {
     body = JAR;
     requests = 0;
@@ -117,6 +125,26 @@ describe("the Flink connector jar, verified and cached", () => {
       DigestMismatchError,
     );
     assert.equal(requests, 0);
+  });
+
+  it("a download that stalls is given up after timeoutMs, in one line, leaving nothing behind", async () => {
+    const started = Date.now();
+    await assert.rejects(
+      verifiedConnectorJar({
+        url: `${base}stalls.jar`,
+        sha512: sha512(JAR),
+        cacheDir,
+        log,
+        timeoutMs: 300,
+      }),
+      /^UserError: cannot download the Flink connector jar from \S+stalls\.jar: .*; run again, or set iot-pipeline:flinkConnectorUrl to a mirror$/,
+    );
+    assert.ok(Date.now() - started < 5000, "bounded by timeoutMs");
+    assert.deepEqual(
+      fs.readdirSync(path.join(cacheDir, sha512(JAR))),
+      [],
+      "no temporary file left",
+    );
   });
 
   it("an HTTP error, a jar over the size bound and a missing file are one-line user errors", async () => {
