@@ -1,8 +1,9 @@
-// The Pulumi program's entry point: validate the stack's config, build the pipeline, export what
+// The Pulumi program's entry point: validate the stack's config, refuse a stack not ready to
+// deploy (core/deploy-readiness.ts), build the pipeline, export what
 // a user needs next (`pulumi stack output`).
-import { buildPipeline, readPulumiConfig } from "./program";
+import { buildPipeline, readDeployableConfig } from "./program";
 
-const outputs = buildPipeline(readPulumiConfig());
+const outputs = buildPipeline(readDeployableConfig());
 
 export const endpoint = outputs.endpoint;
 export const thingNames = outputs.thingNames;

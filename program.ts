@@ -3,6 +3,8 @@
 // outputs. index.ts calls it once; the mocked runs (tests, check, bench) call it per stack.
 import * as pulumi from "@pulumi/pulumi";
 import { TelemetryPipeline, type TelemetryPipelineArgs } from "./components/pipeline";
+import { assertDeployable } from "./core/deploy-readiness";
+import { UserError } from "./core/errors";
 import { PROJECT, PROJECT_DIR } from "./core/project";
 import {
   declaredKeys,
@@ -29,6 +31,26 @@ export function readPulumiConfig(
   raw["aws:region"] = new pulumi.Config("aws").get("region");
   // Relative paths (csrDir) are relative to Pulumi.yaml, as the CLI runs the program there.
   return parseStackConfig(raw, stack, dir);
+}
+
+/**
+ * What `pulumi preview` and `pulumi up` build from: the config, refused in one line when the stack
+ * would deploy something nobody can use or nobody would notice (core/deploy-readiness.ts: CSRs
+ * not made yet, alarms with nowhere to go, an unpinned connector jar outside dev).
+ */
+export function readDeployableConfig(
+  stack: string = pulumi.getStack(),
+  dir: string = PROJECT_DIR,
+): StackConfig {
+  try {
+    const config = readPulumiConfig(stack, dir);
+    assertDeployable(config, { dir });
+    return config;
+  } catch (e) {
+    // The CLI prints a RunError's message alone: one line, no stack trace.
+    if (e instanceof UserError) throw new pulumi.RunError(e.message);
+    throw e;
+  }
 }
 
 /** What `pulumi stack output` shows, and what a user needs to connect a device. */

@@ -21,6 +21,11 @@ export interface AlarmConfig {
   readonly enabled: boolean;
   /** An e-mail address the alarms' topic notifies (after the recipient confirms); undefined for none. */
   readonly email?: string;
+  /**
+   * `alarmEmail: external`: the stack subscribes nobody, its owner subscribes the topic outside the
+   * stack (a pager, a chat integration); the topic's ARN is the `monitoring.topicArn` output.
+   */
+  readonly subscribedElsewhere?: boolean;
   /** The period each alarm evaluates, in seconds (a multiple of 60). */
   readonly periodSeconds: number;
   /** The rule's error rate, in percent of the messages on its topic, above which its alarm fires. */
@@ -33,6 +38,9 @@ export interface MonitoringConfig {
   readonly iotLogLevel: IotLogLevel;
   readonly alarms: AlarmConfig;
 }
+
+/** The `alarmEmail` value that says the alarms' topic is subscribed outside the stack. */
+export const ALARM_EMAIL_EXTERNAL = "external";
 
 /** One CloudWatch metric, as the alarms and the dashboard name it. */
 export interface MetricRef {

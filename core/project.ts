@@ -7,3 +7,9 @@ export const PROJECT = "iot-pipeline";
 
 /** The repository root, where Pulumi.yaml lives. */
 export const PROJECT_DIR = path.resolve(__dirname, "..");
+
+/**
+ * The stacks treated as dev, where the tutorial's shortcuts are tolerated: the pack's policies
+ * take it as their `devStacks` default, and `pulumi up` relaxes its readiness checks there.
+ */
+export const DEFAULT_DEV_STACKS: readonly string[] = ["dev"];

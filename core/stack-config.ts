@@ -23,7 +23,7 @@ import {
   staticPart,
   type LakeOptions,
 } from "./lake";
-import { IOT_LOG_LEVELS, type MonitoringConfig } from "./monitoring";
+import { ALARM_EMAIL_EXTERNAL, IOT_LOG_LEVELS, type MonitoringConfig } from "./monitoring";
 import { PROJECT, PROJECT_DIR } from "./project";
 import { parseRuleSql, RuleSqlError } from "./rule-sql";
 import { STANDARD_IA_MIN_DAYS, STORAGE_CLASSES, type StorageConfig } from "./storage";
@@ -83,6 +83,14 @@ export interface StackConfig {
     readonly mode: CertificateMode;
     /** Absolute path of each thing's CSR file in csr mode (empty in generated mode). */
     readonly csrFiles: Readonly<Record<string, string>>;
+    /**
+     * csr mode: the CSR files that are not there yet (absolute paths). The CSRs are made on the
+     * devices' machine (`npm run csr`) and not committed; `pulumi up` refuses the stack until
+     * they exist, the local pipeline does not need them.
+     */
+    readonly missingCsrs: readonly string[];
+    /** csr mode: the csrDir value as configured (relative to Pulumi.yaml). */
+    readonly csrDir?: string;
   };
   /**
    * Fleet provisioning, only in certificateMode fleet-provisioning: the stack then registers no
@@ -101,6 +109,16 @@ export interface StackConfig {
   readonly lake: LakeOptions;
   /** IoT logging and the alarms. */
   readonly monitoring: MonitoringConfig;
+  /** Where the Managed Flink connector jar comes from and the SHA-512 it must have. */
+  readonly flinkConnector: FlinkConnectorSource;
+}
+
+/** The Managed Flink connector jar's source (docs/analytics.md). */
+export interface FlinkConnectorSource {
+  /** An https: or file: URL; undefined for the jar on Maven Central. */
+  readonly url?: string;
+  /** The jar's SHA-512, 128 lower-case hex digits; undefined when not pinned. */
+  readonly sha512?: string;
 }
 
 /** Raw config values by key (without the `iot-pipeline:` namespace), plus `aws:region`. */
@@ -247,17 +265,23 @@ function parseFleet(raw: RawConfig): FleetGroup[] {
   });
 }
 
+/**
+ * The CSR files of a csr-mode stack. A missing file is recorded, not refused: `npm run simulate`
+ * issues local certificates for keys of its own and needs no CSR, while `pulumi up` refuses a
+ * stack with missing CSRs (core/deploy-readiness.ts). A file that is there must be a CSR.
+ */
 function parseCsrFiles(things: readonly ThingSpec[], csrDir: string, baseDir: string) {
   const files: Record<string, string> = {};
+  const missing: string[] = [];
   for (const t of things) {
     const file = path.resolve(baseDir, csrDir, `${t.name}.csr`);
     let text: string;
     try {
       text = fs.readFileSync(file, "utf8");
-    } catch {
-      throw new ConfigError(
-        `config ${PROJECT}:csrDir = ${JSON.stringify(csrDir)} is invalid: ${file} does not exist; create the device's CSR there (npm run csr -- --stack <stack>) or use certificateMode generated`,
-      );
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      missing.push(file);
+      continue;
     }
     try {
       csrPublicKeyInfo(text);
@@ -269,7 +293,7 @@ function parseCsrFiles(things: readonly ThingSpec[], csrDir: string, baseDir: st
     }
     files[t.name] = file;
   }
-  return files;
+  return { files, missing };
 }
 
 /**
@@ -511,8 +535,9 @@ export function parseStackConfig(
   );
 
   const certificateMode = oneOf(raw, "certificateMode", CERTIFICATE_MODES);
-  const csrFiles =
-    certificateMode === "csr" ? parseCsrFiles(things, str(raw, "csrDir"), baseDir) : {};
+  const csrDir = certificateMode === "csr" ? str(raw, "csrDir") : undefined;
+  const csrs =
+    csrDir === undefined ? { files: {}, missing: [] } : parseCsrFiles(things, csrDir, baseDir);
   const provisioning =
     certificateMode === "fleet-provisioning"
       ? parseProvisioningConfig(structured(raw, "provisioning"), fleet)
@@ -526,7 +551,13 @@ export function parseStackConfig(
     things,
     policy: { ...parsePolicy(raw, region, telemetryTopic), name: policyName },
     localCertificates: parseLocalCertificates(raw),
-    certificates: { mode: certificateMode, csrFiles },
+    certificates: {
+      mode: certificateMode,
+      csrFiles: csrs.files,
+      missingCsrs: csrs.missing,
+      ...(csrDir === undefined ? {} : { csrDir }),
+    },
+    flinkConnector: parseFlinkConnector(raw),
     ...(provisioning === undefined ? {} : { provisioning }),
     telemetryTopic,
     rule: { name: ruleName, sql, roleName },
@@ -659,6 +690,29 @@ function parseStorage(raw: RawConfig, errorOutputPrefix: string): StorageConfig 
   };
 }
 
+/** The connector jar's URL and pinned digest (`flinkConnectorUrl`, `flinkConnectorSha512`). */
+function parseFlinkConnector(raw: RawConfig): FlinkConnectorSource {
+  const url = optionalStr(raw, "flinkConnectorUrl");
+  if (url !== undefined && !/^(https:\/\/[^\s]+|file:\/\/\/[^\s]+)$/.test(url)) {
+    fail(
+      "flinkConnectorUrl",
+      url,
+      "set an https:// URL of the jar (a Maven mirror) or a file:/// URL, or leave it empty for Maven Central",
+    );
+  }
+  const given = optionalStr(raw, "flinkConnectorSha512")?.trim();
+  // Maven Central's .sha512 file may hold the digest alone or followed by the file name.
+  const sha512 = given?.split(/\s+/)[0].toLowerCase();
+  if (sha512 !== undefined && !/^[0-9a-f]{128}$/.test(sha512)) {
+    fail(
+      "flinkConnectorSha512",
+      given,
+      "set the jar's SHA-512 as 128 hex digits (the .sha512 file Maven Central publishes beside the jar), or leave it empty",
+    );
+  }
+  return { ...(url === undefined ? {} : { url }), ...(sha512 === undefined ? {} : { sha512 }) };
+}
+
 /** IoT logging and the alarms' thresholds. */
 function parseMonitoring(
   raw: RawConfig,
@@ -666,12 +720,14 @@ function parseMonitoring(
   lake: LakeOptions,
   analytics: boolean,
 ): MonitoringConfig {
-  const email = optionalStr(raw, "alarmEmail");
+  const given = optionalStr(raw, "alarmEmail");
+  const subscribedElsewhere = given === ALARM_EMAIL_EXTERNAL;
+  const email = subscribedElsewhere ? undefined : given;
   if (email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
     fail(
       "alarmEmail",
       email,
-      "set an e-mail address (name@example.com), or leave it empty for none",
+      `set an e-mail address (name@example.com), ${ALARM_EMAIL_EXTERNAL} if you subscribe the alarms' topic outside the stack, or leave it empty for none`,
     );
   }
   const periodSeconds = int(raw, "alarmPeriodSeconds", 60, 86400, "seconds");
@@ -701,6 +757,7 @@ function parseMonitoring(
     alarms: {
       enabled: bool(raw, "alarms"),
       email,
+      subscribedElsewhere,
       periodSeconds,
       ruleErrorRatePercent: int(raw, "ruleErrorRatePercent", 0, 100, "percent"),
       deliveryFreshnessSeconds: freshness,

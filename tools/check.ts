@@ -1,6 +1,8 @@
 // `npm run check -- --stack <name> [--policy-pack-config FILE] [-c key=value]...`: the policy half
 // of `pulumi preview --policy-pack policypack`, offline: the program built under mocks from
 // Pulumi.<name>.yaml, every policy run on what it registers, exit 1 on a mandatory violation.
+// It also prints what `pulumi preview` would refuse before any policy runs (missing CSRs, alarms
+// with nowhere to go, an unpinned connector jar), as lines that do not change the exit code.
 import { parseArgs } from "node:util";
 import { PROJECT } from "../core/project";
 import { type RawConfig, parseStackConfig, readRawStackConfig } from "../core/stack-config";
@@ -12,6 +14,7 @@ import {
   runPolicies,
 } from "./policy-engine";
 import type { RegisteredResource } from "./mock-program";
+import { deployProblems } from "../core/deploy-readiness";
 import { UserError } from "../core/errors";
 import { runCommand } from "../core/command";
 
@@ -96,11 +99,12 @@ export async function main(
 ): Promise<number> {
   let args: Args;
   let settings;
+  let problems: string[];
   try {
     args = parse(argv);
     // Validate the stack's config before building anything, for a one-line error.
     const raw = { ...readRawStackConfig(args.stack), ...args.overrides };
-    parseStackConfig(raw, args.stack);
+    problems = deployProblems(parseStackConfig(raw, args.stack));
     settings = resolvePackConfig(args.packConfig ? readPackConfig(args.packConfig) : {});
   } catch (e) {
     if (e instanceof UserError) {
@@ -116,6 +120,10 @@ export async function main(
   const resources = run.resources.map(toChecked);
   const violations = await runPolicies(resources, { stack, settings });
   out(formatReport(stack, violations, resources, settings));
+  // What `pulumi preview` would refuse before the pack runs (core/deploy-readiness.ts): the
+  // policies above ran on stand-ins for it, so the exit code stays the policies' own.
+  for (const note of run.standIns) out(`note: ${note}`);
+  for (const p of problems) out(`pulumi up would refuse: ${p}`);
   return violations.some((v) => v.level === "mandatory") ? 1 : 0;
 }
 

@@ -3,6 +3,7 @@
 // certificate signing request for it in the stack's csrDir, which AWS IoT issues the certificate from.
 import "reflect-metadata";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
@@ -105,6 +106,25 @@ export async function makeCsrs(opts: MakeCsrOptions): Promise<CsrResult[]> {
     results.push({ thing, csrFile, keyFile, outcome });
   }
   return results;
+}
+
+/**
+ * CSRs for keys that are thrown away, written into a new temporary folder: what the mocked program
+ * (`npm run check`, the tests) builds a csr-mode stack from when its real CSRs are not made yet.
+ * Nothing deployable comes of them: no key survives, and `pulumi up` reads the stack's csrDir.
+ */
+export async function throwawayCsrDir(things: readonly string[]): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "iot-pipeline-throwaway-csr-"));
+  for (const thing of things) {
+    const keys = await webcrypto.subtle.generateKey(EC, false, ["sign", "verify"]);
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: `CN=${thing}`,
+      keys: keys as never,
+      signingAlgorithm: SIGNING,
+    });
+    fs.writeFileSync(path.join(dir, `${thing}.csr`), csr.toString("pem") + "\n");
+  }
+  return dir;
 }
 
 function usage(): never {

@@ -2,11 +2,21 @@
 // files, and returns every resource it registers: what the tests, `npm run check` (the policy
 // pack, offline) and `npm run bench` inspect instead of a real `pulumi preview`.
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { buildPipeline, readPulumiConfig } from "../program";
 import { csrPublicKeyInfo } from "../core/csr";
 import { PROJECT, PROJECT_DIR } from "../core/project";
-import { readRawStackConfig, type RawConfig, type StackConfig } from "../core/stack-config";
+import {
+  parseStackConfig,
+  readRawStackConfig,
+  type RawConfig,
+  type StackConfig,
+} from "../core/stack-config";
+import { throwawayCsrDir } from "./make-csr";
 
 /** The account every mocked call answers with. */
 export const MOCK_ACCOUNT_ID = "123456789012";
@@ -48,6 +58,8 @@ export interface ProgramRun {
   /** Names of the outputs that are secrets. */
   readonly secretOutputs: string[];
   readonly config: StackConfig;
+  /** What the run built from stand-ins that `pulumi up` would not have (throwaway CSRs), one note each. */
+  readonly standIns: readonly string[];
 }
 
 export interface RunProgramOptions {
@@ -454,9 +466,70 @@ export async function runProgram(stack: string, opts: RunProgramOptions = {}): P
   }
 }
 
+/** Throwaway CSR folders by fleet, made once per process. */
+const throwawayCsrs = new Map<string, string>();
+
+let fakeJar: { url: string; sha512: string } | undefined;
+
+/** A small stand-in for the Flink connector jar, made once per process. */
+function fakeConnectorJar(): { url: string; sha512: string } {
+  if (fakeJar === undefined) {
+    const content = "a stand-in for the Flink connector jar: a mocked run downloads nothing\n";
+    const file = path.join(os.tmpdir(), `iot-pipeline-mock-connector-${process.pid}.jar`);
+    fs.writeFileSync(file, content);
+    fakeJar = {
+      url: pathToFileURL(file).href,
+      sha512: createHash("sha512").update(content).digest("hex"),
+    };
+  }
+  return fakeJar;
+}
+
+/**
+ * What a mocked run puts in place of what only a real deployment has: the connector jar (a small
+ * local stand-in, unless the config names a URL) and, for a csr-mode stack whose CSRs are not
+ * made yet, CSRs of throwaway keys in a temporary folder. `pulumi up` has neither: it refuses such
+ * a stack (core/deploy-readiness.ts). Returns the config values and a note per stand-in.
+ */
+async function standIns(
+  stack: string,
+  raw: RawConfig,
+  dir: string,
+): Promise<{ values: RawConfig; notes: string[] }> {
+  const values: RawConfig = {};
+  const notes: string[] = [];
+  if (raw.flinkConnectorUrl === undefined || raw.flinkConnectorUrl === "") {
+    const jar = fakeConnectorJar();
+    values.flinkConnectorUrl = jar.url;
+    if (raw.flinkConnectorSha512 === undefined || raw.flinkConnectorSha512 === "") {
+      values.flinkConnectorSha512 = jar.sha512;
+    }
+  }
+  if (raw.certificateMode === "csr") {
+    const config = parseStackConfig(raw, stack, dir);
+    if (config.certificates.missingCsrs.length > 0) {
+      const things = config.things.map((t) => t.name);
+      const key = things.join("\n");
+      let csrDir = throwawayCsrs.get(key);
+      if (csrDir === undefined) {
+        csrDir = await throwawayCsrDir(things);
+        throwawayCsrs.set(key, csrDir);
+      }
+      values.csrDir = csrDir;
+      notes.push(
+        `stack ${stack} has no CSRs in ${config.certificates.csrDir}: checked with CSRs of throwaway keys (npm run csr -- --stack ${stack} makes the real ones)`,
+      );
+    }
+  }
+  return { values, notes };
+}
+
 async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> {
   const dir = opts.dir ?? PROJECT_DIR;
-  const raw: RawConfig = { ...readRawStackConfig(stack, dir), ...(opts.overrides ?? {}) };
+  lastRun = [];
+  const given: RawConfig = { ...readRawStackConfig(stack, dir), ...(opts.overrides ?? {}) };
+  const standIn = await standIns(stack, given, dir);
+  const raw: RawConfig = { ...given, ...standIn.values };
   const region = str(raw["aws:region"]) ?? "us-east-1";
 
   const resources: RegisteredResource[] = [];
@@ -542,7 +615,7 @@ async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> 
   // Registrations whose outputs nothing exported still finish before the run counts as done.
   await waitForRegistrations();
   secretOutputs.sort();
-  return { resources, outputs, secretOutputs, config };
+  return { resources, outputs, secretOutputs, config, standIns: standIn.notes };
 }
 
 /**

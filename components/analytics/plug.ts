@@ -18,6 +18,7 @@ export function streamAnalyticsPlug(ctx: AnalyticsContext): AnalyticsPlug | unde
       windowsDelivery: windowsDeliveryConfig(ctx.config.delivery, spec.prefix),
       ruleActionRoleName: `${ctx.config.rule.roleName}-kinesis`,
       bucketKeyArn: ctx.delivery.kmsKeyArn,
+      connector: ctx.config.flinkConnector,
     },
     { parent: ctx.parent },
   );

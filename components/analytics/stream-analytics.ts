@@ -6,7 +6,10 @@ import * as path from "node:path";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { DeliveryConfig } from "../../core/delivery";
+import { CONNECTOR_JAR, CONNECTOR_URL, verifiedConnectorJar } from "../../core/flink-connector";
+import { UserError } from "../../core/errors";
 import { PROJECT_DIR } from "../../core/project";
+import type { FlinkConnectorSource } from "../../core/stack-config";
 import {
   flinkSqlStatements,
   sqlPropertyMap,
@@ -20,18 +23,7 @@ import { KinesisAction } from "../rule/actions/kinesis";
 /** The Managed Flink runtime: Flink 1.20, Python 3.11. */
 export const FLINK_RUNTIME = "FLINK-1_20";
 
-/**
- * The Kinesis SQL connector, pinned to the release AWS lists for Flink 1.20. It is the shaded
- * ("sql") jar, so this one file is every dependency the PyFlink job needs; version 5 reads with
- * the new KinesisStreamsSource (`'connector' = 'kinesis'` with `stream.arn`).
- */
-export const KINESIS_CONNECTOR = {
-  groupId: "org.apache.flink",
-  artifactId: "flink-sql-connector-kinesis",
-  version: "5.0.0-1.20",
-} as const;
-export const CONNECTOR_JAR = `${KINESIS_CONNECTOR.artifactId}-${KINESIS_CONNECTOR.version}.jar`;
-export const CONNECTOR_URL = `https://repo1.maven.org/maven2/${KINESIS_CONNECTOR.groupId.replace(/\./g, "/")}/${KINESIS_CONNECTOR.artifactId}/${KINESIS_CONNECTOR.version}/${CONNECTOR_JAR}`;
+export { CONNECTOR_JAR, CONNECTOR_URL, KINESIS_CONNECTOR } from "../../core/flink-connector";
 
 /** The PyFlink program, kept in the repository. */
 export const MAIN_PY = path.join(PROJECT_DIR, "analytics", "flink", "main.py");
@@ -67,8 +59,15 @@ export const STREAM_READ_ACTIONS = [
 export const WINDOW_WRITE_ACTIONS = ["kinesis:PutRecords"];
 
 /** The code object's key: named by its content, so a changed main.py or jar updates the application. */
-export function codeObjectKey(mainPy: string = fs.readFileSync(MAIN_PY, "utf8")): string {
-  const hash = createHash("sha256").update(mainPy).update("\0").update(CONNECTOR_URL).digest("hex");
+export function codeObjectKey(
+  mainPy: string = fs.readFileSync(MAIN_PY, "utf8"),
+  connector: FlinkConnectorSource = {},
+): string {
+  const hash = createHash("sha256")
+    .update(mainPy)
+    .update("\0")
+    .update(connector.sha512 ?? connector.url ?? CONNECTOR_URL)
+    .digest("hex");
   return `${CODE_PREFIX}stream-analytics-${hash.slice(0, 16)}.zip`;
 }
 
@@ -108,6 +107,11 @@ export interface StreamAnalyticsArgs {
    * @default undefined: the bucket uses S3-managed keys
    */
   readonly bucketKeyArn?: pulumi.Input<string>;
+  /**
+   * Where the connector jar comes from and the SHA-512 it must have (core/flink-connector.ts).
+   * @default Maven Central, not pinned: the jar is accepted with its digest logged
+   */
+  readonly connector?: FlinkConnectorSource;
 }
 
 export class StreamAnalytics extends pulumi.ComponentResource {
@@ -190,17 +194,26 @@ export class StreamAnalytics extends pulumi.ComponentResource {
     );
     this.windowsDelivery = windows.stream;
 
-    const codeKey = codeObjectKey();
+    const codeKey = codeObjectKey(undefined, args.connector);
     this.code = new aws.s3.BucketObjectv2(
       `${name}-code`,
       {
         bucket: args.bucketName,
         key: codeKey,
-        // Pulumi zips the archive: main.py at the root and the pinned jar under lib/, where the
-        // run options point.
+        // Pulumi zips the archive: main.py at the root and the jar under lib/, where the run
+        // options point. The jar is the cached copy whose SHA-512 matched the pinned digest: a
+        // RemoteAsset would be fetched at every preview and up, and never checked.
         source: new pulumi.asset.AssetArchive({
           "main.py": new pulumi.asset.FileAsset(MAIN_PY),
-          [RUN_OPTIONS.jarfile]: new pulumi.asset.RemoteAsset(CONNECTOR_URL),
+          [RUN_OPTIONS.jarfile]: new pulumi.asset.FileAsset(
+            verifiedConnectorJar({
+              url: args.connector?.url,
+              sha512: args.connector?.sha512,
+            }).catch((e: unknown) => {
+              // The CLI prints a RunError's message alone: one line, no stack trace.
+              throw e instanceof UserError ? new pulumi.RunError(e.message) : e;
+            }),
+          ),
         }),
         contentType: "application/zip",
       },

@@ -8,6 +8,7 @@ import type {
   ResourceValidation,
   ResourceValidationArgs,
 } from "@pulumi/policy";
+import { DEFAULT_DEV_STACKS } from "../../core/project";
 
 /** Resource type tokens the policies look at (the program's @pulumi/aws 7 resources). */
 export const TYPES = {
@@ -35,8 +36,8 @@ export const TYPES = {
 
 // ---- Which stack is this? ----------------------------------------------------------------
 
-/** The stacks treated as dev when a policy's config does not say otherwise. */
-export const DEFAULT_DEV_STACKS: readonly string[] = ["dev"];
+/** The stacks treated as dev when a policy's config does not say otherwise (one definition, in core). */
+export { DEFAULT_DEV_STACKS };
 
 /**
  * The SDK is loaded only when a running pack asks for the stack: there its host has loaded it

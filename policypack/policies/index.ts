@@ -12,7 +12,7 @@ import {
   iotPolicyOverlyPermissiveInDev,
 } from "./iot-policy";
 import { kinesisAnalyticsSqlRetired } from "./kinesis-analytics";
-import { cloudwatchPipelineAlarms, iotLoggingEnabled } from "./monitoring";
+import { cloudwatchPipelineAlarms, iotLoggingEnabled, snsAlarmTopicSubscribed } from "./monitoring";
 import { s3BucketPrivateAndEncrypted } from "./s3";
 import { s3BucketDenyInsecureTransport, s3BucketLifecycle } from "./storage";
 import { iotTopicRuleChecked } from "./topic-rule";
@@ -54,4 +54,5 @@ export const policies: Policies = [
   iotLoggingEnabled,
   cloudwatchPipelineAlarms,
   iamRolePolicyLogGroupArn,
+  snsAlarmTopicSubscribed,
 ];

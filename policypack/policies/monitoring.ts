@@ -4,11 +4,13 @@
 // and each Managed Flink application (its downtime).
 import type { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
 import { METRICS } from "../../core/monitoring";
-import { TYPES, devStacksSchema, inDevStack, obj, str } from "./common";
+import { TYPES, devStacksSchema, inDevStack, obj, refersTo, str } from "./common";
 
 const LOGGING_OPTIONS = "aws:iot/loggingOptions:LoggingOptions";
 const METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm";
 const FLINK_APP = "aws:kinesisanalyticsv2/application:Application";
+const SNS_TOPIC = "aws:sns/topic:Topic";
+const SNS_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription";
 /** What makes a stack move data through AWS IoT: things that connect, rules that route. */
 const IOT_TYPES: readonly string[] = [TYPES.iotTopicRule, TYPES.iotThing];
 
@@ -165,6 +167,49 @@ export const cloudwatchPipelineAlarms: StackValidationPolicy = {
           target.urn,
         );
       }
+    }
+  },
+};
+
+/** The ARNs in an alarm's alarmActions that are known strings (unknown during preview reads as none). */
+function actionArns(alarm: PolicyResource): string[] {
+  const actions: unknown = peek(alarm.props, "alarmActions");
+  return Array.isArray(actions) ? actions.filter((a): a is string => typeof a === "string") : [];
+}
+
+/**
+ * Whether an alarm notifies `topic`: one of its actions is the topic's ARN, or, during preview
+ * when the ARN is unknown, the engine says its alarmActions depend on the topic.
+ */
+function notifiesTopic(alarm: PolicyResource, topic: PolicyResource): boolean {
+  const arn = str(peek(topic.props, "arn"));
+  if (arn !== undefined && actionArns(alarm).includes(arn)) return true;
+  return (alarm.propertyDependencies?.alarmActions ?? []).some((d) => d.urn === topic.urn);
+}
+
+export const snsAlarmTopicSubscribed: StackValidationPolicy = {
+  name: "sns-alarm-topic-subscribed",
+  description:
+    "Outside the dev stacks, an SNS topic of the stack that CloudWatch alarms notify has a subscription in the stack (an alarm that notifies a topic nobody subscribes to reaches no one). Advisory: a topic may be subscribed outside the stack.",
+  enforcementLevel: "advisory",
+  severity: "medium",
+  configSchema: devStacksSchema,
+  validateStack: (args, report) => {
+    if (inDevStack(args)) args.notApplicable("dev stack");
+    const alarms = args.resources.filter((r) => r.type === METRIC_ALARM);
+    const topics = args.resources
+      .filter((r) => r.type === SNS_TOPIC)
+      .map((topic) => ({ topic, alarms: alarms.filter((a) => notifiesTopic(a, topic)) }))
+      .filter((t) => t.alarms.length > 0);
+    if (topics.length === 0) args.notApplicable("no alarm notifies an SNS topic of this stack");
+    const subscriptions = args.resources.filter((r) => r.type === SNS_SUBSCRIPTION);
+    for (const { topic, alarms: theirs } of topics) {
+      if (subscriptions.some((s) => refersTo(s, "topic", topic, ["arn", "id"]))) continue;
+      const name = str(peek(topic.props, "name")) ?? topic.name;
+      report(
+        `SNS topic ${name} receives the alarms ${theirs.map((a) => a.name).join(", ")} but nothing in the stack subscribes to it, so they reach no one; add an aws.sns.TopicSubscription (pulumi config set iot-pipeline:alarmEmail you@example.com), or subscribe it outside the stack`,
+        topic.urn,
+      );
     }
   },
 };

@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { CONNECTOR_URL, FLINK_RUNTIME, MAIN_PY, PARTITION_KEY } from "../../components/analytics";
 import { ConfigError } from "../../core/errors";
@@ -145,7 +146,7 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
     assert.match(expected[1], new RegExp(`'stream.arn' = '${windows.props.arn as string}'`));
   });
 
-  it("the code zip is built from the repository's main.py and the version-pinned jar from Maven Central", async () => {
+  it("the code zip is built from the repository's main.py and the verified jar on this machine, not a RemoteAsset", async () => {
     const code = only(run, "aws:s3/bucketObjectv2:BucketObjectv2", "analytics");
     assert.equal(code.inputs.bucket, bucket);
     assert.match(code.inputs.key as string, /^flink-code\/stream-analytics-[0-9a-f]{16}\.zip$/);
@@ -157,10 +158,14 @@ describe("StreamAnalytics in the program under mocks (dev stack)", () => {
       "main.py",
     ]);
     assert.equal(await (assets["main.py"] as pulumi.asset.FileAsset).path, MAIN_PY);
-    const jar = assets[
-      "lib/flink-sql-connector-kinesis-5.0.0-1.20.jar"
-    ] as pulumi.asset.RemoteAsset;
-    assert.equal(await jar.uri, CONNECTOR_URL);
+    const jar = assets["lib/flink-sql-connector-kinesis-5.0.0-1.20.jar"];
+    // A RemoteAsset would be fetched unchecked at every preview and up.
+    // (Asset.isInstance is true of every asset: the class is what tells them apart.)
+    assert.ok(!(jar instanceof pulumi.asset.RemoteAsset), "the jar is not a RemoteAsset");
+    assert.ok(jar instanceof pulumi.asset.FileAsset, "the jar is a FileAsset of the verified copy");
+    // Under mocks: the run's local stand-in, verified against its own digest like a real jar.
+    const runConfig = run.config.flinkConnector;
+    assert.equal(await jar.path, fileURLToPath(runConfig.url ?? ""));
     assert.equal(
       CONNECTOR_URL,
       "https://repo1.maven.org/maven2/org/apache/flink/flink-sql-connector-kinesis/5.0.0-1.20/flink-sql-connector-kinesis-5.0.0-1.20.jar",

@@ -40,12 +40,24 @@ describe("whole stacks through the policy pack", function () {
     );
   });
 
-  it("prod yields no violation", async () => {
-    assert.deepEqual(await stackViolations("prod"), []);
+  it("prod yields no violation once its alarms notify someone", async () => {
+    assert.deepEqual(await stackViolations("prod", { alarmEmail: "ops@example.com" }), []);
+  });
+
+  it("prod as committed: its alarms' topic has no subscription (advisory)", async () => {
+    const vs = await stackViolations("prod");
+    assert.deepEqual(
+      vs.map((v) => `${v.level} ${v.policy}`),
+      ["advisory sns-alarm-topic-subscribed"],
+    );
+    assert.match(vs[0].message, /^SNS topic iot-pipeline-prod-alarms receives the alarms /);
   });
 
   it("prod with the tutorial policy yields the mandatory violation", async () => {
-    const vs = await stackViolations("prod", { policyMode: "tutorial" });
+    const vs = await stackViolations("prod", {
+      policyMode: "tutorial",
+      alarmEmail: "ops@example.com",
+    });
     assert.deepEqual(
       vs.map((v) => `${v.level} ${v.policy}`),
       ["mandatory iot-policy-no-allow-all"],
@@ -57,7 +69,11 @@ describe("whole stacks through the policy pack", function () {
   });
 
   it("prod with generated certificates and no error logging yields what each policy says", async () => {
-    const vs = await stackViolations("prod", { certificateMode: "generated", errorLogging: false });
+    const vs = await stackViolations("prod", {
+      certificateMode: "generated",
+      errorLogging: false,
+      alarmEmail: "ops@example.com",
+    });
     const got = vs.map((v) => `${v.level} ${v.policy}`);
     // Both Firehose streams, the telemetry's and the analytics windows', follow errorLogging.
     assert.deepEqual(got, [
@@ -74,7 +90,7 @@ describe("the stack policies on the program's real resource graph", function () 
   this.timeout(60000);
 
   it("find the public access block, encryption and attachments by reference, and miss them when gone", async () => {
-    const run = await runProgram("prod");
+    const run = await runProgram("prod", { overrides: { alarmEmail: "ops@example.com" } });
     const all = run.resources.map((r) => ({ ...r, dependencies: r.options.dependencies }));
     const drop = (type: string) => {
       const i = all.findIndex((r) => r.type === type);
@@ -108,7 +124,7 @@ describe("npm run check", function () {
     assert.equal(code, 0);
     assert.match(
       out,
-      /^Policy check of stack dev: iot-pipeline-guardrails@0\.1\.0, 21 of 21 policies enabled, \d+ resources$/m,
+      /^Policy check of stack dev: iot-pipeline-guardrails@0\.1\.0, 22 of 22 policies enabled, \d+ resources$/m,
     );
     assert.match(
       out,
@@ -121,10 +137,28 @@ describe("npm run check", function () {
     assert.match(out, /^1 violation: 0 mandatory, 1 advisory\.$/m);
   });
 
-  it("exits 0 with no violation for prod", async () => {
-    const { code, out } = await runMain(["--stack", "prod"]);
+  it("exits 0 with no violation for prod once its alarms notify someone", async () => {
+    const { code, out } = await runMain(["--stack", "prod", "-c", "alarmEmail=ops@example.com"]);
     assert.equal(code, 0);
     assert.match(out, /^No policy violations\.$/m);
+  });
+
+  it("says what pulumi up would refuse for prod from a fresh clone, and what it checked instead", async () => {
+    const { code, out } = await runMain(["--stack", "prod"]);
+    assert.equal(code, 0, "advisories only");
+    assert.match(
+      out,
+      /^note: stack prod has no CSRs in csr\/prod: checked with CSRs of throwaway keys \(npm run csr -- --stack prod makes the real ones\)$/m,
+    );
+    assert.match(out, /^pulumi up would refuse: stack prod: no CSR for 3 device\(s\) /m);
+    assert.match(
+      out,
+      /^pulumi up would refuse: stack prod: config iot-pipeline:alarmEmail is not set/m,
+    );
+    assert.match(
+      out,
+      /^pulumi up would refuse: stack prod: config iot-pipeline:flinkConnectorSha512 is not set/m,
+    );
   });
 
   it("honours a pack config file: a disabled policy is skipped", async () => {
@@ -135,11 +169,13 @@ describe("npm run check", function () {
       "prod",
       "-c",
       "policyMode=tutorial",
+      "-c",
+      "alarmEmail=ops@example.com",
       "--policy-pack-config",
       file,
     ]);
     assert.equal(code, 0);
-    assert.match(out, /20 of 21 policies enabled/);
+    assert.match(out, /21 of 22 policies enabled/);
     assert.match(out, /^No policy violations\.$/m);
   });
 
@@ -193,7 +229,18 @@ describe("npm run check", function () {
   it("as a real command, exits 1 for prod with the tutorial policy", () => {
     const r = spawnSync(
       "npm",
-      ["run", "-s", "check", "--", "--stack", "prod", "--config", "policyMode=tutorial"],
+      [
+        "run",
+        "-s",
+        "check",
+        "--",
+        "--stack",
+        "prod",
+        "--config",
+        "policyMode=tutorial",
+        "--config",
+        "alarmEmail=ops@example.com",
+      ],
       {
         cwd: ROOT,
         encoding: "utf8",

@@ -44,6 +44,7 @@ describe("the pack config example of docs/policy-pack.md", function () {
       await levels("prod", "prod", example, {
         policyMode: "tutorial",
         certificateMode: "generated",
+        alarmEmail: "ops@example.com",
       }),
       [
         "mandatory iot-policy-no-allow-all",

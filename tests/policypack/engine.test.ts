@@ -19,11 +19,12 @@ async function levels(config: unknown, stack = "prod"): Promise<string[]> {
 }
 
 describe("the policy pack", () => {
-  it("has twenty-one uniquely named kebab-case policies, each starting with its service", () => {
+  it("has twenty-two uniquely named kebab-case policies, each starting with its service", () => {
     const names = policies.map((p) => p.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 21);
-    for (const n of names) assert.match(n, /^(iot|s3|firehose|iam|kinesis|cloudwatch)-[a-z0-9-]+$/);
+    assert.equal(names.length, 22);
+    for (const n of names)
+      assert.match(n, /^(iot|s3|firehose|iam|kinesis|cloudwatch|sns)-[a-z0-9-]+$/);
   });
 
   it("gives every policy a description and a level, and devStacks to the stack-aware ones", () => {
@@ -43,6 +44,7 @@ describe("the policy pack", () => {
       "iot-policy-overly-permissive-in-dev",
       "iot-topic-rule-sql-and-error-action",
       "s3-bucket-lifecycle",
+      "sns-alarm-topic-subscribed",
     ]);
   });
 

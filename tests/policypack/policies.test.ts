@@ -16,6 +16,7 @@ const WHOLE_STACK = new Set([
   "s3-bucket-lifecycle",
   "iot-logging-enabled",
   "cloudwatch-pipeline-alarms",
+  "sns-alarm-topic-subscribed",
 ]);
 
 async function only(resources: Res[], stack = "prod", config: unknown = {}): Promise<string[]> {

@@ -108,6 +108,16 @@ const downtimeAlarm = () =>
     statistic: "Average",
   });
 
+const topic = (props: Record<string, unknown> = {}) =>
+  res("aws:sns/topic:Topic", "alarms", { name: "alarms", arn: TOPIC, ...props });
+const subscription = (props: Record<string, unknown> = {}) =>
+  res("aws:sns/topicSubscription:TopicSubscription", "alarms-email", {
+    topic: TOPIC,
+    protocol: "email",
+    endpoint: "ops@example.com",
+    ...props,
+  });
+
 type Part =
   | "bucket"
   | "publicAccess"
@@ -120,7 +130,9 @@ type Part =
   | "logging"
   | "ruleAlarm"
   | "freshnessAlarm"
-  | "downtimeAlarm";
+  | "downtimeAlarm"
+  | "topic"
+  | "subscription";
 
 const HAPPY: Record<Part, () => Res> = {
   bucket,
@@ -135,6 +147,8 @@ const HAPPY: Record<Part, () => Res> = {
   ruleAlarm: () => ruleAlarm(),
   freshnessAlarm: () => freshnessAlarm(),
   downtimeAlarm,
+  topic: () => topic(),
+  subscription: () => subscription(),
 };
 
 /** The happy stack with some parts replaced (a resource) or removed (null). */
@@ -312,5 +326,49 @@ describe("policy 14: cloudwatch-pipeline-alarms", () => {
       vs.filter((v) => v.policy === "cloudwatch-pipeline-alarms"),
       [],
     );
+  });
+});
+
+describe("policy 15: sns-alarm-topic-subscribed", () => {
+  const advisory =
+    "advisory sns-alarm-topic-subscribed: SNS topic alarms receives the alarms rule-error-rate, freshness-weather-data-stream, flink-downtime but nothing in the stack subscribes to it, so they reach no one; add an aws.sns.TopicSubscription (pulumi config set iot-pipeline:alarmEmail you@example.com), or subscribe it outside the stack";
+
+  it("alarms notifying a topic nobody subscribes to are reported outside dev, not in dev", async () => {
+    assert.deepEqual(await check(stackWith({ subscription: null })), [advisory]);
+    assert.deepEqual(await check(stackWith({ subscription: null }), "dev"), []);
+  });
+
+  it("a subscription to another topic does not count", async () => {
+    const other = subscription({ topic: "arn:aws:sns:us-east-1:123456789012:other" });
+    assert.deepEqual(await check(stackWith({ subscription: other })), [advisory]);
+  });
+
+  it("alarms notifying a topic outside the stack are not this policy's business", async () => {
+    assert.deepEqual(await check(stackWith({ topic: null, subscription: null })), []);
+  });
+
+  it("a topic no alarm notifies needs no subscription", async () => {
+    const quiet = topic({ arn: "arn:aws:sns:us-east-1:123456789012:quiet" });
+    assert.deepEqual(await check(stackWith({ topic: quiet, subscription: null })), []);
+  });
+
+  it("during preview, a subscription tied to the unknown topic ARN by property dependencies counts", async () => {
+    const t = topic({ arn: UNKNOWN_STRING });
+    const alarm = (r: Res) => {
+      r.props = { ...r.props, alarmActions: [UNKNOWN_STRING] };
+      r.inputs = r.props;
+      r.propertyDependencies = { alarmActions: [t.urn] };
+      return r;
+    };
+    const s = subscription({ topic: UNKNOWN_STRING });
+    s.propertyDependencies = { topic: [t.urn] };
+    const parts = {
+      topic: t,
+      ruleAlarm: alarm(ruleAlarm()),
+      freshnessAlarm: alarm(freshnessAlarm()),
+      downtimeAlarm: alarm(downtimeAlarm()),
+    };
+    assert.deepEqual(await check(stackWith({ ...parts, subscription: s })), []);
+    assert.deepEqual(await check(stackWith({ ...parts, subscription: null })), [advisory]);
   });
 });

@@ -5,8 +5,10 @@ import { runProgram } from "../../tools/mock-program";
 
 describe("program: index.ts, the entry point", () => {
   it("builds prod from the CLI's config text and exports every output", async () => {
-    const direct = await runProgram("prod");
-    const viaIndex = await runProgram("prod", { viaIndex: true });
+    // What a prod deployment must name besides the committed file (core/deploy-readiness.ts).
+    const overrides = { alarmEmail: "ops@example.com" };
+    const direct = await runProgram("prod", { overrides });
+    const viaIndex = await runProgram("prod", { viaIndex: true, overrides });
     assert.deepEqual(Object.keys(viaIndex.outputs).sort(), Object.keys(direct.outputs).sort());
     assert.deepEqual(
       viaIndex.resources.map((r) => `${r.type} ${r.name}`).sort(),

@@ -152,11 +152,6 @@ describe("program: invalid config fails with its message before any resource is 
     ],
     ["an empty fleet", { fleet: [] }, /fleet = \[\] is invalid: must be a non-empty list/],
     [
-      "a CSR folder that does not exist",
-      { certificateMode: "csr", csrDir: "no/such/dir" },
-      /csrDir = "no\/such\/dir" is invalid: .*store-sensor-seattle1\.csr does not exist/,
-    ],
-    [
       "a CSR file that is not a CSR",
       { certificateMode: "csr", csrDir: "tests/fixtures/not-a-csr" },
       /csrDir = "tests\/fixtures\/not-a-csr" is invalid: .* is not a PEM certificate signing request/,

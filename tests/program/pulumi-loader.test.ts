@@ -5,12 +5,15 @@
 // AWS is mocked; the loader, the program and the wire protocol are the real ones, with no tsx.
 import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import { FLEET_CHUNK } from "../../components/private/chunks";
 import { PROJECT, PROJECT_DIR } from "../../core/project";
-import { readRawStackConfig } from "../../core/stack-config";
+import { type RawConfig, readRawStackConfig } from "../../core/stack-config";
 import { cliConfig, runProgram } from "../../tools/mock-program";
+import { throwawayCsrDir } from "../../tools/make-csr";
 import { tempDir } from "../broker/helpers";
 import { type FakeEngine, startFakeEngine } from "../helpers/fake-engine";
 
@@ -59,6 +62,34 @@ async function pulumiUp(dir: string, stack: string, config: Record<string, strin
   return { code, stderr, engine } satisfies Launch;
 }
 
+/**
+ * What a deployable stack has besides its committed file (core/deploy-readiness.ts): the
+ * connector jar (a local stand-in with its digest pinned, so nothing is downloaded), an address
+ * for the alarms, and the devices' CSRs (here of throwaway keys).
+ */
+async function deployable(stack: string): Promise<RawConfig> {
+  const dir = tempDir("pulumi-loader-jar");
+  const jar = path.join(dir, "connector.jar");
+  fs.writeFileSync(jar, "a stand-in connector jar\n");
+  const sha512 = createHash("sha512").update(fs.readFileSync(jar)).digest("hex");
+  const raw = readRawStackConfig(stack);
+  return {
+    ...raw,
+    flinkConnectorUrl: pathToFileURL(jar).href,
+    flinkConnectorSha512: sha512,
+    alarmEmail: "ops@example.com",
+    ...(raw.certificateMode === "csr"
+      ? {
+          csrDir: await throwawayCsrDir([
+            "store-sensor-seattle1",
+            "store-sensor-seattle2",
+            "store-sensor-seattle3",
+          ]),
+        }
+      : {}),
+  };
+}
+
 describe("program: loaded as `pulumi up` loads it (SDK cmd/run, type-checking ts-node)", function () {
   // Type-checking the program against @pulumi/aws's typings takes a while on a shared machine.
   this.timeout(300_000);
@@ -66,9 +97,10 @@ describe("program: loaded as `pulumi up` loads it (SDK cmd/run, type-checking ts
   // fleet: the program bundles the pre-provisioning hook with esbuild under the real loader too.
   for (const stack of ["dev", "prod", "fleet"]) {
     it(`${stack}: registers the same resources and outputs as the mocked build`, async () => {
-      const up = await pulumiUp(PROJECT_DIR, stack, cliConfig(readRawStackConfig(stack)));
+      const raw = await deployable(stack);
+      const up = await pulumiUp(PROJECT_DIR, stack, cliConfig(raw));
       assert.equal(up.code, 0, `cmd/run exited ${up.code}:\n${up.stderr}\n${up.engine.logs}`);
-      const expected = await runProgram(stack);
+      const expected = await runProgram(stack, { overrides: raw });
       const custom = (rs: { type: string; name: string; custom: boolean }[]) =>
         rs
           .filter((r) => r.custom)
@@ -88,7 +120,7 @@ describe("program: loaded as `pulumi up` loads it (SDK cmd/run, type-checking ts
     // run (components/private/chunks.ts): the SDK must still wait for all of it before the outputs.
     const count = FLEET_CHUNK + 10;
     const raw = {
-      ...readRawStackConfig("dev"),
+      ...(await deployable("dev")),
       fleet: [{ group: "Big", thingPrefix: "big-", count }],
     };
     const up = await pulumiUp(PROJECT_DIR, "dev", cliConfig(raw));
@@ -100,6 +132,30 @@ describe("program: loaded as `pulumi up` loads it (SDK cmd/run, type-checking ts
     assert.ok(outputs, "the program registered its stack outputs");
     assert.equal((outputs.thingNames as string[]).length, count);
     assert.equal(Object.keys(outputs.certificateArns as object).length, count);
+  });
+
+  it("prod as a fresh clone has it (no CSRs, no alarm address, no pinned jar) stops in one line saying what to run", async () => {
+    // csrDir: an empty folder, as csr/prod is in a fresh clone (the CSRs are not committed).
+    const raw = { ...readRawStackConfig("prod"), csrDir: tempDir("pulumi-loader-no-csr") };
+    const up = await pulumiUp(PROJECT_DIR, "prod", cliConfig(raw));
+    assert.notEqual(up.code, 0);
+    const said = up.engine.logs.join("\n");
+    assert.match(
+      said,
+      /^stack prod: no CSR for 3 device\(s\) \(.*\); run `npm run csr -- --stack prod` on the machine that keeps the devices' keys, then preview again \(and 2 more: see npm run check -- --stack prod\)$/m,
+    );
+    assert.doesNotMatch(said + up.stderr, /at readDeployableConfig/, "no stack trace");
+    assert.equal(up.engine.resources.filter((r) => r.custom).length, 0);
+  });
+
+  it("a connector jar whose digest is not the pinned one stops the deployment, naming both digests", async () => {
+    const raw = { ...(await deployable("dev")), flinkConnectorSha512: "0".repeat(128) };
+    const up = await pulumiUp(PROJECT_DIR, "dev", cliConfig(raw));
+    assert.notEqual(up.code, 0);
+    assert.match(
+      up.engine.logs.join("\n") + up.stderr,
+      /the Flink connector jar from file:\S+ has SHA-512 [0-9a-f]{128}, not the pinned 0{128}/,
+    );
   });
 
   it("type-checks what it loads: a type error stops the program before any resource", async () => {
