@@ -43,10 +43,29 @@ export const IOT_PUBLISHES_PER_SECOND_PER_CONNECTION = 100;
  */
 export const IOT_MAX_OUTBOUND_UNACKED = 100;
 
+/** Topic rule names: 1-128 of letters, digits and `_` (CreateTopicRule's ruleName). */
+export const IOT_MAX_RULE_NAME_BYTES = 128;
+
 /**
- * Basic Ingest topics: the limits exclude "the first three mandatory segments ($aws/rules/rule-name/)".
+ * Basic Ingest topics, `$aws/rules/<rule>/...`: "The first three levels of the Basic Ingest topic
+ * ($aws/rules/rule_name) don't count towards the 8 segment length or 256 total character limit for
+ * a topic" (https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html; the
+ * quotas page likewise excludes "the first three mandatory segments ($aws/rules/rule-name/)").
  */
-const BASIC_INGEST = /^\$aws\/rules\/[^/]+\//;
+export const BASIC_INGEST_PREFIX = "$aws/rules/";
+const BASIC_INGEST = /^\$aws\/rules\/[A-Za-z0-9_]{1,128}\//;
+
+/**
+ * The longest topic a PUBLISH may carry on the wire: 256 bytes, plus a Basic Ingest prefix
+ * (`$aws/rules/`, a rule name, `/`) that is not counted.
+ */
+export const IOT_MAX_TOPIC_WIRE_BYTES =
+  IOT_MAX_TOPIC_BYTES + BASIC_INGEST_PREFIX.length + IOT_MAX_RULE_NAME_BYTES + 1;
+
+/** Whether a topic (or filter) is a Basic Ingest topic: for the rule it names, never for subscribers. */
+export function isBasicIngest(topic: string): boolean {
+  return topic.startsWith(BASIC_INGEST_PREFIX);
+}
 
 /**
  * Why a topic or topic filter (as the bytes on the wire) breaks MQTT's string rules or AWS IoT's
@@ -66,6 +85,19 @@ export function topicProblem(topic: Buffer): string | undefined {
   const slashes = counted.split("/").length - 1;
   if (slashes > IOT_MAX_TOPIC_SLASHES) {
     return `has ${slashes} slashes; AWS IoT allows ${IOT_MAX_TOPIC_SLASHES}`;
+  }
+  return undefined;
+}
+
+/**
+ * Why a topic name (a PUBLISH's or a will's, as the bytes on the wire) cannot be published to:
+ * {@link topicProblem}, or a wildcard, which MQTT 3.1.1 §4.7.1 allows in topic filters only.
+ */
+export function topicNameProblem(topic: Buffer): string | undefined {
+  const problem = topicProblem(topic);
+  if (problem) return problem;
+  if (topic.includes(0x2b) || topic.includes(0x23)) {
+    return "contains a wildcard (+ or #), which only a topic filter may (MQTT 3.1.1 §4.7.1)";
   }
   return undefined;
 }

@@ -1,12 +1,15 @@
 // What the broker refuses before it buffers a packet: a scanner that follows the MQTT byte stream of
 // one connection (fixed headers, the first bytes of each body) without holding the bodies, so that
-// a 200 MiB PUBLISH or a 256 MiB CONNECT is refused at its header, as are QoS 2, a topic that is
-// not well-formed UTF-8 or breaks AWS IoT's topic limits, and packets a client never sends.
+// a 200 MiB PUBLISH or a 256 MiB CONNECT is refused at its header, as are QoS 2, a topic (a will's
+// included) that is not well-formed UTF-8 or breaks AWS IoT's topic limits, and packets a client
+// never sends.
 import {
   IOT_MAX_CONNECT_BYTES,
   IOT_MAX_PAYLOAD_BYTES,
   IOT_MAX_SUBSCRIPTIONS_PER_SUBSCRIBE,
   IOT_MAX_TOPIC_BYTES,
+  IOT_MAX_TOPIC_WIRE_BYTES,
+  topicNameProblem,
   topicProblem,
 } from "../core/iot-limits";
 
@@ -191,15 +194,16 @@ export class PacketScanner {
         return { kind: "qos2", reason: "PUBLISH with QoS 2: AWS IoT supports QoS 0 and 1 only" };
       }
       limit =
-        this.limits.maxPayloadBytes + 2 + IOT_MAX_TOPIC_BYTES + 2 + 4 + MAX_PUBLISH_PROPERTIES;
+        this.limits.maxPayloadBytes + 2 + IOT_MAX_TOPIC_WIRE_BYTES + 2 + 4 + MAX_PUBLISH_PROPERTIES;
       what = "PUBLISH";
       // Topic length, topic, packet identifier, MQTT 5 property length: all an exact check needs.
-      this.wanted = Math.min(remaining, 2 + IOT_MAX_TOPIC_BYTES + 2 + 4);
+      this.wanted = Math.min(remaining, 2 + IOT_MAX_TOPIC_WIRE_BYTES + 2 + 4);
     } else if (type === CONNECT) {
       limit = this.limits.maxConnectBytes;
       what = "CONNECT";
-      // Protocol name (MQTT, or MQIsdp for 3.1), level, flags, keep-alive.
-      this.wanted = Math.min(remaining, 12);
+      // The whole CONNECT (at most 128 KB, and counted against the budget beyond 4 KiB): its will
+      // topic comes after the client id, whose length a client chooses.
+      this.wanted = remaining;
     } else if (type === SUBSCRIBE || type === UNSUBSCRIBE) {
       what = type === SUBSCRIBE ? "SUBSCRIBE" : "UNSUBSCRIBE";
       this.wanted = remaining; // small by the limit below, and every filter must be read
@@ -242,14 +246,14 @@ export class PacketScanner {
   private checkPublish(b: Buffer): Violation | undefined {
     if (b.length < 2) return malformed("a PUBLISH too short for its topic");
     const topicLength = b.readUInt16BE(0);
-    if (topicLength > IOT_MAX_TOPIC_BYTES) {
+    if (topicLength > IOT_MAX_TOPIC_WIRE_BYTES) {
       return {
         kind: "topic",
-        reason: `PUBLISH topic of ${topicLength} bytes; AWS IoT allows ${IOT_MAX_TOPIC_BYTES}`,
+        reason: `PUBLISH topic of ${topicLength} bytes; AWS IoT allows ${IOT_MAX_TOPIC_BYTES} (beyond a Basic Ingest prefix)`,
       };
     }
     if (b.length < 2 + topicLength) return malformed("a PUBLISH shorter than its topic");
-    const problem = topicProblem(b.subarray(2, 2 + topicLength));
+    const problem = topicNameProblem(b.subarray(2, 2 + topicLength));
     if (problem) return { kind: "topic", reason: `PUBLISH topic ${problem}` };
     let at = 2 + topicLength + (((this.flags >> 1) & 3) > 0 ? 2 : 0);
     if (this.protocolLevel === 5) {
@@ -275,17 +279,37 @@ export class PacketScanner {
     const flags = b[3 + nameLength];
     if (level !== undefined) this.protocolLevel = level;
     if (b.length >= 6 + nameLength) this.keepalive = b.readUInt16BE(4 + nameLength);
-    if (flags !== undefined && flags & 0x04) {
-      const willQos = (flags >> 3) & 3;
-      if (willQos === 3) return malformed("a CONNECT whose will has QoS 3 [MQTT-3.1.2-14]");
-      if (willQos === 2) {
-        return {
-          kind: "qos2",
-          reason: "CONNECT with a QoS 2 will: AWS IoT supports QoS 0 and 1 only",
-        };
-      }
+    if (flags === undefined || !(flags & 0x04)) return undefined;
+    const willQos = (flags >> 3) & 3;
+    if (willQos === 3) return malformed("a CONNECT whose will has QoS 3 [MQTT-3.1.2-14]");
+    if (willQos === 2) {
+      return {
+        kind: "qos2",
+        reason: "CONNECT with a QoS 2 will: AWS IoT supports QoS 0 and 1 only",
+      };
     }
-    return undefined;
+    // The will is a publish the broker makes for the client later: its topic is held to the
+    // PUBLISH topic's rules here, when the CONNECT can still be refused (MQTT 3.1.1 §3.1.3.2: a
+    // UTF-8 string; §4.8: a protocol violation closes the connection). Anything cut short is left
+    // to the parser, which refuses it.
+    let at = 6 + nameLength;
+    if (this.protocolLevel === 5) {
+      const props = varint(b, at);
+      if (!props) return undefined;
+      at += props.bytes + props.value;
+    }
+    if (at + 2 > b.length) return undefined;
+    at += 2 + b.readUInt16BE(at); // client id
+    if (this.protocolLevel === 5) {
+      const props = varint(b, at);
+      if (!props) return undefined;
+      at += props.bytes + props.value;
+    }
+    if (at + 2 > b.length) return undefined;
+    const topicLength = b.readUInt16BE(at);
+    if (at + 2 + topicLength > b.length) return undefined;
+    const problem = topicNameProblem(b.subarray(at + 2, at + 2 + topicLength));
+    return problem ? { kind: "topic", reason: `CONNECT will topic ${problem}` } : undefined;
   }
 
   /** SUBSCRIBE / UNSUBSCRIBE: every filter's bytes, its requested QoS, and how many there are. */

@@ -6,6 +6,7 @@ import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
+import { IOT_MAX_CLIENT_ID_BYTES, isBasicIngest } from "../core/iot-limits";
 import { CONSOLE_IDENTITY } from "./ca";
 import { PublishAcks } from "./publish-acks";
 import { RetainedStore, type RetainedLimits } from "./retained";
@@ -99,7 +100,11 @@ export interface BrokerStats {
 export interface BrokerEvents {
   connect: [id: DeviceIdentity, remote: string];
   disconnect: [id: DeviceIdentity];
-  tlsRefused: [remote: string, reason: string];
+  /**
+   * A TLS handshake refused. Repeats from one address are folded (connection-guard.ts): the first
+   * comes at once, then one event per 10 s with `more` counting the rest and `remote` the address.
+   */
+  tlsRefused: [remote: string, reason: string, more?: number];
   connectRefused: [clientId: string, thingName: string | undefined, reason: string];
   publishDenied: [id: DeviceIdentity, topic: string, reason: string];
   publishFailed: [id: DeviceIdentity, topic: string, error: Error];
@@ -132,8 +137,6 @@ export interface BrokerOptions {
   readonly limits?: Partial<ConnectionLimits>;
 }
 
-/** MQTT client ids AWS accepts are at most 128 bytes. */
-const MAX_CLIENT_ID_BYTES = 128;
 const SYS_PREFIX = "$SYS/";
 
 function refusal(message: string, returnCode: 2 | 5): AuthenticateError {
@@ -178,7 +181,8 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     // Events come only once it listens, when `broker` below is set.
     const guard = new ConnectionGuard(opts.limits, (e) => broker.emit("guard", e));
     const aedes = await Aedes.createBroker({
-      maxClientsIdLength: MAX_CLIENT_ID_BYTES,
+      // aedes applies this to MQTT 3.1 only; authenticate() below holds every version to it.
+      maxClientsIdLength: IOT_MAX_CLIENT_ID_BYTES,
       ...guard.aedesOptions(),
     });
     const server = tls.createServer(
@@ -241,7 +245,9 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       const refused = this.guard.tlsRefusal(err, socket);
       if (!refused) return;
       this.stats.tlsRefusals++;
-      this.emit("tlsRefused", refused.remote, refused.reason);
+      this.guard.fold({ kind: "tls", ...refused }, (e) =>
+        this.emit("tlsRefused", e.remote, e.reason, e.more),
+      );
     });
 
     a.authenticate = (client, _username, _password, done) => {
@@ -256,6 +262,16 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       };
       if (!socket.authorized || thingName === undefined) {
         return refuse("no verified client certificate", 5);
+      }
+      // AWS IoT: "Client ID size: 128 bytes of UTF-8 encoded characters" (quotas page,
+      // https://docs.aws.amazon.com/general/latest/gr/iot-core.html); a client id the server
+      // rejects gets CONNACK 0x02, identifier rejected (MQTT 3.1.1 [MQTT-3.1.3-9]).
+      const idBytes = Buffer.byteLength(clientId);
+      if (idBytes > IOT_MAX_CLIENT_ID_BYTES) {
+        return refuse(
+          `client id of ${idBytes} bytes; AWS IoT allows ${IOT_MAX_CLIENT_ID_BYTES}`,
+          2,
+        );
       }
       const certificate = socket.getPeerX509Certificate?.();
       const certificateId =
@@ -365,7 +381,10 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     a.authorizeSubscribe = (client, sub, done) => {
       const id = this.identities.get(client);
       if (!id) return done(new Error("subscribe from an unauthenticated client"));
-      const reason = this.hooks.authorizeSubscribe?.(id, sub.topic);
+      // "Your devices and rules can't subscribe to Basic Ingest reserved topics" (iot-basic-ingest.html).
+      const reason = isBasicIngest(sub.topic)
+        ? "Basic Ingest topics ($aws/rules/...) go to their rule only; no client can subscribe to them"
+        : this.hooks.authorizeSubscribe?.(id, sub.topic);
       if (reason !== undefined) {
         this.stats.subscribeDenials++;
         this.emit("subscribeDenied", id, sub.topic, reason);
@@ -375,6 +394,10 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     };
 
     a.authorizeForward = (client, packet) => {
+      // Basic Ingest "removes the publish/subscribe message broker from the ingestion path"
+      // (iot-basic-ingest.html): its messages reach the rule they name and no subscriber, whatever
+      // its filter ($aws/#, or one from before this check).
+      if (isBasicIngest(packet.topic)) return null;
       const id = this.identities.get(client);
       if (!id || packet.topic.startsWith(SYS_PREFIX)) return packet;
       const hook = this.hooks.authorizeReceive;

@@ -61,6 +61,18 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   packets: AWS_PACKET_LIMITS,
 };
 
+/** An event that can be folded: one of a kind per address (and client id) per window. */
+export interface FoldableEvent<K extends string = string> {
+  readonly kind: K;
+  /** `address:port` of the peer; the address alone on a folded event. */
+  readonly remote: string;
+  /** The MQTT client id, once CONNECT named one. */
+  readonly clientId?: string;
+  readonly reason: string;
+  /** More events of this kind from this address in the last window, folded into this line. */
+  readonly more?: number;
+}
+
 /** What the guard refused or noticed; the broker turns it into a log line. */
 export type GuardEventKind =
   | Refusal
@@ -72,16 +84,7 @@ export type GuardEventKind =
   | "slow-consumer-recovered"
   | "slow-consumer-disconnected";
 
-export interface GuardEvent {
-  readonly kind: GuardEventKind;
-  /** `address:port` of the peer. */
-  readonly remote: string;
-  /** The MQTT client id, once CONNECT named one. */
-  readonly clientId?: string;
-  readonly reason: string;
-  /** More events of this kind from this address in the last window, folded into this line. */
-  readonly more?: number;
-}
+export type GuardEvent = FoldableEvent<GuardEventKind>;
 
 export interface GuardStats {
   /** Connections closed at once for being over the total or per-address cap. */
@@ -411,6 +414,17 @@ export class ConnectionGuard {
     clientId: string | undefined,
     reason: string,
   ): void {
+    this.fold({ kind, remote, clientId, reason }, this.onEvent);
+  }
+
+  /**
+   * The folding of {@link report} for events the broker reports itself (TLS refusals): the first
+   * of a kind from an address (and client id) goes to `emit` at once; the repeats within
+   * {@link FOLD_MS} are counted, and their count goes to `emit` as one event at the window's end,
+   * with `more` set and the address without its port as `remote`.
+   */
+  fold<K extends string>(event: FoldableEvent<K>, emit: (e: FoldableEvent<K>) => void): void {
+    const { kind, remote, clientId } = event;
     const address = remote.replace(/:[^:]*$/, "");
     const key = `${kind} ${address} ${clientId ?? ""}`;
     const fold = this.folds.get(key);
@@ -418,13 +432,13 @@ export class ConnectionGuard {
       fold.count++;
       return;
     }
-    this.onEvent({ kind, remote, clientId, reason });
+    emit(event);
     const entry = {
       count: 0,
       timer: setTimeout(() => {
         this.folds.delete(key);
         if (entry.count > 0) {
-          this.onEvent({
+          emit({
             kind,
             remote: address,
             reason: `${entry.count} more like this in ${FOLD_MS / 1000} s`,

@@ -26,6 +26,7 @@ import { LocalRuleEngine } from "./rule-engine";
 import { parseRuleSql } from "../core/rule-sql";
 import { localBucketName } from "./s3";
 import { CLAIM_IDENTITY, LocalProvisioning } from "./provisioning";
+import { printable } from "./log-text";
 
 export interface LocalPipelineOptions {
   /** Broker port on 127.0.0.1; default 0 (any free port). */
@@ -104,7 +105,9 @@ export async function startLocalPipeline(
   opts: LocalPipelineOptions = {},
 ): Promise<LocalPipeline> {
   const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
-  const log = opts.log ?? (() => undefined);
+  // Every line passes printable(): many carry what a client chose (client id, topic, certificate).
+  const sink = opts.log;
+  const log = sink === undefined ? () => undefined : (line: string) => sink(printable(line));
   const things = config.things.map((t) => t.name);
   // In fleet-provisioning mode no device certificate exists before a device provisions itself:
   // the PKI issues the claim certificate, and the provisioning API the devices' own.

@@ -97,6 +97,9 @@ Example
   npm run subscribe -- --topic 'SeattleStoreTemp/#'
 `;
 
+/** A repeat of the first stop signal within this long is the same signal, forwarded. */
+const SIGNAL_ECHO_MS = 1000;
+
 /** A bad option: one line saying what was wrong and what to do, exit code 2. */
 class CliError extends UserError {}
 
@@ -346,12 +349,20 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   };
   const controller = new AbortController();
-  let signals = 0;
+  let first: { sig: NodeJS.Signals; at: number } | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) process.exit(130); // a second Ctrl-C: the user means it
-    process.stderr.write(`\n${sig}: stopping (again to quit at once)\n`);
-    controller.abort();
+    const now = performance.now();
+    if (first === undefined) {
+      first = { sig, at: now };
+      process.stderr.write(`\n${sig}: stopping (again to quit at once)\n`);
+      controller.abort();
+      return;
+    }
+    // One signal to a process group arrives more than once: from the kernel, and again from a
+    // parent that forwards it (npm run forwards SIGINT and SIGTERM to its script). A repeat of the
+    // same signal that soon is that echo, not a second Ctrl-C.
+    if (sig === first.sig && now - first.at < SIGNAL_ECHO_MS) return;
+    process.exit(130); // a second Ctrl-C: the user means it
   };
   try {
     if (command === "simulate") {

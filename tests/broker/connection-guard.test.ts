@@ -9,6 +9,7 @@ import { webcrypto } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
+import * as tls from "node:tls";
 import * as x509 from "@peculiar/x509";
 import mqtt from "mqtt";
 import { UserError } from "../../core/errors";
@@ -180,6 +181,30 @@ describe("broker connection hygiene", function () {
       c.end(true);
     });
   }
+
+  it("folds a flood of TLS refusals into one line per address per 10 s, and counts each", async () => {
+    broker = await start(pki);
+    const port = broker.port;
+    const refusals: Array<{ remote: string; reason: string; more?: number }> = [];
+    broker.on("tlsRefused", (remote, reason, more) => refusals.push({ remote, reason, more }));
+    const creds = await expiredLeaf(pki);
+    const sockets = Array.from({ length: 40 }, () => {
+      const s = tls.connect({
+        host: "127.0.0.1",
+        port,
+        servername: "localhost",
+        ca: pki.caPem,
+        ...creds,
+      });
+      s.on("error", () => undefined);
+      return s;
+    });
+    await Promise.all(sockets.map(closed));
+    await until(() => broker?.stats.tlsRefusals === 40, "40 refusals counted");
+    assert.equal(refusals.length, 1, `one line, not ${refusals.length}`);
+    assert.match(refusals[0].reason, /CERT_HAS_EXPIRED/);
+    assert.equal(refusals[0].more, undefined);
+  });
 
   it("refuses a busy port with one line (EnvironmentError, exit 2)", async () => {
     const blocker = net.createServer();

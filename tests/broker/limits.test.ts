@@ -1,12 +1,15 @@
 // What AWS IoT refuses, the embedded broker refuses, before it buffers the packet: payloads over
 // 128 KB, a 200 MiB PUBLISH or a 256 MiB CONNECT announced in a header, QoS 2 (publish, subscribe,
 // will), topics that are not well-formed UTF-8, hold U+0000 or break the 256-byte / 7-slash limits,
-// more than 8 filters per SUBSCRIBE, malformed packets. Each closes the connection (MQTT 3.1.1 has
-// no other way to refuse), nothing is acknowledged or forwarded, and each is counted and logged.
+// more than 8 filters per SUBSCRIBE, malformed packets, and a will whose topic a PUBLISH could not
+// have. Each closes the connection (MQTT 3.1.1 has no other way to refuse), nothing is acknowledged
+// or forwarded, and each is counted and logged. A client id over 128 bytes gets CONNACK 0x02. Basic
+// Ingest topics reach their rule and no subscriber, and their prefix is not counted.
 //
-// AWS: https://docs.aws.amazon.com/general/latest/gr/iot-core.html#iot-protocol-limits and
-// https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html#mqtt-differences;
-// MQTT 3.1.1 sections 1.5.3 (UTF-8) and 3.3.1 (QoS).
+// AWS: https://docs.aws.amazon.com/general/latest/gr/iot-core.html#iot-protocol-limits,
+// https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html#mqtt-differences and
+// https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html;
+// MQTT 3.1.1 sections 1.5.3 (UTF-8), 3.1.3 (client id, will topic), 3.3.1 (QoS), 4.7.1 (wildcards).
 import * as assert from "node:assert/strict";
 import { LocalBroker } from "../../local/broker";
 import type { Pki } from "../../local/ca";
@@ -172,6 +175,111 @@ describe("broker limits (AWS IoT's, refused at the header)", function () {
       await c.write(publishPacket(t, Buffer.from("x"), 1, 20 + i));
       assert.ok(await c.next(PUBACK), t);
     }
+    c.end();
+  });
+
+  // A will is a PUBLISH the broker makes later for the client: its topic is held to the same rules,
+  // and the CONNECT is refused (closed without CONNACK) rather than the will published.
+  for (const [what, topic, reason] of [
+    ["9 levels (8 slashes)", Buffer.from("a/b/c/d/e/f/g/h/i"), /has 8 slashes; AWS IoT allows 7/],
+    ["300 bytes", Buffer.from(`t/${"x".repeat(298)}`), /300 bytes; AWS IoT allows 256/],
+    ["ill-formed UTF-8", Buffer.from([0x74, 0x2f, 0xc3, 0x28]), /not well-formed UTF-8/],
+    ["U+0000", Buffer.from("t/a\u0000b"), /contains U\+0000/],
+    ["#", Buffer.from("#"), /contains a wildcard \(\+ or #\)/],
+    ["+", Buffer.from("t/+/x"), /contains a wildcard \(\+ or #\)/],
+  ] as const) {
+    it(`refuses a CONNECT whose will topic has ${what}, and publishes no will`, async () => {
+      const c = await RawClient.open(broker.port, pki.credentialsFor("sensor-a"));
+      await c.write(connectPacket("sensor-a", { will: { topic, qos: 1 } }));
+      await until(() => c.isClosed || c.received.length > 0, "the broker's answer", 5000);
+      assert.deepEqual(c.received, [], "no CONNACK");
+      await c.closed;
+      await until(() => broker.guard.stats.refusedPackets.topic === 1, "the refusal counted");
+      const e = events.find((x) => x.kind === "topic");
+      assert.match(e?.reason ?? "", /^CONNECT will topic /);
+      assert.match(e?.reason ?? "", reason);
+      assert.equal(broker.stats.connects, 1, "only the watcher is connected");
+      // The will would be published when the connection ends: nothing reached the rule.
+      const other = await device();
+      await other.write(publishPacket("after/will", Buffer.from("ok"), 1, 9));
+      assert.ok(await other.next(PUBACK));
+      assert.deepEqual(published, ["after/will"], "no will reached the rule");
+      other.end();
+    });
+  }
+
+  it("accepts a will on a valid topic and publishes it when the connection drops", async () => {
+    const c = await RawClient.open(broker.port, pki.credentialsFor("sensor-a"));
+    assert.equal(await c.connect("sensor-a", { will: { topic: "t/will", qos: 1 } }), 0);
+    c.end();
+    await until(() => published.includes("t/will"), "the will");
+  });
+
+  it("refuses a client id of 129 bytes with CONNACK 0x02 (AWS IoT: 128 bytes), accepts 128", async () => {
+    await broker.stop();
+    const refusals: string[] = [];
+    // Client ids other than the thing's name allowed: only the length can refuse these.
+    broker = await LocalBroker.start({
+      ca: pki.caPem,
+      key: pki.server.key,
+      cert: pki.server.cert,
+      requireThingClientId: false,
+    });
+    broker.on("connectRefused", (_id, _thing, reason) => refusals.push(reason));
+    const long = await RawClient.open(broker.port, pki.credentialsFor("sensor-a"));
+    assert.equal(await long.connect("é".repeat(64) + "x"), 2, "identifier rejected");
+    await long.closed;
+    assert.deepEqual(refusals, ["client id of 129 bytes; AWS IoT allows 128"]);
+    assert.equal(broker.stats.connectRefusals, 1);
+    const max = await RawClient.open(broker.port, pki.credentialsFor("sensor-a"));
+    assert.equal(await max.connect("x".repeat(128)), 0);
+    max.end();
+  });
+
+  it("does not count Basic Ingest's $aws/rules/<rule>/ prefix: 256 bytes after it pass, 257 do not", async () => {
+    const c = await device();
+    const rule = "r".repeat(128); // the longest rule name (CreateTopicRule: 1-128)
+    for (const [i, t] of [
+      `$aws/rules/sensor_rule/t/${"x".repeat(254)}`,
+      `$aws/rules/${rule}/t/${"x".repeat(254)}`,
+    ].entries()) {
+      await c.write(publishPacket(t, Buffer.from("x"), 1, 30 + i));
+      assert.ok(await c.next(PUBACK), `${t.length} bytes on the wire`);
+    }
+    assert.equal(published.length, 2, "both reached the rule");
+    published.length = 0;
+    await refused(
+      c,
+      publishPacket(`$aws/rules/sensor_rule/t/${"x".repeat(255)}`, Buffer.from("x"), 1, 32),
+      "topic",
+      /is 257 bytes; AWS IoT allows 256/,
+    );
+  });
+
+  it("delivers Basic Ingest messages to no subscriber, and refuses subscriptions to $aws/rules/ (SUBACK 0x80)", async () => {
+    // The watcher (the console, subscribed to #) subscribes to what could match Basic Ingest too.
+    await watcher.write(
+      subscribePacket(
+        [
+          ["$aws/#", 1],
+          ["$aws/rules/#", 1],
+          ["$aws/rules/sensor_rule/t", 1],
+          ["t/#", 1],
+        ],
+        3,
+      ),
+    );
+    const suback = await watcher.next(SUBACK);
+    assert.deepEqual([...(suback?.body.subarray(2) ?? [])], [1, 0x80, 0x80, 1]);
+    const c = await device();
+    await c.write(publishPacket("$aws/rules/sensor_rule/t", Buffer.from("x"), 1, 40));
+    assert.ok(await c.next(PUBACK));
+    await c.write(publishPacket("t/after", Buffer.from("y"), 1, 41));
+    assert.ok(await c.next(PUBACK));
+    // Deliveries to one client keep their order: the first to arrive must be t/after.
+    const got = await watcher.next(PUBLISH);
+    assert.equal(got?.body.subarray(2, 2 + got.body.readUInt16BE(0)).toString(), "t/after");
+    assert.deepEqual(published, ["$aws/rules/sensor_rule/t", "t/after"], "the rule had both");
     c.end();
   });
 

@@ -35,7 +35,7 @@ export function fixedHeader(type: number, flags: number, bodyLength: number): Bu
 
 export function connectPacket(
   clientId: string,
-  opts: { keepalive?: number; will?: { topic: string; qos: number } } = {},
+  opts: { keepalive?: number; will?: { topic: string | Buffer; qos: number } } = {},
 ): Buffer {
   let flags = 0x02; // clean session
   const payload = [str(clientId)];

@@ -332,3 +332,57 @@ describe("npm run simulate / subscribe (child processes)", function () {
     );
   });
 });
+
+describe("npm run simulate stopped by a signal to its process group", function () {
+  this.timeout(60_000);
+
+  // SIGTERM to the group reaches npm, the shell npm starts the script with, and simulate. A shell
+  // that stays in between dies of it at once; npm, seeing its child killed, exits 143 while
+  // simulate runs on, orphaned. And npm forwards the signal to its child, which then receives it
+  // twice. The script execs node (no shell, no tsx wrapper process), and simulate takes a repeat of
+  // the same signal within a second as that echo.
+  it("stops simulate with its summary and exit code, and npm exits only after it", async () => {
+    const state = tempDir("sigterm");
+    const npmCli = process.env.npm_execpath;
+    const [command, first] =
+      npmCli !== undefined && npmCli.endsWith(".js") ? [process.execPath, [npmCli]] : ["npm", []];
+    const args = ["run", "simulate", "--", "--duration", "30", "--rate", "5", "--fast"];
+    const child = spawn(command, [...first, ...args, "--no-probe", "--state-dir", state], {
+      cwd: PROJECT_DIR,
+      // Node 22 first, as for every command here; the group is npm's own.
+      env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH}` },
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<{ code: number | null; groupAlive: boolean }>((resolve) =>
+      child.once("exit", (code) => resolve({ code, groupAlive: groupAlive(child.pid as number) })),
+    );
+    try {
+      await until(() => /sent [1-9]/.test(stdout) || child.exitCode !== null, "a publish", 30_000);
+      process.kill(-(child.pid as number), "SIGTERM");
+      const { code, groupAlive: alive } = await exited;
+      assert.equal(alive, false, `npm exited while its script still ran:\n${stdout}${stderr}`);
+      // docs/devices.md: exit 0 when readings were acknowledged (a stop by signal included).
+      assert.equal(code, 0, stdout + stderr);
+      assert.equal(stderr.match(/SIGTERM: stopping/g)?.length, 1, stderr);
+      assert.match(stdout, /^summary: stack dev/m);
+      assert.match(stdout, /^ {2}acknowledged \(PUBACK\) +[1-9]/m);
+    } finally {
+      if (groupAlive(child.pid as number)) process.kill(-(child.pid as number), "SIGKILL");
+    }
+  });
+});
+
+/** Whether any process of the group `pgid` is still running. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
