@@ -6,7 +6,6 @@
 // documents (docs/lake.md lists each case with its page).
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs/promises";
-import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
@@ -20,6 +19,7 @@ import {
   type LakeColumn,
   type LakeLayout,
 } from "../core/lake";
+import { localKeyProblem } from "./s3";
 
 const gzip = promisify(zlib.gzip);
 
@@ -29,6 +29,45 @@ const gzip = promisify(zlib.gzip);
  * processing configuration, and processing failures are `processing-failed`.
  */
 export const PARTITIONING_FAILED = "processing-failed";
+
+/**
+ * Firehose's limit on an evaluated prefix: "Neither Prefix nor ErrorOutputPrefix can be greater
+ * than 512 characters after they're evaluated" (semantic rules of
+ * https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+ */
+export const MAX_EVALUATED_PREFIX_CHARS = 512;
+
+/** The scratch folders DuckDB's Parquet files are written in, under the writer's scratchDir. */
+export const SCRATCH_PREFIX = "iot-pipeline-parquet-";
+
+/**
+ * Why a record's partition key value cannot be used, or undefined when it can. Firehose sends a
+ * record whose key "fails to extract" or whose prefix expressions cannot be evaluated to the error
+ * output (https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-error-handling.html);
+ * an evaluated prefix over 512 characters is one it cannot use (s3-prefixes page), and an object
+ * key over 1,024 bytes one S3 refuses (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html).
+ * Locally the key is also a path: a value that would make the key leave the bucket's folder or
+ * that no file name can hold (`..`, NUL, a segment over 255 bytes; local/s3.ts localKeyProblem) is
+ * refused the same way, so one device's payload never blocks the buffer of every other.
+ */
+export function partitionKeyProblem(
+  evaluatedPrefix: string,
+  sampleObjectName: string,
+): { code: string; reason: string } | undefined {
+  if (evaluatedPrefix.length > MAX_EVALUATED_PREFIX_CHARS) {
+    return {
+      code: "DynamicPartitioning.PrefixTooLong",
+      reason: `the evaluated prefix is ${evaluatedPrefix.length} characters, over Firehose's ${MAX_EVALUATED_PREFIX_CHARS}`,
+    };
+  }
+  const problem = localKeyProblem(`${evaluatedPrefix}${sampleObjectName}`);
+  return problem === undefined
+    ? undefined
+    : {
+        code: "DynamicPartitioning.InvalidPartitionKey",
+        reason: `the object key is unusable: ${problem}`,
+      };
+}
 
 /** One record of a buffer: what the rule's action put, and when it arrived. */
 export interface BufferedRecord {
@@ -59,10 +98,16 @@ export interface LakeWriterOptions {
     readonly region: string;
   };
   readonly now?: () => Date;
+  /**
+   * Where DuckDB's Parquet files are written before they are read back (a folder of the state
+   * folder, so that a killed run leaves nothing in /tmp). Leftovers of earlier runs in it are
+   * removed by clearLeftovers() and before the first Parquet write.
+   */
+  readonly scratchDir: string;
 }
 
 /** A record's failure: Firehose's error document, written under the error prefix. */
-interface Failure {
+export interface Failure {
   readonly record: BufferedRecord;
   readonly type: string;
   readonly code: string;
@@ -118,6 +163,8 @@ export class LakeObjectWriter {
   private connection: DuckDBConnection | undefined;
   private scratch: string | undefined;
   private readonly now: () => Date;
+  /** Partition key values already checked, with their refusal (undefined: usable). */
+  private readonly checked = new Map<string, { code: string; reason: string } | undefined>();
 
   constructor(private readonly opts: LakeWriterOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -147,6 +194,16 @@ export class LakeObjectWriter {
           continue;
         }
         partition = String(key);
+        const refused = this.partitionRefusal(partition);
+        if (refused !== undefined) {
+          failures.push({
+            record,
+            type: PARTITIONING_FAILED,
+            code: refused.code,
+            message: `the partition key ${THING_PARTITION_KEY} cannot be used: ${refused.reason}`,
+          });
+          continue;
+        }
         if (!groups.has(partition) && groups.size >= MAX_ACTIVE_PARTITIONS) {
           failures.push({
             record,
@@ -164,9 +221,6 @@ export class LakeObjectWriter {
 
     const out: LakeObject[] = [];
     for (const [partition, group] of groups) {
-      const prefix = layout.prefix
-        .split(`!{partitionKeyFromQuery:${THING_PARTITION_KEY}}`)
-        .join(partition);
       if (layout.format === "parquet") {
         const rows: { record: BufferedRecord; values: (string | bigint | number | null)[] }[] = [];
         for (const { record, row } of group) {
@@ -201,8 +255,8 @@ export class LakeObjectWriter {
           rows.push({ record, values });
         }
         if (rows.length === 0) continue;
-        const oldest = new Date(Math.min(...rows.map((r) => r.record.arrival)));
-        const key = `${evaluatePrefix(prefix, oldest, randomString)}${objectName(this.opts.streamName, oldest, uuid(), "UNCOMPRESSED")}${layout.fileExtension ?? ""}`;
+        const oldest = new Date(oldestArrival(rows.map((r) => r.record)));
+        const key = `${this.keyPrefix(partition, oldest)}${objectName(this.opts.streamName, oldest, uuid(), "UNCOMPRESSED")}${layout.fileExtension ?? ""}`;
         out.push({
           key,
           body: await this.parquet(rows.map((r) => r.values)),
@@ -210,25 +264,74 @@ export class LakeObjectWriter {
           error: false,
         });
       } else {
-        const oldest = new Date(Math.min(...group.map((g) => g.record.arrival)));
+        const oldest = new Date(oldestArrival(group.map((g) => g.record)));
         const raw = Buffer.concat(group.map((g) => g.record.data));
         const body = this.opts.compression === "GZIP" ? await gzip(raw) : raw;
-        const key = `${evaluatePrefix(prefix, oldest, randomString)}${objectName(this.opts.streamName, oldest, uuid(), this.opts.compression)}${layout.fileExtension ?? ""}`;
+        const key = `${this.keyPrefix(partition, oldest)}${objectName(this.opts.streamName, oldest, uuid(), this.opts.compression)}${layout.fileExtension ?? ""}`;
         out.push({ key, body, records: group.length, error: false });
       }
     }
-    out.push(...this.errorObjects(failures, uuid));
+    for (const o of this.errorObjects(failures, uuid)) out.push(o);
     return out;
+  }
+
+  /**
+   * The error output for a whole buffer that could not be turned into objects for a reason a retry
+   * will not change (not an I/O error): every record as an error document, under
+   * format-conversion-failed when the stream converts to Parquet (Firehose's error output for
+   * records it cannot convert: https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html),
+   * else processing-failed. Records are never dropped.
+   */
+  failedObjects(
+    records: readonly BufferedRecord[],
+    error: Error,
+    uuid: () => string,
+  ): LakeObject[] {
+    const parquet = this.opts.layout.format === "parquet";
+    const type = parquet ? FORMAT_CONVERSION_FAILED : PARTITIONING_FAILED;
+    const code = parquet ? "DataFormatConversion.ConversionFailed" : "DeliveryFailed";
+    return this.errorObjects(
+      records.map((record) => ({ record, type, code, message: error.message })),
+      uuid,
+    );
+  }
+
+  /**
+   * The stream's prefix evaluated for an object's oldest arrival, then the thing's partition key
+   * value put in place of its expression: in that order, so that a value which looks like an
+   * expression (`!{timestamp:yyyy}`) stays the text it is.
+   */
+  private keyPrefix(partition: string, t: Date): string {
+    return evaluatePrefix(this.opts.layout.prefix, t, randomString)
+      .split(`!{partitionKeyFromQuery:${THING_PARTITION_KEY}}`)
+      .join(partition);
+  }
+
+  /** partitionKeyProblem for a value, checked once per value and buffer's writer. */
+  private partitionRefusal(partition: string): { code: string; reason: string } | undefined {
+    if (this.checked.has(partition)) return this.checked.get(partition);
+    const sample = new Date(0);
+    const prefix = this.keyPrefix(partition, sample);
+    const name = `${objectName(this.opts.streamName, sample, randomUUID(), "UNCOMPRESSED")}${this.opts.layout.fileExtension ?? ""}`;
+    const problem = partitionKeyProblem(prefix, name);
+    // Bounded: a buffer has at most MAX_ACTIVE_PARTITIONS good values, and refusals are few.
+    if (this.checked.size >= 4 * MAX_ACTIVE_PARTITIONS) this.checked.clear();
+    this.checked.set(partition, problem);
+    return problem;
   }
 
   /** Failed records, one error document per line, one object per error type. */
   private errorObjects(failures: readonly Failure[], uuid: () => string): LakeObject[] {
     const byType = new Map<string, Failure[]>();
-    for (const f of failures) byType.set(f.type, [...(byType.get(f.type) ?? []), f]);
+    for (const f of failures) {
+      const list = byType.get(f.type);
+      if (list === undefined) byType.set(f.type, [f]);
+      else list.push(f);
+    }
     const t = this.opts.table;
     const out: LakeObject[] = [];
     for (const [type, list] of byType) {
-      const oldest = new Date(Math.min(...list.map((f) => f.record.arrival)));
+      const oldest = new Date(oldestArrival(list.map((f) => f.record)));
       const ended = this.now().getTime();
       const lines = list.map((f) =>
         JSON.stringify({
@@ -294,11 +397,29 @@ export class LakeObjectWriter {
     if (this.connection === undefined) {
       // Loaded only when a stack writes Parquet: JSON stacks never start the engine.
       const { DuckDBInstance } = await import("@duckdb/node-api");
-      this.scratch = await fs.mkdtemp(path.join(os.tmpdir(), "iot-pipeline-parquet-"));
+      await this.clearLeftovers();
+      await fs.mkdir(this.opts.scratchDir, { recursive: true });
+      this.scratch = await fs.mkdtemp(path.join(this.opts.scratchDir, SCRATCH_PREFIX));
       this.instance = await DuckDBInstance.create(":memory:", { threads: "1" });
       this.connection = await this.instance.connect();
     }
     return this.connection;
+  }
+
+  /**
+   * Removes the scratch folders a killed run left in scratchDir (every one but this writer's own).
+   * Called once the stream's journal is locked, so no running process owns them. Returns how many.
+   */
+  async clearLeftovers(): Promise<number> {
+    const entries = await fs.readdir(this.opts.scratchDir).catch(() => [] as string[]);
+    let removed = 0;
+    for (const name of entries) {
+      const p = path.join(this.opts.scratchDir, name);
+      if (!name.startsWith(SCRATCH_PREFIX) || p === this.scratch) continue;
+      await fs.rm(p, { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
   }
 
   async close(): Promise<void> {
@@ -309,6 +430,17 @@ export class LakeObjectWriter {
     if (this.scratch !== undefined) await fs.rm(this.scratch, { recursive: true, force: true });
     this.scratch = undefined;
   }
+}
+
+/**
+ * The earliest arrival of a buffer's records, which names its object. A loop, not
+ * Math.min(...arrivals): spreading a buffer's records as arguments overflows the call stack past
+ * about 125,000 of them.
+ */
+function oldestArrival(records: readonly BufferedRecord[]): number {
+  let oldest = Infinity;
+  for (const r of records) if (r.arrival < oldest) oldest = r.arrival;
+  return oldest;
 }
 
 /** Firehose's `!{firehose:random-string}`: 11 characters. */
