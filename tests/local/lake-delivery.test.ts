@@ -12,7 +12,10 @@ import { lakeLayout, TELEMETRY_COLUMNS } from "../../core/lake";
 import { loadStackConfig } from "../../core/stack-config";
 import { LocalDeliveryStream, type DeliveryStreamOptions } from "../../local/firehose";
 import { encodeFrame, KIND_RECORD } from "../../local/journal-format";
+import mqtt from "mqtt";
+import { telemetryTopicFor } from "../../core/topics";
 import { LakeObjectWriter } from "../../local/lake-writer";
+import { startLocalPipeline } from "../../local/pipeline";
 import { LocalBucket, ObjectKeyError } from "../../local/s3";
 
 const ARRIVAL = Date.UTC(2026, 10, 26, 9, 15, 0);
@@ -222,6 +225,67 @@ describe("delivery into prod's Parquet lake (local/firehose + local/lake-writer)
     await again.close();
     await w2.close();
     assert.equal(await parquetCount(s.bucket.dir, "telemetry"), 30);
+  });
+});
+
+describe("prod's pipeline: a device's thing over MQTT, stop and restart (local/pipeline)", function () {
+  this.timeout(120_000);
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "lake-pipeline-"));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("a malicious thing on a device's own topic: good records delivered once, nothing outside the state folder, stop leaves nothing (exit 0), restart starts; a killed run's scratch is cleared", async () => {
+    const config = loadStackConfig("prod");
+    assert.equal(config.lake.format, "parquet");
+    const scratch = path.join(dir, "tmp", config.stack, config.delivery.streamName);
+    fs.mkdirSync(path.join(scratch, "iot-pipeline-parquet-killed"), { recursive: true });
+    const lines: string[] = [];
+    const p = await startLocalPipeline(config, { stateDir: dir, log: (l) => lines.push(l) });
+    const thing = config.things[0].name;
+    const escape = `lake-escape-${path.basename(dir)}`;
+    const bad = [`${"../".repeat(12)}tmp/${escape}`, "s\u0000x", "x".repeat(300)];
+    try {
+      const client = await mqtt.connectAsync(p.url, {
+        ...p.credentialsFor(thing),
+        clientId: thing,
+        rejectUnauthorized: true,
+        reconnectPeriod: 0,
+      });
+      client.on("error", () => undefined);
+      const topic = telemetryTopicFor(config.telemetryTopic, thing);
+      const reading = (t: string, i: number) =>
+        JSON.stringify({
+          thing: t,
+          timestamp: ARRIVAL + i,
+          temperature: 20,
+          max_temperature: 30,
+          min_temperature: 10,
+        });
+      for (let i = 0; i < 20; i++) await client.publishAsync(topic, reading(thing, i), { qos: 1 });
+      for (const b of bad) await client.publishAsync(topic, reading(b, 0), { qos: 1 });
+      await client.endAsync();
+    } finally {
+      await p.stop();
+    }
+    // simulate exits 2 when records stay in the journal at stop: none do.
+    assert.equal(p.delivery.stats.recordsLeftInJournal, 0, lines.join("\n"));
+    assert.equal(p.delivery.stats.recordsDelivered, 20);
+    assert.equal(p.delivery.stats.errorRecordsDelivered, 3);
+    assert.ok(!fs.existsSync(path.join(os.tmpdir(), escape)), "nothing written outside");
+    const bucket = p.delivery.bucket.dir;
+    assert.equal(await parquetCount(bucket, `telemetry/device=${thing}`), 20);
+    // Restart: simulate exited 1 when the replay threw; now it starts, with nothing to replay.
+    const again = await startLocalPipeline(config, { stateDir: dir });
+    assert.equal(again.delivery.stats.recordsReplayed, 0);
+    await again.stop();
+    assert.equal(await parquetCount(bucket, "telemetry"), 20, "nothing delivered twice");
+    assert.deepEqual(
+      fs.readdirSync(scratch).filter((n) => n.startsWith("iot-pipeline-parquet-")),
+      [],
+      "the killed run's scratch folder was cleared at start, and a stop leaves none",
+    );
   });
 });
 
