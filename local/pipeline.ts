@@ -490,6 +490,14 @@ function journalSummary(
     ...(d.recordsLeftInJournal > 0
       ? [{ label: "records left in the journal for the next start", value: d.recordsLeftInJournal }]
       : []),
+    ...(d.recordsFailedDelivery > 0
+      ? [
+          {
+            label: "records of buffers that could not be written (→ error prefix)",
+            value: d.recordsFailedDelivery,
+          },
+        ]
+      : []),
     ...(d.damagedRegions > 0
       ? [
           {
