@@ -152,6 +152,9 @@ function coerce(
   return { ok: true, value: n };
 }
 
+/** One Parquet row: the table's columns in order. */
+type Values = (string | bigint | number | null)[];
+
 const SQL_TYPES = { string: "VARCHAR", bigint: "BIGINT", double: "DOUBLE" } as const;
 
 function quote(name: string): string {
@@ -174,11 +177,11 @@ export class LakeObjectWriter {
   async objects(records: readonly BufferedRecord[], uuid: () => string): Promise<LakeObject[]> {
     const { layout } = this.opts;
     const failures: Failure[] = [];
-    // Partition first (what dynamic partitioning does to each record), in arrival order.
-    const groups = new Map<
-      string,
-      { record: BufferedRecord; row: Record<string, unknown> | undefined }[]
-    >();
+    // Partition first (what dynamic partitioning does to each record), in arrival order, and
+    // convert each record to its row at once: only the row's values are kept, never the parsed
+    // object, so a buffer of a million records costs its values and no more.
+    const parquet = layout.format === "parquet";
+    const groups = new Map<string, { records: BufferedRecord[]; rows: Values[] }>();
     for (const record of records) {
       const row = parseObject(record.data);
       let partition = "";
@@ -214,65 +217,80 @@ export class LakeObjectWriter {
           continue;
         }
       }
-      const group = groups.get(partition) ?? [];
-      group.push({ record, row });
-      groups.set(partition, group);
+      let group = groups.get(partition);
+      if (group === undefined) {
+        group = { records: [], rows: [] };
+        groups.set(partition, group);
+      }
+      if (!parquet) {
+        group.records.push(record);
+        continue;
+      }
+      const converted = this.convert(row);
+      if (!converted.ok) {
+        failures.push({ record, type: FORMAT_CONVERSION_FAILED, ...converted.failure });
+        continue;
+      }
+      group.records.push(record);
+      group.rows.push(converted.values);
     }
 
     const out: LakeObject[] = [];
     for (const [partition, group] of groups) {
-      if (layout.format === "parquet") {
-        const rows: { record: BufferedRecord; values: (string | bigint | number | null)[] }[] = [];
-        for (const { record, row } of group) {
-          if (row === undefined) {
-            failures.push({
-              record,
-              type: FORMAT_CONVERSION_FAILED,
-              code: "DataFormatConversion.MalformedData",
-              message: "the record is not a JSON object",
-            });
-            continue;
-          }
-          const values: (string | bigint | number | null)[] = [];
-          let problem: string | undefined;
-          for (const c of this.opts.columns) {
-            const v = coerce(row[c.name], c);
-            if (!v.ok) {
-              problem = v.reason;
-              break;
-            }
-            values.push(v.value);
-          }
-          if (problem !== undefined) {
-            failures.push({
-              record,
-              type: FORMAT_CONVERSION_FAILED,
-              code: "DataFormatConversion.InvalidSchema",
-              message: `the record does not match the table's schema: ${problem}`,
-            });
-            continue;
-          }
-          rows.push({ record, values });
-        }
-        if (rows.length === 0) continue;
-        const oldest = new Date(oldestArrival(rows.map((r) => r.record)));
-        const key = `${this.keyPrefix(partition, oldest)}${objectName(this.opts.streamName, oldest, uuid(), "UNCOMPRESSED")}${layout.fileExtension ?? ""}`;
+      if (group.records.length === 0) continue;
+      const oldest = new Date(oldestArrival(group.records));
+      const name = objectName(
+        this.opts.streamName,
+        oldest,
+        uuid(),
+        parquet ? "UNCOMPRESSED" : this.opts.compression,
+      );
+      const key = `${this.keyPrefix(partition, oldest)}${name}${layout.fileExtension ?? ""}`;
+      if (parquet) {
         out.push({
           key,
-          body: await this.parquet(rows.map((r) => r.values)),
-          records: rows.length,
+          body: await this.parquet(group.rows),
+          records: group.rows.length,
           error: false,
         });
       } else {
-        const oldest = new Date(oldestArrival(group.map((g) => g.record)));
-        const raw = Buffer.concat(group.map((g) => g.record.data));
+        const raw = Buffer.concat(group.records.map((r) => r.data));
         const body = this.opts.compression === "GZIP" ? await gzip(raw) : raw;
-        const key = `${this.keyPrefix(partition, oldest)}${objectName(this.opts.streamName, oldest, uuid(), this.opts.compression)}${layout.fileExtension ?? ""}`;
-        out.push({ key, body, records: group.length, error: false });
+        out.push({ key, body, records: group.records.length, error: false });
       }
     }
     for (const o of this.errorObjects(failures, uuid)) out.push(o);
     return out;
+  }
+
+  /** A parsed record as the table's row, or why Firehose's conversion would refuse it. */
+  private convert(
+    row: Record<string, unknown> | undefined,
+  ): { ok: true; values: Values } | { ok: false; failure: { code: string; message: string } } {
+    if (row === undefined) {
+      return {
+        ok: false,
+        failure: {
+          code: "DataFormatConversion.MalformedData",
+          message: "the record is not a JSON object",
+        },
+      };
+    }
+    const values: Values = [];
+    for (const c of this.opts.columns) {
+      const v = coerce(row[c.name], c);
+      if (!v.ok) {
+        return {
+          ok: false,
+          failure: {
+            code: "DataFormatConversion.InvalidSchema",
+            message: `the record does not match the table's schema: ${v.reason}`,
+          },
+        };
+      }
+      values.push(v.value);
+    }
+    return { ok: true, values };
   }
 
   /**
