@@ -183,6 +183,7 @@ export function isDeterministicFailure(e: unknown): boolean {
   const message = e instanceof Error ? e.message : String(e);
   return !/IO Error|No space left|out of memory/i.test(message);
 }
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A timer that does not keep the process alive: close() flushes what is left. */

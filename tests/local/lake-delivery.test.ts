@@ -10,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { lakeLayout, TELEMETRY_COLUMNS } from "../../core/lake";
 import { loadStackConfig } from "../../core/stack-config";
+import { nodeFiles, type FileLayer } from "../../local/file-layer";
 import { LocalDeliveryStream, type DeliveryStreamOptions } from "../../local/firehose";
 import { encodeFrame, KIND_RECORD } from "../../local/journal-format";
 import mqtt from "mqtt";
@@ -146,6 +147,28 @@ describe("delivery into prod's Parquet lake (local/firehose + local/lake-writer)
     assert.equal(s.stats.recordsLeftInJournal, 0);
     assert.equal(s.stats.recordsDelivered, 130_000);
     assert.equal(await parquetCount(s.bucket.dir, "telemetry/device=s1"), 130_000);
+  });
+
+  it("a full disk halfway through a buffer's partitions: the retry writes the rest, not the first ones again", async () => {
+    let failures = 1;
+    const files: FileLayer = {
+      open(file, flags, mode) {
+        if (flags === "w" && file.includes("device=s2") && failures-- > 0) {
+          return Promise.reject(Object.assign(new Error("no space left"), { code: "ENOSPC" }));
+        }
+        return nodeFiles.open(file, flags, mode);
+      },
+    };
+    const writer = new LakeObjectWriter(writerOptions(dir));
+    const s = await open(dir, writer, [], { files, retryMs: 10 });
+    for (let i = 0; i < 20; i++) await s.put(reading(i % 2 === 0 ? "s1" : "s2", i));
+    await s.flush(); // while running, a full disk is waited out and retried
+    await s.close();
+    await writer.close();
+    const keys = await s.bucket.listKeys();
+    assert.equal(keys.filter((k) => k.includes("device=s1/")).length, 1, keys.join("\n"));
+    assert.equal(keys.filter((k) => k.includes("device=s2/")).length, 1, keys.join("\n"));
+    assert.equal(s.stats.recordsDelivered, 20);
   });
 
   /** A writer that fails the same way at every attempt, as the spread over 125,000 records did. */
