@@ -177,11 +177,12 @@ export class LakeObjectWriter {
   async objects(records: readonly BufferedRecord[], uuid: () => string): Promise<LakeObject[]> {
     const { layout } = this.opts;
     const failures: Failure[] = [];
-    // Partition first (what dynamic partitioning does to each record), in arrival order, and
-    // convert each record to its row at once: only the row's values are kept, never the parsed
-    // object, so a buffer of a million records costs its values and no more.
+    // Partition first (what dynamic partitioning does to each record), in arrival order, and check
+    // each record's conversion at once. Only references to the records are kept: the Parquet
+    // writer parses each record again as it appends it, so a buffer of half a million records
+    // never holds half a million parsed objects or rows at once.
     const parquet = layout.format === "parquet";
-    const groups = new Map<string, { records: BufferedRecord[]; rows: Values[] }>();
+    const groups = new Map<string, BufferedRecord[]>();
     for (const record of records) {
       const row = parseObject(record.data);
       let partition = "";
@@ -219,26 +220,23 @@ export class LakeObjectWriter {
       }
       let group = groups.get(partition);
       if (group === undefined) {
-        group = { records: [], rows: [] };
+        group = [];
         groups.set(partition, group);
       }
-      if (!parquet) {
-        group.records.push(record);
-        continue;
+      if (parquet) {
+        const converted = this.convert(row);
+        if (!converted.ok) {
+          failures.push({ record, type: FORMAT_CONVERSION_FAILED, ...converted.failure });
+          continue;
+        }
       }
-      const converted = this.convert(row);
-      if (!converted.ok) {
-        failures.push({ record, type: FORMAT_CONVERSION_FAILED, ...converted.failure });
-        continue;
-      }
-      group.records.push(record);
-      group.rows.push(converted.values);
+      group.push(record);
     }
 
     const out: LakeObject[] = [];
     for (const [partition, group] of groups) {
-      if (group.records.length === 0) continue;
-      const oldest = new Date(oldestArrival(group.records));
+      if (group.length === 0) continue;
+      const oldest = new Date(oldestArrival(group));
       const name = objectName(
         this.opts.streamName,
         oldest,
@@ -249,14 +247,14 @@ export class LakeObjectWriter {
       if (parquet) {
         out.push({
           key,
-          body: await this.parquet(group.rows),
-          records: group.rows.length,
+          body: await this.parquet(group),
+          records: group.length,
           error: false,
         });
       } else {
-        const raw = Buffer.concat(group.records.map((r) => r.data));
+        const raw = Buffer.concat(group.map((r) => r.data));
         const body = this.opts.compression === "GZIP" ? await gzip(raw) : raw;
-        out.push({ key, body, records: group.records.length, error: false });
+        out.push({ key, body, records: group.length, error: false });
       }
     }
     for (const o of this.errorObjects(failures, uuid)) out.push(o);
@@ -382,16 +380,22 @@ export class LakeObjectWriter {
     return out;
   }
 
-  /** One Parquet file of the table's columns, written by DuckDB's Parquet writer. */
-  private async parquet(rows: readonly (string | bigint | number | null)[][]): Promise<Buffer> {
+  /**
+   * One Parquet file of the table's columns, written by DuckDB's Parquet writer, from records
+   * objects() has already found convertible.
+   */
+  private async parquet(records: readonly BufferedRecord[]): Promise<Buffer> {
     const c = await this.connect();
     const cols = this.opts.columns;
     await c.run(
       `CREATE OR REPLACE TEMP TABLE batch (${cols.map((x) => `${quote(x.name)} ${SQL_TYPES[x.type]}`).join(", ")})`,
     );
     const appender = await c.createAppender("batch");
-    for (const row of rows) {
-      row.forEach((v, i) => {
+    for (const record of records) {
+      const converted = this.convert(parseObject(record.data));
+      if (!converted.ok)
+        throw new Error(`a record changed while it was converted: ${converted.failure.message}`);
+      converted.values.forEach((v, i) => {
         if (v === null) appender.appendNull();
         else if (cols[i].type === "string") appender.appendVarchar(v as string);
         else if (cols[i].type === "bigint") appender.appendBigInt(v as bigint);
