@@ -98,8 +98,25 @@ export interface DeliveryStreamOptions {
     objects(
       records: readonly { readonly arrival: number; readonly data: Buffer }[],
       uuid: () => string,
-    ): Promise<{ key: string; body: Buffer; records: number; error: boolean }[]>;
+    ): Promise<DeliveredObject[]>;
+    /**
+     * The error output for records `objects` failed on for a reason a retry will not change: every
+     * record as an error document under the error prefix, none dropped.
+     */
+    failedObjects?(
+      records: readonly { readonly arrival: number; readonly data: Buffer }[],
+      error: Error,
+      uuid: () => string,
+    ): DeliveredObject[];
   };
+}
+
+/** One object a buffer becomes: its key, its body, how many records it holds, and whether they failed. */
+export interface DeliveredObject {
+  readonly key: string;
+  readonly body: Buffer;
+  readonly records: number;
+  readonly error: boolean;
 }
 
 export interface DeliveryStats {
@@ -119,6 +136,11 @@ export interface DeliveryStats {
   journalStalls: number;
   /** Acknowledged records whose objects could not be written by the end; the next start delivers them. */
   recordsLeftInJournal: number;
+  /**
+   * Records whose buffer could not be written for a reason a retry would not change (not an I/O
+   * error): they went to the error output instead (also counted in errorRecordsDelivered).
+   */
+  recordsFailedDelivery: number;
   /** Damaged stretches of journal skipped at replay (their segments are kept under quarantine/). */
   damagedRegions: number;
   damagedBytes: number;
@@ -141,12 +163,27 @@ interface Generation {
   readonly segment: string;
   /** Record kinds whose object is already written, so that a retry does not write it again. */
   readonly written: Set<number>;
+  /** Objects made but not yet written, per record kind: a retry writes these, not new copies. */
+  readonly objects: Map<number, DeliveredObject[]>;
 }
 
 /** What link() says on a file system that has no hard links. */
 const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
 
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
+
+/**
+ * Whether writing a buffer failed for a reason that a retry will not change: anything but an I/O
+ * error (an errno code such as ENOSPC or EIO, or DuckDB's "IO Error" and out-of-memory). A refused
+ * key, a record the converter cannot take or a bug fail the same way at every retry and start.
+ */
+export function isDeterministicFailure(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) return false;
+  const message = e instanceof Error ? e.message : String(e);
+  return !/IO Error|No space left|out of memory/i.test(message);
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A timer that does not keep the process alive: close() flushes what is left. */
@@ -176,6 +213,7 @@ export class LocalDeliveryStream {
     maxFreshnessMs: 0,
     journalStalls: 0,
     recordsLeftInJournal: 0,
+    recordsFailedDelivery: 0,
     damagedRegions: 0,
     damagedBytes: 0,
   };
@@ -367,6 +405,7 @@ export class LocalDeliveryStream {
         );
       }
       // Replayed records keep their arrival time, so they land in the folder of their hour.
+      let kept = 0;
       for (let i = 0; i < records.length;) {
         let bytes = 0;
         let j = i;
@@ -380,9 +419,18 @@ export class LocalDeliveryStream {
         try {
           await this.writeObjects(records.slice(i, j));
         } catch (e) {
-          throw this.environment(
-            e,
-            `cannot deliver the ${records.length} record(s) journaled in ${this.shown(file)} (they stay there for the next start)`,
+          if (!isDeterministicFailure(e)) {
+            throw this.environment(
+              e,
+              `cannot deliver the ${records.length} record(s) journaled in ${this.shown(file)} (they stay there for the next start)`,
+            );
+          }
+          // Not even the error output can take them (a refused error prefix): they stay in the
+          // journal, and the stream starts all the same.
+          kept += j - i;
+          this.stats.recordsLeftInJournal += j - i;
+          this.log(
+            `delivery: cannot deliver ${j - i} journaled record(s) of ${this.shown(file)}, not even to the error output (${asError(e).message}); they stay in the journal`,
           );
         }
         i = j;
@@ -392,6 +440,7 @@ export class LocalDeliveryStream {
           `delivery: ${this.shown(file)}: dropped an unfinished last write (${describeRanges([scan.unfinished])}); it was never acknowledged`,
         );
       }
+      if (kept > 0) continue;
       if (scan.damaged.length > 0) {
         const bytes = scan.damaged.reduce((n, r) => n + r.length, 0);
         this.stats.damagedRegions += scan.damaged.length;
@@ -643,7 +692,12 @@ export class LocalDeliveryStream {
       }
     }
     this.cancelTimer();
-    const gen: Generation = { records: this.buffer, segment: this.segmentPath, written: new Set() };
+    const gen: Generation = {
+      records: this.buffer,
+      segment: this.segmentPath,
+      written: new Set(),
+      objects: new Map(),
+    };
     const old = this.segment;
     this.buffer = [];
     this.bufferBytes = 0;
@@ -698,7 +752,7 @@ export class LocalDeliveryStream {
       let waitingForSpace = false;
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.writeObjects(gen.records, gen.written);
+          await this.writeObjects(gen.records, gen.written, gen.objects);
           if (waitingForSpace) this.log("delivery: objects are being written again");
           break;
         } catch (e) {
@@ -738,11 +792,19 @@ export class LocalDeliveryStream {
     }
   }
 
+  /**
+   * Writes a buffer's objects, record kind by kind. `written` and `made` carry a retry's progress:
+   * a kind already written is skipped, objects already made are written as they are (so an I/O
+   * error halfway does not write the first partitions twice). Every key is checked before the
+   * first object is written; a buffer that fails for a reason a retry will not change goes to the
+   * error output whole (Firehose never drops a record: its unconvertible or unpartitionable records
+   * go under the error prefix), logged and counted.
+   */
   private async writeObjects(
     records: readonly JournalRecord[],
     written: Set<number> = new Set(),
+    made: Map<number, DeliveredObject[]> = new Map(),
   ): Promise<void> {
-    const d = this.opts.delivery;
     for (const kind of [KIND_RECORD, KIND_ERROR]) {
       if (written.has(kind)) continue;
       const part = records.filter((r) => r.kind === kind);
@@ -755,23 +817,69 @@ export class LocalDeliveryStream {
           this.now().getTime() - oldest.getTime(),
         );
       }
-      if (kind === KIND_RECORD && this.opts.layout !== undefined) {
-        for (const o of await this.opts.layout.objects(part, this.uuid)) {
-          await this.putObject(o.key, o.body, o.records, o.error);
+      let objects = made.get(kind);
+      if (objects === undefined) {
+        try {
+          objects = await this.objectsOf(kind, part, oldest);
+          for (const o of objects) this.bucket.pathOf(o.key);
+        } catch (e) {
+          if (!isDeterministicFailure(e)) throw e;
+          const err = asError(e);
+          objects = this.failedObjects(kind, part, oldest, err);
+          for (const o of objects) this.bucket.pathOf(o.key);
+          this.stats.recordsFailedDelivery += part.length;
+          this.log(
+            `delivery: ${part.length} record(s) cannot be delivered (${err.name}: ${err.message}); they go to the error output instead`,
+          );
         }
-        written.add(kind);
-        continue;
+        made.set(kind, objects);
       }
-      const raw = Buffer.concat(part.map((r) => r.data));
-      const body = d.compression === "GZIP" ? await gzip(raw) : raw;
-      const prefix =
-        kind === KIND_RECORD
-          ? evaluatePrefix(d.prefix, oldest, this.uuid)
-          : evaluatePrefix(d.errorOutputPrefix, oldest, this.uuid, PROCESSING_FAILED);
-      const key = `${prefix}${objectName(d.streamName, oldest, this.uuid(), d.compression)}`;
-      await this.putObject(key, body, part.length, kind === KIND_ERROR);
+      while (objects.length > 0) {
+        const o = objects[0];
+        await this.putObject(o.key, o.body, o.records, o.error);
+        objects.shift();
+      }
+      made.delete(kind);
       written.add(kind);
     }
+  }
+
+  /** The objects one kind of a buffer's records becomes. */
+  private async objectsOf(
+    kind: number,
+    part: readonly JournalRecord[],
+    oldest: Date,
+  ): Promise<DeliveredObject[]> {
+    if (kind === KIND_RECORD && this.opts.layout !== undefined) {
+      return this.opts.layout.objects(part, this.uuid);
+    }
+    const d = this.opts.delivery;
+    const raw = Buffer.concat(part.map((r) => r.data));
+    const body = d.compression === "GZIP" ? await gzip(raw) : raw;
+    const prefix =
+      kind === KIND_RECORD
+        ? evaluatePrefix(d.prefix, oldest, this.uuid)
+        : evaluatePrefix(d.errorOutputPrefix, oldest, this.uuid, PROCESSING_FAILED);
+    const key = `${prefix}${objectName(d.streamName, oldest, this.uuid(), d.compression)}`;
+    return [{ key, body, records: part.length, error: kind === KIND_ERROR }];
+  }
+
+  /** The error output of records that cannot be delivered: the layout's, else processing-failed. */
+  private failedObjects(
+    kind: number,
+    part: readonly JournalRecord[],
+    oldest: Date,
+    err: Error,
+  ): DeliveredObject[] {
+    if (kind === KIND_RECORD && this.opts.layout?.failedObjects !== undefined) {
+      return this.opts.layout.failedObjects(part, err, this.uuid);
+    }
+    const d = this.opts.delivery;
+    const prefix = evaluatePrefix(d.errorOutputPrefix, oldest, this.uuid, PROCESSING_FAILED);
+    const key = `${prefix}${objectName(d.streamName, oldest, this.uuid(), "UNCOMPRESSED")}`;
+    return [
+      { key, body: Buffer.concat(part.map((r) => r.data)), records: part.length, error: true },
+    ];
   }
 
   private async putObject(key: string, body: Buffer, records: number, error: boolean) {

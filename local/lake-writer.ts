@@ -6,7 +6,6 @@
 // documents (docs/lake.md lists each case with its page).
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs/promises";
-import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
@@ -20,6 +19,7 @@ import {
   type LakeColumn,
   type LakeLayout,
 } from "../core/lake";
+import { localKeyProblem } from "./s3";
 
 const gzip = promisify(zlib.gzip);
 
@@ -29,6 +29,45 @@ const gzip = promisify(zlib.gzip);
  * processing configuration, and processing failures are `processing-failed`.
  */
 export const PARTITIONING_FAILED = "processing-failed";
+
+/**
+ * Firehose's limit on an evaluated prefix: "Neither Prefix nor ErrorOutputPrefix can be greater
+ * than 512 characters after they're evaluated" (semantic rules of
+ * https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+ */
+export const MAX_EVALUATED_PREFIX_CHARS = 512;
+
+/** The scratch folders DuckDB's Parquet files are written in, under the writer's scratchDir. */
+export const SCRATCH_PREFIX = "iot-pipeline-parquet-";
+
+/**
+ * Why a record's partition key value cannot be used, or undefined when it can. Firehose sends a
+ * record whose key "fails to extract" or whose prefix expressions cannot be evaluated to the error
+ * output (https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-error-handling.html);
+ * an evaluated prefix over 512 characters is one it cannot use (s3-prefixes page), and an object
+ * key over 1,024 bytes one S3 refuses (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html).
+ * Locally the key is also a path: a value that would make the key leave the bucket's folder or
+ * that no file name can hold (`..`, NUL, a segment over 255 bytes; local/s3.ts localKeyProblem) is
+ * refused the same way, so one device's payload never blocks the buffer of every other.
+ */
+export function partitionKeyProblem(
+  evaluatedPrefix: string,
+  sampleObjectName: string,
+): { code: string; reason: string } | undefined {
+  if (evaluatedPrefix.length > MAX_EVALUATED_PREFIX_CHARS) {
+    return {
+      code: "DynamicPartitioning.PrefixTooLong",
+      reason: `the evaluated prefix is ${evaluatedPrefix.length} characters, over Firehose's ${MAX_EVALUATED_PREFIX_CHARS}`,
+    };
+  }
+  const problem = localKeyProblem(`${evaluatedPrefix}${sampleObjectName}`);
+  return problem === undefined
+    ? undefined
+    : {
+        code: "DynamicPartitioning.InvalidPartitionKey",
+        reason: `the object key is unusable: ${problem}`,
+      };
+}
 
 /** One record of a buffer: what the rule's action put, and when it arrived. */
 export interface BufferedRecord {
@@ -59,10 +98,16 @@ export interface LakeWriterOptions {
     readonly region: string;
   };
   readonly now?: () => Date;
+  /**
+   * Where DuckDB's Parquet files are written before they are read back (a folder of the state
+   * folder, so that a killed run leaves nothing in /tmp). Leftovers of earlier runs in it are
+   * removed by clearLeftovers() and before the first Parquet write.
+   */
+  readonly scratchDir: string;
 }
 
 /** A record's failure: Firehose's error document, written under the error prefix. */
-interface Failure {
+export interface Failure {
   readonly record: BufferedRecord;
   readonly type: string;
   readonly code: string;
@@ -107,6 +152,9 @@ function coerce(
   return { ok: true, value: n };
 }
 
+/** One Parquet row: the table's columns in order. */
+type Values = (string | bigint | number | null)[];
+
 const SQL_TYPES = { string: "VARCHAR", bigint: "BIGINT", double: "DOUBLE" } as const;
 
 function quote(name: string): string {
@@ -118,6 +166,8 @@ export class LakeObjectWriter {
   private connection: DuckDBConnection | undefined;
   private scratch: string | undefined;
   private readonly now: () => Date;
+  /** Partition key values already checked, with their refusal (undefined: usable). */
+  private readonly checked = new Map<string, { code: string; reason: string } | undefined>();
 
   constructor(private readonly opts: LakeWriterOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -127,11 +177,12 @@ export class LakeObjectWriter {
   async objects(records: readonly BufferedRecord[], uuid: () => string): Promise<LakeObject[]> {
     const { layout } = this.opts;
     const failures: Failure[] = [];
-    // Partition first (what dynamic partitioning does to each record), in arrival order.
-    const groups = new Map<
-      string,
-      { record: BufferedRecord; row: Record<string, unknown> | undefined }[]
-    >();
+    // Partition first (what dynamic partitioning does to each record), in arrival order, and check
+    // each record's conversion at once. Only references to the records are kept: the Parquet
+    // writer parses each record again as it appends it, so a buffer of half a million records
+    // never holds half a million parsed objects or rows at once.
+    const parquet = layout.format === "parquet";
+    const groups = new Map<string, BufferedRecord[]>();
     for (const record of records) {
       const row = parseObject(record.data);
       let partition = "";
@@ -147,6 +198,16 @@ export class LakeObjectWriter {
           continue;
         }
         partition = String(key);
+        const refused = this.partitionRefusal(partition);
+        if (refused !== undefined) {
+          failures.push({
+            record,
+            type: PARTITIONING_FAILED,
+            code: refused.code,
+            message: `the partition key ${THING_PARTITION_KEY} cannot be used: ${refused.reason}`,
+          });
+          continue;
+        }
         if (!groups.has(partition) && groups.size >= MAX_ACTIVE_PARTITIONS) {
           failures.push({
             record,
@@ -157,78 +218,136 @@ export class LakeObjectWriter {
           continue;
         }
       }
-      const group = groups.get(partition) ?? [];
-      group.push({ record, row });
-      groups.set(partition, group);
+      let group = groups.get(partition);
+      if (group === undefined) {
+        group = [];
+        groups.set(partition, group);
+      }
+      if (parquet) {
+        const converted = this.convert(row);
+        if (!converted.ok) {
+          failures.push({ record, type: FORMAT_CONVERSION_FAILED, ...converted.failure });
+          continue;
+        }
+      }
+      group.push(record);
     }
 
     const out: LakeObject[] = [];
     for (const [partition, group] of groups) {
-      const prefix = layout.prefix
-        .split(`!{partitionKeyFromQuery:${THING_PARTITION_KEY}}`)
-        .join(partition);
-      if (layout.format === "parquet") {
-        const rows: { record: BufferedRecord; values: (string | bigint | number | null)[] }[] = [];
-        for (const { record, row } of group) {
-          if (row === undefined) {
-            failures.push({
-              record,
-              type: FORMAT_CONVERSION_FAILED,
-              code: "DataFormatConversion.MalformedData",
-              message: "the record is not a JSON object",
-            });
-            continue;
-          }
-          const values: (string | bigint | number | null)[] = [];
-          let problem: string | undefined;
-          for (const c of this.opts.columns) {
-            const v = coerce(row[c.name], c);
-            if (!v.ok) {
-              problem = v.reason;
-              break;
-            }
-            values.push(v.value);
-          }
-          if (problem !== undefined) {
-            failures.push({
-              record,
-              type: FORMAT_CONVERSION_FAILED,
-              code: "DataFormatConversion.InvalidSchema",
-              message: `the record does not match the table's schema: ${problem}`,
-            });
-            continue;
-          }
-          rows.push({ record, values });
-        }
-        if (rows.length === 0) continue;
-        const oldest = new Date(Math.min(...rows.map((r) => r.record.arrival)));
-        const key = `${evaluatePrefix(prefix, oldest, randomString)}${objectName(this.opts.streamName, oldest, uuid(), "UNCOMPRESSED")}${layout.fileExtension ?? ""}`;
+      if (group.length === 0) continue;
+      const oldest = new Date(oldestArrival(group));
+      const name = objectName(
+        this.opts.streamName,
+        oldest,
+        uuid(),
+        parquet ? "UNCOMPRESSED" : this.opts.compression,
+      );
+      const key = `${this.keyPrefix(partition, oldest)}${name}${layout.fileExtension ?? ""}`;
+      if (parquet) {
         out.push({
           key,
-          body: await this.parquet(rows.map((r) => r.values)),
-          records: rows.length,
+          body: await this.parquet(group),
+          records: group.length,
           error: false,
         });
       } else {
-        const oldest = new Date(Math.min(...group.map((g) => g.record.arrival)));
-        const raw = Buffer.concat(group.map((g) => g.record.data));
+        const raw = Buffer.concat(group.map((r) => r.data));
         const body = this.opts.compression === "GZIP" ? await gzip(raw) : raw;
-        const key = `${evaluatePrefix(prefix, oldest, randomString)}${objectName(this.opts.streamName, oldest, uuid(), this.opts.compression)}${layout.fileExtension ?? ""}`;
         out.push({ key, body, records: group.length, error: false });
       }
     }
-    out.push(...this.errorObjects(failures, uuid));
+    for (const o of this.errorObjects(failures, uuid)) out.push(o);
     return out;
+  }
+
+  /** A parsed record as the table's row, or why Firehose's conversion would refuse it. */
+  private convert(
+    row: Record<string, unknown> | undefined,
+  ): { ok: true; values: Values } | { ok: false; failure: { code: string; message: string } } {
+    if (row === undefined) {
+      return {
+        ok: false,
+        failure: {
+          code: "DataFormatConversion.MalformedData",
+          message: "the record is not a JSON object",
+        },
+      };
+    }
+    const values: Values = [];
+    for (const c of this.opts.columns) {
+      const v = coerce(row[c.name], c);
+      if (!v.ok) {
+        return {
+          ok: false,
+          failure: {
+            code: "DataFormatConversion.InvalidSchema",
+            message: `the record does not match the table's schema: ${v.reason}`,
+          },
+        };
+      }
+      values.push(v.value);
+    }
+    return { ok: true, values };
+  }
+
+  /**
+   * The error output for a whole buffer that could not be turned into objects for a reason a retry
+   * will not change (not an I/O error): every record as an error document, under
+   * format-conversion-failed when the stream converts to Parquet (Firehose's error output for
+   * records it cannot convert: https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html),
+   * else processing-failed. Records are never dropped.
+   */
+  failedObjects(
+    records: readonly BufferedRecord[],
+    error: Error,
+    uuid: () => string,
+  ): LakeObject[] {
+    const parquet = this.opts.layout.format === "parquet";
+    const type = parquet ? FORMAT_CONVERSION_FAILED : PARTITIONING_FAILED;
+    const code = parquet ? "DataFormatConversion.ConversionFailed" : "DeliveryFailed";
+    return this.errorObjects(
+      records.map((record) => ({ record, type, code, message: error.message })),
+      uuid,
+    );
+  }
+
+  /**
+   * The stream's prefix evaluated for an object's oldest arrival, then the thing's partition key
+   * value put in place of its expression: in that order, so that a value which looks like an
+   * expression (`!{timestamp:yyyy}`) stays the text it is.
+   */
+  private keyPrefix(partition: string, t: Date): string {
+    return evaluatePrefix(this.opts.layout.prefix, t, randomString)
+      .split(`!{partitionKeyFromQuery:${THING_PARTITION_KEY}}`)
+      .join(partition);
+  }
+
+  /** partitionKeyProblem for a value, checked once per value and buffer's writer. */
+  private partitionRefusal(partition: string): { code: string; reason: string } | undefined {
+    if (this.checked.has(partition)) return this.checked.get(partition);
+    const sample = new Date(0);
+    const prefix = this.keyPrefix(partition, sample);
+    const name = `${objectName(this.opts.streamName, sample, randomUUID(), "UNCOMPRESSED")}${this.opts.layout.fileExtension ?? ""}`;
+    const problem = partitionKeyProblem(prefix, name);
+    // Bounded: a buffer has at most MAX_ACTIVE_PARTITIONS good values, and refusals are few.
+    if (this.checked.size >= 4 * MAX_ACTIVE_PARTITIONS) this.checked.clear();
+    this.checked.set(partition, problem);
+    return problem;
   }
 
   /** Failed records, one error document per line, one object per error type. */
   private errorObjects(failures: readonly Failure[], uuid: () => string): LakeObject[] {
     const byType = new Map<string, Failure[]>();
-    for (const f of failures) byType.set(f.type, [...(byType.get(f.type) ?? []), f]);
+    for (const f of failures) {
+      const list = byType.get(f.type);
+      if (list === undefined) byType.set(f.type, [f]);
+      else list.push(f);
+    }
     const t = this.opts.table;
     const out: LakeObject[] = [];
     for (const [type, list] of byType) {
-      const oldest = new Date(Math.min(...list.map((f) => f.record.arrival)));
+      const oldest = new Date(oldestArrival(list.map((f) => f.record)));
       const ended = this.now().getTime();
       const lines = list.map((f) =>
         JSON.stringify({
@@ -261,16 +380,22 @@ export class LakeObjectWriter {
     return out;
   }
 
-  /** One Parquet file of the table's columns, written by DuckDB's Parquet writer. */
-  private async parquet(rows: readonly (string | bigint | number | null)[][]): Promise<Buffer> {
+  /**
+   * One Parquet file of the table's columns, written by DuckDB's Parquet writer, from records
+   * objects() has already found convertible.
+   */
+  private async parquet(records: readonly BufferedRecord[]): Promise<Buffer> {
     const c = await this.connect();
     const cols = this.opts.columns;
     await c.run(
       `CREATE OR REPLACE TEMP TABLE batch (${cols.map((x) => `${quote(x.name)} ${SQL_TYPES[x.type]}`).join(", ")})`,
     );
     const appender = await c.createAppender("batch");
-    for (const row of rows) {
-      row.forEach((v, i) => {
+    for (const record of records) {
+      const converted = this.convert(parseObject(record.data));
+      if (!converted.ok)
+        throw new Error(`a record changed while it was converted: ${converted.failure.message}`);
+      converted.values.forEach((v, i) => {
         if (v === null) appender.appendNull();
         else if (cols[i].type === "string") appender.appendVarchar(v as string);
         else if (cols[i].type === "bigint") appender.appendBigInt(v as bigint);
@@ -294,11 +419,29 @@ export class LakeObjectWriter {
     if (this.connection === undefined) {
       // Loaded only when a stack writes Parquet: JSON stacks never start the engine.
       const { DuckDBInstance } = await import("@duckdb/node-api");
-      this.scratch = await fs.mkdtemp(path.join(os.tmpdir(), "iot-pipeline-parquet-"));
+      await this.clearLeftovers();
+      await fs.mkdir(this.opts.scratchDir, { recursive: true });
+      this.scratch = await fs.mkdtemp(path.join(this.opts.scratchDir, SCRATCH_PREFIX));
       this.instance = await DuckDBInstance.create(":memory:", { threads: "1" });
       this.connection = await this.instance.connect();
     }
     return this.connection;
+  }
+
+  /**
+   * Removes the scratch folders a killed run left in scratchDir (every one but this writer's own).
+   * Called once the stream's journal is locked, so no running process owns them. Returns how many.
+   */
+  async clearLeftovers(): Promise<number> {
+    const entries = await fs.readdir(this.opts.scratchDir).catch(() => [] as string[]);
+    let removed = 0;
+    for (const name of entries) {
+      const p = path.join(this.opts.scratchDir, name);
+      if (!name.startsWith(SCRATCH_PREFIX) || p === this.scratch) continue;
+      await fs.rm(p, { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
   }
 
   async close(): Promise<void> {
@@ -309,6 +452,17 @@ export class LakeObjectWriter {
     if (this.scratch !== undefined) await fs.rm(this.scratch, { recursive: true, force: true });
     this.scratch = undefined;
   }
+}
+
+/**
+ * The earliest arrival of a buffer's records, which names its object. A loop, not
+ * Math.min(...arrivals): spreading a buffer's records as arguments overflows the call stack past
+ * about 125,000 of them.
+ */
+function oldestArrival(records: readonly BufferedRecord[]): number {
+  let oldest = Infinity;
+  for (const r of records) if (r.arrival < oldest) oldest = r.arrival;
+  return oldest;
 }
 
 /** Firehose's `!{firehose:random-string}`: 11 characters. */

@@ -143,6 +143,8 @@ export async function startLocalPipeline(
           columns: lakeColumns(parseRuleSql(config.rule.sql)),
           compression: config.delivery.compression,
           parquetCodec: parquetCompression(config.delivery.compression),
+          // In the state folder, per stream: a killed run's scratch is found and removed here.
+          scratchDir: path.join(stateDir, "tmp", config.stack, config.delivery.streamName),
           table: {
             databaseName: lakeDatabaseName(config.stack),
             tableName: LAKE_TABLE,
@@ -164,6 +166,10 @@ export async function startLocalPipeline(
     log,
     layout: lakeWriter,
   });
+  // The journal is ours now: Parquet scratch folders a killed run left behind belong to no one.
+  const leftovers = (await lakeWriter?.clearLeftovers()) ?? 0;
+  if (leftovers > 0)
+    log(`delivery: removed ${leftovers} Parquet scratch folder(s) a stopped run left`);
   await applyLifecycle(delivery.bucket, bucketLifecycleRules(config), Date.now(), log);
   const authorizer = new LocalAuthorizer(config, log, { association: opts.association });
   const rules = new LocalRuleEngine(config, {
@@ -486,6 +492,14 @@ function journalSummary(
       : []),
     ...(d.recordsLeftInJournal > 0
       ? [{ label: "records left in the journal for the next start", value: d.recordsLeftInJournal }]
+      : []),
+    ...(d.recordsFailedDelivery > 0
+      ? [
+          {
+            label: "records of buffers that could not be written (→ error prefix)",
+            value: d.recordsFailedDelivery,
+          },
+        ]
       : []),
     ...(d.damagedRegions > 0
       ? [

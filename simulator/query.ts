@@ -115,7 +115,8 @@ export function formatTable(
   const cell = (v: unknown) =>
     v === null || v === undefined ? "NULL" : typeof v === "string" ? v : JSON.stringify(v);
   const text = rows.map((r) => r.map(cell));
-  const widths = columns.map((c, i) => Math.max(c.length, ...text.map((r) => r[i].length)));
+  // A reduce, not Math.max(...rows): --max-rows allows more rows than a call takes arguments.
+  const widths = columns.map((c, i) => text.reduce((w, r) => Math.max(w, r[i].length), c.length));
   const line = (cells: readonly string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i]))

@@ -339,7 +339,8 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
       if (args.some(Array.isArray)) {
         const out: SqlValue[] = [];
         for (const a of args) {
-          if (Array.isArray(a)) out.push(...a);
+          // A loop, not push(...a): an array from a payload may be longer than a call's arguments.
+          if (Array.isArray(a)) for (const x of a) out.push(x);
           else out.push(a as SqlValue);
         }
         return out;
