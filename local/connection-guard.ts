@@ -129,6 +129,15 @@ const VERIFY_REASONS: Readonly<Record<string, string>> = {
   CERT_REJECTED: "certificate rejected",
 };
 
+/** The most one read of a connection takes from its socket; the rest is read on a later turn. */
+export const MAX_READ_BYTES = 16 * 1024;
+
+/** aedes' client as the read loop sees it (lib/client.js), not part of its typed API. */
+interface AedesReader {
+  readonly closed?: boolean;
+  readonly _parser?: { parse(b: Buffer): void };
+}
+
 /** A subscriber with this much waiting is behind, and held to the shared budget. */
 const BEHIND_BYTES = 128 * 1024;
 
@@ -154,6 +163,10 @@ export class ConnectionGuard {
   /** Raw sockets this guard closed itself: TLS then reports them as "socket hang up". */
   private readonly closedByGuard = new WeakSet<Socket>();
   private readonly folds = new Map<string, { count: number; timer: NodeJS.Timeout }>();
+  /** Connections not read for now (the broker's bound on unacknowledged publishes). */
+  private readonly notRead = new WeakSet<Socket>();
+  /** Connections with a read scheduled by readLater. */
+  private readonly readsDue = new WeakSet<Socket>();
 
   constructor(
     limits: Partial<ConnectionLimits> = {},
@@ -300,8 +313,15 @@ export class ConnectionGuard {
     let idle: NodeJS.Timeout | undefined;
     const idleMs = this.limits.defaultKeepaliveSeconds * 1500;
     socket.read = ((size?: number) => {
-      if (refused) return null;
-      const chunk: unknown = read(size);
+      // Not reading leaves the bytes in the socket: once its buffer is full, TCP's window closes
+      // and the sender waits (backpressure) instead of the broker holding its publishes.
+      if (refused || this.notRead.has(socket)) return null;
+      // At most MAX_READ_BYTES at a time, the rest on a later turn: a flooding connection then
+      // takes its turn with the others, and overshoots the bound on its waiting publishes by at
+      // most one such read.
+      const more = socket.readableLength > MAX_READ_BYTES;
+      const chunk: unknown = read(more ? MAX_READ_BYTES : size);
+      if (more && Buffer.isBuffer(chunk)) this.readLater(socket);
       if (!Buffer.isBuffer(chunk)) return chunk;
       const v = scanner.feed(chunk);
       if (idle) idle.refresh();
@@ -338,6 +358,40 @@ export class ConnectionGuard {
     socket.once("close", () => {
       clearTimeout(idle);
       scanner.release();
+    });
+  }
+
+  /**
+   * Stops reading a client's connection: what it sends waits in its socket and its TCP window
+   * until {@link resumeReading}. aedes reads on every 'readable' event; the scanner's read
+   * returns nothing meanwhile.
+   */
+  pauseReading(client: object): void {
+    const socket = (client as Client).conn as Socket | undefined;
+    if (socket) this.notRead.add(socket);
+  }
+
+  /** Reads a paused connection again, starting with what waited in its socket. */
+  resumeReading(client: object): void {
+    const socket = (client as Client).conn as Socket | undefined;
+    if (socket && this.notRead.delete(socket)) this.readLater(socket);
+  }
+
+  /**
+   * Reads what waits in a connection's socket on the next turn and hands it to aedes' parser:
+   * what aedes' own read loop does on 'readable' (lib/client.js nextBatch), minus its count of
+   * callbacks still to come, which would hold the read back until every one of them ran. Never
+   * from inside a callback: aedes' parser must not be re-entered.
+   */
+  private readLater(socket: Socket): void {
+    if (this.readsDue.has(socket)) return;
+    this.readsDue.add(socket);
+    setImmediate(() => {
+      this.readsDue.delete(socket);
+      const c = (socket as unknown as { client?: AedesReader }).client;
+      if (this.notRead.has(socket) || socket.destroyed || !c || c.closed || !c._parser) return;
+      const chunk: unknown = socket.read();
+      if (Buffer.isBuffer(chunk)) c._parser.parse(chunk);
     });
   }
 
