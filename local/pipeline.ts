@@ -220,6 +220,7 @@ export async function startLocalPipeline(
   broker.on("subscribeDenied", (id, filter, reason) =>
     log(`broker: denied ${id.clientId} subscribing to ${filter}: ${reason}`),
   );
+  broker.on("session", (clientId, reason) => log(`broker: ${clientId}: ${reason}`));
   broker.on("takeover", (id) =>
     log(`broker: ${id.clientId} connected again; the older connection is closed, as AWS IoT does`),
   );
