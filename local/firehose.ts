@@ -13,6 +13,7 @@ import type { DeliveryConfig } from "../core/stack-config";
 import { nodeFiles, writeAll, type FileLayer, type WritableFile } from "./file-layer";
 import {
   encodeFrame,
+  FRAME_HEADER_BYTES,
   KIND_ERROR,
   KIND_RECORD,
   scanLegacySegment,
@@ -82,9 +83,10 @@ export interface DeliveryStreamOptions {
   /** How long to wait before trying again after the disk filled up. @default 1000 */
   readonly retryMs?: number;
   /**
-   * Bytes of records waiting to be journaled. Normally a queue lasts one fsync; while the disk is
-   * full it grows, and beyond this a record is refused (not acknowledged: its publisher sends it
-   * again later) rather than held in memory. @default 64 MiB
+   * Bytes of records waiting to be journaled, including those waiting for a flushed buffer's
+   * objects (maxPendingObjects). Normally a queue lasts one fsync; while the disk is full or the
+   * objects are slow it grows, and beyond this a record is refused (not acknowledged: its
+   * publisher sends it again later) rather than held in memory. @default 64 MiB
    */
   readonly maxQueuedBytes?: number;
   readonly now?: () => Date;
@@ -473,23 +475,37 @@ export class LocalDeliveryStream {
   private async append(kind: number, data: Buffer): Promise<void> {
     const closedError = () => new JournalUnavailableError("the delivery stream is closed");
     if (this.closed) throw closedError();
-    while (this.pendingObjects >= this.maxPending) {
-      await new Promise<void>((resolve) => this.drained.push(resolve));
-      if (this.closed) throw closedError();
+    // A record counts against maxQueuedBytes from here, also while it waits for a flushed
+    // buffer's objects: otherwise what waits there would be held without a bound.
+    const bytes = FRAME_HEADER_BYTES + data.length;
+    if (this.queuedBytes + bytes > this.maxQueuedBytes) {
+      const why =
+        this.stalledSince !== undefined
+          ? " (the disk is full)"
+          : this.pendingObjects >= this.maxPending
+            ? ` (${this.pendingObjects} flushed buffer(s) wait for their objects)`
+            : "";
+      throw new JournalUnavailableError(
+        `${this.queuedBytes} bytes already wait for the journal${why}; not acknowledged`,
+      );
+    }
+    this.queuedBytes += bytes;
+    try {
+      while (this.pendingObjects >= this.maxPending) {
+        await new Promise<void>((resolve) => this.drained.push(resolve));
+        if (this.closed) throw closedError();
+      }
+    } catch (e) {
+      this.queuedBytes -= bytes;
+      throw e;
     }
     const record: JournalRecord = { kind, arrival: this.now().getTime(), data };
     const frame = encodeFrame(record);
-    if (this.queuedBytes + frame.length > this.maxQueuedBytes) {
-      throw new JournalUnavailableError(
-        `${this.queuedBytes} bytes already wait for the journal${this.stalledSince === undefined ? "" : " (the disk is full)"}; not acknowledged`,
-      );
-    }
-    this.queuedBytes += frame.length;
     return new Promise<void>((resolve, reject) => {
       const done =
         <T extends unknown[]>(f: (...a: T) => void) =>
         (...a: T) => {
-          this.queuedBytes -= frame.length;
+          this.queuedBytes -= bytes;
           f(...a);
         };
       this.queue.push({ frame, record, resolve: done(resolve), reject: done(reject) });
