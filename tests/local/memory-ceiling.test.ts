@@ -8,11 +8,15 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { readCredentials } from "../../local/ca";
-import { fixedHeader, publishPacket, RawClient } from "../broker/raw-mqtt";
+import { readCredentials, type Credentials } from "../../local/ca";
+import { fixedHeader, publishPacket, RawClient, subscribePacket } from "../broker/raw-mqtt";
 
 /** The ceiling docs/reliability.md documents for the pipeline process under these attacks. */
 const CEILING_MIB = 512;
+/** How long each flood lasts. */
+const FLOOD_MS = 12_000;
+/** Offline persistent sessions in the session attack (the issue's run had 1,500). */
+const SESSIONS = 1500;
 
 function statusKiB(pid: number, field: "VmHWM" | "VmRSS"): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(
@@ -34,6 +38,117 @@ async function flood(c: RawClient, header: Buffer, size: number): Promise<number
   await c.closed;
   return sent;
 }
+
+/** A pipeline of `stack` in a process of its own; resolves once its broker listens. */
+async function startChild(
+  dir: string,
+  stack: string,
+  flags: string[] = [],
+): Promise<{ proc: ChildProcess; port: number; pid: number; pkiDir: string }> {
+  const proc = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      path.join(__dirname, "fixtures", "pipeline-child.ts"),
+      stack,
+      dir,
+      "lake",
+      ...flags,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    proc.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /^url (\S+)$/m.exec(out);
+      if (m) resolve(m[1]);
+    });
+    proc.once("exit", (code) => reject(new Error(`pipeline child exited ${code}`)));
+  });
+  return {
+    proc,
+    port: Number(new URL(url).port),
+    pid: proc.pid as number,
+    pkiDir: path.join(dir, "pki"),
+  };
+}
+
+/** One reading of `thing`, as its device sends it. */
+function reading(thing: string, n: number): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      thing,
+      timestamp: Date.now(),
+      temperature: 20 + (n % 10),
+      max_temperature: 31,
+      min_temperature: 12,
+    }),
+  );
+}
+
+/**
+ * Sends publishes as fast as its socket takes them, never waiting for a PUBACK, until `stop`
+ * resolves: the flood of a device that ignores MQTT's flow control. Resolves with how many it
+ * wrote and how many PUBACKs came back.
+ */
+async function floodPublishes(
+  port: number,
+  creds: Credentials,
+  thing: string,
+  qos: 0 | 1,
+  stop: Promise<void>,
+): Promise<{ written: number; acked: number }> {
+  const c = await RawClient.open(port, creds);
+  assert.equal(await c.connect(thing), 0);
+  // Count PUBACKs without keeping them.
+  let acked = 0;
+  c.socket.removeAllListeners("data");
+  c.socket.on("data", (d: Buffer) => {
+    for (let i = 0; i + 3 < d.length; i++) if (d[i] === 0x40 && d[i + 1] === 2) acked++;
+  });
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  let written = 0;
+  const topic = `SeattleStoreTemp/${thing}`;
+  while (!stopped && !c.isClosed) {
+    const batch: Buffer[] = [];
+    for (let i = 0; i < 200; i++) {
+      written++;
+      batch.push(publishPacket(topic, reading(thing, written), qos, (written % 65535) + 1));
+    }
+    await c.write(Buffer.concat(batch));
+  }
+  c.end();
+  return { written, acked };
+}
+
+/** PUBACK latencies (ms) of a device that publishes one QoS 1 message at a time until `stop`. */
+async function canary(
+  port: number,
+  creds: Credentials,
+  thing: string,
+  stop: Promise<void>,
+): Promise<number[]> {
+  const c = await RawClient.open(port, creds);
+  assert.equal(await c.connect(thing), 0);
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  const latencies: number[] = [];
+  for (let n = 1; !stopped; n++) {
+    const t0 = performance.now();
+    await c.write(publishPacket(`SeattleStoreTemp/${thing}`, reading(thing, n), 1, n));
+    assert.ok(await c.next(4), `the canary's publish ${n} got no PUBACK`);
+    latencies.push(performance.now() - t0);
+    await sleep(20);
+  }
+  c.end();
+  return latencies;
+}
+
+const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)] ?? NaN;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe("pipeline memory ceiling (a process of its own, measured by the kernel)", function () {
   this.timeout(120_000);
@@ -99,5 +214,81 @@ describe("pipeline memory ceiling (a process of its own, measured by the kernel)
       peakMiB < CEILING_MIB,
       `peak RSS ${peakMiB.toFixed(0)} MiB (at start ${atStart.toFixed(0)} MiB) exceeds the ${CEILING_MIB} MiB ceiling; the clients got ${sent.map((n) => `${n >> 20} MiB`).join(", ")} through`,
     );
+  });
+  /** Polls the child's RSS while an attack runs; ends the attack early past twice the ceiling. */
+  function watchRss(pid: number, abort: () => void): () => void {
+    const timer = setInterval(() => {
+      try {
+        if (statusKiB(pid, "VmRSS") / 1024 > 2 * CEILING_MIB) abort();
+      } catch {
+        abort();
+      }
+    }, 200);
+    return () => clearInterval(timer);
+  }
+
+  for (const qos of [1, 0] as const) {
+    it(`stays under ${CEILING_MIB} MiB while two devices flood QoS ${qos} publishes without waiting for PUBACKs, and a third device's PUBACKs stay near their baseline`, async () => {
+      const c = await startChild(dir, "prod");
+      child = c.proc;
+      const things = ["store-sensor-seattle1", "store-sensor-seattle2", "store-sensor-seattle3"];
+      const creds = (t: string) => readCredentials(c.pkiDir, t);
+      const baseline = await canary(c.port, creds(things[2]), things[2], sleep(3000));
+      let endFlood = () => undefined as void;
+      const stop = new Promise<void>((r) => (endFlood = r));
+      const unwatch = watchRss(c.pid, endFlood);
+      const floods = [0, 1].map((i) =>
+        floodPublishes(c.port, creds(things[i]), things[i], qos, stop),
+      );
+      await sleep(1000);
+      const during = await canary(
+        c.port,
+        creds(things[2]),
+        things[2],
+        Promise.race([stop, sleep(FLOOD_MS)]),
+      );
+      endFlood();
+      unwatch();
+      const flooded = await Promise.all(floods);
+      const peakMiB = statusKiB(c.pid, "VmHWM") / 1024;
+      const summary = `peak RSS ${peakMiB.toFixed(0)} MiB; flooders wrote ${flooded.map((f) => `${f.written} (${f.acked} PUBACKs)`).join(", ")}; canary p99 ${p99(baseline).toFixed(1)} ms alone, ${p99(during).toFixed(1)} ms during the flood (${during.length} publishes; p50 ${[...during].sort((a, b) => a - b)[during.length >> 1]?.toFixed(1)} ms, over 100 ms: ${during.filter((x) => x > 100).length})`;
+      console.log(`      QoS ${qos} flood: ${summary}`);
+      assert.ok(peakMiB < CEILING_MIB, `exceeds the ${CEILING_MIB} MiB ceiling: ${summary}`);
+      assert.ok(
+        p99(during) < Math.max(5 * p99(baseline), p99(baseline) + 50),
+        `the canary's PUBACK p99 is not near its baseline: ${summary}`,
+      );
+    });
+  }
+
+  it(`stays under ${CEILING_MIB} MiB while ${SESSIONS} offline persistent sessions are sent QoS 1 messages`, async () => {
+    const c = await startChild(dir, "prod", ["any-client-id"]);
+    child = c.proc;
+    const consoleCreds = readCredentials(c.pkiDir, "console");
+    for (let i = 0; i < SESSIONS; i += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, SESSIONS - i) }, async (_, j) => {
+          const s = await RawClient.open(c.port, consoleCreds);
+          assert.equal(await s.connect(`session-${i + j}`, { clean: false }), 0);
+          await s.write(subscribePacket([["SeattleStoreTemp/#", 1]]));
+          assert.ok(await s.next(9), "SUBACK");
+          await s.write(Buffer.from([0xe0, 0])); // DISCONNECT: the session stays
+          s.end();
+        }),
+      );
+    }
+    const thing = "store-sensor-seattle1";
+    let endFlood = () => undefined as void;
+    const stop = new Promise<void>((r) => (endFlood = r));
+    const unwatch = watchRss(c.pid, endFlood);
+    const flood = floodPublishes(c.port, readCredentials(c.pkiDir, thing), thing, 1, stop);
+    await Promise.race([stop, sleep(FLOOD_MS)]);
+    endFlood();
+    unwatch();
+    const sent = await flood;
+    const peakMiB = statusKiB(c.pid, "VmHWM") / 1024;
+    const summary = `peak RSS ${peakMiB.toFixed(0)} MiB; the device wrote ${sent.written} publishes (${sent.acked} PUBACKs) for ${SESSIONS} offline sessions`;
+    console.log(`      offline sessions: ${summary}`);
+    assert.ok(peakMiB < CEILING_MIB, `exceeds the ${CEILING_MIB} MiB ceiling: ${summary}`);
   });
 });
