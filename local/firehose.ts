@@ -26,6 +26,18 @@ import { LocalBucket, syncDir } from "./s3";
 
 const gzip = promisify(zlib.gzip);
 
+/**
+ * What a buffered record holds in memory besides its bytes (its object and its Buffer view),
+ * measured: 171 bytes a record over 290,000 records.
+ */
+export const RECORD_OVERHEAD_BYTES = 176;
+
+/** Flushed buffers that may wait for their objects before puts wait too. */
+export const DEFAULT_MAX_PENDING_OBJECTS = 2;
+
+/** Bytes of records that may wait for the journal (and for a flushed buffer's objects). */
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+
 /** Firehose's error-output-type for a record it could not deliver. */
 export const PROCESSING_FAILED = "processing-failed";
 
@@ -203,6 +215,11 @@ export class LocalDeliveryStream {
   /** A failed write could not be cut off: the segment must be handed over before the next write. */
   private segmentDirty = false;
   private buffer: JournalRecord[] = [];
+  /**
+   * What the buffer holds in memory: its records' bytes and {@link RECORD_OVERHEAD_BYTES} each. The
+   * buffer is handed over when this reaches bufferSizeMiB, so that tiny records cannot make a
+   * buffer hold several times its size (Firehose's buffering hints are hints).
+   */
   private bufferBytes = 0;
   /** Cancels the armed buffer-interval timer, if any. */
   private cancelTimer: () => void = () => undefined;
@@ -231,9 +248,9 @@ export class LocalDeliveryStream {
     this.journalDir = path.join(opts.stateDir, "journal", opts.stack, opts.delivery.streamName);
     this.sizeLimit = opts.delivery.bufferSizeMiB * 1024 * 1024;
     this.intervalMs = (opts.delivery.bufferIntervalSeconds * 1000) / (opts.timeScale ?? 1);
-    this.maxPending = opts.maxPendingObjects ?? 2;
+    this.maxPending = opts.maxPendingObjects ?? DEFAULT_MAX_PENDING_OBJECTS;
     this.retryMs = opts.retryMs ?? 1000;
-    this.maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.now = opts.now ?? (() => new Date());
     this.uuid = opts.uuid ?? randomUUID;
     this.log = opts.log ?? (() => undefined);
@@ -530,7 +547,12 @@ export class LocalDeliveryStream {
         }
         if (this.queue.length === 0) break;
         const batch = this.queue.splice(0);
-        const outcome = await this.journal(batch);
+        // One allocation for the batch: the buffer's records become views of it, so that a
+        // buffered record holds its own bytes and not the pool slabs its frame, the rule's output
+        // and everything allocated beside them came from (measured: 3.4 times the records' bytes
+        // for 230-byte readings without this).
+        const block = Buffer.concat(batch.map((p) => p.frame));
+        const outcome = await this.journal(batch, block);
         if (outcome === "retry") {
           if (this.closed) {
             // Closing on a full disk: what is not written is not acknowledged, and the device
@@ -549,7 +571,7 @@ export class LocalDeliveryStream {
           await this.waitToRetry();
           continue;
         }
-        if (outcome === "ok") this.accept(batch);
+        if (outcome === "ok") this.accept(batch, block);
       }
     } catch (e) {
       // Not expected; but a pump that dies silently would leave PUBACKs waiting forever.
@@ -563,14 +585,11 @@ export class LocalDeliveryStream {
   }
 
   /** Writes a batch whole and fsyncs it; "retry" on a full disk, "failed" (batch refused) otherwise. */
-  private async journal(batch: Pending[]): Promise<"ok" | "retry" | "failed"> {
+  private async journal(batch: Pending[], block: Buffer): Promise<"ok" | "retry" | "failed"> {
     const handle = this.segment;
     try {
       if (!handle) throw new Error("no journal segment is open");
-      const written = await writeAll(
-        handle,
-        batch.map((p) => p.frame),
-      );
+      const written = await writeAll(handle, [block]);
       await handle.datasync();
       this.segmentBytes += written;
       this.stats.fsyncs++;
@@ -596,11 +615,14 @@ export class LocalDeliveryStream {
   }
 
   /** Takes a journaled batch into the buffer and acknowledges it. */
-  private accept(batch: Pending[]): void {
+  private accept(batch: Pending[], block: Buffer): void {
+    let at = 0;
     for (const p of batch) {
       if (this.buffer.length === 0) this.startTimer();
-      this.buffer.push(p.record);
-      this.bufferBytes += p.record.data.length;
+      const data = block.subarray(at + FRAME_HEADER_BYTES, at + p.frame.length);
+      at += p.frame.length;
+      this.buffer.push({ kind: p.record.kind, arrival: p.record.arrival, data });
+      this.bufferBytes += data.length + RECORD_OVERHEAD_BYTES;
       this.stats.recordsIn++;
     }
     // Count a flush this batch causes before acknowledging it, so that the very next put already
