@@ -33,8 +33,8 @@ export interface UnacknowledgedLimits {
    */
   readonly perConnection: number;
   /**
-   * Bytes (payload and topic, plus {@link PUBLISH_OVERHEAD_BYTES} each) of the waiting publishes of
-   * all connections together; at or past it, no connection with a publish waiting is read.
+   * Bytes ({@link PAYLOAD_COPIES} times payload and topic, plus {@link PUBLISH_OVERHEAD_BYTES}) of
+   * the waiting publishes of all connections together; at or past it, no connection with a publish waiting is read.
    * @default 32 MiB
    */
   readonly totalBytes: number;
@@ -46,9 +46,12 @@ export const DEFAULT_UNACKNOWLEDGED_LIMITS: UnacknowledgedLimits = {
 };
 
 /**
- * What a waiting publish holds besides its payload and topic: aedes' packet, the rule's output,
- * the journal frame and the callbacks, measured as about 1 KiB a publish of a 150-byte reading.
+ * A waiting publish holds its payload about three times: aedes' packet, the rule's output record
+ * and the journal frame; it is counted so.
  */
+export const PAYLOAD_COPIES = 3;
+
+/** What a waiting publish holds besides its payload: objects, closures and promises, about. */
 export const PUBLISH_OVERHEAD_BYTES = 1024;
 
 /** Stops and restarts reading a connection (ConnectionGuard.pauseReading / resumeReading). */
@@ -131,7 +134,7 @@ export class PublishAcks {
       lane = { client, slots: [], head: 0, waiting: 0, paused: false };
       this.lanes.set(client, lane);
     }
-    const counted = bytes + PUBLISH_OVERHEAD_BYTES;
+    const counted = PAYLOAD_COPIES * bytes + PUBLISH_OVERHEAD_BYTES;
     const slot: Slot = { done, bytes: counted, counted: true, settled: false, error: null };
     lane.slots.push(slot);
     lane.waiting++;
