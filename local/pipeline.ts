@@ -464,6 +464,19 @@ function guardSummary(broker: LocalBroker): Array<{ label: string; value: string
       value: `${g.connectionsOverCap + timeouts} (${g.connectionsOverCap} / ${g.handshakeTimeouts} / ${g.connectTimeouts} / ${g.idleTimeouts})`,
     });
   }
+  if (broker.acks.pauses > 0) {
+    rows.push({
+      label: "connections not read for a while (100 publishes unacknowledged, or 32 MiB in all)",
+      value: broker.acks.pauses,
+    });
+  }
+  const sd = broker.sessions.stats.dropped;
+  if (sd.session + sd.bytes + sd.rate + broker.sessions.stats.expired > 0) {
+    rows.push({
+      label: "persistent sessions: messages dropped (per session / memory / rate) / expired",
+      value: `${sd.session + sd.bytes + sd.rate} (${sd.session} / ${sd.bytes} / ${sd.rate}) / ${broker.sessions.stats.expired}`,
+    });
+  }
   if (g.slowConsumerDrops + g.slowConsumerDisconnects > 0) {
     rows.push({
       label: "slow subscribers: messages dropped / disconnected",

@@ -5,9 +5,11 @@
 // discarded"; https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits:
 // "Persistent session expiry period", 1 hour by default), with the limits made small here.
 import { strict as assert } from "node:assert";
+import type { Aedes } from "aedes";
+import memory from "aedes-persistence";
 import mqtt, { type MqttClient } from "mqtt";
 import { LocalBroker } from "../../local/broker";
-import type { SessionLimits } from "../../local/offline-sessions";
+import { OfflineSessions, type SessionLimits } from "../../local/offline-sessions";
 import type { Pki } from "../../local/ca";
 import { connectAs, testPki, until } from "./helpers";
 
@@ -110,5 +112,32 @@ describe("persistent sessions: bounded queues and expiry (local/offline-sessions
     await publish(b, 3);
     await until(() => got.length === 3, "three deliveries");
     assert.equal(sub.connected, true);
+  });
+});
+
+describe("persistent sessions: AWS IoT's queued-messages rate (local/offline-sessions.ts)", () => {
+  it("queues at most queuedPerSecond messages a second for offline sessions, over all of them", async () => {
+    // aedes' own in-memory persistence, and a broker with no client connected: both sessions are offline.
+    const persistence = memory();
+    const aedes = { persistence, clients: {}, on: () => undefined };
+    const enqueue = (subs: unknown[], p: unknown) =>
+      (
+        persistence as unknown as {
+          outgoingEnqueueCombi(s: unknown[], p: unknown): Promise<void>;
+        }
+      ).outgoingEnqueueCombi(subs, p);
+    let now = 10_000;
+    const sessions = new OfflineSessions({ queuedPerSecond: 3 }, undefined, () => now);
+    sessions.attach(aedes as unknown as Aedes);
+    const subs = [{ clientId: "a" }, { clientId: "b" }];
+    const packet = (i: number) => ({ topic: "t/x", payload: Buffer.from(String(i)), qos: 1 });
+    await enqueue(subs, packet(1)); // a, b
+    await enqueue(subs, packet(2)); // a; b dropped
+    assert.equal(sessions.queuedFor("a") + sessions.queuedFor("b"), 3);
+    assert.equal(sessions.stats.dropped.rate, 1);
+    now += 1000; // the next second
+    await enqueue(subs, packet(3));
+    assert.equal(sessions.queuedFor("a"), 3);
+    assert.equal(sessions.queuedFor("b"), 2);
   });
 });
