@@ -129,7 +129,7 @@ const VERIFY_REASONS: Readonly<Record<string, string>> = {
   CERT_REJECTED: "certificate rejected",
 };
 
-/** The most one read of a connection takes from its socket; the rest is read on a later turn. */
+/** A connection's read buffer (its highWaterMark): about what one read of it takes. */
 export const MAX_READ_BYTES = 16 * 1024;
 
 /** aedes' client as the read loop sees it (lib/client.js), not part of its typed API. */
@@ -308,6 +308,12 @@ export class ConnectionGuard {
    */
   private scan(socket: tls.TLSSocket): void {
     const scanner = new PacketScanner(this.limits.packets, this.budget);
+    // Reads of at most about MAX_READ_BYTES (Node's default is 64 KiB): a flooding connection
+    // then overshoots the bound on its waiting publishes by at most one such read, and takes its
+    // turn with the others sooner.
+    (
+      socket as unknown as { _readableState: { highWaterMark: number } }
+    )._readableState.highWaterMark = MAX_READ_BYTES;
     const read = socket.read.bind(socket);
     let refused = false;
     let idle: NodeJS.Timeout | undefined;
@@ -316,12 +322,7 @@ export class ConnectionGuard {
       // Not reading leaves the bytes in the socket: once its buffer is full, TCP's window closes
       // and the sender waits (backpressure) instead of the broker holding its publishes.
       if (refused || this.notRead.has(socket)) return null;
-      // At most MAX_READ_BYTES at a time, the rest on a later turn: a flooding connection then
-      // takes its turn with the others, and overshoots the bound on its waiting publishes by at
-      // most one such read.
-      const more = socket.readableLength > MAX_READ_BYTES;
-      const chunk: unknown = read(more ? MAX_READ_BYTES : size);
-      if (more && Buffer.isBuffer(chunk)) this.readLater(socket);
+      const chunk: unknown = read(size);
       if (!Buffer.isBuffer(chunk)) return chunk;
       const v = scanner.feed(chunk);
       if (idle) idle.refresh();
@@ -355,6 +356,9 @@ export class ConnectionGuard {
       socket.destroy();
       return null;
     }) as typeof socket.read;
+    // Read when data arrives, whatever aedes' own read loop counts (it reads only once the
+    // publishes it handed out have called back).
+    socket.on("readable", () => this.readLater(socket));
     socket.once("close", () => {
       clearTimeout(idle);
       scanner.release();

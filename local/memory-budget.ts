@@ -17,7 +17,8 @@ export const PROCESS_MIB = 100;
 /**
  * One open connection: TLS, aedes' client and read buffers (65 KiB, measured over 1,000 idle TLS
  * connections), what a subscriber that keeps up may have waiting (128 KiB), and the publishes of
- * one read past its bound on waiting publishes (MAX_READ_BYTES, about four times that in memory).
+ * one read past its bound on waiting publishes (its MAX_READ_BYTES buffer, about four times that
+ * in memory).
  */
 export const CONNECTION_BYTES = 65 * 1024 + 128 * 1024 + 4 * MAX_READ_BYTES;
 
