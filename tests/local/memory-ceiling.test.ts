@@ -304,10 +304,11 @@ describe("pipeline memory ceiling (a process of its own, measured by the kernel)
         const summary = `peak RSS ${peakMiB.toFixed(0)} MiB; flooders wrote ${flooded.map((f) => `${f.written} (${f.acked} PUBACKs)`).join(", ")}; canary p99 ${p99(baseline).toFixed(1)} ms alone, ${p99(during).toFixed(1)} ms during the flood (${during.length} publishes; p50 ${sorted[sorted.length >> 1]?.toFixed(1)} ms, p95 ${percentile(during, 0.95).toFixed(1)} ms)`;
         console.log(`      ${stack} QoS ${qos} flood: ${summary}`);
         assert.ok(peakMiB < ceiling, `exceeds the ${ceiling} MiB ceiling: ${summary}`);
-        // The p95 is held, not the p99: on this shared 2-CPU machine a few of ~350 PUBACKs meet a
-        // garbage collection or another process (prod's p99 spikes to 70-230 ms, its 64 MiB
-        // buffer's records being many objects); the p99 is in the summary.
-        const near = Math.max(5 * p99(baseline), p99(baseline) + 50);
+        // A smoke check with room for a shared 2-CPU machine (its load moves these figures by tens
+        // of ms): the p95, not the p99, which a few garbage collections decide; both are in the
+        // summary. tests/broker/backpressure.test.ts shows deterministically that a held flooder
+        // does not hold another device back.
+        const near = Math.max(5 * p99(baseline), p99(baseline) + 150);
         assert.ok(
           percentile(during, 0.95) < near,
           `the canary's PUBACK p95 is not near its baseline: ${summary}`,
