@@ -18,6 +18,7 @@ import { telemetryTopicFor } from "../core/topics";
 import { Publisher } from "../device/publisher";
 import { readCredentials } from "../local/ca";
 import { LocalLake } from "../local/lake-query";
+import { ceilingMiB, memoryBudget } from "../local/memory-budget";
 import { localBucketName } from "../local/s3";
 import type { FigureOptions, FigureOutcome } from "./figure";
 import { forkTs, nextMessage, reap } from "./ipc";
@@ -29,8 +30,6 @@ import { nowMs, percentile, round, rssMiB, sleep } from "./stats";
 type Listening = Extract<ServerReply, { type: "listening" }>;
 type Stopped = Extract<ServerReply, { type: "stopped" }>;
 
-/** The ceiling docs/reliability.md documents for the pipeline process (MiB). */
-const RSS_CEILING_MIB = 512;
 const CANARY = "bench-canary";
 const FLOOD_QOS1 = "bench-flood-qos1";
 const FLOOD_QOS0 = "bench-flood-qos0";
@@ -229,6 +228,8 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     ],
   };
   const config = parseStackConfig(raw, stack);
+  // The ceiling docs/reliability.md documents for this stack's pipeline process (MiB).
+  const rssCeilingMiB = ceilingMiB(memoryBudget(config));
   const topic = (thing: string) => telemetryTopicFor(config.telemetryTopic, thing);
   const runDir = path.join(opts.stateDir, `flood-${process.pid}`);
   const stateDir = path.join(runDir, "state");
@@ -385,7 +386,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
           "peak RSS under the floods (MiB)",
           "flood.peakRssMiB",
           "<",
-          RSS_CEILING_MIB,
+          rssCeilingMiB,
           peakFlood,
         ),
         target(
@@ -416,7 +417,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       ],
       notes: [
         `${ackedOwed} acknowledged (canary ${canary.acked.size}, QoS 1 flood ${q1.acked.size}), ${ackedOwed - lost} of them in the lake; ${duplicates} duplicate rows; the QoS 0 flood put ${qos0Delivered} records in the lake (QoS 0 is never acknowledged, so none is owed).`,
-        `Peak RSS by phase: ${PHASES.map((p) => `${p} ${round(rss.peak[p])} MiB`).join(", ")} (documented ceiling ${RSS_CEILING_MIB} MiB; the restarted process's own high-water mark ${round(stopped.peakRssMiB)} MiB).`,
+        `Peak RSS by phase: ${PHASES.map((p) => `${p} ${round(rss.peak[p])} MiB`).join(", ")} (documented ceiling ${rssCeilingMiB} MiB; the restarted process's own high-water mark ${round(stopped.peakRssMiB)} MiB).`,
         `Canary PUBACK p99: ${PHASES.map((p) => `${p} ${round(canaryP99(p))} ms`).join(", ")}; the restart phase includes the kill -9 and is not a target.`,
       ],
     };

@@ -26,15 +26,13 @@ import { reading } from "./payloads";
 import type { ServerReply, ServerRequest } from "./pipeline-server";
 import { target, type Metric } from "./report";
 import { nowMs, peakRssMiB, percentile, round, sleep } from "./stats";
+import { ceilingMiB, memoryBudget } from "../local/memory-budget";
 
 type Listening = Extract<ServerReply, { type: "listening" }>;
 type Stopped = Extract<ServerReply, { type: "stopped" }>;
 
 /** The identity of the oversize publisher: a thing of the soak's extra fleet group. */
 const ATTACKER = "bench-oversize";
-
-/** The ceiling docs/reliability.md documents for the pipeline process (MiB). */
-const RSS_CEILING_MIB = 512;
 
 interface Server {
   readonly child: ChildProcess;
@@ -376,6 +374,8 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     ],
   };
   const config = parseStackConfig(raw, stack);
+  // The ceiling docs/reliability.md documents for this stack's pipeline process (MiB).
+  const rssCeilingMiB = ceilingMiB(memoryBudget(config));
   const fleetThings = config.things.map((t) => t.name).filter((t) => t !== ATTACKER);
   const things = config.things.map((t) => t.name);
   const runDir = path.join(opts.stateDir, `soak-${process.pid}`);
@@ -560,7 +560,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
           "peak RSS under attack (MiB)",
           "soak.attack.peakRssMiB",
           "<",
-          RSS_CEILING_MIB,
+          rssCeilingMiB,
           attackPeak,
         ),
         target("PUBACK p99 outside the restart / baseline", "soak.attack.p99Ratio", "<", 3, ratio),
@@ -571,7 +571,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
         guard
           ? `The restarted pipeline's guard: ${JSON.stringify(guard)}.`
           : "The restarted pipeline reported no guard counts.",
-        `Peak RSS: baseline ${round(baselineStop.peakRssMiB)} MiB; under attack ${round(killedPeak)} MiB before the kill, ${round(attackStop.peakRssMiB)} MiB after the restart (documented ceiling ${RSS_CEILING_MIB} MiB).`,
+        `Peak RSS: baseline ${round(baselineStop.peakRssMiB)} MiB; under attack ${round(killedPeak)} MiB before the kill, ${round(attackStop.peakRssMiB)} MiB after the restart (documented ceiling ${rssCeilingMiB} MiB).`,
       ],
     };
   } finally {

@@ -8,7 +8,8 @@ import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { IOT_MAX_CLIENT_ID_BYTES, isBasicIngest } from "../core/iot-limits";
 import { CONSOLE_IDENTITY } from "./ca";
-import { PublishAcks } from "./publish-acks";
+import { OfflineSessions, type SessionLimits } from "./offline-sessions";
+import { PublishAcks, type UnacknowledgedLimits } from "./publish-acks";
 import { RetainedStore, type RetainedLimits } from "./retained";
 import {
   ConnectionGuard,
@@ -114,6 +115,8 @@ export interface BrokerEvents {
   clientError: [clientId: string, error: Error];
   /** A connection or packet the guard refused, or a slow subscriber (connection-guard.ts). */
   guard: [event: GuardEvent];
+  /** A persistent session dropping messages or expiring (offline-sessions.ts). */
+  session: [clientId: string, reason: string];
 }
 
 export interface BrokerOptions {
@@ -135,6 +138,13 @@ export interface BrokerOptions {
   readonly retained?: Partial<RetainedLimits>;
   /** Connection caps, timeouts, packet and slow-consumer limits; AWS IoT's by default. */
   readonly limits?: Partial<ConnectionLimits>;
+  /**
+   * Publishes a connection may have waiting for their PUBACK (or, at QoS 0, for the journal)
+   * before it is not read. @default DEFAULT_UNACKNOWLEDGED_LIMITS (local/publish-acks.ts)
+   */
+  readonly unacknowledged?: Partial<UnacknowledgedLimits>;
+  /** Bounds of persistent sessions. @default DEFAULT_SESSION_LIMITS (local/offline-sessions.ts) */
+  readonly sessions?: Partial<SessionLimits>;
 }
 
 const SYS_PREFIX = "$SYS/";
@@ -160,8 +170,13 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   readonly retained: RetainedStore;
   private hooks: BrokerHooks;
   private readonly identities = new WeakMap<Client, DeviceIdentity>();
-  /** PUBACKs in arrival order per connection (local/publish-acks.ts). */
-  private readonly acks = new PublishAcks();
+  /**
+   * PUBACKs in arrival order per connection, and the bound on what a connection may have waiting
+   * (local/publish-acks.ts): past it, the guard stops reading the connection.
+   */
+  readonly acks: PublishAcks;
+  /** Persistent sessions' queues and expiry (local/offline-sessions.ts). */
+  readonly sessions: OfflineSessions;
   private stopped = false;
 
   private constructor(
@@ -169,11 +184,22 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     readonly server: tls.Server,
     hooks: BrokerHooks,
     readonly guard: ConnectionGuard,
-    private readonly opts: Pick<BrokerOptions, "requireThingClientId" | "retained"> = {},
+    private readonly opts: Pick<
+      BrokerOptions,
+      "requireThingClientId" | "retained" | "unacknowledged" | "sessions"
+    > = {},
   ) {
     super();
     this.hooks = hooks;
     this.retained = new RetainedStore(opts.retained);
+    this.acks = new PublishAcks(opts.unacknowledged, {
+      pause: (client) => guard.pauseReading(client),
+      resume: (client) => guard.resumeReading(client),
+    });
+    this.sessions = new OfflineSessions(opts.sessions, (id, reason) =>
+      this.emit("session", id, reason),
+    );
+    this.sessions.attach(aedes);
   }
 
   /** Starts aedes and the TLS listener; resolves once it listens. */
@@ -375,7 +401,12 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         return this.acks.now(client, done, failed(e));
       }
       if (pending === undefined) return this.acks.now(client, done, accepted());
-      this.acks.wait(client, done, pending.then(accepted, failed));
+      this.acks.wait(
+        client,
+        done,
+        pending.then(accepted, failed),
+        payload.length + packet.topic.length,
+      );
     };
 
     a.authorizeSubscribe = (client, sub, done) => {
@@ -426,6 +457,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     if (this.stopped) return;
     this.stopped = true;
     this.guard.stop();
+    this.sessions.stop();
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
     await serverClosed;

@@ -132,6 +132,15 @@ const VERIFY_REASONS: Readonly<Record<string, string>> = {
   CERT_REJECTED: "certificate rejected",
 };
 
+/** A connection's read buffer (its highWaterMark): about what one read of it takes. */
+export const MAX_READ_BYTES = 16 * 1024;
+
+/** aedes' client as the read loop sees it (lib/client.js), not part of its typed API. */
+interface AedesReader {
+  readonly closed?: boolean;
+  readonly _parser?: { parse(b: Buffer): void };
+}
+
 /** A subscriber with this much waiting is behind, and held to the shared budget. */
 const BEHIND_BYTES = 128 * 1024;
 
@@ -157,6 +166,10 @@ export class ConnectionGuard {
   /** Raw sockets this guard closed itself: TLS then reports them as "socket hang up". */
   private readonly closedByGuard = new WeakSet<Socket>();
   private readonly folds = new Map<string, { count: number; timer: NodeJS.Timeout }>();
+  /** Connections not read for now (the broker's bound on unacknowledged publishes). */
+  private readonly notRead = new WeakSet<Socket>();
+  /** Connections with a read scheduled by readLater. */
+  private readonly readsDue = new WeakSet<Socket>();
 
   constructor(
     limits: Partial<ConnectionLimits> = {},
@@ -298,12 +311,20 @@ export class ConnectionGuard {
    */
   private scan(socket: tls.TLSSocket): void {
     const scanner = new PacketScanner(this.limits.packets, this.budget);
+    // Reads of at most about MAX_READ_BYTES (Node's default is 64 KiB): a flooding connection
+    // then overshoots the bound on its waiting publishes by at most one such read, and takes its
+    // turn with the others sooner.
+    (
+      socket as unknown as { _readableState: { highWaterMark: number } }
+    )._readableState.highWaterMark = MAX_READ_BYTES;
     const read = socket.read.bind(socket);
     let refused = false;
     let idle: NodeJS.Timeout | undefined;
     const idleMs = this.limits.defaultKeepaliveSeconds * 1500;
     socket.read = ((size?: number) => {
-      if (refused) return null;
+      // Not reading leaves the bytes in the socket: once its buffer is full, TCP's window closes
+      // and the sender waits (backpressure) instead of the broker holding its publishes.
+      if (refused || this.notRead.has(socket)) return null;
       const chunk: unknown = read(size);
       if (!Buffer.isBuffer(chunk)) return chunk;
       const v = scanner.feed(chunk);
@@ -338,9 +359,46 @@ export class ConnectionGuard {
       socket.destroy();
       return null;
     }) as typeof socket.read;
+    // Read when data arrives, whatever aedes' own read loop counts (it reads only once the
+    // publishes it handed out have called back).
+    socket.on("readable", () => this.readLater(socket));
     socket.once("close", () => {
       clearTimeout(idle);
       scanner.release();
+    });
+  }
+
+  /**
+   * Stops reading a client's connection: what it sends waits in its socket and its TCP window
+   * until {@link resumeReading}. aedes reads on every 'readable' event; the scanner's read
+   * returns nothing meanwhile.
+   */
+  pauseReading(client: object): void {
+    const socket = (client as Client).conn as Socket | undefined;
+    if (socket) this.notRead.add(socket);
+  }
+
+  /** Reads a paused connection again, starting with what waited in its socket. */
+  resumeReading(client: object): void {
+    const socket = (client as Client).conn as Socket | undefined;
+    if (socket && this.notRead.delete(socket)) this.readLater(socket);
+  }
+
+  /**
+   * Reads what waits in a connection's socket on the next turn and hands it to aedes' parser:
+   * what aedes' own read loop does on 'readable' (lib/client.js nextBatch), minus its count of
+   * callbacks still to come, which would hold the read back until every one of them ran. Never
+   * from inside a callback: aedes' parser must not be re-entered.
+   */
+  private readLater(socket: Socket): void {
+    if (this.readsDue.has(socket)) return;
+    this.readsDue.add(socket);
+    setImmediate(() => {
+      this.readsDue.delete(socket);
+      const c = (socket as unknown as { client?: AedesReader }).client;
+      if (this.notRead.has(socket) || socket.destroyed || !c || c.closed || !c._parser) return;
+      const chunk: unknown = socket.read();
+      if (Buffer.isBuffer(chunk)) c._parser.parse(chunk);
     });
   }
 

@@ -13,6 +13,7 @@ import type { DeliveryConfig } from "../core/stack-config";
 import { nodeFiles, writeAll, type FileLayer, type WritableFile } from "./file-layer";
 import {
   encodeFrame,
+  FRAME_HEADER_BYTES,
   KIND_ERROR,
   KIND_RECORD,
   scanLegacySegment,
@@ -24,6 +25,18 @@ import { isProcessRunning } from "./pid";
 import { LocalBucket, syncDir } from "./s3";
 
 const gzip = promisify(zlib.gzip);
+
+/**
+ * What a buffered record holds in memory besides its bytes (its object and its Buffer view),
+ * measured: 171 bytes a record over 290,000 records.
+ */
+export const RECORD_OVERHEAD_BYTES = 176;
+
+/** Flushed buffers that may wait for their objects before puts wait too. */
+export const DEFAULT_MAX_PENDING_OBJECTS = 2;
+
+/** Bytes of records that may wait for the journal (and for a flushed buffer's objects). */
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 /** Firehose's error-output-type for a record it could not deliver. */
 export const PROCESSING_FAILED = "processing-failed";
@@ -82,9 +95,10 @@ export interface DeliveryStreamOptions {
   /** How long to wait before trying again after the disk filled up. @default 1000 */
   readonly retryMs?: number;
   /**
-   * Bytes of records waiting to be journaled. Normally a queue lasts one fsync; while the disk is
-   * full it grows, and beyond this a record is refused (not acknowledged: its publisher sends it
-   * again later) rather than held in memory. @default 64 MiB
+   * Bytes of records waiting to be journaled, including those waiting for a flushed buffer's
+   * objects (maxPendingObjects). Normally a queue lasts one fsync; while the disk is full or the
+   * objects are slow it grows, and beyond this a record is refused (not acknowledged: its
+   * publisher sends it again later) rather than held in memory. @default 64 MiB
    */
   readonly maxQueuedBytes?: number;
   readonly now?: () => Date;
@@ -239,6 +253,11 @@ export class LocalDeliveryStream {
   /** A failed write could not be cut off: the segment must be handed over before the next write. */
   private segmentDirty = false;
   private buffer: JournalRecord[] = [];
+  /**
+   * What the buffer holds in memory: its records' bytes and {@link RECORD_OVERHEAD_BYTES} each. The
+   * buffer is handed over when this reaches bufferSizeMiB, so that tiny records cannot make a
+   * buffer hold several times its size (Firehose's buffering hints are hints).
+   */
   private bufferBytes = 0;
   /** Cancels the armed buffer-interval timer, if any. */
   private cancelTimer: () => void = () => undefined;
@@ -267,9 +286,9 @@ export class LocalDeliveryStream {
     this.journalDir = path.join(opts.stateDir, "journal", opts.stack, opts.delivery.streamName);
     this.sizeLimit = opts.delivery.bufferSizeMiB * 1024 * 1024;
     this.intervalMs = (opts.delivery.bufferIntervalSeconds * 1000) / (opts.timeScale ?? 1);
-    this.maxPending = opts.maxPendingObjects ?? 2;
+    this.maxPending = opts.maxPendingObjects ?? DEFAULT_MAX_PENDING_OBJECTS;
     this.retryMs = opts.retryMs ?? 1000;
-    this.maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.now = opts.now ?? (() => new Date());
     this.uuid = opts.uuid ?? randomUUID;
     this.log = opts.log ?? (() => undefined);
@@ -522,23 +541,37 @@ export class LocalDeliveryStream {
   private async append(kind: number, data: Buffer): Promise<void> {
     const closedError = () => new JournalUnavailableError("the delivery stream is closed");
     if (this.closed) throw closedError();
-    while (this.pendingObjects >= this.maxPending) {
-      await new Promise<void>((resolve) => this.drained.push(resolve));
-      if (this.closed) throw closedError();
+    // A record counts against maxQueuedBytes from here, also while it waits for a flushed
+    // buffer's objects: otherwise what waits there would be held without a bound.
+    const bytes = FRAME_HEADER_BYTES + data.length;
+    if (this.queuedBytes + bytes > this.maxQueuedBytes) {
+      const why =
+        this.stalledSince !== undefined
+          ? " (the disk is full)"
+          : this.pendingObjects >= this.maxPending
+            ? ` (${this.pendingObjects} flushed buffer(s) wait for their objects)`
+            : "";
+      throw new JournalUnavailableError(
+        `${this.queuedBytes} bytes already wait for the journal${why}; not acknowledged`,
+      );
+    }
+    this.queuedBytes += bytes;
+    try {
+      while (this.pendingObjects >= this.maxPending) {
+        await new Promise<void>((resolve) => this.drained.push(resolve));
+        if (this.closed) throw closedError();
+      }
+    } catch (e) {
+      this.queuedBytes -= bytes;
+      throw e;
     }
     const record: JournalRecord = { kind, arrival: this.now().getTime(), data };
     const frame = encodeFrame(record);
-    if (this.queuedBytes + frame.length > this.maxQueuedBytes) {
-      throw new JournalUnavailableError(
-        `${this.queuedBytes} bytes already wait for the journal${this.stalledSince === undefined ? "" : " (the disk is full)"}; not acknowledged`,
-      );
-    }
-    this.queuedBytes += frame.length;
     return new Promise<void>((resolve, reject) => {
       const done =
         <T extends unknown[]>(f: (...a: T) => void) =>
         (...a: T) => {
-          this.queuedBytes -= frame.length;
+          this.queuedBytes -= bytes;
           f(...a);
         };
       this.queue.push({ frame, record, resolve: done(resolve), reject: done(reject) });
@@ -563,7 +596,12 @@ export class LocalDeliveryStream {
         }
         if (this.queue.length === 0) break;
         const batch = this.queue.splice(0);
-        const outcome = await this.journal(batch);
+        // One allocation for the batch: the buffer's records become views of it, so that a
+        // buffered record holds its own bytes and not the pool slabs its frame, the rule's output
+        // and everything allocated beside them came from (measured: 3.4 times the records' bytes
+        // for 230-byte readings without this).
+        const block = Buffer.concat(batch.map((p) => p.frame));
+        const outcome = await this.journal(batch, block);
         if (outcome === "retry") {
           if (this.closed) {
             // Closing on a full disk: what is not written is not acknowledged, and the device
@@ -582,7 +620,7 @@ export class LocalDeliveryStream {
           await this.waitToRetry();
           continue;
         }
-        if (outcome === "ok") this.accept(batch);
+        if (outcome === "ok") this.accept(batch, block);
       }
     } catch (e) {
       // Not expected; but a pump that dies silently would leave PUBACKs waiting forever.
@@ -596,14 +634,11 @@ export class LocalDeliveryStream {
   }
 
   /** Writes a batch whole and fsyncs it; "retry" on a full disk, "failed" (batch refused) otherwise. */
-  private async journal(batch: Pending[]): Promise<"ok" | "retry" | "failed"> {
+  private async journal(batch: Pending[], block: Buffer): Promise<"ok" | "retry" | "failed"> {
     const handle = this.segment;
     try {
       if (!handle) throw new Error("no journal segment is open");
-      const written = await writeAll(
-        handle,
-        batch.map((p) => p.frame),
-      );
+      const written = await writeAll(handle, [block]);
       await handle.datasync();
       this.segmentBytes += written;
       this.stats.fsyncs++;
@@ -629,11 +664,14 @@ export class LocalDeliveryStream {
   }
 
   /** Takes a journaled batch into the buffer and acknowledges it. */
-  private accept(batch: Pending[]): void {
+  private accept(batch: Pending[], block: Buffer): void {
+    let at = 0;
     for (const p of batch) {
       if (this.buffer.length === 0) this.startTimer();
-      this.buffer.push(p.record);
-      this.bufferBytes += p.record.data.length;
+      const data = block.subarray(at + FRAME_HEADER_BYTES, at + p.frame.length);
+      at += p.frame.length;
+      this.buffer.push({ kind: p.record.kind, arrival: p.record.arrival, data });
+      this.bufferBytes += data.length + RECORD_OVERHEAD_BYTES;
       this.stats.recordsIn++;
     }
     // Count a flush this batch causes before acknowledging it, so that the very next put already

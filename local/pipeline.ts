@@ -229,6 +229,7 @@ export async function startLocalPipeline(
   broker.on("subscribeDenied", (id, filter, reason) =>
     log(`broker: denied ${id.clientId} subscribing to ${filter}: ${reason}`),
   );
+  broker.on("session", (clientId, reason) => log(`broker: ${clientId}: ${reason}`));
   broker.on("takeover", (id) =>
     log(`broker: ${id.clientId} connected again; the older connection is closed, as AWS IoT does`),
   );
@@ -470,6 +471,19 @@ function guardSummary(broker: LocalBroker): Array<{ label: string; value: string
     rows.push({
       label: "broker connections closed (over cap / handshake / CONNECT / idle timeout)",
       value: `${g.connectionsOverCap + timeouts} (${g.connectionsOverCap} / ${g.handshakeTimeouts} / ${g.connectTimeouts} / ${g.idleTimeouts})`,
+    });
+  }
+  if (broker.acks.pauses > 0) {
+    rows.push({
+      label: "connections not read for a while (100 publishes unacknowledged, or 32 MiB in all)",
+      value: broker.acks.pauses,
+    });
+  }
+  const sd = broker.sessions.stats.dropped;
+  if (sd.session + sd.bytes + sd.rate + broker.sessions.stats.expired > 0) {
+    rows.push({
+      label: "persistent sessions: messages dropped (per session / memory / rate) / expired",
+      value: `${sd.session + sd.bytes + sd.rate} (${sd.session} / ${sd.bytes} / ${sd.rate}) / ${broker.sessions.stats.expired}`,
     });
   }
   if (g.slowConsumerDrops + g.slowConsumerDisconnects > 0) {

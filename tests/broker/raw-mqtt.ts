@@ -35,9 +35,9 @@ export function fixedHeader(type: number, flags: number, bodyLength: number): Bu
 
 export function connectPacket(
   clientId: string,
-  opts: { keepalive?: number; will?: { topic: string | Buffer; qos: number } } = {},
+  opts: { keepalive?: number; will?: { topic: string | Buffer; qos: number }; clean?: boolean } = {},
 ): Buffer {
-  let flags = 0x02; // clean session
+  let flags = opts.clean === false ? 0 : 0x02; // clean session unless asked for a persistent one
   const payload = [str(clientId)];
   if (opts.will) {
     flags |= 0x04 | (opts.will.qos << 3);

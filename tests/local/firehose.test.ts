@@ -13,6 +13,7 @@ import {
   DeliveryStreamBusyError,
   FirehoseRecordError,
   LocalDeliveryStream,
+  RECORD_OVERHEAD_BYTES,
 } from "../../local/firehose";
 
 const base = loadStackConfig("dev").delivery;
@@ -170,20 +171,75 @@ describe("local delivery stream (local/firehose)", () => {
     await probe.close();
     assert.equal(third, false, "the third put waits: its PUBACK would be held back");
     assert.equal(s.stats.recordsIn, 2, "and it is not even journaled yet");
-    for (let turns = 0; !third; turns++) {
-      assert.ok(turns < 10_000, "the third put never got through");
+    // A deadline rather than a number of turns: each release is followed by real fsyncs.
+    const deadline = Date.now() + 10_000;
+    while (!third) {
+      assert.ok(Date.now() < deadline, "the third put never got through");
       release.splice(0).forEach((r) => r());
       await new Promise((r) => setImmediate(r));
     }
     await p3;
     const closing = s.close();
-    for (let turns = 0; s.stats.objectsWritten < 3; turns++) {
-      assert.ok(turns < 10_000, "the three objects were never written");
+    while (s.stats.objectsWritten < 3) {
+      assert.ok(Date.now() < deadline + 10_000, "the three objects were never written");
       release.splice(0).forEach((r) => r());
       await new Promise((r) => setImmediate(r));
     }
     await closing;
     assert.deepEqual(linesOf(s.objects).sort(), ['{"i":1}', '{"i":2}', '{"i":3}']);
+  });
+
+  it("hands a buffer of tiny records over once their memory, not only their bytes, reaches the size hint", async () => {
+    const s = await open(dir, { bufferSizeMiB: 1, bufferIntervalSeconds: 900 });
+    // 6,000 records of 3 bytes are 18 KB, far under 1 MiB, but each costs RECORD_OVERHEAD_BYTES
+    // in memory as well: 1 MiB / (3 + 176) = 5,858 records fill the buffer.
+    const tiny = Buffer.from("{}\n");
+    for (let i = 0; i < 60; i++) await Promise.all(Array.from({ length: 100 }, () => s.put(tiny)));
+    await s.idle();
+    assert.equal(s.stats.objectsWritten, 1, "one buffer handed over before the interval");
+    // Handed over after the group commit that reached it: at most one batch (100) later.
+    const full = Math.ceil((1024 * 1024) / (tiny.length + RECORD_OVERHEAD_BYTES));
+    const delivered = s.stats.recordsDelivered;
+    assert.ok(
+      delivered >= full && delivered < full + 100,
+      `${delivered} records in the first object`,
+    );
+    await s.close();
+    assert.equal(s.stats.recordsDelivered, 6000);
+  });
+
+  it("counts records waiting for a flushed buffer's objects against maxQueuedBytes, and refuses past it", async () => {
+    const s = await open(dir, { bufferIntervalSeconds: 0 }, { maxQueuedBytes: 64 * 1024 });
+    const release: (() => void)[] = [];
+    const write = s.bucket.putObject.bind(s.bucket);
+    s.bucket.putObject = async (key, body) => {
+      await new Promise<void>((r) => release.push(r));
+      return write(key, body);
+    };
+    await s.put(record(1));
+    await s.put(record(2)); // two buffers wait for their objects: the next puts wait too
+    const big = Buffer.alloc(20 * 1024, 0x61);
+    const waiting = [0, 1, 2].map(() =>
+      s.put(big).then(
+        () => "acknowledged",
+        () => "refused",
+      ),
+    );
+    // 3 × 20 KiB fit in 64 KiB; a fourth does not, and is refused at once instead of held.
+    await assert.rejects(
+      s.put(big),
+      (e: unknown) =>
+        e instanceof Error &&
+        e.name === "JournalUnavailableError" &&
+        /bytes already wait for the journal \(2 flushed buffer\(s\) wait for their objects\)/.test(
+          e.message,
+        ),
+    );
+    const releasing = setInterval(() => release.splice(0).forEach((r) => r()), 5);
+    await s.close();
+    clearInterval(releasing);
+    assert.equal(s.stats.objectsWritten, 2);
+    assert.deepEqual(await Promise.all(waiting), ["refused", "refused", "refused"]);
   });
 
   it("refuses a journal another running process owns, and takes over one a dead process left", async () => {
