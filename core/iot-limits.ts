@@ -1,6 +1,6 @@
-// AWS IoT Core's message broker and protocol limits, as the AWS General Reference states them, and
-// the one check of a topic against them: shared by the device side, the command line and the
-// local broker so that all three refuse the same things.
+// AWS IoT Core's message broker and protocol limits, as the AWS General Reference states them, the
+// registry's name rules, and the one check of a topic against them: shared by the device side, the
+// command line, the stack config and the local broker so that all of them refuse the same things.
 //
 // Source: https://docs.aws.amazon.com/general/latest/gr/iot-core.html (sections "Message broker
 // and protocol limits and quotas"); the topic's UTF-8 rules come from MQTT 3.1.1 section 1.5.3.
@@ -27,6 +27,18 @@ export const IOT_MAX_TOPIC_SLASHES = 7;
 
 /** "Client ID size: 128 bytes of UTF-8 encoded characters." */
 export const IOT_MAX_CLIENT_ID_BYTES = 128;
+
+/**
+ * Thing and thing-group names: 1-128 of letters, digits, `:`, `_`, `-` (CreateThing's thingName,
+ * https://docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html).
+ */
+export const IOT_THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+
+/**
+ * A certificate attribute holds at most five values; AWS ignores the rest
+ * (https://docs.aws.amazon.com/iot/latest/developerguide/cert-policy-variables.html).
+ */
+export const IOT_MAX_CERT_VALUES = 5;
 
 /** "A single SUBSCRIBE request is limited to a maximum of eight subscriptions." */
 export const IOT_MAX_SUBSCRIPTIONS_PER_SUBSCRIBE = 8;

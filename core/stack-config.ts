@@ -8,6 +8,7 @@ import { CsrFormatError, csrPublicKeyInfo } from "./csr";
 import { COMPRESSIONS, type DeliveryConfig } from "./delivery";
 import { ConfigError, invalidConfig as fail } from "./errors";
 import { createEvaluator } from "./iot-policy-eval";
+import { IOT_MAX_CERT_VALUES as MAX_CERT_VALUES, IOT_THING_NAME as THING_NAME } from "./iot-limits";
 import {
   CERTIFICATE_NAME_ATTRIBUTES,
   PolicyDocumentError,
@@ -180,9 +181,6 @@ function structured(raw: RawConfig, key: string): unknown {
 const ATTRIBUTE_NAME = /^[a-zA-Z0-9_.,@/:#-]{1,128}$/;
 const ATTRIBUTE_VALUE = /^[a-zA-Z0-9_.,@/:#=[\]-]{0,800}$/;
 
-/** AWS IoT thing and group names: 1-128 of letters, digits, `:`, `_`, `-`. */
-const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
-
 function parseFleet(raw: RawConfig): FleetGroup[] {
   const v = structured(raw, "fleet");
   const shape =
@@ -318,9 +316,6 @@ export const LOCAL_ALT_NAME_TYPES = [
   "UniformResourceIdentifier",
   "IPAddress",
 ] as const;
-
-/** AWS stops reading a certificate attribute after five values (cert-policy-variables.html). */
-const MAX_CERT_VALUES = 5;
 
 function certificateValues(key: string, v: unknown, check: (s: string) => string | undefined) {
   const items = Array.isArray(v) ? v : [v];

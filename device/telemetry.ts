@@ -2,6 +2,7 @@
 // core/telemetry.schema.json, readable error lines, and the AWS IoT payload size limit.
 import Ajv2020, { type ErrorObject } from "ajv/dist/2020";
 import addFormats from "ajv-formats";
+import { IOT_MAX_PAYLOAD_BYTES } from "../core/iot-limits";
 import schema from "../core/telemetry.schema.json";
 
 /** One sensor reading, as core/telemetry.schema.json defines it. Temperatures in °C. */
@@ -41,9 +42,6 @@ export const TELEMETRY_FIELDS = {
 } as const satisfies {
   [K in keyof Required<Telemetry>]: undefined extends Telemetry[K] ? "optional" : "required";
 };
-
-/** AWS IoT Core's largest MQTT payload: 128 KB. */
-export const MAX_PAYLOAD_BYTES = 128 * 1024;
 
 function checkSchemaMatchesType(): void {
   const declared = Object.keys(TELEMETRY_FIELDS).sort();
@@ -185,12 +183,12 @@ export function encodeTelemetry(msg: unknown): EncodeResult {
     return { ok: false, error: describeError(lastErrors[0], msg) };
   }
   const payload = Buffer.from(JSON.stringify(msg));
-  if (payload.length > MAX_PAYLOAD_BYTES) {
+  if (payload.length > IOT_MAX_PAYLOAD_BYTES) {
     return {
       ok: false,
       error: {
         kind: "payload:size",
-        message: `message is ${payload.length} bytes; AWS IoT accepts at most ${MAX_PAYLOAD_BYTES} (128 KB)`,
+        message: `message is ${payload.length} bytes; AWS IoT accepts at most ${IOT_MAX_PAYLOAD_BYTES} (128 KB)`,
       },
     };
   }

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
 import { UserError } from "../core/errors";
+import { IOT_THING_NAME } from "../core/iot-limits";
 import { CERTIFICATE_NAME_ATTRIBUTES } from "../core/iot-policy";
 import type { LocalCertificateSpec, StackConfig, ThingSpec } from "../core/stack-config";
 
@@ -267,8 +268,8 @@ function writeAtomic(file: string, data: string, mode: number): void {
   fs.renameSync(tmp, file);
 }
 
-/** Identity names become file names: the thing-name alphabet, nothing that walks folders. */
-const IDENTITY = /^[a-zA-Z0-9:_-]{1,128}$/;
+/** Identity names become file names: the thing-name alphabet (IOT_THING_NAME), nothing that walks folders. */
+const IDENTITY = IOT_THING_NAME;
 
 function identityPaths(dir: string, name: string) {
   if (!IDENTITY.test(name)) {

@@ -11,6 +11,7 @@ import type { Client } from "aedes";
 import { CborError, decodeCbor, encodeCbor, type CborValue } from "../core/cbor";
 import { CsrFormatError, csrKeyProblem, csrPublicKeyInfo } from "../core/csr";
 import { createEvaluator, describeEvaluation } from "../core/iot-policy-eval";
+import { IOT_THING_NAME } from "../core/iot-limits";
 import { iotArn } from "../core/iot-policy";
 import {
   claimPolicy,
@@ -57,8 +58,6 @@ export const OWNERSHIP_TOKEN_TTL_MS = 3600_000;
 /** A request's JSON (the broker already caps payloads at AWS's 128 KB); a CSR's PEM. */
 const MAX_CSR_CHARS = 16 * 1024;
 const MAX_PARAMETERS = 50;
-/** AWS IoT thing names: 1-128 of letters, digits, `:`, `_`, `-`. */
-const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 
 interface PendingCertificate {
   readonly certificateId: string;
@@ -605,7 +604,7 @@ export class LocalProvisioning {
       throw new Rejection(400, e.errorCode, e.message);
     }
     const thing = evaluated.thing;
-    if (thing === undefined || !THING_NAME.test(thing.name)) {
+    if (thing === undefined || !IOT_THING_NAME.test(thing.name)) {
       throw new Rejection(
         400,
         "InvalidParameters",
