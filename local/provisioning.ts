@@ -12,6 +12,7 @@ import { CborError, decodeCbor, encodeCbor, type CborValue } from "../core/cbor"
 import { CsrFormatError, csrKeyProblem, csrPublicKeyInfo } from "../core/csr";
 import { createEvaluator, describeEvaluation } from "../core/iot-policy-eval";
 import { IOT_THING_NAME } from "../core/iot-limits";
+import { topicMatches } from "../core/topics";
 import { iotArn } from "../core/iot-policy";
 import {
   claimPolicy,
@@ -156,18 +157,6 @@ const THROTTLING = "Throttling";
 
 function counted(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
-}
-
-/** Whether an MQTT filter (with `+` and `#`) matches a topic. */
-function filterMatches(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true;
-    if (i >= t.length) return false;
-    if (f[i] !== "+" && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -686,7 +675,7 @@ export class LocalProvisioning {
     const sub = client
       ? Object.entries(
           (client as unknown as { subscriptions: Record<string, { qos?: number }> }).subscriptions,
-        ).find(([filter]) => filterMatches(filter, topic))
+        ).find(([filter]) => topicMatches(filter, topic))
       : undefined;
     if (client === undefined || sub === undefined) {
       this.stats.responsesNotDelivered++;
