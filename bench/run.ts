@@ -14,7 +14,8 @@ import {
   type FigureId,
   type FigureResult,
 } from "./report";
-import { UserError } from "../core/errors";
+import { shownPath } from "../core/display";
+import { UsageError, UserError } from "../core/errors";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -37,8 +38,6 @@ interface Args {
   out: string;
   markdown: boolean;
 }
-
-class UsageError extends UserError {}
 
 function parseArgs(argv: readonly string[]): Args | "help" {
   const args: Args = {
@@ -173,7 +172,7 @@ async function main(): Promise<number> {
   fs.writeFileSync(file, JSON.stringify(run, null, 2) + "\n");
   process.stdout.write(renderTable(run) + "\n\n");
   if (args.markdown) process.stdout.write(renderMarkdown(run) + "\n\n");
-  process.stdout.write(`results: ${path.relative(process.cwd(), file) || file}\n`);
+  process.stdout.write(`results: ${shownPath(file)}\n`);
   const failed = figures.filter((f) => f.status !== "measured");
   if (failed.length > 0) {
     process.stderr.write(

@@ -2,7 +2,6 @@
 // the code that runs them so that `--help` and bad options answer without loading MQTT or TLS.
 import * as path from "node:path";
 import { PROJECT_DIR } from "../core/project";
-import { UserError } from "../core/errors";
 
 export type Target =
   | { readonly kind: "embedded"; readonly port?: number }
@@ -58,9 +57,6 @@ export interface Output {
 
 export const DEFAULT_DURATION_S = 30;
 export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
-
-/** A single line a user can act on; the CLI exits 2 with it. */
-export class UsageError extends UserError {}
 
 export interface SubscribeOptions {
   readonly stack: string;
