@@ -11,6 +11,7 @@ import type { Client } from "aedes";
 import { CborError, decodeCbor, encodeCbor, type CborValue } from "../core/cbor";
 import { CsrFormatError, csrKeyProblem, csrPublicKeyInfo } from "../core/csr";
 import { createEvaluator, describeEvaluation } from "../core/iot-policy-eval";
+import type { SummaryRow } from "../core/display";
 import { IOT_THING_NAME } from "../core/iot-limits";
 import { topicMatches } from "../core/topics";
 import { iotArn } from "../core/iot-policy";
@@ -702,7 +703,7 @@ export class LocalProvisioning {
   }
 
   /** Counts for the end of a run. */
-  summary(): Array<{ label: string; value: string | number }> {
+  summary(): SummaryRow[] {
     const rejected = [...this.stats.rejected].map(([k, n]) => `${k} ${n}`).join(", ");
     return [
       {
