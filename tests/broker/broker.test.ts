@@ -6,7 +6,8 @@ import * as tls from "node:tls";
 import mqtt, { ErrorWithSubackPacket } from "mqtt";
 import { createCertificateAuthority, issueCertificate, type Pki } from "../../local/ca";
 import type { LocalBroker, DeviceIdentity } from "../../local/broker";
-import { connectAs, connectOutcome, startBroker, subscribed, testPki, until } from "./helpers";
+import { connectAs, connectOutcome, startBroker, subscribed, testPki } from "../helpers/broker";
+import { until } from "../helpers/wait";
 
 describe("local broker (mutual TLS)", () => {
   let pki: Pki;

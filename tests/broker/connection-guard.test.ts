@@ -16,7 +16,8 @@ import { UserError } from "../../core/errors";
 import { LocalBroker } from "../../local/broker";
 import { issueCertificate, type Pki } from "../../local/ca";
 import type { ConnectionLimits, GuardEvent } from "../../local/connection-guard";
-import { testPki, until } from "./helpers";
+import { testPki } from "../helpers/broker";
+import { until } from "../helpers/wait";
 import { publishPacket, RawClient, subscribePacket } from "./raw-mqtt";
 
 async function start(pki: Pki, limits: Partial<ConnectionLimits> = {}, port = 0) {

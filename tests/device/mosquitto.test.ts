@@ -9,7 +9,10 @@ import * as path from "node:path";
 import type { Pki } from "../../local/ca";
 import type { LocalBroker } from "../../local/broker";
 import { Publisher } from "../../device/publisher";
-import { reading, startBroker, tempDir, testPki, until } from "../broker/helpers";
+import { startBroker, testPki } from "../helpers/broker";
+import { reading } from "../helpers/telemetry";
+import { tempDir } from "../helpers/temp";
+import { until } from "../helpers/wait";
 import { describeWithMosquitto } from "../helpers/mosquitto";
 import { freePort, mosquittoConf } from "../../tools/mosquitto";
 

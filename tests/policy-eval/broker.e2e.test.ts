@@ -10,7 +10,9 @@ import { parseStackConfig, readRawStackConfig, type StackConfig } from "../../co
 import { LocalAuthorizer, type AuthorizerOptions } from "../../local/authorizer";
 import { LocalBroker, type BrokerOptions } from "../../local/broker";
 import { ensurePki, type Pki } from "../../local/ca";
-import { connectOutcome, tempDir, until } from "../broker/helpers";
+import { connectOutcome } from "../helpers/broker";
+import { tempDir } from "../helpers/temp";
+import { until } from "../helpers/wait";
 import { describeWithMosquitto } from "../helpers/mosquitto";
 
 const THINGS = ["dev-acme", "dev-beta"];

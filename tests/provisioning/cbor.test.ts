@@ -7,7 +7,9 @@ import { CborError, decodeCbor, encodeCbor, type CborValue } from "../../core/cb
 import { loadStackConfig } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
-import { connectOutcome, tempDir, until } from "../broker/helpers";
+import { connectOutcome } from "../helpers/broker";
+import { tempDir } from "../helpers/temp";
+import { until } from "../helpers/wait";
 
 /** RFC 8949 Appendix A: value and its preferred encoding. */
 const APPENDIX_A: Array<[CborValue, string]> = [

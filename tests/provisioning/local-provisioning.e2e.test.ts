@@ -17,7 +17,9 @@ import {
   saveIdentity,
 } from "../../device/provisioner";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
-import { connectOutcome, tempDir, until } from "../broker/helpers";
+import { connectOutcome } from "../helpers/broker";
+import { tempDir } from "../helpers/temp";
+import { until } from "../helpers/wait";
 
 const TEMPLATE = "sensor-fleet";
 

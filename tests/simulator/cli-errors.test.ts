@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { PROJECT_DIR } from "../../core/project";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 
 interface Outcome {
   readonly code: number | null;

@@ -19,7 +19,7 @@ import {
   parseOpenFilesLimit,
   readOpenFilesLimit,
 } from "../../simulator/fd-limit";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 
 /** /proc/self/limits as Linux writes it (util-linux's column layout). */
 function procLimits(soft: string, hard: string): string {

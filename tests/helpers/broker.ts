@@ -1,0 +1,57 @@
+// A throw-away PKI and local broker, and mqtt.js clients of it that resolve on events rather than
+// on time: for the broker's own tests and every suite that needs a device to talk to it.
+import * as path from "node:path";
+import mqtt, { type MqttClient } from "mqtt";
+import { ensurePki, type Pki } from "../../local/ca";
+import { LocalBroker, type BrokerHooks } from "../../local/broker";
+import { tempDir } from "./temp";
+
+const THINGS = ["sensor-a", "sensor-b", "sensor-c"];
+
+/** A PKI for THINGS plus console, in a fresh temporary folder. */
+export async function testPki(): Promise<Pki> {
+  return ensurePki(path.join(tempDir("pki"), "pki"), [...THINGS, "console"]);
+}
+
+export async function startBroker(pki: Pki, hooks?: BrokerHooks, port = 0): Promise<LocalBroker> {
+  return LocalBroker.start({
+    ca: pki.caPem,
+    key: pki.server.key,
+    cert: pki.server.cert,
+    port,
+    hooks,
+  });
+}
+
+/** Connects with mqtt.js as `identity` (client id defaults to the same name), no reconnects. */
+export function connectAs(
+  broker: LocalBroker,
+  pki: Pki,
+  identity: string,
+  clientId: string = identity,
+): MqttClient {
+  const c = pki.credentialsFor(identity);
+  const client = mqtt.connect(broker.url, {
+    ...c,
+    clientId,
+    rejectUnauthorized: true,
+    reconnectPeriod: 0,
+    protocolVersion: 4,
+  });
+  client.on("error", () => undefined); // the tests look at the outcome, not the noise
+  return client;
+}
+
+/** Resolves "connect" or the error/close that came first. */
+export function connectOutcome(client: MqttClient): Promise<"connect" | Error | "close"> {
+  return new Promise((resolve) => {
+    client.once("connect", () => resolve("connect"));
+    client.once("error", (e) => resolve(e));
+    client.once("close", () => resolve("close"));
+  });
+}
+
+export async function subscribed(client: MqttClient, filter: string, qos: 0 | 1 = 1) {
+  if (!client.connected) await new Promise((r) => client.once("connect", r));
+  return client.subscribeAsync(filter, { qos });
+}
