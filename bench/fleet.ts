@@ -28,7 +28,7 @@ import type { FloorClientRequest, FloorReply } from "./tls-floor";
 import { target, type Metric } from "./report";
 import { nowMs, percentile, round } from "./stats";
 
-/** The bound on each side's memory per connected device. */
+/** The most memory each side (simulator, broker) may hold per connected device; the figure fails above it. */
 const KIB_PER_DEVICE = 100;
 
 /** Thing names of the bench fleet: bench-fleet-00001 ... */
