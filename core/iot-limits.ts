@@ -6,9 +6,6 @@
 // and protocol limits and quotas"); the topic's UTF-8 rules come from MQTT 3.1.1 section 1.5.3.
 import { isUtf8 } from "node:buffer";
 
-/** The page every limit below is read from. */
-export const IOT_QUOTAS_URL = "https://docs.aws.amazon.com/general/latest/gr/iot-core.html";
-
 /**
  * "The payload for every publish request is limited to 128 KB. The AWS IoT service rejects
  * publish and connect requests larger than this size." KB is read as 1,024 bytes, as the device
@@ -48,12 +45,6 @@ export const IOT_MAX_SUBSCRIPTIONS_PER_SUBSCRIBE = 8;
  * requests per second. Publish requests exceeding that limit will be discarded." (100)
  */
 export const IOT_PUBLISHES_PER_SECOND_PER_CONNECTION = 100;
-
-/**
- * "Maximum outbound unacknowledged QoS 1 publish requests: ... no new publish requests are sent to
- * the client until the client acknowledges the publish requests." (100)
- */
-export const IOT_MAX_OUTBOUND_UNACKED = 100;
 
 /** Topic rule names: 1-128 of letters, digits and `_` (CreateTopicRule's ruleName). */
 export const IOT_MAX_RULE_NAME_BYTES = 128;

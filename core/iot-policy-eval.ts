@@ -5,7 +5,6 @@ import {
   actionCoverage,
   checkCondition,
   describeStatement,
-  lookupKey,
   normalizePolicy,
   parseTemplate,
   PolicyDocumentError,
@@ -173,16 +172,6 @@ export function keyValues(
       : undefined;
   }
   return certificateValues(key.name, ctx);
-}
-
-/**
- * The value of a policy variable or condition key for this connection, or undefined when AWS
- * would leave it unresolved (for example a thing variable while the client id is not an attached
- * thing's name). Multi-valued keys give their first value.
- */
-export function contextValue(name: string, ctx: PolicyContext): string | undefined {
-  const key = lookupKey(name);
-  return "error" in key ? undefined : keyValues(key, ctx)?.[0];
 }
 
 // ---- Substituting variables ----------------------------------------------------------------

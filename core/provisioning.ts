@@ -544,16 +544,6 @@ export function claimPolicyFindings(statements: readonly NormalizedStatement[]):
 // ---- The pre-provisioning hook's rule ---------------------------------------------------------
 // https://docs.aws.amazon.com/iot/latest/developerguide/pre-provisioning-hook.html
 
-/** What AWS IoT sends the hook (the page's input object). */
-export interface PreProvisioningHookRequest {
-  readonly claimCertificateId: string;
-  readonly certificateId: string;
-  readonly certificatePem: string;
-  readonly templateArn: string;
-  readonly clientId: string;
-  readonly parameters: Readonly<Record<string, string>>;
-}
-
 /** What the hook returns (the page's return value). */
 export interface PreProvisioningHookResponse {
   readonly allowProvisioning: boolean;

@@ -66,9 +66,6 @@ const ajv = new Ajv2020({ allErrors: false, strict: true });
 addFormats(ajv);
 const validate = ajv.compile<Telemetry>(schema);
 
-/** The telemetry JSON Schema, for tools that want to show or reuse it. */
-export const TELEMETRY_SCHEMA: unknown = schema;
-
 /** One validation failure: `kind` groups failures of the same field and rule; `message` is one line. */
 export interface TelemetryError {
   readonly kind: string;
@@ -167,11 +164,6 @@ export function describeError(e: ErrorObject, msg?: unknown): TelemetryError {
  */
 export function describeErrors(msg?: unknown): string | undefined {
   return lastErrors.length === 0 ? undefined : describeError(lastErrors[0], msg).message;
-}
-
-/** The last failure as {kind, message}, or undefined. */
-export function lastTelemetryError(msg?: unknown): TelemetryError | undefined {
-  return lastErrors.length === 0 ? undefined : describeError(lastErrors[0], msg);
 }
 
 /** Validation and encoding in one step: the payload bytes, or the one-line reason it cannot be sent. */

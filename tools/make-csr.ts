@@ -37,11 +37,6 @@ export interface CsrResult {
   readonly outcome: CsrOutcome;
 }
 
-/** The device-side key file of a thing. */
-export function deviceKeyFile(stack: string, thing: string, dir: string = PROJECT_DIR): string {
-  return path.join(dir, ".local", "devices", stack, `${thing}.key`);
-}
-
 async function importKey(pem: string) {
   const der = x509.PemConverter.decodeFirst(pem);
   const privateKey = await webcrypto.subtle.importKey("pkcs8", der, EC, true, ["sign"]);
