@@ -1,8 +1,12 @@
 // A throw-away PKI and local broker, and mqtt.js clients of it that resolve on events rather than
 // on time: for the broker's own tests and every suite that needs a device to talk to it.
+import "reflect-metadata"; // @peculiar/x509 needs it before it loads
+import { webcrypto } from "node:crypto";
+import * as fs from "node:fs";
 import * as path from "node:path";
+import * as x509 from "@peculiar/x509";
 import mqtt, { type MqttClient } from "mqtt";
-import { ensurePki, type Pki } from "../../local/ca";
+import { ensurePki, issueCertificate, type Pki } from "../../local/ca";
 import { LocalBroker, type BrokerHooks } from "../../local/broker";
 import { tempDir } from "./temp";
 
@@ -54,4 +58,28 @@ export function connectOutcome(client: MqttClient): Promise<"connect" | Error | 
 export async function subscribed(client: MqttClient, filter: string, qos: 0 | 1 = 1) {
   if (!client.connected) await new Promise((r) => client.once("connect", r));
   return client.subscribeAsync(filter, { qos });
+}
+
+/** A certificate for sensor-a from the broker's own CA that expired yesterday. */
+export async function expiredLeaf(pki: Pki): Promise<{ key: string; cert: string }> {
+  const caKey = await webcrypto.subtle.importKey(
+    "pkcs8",
+    Buffer.from(
+      fs.readFileSync(path.join(pki.dir, "ca.key"), "utf8").replace(/-----[A-Z ]+-----|\s/g, ""),
+      "base64",
+    ),
+    { name: "ECDSA", namedCurve: "P-256" },
+    false,
+    ["sign"],
+  );
+  const ca = {
+    cert: new x509.X509Certificate(pki.caPem),
+    key: caKey,
+    certPem: pki.caPem,
+    keyPem: "",
+  };
+  return issueCertificate(ca, "sensor-a", {
+    notBefore: new Date(Date.now() - 3 * 86_400_000),
+    notAfter: new Date(Date.now() - 86_400_000),
+  });
 }
