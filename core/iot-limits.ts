@@ -48,6 +48,13 @@ export const IOT_PUBLISHES_PER_SECOND_PER_CONNECTION = 100;
 
 /** Topic rule names: 1-128 of letters, digits and `_` (CreateTopicRule's ruleName). */
 export const IOT_MAX_RULE_NAME_BYTES = 128;
+const RULE_NAME_CHARS = "[a-zA-Z0-9_]";
+
+/**
+ * IoT policy names: 1-128 of letters, digits and `+ = , . @ _ -` (CreatePolicy's policyName,
+ * https://docs.aws.amazon.com/iot/latest/apireference/API_CreatePolicy.html).
+ */
+export const IOT_POLICY_NAME = /^[\w+=,.@-]{1,128}$/;
 
 /**
  * Basic Ingest topics, `$aws/rules/<rule>/...`: "The first three levels of the Basic Ingest topic
@@ -56,7 +63,7 @@ export const IOT_MAX_RULE_NAME_BYTES = 128;
  * quotas page likewise excludes "the first three mandatory segments ($aws/rules/rule-name/)").
  */
 export const BASIC_INGEST_PREFIX = "$aws/rules/";
-const BASIC_INGEST = /^\$aws\/rules\/[A-Za-z0-9_]{1,128}\//;
+const BASIC_INGEST = new RegExp(`^\\$aws/rules/${RULE_NAME_CHARS}{1,${IOT_MAX_RULE_NAME_BYTES}}/`);
 
 /**
  * The longest topic a PUBLISH may carry on the wire: 256 bytes, plus a Basic Ingest prefix

@@ -1,7 +1,7 @@
 // The `provisioning` stack config key (certificateMode fleet-provisioning), validated into one
 // typed reading for the program, the local broker and the simulator (core/stack-config.ts calls it).
 import { invalidConfig as fail } from "./errors";
-import { IOT_THING_NAME } from "./iot-limits";
+import { IOT_POLICY_NAME, IOT_THING_NAME } from "./iot-limits";
 import { CLAIM_CLIENT_PREFIX, isTemplateName } from "./provisioning";
 
 /** Fleet provisioning by claim (certificateMode fleet-provisioning); see core/provisioning.ts. */
@@ -67,7 +67,7 @@ export function parseProvisioningConfig(
     );
   }
   const claimPolicyName = p.claimPolicyName;
-  if (typeof claimPolicyName !== "string" || !/^[\w+=,.@-]{1,128}$/.test(claimPolicyName)) {
+  if (typeof claimPolicyName !== "string" || !IOT_POLICY_NAME.test(claimPolicyName)) {
     fail(
       "provisioning.claimPolicyName",
       claimPolicyName,

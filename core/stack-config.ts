@@ -8,7 +8,11 @@ import { CsrFormatError, csrPublicKeyInfo } from "./csr";
 import { COMPRESSIONS, type DeliveryConfig } from "./delivery";
 import { ConfigError, invalidConfig as fail } from "./errors";
 import { createEvaluator } from "./iot-policy-eval";
-import { IOT_MAX_CERT_VALUES as MAX_CERT_VALUES, IOT_THING_NAME as THING_NAME } from "./iot-limits";
+import {
+  IOT_MAX_CERT_VALUES as MAX_CERT_VALUES,
+  IOT_POLICY_NAME,
+  IOT_THING_NAME as THING_NAME,
+} from "./iot-limits";
 import {
   CERTIFICATE_NAME_ATTRIBUTES,
   PolicyDocumentError,
@@ -505,7 +509,7 @@ export function parseStackConfig(
     );
   }
   const policyName = str(raw, "policyName");
-  if (!/^[\w+=,.@-]{1,128}$/.test(policyName)) {
+  if (!IOT_POLICY_NAME.test(policyName)) {
     fail("policyName", policyName, "use 1-128 letters, digits or + = , . @ _ - (IoT policy names)");
   }
   const bucketName = optionalStr(raw, "bucketName");
