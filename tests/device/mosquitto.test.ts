@@ -13,7 +13,7 @@ import { startBroker, testPki } from "../helpers/broker";
 import { reading } from "../helpers/telemetry";
 import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";
-import { describeWithMosquitto } from "../helpers/mosquitto";
+import { describeWithMosquitto, mosquittoTlsArgs } from "../helpers/mosquitto";
 import { freePort, mosquittoConf } from "../../tools/mosquitto";
 
 /** Collects a child's output and resolves when `pattern` appears in it. */
@@ -86,21 +86,7 @@ describeWithMosquitto("interoperability with Mosquitto (mutual TLS)", function (
   });
 
   function clientArgs(identity: string, port: number, clientId = identity): string[] {
-    const p = pki.paths(identity);
-    return [
-      "-h",
-      "127.0.0.1",
-      "-p",
-      String(port),
-      "--cafile",
-      p.ca,
-      "--cert",
-      p.cert,
-      "--key",
-      p.key,
-      "-i",
-      clientId,
-    ];
+    return mosquittoTlsArgs(port, pki.paths(identity), clientId);
   }
 
   describe("the publisher against a Mosquitto broker", () => {
