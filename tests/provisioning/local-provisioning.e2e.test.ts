@@ -223,6 +223,28 @@ describe("fleet provisioning by claim, at the embedded broker (real TLS)", funct
     client.end(true);
   });
 
+  it("sends no response to a filter that ends in /# below the response topic (the Topics page: sensor/# does not match sensor)", async () => {
+    // https://docs.aws.amazon.com/iot/latest/developerguide/topics.html: the multi-level wildcard
+    // matches the levels below its own, so `.../rejected/#` is not a subscription to `.../rejected`.
+    const client = await connectWith(p, claim(), claimClientId("6"));
+    assert.equal(await connectOutcome(client), "connect");
+    const regTopic = requestTopic("RegisterThing", "json", TEMPLATE);
+    const seen: string[] = [];
+    client.on("message", (t) => seen.push(t));
+    await client.subscribeAsync(`${regTopic}/rejected/#`, { qos: 1 });
+    const stats = p.provisioning?.stats;
+    assert.ok(stats, "the fleet stack runs the provisioning service");
+    const before = stats.responsesNotDelivered;
+    await client.publishAsync(
+      regTopic,
+      JSON.stringify({ certificateOwnershipToken: "", parameters: { SerialNumber: "6" } }),
+      { qos: 1 },
+    );
+    await until(() => stats.responsesNotDelivered > before, "the response to be dropped");
+    assert.deepEqual(seen, []);
+    client.end(true);
+  });
+
   it("answers only the requesting connection: another claim subscribed to the same topic gets nothing", async () => {
     const watcher = await connectWith(p, claim(), claimClientId("watcher"));
     assert.equal(await connectOutcome(watcher), "connect");
