@@ -1,7 +1,5 @@
-// What `simulate` and `subscribe` take: their options, defaults and usage errors, kept apart from
-// the code that runs them so that `--help` and bad options answer without loading MQTT or TLS.
-import * as path from "node:path";
-import { PROJECT_DIR } from "../core/project";
+// What `simulate` and `subscribe` take: their options and defaults, kept apart from the code
+// that runs them so that `--help` and bad options answer without loading MQTT or TLS.
 
 export type Target =
   | { readonly kind: "embedded"; readonly port?: number }
@@ -56,7 +54,6 @@ export interface Output {
 }
 
 export const DEFAULT_DURATION_S = 30;
-export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
 
 export interface SubscribeOptions {
   readonly stack: string;

@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { UsageError, UserError } from "../core/errors";
 import { lakeDatabaseName, LAKE_TABLE, savedQueries } from "../core/lake";
 import { loadStackConfig } from "../core/stack-config";
-import { DEFAULT_STATE_DIR } from "./options";
+import { DEFAULT_STATE_DIR } from "../core/project";
 import { runCommand } from "../core/command";
 
 const USAGE = `Usage: npm run query -- [options] "<SQL>"
