@@ -16,8 +16,7 @@ import {
 } from "./report";
 import { shownPath } from "../core/display";
 import { UsageError, UserError } from "../core/errors";
-
-const ROOT = path.resolve(__dirname, "..");
+import { PROJECT_DIR } from "../core/project";
 
 const USAGE = `usage: npm run bench -- [--quick] [--only ${FIGURE_IDS.join(",")}] [--soak-minutes M] [--out DIR] [--markdown]
 
@@ -45,7 +44,7 @@ function parseArgs(argv: readonly string[]): Args | "help" {
     chosen: false,
     soakSeconds: 600,
     only: [...FIGURE_IDS],
-    out: path.join(ROOT, "bench", "results"),
+    out: path.join(PROJECT_DIR, "bench", "results"),
     markdown: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -100,12 +99,12 @@ function runFigure(id: FigureId, args: Args): Promise<FigureResult> {
   const opts = {
     quick: args.quick,
     soakSeconds: args.soakSeconds,
-    stateDir: path.join(ROOT, ".local", "bench"),
+    stateDir: path.join(PROJECT_DIR, ".local", "bench"),
   };
   const started = performance.now();
   return new Promise((resolve) => {
     const child = fork(path.join(__dirname, "child.ts"), [id, JSON.stringify(opts)], {
-      cwd: ROOT,
+      cwd: PROJECT_DIR,
       // The figure's own process is profiled too: the publisher figure's client runs in it.
       execArgv: tsExecArgv(),
       stdio: ["ignore", "inherit", "inherit", "ipc"],
