@@ -27,16 +27,19 @@ export async function startBroker(pki: Pki, hooks?: BrokerHooks, port = 0): Prom
   });
 }
 
-/** Connects with mqtt.js as `identity` (client id defaults to the same name), no reconnects. */
-export function connectAs(
-  broker: LocalBroker,
-  pki: Pki,
-  identity: string,
-  clientId: string = identity,
+/**
+ * An mqtt.js client of `url` over mutual TLS with these credentials: MQTT 3.1.1, the server's
+ * certificate verified, no reconnects, errors left to the test's outcome.
+ */
+export function testClient(
+  url: string,
+  creds: { readonly cert: string; readonly key: string; readonly ca: string },
+  clientId: string,
 ): MqttClient {
-  const c = pki.credentialsFor(identity);
-  const client = mqtt.connect(broker.url, {
-    ...c,
+  const client = mqtt.connect(url, {
+    cert: creds.cert,
+    key: creds.key,
+    ca: creds.ca,
     clientId,
     rejectUnauthorized: true,
     reconnectPeriod: 0,
@@ -44,6 +47,16 @@ export function connectAs(
   });
   client.on("error", () => undefined); // the tests look at the outcome, not the noise
   return client;
+}
+
+/** Connects with mqtt.js as `identity` (client id defaults to the same name), no reconnects. */
+export function connectAs(
+  broker: LocalBroker,
+  pki: Pki,
+  identity: string,
+  clientId: string = identity,
+): MqttClient {
+  return testClient(broker.url, pki.credentialsFor(identity), clientId);
 }
 
 /** Resolves "connect" or the error/close that came first. */

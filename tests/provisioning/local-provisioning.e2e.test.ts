@@ -5,7 +5,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { requestTopic } from "../../core/provisioning";
 import {
@@ -17,7 +17,7 @@ import {
   saveIdentity,
 } from "../../device/provisioner";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
-import { connectOutcome } from "../helpers/broker";
+import { connectOutcome, testClient } from "../helpers/broker";
 import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";
 
@@ -38,17 +38,7 @@ async function connectWith(
   creds: { cert: string; key: string },
   clientId: string,
 ): Promise<MqttClient> {
-  const client = mqtt.connect(p.url, {
-    cert: creds.cert,
-    key: creds.key,
-    ca: p.ca,
-    clientId,
-    rejectUnauthorized: true,
-    reconnectPeriod: 0,
-    protocolVersion: 4,
-  });
-  client.on("error", () => undefined);
-  return client;
+  return testClient(p.url, { ...creds, ca: p.ca }, clientId);
 }
 
 /** Publishes one reading at QoS 1: "acked", or "closed" when the broker disconnects instead. */
