@@ -12,6 +12,7 @@ import * as tls from "node:tls";
 import * as x509 from "@peculiar/x509";
 import mqtt from "mqtt";
 import { UserError } from "../../core/errors";
+import { toPem } from "../../core/pem";
 import { LocalBroker } from "../../local/broker";
 import type { Pki } from "../../local/ca";
 import type { ConnectionLimits, GuardEvent } from "../../local/connection-guard";
@@ -40,13 +41,6 @@ function idleSockets(port: number, n: number): net.Socket[] {
 
 const closed = (s: net.Socket) =>
   new Promise<void>((resolve) => (s.destroyed ? resolve() : s.once("close", () => resolve())));
-
-function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der)
-    .toString("base64")
-    .replace(/(.{64})/g, "$1\n");
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
-}
 
 /** A client certificate for sensor-a signed by its own key: nobody vouches for it. */
 async function selfSignedLeaf(): Promise<{ key: string; cert: string }> {
