@@ -24,13 +24,11 @@ import { forkTs, nextMessage, reap } from "./ipc";
 import { reading } from "./payloads";
 import type { ServerReply, ServerRequest } from "./pipeline-server";
 import { target, type Metric } from "./report";
-import { nowMs, percentile, round, rssMiB, sleep } from "./stats";
+import { nowMs, percentile, round, RSS_CEILING_MIB, rssMiB, sleep } from "./stats";
 
 type Listening = Extract<ServerReply, { type: "listening" }>;
 type Stopped = Extract<ServerReply, { type: "stopped" }>;
 
-/** The ceiling docs/reliability.md documents for the pipeline process (MiB). */
-const RSS_CEILING_MIB = 512;
 const CANARY = "bench-canary";
 const FLOOD_QOS1 = "bench-flood-qos1";
 const FLOOD_QOS0 = "bench-flood-qos0";

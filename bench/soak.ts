@@ -25,16 +25,13 @@ import { forkTs, nextMessage, reap, tsExecArgv } from "./ipc";
 import { reading } from "./payloads";
 import type { ServerReply, ServerRequest } from "./pipeline-server";
 import { target, type Metric } from "./report";
-import { nowMs, peakRssMiB, percentile, round, sleep } from "./stats";
+import { nowMs, peakRssMiB, percentile, round, RSS_CEILING_MIB, sleep } from "./stats";
 
 type Listening = Extract<ServerReply, { type: "listening" }>;
 type Stopped = Extract<ServerReply, { type: "stopped" }>;
 
 /** The identity of the oversize publisher: a thing of the soak's extra fleet group. */
 const ATTACKER = "bench-oversize";
-
-/** The ceiling docs/reliability.md documents for the pipeline process (MiB). */
-const RSS_CEILING_MIB = 512;
 
 interface Server {
   readonly child: ChildProcess;

@@ -2,6 +2,9 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 
+/** The ceiling docs/reliability.md documents for the pipeline process (MiB). */
+export const RSS_CEILING_MIB = 512;
+
 /** The p-th percentile (0-100) of the samples by nearest rank; NaN when there are none. */
 export function percentile(samples: readonly number[], p: number): number {
   if (samples.length === 0) return Number.NaN;
