@@ -10,6 +10,7 @@
 // the policy or the delivery.
 import * as os from "node:os";
 import * as path from "node:path";
+import { shownPath } from "../core/display";
 import { loadStackConfig } from "../core/stack-config";
 import { ensurePki } from "../local/ca";
 import {
@@ -27,7 +28,7 @@ import type { FloorClientRequest, FloorReply } from "./tls-floor";
 import { target, type Metric } from "./report";
 import { nowMs, percentile, round } from "./stats";
 
-/** The issue's bound on each side's memory per connected device. */
+/** The most memory each side (simulator, broker) may hold per connected device; the figure fails above it. */
 const KIB_PER_DEVICE = 100;
 
 /** Thing names of the bench fleet: bench-fleet-00001 ... */
@@ -259,7 +260,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       `Broker at its highest sampled RSS: ${split(b.atPeak)}.`,
       `CPU while publishing (${round(r.publishSeconds)} s, user + system, all threads): simulator ${round(r.publishCpuSeconds)} s (${round((r.publishCpuSeconds * 1e6) / Math.max(1, r.acked))} µs per acknowledged message), broker ${round(b.cpuSeconds)} s (${round((b.cpuSeconds * 1e6) / Math.max(1, b.publishesSampled))} µs per publish); the machine has ${os.availableParallelism()} cores, load average ${round(os.loadavg()[0])} at the end.`,
       `Floor: ${floor.connections} TLS connections${floor.failures > 0 ? ` (${floor.failures} failed)` : ""}, each with its device's own key and certificate, between two processes that do nothing else (bench/tls-floor.ts), measured the same way; what the simulator and the broker hold beyond it is MQTT (mqtt.js and the Publisher; aedes and the connection guard) and garbage not yet collected.`,
-      `Certificates: ${pki.issued} issued this run in ${round(pkiSeconds)} s (0 when reused from ${path.relative(process.cwd(), pkiDir)}).`,
+      `Certificates: ${pki.issued} issued this run in ${round(pkiSeconds)} s (0 when reused from ${shownPath(pkiDir)}).`,
       `The broker counted ${b.connects} connections and ${b.refusals} refusals; ${r.acked} of ${r.submitted} messages were acknowledged.`,
       limit
         ? `Open files: each of the two processes needs one per device plus ${FD_MARGIN} (${descriptorsNeeded(devices, false)}), and may open ${limit.soft} (Node raises its soft limit to the hard one, ${limit.hard}).`

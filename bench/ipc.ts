@@ -1,8 +1,7 @@
 // Starting the benchmark's helper processes (TypeScript, through tsx) and waiting for their replies.
 import { fork, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
-
-const ROOT = path.resolve(__dirname, "..");
+import { PROJECT_DIR } from "../core/project";
 
 /**
  * Node's flags for a benchmark process: tsx, and with BENCH_CPU_PROF=DIR a V8 CPU profile written
@@ -14,7 +13,9 @@ export function tsExecArgv(): string[] {
   return [
     "--import",
     "tsx",
-    ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(ROOT, profileDir)}`] : []),
+    ...(profileDir
+      ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(PROJECT_DIR, profileDir)}`]
+      : []),
   ];
 }
 
@@ -28,7 +29,7 @@ export function forkTs(
   nodeFlags: readonly string[] = [],
 ): ChildProcess {
   return fork(path.join(__dirname, file), [...args], {
-    cwd: ROOT,
+    cwd: PROJECT_DIR,
     execArgv: [...tsExecArgv(), ...nodeFlags],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });

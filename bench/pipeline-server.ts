@@ -1,6 +1,7 @@
 // Figure 3's server side, in a process of its own so that its memory is measured alone: either the
 // whole local pipeline (policy, rule, durable delivery) or, for the baseline, the same broker alone.
 import * as path from "node:path";
+import type { SummaryRow } from "../core/display";
 import { parseStackConfig, type RawConfig } from "../core/stack-config";
 import { LocalBroker } from "../local/broker";
 import { ensurePki } from "../local/ca";
@@ -29,7 +30,7 @@ export type ServerReply =
       rssSamplesMiB: number[];
       publishes: number;
       objects: string[];
-      summary: Array<{ label: string; value: string | number }>;
+      summary: SummaryRow[];
       /** The broker guard's counts (pipeline mode). */
       guard?: GuardStats;
       /** Records journaled and the journal's fsyncs (pipeline mode): the group commit's batches. */

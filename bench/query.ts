@@ -14,7 +14,7 @@ import { localBucketName } from "../local/s3";
 import type { FigureOptions, FigureOutcome } from "./figure";
 import { reading } from "./payloads";
 import { target, type Metric } from "./report";
-import { peakRssMiB, round } from "./stats";
+import { median, peakRssMiB, round } from "./stats";
 
 const THINGS = ["store-sensor-seattle1", "store-sensor-seattle2", "store-sensor-seattle3"];
 /** Readings per object: Firehose's objects at one reading a second per thing are about this size. */
@@ -94,11 +94,6 @@ function nodeLoop(files: readonly string[]): Map<number, { max: number; min: num
     }
   }
   return windows;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 export async function run(opts: FigureOptions): Promise<FigureOutcome> {

@@ -10,7 +10,7 @@ import { loadStackConfig } from "../core/stack-config";
 import type { FigureOptions, FigureOutcome } from "./figure";
 import { reading } from "./payloads";
 import { target, type Metric } from "./report";
-import { peakRssMiB, round } from "./stats";
+import { median, peakRssMiB, round } from "./stats";
 
 /** CASE, a nested SELECT and five functions (round, upper, concat, topic, parse_time). */
 export const COMPLEX_SQL = `SELECT thing,
@@ -63,11 +63,6 @@ function parseAll(msgs: readonly Message[]): number {
     n += v.temperature > 0 ? 1 : 0;
   }
   return n;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 export async function run(opts: FigureOptions): Promise<FigureOutcome> {

@@ -14,9 +14,9 @@ import {
   type FigureId,
   type FigureResult,
 } from "./report";
-import { UserError } from "../core/errors";
-
-const ROOT = path.resolve(__dirname, "..");
+import { shownPath } from "../core/display";
+import { UsageError, UserError } from "../core/errors";
+import { PROJECT_DIR } from "../core/project";
 
 const USAGE = `usage: npm run bench -- [--quick] [--only ${FIGURE_IDS.join(",")}] [--soak-minutes M] [--out DIR] [--markdown]
 
@@ -38,15 +38,13 @@ interface Args {
   markdown: boolean;
 }
 
-class UsageError extends UserError {}
-
 function parseArgs(argv: readonly string[]): Args | "help" {
   const args: Args = {
     quick: false,
     chosen: false,
     soakSeconds: 600,
     only: [...FIGURE_IDS],
-    out: path.join(ROOT, "bench", "results"),
+    out: path.join(PROJECT_DIR, "bench", "results"),
     markdown: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -101,12 +99,12 @@ function runFigure(id: FigureId, args: Args): Promise<FigureResult> {
   const opts = {
     quick: args.quick,
     soakSeconds: args.soakSeconds,
-    stateDir: path.join(ROOT, ".local", "bench"),
+    stateDir: path.join(PROJECT_DIR, ".local", "bench"),
   };
   const started = performance.now();
   return new Promise((resolve) => {
     const child = fork(path.join(__dirname, "child.ts"), [id, JSON.stringify(opts)], {
-      cwd: ROOT,
+      cwd: PROJECT_DIR,
       // The figure's own process is profiled too: the publisher figure's client runs in it.
       execArgv: tsExecArgv(),
       stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -173,7 +171,7 @@ async function main(): Promise<number> {
   fs.writeFileSync(file, JSON.stringify(run, null, 2) + "\n");
   process.stdout.write(renderTable(run) + "\n\n");
   if (args.markdown) process.stdout.write(renderMarkdown(run) + "\n\n");
-  process.stdout.write(`results: ${path.relative(process.cwd(), file) || file}\n`);
+  process.stdout.write(`results: ${shownPath(file)}\n`);
   const failed = figures.filter((f) => f.status !== "measured");
   if (failed.length > 0) {
     process.stderr.write(

@@ -10,6 +10,12 @@ export function percentile(samples: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
 }
 
+/** The middle sample (the upper of the two middle ones for an even count); the rounds are odd. */
+export function median(samples: readonly number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
 /** Milliseconds since an arbitrary origin, monotonic and sub-millisecond. */
 export function nowMs(): number {
   return performance.now();

@@ -13,6 +13,9 @@ export class UserError extends Error {
   }
 }
 
+/** A command line that cannot run (an unknown option, a value out of range); the message says how to fix it. */
+export class UsageError extends UserError {}
+
 /** A config value that cannot be used; the message is one line naming the key and what is allowed. */
 export class ConfigError extends UserError {}
 

@@ -30,19 +30,6 @@ export type CallCondition =
   | "hook"
   | "noReprovisioning";
 
-/** What each condition means, for the docs. */
-export const CONDITIONS: Readonly<Record<CallCondition, string>> = {
-  always: "every stack",
-  analytics: "the `analytics` window is enabled (every shipped stack)",
-  errorLogging: "Firehose error logging on (`errorLogging: true`: prod, fleet)",
-  parquet: "`recordFormat: parquet` (prod)",
-  kmsKey: "a customer-managed key (`kmsKey: true`: prod)",
-  iotLogging: "`iotLogLevel` other than `unmanaged` (prod, fleet)",
-  fleetProvisioning: "`certificateMode: fleet-provisioning` (fleet)",
-  hook: "a pre-provisioning hook (`provisioning.allowedSerials` set, or `provisioning.allowReprovisioning` false: fleet)",
-  noReprovisioning: "`provisioning.allowReprovisioning` false, the default (fleet)",
-};
-
 /**
  * The names a request's ARN is built from. `{partition}`, `{region}` and `{account}` are the
  * stack's; the others are the stack's resource names (filled by the test from what the stack

@@ -1,13 +1,10 @@
-// AWS IoT Core's message broker and protocol limits, as the AWS General Reference states them, and
-// the one check of a topic against them: shared by the device side, the command line and the
-// local broker so that all three refuse the same things.
+// AWS IoT Core's message broker and protocol limits, as the AWS General Reference states them, the
+// registry's name rules, and the one check of a topic against them: shared by the device side, the
+// command line, the stack config and the local broker so that all of them refuse the same things.
 //
 // Source: https://docs.aws.amazon.com/general/latest/gr/iot-core.html (sections "Message broker
 // and protocol limits and quotas"); the topic's UTF-8 rules come from MQTT 3.1.1 section 1.5.3.
 import { isUtf8 } from "node:buffer";
-
-/** The page every limit below is read from. */
-export const IOT_QUOTAS_URL = "https://docs.aws.amazon.com/general/latest/gr/iot-core.html";
 
 /**
  * "The payload for every publish request is limited to 128 KB. The AWS IoT service rejects
@@ -28,6 +25,18 @@ export const IOT_MAX_TOPIC_SLASHES = 7;
 /** "Client ID size: 128 bytes of UTF-8 encoded characters." */
 export const IOT_MAX_CLIENT_ID_BYTES = 128;
 
+/**
+ * Thing and thing-group names: 1-128 of letters, digits, `:`, `_`, `-` (CreateThing's thingName,
+ * https://docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html).
+ */
+export const IOT_THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+
+/**
+ * A certificate attribute holds at most five values; AWS ignores the rest
+ * (https://docs.aws.amazon.com/iot/latest/developerguide/cert-policy-variables.html).
+ */
+export const IOT_MAX_CERT_VALUES = 5;
+
 /** "A single SUBSCRIBE request is limited to a maximum of eight subscriptions." */
 export const IOT_MAX_SUBSCRIPTIONS_PER_SUBSCRIBE = 8;
 
@@ -37,14 +46,15 @@ export const IOT_MAX_SUBSCRIPTIONS_PER_SUBSCRIBE = 8;
  */
 export const IOT_PUBLISHES_PER_SECOND_PER_CONNECTION = 100;
 
-/**
- * "Maximum outbound unacknowledged QoS 1 publish requests: ... no new publish requests are sent to
- * the client until the client acknowledges the publish requests." (100)
- */
-export const IOT_MAX_OUTBOUND_UNACKED = 100;
-
 /** Topic rule names: 1-128 of letters, digits and `_` (CreateTopicRule's ruleName). */
 export const IOT_MAX_RULE_NAME_BYTES = 128;
+const RULE_NAME_CHARS = "[a-zA-Z0-9_]";
+
+/**
+ * IoT policy names: 1-128 of letters, digits and `+ = , . @ _ -` (CreatePolicy's policyName,
+ * https://docs.aws.amazon.com/iot/latest/apireference/API_CreatePolicy.html).
+ */
+export const IOT_POLICY_NAME = /^[\w+=,.@-]{1,128}$/;
 
 /**
  * Basic Ingest topics, `$aws/rules/<rule>/...`: "The first three levels of the Basic Ingest topic
@@ -53,7 +63,7 @@ export const IOT_MAX_RULE_NAME_BYTES = 128;
  * quotas page likewise excludes "the first three mandatory segments ($aws/rules/rule-name/)").
  */
 export const BASIC_INGEST_PREFIX = "$aws/rules/";
-const BASIC_INGEST = /^\$aws\/rules\/[A-Za-z0-9_]{1,128}\//;
+const BASIC_INGEST = new RegExp(`^\\$aws/rules/${RULE_NAME_CHARS}{1,${IOT_MAX_RULE_NAME_BYTES}}/`);
 
 /**
  * The longest topic a PUBLISH may carry on the wire: 256 bytes, plus a Basic Ingest prefix

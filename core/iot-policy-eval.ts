@@ -5,7 +5,6 @@ import {
   actionCoverage,
   checkCondition,
   describeStatement,
-  lookupKey,
   normalizePolicy,
   parseTemplate,
   PolicyDocumentError,
@@ -15,6 +14,7 @@ import {
   type NormalizedStatement,
   type TemplatePart,
 } from "./iot-policy";
+import { IOT_MAX_CERT_VALUES } from "./iot-limits";
 import { conditionHolds, normalizeIp, type ConditionValue } from "./policy-conditions";
 
 /** A certificate's attributes as AWS IoT exposes them to policies (cert-policy-variables.html). */
@@ -89,9 +89,6 @@ function thingResolves(ctx: PolicyContext): boolean {
 
 export { normalizeIp };
 
-/** Certificate attributes hold at most five values; the rest are ignored (cert-policy-variables.html). */
-const MAX_CERT_VALUES = 5;
-
 /** Special characters in certificate values are escaped with a backslash (cert-policy-variables.html). */
 const escapeCertValue = (v: string) => v.replace(/[,"\\=<>;]/g, "\\$&");
 
@@ -109,7 +106,7 @@ function certificateValues(key: string, ctx: PolicyContext): string[] | undefine
   const [, side, alt, field, suffix] = m;
   const table =
     side === "Subject" ? (alt ? c.subjectAltNames : c.subject) : alt ? c.issuerAltNames : c.issuer;
-  const all = (table[field] ?? []).slice(0, MAX_CERT_VALUES).map(escapeCertValue);
+  const all = (table[field] ?? []).slice(0, IOT_MAX_CERT_VALUES).map(escapeCertValue);
   if (all.length === 0) return undefined;
   if (suffix === "List") return all;
   const one = all[suffix === undefined ? 0 : Number(suffix)];
@@ -175,16 +172,6 @@ export function keyValues(
       : undefined;
   }
   return certificateValues(key.name, ctx);
-}
-
-/**
- * The value of a policy variable or condition key for this connection, or undefined when AWS
- * would leave it unresolved (for example a thing variable while the client id is not an attached
- * thing's name). Multi-valued keys give their first value.
- */
-export function contextValue(name: string, ctx: PolicyContext): string | undefined {
-  const key = lookupKey(name);
-  return "error" in key ? undefined : keyValues(key, ctx)?.[0];
 }
 
 // ---- Substituting variables ----------------------------------------------------------------

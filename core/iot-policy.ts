@@ -73,14 +73,11 @@ export function leastPrivilegePolicy(ctx: IotArnContext, topicTemplate: string):
 }
 
 /**
- * The placeholders a stack's own policy document (`policyMode: custom`) may use for the parts of
- * its ARNs that differ between the account it deploys to and the local pipeline's account.
- * `${...}` is policy-variable syntax, so these are written without the dollar, like `{thing}` in
- * topic templates.
+ * A stack's own document (`policyMode: custom`) with its ARN placeholders, `{partition}`,
+ * `{region}` and `{account}`, filled in for one account and region: the parts of its ARNs that
+ * differ between the account it deploys to and the local pipeline's. `${...}` is policy-variable
+ * syntax, so the placeholders are written without the dollar, like `{thing}` in topic templates.
  */
-export const ARN_PLACEHOLDERS = ["{partition}", "{region}", "{account}"] as const;
-
-/** A stack's own document with its ARN placeholders filled in for one account and region. */
 export function instantiateCustomPolicy(template: unknown, ctx: IotArnContext): unknown {
   const fill = (v: unknown): unknown => {
     if (typeof v === "string") {

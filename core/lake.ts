@@ -172,12 +172,6 @@ export interface LakeOptions {
   readonly partitionByThing: boolean;
 }
 
-export interface PartitionKey {
-  readonly name: string;
-  /** How the key appears in the object key (a template variable `${name}`). */
-  readonly projection: Readonly<Record<string, string>>;
-}
-
 /** Where and how the telemetry's stream writes, and how the table finds it again. */
 export interface LakeLayout {
   readonly format: RecordFormat;

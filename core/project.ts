@@ -8,6 +8,9 @@ export const PROJECT = "iot-pipeline";
 /** The repository root, where Pulumi.yaml lives. */
 export const PROJECT_DIR = path.resolve(__dirname, "..");
 
+/** Where the local pipeline, the simulator and the query command keep their state by default: git-ignored `.local/`. */
+export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
+
 /**
  * The stacks treated as dev, where the tutorial's shortcuts are tolerated: the pack's policies
  * take it as their `devStacks` default, and `pulumi up` relaxes its readiness checks there.

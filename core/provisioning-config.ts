@@ -1,6 +1,7 @@
 // The `provisioning` stack config key (certificateMode fleet-provisioning), validated into one
 // typed reading for the program, the local broker and the simulator (core/stack-config.ts calls it).
 import { invalidConfig as fail } from "./errors";
+import { IOT_POLICY_NAME, IOT_THING_NAME } from "./iot-limits";
 import { CLAIM_CLIENT_PREFIX, isTemplateName } from "./provisioning";
 
 /** Fleet provisioning by claim (certificateMode fleet-provisioning); see core/provisioning.ts. */
@@ -23,10 +24,11 @@ export interface ProvisioningConfig {
   readonly allowReprovisioning: boolean;
 }
 
-/** A serial a device passes to RegisterThing; the thing name is the group's prefix plus it. */
-const SERIAL = /^[a-zA-Z0-9_-]{1,64}$/;
-/** AWS IoT thing names: 1-128 of letters, digits, `:`, `_`, `-`. */
-const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+/**
+ * A serial a device passes to RegisterThing; the thing name is the group's prefix plus it. The
+ * device keeps its identity in a folder named by it, so the same rule keeps that name a plain one.
+ */
+export const PROVISIONING_SERIAL = /^[a-zA-Z0-9_-]{1,64}$/;
 
 /**
  * Validates the `provisioning` value against the fleet (one `{thingPrefix, count}` group), or
@@ -65,7 +67,7 @@ export function parseProvisioningConfig(
     );
   }
   const claimPolicyName = p.claimPolicyName;
-  if (typeof claimPolicyName !== "string" || !/^[\w+=,.@-]{1,128}$/.test(claimPolicyName)) {
+  if (typeof claimPolicyName !== "string" || !IOT_POLICY_NAME.test(claimPolicyName)) {
     fail(
       "provisioning.claimPolicyName",
       claimPolicyName,
@@ -101,8 +103,8 @@ export function parseProvisioningConfig(
       const text = typeof s === "number" ? String(s) : s;
       if (
         typeof text !== "string" ||
-        !SERIAL.test(text) ||
-        !THING_NAME.test(`${thingPrefix}${text}`)
+        !PROVISIONING_SERIAL.test(text) ||
+        !IOT_THING_NAME.test(`${thingPrefix}${text}`)
       ) {
         fail(
           `provisioning.allowedSerials[${i}]`,

@@ -39,7 +39,9 @@ export interface ProvisioningTopic {
   readonly kind: "request" | "accepted" | "rejected";
 }
 
-const TEMPLATE_NAME = /^[0-9A-Za-z_-]{1,36}$/;
+/** Provisioning template names: 1-36 of letters, digits, `_` and `-` (CreateProvisioningTemplate). */
+const TEMPLATE_NAME_PART = "[0-9A-Za-z_-]{1,36}";
+const TEMPLATE_NAME = new RegExp(`^${TEMPLATE_NAME_PART}$`);
 
 /** The API topic a name is, or undefined for any other topic. */
 export function parseProvisioningTopic(topic: string): ProvisioningTopic | undefined {
@@ -448,8 +450,9 @@ export function claimPolicy(
 }
 
 /** A topic or topic filter of the fleet provisioning MQTT API, for any template. */
-const PROVISIONING_NAME =
-  /^\$aws\/(certificates\/(create|create-from-csr)|provisioning-templates\/[0-9A-Za-z_-]{1,36}\/provision)(\/.*)?$/;
+const PROVISIONING_NAME = new RegExp(
+  `^\\$aws/(certificates/(create|create-from-csr)|provisioning-templates/${TEMPLATE_NAME_PART}/provision)(/.*)?$`,
+);
 
 /** A resource pattern's `topic/...` or `topicfilter/...` name, or undefined for other ARNs. */
 function topicName(pattern: string): string | undefined {
@@ -543,16 +546,6 @@ export function claimPolicyFindings(statements: readonly NormalizedStatement[]):
 
 // ---- The pre-provisioning hook's rule ---------------------------------------------------------
 // https://docs.aws.amazon.com/iot/latest/developerguide/pre-provisioning-hook.html
-
-/** What AWS IoT sends the hook (the page's input object). */
-export interface PreProvisioningHookRequest {
-  readonly claimCertificateId: string;
-  readonly certificateId: string;
-  readonly certificatePem: string;
-  readonly templateArn: string;
-  readonly clientId: string;
-  readonly parameters: Readonly<Record<string, string>>;
-}
 
 /** What the hook returns (the page's return value). */
 export interface PreProvisioningHookResponse {

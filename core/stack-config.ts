@@ -9,6 +9,11 @@ import { COMPRESSIONS, type DeliveryConfig } from "./delivery";
 import { ConfigError, invalidConfig as fail } from "./errors";
 import { createEvaluator } from "./iot-policy-eval";
 import {
+  IOT_MAX_CERT_VALUES as MAX_CERT_VALUES,
+  IOT_POLICY_NAME,
+  IOT_THING_NAME as THING_NAME,
+} from "./iot-limits";
+import {
   CERTIFICATE_NAME_ATTRIBUTES,
   PolicyDocumentError,
   parseCidr,
@@ -180,9 +185,6 @@ function structured(raw: RawConfig, key: string): unknown {
 const ATTRIBUTE_NAME = /^[a-zA-Z0-9_.,@/:#-]{1,128}$/;
 const ATTRIBUTE_VALUE = /^[a-zA-Z0-9_.,@/:#=[\]-]{0,800}$/;
 
-/** AWS IoT thing and group names: 1-128 of letters, digits, `:`, `_`, `-`. */
-const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
-
 function parseFleet(raw: RawConfig): FleetGroup[] {
   const v = structured(raw, "fleet");
   const shape =
@@ -318,9 +320,6 @@ export const LOCAL_ALT_NAME_TYPES = [
   "UniformResourceIdentifier",
   "IPAddress",
 ] as const;
-
-/** AWS stops reading a certificate attribute after five values (cert-policy-variables.html). */
-const MAX_CERT_VALUES = 5;
 
 function certificateValues(key: string, v: unknown, check: (s: string) => string | undefined) {
   const items = Array.isArray(v) ? v : [v];
@@ -510,7 +509,7 @@ export function parseStackConfig(
     );
   }
   const policyName = str(raw, "policyName");
-  if (!/^[\w+=,.@-]{1,128}$/.test(policyName)) {
+  if (!IOT_POLICY_NAME.test(policyName)) {
     fail("policyName", policyName, "use 1-128 letters, digits or + = , . @ _ - (IoT policy names)");
   }
   const bucketName = optionalStr(raw, "bucketName");

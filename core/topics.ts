@@ -1,5 +1,6 @@
 // The devices' topics: the stack's telemetry topic is a template in which `{thing}` stands for
-// the thing name, shared by the IoT policy, the local pipeline, the simulator and the benchmark.
+// the thing name, shared by the IoT policy, the local pipeline, the simulator and the benchmark;
+// and the one matcher of a topic against an MQTT topic filter, for the rule engine and the broker.
 
 /** The placeholder a topic template uses for the thing name. */
 export const THING_PLACEHOLDER = "{thing}";
@@ -12,4 +13,36 @@ export function telemetryTopicFor(template: string, thing: string): string {
 /** The MQTT filter that matches every thing's topic: `+` for the thing name. */
 export function telemetryTopicFilter(template: string): string {
   return telemetryTopicFor(template, "+");
+}
+
+/**
+ * MQTT topic-filter matching as the Topics page describes it
+ * (https://docs.aws.amazon.com/iot/latest/developerguide/topics.html): `+` matches one level, `#` every
+ * level at and below its own, so `sensor/#` matches `sensor/` and `sensor/a/b` but not `sensor`.
+ * Topics starting with `$` need a filter that names that first level. Compiled once per filter.
+ */
+export function compileTopicFilter(filter: string): (topic: string) => boolean {
+  const f = filter.split("/");
+  const hashAt = f[f.length - 1] === "#" ? f.length - 1 : -1;
+  const wildFirst = f[0] === "+" || f[0] === "#";
+  return (topic) => {
+    if (wildFirst && topic.charCodeAt(0) === 36) return false;
+    let pos = 0;
+    for (let i = 0; i < f.length; i++) {
+      if (pos < 0) return false;
+      if (i === hashAt) return true;
+      const end = topic.indexOf("/", pos);
+      if (f[i] !== "+") {
+        const level = f[i];
+        const len = (end < 0 ? topic.length : end) - pos;
+        if (len !== level.length || !topic.startsWith(level, pos)) return false;
+      }
+      pos = end < 0 ? -1 : end + 1;
+    }
+    return pos < 0;
+  };
+}
+
+export function topicMatches(filter: string, topic: string): boolean {
+  return compileTopicFilter(filter)(topic);
 }

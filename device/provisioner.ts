@@ -15,6 +15,7 @@ import {
   type ProvisioningApi,
   type ProvisioningErrorPayload,
 } from "../core/provisioning";
+import { PROVISIONING_SERIAL } from "../core/provisioning-config";
 import { withTimeout } from "../core/timeout";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -234,10 +235,8 @@ export async function provisionDevice(opts: ProvisionOptions): Promise<DeviceIde
 
 // ---- Keeping identities ---------------------------------------------------------------------
 
-const SERIAL = /^[a-zA-Z0-9_-]{1,64}$/;
-
 function identityDir(dir: string, serial: string): string {
-  if (!SERIAL.test(serial))
+  if (!PROVISIONING_SERIAL.test(serial))
     throw new Error(`serial ${JSON.stringify(serial)} is not 1-64 of [A-Za-z0-9_-]`);
   return path.join(dir, serial);
 }

@@ -4,9 +4,10 @@
 import mqtt, { ErrorWithReasonCode, type MqttClient } from "mqtt";
 import { encodeTelemetry, type TelemetryError } from "./telemetry";
 import { UserError } from "../core/errors";
-
-/** AWS IoT Core's limit: about 100 publishes per second per connection. */
-export const AWS_PUBLISH_RATE_LIMIT = 100;
+import {
+  IOT_MAX_CLIENT_ID_BYTES,
+  IOT_PUBLISHES_PER_SECOND_PER_CONNECTION,
+} from "../core/iot-limits";
 
 /** Every default in one place. */
 export const PUBLISHER_DEFAULTS = {
@@ -17,7 +18,7 @@ export const PUBLISHER_DEFAULTS = {
   maxQueue: 1000,
   publishTimeoutMs: 10_000,
   /** Publishes per second on this connection; 0 = unlimited. */
-  rateLimit: AWS_PUBLISH_RATE_LIMIT,
+  rateLimit: IOT_PUBLISHES_PER_SECOND_PER_CONNECTION,
   /** Transmissions of one message before it counts as rejected. */
   maxAttempts: 3,
   reconnectMinMs: 500,
@@ -190,9 +191,9 @@ export class Publisher {
     }
     if (qos !== 0 && qos !== 1) throw new PublisherError(`qos must be 0 or 1 (got ${qos})`);
     this.qos = qos;
-    if (Buffer.byteLength(options.clientId) > 128 || options.clientId === "") {
+    if (Buffer.byteLength(options.clientId) > IOT_MAX_CLIENT_ID_BYTES || options.clientId === "") {
       throw new PublisherError(
-        `client id ${JSON.stringify(options.clientId)} must be 1-128 bytes (AWS IoT limit)`,
+        `client id ${JSON.stringify(options.clientId)} must be 1-${IOT_MAX_CLIENT_ID_BYTES} bytes (AWS IoT limit)`,
       );
     }
     const d = PUBLISHER_DEFAULTS;

@@ -2,6 +2,7 @@
 // core/telemetry.schema.json, readable error lines, and the AWS IoT payload size limit.
 import Ajv2020, { type ErrorObject } from "ajv/dist/2020";
 import addFormats from "ajv-formats";
+import { IOT_MAX_PAYLOAD_BYTES } from "../core/iot-limits";
 import schema from "../core/telemetry.schema.json";
 
 /** One sensor reading, as core/telemetry.schema.json defines it. Temperatures in °C. */
@@ -42,9 +43,6 @@ export const TELEMETRY_FIELDS = {
   [K in keyof Required<Telemetry>]: undefined extends Telemetry[K] ? "optional" : "required";
 };
 
-/** AWS IoT Core's largest MQTT payload: 128 KB. */
-export const MAX_PAYLOAD_BYTES = 128 * 1024;
-
 function checkSchemaMatchesType(): void {
   const declared = Object.keys(TELEMETRY_FIELDS).sort();
   const inSchema = Object.keys(schema.properties).sort();
@@ -67,9 +65,6 @@ checkSchemaMatchesType();
 const ajv = new Ajv2020({ allErrors: false, strict: true });
 addFormats(ajv);
 const validate = ajv.compile<Telemetry>(schema);
-
-/** The telemetry JSON Schema, for tools that want to show or reuse it. */
-export const TELEMETRY_SCHEMA: unknown = schema;
 
 /** One validation failure: `kind` groups failures of the same field and rule; `message` is one line. */
 export interface TelemetryError {
@@ -171,11 +166,6 @@ export function describeErrors(msg?: unknown): string | undefined {
   return lastErrors.length === 0 ? undefined : describeError(lastErrors[0], msg).message;
 }
 
-/** The last failure as {kind, message}, or undefined. */
-export function lastTelemetryError(msg?: unknown): TelemetryError | undefined {
-  return lastErrors.length === 0 ? undefined : describeError(lastErrors[0], msg);
-}
-
 /** Validation and encoding in one step: the payload bytes, or the one-line reason it cannot be sent. */
 export type EncodeResult = { ok: true; payload: Buffer } | { ok: false; error: TelemetryError };
 
@@ -185,12 +175,12 @@ export function encodeTelemetry(msg: unknown): EncodeResult {
     return { ok: false, error: describeError(lastErrors[0], msg) };
   }
   const payload = Buffer.from(JSON.stringify(msg));
-  if (payload.length > MAX_PAYLOAD_BYTES) {
+  if (payload.length > IOT_MAX_PAYLOAD_BYTES) {
     return {
       ok: false,
       error: {
         kind: "payload:size",
-        message: `message is ${payload.length} bytes; AWS IoT accepts at most ${MAX_PAYLOAD_BYTES} (128 KB)`,
+        message: `message is ${payload.length} bytes; AWS IoT accepts at most ${IOT_MAX_PAYLOAD_BYTES} (128 KB)`,
       },
     };
   }

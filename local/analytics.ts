@@ -1,5 +1,6 @@
 // The local stand-in for the Managed Flink job: a tumbling-window operator over accepted telemetry
 // that follows Flink's window semantics, and a runner that writes each closed window to the local bucket.
+import type { SummaryRow } from "../core/display";
 import { COUNT_COLUMN, type Aggregate, type WindowSpec } from "../core/window";
 
 /** One accepted telemetry message, as the rule passed it on (a JSON object). */
@@ -297,9 +298,9 @@ export class LocalAnalytics {
   }
 
   /** Lines for the pipeline's end-of-run summary. */
-  summary(): Array<{ label: string; value: string | number }> {
+  summary(): SummaryRow[] {
     const s = this.operator.stats;
-    const rows: Array<{ label: string; value: string | number }> = [
+    const rows: SummaryRow[] = [
       {
         label: `analytics windows delivered under ${this.opts.spec.prefix}`,
         value: this.delivered,

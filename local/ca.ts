@@ -6,6 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
 import { UserError } from "../core/errors";
+import { IOT_THING_NAME } from "../core/iot-limits";
+import { toPem } from "../core/pem";
 import { CERTIFICATE_NAME_ATTRIBUTES } from "../core/iot-policy";
 import type { LocalCertificateSpec, StackConfig, ThingSpec } from "../core/stack-config";
 
@@ -63,11 +65,6 @@ export interface Pki {
 
 /** A PKI problem the user can fix; the message is one line. */
 export class PkiError extends UserError {}
-
-function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der).toString("base64");
-  return `-----BEGIN ${label}-----\n${b64.replace(/(.{64})/g, "$1\n").replace(/\n$/, "")}\n-----END ${label}-----\n`;
-}
 
 function fromPem(pem: string): Buffer {
   return Buffer.from(pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64");
@@ -267,8 +264,8 @@ function writeAtomic(file: string, data: string, mode: number): void {
   fs.renameSync(tmp, file);
 }
 
-/** Identity names become file names: the thing-name alphabet, nothing that walks folders. */
-const IDENTITY = /^[a-zA-Z0-9:_-]{1,128}$/;
+/** Identity names become file names: the thing-name alphabet (IOT_THING_NAME), nothing that walks folders. */
+const IDENTITY = IOT_THING_NAME;
 
 function identityPaths(dir: string, name: string) {
   if (!IDENTITY.test(name)) {

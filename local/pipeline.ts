@@ -12,7 +12,7 @@ import {
   parquetCompression,
 } from "../core/lake";
 import type { AlarmFinding, LocalFigures } from "../core/monitoring";
-import { PROJECT_DIR } from "../core/project";
+import { DEFAULT_STATE_DIR } from "../core/project";
 import { type StackConfig } from "../core/stack-config";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
 import { certificateProfileFor, CONSOLE_IDENTITY, ensurePki, type Credentials } from "./ca";
@@ -96,9 +96,6 @@ function retainedSummary(broker: LocalBroker): Array<{ label: string; value: str
     },
   ];
 }
-
-/** The default state folder: git-ignored `.local/` in the project. */
-export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
 
 export async function startLocalPipeline(
   config: StackConfig,

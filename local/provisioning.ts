@@ -11,6 +11,9 @@ import type { Client } from "aedes";
 import { CborError, decodeCbor, encodeCbor, type CborValue } from "../core/cbor";
 import { CsrFormatError, csrKeyProblem, csrPublicKeyInfo } from "../core/csr";
 import { createEvaluator, describeEvaluation } from "../core/iot-policy-eval";
+import type { SummaryRow } from "../core/display";
+import { IOT_THING_NAME } from "../core/iot-limits";
+import { topicMatches } from "../core/topics";
 import { iotArn } from "../core/iot-policy";
 import {
   claimPolicy,
@@ -57,8 +60,6 @@ export const OWNERSHIP_TOKEN_TTL_MS = 3600_000;
 /** A request's JSON (the broker already caps payloads at AWS's 128 KB); a CSR's PEM. */
 const MAX_CSR_CHARS = 16 * 1024;
 const MAX_PARAMETERS = 50;
-/** AWS IoT thing names: 1-128 of letters, digits, `:`, `_`, `-`. */
-const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 
 interface PendingCertificate {
   readonly certificateId: string;
@@ -157,18 +158,6 @@ const THROTTLING = "Throttling";
 
 function counted(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
-}
-
-/** Whether an MQTT filter (with `+` and `#`) matches a topic. */
-function filterMatches(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true;
-    if (i >= t.length) return false;
-    if (f[i] !== "+" && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -605,7 +594,7 @@ export class LocalProvisioning {
       throw new Rejection(400, e.errorCode, e.message);
     }
     const thing = evaluated.thing;
-    if (thing === undefined || !THING_NAME.test(thing.name)) {
+    if (thing === undefined || !IOT_THING_NAME.test(thing.name)) {
       throw new Rejection(
         400,
         "InvalidParameters",
@@ -687,7 +676,7 @@ export class LocalProvisioning {
     const sub = client
       ? Object.entries(
           (client as unknown as { subscriptions: Record<string, { qos?: number }> }).subscriptions,
-        ).find(([filter]) => filterMatches(filter, topic))
+        ).find(([filter]) => topicMatches(filter, topic))
       : undefined;
     if (client === undefined || sub === undefined) {
       this.stats.responsesNotDelivered++;
@@ -714,7 +703,7 @@ export class LocalProvisioning {
   }
 
   /** Counts for the end of a run. */
-  summary(): Array<{ label: string; value: string | number }> {
+  summary(): SummaryRow[] {
     const rejected = [...this.stats.rejected].map(([k, n]) => `${k} ${n}`).join(", ");
     return [
       {

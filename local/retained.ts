@@ -2,6 +2,7 @@
 // retained publish and deleted by an empty one, delivered to a later subscriber whose filter names
 // the topic exactly, and bounded by AWS's limits plus a memory ceiling, every refusal counted.
 import type { Client } from "aedes";
+import { IOT_MAX_PAYLOAD_BYTES } from "../core/iot-limits";
 
 /**
  * The store's bounds. AWS IoT Core's are quotas of the account (the General Reference's "AWS IoT
@@ -29,7 +30,7 @@ export interface RetainedLimits {
  */
 export const RETAINED_DEFAULTS: RetainedLimits = {
   maxMessages: 500_000,
-  maxPayloadBytes: 128 * 1024,
+  maxPayloadBytes: IOT_MAX_PAYLOAD_BYTES,
   maxBytes: 64 * 1024 * 1024,
   maxPublishesPerSecond: 500,
   maxPublishesPerSecondPerTopic: 1,

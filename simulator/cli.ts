@@ -2,9 +2,9 @@
 // (exit 2), signal handling, and the live progress line.
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import { DEFAULT_STATE_DIR } from "../core/project";
 import {
   DEFAULT_DURATION_S,
-  DEFAULT_STATE_DIR,
   type Output,
   type SimulateOptions,
   type SubscribeOptions,

@@ -1,8 +1,5 @@
-// What `simulate` and `subscribe` take: their options, defaults and usage errors, kept apart from
-// the code that runs them so that `--help` and bad options answer without loading MQTT or TLS.
-import * as path from "node:path";
-import { PROJECT_DIR } from "../core/project";
-import { UserError } from "../core/errors";
+// What `simulate` and `subscribe` take: their options and defaults, kept apart from the code
+// that runs them so that `--help` and bad options answer without loading MQTT or TLS.
 
 export type Target =
   | { readonly kind: "embedded"; readonly port?: number }
@@ -57,10 +54,6 @@ export interface Output {
 }
 
 export const DEFAULT_DURATION_S = 30;
-export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
-
-/** A single line a user can act on; the CLI exits 2 with it. */
-export class UsageError extends UserError {}
 
 export interface SubscribeOptions {
   readonly stack: string;

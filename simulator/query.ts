@@ -3,10 +3,10 @@
 // one of the saved Athena queries unchanged. Prints a table (or JSON lines); one-line errors, exit 2.
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { UserError } from "../core/errors";
+import { UsageError, UserError } from "../core/errors";
 import { lakeDatabaseName, LAKE_TABLE, savedQueries } from "../core/lake";
 import { loadStackConfig } from "../core/stack-config";
-import { DEFAULT_STATE_DIR } from "./options";
+import { DEFAULT_STATE_DIR } from "../core/project";
 import { runCommand } from "../core/command";
 
 const USAGE = `Usage: npm run query -- [options] "<SQL>"
@@ -31,8 +31,6 @@ Examples
   npm run query -- "SELECT thing, COUNT(*) AS readings FROM telemetry GROUP BY thing"
 `;
 
-class QueryUsageError extends UserError {}
-
 export interface QueryOptions {
   readonly stack: string;
   readonly sql?: string;
@@ -48,7 +46,7 @@ function whole(name: string, v: string | undefined, fallback: number, min: numbe
   if (v === undefined) return fallback;
   const n = Number(v);
   if (!/^\d+$/.test(v.trim()) || n < min || n > max) {
-    throw new QueryUsageError(`--${name} ${v}: expected a whole number from ${min} to ${max}`);
+    throw new UsageError(`--${name} ${v}: expected a whole number from ${min} to ${max}`);
   }
   return n;
 }
@@ -73,19 +71,19 @@ export function parseQueryArgs(argv: readonly string[]): QueryOptions | "help" {
     });
   } catch (e) {
     const first = (e as Error).message.split(/\n|\. /)[0].replace(/\.$/, "");
-    throw new QueryUsageError(`${first}; see --help`);
+    throw new UsageError(`${first}; see --help`);
   }
   const { values: v, positionals } = parsed;
   if (v.help === true) return "help";
   if (positionals.length > 1) {
-    throw new QueryUsageError(
+    throw new UsageError(
       `expected one SQL statement, got ${positionals.length} arguments; quote the SQL: npm run query -- "SELECT ..."`,
     );
   }
   const sql = positionals[0];
   const list = v.list === true;
   if (!list && (sql === undefined) === (v.saved === undefined)) {
-    throw new QueryUsageError(
+    throw new UsageError(
       sql === undefined
         ? "give a SQL statement or --saved NAME; e.g. npm run query -- --saved window-min-max (see --help)"
         : "give either a SQL statement or --saved NAME, not both",
@@ -93,7 +91,7 @@ export function parseQueryArgs(argv: readonly string[]): QueryOptions | "help" {
   }
   const format = v.format ?? "table";
   if (format !== "table" && format !== "json") {
-    throw new QueryUsageError(`--format ${format}: expected table or json`);
+    throw new UsageError(`--format ${format}: expected table or json`);
   }
   return {
     stack: v.stack ?? "dev",
@@ -145,7 +143,7 @@ export async function runQuery(
   if (opts.saved !== undefined) {
     const q = saved.find((s) => s.name === opts.saved);
     if (q === undefined) {
-      throw new QueryUsageError(
+      throw new UsageError(
         `--saved ${opts.saved}: no such saved query; use one of ${saved.map((s) => s.name).join(", ")}`,
       );
     }

@@ -3,7 +3,7 @@
 // It sits above device/ (the client side) and local/ (the embedded pipeline), which know nothing
 // of each other.
 import * as path from "node:path";
-import { EnvironmentError } from "../core/errors";
+import { EnvironmentError, UsageError } from "../core/errors";
 import { PROJECT_DIR } from "../core/project";
 import { telemetryTopicFor } from "../core/topics";
 import { loadStackConfig, type StackConfig } from "../core/stack-config";
@@ -15,7 +15,7 @@ import type { TelemetrySource } from "../device/source";
 import { printMonitoring } from "./monitoring-summary";
 import { checkOpenFilesLimit } from "./fd-limit";
 import { trustOnce } from "./shared-trust";
-import { DEFAULT_DURATION_S, UsageError, type Output, type SimulateOptions } from "./options";
+import { DEFAULT_DURATION_S, type Output, type SimulateOptions } from "./options";
 import { identityDirFor, provisionFleet, provisioningLines } from "./provision";
 import {
   fileCredentials,

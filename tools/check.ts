@@ -15,14 +15,11 @@ import {
 } from "./policy-engine";
 import type { RegisteredResource } from "./mock-program";
 import { deployProblems } from "../core/deploy-readiness";
-import { UserError } from "../core/errors";
+import { UsageError, UserError } from "../core/errors";
 import { runCommand } from "../core/command";
 
 const USAGE =
   "usage: npm run check -- --stack <name> [--policy-pack-config FILE] [--config key=value]...";
-
-/** A command line the check cannot run; the message is one line. */
-class UsageError extends UserError {}
 
 interface Args {
   readonly stack: string;

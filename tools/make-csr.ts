@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
+import { shownPath } from "../core/display";
 import { ConfigError } from "../core/errors";
 import { PROJECT_DIR } from "../core/project";
 import { parseStackConfig, readRawStackConfig } from "../core/stack-config";
@@ -34,11 +35,6 @@ export interface CsrResult {
   readonly csrFile: string;
   readonly keyFile: string;
   readonly outcome: CsrOutcome;
-}
-
-/** The device-side key file of a thing. */
-export function deviceKeyFile(stack: string, thing: string, dir: string = PROJECT_DIR): string {
-  return path.join(dir, ".local", "devices", stack, `${thing}.key`);
 }
 
 async function importKey(pem: string) {
@@ -155,13 +151,12 @@ async function main(argv: string[]): Promise<void> {
     );
   }
   const results = await makeCsrs({ stack, force });
-  const rel = (f: string) => path.relative(process.cwd(), f);
   for (const r of results) {
     const what = {
-      created: `new key ${rel(r.keyFile)} and CSR ${rel(r.csrFile)}`,
-      kept: `kept ${rel(r.csrFile)} (its key is ${rel(r.keyFile)})`,
-      "csr-from-existing-key": `CSR ${rel(r.csrFile)} for the existing key ${rel(r.keyFile)}`,
-      skipped: `kept ${rel(r.csrFile)}; its key is not on this machine (--force makes a new key and CSR)`,
+      created: `new key ${shownPath(r.keyFile)} and CSR ${shownPath(r.csrFile)}`,
+      kept: `kept ${shownPath(r.csrFile)} (its key is ${shownPath(r.keyFile)})`,
+      "csr-from-existing-key": `CSR ${shownPath(r.csrFile)} for the existing key ${shownPath(r.keyFile)}`,
+      skipped: `kept ${shownPath(r.csrFile)}; its key is not on this machine (--force makes a new key and CSR)`,
     }[r.outcome];
     console.log(`${r.thing}: ${what}`);
   }

@@ -17,6 +17,7 @@ import {
   type StackConfig,
 } from "../core/stack-config";
 import { throwawayCsrDir } from "./make-csr";
+import { toPem } from "../core/pem";
 
 /** The account every mocked call answers with. */
 export const MOCK_ACCOUNT_ID = "123456789012";
@@ -138,11 +139,6 @@ function certificateDer(opts: {
   return seq(tbs, ECDSA_SHA256, der(0x03, Buffer.from([0]), signature));
 }
 
-function pem(body: Buffer, label: string): string {
-  const lines = body.toString("base64").match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
-}
-
 let mockCa: { name: Buffer; key: KeyObject; pem: string } | undefined;
 
 /** A stand-in for AWS's issuing CA, made once per process. */
@@ -158,7 +154,7 @@ function issuer() {
       ca: true,
       signingKey: privateKey,
     });
-    mockCa = { name, key: privateKey, pem: pem(cert, "CERTIFICATE") };
+    mockCa = { name, key: privateKey, pem: toPem(cert, "CERTIFICATE") };
   }
   return mockCa;
 }
@@ -194,7 +190,7 @@ function issueCertificate(csrPem: string | undefined) {
     signingKey: ca.key,
   });
   const id = createHash("sha256").update(cert).digest("hex");
-  return { id, certificatePem: pem(cert, "CERTIFICATE"), privateKeyPem };
+  return { id, certificatePem: toPem(cert, "CERTIFICATE"), privateKeyPem };
 }
 
 // ---- What the provider would compute -------------------------------------------------------

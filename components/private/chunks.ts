@@ -11,7 +11,8 @@ export const FLEET_CHUNK = 250;
  * items, so that the registrations made so far can complete before the next chunk is made: under
  * mocks (`npm run check`, the tests, the bench) they do, and memory stays bounded; under the
  * engine it only changes when the later registrations are sent. The first chunk is made before
- * this returns, synchronously, so a fleet of up to `size` things is made exactly as before.
+ * this returns, synchronously, so a fleet of up to `size` things is made in one pass, without a
+ * turn of the event loop in between.
  * Settles once every item is made; rejects with the first error `make` throws.
  */
 export async function inChunks<T>(

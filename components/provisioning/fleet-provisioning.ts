@@ -1,7 +1,8 @@
 // Fleet provisioning by claim, in the cloud: the provisioning template devices register through,
 // its provisioning role (AWSIoTThingsRegistration), the claim certificate with its policy limited
 // to the provisioning topics, and optionally the pre-provisioning hook (a Lambda function that
-// allows only the stack's serials). The stack's size no longer grows with the fleet.
+// allows only the stack's serials). Devices register themselves, so the stack's size does not grow
+// with the fleet.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import {

@@ -1,6 +1,7 @@
 // Evaluates a parsed IoT SQL statement on one message with AWS's semantics: FROM filters the
 // topic (Basic Ingest topics go to the rule they name), WHERE runs before SELECT, Undefined is
 // left out. The statement is compiled once into closures, since it runs on every publish.
+import { compileTopicFilter } from "../topics";
 import type { BinaryOp, Expr, PathStep, RuleStatement, SelectList, SubQuery } from "./ast";
 import { castTo, lookupFunction, type CallContext } from "./functions";
 import {
@@ -45,37 +46,6 @@ export type RuleResult =
     };
 
 export { RuleEvaluationError };
-
-/**
- * MQTT topic-filter matching as the Topics page describes it: `+` matches one level, `#` every
- * level at and below its own, so `sensor/#` matches `sensor/` and `sensor/a/b` but not `sensor`.
- * Topics starting with `$` need a filter that names that first level. Compiled once per filter.
- */
-export function compileTopicFilter(filter: string): (topic: string) => boolean {
-  const f = filter.split("/");
-  const hashAt = f[f.length - 1] === "#" ? f.length - 1 : -1;
-  const wildFirst = f[0] === "+" || f[0] === "#";
-  return (topic) => {
-    if (wildFirst && topic.charCodeAt(0) === 36) return false;
-    let pos = 0;
-    for (let i = 0; i < f.length; i++) {
-      if (pos < 0) return false;
-      if (i === hashAt) return true;
-      const end = topic.indexOf("/", pos);
-      if (f[i] !== "+") {
-        const level = f[i];
-        const len = (end < 0 ? topic.length : end) - pos;
-        if (len !== level.length || !topic.startsWith(level, pos)) return false;
-      }
-      pos = end < 0 ? -1 : end + 1;
-    }
-    return pos < 0;
-  };
-}
-
-export function topicMatches(filter: string, topic: string): boolean {
-  return compileTopicFilter(filter)(topic);
-}
 
 const BASIC_INGEST = "$aws/rules/";
 

@@ -84,6 +84,12 @@ export interface FunctionSpec {
   readonly impl: (args: readonly Value[], ctx: CallContext) => Value;
 }
 
+/**
+ * transform("enrichArray", ...): "The array returned by this function is limited to 128 KiB." A
+ * limit of the function's own, equal to the message size limit but documented apart from it.
+ */
+const TRANSFORM_MAX_BYTES = 128 * 1024;
+
 const FUNCTIONS_PAGE =
   "https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-functions.html";
 
@@ -798,8 +804,7 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
         for (const k of Object.keys(obj)) setKey(merged, k, obj[k]);
         out.push(merged);
       }
-      // "The array returned by this function is limited to 128 KiB."
-      return Buffer.byteLength(serialize(out)) > 128 * 1024 ? undefined : out;
+      return Buffer.byteLength(serialize(out)) > TRANSFORM_MAX_BYTES ? undefined : out;
     },
   },
   trim: {

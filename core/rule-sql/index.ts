@@ -12,7 +12,6 @@ export {
 export {
   compileRule,
   evaluateRule,
-  topicMatches,
   RuleEvaluationError,
   type CompiledRule,
   type RuleInput,

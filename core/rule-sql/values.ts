@@ -3,6 +3,7 @@
 // read as JSON with bounds on its size, depth and numbers.
 import { isUtf8 } from "node:buffer";
 import { Decimal } from "decimal.js";
+import { IOT_MAX_PAYLOAD_BYTES } from "../iot-limits";
 
 /**
  * A Decimal that a JavaScript number cannot hold exactly: 34 significant digits, rounding half
@@ -325,7 +326,7 @@ export function sqlEquals(a: SqlValue, b: SqlValue): boolean {
 /** What the rule engine evaluates at most; beyond it the message goes to the error action. */
 export const LIMITS = {
   /** AWS IoT's message payload limit (128 KB), which the broker also enforces. */
-  payloadBytes: 128 * 1024,
+  payloadBytes: IOT_MAX_PAYLOAD_BYTES,
   /** Nesting of arrays and objects in a JSON payload or a decoded value. */
   depth: 1000,
 } as const;

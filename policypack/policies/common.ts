@@ -155,6 +155,19 @@ export function str(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
+/** What a bucket's dependants name it by: the bucket name is its id. */
+export const BUCKET_KEYS: readonly string[] = ["id", "bucket", "arn"];
+
+/**
+ * A property's value without reading it through the engine's proxy, which throws for a value
+ * unknown during preview (the name of a resource not created yet); unknown reads as the sentinel.
+ */
+export function peek(bag: unknown, key: string): unknown {
+  return typeof bag === "object" && bag !== null
+    ? Object.getOwnPropertyDescriptor(bag, key)?.value
+    : undefined;
+}
+
 /**
  * Whether `from.props[prop]` points at `target`. The engine's property dependencies say so even
  * when values are unknown during preview; otherwise the value must equal one of the target's

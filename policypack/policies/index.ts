@@ -31,7 +31,7 @@ export const PACK_NAME = "iot-pipeline-guardrails";
 /** The level of a policy that sets none (all of ours set one). */
 export const PACK_ENFORCEMENT_LEVEL: EnforcementLevel = "advisory";
 
-/** Every policy, in the order. */
+/** Every policy; the pack runs and reports them in this order. */
 export const policies: Policies = [
   iotPolicyNoAllowAll,
   iotPolicyNoAllowAllInDev,

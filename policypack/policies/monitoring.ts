@@ -4,7 +4,7 @@
 // and each Managed Flink application (its downtime).
 import type { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
 import { METRICS } from "../../core/monitoring";
-import { TYPES, devStacksSchema, inDevStack, obj, refersTo, str } from "./common";
+import { TYPES, devStacksSchema, inDevStack, obj, peek, refersTo, str } from "./common";
 
 const LOGGING_OPTIONS = "aws:iot/loggingOptions:LoggingOptions";
 const METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm";
@@ -50,16 +50,6 @@ interface AlarmMetric {
   readonly namespace?: string;
   readonly metricName?: string;
   readonly dimensions: Record<string, unknown>;
-}
-
-/**
- * A property's value without reading it through the engine's proxy, which throws for a value
- * unknown during preview (the name of a resource not created yet); unknown reads as the sentinel.
- */
-function peek(bag: unknown, key: string): unknown {
-  return typeof bag === "object" && bag !== null
-    ? Object.getOwnPropertyDescriptor(bag, key)?.value
-    : undefined;
 }
 
 function metricOf(m: unknown): AlarmMetric {

@@ -1,7 +1,7 @@
 // Policy 4: every S3 bucket of the stack blocks all public access and encrypts at rest. In
 // @pulumi/aws 7 both are resources of their own beside the bucket, so this is a stack policy.
 import type { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
-import { TYPES, items, obj, refersTo, str } from "./common";
+import { BUCKET_KEYS, TYPES, items, obj, refersTo, str } from "./common";
 
 const BUCKETS: readonly string[] = [TYPES.s3Bucket, TYPES.s3BucketV2];
 const ENCRYPTIONS: readonly string[] = [TYPES.s3Encryption, TYPES.s3EncryptionV2];
@@ -12,8 +12,6 @@ const BLOCK_FLAGS = [
   "restrictPublicBuckets",
 ] as const;
 const SSE_ALGORITHMS = ["AES256", "aws:kms", "aws:kms:dsse"];
-/** What a bucket's dependants name it by: the bucket name is its id. */
-const BUCKET_KEYS = ["id", "bucket", "arn"];
 
 function algorithmOf(rule: Record<string, unknown> | undefined): string | undefined {
   return str(obj(rule?.applyServerSideEncryptionByDefault)?.sseAlgorithm);

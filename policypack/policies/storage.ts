@@ -3,7 +3,16 @@
 // in @pulumi/aws 7 the bucket policy and lifecycle are resources of their own beside the bucket.
 import type { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
 import { deniesInsecureTransport, ruleExpiresData } from "../../core/storage";
-import { TYPES, devStacksSchema, inDevStack, items, refersTo, str } from "./common";
+import {
+  BUCKET_KEYS,
+  TYPES,
+  devStacksSchema,
+  inDevStack,
+  items,
+  peek,
+  refersTo,
+  str,
+} from "./common";
 
 const BUCKETS: readonly string[] = [TYPES.s3Bucket, TYPES.s3BucketV2];
 const BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy";
@@ -11,13 +20,6 @@ const LIFECYCLES: readonly string[] = [
   "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
   "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
 ];
-/** What a bucket's dependants name it by: the bucket name is its id. */
-const BUCKET_KEYS = ["id", "bucket", "arn"];
-
-/** A property's value without reading it through the engine's proxy (unknown during preview). */
-function peek(bag: Record<string, unknown>, key: string): unknown {
-  return Object.getOwnPropertyDescriptor(bag, key)?.value;
-}
 
 function bucketsOf(resources: readonly PolicyResource[]): PolicyResource[] {
   return resources.filter((r) => BUCKETS.includes(r.type));

@@ -12,7 +12,7 @@ import {
   type TelemetryRecord,
 } from "../../local/analytics";
 import { windowsDeliveryConfig } from "../../core/delivery";
-import { until } from "../broker/helpers";
+import { until } from "../helpers/wait";
 import { LocalDeliveryStream } from "../../local/firehose";
 import type { LocalBucket } from "../../local/s3";
 

@@ -11,7 +11,8 @@ import type { DeviceIdentity } from "../../local/broker";
 import { MAX_READ_BYTES } from "../../local/connection-guard";
 import type { Pki } from "../../local/ca";
 import { DEFAULT_UNACKNOWLEDGED_LIMITS } from "../../local/publish-acks";
-import { testPki, until } from "./helpers";
+import { testPki } from "../helpers/broker";
+import { until } from "../helpers/wait";
 import { publishPacket, RawClient } from "./raw-mqtt";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

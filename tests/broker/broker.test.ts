@@ -6,7 +6,15 @@ import * as tls from "node:tls";
 import mqtt, { ErrorWithSubackPacket } from "mqtt";
 import { createCertificateAuthority, issueCertificate, type Pki } from "../../local/ca";
 import type { LocalBroker, DeviceIdentity } from "../../local/broker";
-import { connectAs, connectOutcome, startBroker, subscribed, testPki, until } from "./helpers";
+import {
+  connectAs,
+  connectOutcome,
+  expiredLeaf,
+  startBroker,
+  subscribed,
+  testPki,
+} from "../helpers/broker";
+import { until } from "../helpers/wait";
 
 describe("local broker (mutual TLS)", () => {
   let pki: Pki;
@@ -69,25 +77,7 @@ describe("local broker (mutual TLS)", () => {
   });
 
   it("refuses an expired certificate from its own CA", async () => {
-    const fs = await import("node:fs");
-    const path = await import("node:path");
-    const { X509Certificate } = await import("@peculiar/x509");
-    const { webcrypto } = await import("node:crypto");
-    const caKey = await webcrypto.subtle.importKey(
-      "pkcs8",
-      Buffer.from(
-        fs.readFileSync(path.join(pki.dir, "ca.key"), "utf8").replace(/-----[A-Z ]+-----|\s/g, ""),
-        "base64",
-      ),
-      { name: "ECDSA", namedCurve: "P-256" },
-      false,
-      ["sign"],
-    );
-    const ca = { cert: new X509Certificate(pki.caPem), key: caKey, certPem: pki.caPem, keyPem: "" };
-    const expired = await issueCertificate(ca, "sensor-a", {
-      notBefore: new Date(Date.now() - 3 * 86400_000),
-      notAfter: new Date(Date.now() - 86400_000),
-    });
+    const expired = await expiredLeaf(pki);
     await expectTlsRefusal(expired);
   });
 

@@ -9,7 +9,7 @@ import {
   issueCertificate,
   readCredentials,
 } from "../../local/ca";
-import { tempDir } from "./helpers";
+import { tempDir } from "../helpers/temp";
 
 describe("local CA", function () {
   this.timeout(20_000);

@@ -6,17 +6,18 @@ import "reflect-metadata"; // @peculiar/x509 needs it before it loads
 import * as assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { webcrypto } from "node:crypto";
-import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import * as x509 from "@peculiar/x509";
 import mqtt from "mqtt";
 import { UserError } from "../../core/errors";
+import { toPem } from "../../core/pem";
 import { LocalBroker } from "../../local/broker";
-import { issueCertificate, type Pki } from "../../local/ca";
+import type { Pki } from "../../local/ca";
 import type { ConnectionLimits, GuardEvent } from "../../local/connection-guard";
-import { testPki, until } from "./helpers";
+import { expiredLeaf, testPki } from "../helpers/broker";
+import { until } from "../helpers/wait";
 import { publishPacket, RawClient, subscribePacket } from "./raw-mqtt";
 
 async function start(pki: Pki, limits: Partial<ConnectionLimits> = {}, port = 0) {
@@ -41,13 +42,6 @@ function idleSockets(port: number, n: number): net.Socket[] {
 const closed = (s: net.Socket) =>
   new Promise<void>((resolve) => (s.destroyed ? resolve() : s.once("close", () => resolve())));
 
-function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der)
-    .toString("base64")
-    .replace(/(.{64})/g, "$1\n");
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
-}
-
 /** A client certificate for sensor-a signed by its own key: nobody vouches for it. */
 async function selfSignedLeaf(): Promise<{ key: string; cert: string }> {
   const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
@@ -67,30 +61,6 @@ async function selfSignedLeaf(): Promise<{ key: string; cert: string }> {
     key: toPem(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey), "PRIVATE KEY"),
     cert: cert.toString("pem"),
   };
-}
-
-/** A certificate for sensor-a from the broker's own CA that expired yesterday. */
-async function expiredLeaf(pki: Pki): Promise<{ key: string; cert: string }> {
-  const caKey = await webcrypto.subtle.importKey(
-    "pkcs8",
-    Buffer.from(
-      fs.readFileSync(path.join(pki.dir, "ca.key"), "utf8").replace(/-----[A-Z ]+-----|\s/g, ""),
-      "base64",
-    ),
-    { name: "ECDSA", namedCurve: "P-256" },
-    false,
-    ["sign"],
-  );
-  const ca = {
-    cert: new x509.X509Certificate(pki.caPem),
-    key: caKey,
-    certPem: pki.caPem,
-    keyPem: "",
-  };
-  return issueCertificate(ca, "sensor-a", {
-    notBefore: new Date(Date.now() - 3 * 86_400_000),
-    notAfter: new Date(Date.now() - 86_400_000),
-  });
 }
 
 describe("broker connection hygiene", function () {

@@ -15,7 +15,8 @@ import { LocalBroker } from "../../local/broker";
 import type { Pki } from "../../local/ca";
 import type { GuardEvent } from "../../local/connection-guard";
 import { IOT_MAX_PAYLOAD_BYTES } from "../../core/iot-limits";
-import { testPki, until } from "./helpers";
+import { testPki } from "../helpers/broker";
+import { until } from "../helpers/wait";
 import { connectPacket, fixedHeader, publishPacket, RawClient, subscribePacket } from "./raw-mqtt";
 
 const PUBACK = 4;

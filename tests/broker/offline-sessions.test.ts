@@ -11,7 +11,8 @@ import mqtt, { type MqttClient } from "mqtt";
 import { LocalBroker } from "../../local/broker";
 import { OfflineSessions, type SessionLimits } from "../../local/offline-sessions";
 import type { Pki } from "../../local/ca";
-import { connectAs, testPki, until } from "./helpers";
+import { connectAs, testPki } from "../helpers/broker";
+import { until } from "../helpers/wait";
 
 function persistent(broker: LocalBroker, pki: Pki, thing: string): MqttClient {
   const client = mqtt.connect(broker.url, {

@@ -35,7 +35,11 @@ export function fixedHeader(type: number, flags: number, bodyLength: number): Bu
 
 export function connectPacket(
   clientId: string,
-  opts: { keepalive?: number; will?: { topic: string | Buffer; qos: number }; clean?: boolean } = {},
+  opts: {
+    keepalive?: number;
+    will?: { topic: string | Buffer; qos: number };
+    clean?: boolean;
+  } = {},
 ): Buffer {
   let flags = opts.clean === false ? 0 : 0x02; // clean session unless asked for a persistent one
   const payload = [str(clientId)];

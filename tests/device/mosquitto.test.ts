@@ -9,8 +9,11 @@ import * as path from "node:path";
 import type { Pki } from "../../local/ca";
 import type { LocalBroker } from "../../local/broker";
 import { Publisher } from "../../device/publisher";
-import { reading, startBroker, tempDir, testPki, until } from "../broker/helpers";
-import { describeWithMosquitto } from "../helpers/mosquitto";
+import { startBroker, testPki } from "../helpers/broker";
+import { reading } from "../helpers/telemetry";
+import { tempDir } from "../helpers/temp";
+import { until } from "../helpers/wait";
+import { describeWithMosquitto, mosquittoTlsArgs } from "../helpers/mosquitto";
 import { freePort, mosquittoConf } from "../../tools/mosquitto";
 
 /** Collects a child's output and resolves when `pattern` appears in it. */
@@ -83,21 +86,7 @@ describeWithMosquitto("interoperability with Mosquitto (mutual TLS)", function (
   });
 
   function clientArgs(identity: string, port: number, clientId = identity): string[] {
-    const p = pki.paths(identity);
-    return [
-      "-h",
-      "127.0.0.1",
-      "-p",
-      String(port),
-      "--cafile",
-      p.ca,
-      "--cert",
-      p.cert,
-      "--key",
-      p.key,
-      "-i",
-      clientId,
-    ];
+    return mosquittoTlsArgs(port, pki.paths(identity), clientId);
   }
 
   describe("the publisher against a Mosquitto broker", () => {

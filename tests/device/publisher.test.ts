@@ -4,7 +4,9 @@ import * as assert from "node:assert/strict";
 import type { Pki } from "../../local/ca";
 import type { LocalBroker } from "../../local/broker";
 import { Publisher, PublisherError, type PublishOutcome } from "../../device/publisher";
-import { connectAs, reading, startBroker, subscribed, testPki, until } from "../broker/helpers";
+import { connectAs, startBroker, subscribed, testPki } from "../helpers/broker";
+import { reading } from "../helpers/telemetry";
+import { until } from "../helpers/wait";
 
 function publisherFor(broker: LocalBroker, pki: Pki, thing: string, extra = {}) {
   const reports: string[] = [];

@@ -1,7 +1,7 @@
 // The telemetry schema as a table: each message accepted, or rejected with the one line it gives.
 import * as assert from "node:assert/strict";
+import { IOT_MAX_PAYLOAD_BYTES } from "../../core/iot-limits";
 import {
-  MAX_PAYLOAD_BYTES,
   TELEMETRY_FIELDS,
   describeErrors,
   encodeTelemetry,
@@ -91,8 +91,8 @@ describe("telemetry schema", () => {
   it("rejects a payload over 128 KB even if the schema would allow it", () => {
     // No field can be that long under this schema, so test the size rule on its own terms.
     const encoded = encodeTelemetry(ok);
-    assert.ok(encoded.ok && encoded.payload.length < MAX_PAYLOAD_BYTES);
-    assert.equal(MAX_PAYLOAD_BYTES, 131072);
+    assert.ok(encoded.ok && encoded.payload.length < IOT_MAX_PAYLOAD_BYTES);
+    assert.equal(IOT_MAX_PAYLOAD_BYTES, 131072);
   });
 
   it("keeps the TypeScript type and the schema in step (fields and required ones)", () => {

@@ -38,3 +38,20 @@ export function describeWithMosquitto(
     body.call(this, { mosquitto: "", mosquittoPub: "", mosquittoSub: "" });
   });
 }
+
+/**
+ * A mosquitto_pub / mosquitto_sub connection over mutual TLS: the broker's address, the CA to
+ * trust, the client's certificate and key files, and its client id.
+ */
+export function mosquittoTlsArgs(
+  port: number,
+  files: { readonly ca: string; readonly cert: string; readonly key: string },
+  clientId: string,
+  host = "127.0.0.1",
+): string[] {
+  return [
+    ...["-h", host, "-p", String(port)],
+    ...["--cafile", files.ca, "--cert", files.cert, "--key", files.key],
+    ...["-i", clientId],
+  ];
+}

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { parseStackConfig, readRawStackConfig } from "../../core/stack-config";
 import { certificateProfileFor, ensurePki } from "../../local/ca";
 import { certificateAttributes } from "../../local/certificate-attributes";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 
 const config = (localCertificates: unknown) =>
   parseStackConfig(

@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
-import { until } from "../broker/helpers";
+import { until } from "../helpers/wait";
 import { loadStackConfig, type DeliveryConfig } from "../../core/stack-config";
 import {
   DeliveryStreamBusyError,
@@ -15,6 +15,7 @@ import {
   LocalDeliveryStream,
   RECORD_OVERHEAD_BYTES,
 } from "../../local/firehose";
+import { deliveredLines, readObject } from "../helpers/delivered";
 
 const base = loadStackConfig("dev").delivery;
 const fixedNow = new Date(Date.UTC(2026, 10, 26, 9, 5, 7));
@@ -33,15 +34,6 @@ async function open(dir: string, delivery: Partial<DeliveryConfig>, extra = {}) 
 }
 
 const record = (i: number) => Buffer.from(JSON.stringify({ i }) + FIREHOSE_RECORD_SEPARATOR);
-
-function readObject(file: string): string {
-  const body = fs.readFileSync(file);
-  return (file.endsWith(".gz") ? zlib.gunzipSync(body) : body).toString("utf8");
-}
-
-function linesOf(files: string[]): string[] {
-  return files.flatMap((f) => readObject(f).split(FIREHOSE_RECORD_SEPARATOR).filter(Boolean));
-}
 
 describe("local delivery stream (local/firehose)", () => {
   let dir: string;
@@ -103,7 +95,7 @@ describe("local delivery stream (local/firehose)", () => {
     assert.equal(timer?.ms, 100);
     timer?.flush();
     await until(() => s.stats.objectsWritten === 1, "the interval's flush");
-    assert.deepEqual(linesOf(s.objects), ['{"i":1}', '{"i":2}']);
+    assert.deepEqual(deliveredLines(s.objects), ['{"i":1}', '{"i":2}']);
     await s.close();
   });
 
@@ -186,7 +178,7 @@ describe("local delivery stream (local/firehose)", () => {
       await new Promise((r) => setImmediate(r));
     }
     await closing;
-    assert.deepEqual(linesOf(s.objects).sort(), ['{"i":1}', '{"i":2}', '{"i":3}']);
+    assert.deepEqual(deliveredLines(s.objects).sort(), ['{"i":1}', '{"i":2}', '{"i":3}']);
   });
 
   it("hands a buffer of tiny records over once their memory, not only their bytes, reaches the size hint", async () => {
@@ -328,7 +320,7 @@ describe("local delivery stream (local/firehose)", () => {
     });
     assert.ok(s.stats.recordsReplayed >= acked.size, `replayed ${s.stats.recordsReplayed}`);
     await s.close();
-    const delivered = linesOf(s.objects).map((l) => (JSON.parse(l) as { i: number }).i);
+    const delivered = deliveredLines(s.objects).map((l) => (JSON.parse(l) as { i: number }).i);
     const unique = new Set(delivered);
     const lost = [...acked].filter((i) => !unique.has(i));
     assert.deepEqual(lost, [], `${lost.length} acknowledged record(s) lost`);

@@ -6,11 +6,12 @@ import { strict as assert } from "node:assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
 import { PROJECT_DIR } from "../../core/project";
 import { loadStackConfig } from "../../core/stack-config";
 import { LocalDeliveryStream } from "../../local/firehose";
 import { describeWithSmallDisk } from "../helpers/small-disk";
+import { deliveredNumbers } from "../helpers/delivered";
+import { tmpFiles } from "../helpers/temp";
 
 const RECORDS = 20_000; // about 8.5 MB of journal: more than the disk holds
 
@@ -78,26 +79,7 @@ async function replay(stateDir: string): Promise<number[]> {
     stateDir,
   });
   await s.close();
-  return s.objects.flatMap((f) => {
-    const body = fs.readFileSync(f);
-    const text = (f.endsWith(".gz") ? zlib.gunzipSync(body) : body).toString("utf8");
-    return text
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => (JSON.parse(l) as { i: number }).i);
-  });
-}
-
-function tmpFiles(root: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(d, e.name));
-      else if (e.name.endsWith(".tmp")) out.push(path.join(d, e.name));
-    }
-  };
-  walk(root);
-  return out;
+  return deliveredNumbers(s.objects);
 }
 
 interface Run {

@@ -6,7 +6,6 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
 import { UserError } from "../../core/errors";
 import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import { loadStackConfig, type DeliveryConfig } from "../../core/stack-config";
@@ -14,6 +13,12 @@ import { JournalError, JournalUnavailableError, LocalDeliveryStream } from "../.
 import type { FileLayer } from "../../local/file-layer";
 import { FRAME_HEADER_BYTES, scanSegment } from "../../local/journal-format";
 import { FaultyFiles } from "./fixtures/faulty-files";
+import { deliveredNumbers } from "../helpers/delivered";
+import { tmpFiles } from "../helpers/temp";
+import { until } from "../helpers/wait";
+
+/** Each wait spans several full-disk retries on a loaded machine: twice the helper's default. */
+const FAULT_WAIT_MS = 20_000;
 
 const base = loadStackConfig("dev").delivery;
 /** Nothing is flushed on its own during a test: records stay in the journal until close. */
@@ -73,42 +78,6 @@ function segmentFiles(dir: string): string[] {
     .map((n) => path.join(journalDir(dir), n));
 }
 
-/** The record numbers of every delivered object. */
-function delivered(s: LocalDeliveryStream): number[] {
-  return s.objects.flatMap((f) => {
-    const body = fs.readFileSync(f);
-    const text = (f.endsWith(".gz") ? zlib.gunzipSync(body) : body).toString("utf8");
-    return text
-      .split(FIREHOSE_RECORD_SEPARATOR)
-      .filter(Boolean)
-      .map((l) => (JSON.parse(l) as { i: number }).i);
-  });
-}
-
-function until(cond: () => boolean, what: string, limitMs = 20_000): Promise<void> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (cond()) return resolve();
-      if (Date.now() - start > limitMs) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
-
-function tmpFiles(root: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(d, e.name));
-      else if (e.name.endsWith(".tmp")) out.push(path.join(d, e.name));
-    }
-  };
-  walk(root);
-  return out;
-}
-
 describe("delivery journal under disk faults (injected: short writes, a full disk)", () => {
   let dir: string;
   beforeEach(() => {
@@ -133,7 +102,7 @@ describe("delivery journal under disk faults (injected: short writes, a full dis
     assert.equal(second.stats.recordsReplayed, 400);
     await second.close();
     assert.deepEqual(
-      delivered(second).sort((a, b) => a - b),
+      deliveredNumbers(second.objects).sort((a, b) => a - b),
       [...run.acked].sort((a, b) => a - b),
     );
   });
@@ -144,7 +113,11 @@ describe("delivery journal under disk faults (injected: short writes, a full dis
     faulty.space = 30_000; // about 150 records of ~200 bytes
     const s = await open(dir, faulty, {}, log);
     const run = putAll(s, 600);
-    await until(() => faulty.counts.enospc >= 3, "the journal to hit the full disk and retry");
+    await until(
+      () => faulty.counts.enospc >= 3,
+      "the journal to hit the full disk and retry",
+      FAULT_WAIT_MS,
+    );
     const ackedWhileFull = run.acked.size;
     assert.ok(ackedWhileFull > 0 && ackedWhileFull < 600, `acked ${ackedWhileFull} while full`);
     assert.equal(run.refused.size, 0, "a full disk refuses nothing: the puts wait");
@@ -169,7 +142,7 @@ describe("delivery journal under disk faults (injected: short writes, a full dis
     assert.equal(back.length, 1, "one line when it is writable again");
     assert.equal(s.stats.journalStalls, 1);
     await s.close();
-    const records = delivered(s);
+    const records = deliveredNumbers(s.objects);
     assert.equal(records.length, 600, "no record written twice, none lost");
     assert.equal(new Set(records).size, 600);
   });
@@ -180,7 +153,7 @@ describe("delivery journal under disk faults (injected: short writes, a full dis
     faulty.space = 20_000;
     const s = await open(dir, faulty, {}, log);
     const run = putAll(s, 400);
-    await until(() => faulty.counts.enospc >= 2, "the full disk");
+    await until(() => faulty.counts.enospc >= 2, "the full disk", FAULT_WAIT_MS);
     await s.close(); // must return, although nothing more can be written
     await run.done;
     assert.ok(run.acked.size > 0);
@@ -200,7 +173,7 @@ describe("delivery journal under disk faults (injected: short writes, a full dis
     const next = await open(dir);
     await next.close();
     assert.deepEqual(
-      delivered(next).sort((a, b) => a - b),
+      deliveredNumbers(next.objects).sort((a, b) => a - b),
       [...run.acked].sort((a, b) => a - b),
       "the next start delivers every acknowledged record",
     );
@@ -219,7 +192,7 @@ describe("delivery journal under disk faults (injected: short writes, a full dis
       maxQueuedBytes: 20_000,
     });
     const run = putAll(s, 300, 300);
-    await until(() => run.refused.size > 0 && faulty.counts.enospc > 0, "refusals");
+    await until(() => run.refused.size > 0 && faulty.counts.enospc > 0, "refusals", FAULT_WAIT_MS);
     const waiting = 300 - run.refused.size;
     const frame = payload(0).length + FRAME_HEADER_BYTES;
     assert.ok(waiting > 0 && waiting * frame <= 20_000, `${waiting} records held while full`);
@@ -234,7 +207,7 @@ describe("delivery journal under disk faults (injected: short writes, a full dis
     await run.done;
     assert.equal(run.acked.size, waiting, "the held ones are acknowledged once there is space");
     await s.close();
-    assert.equal(delivered(s).length, waiting);
+    assert.equal(deliveredNumbers(s.objects).length, waiting);
   });
 
   it("a start on a full disk is one JournalError line (exit 2), keeps the journal and leaves no temp file", async () => {
@@ -262,6 +235,6 @@ describe("delivery journal under disk faults (injected: short writes, a full dis
     }
     const next = await open(dir);
     await next.close();
-    assert.equal(delivered(next).length, 50);
+    assert.equal(deliveredNumbers(next.objects).length, 50);
   });
 });

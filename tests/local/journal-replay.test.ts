@@ -18,6 +18,7 @@ import {
   scanSegment,
   type JournalRecord,
 } from "../../local/journal-format";
+import { deliveredNumbers } from "../helpers/delivered";
 
 const base = loadStackConfig("dev").delivery;
 const COUNT = 1200;
@@ -48,17 +49,6 @@ async function journalWithoutDelivering(dir: string): Promise<string> {
   const segments = fs.readdirSync(journalDir(dir)).filter((n) => n.startsWith("segment-"));
   assert.equal(segments.length, 1);
   return path.join(journalDir(dir), segments[0]);
-}
-
-function deliveredNumbers(s: LocalDeliveryStream): number[] {
-  return s.objects.flatMap((f) => {
-    const body = fs.readFileSync(f);
-    const text = (f.endsWith(".gz") ? zlib.gunzipSync(body) : body).toString("utf8");
-    return text
-      .split(FIREHOSE_RECORD_SEPARATOR)
-      .filter(Boolean)
-      .map((l) => Number((JSON.parse(l) as { i: string }).i));
-  });
 }
 
 /** Offset of frame n in a segment of equal-sized frames. */
@@ -97,7 +87,7 @@ describe("journal replay after damage", () => {
       const log: string[] = [];
       const s = await open(dir, log);
       await s.close();
-      const got = deliveredNumbers(s);
+      const got = deliveredNumbers(s.objects);
       const expected = Array.from({ length: COUNT }, (_, i) => i).filter((i) => i !== frame);
       assert.deepEqual(
         got.sort((a, b) => a - b),
@@ -174,7 +164,7 @@ describe("journal replay after damage", () => {
     fs.writeFileSync(path.join(journalDir(dir), "segment-000000000007.log"), Buffer.concat(legacy));
     const s = await open(dir);
     await s.close();
-    assert.deepEqual(deliveredNumbers(s), [0, 1, 2]);
+    assert.deepEqual(deliveredNumbers(s.objects), [0, 1, 2]);
     assert.match(
       s.objects[0],
       /telemetry[/\\]2026[/\\]01[/\\]01[/\\]00[/\\]/,

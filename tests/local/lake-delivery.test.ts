@@ -229,7 +229,7 @@ describe("delivery into prod's Parquet lake (local/firehose + local/lake-writer)
     await s.close(); // the stop: it must not throw
     await writer.close();
     assert.equal(s.stats.recordsLeftInJournal, 0, "nothing stuck in the journal");
-    // Where the old code wrote the escaping one: the bucket's folder joined with the key.
+    // Where a plain join of the bucket's folder and the key would write the escaping one.
     const naive = path.join(s.bucket.dir, "telemetry", `device=${bad[0]}`);
     assert.ok(!fs.existsSync(naive), `nothing at ${naive}`);
     assert.ok(!fs.existsSync(path.join(os.tmpdir(), escape)));

@@ -4,7 +4,8 @@ import * as assert from "node:assert/strict";
 import { loadStackConfig } from "../../core/stack-config";
 import { printable } from "../../local/log-text";
 import { startLocalPipeline } from "../../local/pipeline";
-import { tempDir, until } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
+import { until } from "../helpers/wait";
 import { RawClient } from "../broker/raw-mqtt";
 
 describe("log lines: client-chosen text escaped (local/log-text)", function () {

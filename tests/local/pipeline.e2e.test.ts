@@ -5,9 +5,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
 import mqtt, { type MqttClient } from "mqtt";
-import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import { telemetryTopicFor } from "../../core/topics";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 
@@ -21,6 +19,7 @@ const prodJsonLines = (): StackConfig => ({
 });
 import { readCredentials } from "../../local/ca";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
+import { deliveredLines } from "../helpers/delivered";
 
 const N = 40;
 
@@ -55,11 +54,7 @@ function deliveredRecords(p: LocalPipeline): Record<string, unknown>[] {
       .objects()
       // Telemetry objects only: not the error prefix, not the analytics windows.
       .filter((f) => f.includes(`${path.sep}telemetry${path.sep}`))
-      .flatMap((f) => {
-        const body = fs.readFileSync(path.resolve(f));
-        const text = (f.endsWith(".gz") ? zlib.gunzipSync(body) : body).toString("utf8");
-        return text.split(FIREHOSE_RECORD_SEPARATOR).filter(Boolean);
-      })
+      .flatMap((f) => deliveredLines([path.resolve(f)]))
       .map((l) => JSON.parse(l) as Record<string, unknown>)
   );
 }

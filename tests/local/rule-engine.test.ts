@@ -7,9 +7,7 @@ import { createHash, X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
 import mqtt from "mqtt";
-import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { LocalDeliveryStream } from "../../local/firehose";
 import { startLocalPipeline } from "../../local/pipeline";
@@ -18,6 +16,7 @@ import {
   registryFromConfig,
   type RuleErrorMessage,
 } from "../../local/rule-engine";
+import { deliveredLines } from "../helpers/delivered";
 
 // Prod with the seed's JSON-lines delivery: these tests read the records back as text.
 const prod: StackConfig = {
@@ -31,13 +30,7 @@ const POISON = '{"a":'.repeat(10000) + "1" + "}".repeat(10000);
 
 /** Records and error messages of every object the stream wrote. */
 function delivered(objects: readonly string[]) {
-  const lines = (f: string) => {
-    const body = fs.readFileSync(f);
-    return (f.endsWith(".gz") ? zlib.gunzipSync(body) : body)
-      .toString("utf8")
-      .split(FIREHOSE_RECORD_SEPARATOR)
-      .filter(Boolean);
-  };
+  const lines = (f: string) => deliveredLines([f]);
   const isError = (f: string) => /[/\\]errors[/\\]/.test(f);
   return {
     records: objects.filter((f) => !isError(f)).flatMap(lines),

@@ -10,8 +10,10 @@ import { parseStackConfig, readRawStackConfig, type StackConfig } from "../../co
 import { LocalAuthorizer, type AuthorizerOptions } from "../../local/authorizer";
 import { LocalBroker, type BrokerOptions } from "../../local/broker";
 import { ensurePki, type Pki } from "../../local/ca";
-import { connectOutcome, tempDir, until } from "../broker/helpers";
-import { describeWithMosquitto } from "../helpers/mosquitto";
+import { connectOutcome } from "../helpers/broker";
+import { tempDir } from "../helpers/temp";
+import { until } from "../helpers/wait";
+import { describeWithMosquitto, mosquittoTlsArgs } from "../helpers/mosquitto";
 
 const THINGS = ["dev-acme", "dev-beta"];
 
@@ -453,25 +455,10 @@ describe("IoT policy end to end over the TLS broker", function () {
         for (const c of children) c.kill("SIGKILL");
         await h.broker.stop();
       });
-      const args = (identity: string, host = "127.0.0.1") => {
-        const p = pki.paths(identity);
-        return [
-          "-h",
-          host,
-          "-p",
-          String(h.broker.port),
-          "--cafile",
-          p.ca,
-          "--cert",
-          p.cert,
-          "--key",
-          p.key,
-          "-i",
-          identity,
-          "-q",
-          "1",
-        ];
-      };
+      const args = (identity: string, host = "127.0.0.1") => [
+        ...mosquittoTlsArgs(h.broker.port, pki.paths(identity), identity, host),
+        ...["-q", "1"],
+      ];
 
       it("certificate variables: mosquitto_pub publishes under its organisation, not another's", async () => {
         const ok = await run(bin.mosquittoPub, [

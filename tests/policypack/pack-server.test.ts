@@ -22,7 +22,7 @@ import {
 } from "@pulumi/pulumi/proto/analyzer_pb";
 import { tutorialPolicy } from "../../core/iot-policy";
 import { buildPolicyPack, PACK_DIR } from "../../tools/build-policypack";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 import { type FakeEngine, startFakeEngine } from "../helpers/fake-engine";
 
 const RUN_POLICY_PACK = path.join("node_modules", "@pulumi", "pulumi", "cmd", "run-policy-pack");

@@ -14,7 +14,7 @@ import { PROJECT, PROJECT_DIR } from "../../core/project";
 import { type RawConfig, readRawStackConfig } from "../../core/stack-config";
 import { cliConfig, runProgram } from "../../tools/mock-program";
 import { throwawayCsrDir } from "../../tools/make-csr";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 import { type FakeEngine, startFakeEngine } from "../helpers/fake-engine";
 
 const RUN = require.resolve("@pulumi/pulumi/cmd/run", { paths: [PROJECT_DIR] });

@@ -2,12 +2,13 @@
 // (Appendix A, https://www.rfc-editor.org/rfc/rfc8949.html#name-examples-of-encoded-cbor-da), and
 // the provisioning API answered in CBOR over real TLS.
 import { strict as assert } from "node:assert";
-import mqtt from "mqtt";
 import { CborError, decodeCbor, encodeCbor, type CborValue } from "../../core/cbor";
 import { loadStackConfig } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
-import { connectOutcome, tempDir, until } from "../broker/helpers";
+import { connectOutcome, testClient } from "../helpers/broker";
+import { tempDir } from "../helpers/temp";
+import { until } from "../helpers/wait";
 
 /** RFC 8949 Appendix A: value and its preferred encoding. */
 const APPENDIX_A: Array<[CborValue, string]> = [
@@ -87,15 +88,7 @@ describe("the provisioning API in CBOR at the embedded broker (real TLS)", funct
   });
 
   it("CreateCertificateFromCsr and RegisterThing on .../cbor answer in CBOR; the device then connects", async () => {
-    const claim = mqtt.connect(p.url, {
-      ...p.claimCredentials(),
-      ca: p.ca,
-      clientId: "claim-3",
-      rejectUnauthorized: true,
-      reconnectPeriod: 0,
-      protocolVersion: 4,
-    });
-    claim.on("error", () => undefined);
+    const claim = testClient(p.url, { ...p.claimCredentials(), ca: p.ca }, "claim-3");
     assert.equal(await connectOutcome(claim), "connect");
     const answers = new Map<string, Buffer>();
     claim.on("message", (t, m) => answers.set(t, m));
@@ -150,16 +143,11 @@ describe("the provisioning API in CBOR at the embedded broker (real TLS)", funct
       thingName: "store-sensor-seattle3",
     });
     claim.end(true);
-    const device = mqtt.connect(p.url, {
-      cert: cert.certificatePem,
-      key: keyPem,
-      ca: p.ca,
-      clientId: "store-sensor-seattle3",
-      rejectUnauthorized: true,
-      reconnectPeriod: 0,
-      protocolVersion: 4,
-    });
-    device.on("error", () => undefined);
+    const device = testClient(
+      p.url,
+      { cert: cert.certificatePem, key: keyPem, ca: p.ca },
+      "store-sensor-seattle3",
+    );
     assert.equal(await connectOutcome(device), "connect");
     device.end(true);
   });

@@ -5,7 +5,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { requestTopic } from "../../core/provisioning";
 import {
@@ -17,7 +17,9 @@ import {
   saveIdentity,
 } from "../../device/provisioner";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
-import { connectOutcome, tempDir, until } from "../broker/helpers";
+import { connectOutcome, testClient } from "../helpers/broker";
+import { tempDir } from "../helpers/temp";
+import { until } from "../helpers/wait";
 
 const TEMPLATE = "sensor-fleet";
 
@@ -36,17 +38,7 @@ async function connectWith(
   creds: { cert: string; key: string },
   clientId: string,
 ): Promise<MqttClient> {
-  const client = mqtt.connect(p.url, {
-    cert: creds.cert,
-    key: creds.key,
-    ca: p.ca,
-    clientId,
-    rejectUnauthorized: true,
-    reconnectPeriod: 0,
-    protocolVersion: 4,
-  });
-  client.on("error", () => undefined);
-  return client;
+  return testClient(p.url, { ...creds, ca: p.ca }, clientId);
 }
 
 /** Publishes one reading at QoS 1: "acked", or "closed" when the broker disconnects instead. */
@@ -218,6 +210,28 @@ describe("fleet provisioning by claim, at the embedded broker (real TLS)", funct
       assert.equal(r.statusCode, 400);
       assert.equal(r.errorCode, "InvalidCertificateOwnershipToken");
     }
+    client.end(true);
+  });
+
+  it("sends no response to a filter that ends in /# below the response topic (the Topics page: sensor/# does not match sensor)", async () => {
+    // https://docs.aws.amazon.com/iot/latest/developerguide/topics.html: the multi-level wildcard
+    // matches the levels below its own, so `.../rejected/#` is not a subscription to `.../rejected`.
+    const client = await connectWith(p, claim(), claimClientId("6"));
+    assert.equal(await connectOutcome(client), "connect");
+    const regTopic = requestTopic("RegisterThing", "json", TEMPLATE);
+    const seen: string[] = [];
+    client.on("message", (t) => seen.push(t));
+    await client.subscribeAsync(`${regTopic}/rejected/#`, { qos: 1 });
+    const stats = p.provisioning?.stats;
+    assert.ok(stats, "the fleet stack runs the provisioning service");
+    const before = stats.responsesNotDelivered;
+    await client.publishAsync(
+      regTopic,
+      JSON.stringify({ certificateOwnershipToken: "", parameters: { SerialNumber: "6" } }),
+      { qos: 1 },
+    );
+    await until(() => stats.responsesNotDelivered > before, "the response to be dropped");
+    assert.deepEqual(seen, []);
     client.end(true);
   });
 

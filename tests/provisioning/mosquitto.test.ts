@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { parseStackConfig, readRawStackConfig } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 import { describeWithMosquitto } from "../helpers/mosquitto";
 
 /** Runs a client to completion without blocking the event loop (the broker is in this process). */

@@ -14,7 +14,7 @@ import {
   type ProgramRun,
 } from "../../tools/mock-program";
 import { json, ofType, one, trustedServices } from "../program/helpers";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 
 const T = {
   thing: "aws:iot/thing:Thing",

@@ -13,7 +13,7 @@ import {
 } from "../../local/registry";
 import { FaultyFiles } from "../local/fixtures/faulty-files";
 import { describeWithSmallDisk } from "../helpers/small-disk";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 
 function thing(serial: number): RegisteredThing {
   return {
@@ -90,10 +90,11 @@ describe("local registry: recovery after a failed or torn write", () => {
     assert.ok(fs.readFileSync(file, "utf8").endsWith("\n"));
   });
 
-  it("a registry damaged by the earlier writer gives back the acknowledged line behind the torn bytes", () => {
+  it("a registry whose torn write was never cut back gives back the acknowledged line behind the torn bytes", () => {
     const dir = tempDir("registry-salvage");
     const line = (s: number) => JSON.stringify({ thing: thing(s), certificate: cert(s) });
-    // What the writer without cut-back left: serial 112's torn bytes, then serial 113's whole line.
+    // A torn write followed by an append without cutting it back: serial 112's torn bytes, then
+    // serial 113's whole line.
     fs.writeFileSync(
       path.join(dir, "fleet.jsonl"),
       `${line(111)}\n${line(112).slice(0, 80)}${line(113)}\n${line(114)}\n`,

@@ -21,7 +21,7 @@ import {
   type ProvisioningLimits,
 } from "../../local/provisioning-limits";
 import { PROJECT_DIR } from "../../core/project";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 
 const CSR_TOPIC = "$aws/certificates/create-from-csr/json";
 const REGISTER_TOPIC = "$aws/provisioning-templates/sensor-fleet/provision/json";

@@ -8,7 +8,7 @@ import { parseSimulateArgs } from "../../simulator/cli";
 import { identityDirFor } from "../../simulator/provision";
 import { simulate } from "../../simulator/simulate";
 import { parseAwsProvisioningOutputs } from "../../simulator/targets";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 
 function capture() {
   const lines: string[] = [];

@@ -18,7 +18,7 @@ import {
   LocalProvisioning,
   OWNERSHIP_TOKEN_TTL_MS,
 } from "../../local/provisioning";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 
 const CERT_ID = "a".repeat(64);
 

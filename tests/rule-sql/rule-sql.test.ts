@@ -9,7 +9,6 @@ import {
   parseRuleSql,
   RuleEvaluationError,
   RuleSqlError,
-  topicMatches,
   type RuleInput,
   type RuleResult,
 } from "../../core/rule-sql";
@@ -325,22 +324,4 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
       );
     });
   });
-
-  const topics: [string, string, boolean][] = [
-    ["a/+", "a/b", true],
-    ["a/+", "a/b/c", false],
-    // The Topics page: sensor/# receives sensor/ and below, but not sensor.
-    ["a/#", "a", false],
-    ["a/#", "a/", true],
-    ["a/#", "a/b/c", true],
-    ["#", "$aws/things/x", false],
-    ["$aws/things/+", "$aws/things/x", true],
-    ["+/b", "a/b", true],
-    ["a/b", "a/b/", false],
-  ];
-  for (const [filter, topic, want] of topics) {
-    it(`topic filter ${filter} ${want ? "matches" : "does not match"} ${topic}`, () => {
-      assert.equal(topicMatches(filter, topic), want);
-    });
-  }
 });

@@ -7,13 +7,8 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { PROJECT_DIR } from "../../core/project";
-import { tempDir } from "../broker/helpers";
-
-interface Outcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+import { tempDir } from "../helpers/temp";
+import { outcomeOf, type Outcome } from "../helpers/process";
 
 function simulate(args: string[]): Promise<Outcome> {
   const child = spawn(
@@ -24,11 +19,7 @@ function simulate(args: string[]): Promise<Outcome> {
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr })));
+  return outcomeOf(child);
 }
 
 /** Exit 2 with exactly one line on stderr, `simulate: ...`, and no stack trace. */

@@ -7,7 +7,8 @@ import * as path from "node:path";
 import { main, parseSimulateArgs, parseSubscribeArgs } from "../../simulator/cli";
 import { simulate } from "../../simulator/simulate";
 import { PROJECT_DIR } from "../../core/project";
-import { tempDir, until } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
+import { until } from "../helpers/wait";
 
 interface Run {
   child: ChildProcess;

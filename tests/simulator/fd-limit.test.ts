@@ -19,7 +19,8 @@ import {
   parseOpenFilesLimit,
   readOpenFilesLimit,
 } from "../../simulator/fd-limit";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
+import { outcomeOf, type Outcome } from "../helpers/process";
 
 /** /proc/self/limits as Linux writes it (util-linux's column layout). */
 function procLimits(soft: string, hard: string): string {
@@ -116,12 +117,6 @@ describe("open-files limit: the arithmetic", () => {
   });
 });
 
-interface Outcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** `npm run simulate`'s entry (simulator/cli.ts) in a bash whose open-files limit is `limit`. */
 function simulateUnderLimit(limit: number, args: readonly string[]): Promise<Outcome> {
   const cmd = [
@@ -132,11 +127,7 @@ function simulateUnderLimit(limit: number, args: readonly string[]): Promise<Out
     cwd: PROJECT_DIR,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr })));
+  return outcomeOf(child);
 }
 
 describe("open-files limit: npm run simulate under a lowered ulimit -n", function () {

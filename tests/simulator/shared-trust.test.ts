@@ -6,7 +6,7 @@ import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import type { Pki } from "../../local/ca";
 import { trustOnce } from "../../simulator/shared-trust";
-import { testPki } from "../broker/helpers";
+import { testPki } from "../helpers/broker";
 
 /** A TLS server with the PKI's server certificate; resolves its port. */
 async function serve(pki: Pki): Promise<{ port: number; close(): void }> {

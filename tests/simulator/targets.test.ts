@@ -8,7 +8,7 @@ import { LocalBroker } from "../../local/broker";
 import { parseSimulateArgs } from "../../simulator/cli";
 import { simulate } from "../../simulator/simulate";
 import { fileCredentials, parseAwsOutputs } from "../../simulator/targets";
-import { tempDir } from "../broker/helpers";
+import { tempDir } from "../helpers/temp";
 
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 const KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
