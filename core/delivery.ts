@@ -1,5 +1,6 @@
 // Firehose-to-S3 naming and framing rules shared by the Pulumi program and the local delivery
 // stream: the rule action's record separator, object keys, and error-output prefixes.
+import { invalidConfig } from "./errors";
 
 /** How Firehose compresses the objects it delivers (the ones this project offers). */
 export type Compression = "UNCOMPRESSED" | "GZIP";
@@ -24,9 +25,26 @@ export interface DeliveryConfig {
   readonly errorLogging: boolean;
 }
 
-/** The Firehose stream that delivers the analytics windows: the telemetry stream's name + `-windows`. */
+/**
+ * Firehose stream names are 1-64 characters
+ * (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html).
+ */
+export const FIREHOSE_STREAM_NAME_MAX = 64;
+
+/**
+ * The Firehose stream that delivers the analytics windows: the telemetry stream's name +
+ * `-windows`, its length checked here where the suffix is added.
+ */
 export function windowsStreamName(streamName: string): string {
-  return `${streamName}-windows`;
+  const name = `${streamName}-windows`;
+  if (name.length > FIREHOSE_STREAM_NAME_MAX) {
+    invalidConfig(
+      "streamName",
+      streamName,
+      "use 1-56 letters, digits, '_', '.' or '-' (Firehose stream names, less the windows stream's -windows)",
+    );
+  }
+  return name;
 }
 
 /**

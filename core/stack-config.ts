@@ -83,6 +83,8 @@ export interface StackConfig {
     readonly mode: CertificateMode;
     /** Absolute path of each thing's CSR file in csr mode (empty in generated mode). */
     readonly csrFiles: Readonly<Record<string, string>>;
+    /** Each thing's CSR (PEM) in csr mode, read once when the config is loaded; empty otherwise. */
+    readonly csrPems: Readonly<Record<string, string>>;
     /**
      * csr mode: the CSR files that are not there yet (absolute paths). The CSRs are made on the
      * devices' machine (`npm run csr`) and not committed; `pulumi up` refuses the stack until
@@ -99,7 +101,13 @@ export interface StackConfig {
   readonly provisioning?: ProvisioningConfig;
   /** Topic template; `{thing}` stands for the thing name. */
   readonly telemetryTopic: string;
-  readonly rule: { readonly name: string; readonly sql: string; readonly roleName: string };
+  readonly rule: {
+    readonly name: string;
+    readonly sql: string;
+    readonly roleName: string;
+    /** What the rule is for, shown in the AWS IoT console; undefined when `ruleDescription` is empty. */
+    readonly description?: string;
+  };
   readonly delivery: DeliveryConfig;
   /** The streaming window (core/window.ts validates it); undefined when analytics is disabled. */
   readonly analytics: WindowSpec | undefined;
@@ -272,6 +280,7 @@ function parseFleet(raw: RawConfig): FleetGroup[] {
  */
 function parseCsrFiles(things: readonly ThingSpec[], csrDir: string, baseDir: string) {
   const files: Record<string, string> = {};
+  const pems: Record<string, string> = {};
   const missing: string[] = [];
   for (const t of things) {
     const file = path.resolve(baseDir, csrDir, `${t.name}.csr`);
@@ -292,8 +301,9 @@ function parseCsrFiles(things: readonly ThingSpec[], csrDir: string, baseDir: st
       );
     }
     files[t.name] = file;
+    pems[t.name] = text;
   }
-  return { files, missing };
+  return { files, pems, missing };
 }
 
 /**
@@ -454,6 +464,29 @@ function parsePolicy(
 }
 
 /**
+ * The most characters of `ruleDescription`. AWS documents no limit for a rule's description
+ * (https://docs.aws.amazon.com/iot/latest/apireference/API_TopicRulePayload.html); this bound
+ * keeps it a line for the console and the local pipeline's log.
+ */
+export const RULE_DESCRIPTION_MAX = 1000;
+
+/** `ruleDescription`: one line of text, or empty for none. */
+function parseRuleDescription(raw: RawConfig): string | undefined {
+  const description = optionalStr(raw, "ruleDescription");
+  if (
+    description !== undefined &&
+    (description.length > RULE_DESCRIPTION_MAX || /[\r\n]/.test(description))
+  ) {
+    fail(
+      "ruleDescription",
+      description,
+      `use one line of at most ${RULE_DESCRIPTION_MAX} characters, or leave it empty`,
+    );
+  }
+  return description;
+}
+
+/**
  * Validates raw config values into a StackConfig, or throws a ConfigError naming the first bad
  * key. `baseDir` is where relative paths (the CSR folder) are resolved.
  */
@@ -478,6 +511,7 @@ export function parseStackConfig(
     fail("ruleName", ruleName, "use only letters, digits and underscores (AWS IoT rule names)");
   }
   const sql = str(raw, "ruleSql");
+  const description = parseRuleDescription(raw);
   // The same parser the local rule engine runs: a statement AWS would refuse fails here first.
   try {
     parseRuleSql(sql);
@@ -496,13 +530,15 @@ export function parseStackConfig(
   }
 
   const roleName = str(raw, "ruleRoleName");
-  // The rule's error and Kinesis roles append "-errors" / "-kinesis" to this IAM role name (≤ 64).
-  if (!/^[\w+=,.@-]{1,56}$/.test(roleName)) {
+  // The syntax of an IAM role name; the roles derived from it check their own length where they
+  // add their suffix (core/plan.ts suffixedRoleName).
+  if (!/^[\w+=,.@-]{1,64}$/.test(roleName)) {
     fail("ruleRoleName", roleName, "use 1-56 letters, digits or + = , . @ _ - (IAM role names)");
   }
   const streamName = str(raw, "streamName");
-  // The analytics windows' Firehose stream appends "-windows" to this name (Firehose names ≤ 64).
-  if (!/^[a-zA-Z0-9_.-]{1,56}$/.test(streamName)) {
+  // The syntax of a Firehose stream name; the windows' stream checks the length where it adds
+  // its suffix (core/delivery.ts windowsStreamName).
+  if (!/^[a-zA-Z0-9_.-]{1,64}$/.test(streamName)) {
     fail(
       "streamName",
       streamName,
@@ -537,7 +573,9 @@ export function parseStackConfig(
   const certificateMode = oneOf(raw, "certificateMode", CERTIFICATE_MODES);
   const csrDir = certificateMode === "csr" ? str(raw, "csrDir") : undefined;
   const csrs =
-    csrDir === undefined ? { files: {}, missing: [] } : parseCsrFiles(things, csrDir, baseDir);
+    csrDir === undefined
+      ? { files: {}, pems: {}, missing: [] }
+      : parseCsrFiles(things, csrDir, baseDir);
   const provisioning =
     certificateMode === "fleet-provisioning"
       ? parseProvisioningConfig(structured(raw, "provisioning"), fleet)
@@ -554,13 +592,19 @@ export function parseStackConfig(
     certificates: {
       mode: certificateMode,
       csrFiles: csrs.files,
+      csrPems: csrs.pems,
       missingCsrs: csrs.missing,
       ...(csrDir === undefined ? {} : { csrDir }),
     },
     flinkConnector: parseFlinkConnector(raw),
     ...(provisioning === undefined ? {} : { provisioning }),
     telemetryTopic,
-    rule: { name: ruleName, sql, roleName },
+    rule: {
+      name: ruleName,
+      sql,
+      roleName,
+      ...(description === undefined ? {} : { description }),
+    },
     delivery: {
       streamName,
       bucketName,

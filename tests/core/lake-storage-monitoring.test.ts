@@ -3,7 +3,7 @@
 // columns and projection, the lifecycle rules and the TLS check, the alarm evaluation, and the
 // one-line errors of the new config keys.
 import { strict as assert } from "node:assert";
-import { bucketLifecycleRules } from "../../core/bucket-lifecycle";
+import { planPipeline } from "../../core/plan";
 import { evaluatePrefix } from "../../core/delivery";
 import { ConfigError } from "../../core/errors";
 import {
@@ -162,7 +162,7 @@ describe("storage: lifecycle rules and the TLS-only bucket policy", () => {
       outermostPrefixes(["telemetry/", "errors/", "errors/analytics/", "analytics/"]),
       ["analytics/", "errors/", "telemetry/"],
     );
-    const rules = bucketLifecycleRules(loadStackConfig("prod"));
+    const rules = planPipeline(loadStackConfig("prod")).storage.lifecycleRules;
     assert.deepEqual(
       rules.map((r) => r.filter.prefix),
       ["analytics/", "errors/", "telemetry/", "athena-results/"],
