@@ -3,13 +3,14 @@
 // added), the lake's layout and columns, the bucket's lifecycle rules, the windows' delivery, the
 // CSRs' contents. The Pulumi program (components/pipeline.ts) turns the plan into resources, the
 // local pipeline (local/pipeline.ts) into emulators; neither works any of it out again.
+// planPipeline is pure; loadPlan reads the stack's files first.
 import { bucketLifecycleRules } from "./bucket-lifecycle";
 import { windowsDeliveryConfig, windowsStreamName, type DeliveryConfig } from "./delivery";
 import { invalidConfig } from "./errors";
 import {
   lakeColumns,
   lakeDatabaseName,
-  lakeLayout,
+  planLakeLayout,
   lakeWorkgroupName,
   LAKE_TABLE,
   parquetCompression,
@@ -19,10 +20,15 @@ import {
   type LakeLayout,
   type SavedQuery,
 } from "./lake";
-import type { AlarmConfig, IotLogLevel } from "./monitoring";
+import { checkDeliveryFreshness, type AlarmConfig, type IotLogLevel } from "./monitoring";
 import { PROJECT } from "./project";
 import { parseRuleSql, type RuleStatement } from "./rule-sql";
-import type { CertificateMode, FlinkConnectorSource, StackConfig } from "./stack-config";
+import {
+  loadStackConfig,
+  type CertificateMode,
+  type FlinkConnectorSource,
+  type StackConfig,
+} from "./stack-config";
 import type { LifecycleRule } from "./storage";
 import type { WindowSpec } from "./window";
 
@@ -171,11 +177,16 @@ export function planPipeline(config: StackConfig): PipelinePlan {
   // meets a stream name that no longer fits.
   const windowsStream = windowsStreamName(config.delivery.streamName);
   const statement = parseRuleSql(config.rule.sql);
-  const layout = lakeLayout(config.delivery, config.lake);
   const spec = config.analytics;
+  const layout = planLakeLayout(config.delivery, config.lake, spec?.prefix);
   const windowsDelivery =
     spec === undefined ? undefined : windowsDeliveryConfig(config.delivery, spec.prefix);
   const s = config.storage;
+  checkDeliveryFreshness(config.monitoring.alarms.deliveryFreshnessSeconds, {
+    bufferIntervalSeconds: config.delivery.bufferIntervalSeconds,
+    partitionByThing: config.lake.partitionByThing,
+    analytics: spec !== undefined,
+  });
   return {
     config,
     stack: config.stack,
@@ -202,7 +213,12 @@ export function planPipeline(config: StackConfig): PipelinePlan {
       forceDestroy: s.forceDestroy,
       versioning: s.versioning,
       accessLogging: s.accessLogging,
-      lifecycleRules: bucketLifecycleRules(layout, windowsDelivery, s),
+      lifecycleRules: bucketLifecycleRules(
+        layout,
+        windowsDelivery,
+        s,
+        config.delivery.errorOutputPrefix,
+      ),
       ...(s.kmsKey ? { kmsKeyAlias: `${PROJECT}-${config.stack}` } : {}),
     },
     lake: {
@@ -241,4 +257,9 @@ export function planOf(input: StackConfig | PipelinePlan): PipelinePlan {
 
 function isPlan(input: StackConfig | PipelinePlan): input is PipelinePlan {
   return "roles" in input && "config" in input;
+}
+
+/** Reads, validates and plans one stack from its files (`npm run simulate`, `query`, the tests). */
+export function loadPlan(stack: string, dir?: string): PipelinePlan {
+  return planPipeline(loadStackConfig(stack, dir));
 }

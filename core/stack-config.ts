@@ -14,15 +14,7 @@ import {
   parseCidr,
   policyDocumentFor,
 } from "./iot-policy";
-import {
-  ATHENA_RESULTS_PREFIX,
-  folderOf,
-  PARQUET_MIN_BUFFER_MIB,
-  PARTITIONED_DELAY_FACTOR,
-  RECORD_FORMATS,
-  staticPart,
-  type LakeOptions,
-} from "./lake";
+import { RECORD_FORMATS, type LakeOptions } from "./lake";
 import { ALARM_EMAIL_EXTERNAL, IOT_LOG_LEVELS, type MonitoringConfig } from "./monitoring";
 import { PROJECT, PROJECT_DIR } from "./project";
 import { parseRuleSql, RuleSqlError } from "./rule-sql";
@@ -564,11 +556,7 @@ export function parseStackConfig(
   const bufferSizeMiB = int(raw, "bufferSizeMiB", 1, 128, "MiB");
   const bufferIntervalSeconds = int(raw, "bufferIntervalSeconds", 0, 900, "seconds");
   const analytics = parseWindowSpec(structured(raw, "analytics"));
-  const lake = parseLake(
-    raw,
-    { prefix, errorOutputPrefix, bufferSizeMiB, bufferIntervalSeconds },
-    analytics,
-  );
+  const lake = parseLake(raw);
 
   const certificateMode = oneOf(raw, "certificateMode", CERTIFICATE_MODES);
   const csrDir = certificateMode === "csr" ? str(raw, "csrDir") : undefined;
@@ -616,76 +604,23 @@ export function parseStackConfig(
       errorLogging: bool(raw, "errorLogging"),
     },
     analytics,
-    storage: parseStorage(raw, errorOutputPrefix),
+    storage: parseStorage(raw),
     lake,
-    monitoring: parseMonitoring(raw, bufferIntervalSeconds, lake, analytics !== undefined),
+    monitoring: parseMonitoring(raw),
   };
 }
 
-/** The lake's choices, and the prefixes they need (docs/lake.md). */
-function parseLake(
-  raw: RawConfig,
-  d: {
-    prefix: string;
-    errorOutputPrefix: string;
-    bufferSizeMiB: number;
-    bufferIntervalSeconds: number;
-  },
-  analytics: WindowSpec | undefined,
-): LakeOptions {
-  const format = oneOf(raw, "recordFormat", RECORD_FORMATS);
-  const partitionByThing = bool(raw, "partitionByThing");
-  const location = folderOf(d.prefix);
-  if (location === "") {
-    fail(
-      "s3Prefix",
-      d.prefix,
-      "must begin with a folder such as telemetry/, so that the lake's table reads the telemetry and not the bucket's other objects",
-    );
-  }
-  const others: [string, string][] = [
-    ["errorOutputPrefix", staticPart(d.errorOutputPrefix)],
-    ["athena results", ATHENA_RESULTS_PREFIX],
-    ["flink code", "flink-code/"],
-    ...(analytics === undefined
-      ? []
-      : ([["analytics.prefix", analytics.prefix]] as [string, string][])),
-  ];
-  for (const [what, p] of others) {
-    if (p.startsWith(location)) {
-      fail(
-        "s3Prefix",
-        d.prefix,
-        `the lake's table reads everything under ${location}, which holds the ${what} (${p}); put the telemetry in a folder of its own`,
-      );
-    }
-  }
-  if (partitionByThing && (staticPart(d.prefix) !== d.prefix || !d.prefix.endsWith("/"))) {
-    fail(
-      "partitionByThing",
-      true,
-      `needs an s3Prefix without !{...} that ends in / (got ${JSON.stringify(d.prefix)}): the stream adds the device= and hour folders itself`,
-    );
-  }
-  if (partitionByThing && d.bufferIntervalSeconds === 0) {
-    fail(
-      "bufferIntervalSeconds",
-      0,
-      "must be above 0 when partitionByThing is true: Firehose has no zero buffering with dynamic partitioning",
-    );
-  }
-  if (format === "parquet" && d.bufferSizeMiB < PARQUET_MIN_BUFFER_MIB) {
-    fail(
-      "bufferSizeMiB",
-      d.bufferSizeMiB,
-      `must be at least ${PARQUET_MIN_BUFFER_MIB} when recordFormat is parquet (Firehose's minimum buffer for format conversion)`,
-    );
-  }
-  return { format, partitionByThing };
+/** The lake's choices (docs/lake.md); the prefixes and buffer they need are checked where the
+ * lake's layout is made (core/lake.ts planLakeLayout). */
+function parseLake(raw: RawConfig): LakeOptions {
+  return {
+    format: oneOf(raw, "recordFormat", RECORD_FORMATS),
+    partitionByThing: bool(raw, "partitionByThing"),
+  };
 }
 
 /** Versioning, lifecycle, access logging and the encryption key. */
-function parseStorage(raw: RawConfig, errorOutputPrefix: string): StorageConfig {
+function parseStorage(raw: RawConfig): StorageConfig {
   const storageClass = oneOf(raw, "transitionStorageClass", STORAGE_CLASSES);
   const transitionDays = int(raw, "transitionDays", 0, 36500, "days (0: never)");
   if (
@@ -705,13 +640,6 @@ function parseStorage(raw: RawConfig, errorOutputPrefix: string): StorageConfig 
       "expirationDays",
       expirationDays,
       `must be greater than transitionDays (${transitionDays}), or 0: objects would expire before they move`,
-    );
-  }
-  if ((expirationDays > 0 || transitionDays > 0) && folderOf(errorOutputPrefix) === "") {
-    fail(
-      "errorOutputPrefix",
-      errorOutputPrefix,
-      "must begin with a folder such as errors/ when a lifecycle rule applies: a rule for the bucket's root would also expire the Flink application's code",
     );
   }
   return {
@@ -758,12 +686,7 @@ function parseFlinkConnector(raw: RawConfig): FlinkConnectorSource {
 }
 
 /** IoT logging and the alarms' thresholds. */
-function parseMonitoring(
-  raw: RawConfig,
-  bufferIntervalSeconds: number,
-  lake: LakeOptions,
-  analytics: boolean,
-): MonitoringConfig {
+function parseMonitoring(raw: RawConfig): MonitoringConfig {
   const given = optionalStr(raw, "alarmEmail");
   const subscribedElsewhere = given === ALARM_EMAIL_EXTERNAL;
   const email = subscribedElsewhere ? undefined : given;
@@ -782,20 +705,8 @@ function parseMonitoring(
       "must be a multiple of 60 (CloudWatch's periods for these metrics)",
     );
   }
+  // Checked against the streams' buffering where the plan is made (core/monitoring.ts).
   const freshness = int(raw, "deliveryFreshnessSeconds", 60, 86400, "seconds");
-  // A record normally waits up to the buffer interval (1.5 times it with dynamic partitioning);
-  // the windows' stream buffers 60 s. A threshold below that would fire on a healthy stream.
-  const normal = Math.max(
-    bufferIntervalSeconds * (lake.partitionByThing ? PARTITIONED_DELAY_FACTOR : 1),
-    analytics ? 60 : 0,
-  );
-  if (freshness <= normal) {
-    fail(
-      "deliveryFreshnessSeconds",
-      freshness,
-      `must be greater than ${normal} s, the longest a record waits in a healthy stream (bufferIntervalSeconds${lake.partitionByThing ? " × 1.5 with partitionByThing" : ""}${analytics ? ", 60 s for the windows' stream" : ""})`,
-    );
-  }
   return {
     iotLogLevel: oneOf(raw, "iotLogLevel", IOT_LOG_LEVELS),
     alarms: {

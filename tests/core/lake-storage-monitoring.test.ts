@@ -257,7 +257,8 @@ describe("config: the lake, monitoring and storage keys", () => {
   const prodWith = (over: Record<string, unknown>) => ({ ...readRawStackConfig("prod"), ...over });
   const rejects = (over: Record<string, unknown>, message: RegExp) =>
     assert.throws(
-      () => parseStackConfig(prodWith(over), "prod"),
+      // Syntax in parseStackConfig, cross-field rules where the plan derives their values.
+      () => planPipeline(parseStackConfig(prodWith(over), "prod")),
       (e: unknown) => {
         assert.ok(e instanceof ConfigError, String(e));
         assert.match(e.message, message);
