@@ -1,6 +1,6 @@
 // Firehose-to-S3 naming and framing rules shared by the Pulumi program and the local delivery
 // stream: the rule action's record separator, object keys, and error-output prefixes.
-import { invalidConfig } from "./errors";
+import { invalidConfig as fail } from "./errors";
 
 /** How Firehose compresses the objects it delivers (the ones this project offers). */
 export type Compression = "UNCOMPRESSED" | "GZIP";
@@ -38,7 +38,7 @@ export const FIREHOSE_STREAM_NAME_MAX = 64;
 export function windowsStreamName(streamName: string): string {
   const name = `${streamName}-windows`;
   if (name.length > FIREHOSE_STREAM_NAME_MAX) {
-    invalidConfig(
+    fail(
       "streamName",
       streamName,
       "use 1-56 letters, digits, '_', '.' or '-' (Firehose stream names, less the windows stream's -windows)",
@@ -126,4 +126,38 @@ export function objectName(
 ): string {
   const stamp = formatTimestamp("yyyy-MM-dd-HH-mm-ss", t);
   return `${stream}-${version}-${stamp}-${uuid}${compression === "GZIP" ? ".gz" : ""}`;
+}
+
+/** Firehose's rules for custom S3 prefixes (namespaces `timestamp` and `firehose` only). */
+export function checkFirehosePrefixes(prefix: string, errorOutputPrefix: string): void {
+  const expressions = (p: string) => [...p.matchAll(/!\{([^}]*)\}/g)].map((m) => m[1]);
+  const known = /^(timestamp:.+|firehose:(random-string|error-output-type))$/;
+  for (const [key, value] of [
+    ["s3Prefix", prefix],
+    ["errorOutputPrefix", errorOutputPrefix],
+  ] as const) {
+    if (value.startsWith("/")) fail(key, value, "must not start with '/'");
+    for (const e of expressions(value)) {
+      if (!known.test(e)) {
+        fail(
+          key,
+          value,
+          `!{${e}} is not a Firehose expression; use !{timestamp:...} or !{firehose:random-string}`,
+        );
+      }
+    }
+  }
+  if (expressions(prefix).includes("firehose:error-output-type")) {
+    fail("s3Prefix", prefix, "!{firehose:error-output-type} is allowed only in errorOutputPrefix");
+  }
+  // Static prefixes get Firehose's own YYYY/MM/dd/HH/ (and error-type) folders; once a prefix
+  // uses expressions, the error prefix must say where each kind of failure goes itself.
+  const usesExpressions = expressions(prefix).length + expressions(errorOutputPrefix).length > 0;
+  if (usesExpressions && !expressions(errorOutputPrefix).includes("firehose:error-output-type")) {
+    fail(
+      "errorOutputPrefix",
+      errorOutputPrefix,
+      "must contain !{firehose:error-output-type} when the prefixes use expressions",
+    );
+  }
 }

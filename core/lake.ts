@@ -4,6 +4,7 @@
 // not), and of the saved queries. The program builds the Glue table, the Firehose stream and the
 // Athena named queries from it; the local delivery stream writes the same layout and
 // `npm run query` reads it with the same table name and columns.
+import { bool, oneOf, type RawConfig } from "./config-values";
 import { invalidConfig } from "./errors";
 import { PROJECT } from "./project";
 import type { Expr, RuleStatement } from "./rule-sql";
@@ -457,4 +458,13 @@ export function savedQueries(windowSeconds = 10): SavedQuery[] {
  */
 export function parquetCompression(compression: "UNCOMPRESSED" | "GZIP"): "SNAPPY" | "GZIP" {
   return compression === "GZIP" ? "GZIP" : "SNAPPY";
+}
+
+/** The lake keys (docs/lake.md); the prefixes and buffer they need are checked where the lake's
+ * layout is made (planLakeLayout). */
+export function parseLakeOptions(raw: RawConfig): LakeOptions {
+  return {
+    format: oneOf(raw, "recordFormat", RECORD_FORMATS),
+    partitionByThing: bool(raw, "partitionByThing"),
+  };
 }

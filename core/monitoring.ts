@@ -3,7 +3,8 @@
 // as AWS documents them), and the evaluation `npm run simulate` runs on its own figures with the
 // same thresholds, to say what an alarm would have flagged. Plain data and functions: the
 // program, the pack and the local pipeline share them.
-import { invalidConfig } from "./errors";
+import { bool, int, oneOf, optionalStr, type RawConfig } from "./config-values";
+import { invalidConfig as fail } from "./errors";
 import { PARTITIONED_DELAY_FACTOR } from "./lake";
 import { PROJECT } from "./project";
 
@@ -199,10 +200,45 @@ export function checkDeliveryFreshness(
     analytics ? 60 : 0,
   );
   if (freshness <= normal) {
-    invalidConfig(
+    fail(
       "deliveryFreshnessSeconds",
       freshness,
       `must be greater than ${normal} s, the longest a record waits in a healthy stream (bufferIntervalSeconds${partitionByThing ? " × 1.5 with partitionByThing" : ""}${analytics ? ", 60 s for the windows' stream" : ""})`,
     );
   }
+}
+
+/** The monitoring keys: IoT logging and the alarms' thresholds. */
+export function parseMonitoringConfig(raw: RawConfig): MonitoringConfig {
+  const given = optionalStr(raw, "alarmEmail");
+  const subscribedElsewhere = given === ALARM_EMAIL_EXTERNAL;
+  const email = subscribedElsewhere ? undefined : given;
+  if (email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
+    fail(
+      "alarmEmail",
+      email,
+      `set an e-mail address (name@example.com), ${ALARM_EMAIL_EXTERNAL} if you subscribe the alarms' topic outside the stack, or leave it empty for none`,
+    );
+  }
+  const periodSeconds = int(raw, "alarmPeriodSeconds", 60, 86400, "seconds");
+  if (periodSeconds % 60 !== 0) {
+    fail(
+      "alarmPeriodSeconds",
+      periodSeconds,
+      "must be a multiple of 60 (CloudWatch's periods for these metrics)",
+    );
+  }
+  // Checked against the streams' buffering where the plan is made (core/monitoring.ts).
+  const freshness = int(raw, "deliveryFreshnessSeconds", 60, 86400, "seconds");
+  return {
+    iotLogLevel: oneOf(raw, "iotLogLevel", IOT_LOG_LEVELS),
+    alarms: {
+      enabled: bool(raw, "alarms"),
+      email,
+      subscribedElsewhere,
+      periodSeconds,
+      ruleErrorRatePercent: int(raw, "ruleErrorRatePercent", 0, 100, "percent"),
+      deliveryFreshnessSeconds: freshness,
+    },
+  };
 }

@@ -5,8 +5,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CsrFormatError, csrPublicKeyInfo } from "./csr";
-import { COMPRESSIONS, type DeliveryConfig } from "./delivery";
+import { checkFirehosePrefixes, COMPRESSIONS, type DeliveryConfig } from "./delivery";
+import { bool, int, oneOf, optionalStr, str, structured, type RawConfig } from "./config-values";
 import { ConfigError, invalidConfig as fail } from "./errors";
+import { parseFlinkConnector, type FlinkConnectorSource } from "./flink-connector";
 import { createEvaluator } from "./iot-policy-eval";
 import {
   CERTIFICATE_NAME_ATTRIBUTES,
@@ -14,11 +16,11 @@ import {
   parseCidr,
   policyDocumentFor,
 } from "./iot-policy";
-import { RECORD_FORMATS, type LakeOptions } from "./lake";
-import { ALARM_EMAIL_EXTERNAL, IOT_LOG_LEVELS, type MonitoringConfig } from "./monitoring";
+import { parseLakeOptions, type LakeOptions } from "./lake";
+import { parseMonitoringConfig, type MonitoringConfig } from "./monitoring";
 import { PROJECT, PROJECT_DIR } from "./project";
 import { parseRuleSql, RuleSqlError } from "./rule-sql";
-import { STANDARD_IA_MIN_DAYS, STORAGE_CLASSES, type StorageConfig } from "./storage";
+import { parseStorageConfig, type StorageConfig } from "./storage";
 import { parseWindowSpec, type WindowSpec } from "./window";
 import { parseProvisioningConfig, type ProvisioningConfig } from "./provisioning-config";
 
@@ -51,6 +53,8 @@ export interface FleetGroup {
 }
 
 export type { DeliveryConfig } from "./delivery";
+export type { RawConfig } from "./config-values";
+export type { FlinkConnectorSource } from "./flink-connector";
 export type { ProvisioningConfig } from "./provisioning-config";
 
 export interface StackConfig {
@@ -111,66 +115,6 @@ export interface StackConfig {
   readonly monitoring: MonitoringConfig;
   /** Where the Managed Flink connector jar comes from and the SHA-512 it must have. */
   readonly flinkConnector: FlinkConnectorSource;
-}
-
-/** The Managed Flink connector jar's source (docs/analytics.md). */
-export interface FlinkConnectorSource {
-  /** An https: or file: URL; undefined for the jar on Maven Central. */
-  readonly url?: string;
-  /** The jar's SHA-512, 128 lower-case hex digits; undefined when not pinned. */
-  readonly sha512?: string;
-}
-
-/** Raw config values by key (without the `iot-pipeline:` namespace), plus `aws:region`. */
-export type RawConfig = Record<string, unknown>;
-
-function str(raw: RawConfig, key: string, allowed = "set a non-empty string"): string {
-  const v = raw[key];
-  if (typeof v !== "string" || v.trim() === "") fail(key, v, allowed);
-  return v;
-}
-
-function optionalStr(raw: RawConfig, key: string): string | undefined {
-  const v = raw[key];
-  if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v !== "string") fail(key, v, "set a string");
-  return v;
-}
-
-/** Integers may arrive as numbers (YAML) or strings (the Pulumi CLI hands every value over as text). */
-function int(raw: RawConfig, key: string, min: number, max: number, unit: string): number {
-  const v = raw[key];
-  const n = typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : v;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-    fail(key, v, `must be a whole number of ${unit} from ${min} to ${max}`);
-  }
-  return n;
-}
-
-function bool(raw: RawConfig, key: string): boolean {
-  const v = raw[key];
-  if (v === true || v === "true") return true;
-  if (v === false || v === "false") return false;
-  return fail(key, v, "must be true or false");
-}
-
-function oneOf<T extends string>(raw: RawConfig, key: string, allowed: readonly T[]): T {
-  const v = raw[key];
-  if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
-    fail(key, v, `must be one of ${allowed.join(", ")}`);
-  }
-  return v as T;
-}
-
-/** Objects arrive as YAML structures from files, or as JSON text from the Pulumi CLI. */
-function structured(raw: RawConfig, key: string): unknown {
-  const v = raw[key];
-  if (typeof v !== "string") return v;
-  try {
-    return JSON.parse(v);
-  } catch {
-    return fail(key, v, "must be a YAML/JSON structure");
-  }
 }
 
 /**
@@ -556,7 +500,7 @@ export function parseStackConfig(
   const bufferSizeMiB = int(raw, "bufferSizeMiB", 1, 128, "MiB");
   const bufferIntervalSeconds = int(raw, "bufferIntervalSeconds", 0, 900, "seconds");
   const analytics = parseWindowSpec(structured(raw, "analytics"));
-  const lake = parseLake(raw);
+  const lake = parseLakeOptions(raw);
 
   const certificateMode = oneOf(raw, "certificateMode", CERTIFICATE_MODES);
   const csrDir = certificateMode === "csr" ? str(raw, "csrDir") : undefined;
@@ -604,119 +548,9 @@ export function parseStackConfig(
       errorLogging: bool(raw, "errorLogging"),
     },
     analytics,
-    storage: parseStorage(raw),
+    storage: parseStorageConfig(raw),
     lake,
-    monitoring: parseMonitoring(raw),
-  };
-}
-
-/** The lake's choices (docs/lake.md); the prefixes and buffer they need are checked where the
- * lake's layout is made (core/lake.ts planLakeLayout). */
-function parseLake(raw: RawConfig): LakeOptions {
-  return {
-    format: oneOf(raw, "recordFormat", RECORD_FORMATS),
-    partitionByThing: bool(raw, "partitionByThing"),
-  };
-}
-
-/** Versioning, lifecycle, access logging and the encryption key. */
-function parseStorage(raw: RawConfig): StorageConfig {
-  const storageClass = oneOf(raw, "transitionStorageClass", STORAGE_CLASSES);
-  const transitionDays = int(raw, "transitionDays", 0, 36500, "days (0: never)");
-  if (
-    storageClass === "STANDARD_IA" &&
-    transitionDays > 0 &&
-    transitionDays < STANDARD_IA_MIN_DAYS
-  ) {
-    fail(
-      "transitionDays",
-      transitionDays,
-      `must be 0 or at least ${STANDARD_IA_MIN_DAYS} for STANDARD_IA: S3 moves objects there only after 30 days`,
-    );
-  }
-  const expirationDays = int(raw, "expirationDays", 0, 36500, "days (0: never)");
-  if (expirationDays > 0 && transitionDays > 0 && expirationDays <= transitionDays) {
-    fail(
-      "expirationDays",
-      expirationDays,
-      `must be greater than transitionDays (${transitionDays}), or 0: objects would expire before they move`,
-    );
-  }
-  return {
-    forceDestroy: bool(raw, "forceDestroy"),
-    versioning: bool(raw, "versioning"),
-    lifecycle: {
-      transitionDays,
-      storageClass,
-      expirationDays,
-      noncurrentVersionExpirationDays: int(
-        raw,
-        "noncurrentVersionExpirationDays",
-        1,
-        36500,
-        "days",
-      ),
-    },
-    accessLogging: bool(raw, "accessLogging"),
-    kmsKey: bool(raw, "kmsKey"),
-  };
-}
-
-/** The connector jar's URL and pinned digest (`flinkConnectorUrl`, `flinkConnectorSha512`). */
-function parseFlinkConnector(raw: RawConfig): FlinkConnectorSource {
-  const url = optionalStr(raw, "flinkConnectorUrl");
-  if (url !== undefined && !/^(https:\/\/[^\s]+|file:\/\/\/[^\s]+)$/.test(url)) {
-    fail(
-      "flinkConnectorUrl",
-      url,
-      "set an https:// URL of the jar (a Maven mirror) or a file:/// URL, or leave it empty for Maven Central",
-    );
-  }
-  const given = optionalStr(raw, "flinkConnectorSha512")?.trim();
-  // Maven Central's .sha512 file may hold the digest alone or followed by the file name.
-  const sha512 = given?.split(/\s+/)[0].toLowerCase();
-  if (sha512 !== undefined && !/^[0-9a-f]{128}$/.test(sha512)) {
-    fail(
-      "flinkConnectorSha512",
-      given,
-      "set the jar's SHA-512 as 128 hex digits (the .sha512 file Maven Central publishes beside the jar), or leave it empty",
-    );
-  }
-  return { ...(url === undefined ? {} : { url }), ...(sha512 === undefined ? {} : { sha512 }) };
-}
-
-/** IoT logging and the alarms' thresholds. */
-function parseMonitoring(raw: RawConfig): MonitoringConfig {
-  const given = optionalStr(raw, "alarmEmail");
-  const subscribedElsewhere = given === ALARM_EMAIL_EXTERNAL;
-  const email = subscribedElsewhere ? undefined : given;
-  if (email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
-    fail(
-      "alarmEmail",
-      email,
-      `set an e-mail address (name@example.com), ${ALARM_EMAIL_EXTERNAL} if you subscribe the alarms' topic outside the stack, or leave it empty for none`,
-    );
-  }
-  const periodSeconds = int(raw, "alarmPeriodSeconds", 60, 86400, "seconds");
-  if (periodSeconds % 60 !== 0) {
-    fail(
-      "alarmPeriodSeconds",
-      periodSeconds,
-      "must be a multiple of 60 (CloudWatch's periods for these metrics)",
-    );
-  }
-  // Checked against the streams' buffering where the plan is made (core/monitoring.ts).
-  const freshness = int(raw, "deliveryFreshnessSeconds", 60, 86400, "seconds");
-  return {
-    iotLogLevel: oneOf(raw, "iotLogLevel", IOT_LOG_LEVELS),
-    alarms: {
-      enabled: bool(raw, "alarms"),
-      email,
-      subscribedElsewhere,
-      periodSeconds,
-      ruleErrorRatePercent: int(raw, "ruleErrorRatePercent", 0, 100, "percent"),
-      deliveryFreshnessSeconds: freshness,
-    },
+    monitoring: parseMonitoringConfig(raw),
   };
 }
 
@@ -745,40 +579,6 @@ export function deriveBucketName(stack: string, accountId: string, region: strin
     head = `${head.slice(0, 63 - tail.length - hash.length - 1).replace(/-+$/, "")}-${hash}`;
   }
   return `${head}${tail}`.replace(/-{2,}/g, "-");
-}
-
-/** Firehose's rules for custom S3 prefixes (namespaces `timestamp` and `firehose` only). */
-function checkFirehosePrefixes(prefix: string, errorOutputPrefix: string): void {
-  const expressions = (p: string) => [...p.matchAll(/!\{([^}]*)\}/g)].map((m) => m[1]);
-  const known = /^(timestamp:.+|firehose:(random-string|error-output-type))$/;
-  for (const [key, value] of [
-    ["s3Prefix", prefix],
-    ["errorOutputPrefix", errorOutputPrefix],
-  ] as const) {
-    if (value.startsWith("/")) fail(key, value, "must not start with '/'");
-    for (const e of expressions(value)) {
-      if (!known.test(e)) {
-        fail(
-          key,
-          value,
-          `!{${e}} is not a Firehose expression; use !{timestamp:...} or !{firehose:random-string}`,
-        );
-      }
-    }
-  }
-  if (expressions(prefix).includes("firehose:error-output-type")) {
-    fail("s3Prefix", prefix, "!{firehose:error-output-type} is allowed only in errorOutputPrefix");
-  }
-  // Static prefixes get Firehose's own YYYY/MM/dd/HH/ (and error-type) folders; once a prefix
-  // uses expressions, the error prefix must say where each kind of failure goes itself.
-  const usesExpressions = expressions(prefix).length + expressions(errorOutputPrefix).length > 0;
-  if (usesExpressions && !expressions(errorOutputPrefix).includes("firehose:error-output-type")) {
-    fail(
-      "errorOutputPrefix",
-      errorOutputPrefix,
-      "must contain !{firehose:error-output-type} when the prefixes use expressions",
-    );
-  }
 }
 
 function readYaml(file: string): Record<string, unknown> {
