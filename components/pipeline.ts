@@ -5,7 +5,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { FIREHOSE_RECORD_SEPARATOR } from "../core/delivery";
 import type { PipelinePlan } from "../core/plan";
-import { deriveBucketName } from "../core/stack-config";
+import { deriveBucketName } from "../core/storage";
 import type { AnalyticsContext, AnalyticsPlug, PipelineStorage } from "./analytics/hook";
 import { streamAnalyticsPlug } from "./analytics/plug";
 import { DeliveryStream } from "./delivery/delivery-stream";

@@ -1,6 +1,8 @@
 // Firehose-to-S3 naming and framing rules shared by the Pulumi program and the local delivery
 // stream: the rule action's record separator, object keys, and error-output prefixes.
+import { bool, int, oneOf, optionalStr, str, type RawConfig } from "./config-values";
 import { invalidConfig as fail } from "./errors";
+import { isValidBucketName } from "./storage";
 
 /** How Firehose compresses the objects it delivers (the ones this project offers). */
 export type Compression = "UNCOMPRESSED" | "GZIP";
@@ -160,4 +162,42 @@ export function checkFirehosePrefixes(prefix: string, errorOutputPrefix: string)
       "must contain !{firehose:error-output-type} when the prefixes use expressions",
     );
   }
+}
+
+/** The delivery keys: the telemetry stream's name, bucket, buffering, compression and prefixes. */
+export function parseDeliveryConfig(raw: RawConfig): DeliveryConfig {
+  const streamName = str(raw, "streamName");
+  // The syntax of a Firehose stream name; the windows' stream checks the length where it adds
+  // its suffix (core/delivery.ts windowsStreamName).
+  if (!/^[a-zA-Z0-9_.-]{1,64}$/.test(streamName)) {
+    fail(
+      "streamName",
+      streamName,
+      "use 1-56 letters, digits, '_', '.' or '-' (Firehose stream names, less the windows stream's -windows)",
+    );
+  }
+  const bucketName = optionalStr(raw, "bucketName");
+  if (bucketName !== undefined && !isValidBucketName(bucketName)) {
+    fail(
+      "bucketName",
+      bucketName,
+      "use 3-63 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit, or leave it empty to derive one",
+    );
+  }
+  const prefix = str(raw, "s3Prefix");
+  const errorOutputPrefix = str(raw, "errorOutputPrefix");
+  checkFirehosePrefixes(prefix, errorOutputPrefix);
+
+  const bufferSizeMiB = int(raw, "bufferSizeMiB", 1, 128, "MiB");
+  const bufferIntervalSeconds = int(raw, "bufferIntervalSeconds", 0, 900, "seconds");
+  return {
+    streamName,
+    bucketName,
+    bufferSizeMiB,
+    bufferIntervalSeconds,
+    compression: oneOf(raw, "compression", COMPRESSIONS),
+    prefix,
+    errorOutputPrefix,
+    errorLogging: bool(raw, "errorLogging"),
+  };
 }

@@ -1,12 +1,14 @@
-// The stack configuration: one typed, validated reading of Pulumi.yaml + Pulumi.<stack>.yaml,
-// shared by the Pulumi program, the offline policy check, the local pipeline and the tests.
-import { createHash } from "node:crypto";
+// The stack configuration: the user's input, read from Pulumi.yaml + Pulumi.<stack>.yaml and each
+// key checked for its syntax (each section's parser sits beside its module; this file keeps the
+// files, the fleet, the policy, the certificates and the rule). Rules that tie keys together are
+// checked where their value is derived, by core/plan.ts. Shared by the Pulumi program, the offline
+// policy check, the local pipeline and the tests.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CsrFormatError, csrPublicKeyInfo } from "./csr";
-import { checkFirehosePrefixes, COMPRESSIONS, type DeliveryConfig } from "./delivery";
-import { bool, int, oneOf, optionalStr, str, structured, type RawConfig } from "./config-values";
+import { parseDeliveryConfig, type DeliveryConfig } from "./delivery";
+import { oneOf, optionalStr, str, structured, type RawConfig } from "./config-values";
 import { ConfigError, invalidConfig as fail } from "./errors";
 import { parseFlinkConnector, type FlinkConnectorSource } from "./flink-connector";
 import { createEvaluator } from "./iot-policy-eval";
@@ -23,6 +25,8 @@ import { parseRuleSql, RuleSqlError } from "./rule-sql";
 import { parseStorageConfig, type StorageConfig } from "./storage";
 import { parseWindowSpec, type WindowSpec } from "./window";
 import { parseProvisioningConfig, type ProvisioningConfig } from "./provisioning-config";
+
+export { deriveBucketName, isValidBucketName } from "./storage";
 
 export type PolicyMode = "tutorial" | "least-privilege" | "custom";
 export const POLICY_MODES: readonly PolicyMode[] = ["tutorial", "least-privilege", "custom"];
@@ -471,34 +475,11 @@ export function parseStackConfig(
   if (!/^[\w+=,.@-]{1,64}$/.test(roleName)) {
     fail("ruleRoleName", roleName, "use 1-56 letters, digits or + = , . @ _ - (IAM role names)");
   }
-  const streamName = str(raw, "streamName");
-  // The syntax of a Firehose stream name; the windows' stream checks the length where it adds
-  // its suffix (core/delivery.ts windowsStreamName).
-  if (!/^[a-zA-Z0-9_.-]{1,64}$/.test(streamName)) {
-    fail(
-      "streamName",
-      streamName,
-      "use 1-56 letters, digits, '_', '.' or '-' (Firehose stream names, less the windows stream's -windows)",
-    );
-  }
+  const delivery = parseDeliveryConfig(raw);
   const policyName = str(raw, "policyName");
   if (!/^[\w+=,.@-]{1,128}$/.test(policyName)) {
     fail("policyName", policyName, "use 1-128 letters, digits or + = , . @ _ - (IoT policy names)");
   }
-  const bucketName = optionalStr(raw, "bucketName");
-  if (bucketName !== undefined && !isValidBucketName(bucketName)) {
-    fail(
-      "bucketName",
-      bucketName,
-      "use 3-63 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit, or leave it empty to derive one",
-    );
-  }
-  const prefix = str(raw, "s3Prefix");
-  const errorOutputPrefix = str(raw, "errorOutputPrefix");
-  checkFirehosePrefixes(prefix, errorOutputPrefix);
-
-  const bufferSizeMiB = int(raw, "bufferSizeMiB", 1, 128, "MiB");
-  const bufferIntervalSeconds = int(raw, "bufferIntervalSeconds", 0, 900, "seconds");
   const analytics = parseWindowSpec(structured(raw, "analytics"));
   const lake = parseLakeOptions(raw);
 
@@ -537,48 +518,12 @@ export function parseStackConfig(
       roleName,
       ...(description === undefined ? {} : { description }),
     },
-    delivery: {
-      streamName,
-      bucketName,
-      bufferSizeMiB,
-      bufferIntervalSeconds,
-      compression: oneOf(raw, "compression", COMPRESSIONS),
-      prefix,
-      errorOutputPrefix,
-      errorLogging: bool(raw, "errorLogging"),
-    },
+    delivery,
     analytics,
     storage: parseStorageConfig(raw),
     lake,
     monitoring: parseMonitoringConfig(raw),
   };
-}
-
-/** S3's bucket naming rules (general purpose buckets). */
-export function isValidBucketName(name: string): boolean {
-  return (
-    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) &&
-    !name.includes("..") &&
-    !/^\d+\.\d+\.\d+\.\d+$/.test(name) &&
-    !name.startsWith("xn--") &&
-    !name.endsWith("-s3alias")
-  );
-}
-
-/**
- * The bucket name a stack gets when none is configured: `<project>-<stack>-<account>-<region>`,
- * lower-cased. Account and region make it globally unique (the seed's fixed name is long taken)
- * and stable across updates, unlike auto-naming's random suffix. A stack name too long for S3's
- * 63 characters is shortened and a hash of it appended, so two long stack names still differ.
- */
-export function deriveBucketName(stack: string, accountId: string, region: string): string {
-  const tail = `-${accountId}-${region}`.toLowerCase();
-  let head = `${PROJECT}-${stack}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-");
-  if (head.length + tail.length > 63) {
-    const hash = createHash("sha256").update(stack).digest("hex").slice(0, 6);
-    head = `${head.slice(0, 63 - tail.length - hash.length - 1).replace(/-+$/, "")}-${hash}`;
-  }
-  return `${head}${tail}`.replace(/-{2,}/g, "-");
 }
 
 function readYaml(file: string): Record<string, unknown> {
