@@ -22,7 +22,7 @@ import {
 } from "./lake";
 import { checkDeliveryFreshness, type AlarmConfig, type IotLogLevel } from "./monitoring";
 import { PROJECT } from "./project";
-import { parseRuleSql, type RuleStatement } from "./rule-sql";
+import { parseRuleSql, RuleSqlError, type RuleStatement } from "./rule-sql";
 import {
   loadStackConfig,
   type CertificateMode,
@@ -59,6 +59,19 @@ export function suffixedRoleName(base: string, suffix: string): string {
     );
   }
   return name;
+}
+
+/**
+ * The rule's statement, parsed once for the whole stack with the parser the local rule engine
+ * runs: a statement AWS would refuse fails here, in one line naming `ruleSql`.
+ */
+export function parseRuleStatement(sql: string): RuleStatement {
+  try {
+    return parseRuleSql(sql);
+  } catch (e) {
+    if (!(e instanceof RuleSqlError)) throw e;
+    return invalidConfig("ruleSql", sql, e.message);
+  }
 }
 
 /** The IAM roles of the rule, its actions and the account's IoT logging. */
@@ -176,7 +189,7 @@ export function planPipeline(config: StackConfig): PipelinePlan {
   // Derived (and checked) even without analytics, so that turning analytics on later never
   // meets a stream name that no longer fits.
   const windowsStream = windowsStreamName(config.delivery.streamName);
-  const statement = parseRuleSql(config.rule.sql);
+  const statement = parseRuleStatement(config.rule.sql);
   const spec = config.analytics;
   const layout = planLakeLayout(config.delivery, config.lake, spec?.prefix);
   const windowsDelivery =

@@ -21,7 +21,6 @@ import {
 import { parseLakeOptions, type LakeOptions } from "./lake";
 import { parseMonitoringConfig, type MonitoringConfig } from "./monitoring";
 import { PROJECT, PROJECT_DIR } from "./project";
-import { parseRuleSql, RuleSqlError } from "./rule-sql";
 import { parseStorageConfig, type StorageConfig } from "./storage";
 import { parseWindowSpec, type WindowSpec } from "./window";
 import { parseProvisioningConfig, type ProvisioningConfig } from "./provisioning-config";
@@ -452,13 +451,7 @@ export function parseStackConfig(
   }
   const sql = str(raw, "ruleSql");
   const description = parseRuleDescription(raw);
-  // The same parser the local rule engine runs: a statement AWS would refuse fails here first.
-  try {
-    parseRuleSql(sql);
-  } catch (e) {
-    if (!(e instanceof RuleSqlError)) throw e;
-    fail("ruleSql", sql, e.message);
-  }
+  // Parsed (once) where the statement is used: core/plan.ts planRule.
 
   const telemetryTopic = str(raw, "telemetryTopic");
   if (/[+#]/.test(telemetryTopic) || telemetryTopic.startsWith("$")) {
