@@ -5,7 +5,6 @@
 // program, the pack and the local pipeline share them.
 import { bool, int, oneOf, optionalStr, type RawConfig } from "./config-values";
 import { invalidConfig as fail } from "./errors";
-import { PARTITIONED_DELAY_FACTOR } from "./lake";
 import { PROJECT } from "./project";
 
 /** IoT's log levels (SetV2LoggingOptions), plus `unmanaged`: this stack leaves the account's IoT logging alone. */
@@ -183,29 +182,6 @@ export function evaluateAlarms(
     });
   }
   return out;
-}
-
-/**
- * Checks `deliveryFreshnessSeconds` against the longest a record waits in a healthy stream: the
- * buffer interval (1.5 times it with dynamic partitioning), and the windows' stream's 60 s when
- * analytics is on. A threshold below that would fire on a healthy stream.
- */
-export function checkDeliveryFreshness(
-  freshness: number,
-  streams: { bufferIntervalSeconds: number; partitionByThing: boolean; analytics: boolean },
-): void {
-  const { bufferIntervalSeconds, partitionByThing, analytics } = streams;
-  const normal = Math.max(
-    bufferIntervalSeconds * (partitionByThing ? PARTITIONED_DELAY_FACTOR : 1),
-    analytics ? 60 : 0,
-  );
-  if (freshness <= normal) {
-    fail(
-      "deliveryFreshnessSeconds",
-      freshness,
-      `must be greater than ${normal} s, the longest a record waits in a healthy stream (bufferIntervalSeconds${partitionByThing ? " × 1.5 with partitionByThing" : ""}${analytics ? ", 60 s for the windows' stream" : ""})`,
-    );
-  }
 }
 
 /** The monitoring keys: IoT logging and the alarms' thresholds. */

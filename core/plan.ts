@@ -15,12 +15,13 @@ import {
   LAKE_TABLE,
   parquetCompression,
   PARTITION_QUERY,
+  PARTITIONED_DELAY_FACTOR,
   savedQueries,
   type LakeColumn,
   type LakeLayout,
   type SavedQuery,
 } from "./lake";
-import { checkDeliveryFreshness, type AlarmConfig, type IotLogLevel } from "./monitoring";
+import type { AlarmConfig, IotLogLevel } from "./monitoring";
 import { PROJECT } from "./project";
 import { parseRuleSql, RuleSqlError, type RuleStatement } from "./rule-sql";
 import {
@@ -140,6 +141,29 @@ export interface AnalyticsPlan {
   readonly connector: FlinkConnectorSource;
 }
 
+/**
+ * Checks `deliveryFreshnessSeconds` (the alarms' threshold) against the longest a record waits in a healthy stream: the
+ * buffer interval (1.5 times it with dynamic partitioning), and the windows' stream's 60 s when
+ * analytics is on. A threshold below that would fire on a healthy stream.
+ */
+export function checkDeliveryFreshness(
+  freshness: number,
+  streams: { bufferIntervalSeconds: number; partitionByThing: boolean; analytics: boolean },
+): void {
+  const { bufferIntervalSeconds, partitionByThing, analytics } = streams;
+  const normal = Math.max(
+    bufferIntervalSeconds * (partitionByThing ? PARTITIONED_DELAY_FACTOR : 1),
+    analytics ? 60 : 0,
+  );
+  if (freshness <= normal) {
+    invalidConfig(
+      "deliveryFreshnessSeconds",
+      freshness,
+      `must be greater than ${normal} s, the longest a record waits in a healthy stream (bufferIntervalSeconds${partitionByThing ? " × 1.5 with partitionByThing" : ""}${analytics ? ", 60 s for the windows' stream" : ""})`,
+    );
+  }
+}
+
 /** IoT logging and the alarms. */
 export interface MonitoringPlan {
   readonly iotLogLevel: IotLogLevel;
@@ -175,8 +199,11 @@ export interface PipelinePlan {
 }
 
 /**
- * Resolves a validated stack config into its plan. Pure: the same config always gives the same
- * plan, with no file read and no call out. Throws a ConfigError for a derived name out of bounds.
+ * Resolves a stack config (each key's syntax checked) into its plan. Pure: the same config always
+ * gives the same plan, with no file read and no call out. Throws a ConfigError, one line naming
+ * the key, where a derived value cannot be made: a name too long once its suffix is added, SQL
+ * that does not parse, prefixes or buffers the lake cannot use, a lifecycle rule without a folder,
+ * a freshness threshold a healthy stream would cross.
  */
 export function planPipeline(config: StackConfig): PipelinePlan {
   const base = config.rule.roleName;
