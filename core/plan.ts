@@ -6,7 +6,9 @@
 // planPipeline is pure; loadPlan reads the stack's files first.
 import { bucketLifecycleRules } from "./bucket-lifecycle";
 import { windowsDeliveryConfig, windowsStreamName, type DeliveryConfig } from "./delivery";
-import { invalidConfig } from "./errors";
+import { ConfigError, invalidConfig } from "./errors";
+import { createEvaluator } from "./iot-policy-eval";
+import { PolicyDocumentError, policyDocumentFor } from "./iot-policy";
 import {
   lakeColumns,
   lakeDatabaseName,
@@ -164,6 +166,29 @@ export function checkDeliveryFreshness(
   }
 }
 
+/**
+ * The stack's IoT policy, checked the way the broker will evaluate it, with the stack's region and
+ * telemetry topic: a document that uses a condition key, operator or variable the evaluator does
+ * not implement, a malformed ARN or an empty statement stops the program, `npm run simulate` and
+ * `npm run check` here, in one line.
+ */
+export function checkPolicyDocument(config: StackConfig): void {
+  const { mode, document } = config.policy;
+  const topic = config.telemetryTopic;
+  // The evaluator's own reading: the same parser and checks as the broker and the pack.
+  const ctx = { partition: "aws", region: config.region, accountId: "000000000000" };
+  try {
+    createEvaluator([policyDocumentFor(mode, ctx, topic, document)]);
+  } catch (e) {
+    if (!(e instanceof PolicyDocumentError)) throw e;
+    throw new ConfigError(
+      mode === "custom"
+        ? `config ${PROJECT}:policyDocument is invalid: ${e.message}`
+        : `config ${PROJECT}:policyMode = ${JSON.stringify(mode)} with telemetryTopic ${JSON.stringify(topic)} gives an invalid IoT policy: ${e.message}`,
+    );
+  }
+}
+
 /** IoT logging and the alarms. */
 export interface MonitoringPlan {
   readonly iotLogLevel: IotLogLevel;
@@ -217,6 +242,7 @@ export function planPipeline(config: StackConfig): PipelinePlan {
   // meets a stream name that no longer fits.
   const windowsStream = windowsStreamName(config.delivery.streamName);
   const statement = parseRuleStatement(config.rule.sql);
+  checkPolicyDocument(config);
   const spec = config.analytics;
   const layout = planLakeLayout(config.delivery, config.lake, spec?.prefix);
   const windowsDelivery =

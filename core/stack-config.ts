@@ -11,13 +11,7 @@ import { parseDeliveryConfig, type DeliveryConfig } from "./delivery";
 import { oneOf, optionalStr, str, structured, type RawConfig } from "./config-values";
 import { ConfigError, invalidConfig as fail } from "./errors";
 import { parseFlinkConnector, type FlinkConnectorSource } from "./flink-connector";
-import { createEvaluator } from "./iot-policy-eval";
-import {
-  CERTIFICATE_NAME_ATTRIBUTES,
-  PolicyDocumentError,
-  parseCidr,
-  policyDocumentFor,
-} from "./iot-policy";
+import { CERTIFICATE_NAME_ATTRIBUTES, parseCidr } from "./iot-policy";
 import { parseLakeOptions, type LakeOptions } from "./lake";
 import { parseMonitoringConfig, type MonitoringConfig } from "./monitoring";
 import { PROJECT, PROJECT_DIR } from "./project";
@@ -356,15 +350,10 @@ function parseLocalCertificates(raw: RawConfig): LocalCertificateSpec {
 }
 
 /**
- * The stack's policy document, checked the way the broker will evaluate it: a document that uses
- * a condition key, operator or variable the evaluator does not implement, a malformed ARN or an
- * empty statement stops the program, `npm run simulate` and `npm run check` here, in one line.
+ * The policy keys: the mode, and a document exactly when the mode is custom. The document is
+ * evaluated with the stack's region and topic by the plan (core/plan.ts checkPolicyDocument).
  */
-function parsePolicy(
-  raw: RawConfig,
-  region: string,
-  telemetryTopic: string,
-): { mode: PolicyMode; document?: unknown } {
+function parsePolicy(raw: RawConfig): { mode: PolicyMode; document?: unknown } {
   const mode = oneOf(raw, "policyMode", POLICY_MODES);
   const given = raw.policyDocument === "" ? undefined : structured(raw, "policyDocument");
   const empty =
@@ -387,18 +376,6 @@ function parsePolicy(
     );
   }
   const document = mode === "custom" ? given : undefined;
-  // The evaluator's own reading: the same parser and checks as the broker and the pack.
-  const ctx = { partition: "aws", region, accountId: "000000000000" };
-  try {
-    createEvaluator([policyDocumentFor(mode, ctx, telemetryTopic, document)]);
-  } catch (e) {
-    if (!(e instanceof PolicyDocumentError)) throw e;
-    throw new ConfigError(
-      mode === "custom"
-        ? `config ${PROJECT}:policyDocument is invalid: ${e.message}`
-        : `config ${PROJECT}:policyMode = ${JSON.stringify(mode)} with telemetryTopic ${JSON.stringify(telemetryTopic)} gives an invalid IoT policy: ${e.message}`,
-    );
-  }
   return { mode, document };
 }
 
@@ -493,7 +470,7 @@ export function parseStackConfig(
     thingType: { name: str(raw, "thingTypeName"), description: str(raw, "thingTypeDescription") },
     fleet,
     things,
-    policy: { ...parsePolicy(raw, region, telemetryTopic), name: policyName },
+    policy: { ...parsePolicy(raw), name: policyName },
     localCertificates: parseLocalCertificates(raw),
     certificates: {
       mode: certificateMode,
