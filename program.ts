@@ -2,9 +2,11 @@
 // validates it in one place (core/stack-config.ts) and builds the pipeline, returning the stack
 // outputs. index.ts calls it once; the mocked runs (tests, check, bench) call it per stack.
 import * as pulumi from "@pulumi/pulumi";
+import type { AnalyticsOutputs } from "./components/analytics/hook";
 import { TelemetryPipeline, type TelemetryPipelineArgs } from "./components/pipeline";
 import { assertDeployable } from "./core/deploy-readiness";
 import { UserError } from "./core/errors";
+import { planPipeline, type PipelinePlan } from "./core/plan";
 import { PROJECT, PROJECT_DIR } from "./core/project";
 import {
   declaredKeys,
@@ -34,18 +36,20 @@ export function readPulumiConfig(
 }
 
 /**
- * What `pulumi preview` and `pulumi up` build from: the config, refused in one line when the stack
+ * What `pulumi preview` and `pulumi up` build from: the config's plan (core/plan.ts), refused in
+ * one line when a derived name does not fit or when the stack
  * would deploy something nobody can use or nobody would notice (core/deploy-readiness.ts: CSRs
  * not made yet, alarms with nowhere to go, an unpinned connector jar outside dev).
  */
 export function readDeployableConfig(
   stack: string = pulumi.getStack(),
   dir: string = PROJECT_DIR,
-): StackConfig {
+): PipelinePlan {
   try {
     const config = readPulumiConfig(stack, dir);
+    const plan = planPipeline(config);
     assertDeployable(config, { dir });
-    return config;
+    return plan;
   } catch (e) {
     // The CLI prints a RunError's message alone: one line, no stack trace.
     if (e instanceof UserError) throw new pulumi.RunError(e.message);
@@ -68,8 +72,8 @@ export interface PipelineOutputs {
   readonly ruleName: pulumi.Output<string>;
   readonly streamName: pulumi.Output<string>;
   readonly bucketName: pulumi.Output<string>;
-  /** Whatever the analytics application exports. */
-  readonly analytics?: pulumi.Output<Record<string, unknown>>;
+  /** The analytics application's names and ARNs (components/analytics/hook.ts). */
+  readonly analytics?: pulumi.Output<Record<keyof AnalyticsOutputs, string>>;
   /** The Glue database and table, the Athena workgroup and its saved queries (docs/lake.md). */
   readonly lake: pulumi.Output<Record<string, unknown>>;
   /** The alarms' topic, the alarms and the dashboard (docs/monitoring.md); none without alarms. */
@@ -114,12 +118,13 @@ function provisioningOutputs(
   };
 }
 
-/** Builds the stack's pipeline from its validated config and returns the stack outputs. */
+/** Builds the stack's pipeline from its plan and returns the stack outputs. */
 export function buildPipeline(
-  config: StackConfig,
+  plan: PipelinePlan,
   opts: Pick<TelemetryPipelineArgs, "analytics"> = {},
 ): PipelineOutputs {
-  const pipeline = new TelemetryPipeline(PROJECT, { config, analytics: opts.analytics });
+  const config = plan.config;
+  const pipeline = new TelemetryPipeline(PROJECT, { plan, analytics: opts.analytics });
   // In fleet-provisioning mode no thing is registered by the stack: its devices register themselves.
   const things = config.provisioning === undefined ? config.things.map((t) => t.name) : [];
   const identity = (t: string) => pipeline.identities[t];
@@ -145,7 +150,7 @@ export function buildPipeline(
     policyName: pipeline.policy.policy.name,
     ruleName: pipeline.rule.ruleName,
     streamName: pipeline.delivery.streamName,
-    bucketName: pipeline.delivery.bucketName,
+    bucketName: pipeline.storage.bucketName,
     ...provisioningOutputs(pipeline),
     lake: pulumi
       .all([pipeline.lake.database.name, pipeline.lake.table.name, pipeline.lake.workgroup.name])
@@ -169,7 +174,7 @@ export function buildPipeline(
       pipeline.analytics?.outputs === undefined
         ? undefined
         : pulumi
-            .all(pipeline.analytics.outputs)
-            .apply((o) => ({ ...o }) as Record<string, unknown>),
+            .output(pipeline.analytics.outputs)
+            .apply((o): Record<keyof AnalyticsOutputs, string> => ({ ...o })),
   };
 }

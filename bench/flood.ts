@@ -12,7 +12,8 @@
 // left every acknowledged record undelivered and every later start failing.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { DEVICE_PARTITION, lakeLayout } from "../core/lake";
+import { DEVICE_PARTITION } from "../core/lake";
+import { planPipeline } from "../core/plan";
 import { parseStackConfig, readRawStackConfig, type RawConfig } from "../core/stack-config";
 import { telemetryTopicFor } from "../core/topics";
 import { Publisher } from "../device/publisher";
@@ -184,7 +185,7 @@ async function readLake(
       const key = `${String(thing)}@${Number(ts)}`;
       delivered.set(key, (delivered.get(key) ?? 0) + 1);
     }
-    const layout = lakeLayout(config.delivery, config.lake);
+    const layout = planPipeline(config).lake.layout;
     const dir = path.join(
       stateDir,
       "s3",

@@ -1,25 +1,12 @@
-// The whole telemetry pipeline of one stack, composed from its validated config: registry →
+// The whole telemetry pipeline of one stack, built from its plan (core/plan.ts): registry →
 // device identities → telemetry rule → Firehose delivery → S3, with the analytics plugged in
-// beside the rule.
-import * as fs from "node:fs";
+// beside the rule. Every name, layout and rule comes from the plan; this file only makes resources.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { bucketLifecycleRules } from "../core/bucket-lifecycle";
 import { FIREHOSE_RECORD_SEPARATOR } from "../core/delivery";
-import {
-  lakeColumns,
-  lakeDatabaseName,
-  lakeLayout,
-  lakeWorkgroupName,
-  LAKE_TABLE,
-  parquetCompression,
-  PARTITION_QUERY,
-  savedQueries,
-} from "../core/lake";
-import { PROJECT } from "../core/project";
-import { parseRuleSql } from "../core/rule-sql";
-import { deriveBucketName, type StackConfig } from "../core/stack-config";
-import type { AnalyticsContext, AnalyticsPlug } from "./analytics/hook";
+import type { PipelinePlan } from "../core/plan";
+import { deriveBucketName } from "../core/storage";
+import type { AnalyticsContext, AnalyticsPlug, PipelineStorage } from "./analytics/hook";
 import { streamAnalyticsPlug } from "./analytics/plug";
 import { DeliveryStream } from "./delivery/delivery-stream";
 import { DeviceIdentity } from "./identity/device-identity";
@@ -35,8 +22,8 @@ import { TelemetryRule } from "./rule/telemetry-rule";
 import { DataKey } from "./storage/data-key";
 
 export interface TelemetryPipelineArgs {
-  /** The stack's validated config. */
-  readonly config: StackConfig;
+  /** The stack's plan (core/plan.ts planPipeline). */
+  readonly plan: PipelinePlan;
   /**
    * Builds the analytics application inside the pipeline.
    * @default streamAnalyticsPlug: the Managed Flink window of the config's `analytics` spec (none when disabled)
@@ -57,6 +44,8 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
   /** Fleet provisioning by claim, in certificateMode fleet-provisioning. */
   readonly provisioning?: FleetProvisioning;
   readonly delivery: DeliveryStream;
+  /** The pipeline's bucket, as the lake, the analytics and the outputs reach it. */
+  readonly storage: PipelineStorage;
   readonly rule: TelemetryRule;
   /** What the analytics plugged in, if anything. */
   readonly analytics?: AnalyticsPlug;
@@ -73,7 +62,8 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
 
   constructor(name: string, args: TelemetryPipelineArgs, opts?: pulumi.ComponentResourceOptions) {
     super("iot-pipeline:index:TelemetryPipeline", name, {}, opts);
-    const config = args.config;
+    const plan = args.plan;
+    const config = plan.config;
     const parent = { parent: this };
 
     // In fleet-provisioning mode the devices register themselves: the registry holds only the
@@ -105,14 +95,13 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
     // Each thing's identity once the registry has made its thing, a chunk at a time like them.
     this.fleetReady = this.registry.ready.then(() =>
       inChunks(provisioning === undefined ? config.things : [], (thing) => {
-        const csrFile = config.certificates.csrFiles[thing.name];
         identities[thing.name] = new DeviceIdentity(
           `${name}-${thing.name}-identity`,
           {
             thingName: this.registry.things[thing.name].name,
             policyName: this.policy.policy.name,
             csrPem:
-              config.certificates.mode === "csr" ? fs.readFileSync(csrFile, "utf8") : undefined,
+              plan.certificates.mode === "csr" ? plan.certificates.csrPems[thing.name] : undefined,
           },
           parent,
         );
@@ -142,109 +131,117 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       );
     }
 
+    const storage = plan.storage;
     const bucketName =
-      config.delivery.bucketName ??
+      storage.bucketName ??
       pulumi
         .all([
           aws.getCallerIdentityOutput({}, parent).accountId,
           aws.getRegionOutput({}, parent).region,
         ])
-        .apply(([accountId, region]) => deriveBucketName(config.stack, accountId, region));
+        .apply(([accountId, region]) => deriveBucketName(plan.stack, accountId, region));
     // storage and lake: the key, then the Glue table the stream converts records with.
-    this.key = config.storage.kmsKey
-      ? new DataKey(`${name}-key`, { alias: `${PROJECT}-${config.stack}` }, parent)
-      : undefined;
-    const layout = lakeLayout(config.delivery, config.lake);
+    this.key =
+      storage.kmsKeyAlias === undefined
+        ? undefined
+        : new DataKey(`${name}-key`, { alias: storage.kmsKeyAlias }, parent);
+    const lake = plan.lake;
     this.lake = new Lake(
       `${name}-lake`,
       {
-        databaseName: lakeDatabaseName(config.stack),
-        workgroupName: lakeWorkgroupName(config.stack),
+        databaseName: lake.databaseName,
+        workgroupName: lake.workgroupName,
         bucketName,
-        layout,
-        columns: lakeColumns(parseRuleSql(config.rule.sql)),
+        layout: lake.layout,
+        columns: lake.columns,
         things: config.things.map((t) => t.name),
-        savedQueries: savedQueries(config.analytics?.windowSeconds),
+        savedQueries: lake.savedQueries,
         kmsKeyArn: this.key?.arn,
-        forceDestroy: config.storage.forceDestroy,
+        forceDestroy: storage.forceDestroy,
       },
       parent,
     );
+    const delivery = plan.delivery;
     this.delivery = new DeliveryStream(
       `${name}-delivery`,
       {
-        streamName: config.delivery.streamName,
+        streamName: delivery.streamName,
         bucketName,
-        bufferSizeMiB: config.delivery.bufferSizeMiB,
-        bufferIntervalSeconds: config.delivery.bufferIntervalSeconds,
-        compression: config.delivery.compression,
-        prefix: layout.prefix,
-        errorOutputPrefix: layout.errorOutputPrefix,
-        errorLogging: config.delivery.errorLogging,
-        forceDestroy: config.storage.forceDestroy,
+        bufferSizeMiB: delivery.bufferSizeMiB,
+        bufferIntervalSeconds: delivery.bufferIntervalSeconds,
+        compression: delivery.compression,
+        prefix: delivery.prefix,
+        errorOutputPrefix: delivery.errorOutputPrefix,
+        errorLogging: delivery.errorLogging,
+        forceDestroy: storage.forceDestroy,
         kmsKeyArn: this.key?.arn,
         streamEncryption: true,
         controls: {
-          versioning: config.storage.versioning,
-          lifecycleRules: bucketLifecycleRules(config),
-          accessLogging: config.storage.accessLogging,
-          forceDestroy: config.storage.forceDestroy,
+          versioning: storage.versioning,
+          lifecycleRules: storage.lifecycleRules,
+          accessLogging: storage.accessLogging,
         },
         parquet:
-          config.lake.format === "parquet"
+          lake.layout.format === "parquet"
             ? {
                 databaseName: this.lake.database.name,
                 tableName: this.lake.table.name,
                 glueArns: this.lake.glueArns,
-                compression: parquetCompression(config.delivery.compression),
+                compression: lake.parquetCodec,
               }
             : undefined,
-        partitionQuery: config.lake.partitionByThing ? PARTITION_QUERY : undefined,
-        fileExtension: layout.fileExtension,
+        partitionQuery: delivery.partitionQuery,
+        fileExtension: delivery.fileExtension,
       },
       parent,
     );
+    this.storage = {
+      bucketName: this.delivery.bucketName,
+      bucketArn: this.delivery.bucket.arn,
+      kmsKeyArn: this.delivery.kmsKeyArn,
+    };
 
     // analytics: the streaming window plugs in here (components/analytics/). It is built before
     // the rule so that its Kinesis source can become one of the rule's actions.
     const plug = args.analytics ?? streamAnalyticsPlug;
-    this.analytics = plug({ parent: this, name, config, delivery: this.delivery });
+    this.analytics = plug({ parent: this, name, plan, storage: this.storage });
 
     this.rule = new TelemetryRule(
       `${name}-rule`,
       {
-        ruleName: config.rule.name,
-        sql: config.rule.sql,
+        ruleName: plan.rule.name,
+        sql: plan.rule.sql,
+        description: plan.rule.description,
         actions: [
           new FirehoseAction({
             streamName: this.delivery.streamName,
             streamArn: this.delivery.streamArn,
             separator: FIREHOSE_RECORD_SEPARATOR,
-            roleName: config.rule.roleName,
+            roleName: plan.roles.rule,
           }),
           ...(this.analytics?.ruleActions ?? []),
         ],
-        errorRoleName: `${config.rule.roleName}-errors`,
+        errorRoleName: plan.roles.errors,
       },
       parent,
     );
 
     // monitoring: the account's IoT logging, the alarms and their dashboard.
-    const monitoring = config.monitoring;
+    const monitoring = plan.monitoring;
     if (monitoring.iotLogLevel !== "unmanaged") {
       this.iotLogging = new IotLogging(
         `${name}-iot-logging`,
-        { level: monitoring.iotLogLevel, roleName: `${config.rule.roleName}-logging` },
+        { level: monitoring.iotLogLevel, roleName: monitoring.loggingRoleName },
         parent,
       );
     }
     if (monitoring.alarms.enabled) {
-      const out = this.analytics?.outputs ?? {};
-      const windows = out.windowsDeliveryName as pulumi.Input<string> | undefined;
+      const out = this.analytics?.outputs;
+      const windows = out?.windowsDeliveryName;
       this.alarms = new PipelineAlarms(
         `${name}-alarms`,
         {
-          namePrefix: `${PROJECT}-${config.stack}`,
+          namePrefix: monitoring.namePrefix,
           alarms: monitoring.alarms,
           ruleName: this.rule.ruleName,
           ruleErrorLogGroupName: this.rule.errorLogGroup.name,
@@ -253,7 +250,7 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
             ...(windows === undefined ? {} : { windows }),
           },
           windowsStream: windows,
-          flinkApplicationName: out.applicationName as pulumi.Input<string> | undefined,
+          flinkApplicationName: out?.applicationName,
           kmsKeyArn: this.key?.arn,
         },
         parent,
@@ -271,8 +268,8 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       policyName: this.policy.policy.name,
       ruleName: this.rule.ruleName,
       streamName: this.delivery.streamName,
-      bucketName: this.delivery.bucketName,
-      lakeTable: pulumi.interpolate`${this.lake.database.name}.${LAKE_TABLE}`,
+      bucketName: this.storage.bucketName,
+      lakeTable: pulumi.interpolate`${this.lake.database.name}.${lake.tableName}`,
     });
   }
 }

@@ -1,5 +1,8 @@
 // Firehose-to-S3 naming and framing rules shared by the Pulumi program and the local delivery
 // stream: the rule action's record separator, object keys, and error-output prefixes.
+import { bool, int, oneOf, optionalStr, str, type RawConfig } from "./config-values";
+import { invalidConfig as fail } from "./errors";
+import { isValidBucketName } from "./storage";
 
 /** How Firehose compresses the objects it delivers (the ones this project offers). */
 export type Compression = "UNCOMPRESSED" | "GZIP";
@@ -24,9 +27,26 @@ export interface DeliveryConfig {
   readonly errorLogging: boolean;
 }
 
-/** The Firehose stream that delivers the analytics windows: the telemetry stream's name + `-windows`. */
+/**
+ * Firehose stream names are 1-64 characters
+ * (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html).
+ */
+export const FIREHOSE_STREAM_NAME_MAX = 64;
+
+/**
+ * The Firehose stream that delivers the analytics windows: the telemetry stream's name +
+ * `-windows`, its length checked here where the suffix is added.
+ */
 export function windowsStreamName(streamName: string): string {
-  return `${streamName}-windows`;
+  const name = `${streamName}-windows`;
+  if (name.length > FIREHOSE_STREAM_NAME_MAX) {
+    fail(
+      "streamName",
+      streamName,
+      "use 1-56 letters, digits, '_', '.' or '-' (Firehose stream names, less the windows stream's -windows)",
+    );
+  }
+  return name;
 }
 
 /**
@@ -108,4 +128,76 @@ export function objectName(
 ): string {
   const stamp = formatTimestamp("yyyy-MM-dd-HH-mm-ss", t);
   return `${stream}-${version}-${stamp}-${uuid}${compression === "GZIP" ? ".gz" : ""}`;
+}
+
+/** Firehose's rules for custom S3 prefixes (namespaces `timestamp` and `firehose` only). */
+export function checkFirehosePrefixes(prefix: string, errorOutputPrefix: string): void {
+  const expressions = (p: string) => [...p.matchAll(/!\{([^}]*)\}/g)].map((m) => m[1]);
+  const known = /^(timestamp:.+|firehose:(random-string|error-output-type))$/;
+  for (const [key, value] of [
+    ["s3Prefix", prefix],
+    ["errorOutputPrefix", errorOutputPrefix],
+  ] as const) {
+    if (value.startsWith("/")) fail(key, value, "must not start with '/'");
+    for (const e of expressions(value)) {
+      if (!known.test(e)) {
+        fail(
+          key,
+          value,
+          `!{${e}} is not a Firehose expression; use !{timestamp:...} or !{firehose:random-string}`,
+        );
+      }
+    }
+  }
+  if (expressions(prefix).includes("firehose:error-output-type")) {
+    fail("s3Prefix", prefix, "!{firehose:error-output-type} is allowed only in errorOutputPrefix");
+  }
+  // Static prefixes get Firehose's own YYYY/MM/dd/HH/ (and error-type) folders; once a prefix
+  // uses expressions, the error prefix must say where each kind of failure goes itself.
+  const usesExpressions = expressions(prefix).length + expressions(errorOutputPrefix).length > 0;
+  if (usesExpressions && !expressions(errorOutputPrefix).includes("firehose:error-output-type")) {
+    fail(
+      "errorOutputPrefix",
+      errorOutputPrefix,
+      "must contain !{firehose:error-output-type} when the prefixes use expressions",
+    );
+  }
+}
+
+/** The delivery keys: the telemetry stream's name, bucket, buffering, compression and prefixes. */
+export function parseDeliveryConfig(raw: RawConfig): DeliveryConfig {
+  const streamName = str(raw, "streamName");
+  // The syntax of a Firehose stream name; the windows' stream checks the length where it adds
+  // its suffix (core/delivery.ts windowsStreamName).
+  if (!/^[a-zA-Z0-9_.-]{1,64}$/.test(streamName)) {
+    fail(
+      "streamName",
+      streamName,
+      "use 1-56 letters, digits, '_', '.' or '-' (Firehose stream names, less the windows stream's -windows)",
+    );
+  }
+  const bucketName = optionalStr(raw, "bucketName");
+  if (bucketName !== undefined && !isValidBucketName(bucketName)) {
+    fail(
+      "bucketName",
+      bucketName,
+      "use 3-63 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit, or leave it empty to derive one",
+    );
+  }
+  const prefix = str(raw, "s3Prefix");
+  const errorOutputPrefix = str(raw, "errorOutputPrefix");
+  checkFirehosePrefixes(prefix, errorOutputPrefix);
+
+  const bufferSizeMiB = int(raw, "bufferSizeMiB", 1, 128, "MiB");
+  const bufferIntervalSeconds = int(raw, "bufferIntervalSeconds", 0, 900, "seconds");
+  return {
+    streamName,
+    bucketName,
+    bufferSizeMiB,
+    bufferIntervalSeconds,
+    compression: oneOf(raw, "compression", COMPRESSIONS),
+    prefix,
+    errorOutputPrefix,
+    errorLogging: bool(raw, "errorLogging"),
+  };
 }

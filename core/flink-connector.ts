@@ -6,7 +6,8 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { UserError } from "./errors";
+import { optionalStr, type RawConfig } from "./config-values";
+import { invalidConfig as fail, UserError } from "./errors";
 import { PROJECT, PROJECT_DIR } from "./project";
 
 /**
@@ -174,4 +175,35 @@ export async function verifiedConnectorJar(opts: ConnectorJarOptions = {}): Prom
   }
   fs.renameSync(tmp, cached);
   return cached;
+}
+
+/** The connector jar's URL and pinned digest (`flinkConnectorUrl`, `flinkConnectorSha512`). */
+export function parseFlinkConnector(raw: RawConfig): FlinkConnectorSource {
+  const url = optionalStr(raw, "flinkConnectorUrl");
+  if (url !== undefined && !/^(https:\/\/[^\s]+|file:\/\/\/[^\s]+)$/.test(url)) {
+    fail(
+      "flinkConnectorUrl",
+      url,
+      "set an https:// URL of the jar (a Maven mirror) or a file:/// URL, or leave it empty for Maven Central",
+    );
+  }
+  const given = optionalStr(raw, "flinkConnectorSha512")?.trim();
+  // Maven Central's .sha512 file may hold the digest alone or followed by the file name.
+  const sha512 = given?.split(/\s+/)[0].toLowerCase();
+  if (sha512 !== undefined && !/^[0-9a-f]{128}$/.test(sha512)) {
+    fail(
+      "flinkConnectorSha512",
+      given,
+      "set the jar's SHA-512 as 128 hex digits (the .sha512 file Maven Central publishes beside the jar), or leave it empty",
+    );
+  }
+  return { ...(url === undefined ? {} : { url }), ...(sha512 === undefined ? {} : { sha512 }) };
+}
+
+/** The Managed Flink connector jar's source (docs/analytics.md). */
+export interface FlinkConnectorSource {
+  /** An https: or file: URL; undefined for the jar on Maven Central. */
+  readonly url?: string;
+  /** The jar's SHA-512, 128 lower-case hex digits; undefined when not pinned. */
+  readonly sha512?: string;
 }

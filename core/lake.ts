@@ -4,6 +4,8 @@
 // not), and of the saved queries. The program builds the Glue table, the Firehose stream and the
 // Athena named queries from it; the local delivery stream writes the same layout and
 // `npm run query` reads it with the same table name and columns.
+import { bool, oneOf, type RawConfig } from "./config-values";
+import { invalidConfig } from "./errors";
 import { PROJECT } from "./project";
 import type { Expr, RuleStatement } from "./rule-sql";
 import schema from "./telemetry.schema.json";
@@ -241,6 +243,74 @@ export function lakeLayout(
   };
 }
 
+/** The delivery settings the lake's layout is made from. */
+export interface LakeDelivery {
+  readonly prefix: string;
+  readonly errorOutputPrefix: string;
+  readonly bufferSizeMiB: number;
+  readonly bufferIntervalSeconds: number;
+}
+
+/**
+ * The lake's layout for a stack (lakeLayout), once the prefixes and buffer are checked against
+ * the lake's choices: the telemetry in a folder of its own that holds nothing else the bucket
+ * keeps (`analyticsPrefix`: the windows' folder, when analytics is on), a static prefix for
+ * partitioning, and the buffers Firehose requires. Throws a ConfigError naming the key.
+ */
+export function planLakeLayout(
+  d: LakeDelivery,
+  opts: LakeOptions,
+  analyticsPrefix: string | undefined,
+): LakeLayout {
+  const location = folderOf(d.prefix);
+  if (location === "") {
+    invalidConfig(
+      "s3Prefix",
+      d.prefix,
+      "must begin with a folder such as telemetry/, so that the lake's table reads the telemetry and not the bucket's other objects",
+    );
+  }
+  const others: [string, string][] = [
+    ["errorOutputPrefix", staticPart(d.errorOutputPrefix)],
+    ["athena results", ATHENA_RESULTS_PREFIX],
+    ["flink code", "flink-code/"],
+    ...(analyticsPrefix === undefined
+      ? []
+      : ([["analytics.prefix", analyticsPrefix]] as [string, string][])),
+  ];
+  for (const [what, p] of others) {
+    if (p.startsWith(location)) {
+      invalidConfig(
+        "s3Prefix",
+        d.prefix,
+        `the lake's table reads everything under ${location}, which holds the ${what} (${p}); put the telemetry in a folder of its own`,
+      );
+    }
+  }
+  if (opts.partitionByThing && (staticPart(d.prefix) !== d.prefix || !d.prefix.endsWith("/"))) {
+    invalidConfig(
+      "partitionByThing",
+      true,
+      `needs an s3Prefix without !{...} that ends in / (got ${JSON.stringify(d.prefix)}): the stream adds the device= and hour folders itself`,
+    );
+  }
+  if (opts.partitionByThing && d.bufferIntervalSeconds === 0) {
+    invalidConfig(
+      "bufferIntervalSeconds",
+      0,
+      "must be above 0 when partitionByThing is true: Firehose has no zero buffering with dynamic partitioning",
+    );
+  }
+  if (opts.format === "parquet" && d.bufferSizeMiB < PARQUET_MIN_BUFFER_MIB) {
+    invalidConfig(
+      "bufferSizeMiB",
+      d.bufferSizeMiB,
+      `must be at least ${PARQUET_MIN_BUFFER_MIB} when recordFormat is parquet (Firehose's minimum buffer for format conversion)`,
+    );
+  }
+  return lakeLayout(d, opts);
+}
+
 /**
  * Partition values of an object key under the layout, or undefined for a key outside the table
  * (another folder, or not in the layout's shape): what partition projection finds for it.
@@ -382,4 +452,13 @@ export function savedQueries(windowSeconds = 10): SavedQuery[] {
  */
 export function parquetCompression(compression: "UNCOMPRESSED" | "GZIP"): "SNAPPY" | "GZIP" {
   return compression === "GZIP" ? "GZIP" : "SNAPPY";
+}
+
+/** The lake keys (docs/lake.md); the prefixes and buffer they need are checked where the lake's
+ * layout is made (planLakeLayout). */
+export function parseLakeOptions(raw: RawConfig): LakeOptions {
+  return {
+    format: oneOf(raw, "recordFormat", RECORD_FORMATS),
+    partitionByThing: bool(raw, "partitionByThing"),
+  };
 }

@@ -3,6 +3,8 @@
 // as AWS documents them), and the evaluation `npm run simulate` runs on its own figures with the
 // same thresholds, to say what an alarm would have flagged. Plain data and functions: the
 // program, the pack and the local pipeline share them.
+import { bool, int, oneOf, optionalStr, type RawConfig } from "./config-values";
+import { invalidConfig as fail } from "./errors";
 import { PROJECT } from "./project";
 
 /** IoT's log levels (SetV2LoggingOptions), plus `unmanaged`: this stack leaves the account's IoT logging alone. */
@@ -180,4 +182,39 @@ export function evaluateAlarms(
     });
   }
   return out;
+}
+
+/** The monitoring keys: IoT logging and the alarms' thresholds. */
+export function parseMonitoringConfig(raw: RawConfig): MonitoringConfig {
+  const given = optionalStr(raw, "alarmEmail");
+  const subscribedElsewhere = given === ALARM_EMAIL_EXTERNAL;
+  const email = subscribedElsewhere ? undefined : given;
+  if (email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
+    fail(
+      "alarmEmail",
+      email,
+      `set an e-mail address (name@example.com), ${ALARM_EMAIL_EXTERNAL} if you subscribe the alarms' topic outside the stack, or leave it empty for none`,
+    );
+  }
+  const periodSeconds = int(raw, "alarmPeriodSeconds", 60, 86400, "seconds");
+  if (periodSeconds % 60 !== 0) {
+    fail(
+      "alarmPeriodSeconds",
+      periodSeconds,
+      "must be a multiple of 60 (CloudWatch's periods for these metrics)",
+    );
+  }
+  // Checked against the streams' buffering where the plan is made (core/monitoring.ts).
+  const freshness = int(raw, "deliveryFreshnessSeconds", 60, 86400, "seconds");
+  return {
+    iotLogLevel: oneOf(raw, "iotLogLevel", IOT_LOG_LEVELS),
+    alarms: {
+      enabled: bool(raw, "alarms"),
+      email,
+      subscribedElsewhere,
+      periodSeconds,
+      ruleErrorRatePercent: int(raw, "ruleErrorRatePercent", 0, 100, "percent"),
+      deliveryFreshnessSeconds: freshness,
+    },
+  };
 }

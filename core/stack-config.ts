@@ -1,39 +1,30 @@
-// The stack configuration: one typed, validated reading of Pulumi.yaml + Pulumi.<stack>.yaml,
-// shared by the Pulumi program, the offline policy check, the local pipeline and the tests.
-import { createHash } from "node:crypto";
+// The stack configuration: the user's input, read from Pulumi.yaml + Pulumi.<stack>.yaml and each
+// key checked for its syntax (each section's parser sits beside its module; this file keeps the
+// files, the fleet, the policy, the certificates and the rule). Rules that tie keys together are
+// checked where their value is derived, by core/plan.ts. Shared by the Pulumi program, the offline
+// policy check, the local pipeline and the tests.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CsrFormatError, csrPublicKeyInfo } from "./csr";
-import { COMPRESSIONS, type DeliveryConfig } from "./delivery";
+import { parseDeliveryConfig, type DeliveryConfig } from "./delivery";
+import { oneOf, optionalStr, str, structured, type RawConfig } from "./config-values";
 import { ConfigError, invalidConfig as fail } from "./errors";
-import { createEvaluator } from "./iot-policy-eval";
+import { parseFlinkConnector, type FlinkConnectorSource } from "./flink-connector";
+import { CERTIFICATE_NAME_ATTRIBUTES, parseCidr } from "./iot-policy";
+import { parseLakeOptions, type LakeOptions } from "./lake";
+import { parseMonitoringConfig, type MonitoringConfig } from "./monitoring";
 import {
   IOT_MAX_CERT_VALUES as MAX_CERT_VALUES,
   IOT_POLICY_NAME,
   IOT_THING_NAME as THING_NAME,
 } from "./iot-limits";
-import {
-  CERTIFICATE_NAME_ATTRIBUTES,
-  PolicyDocumentError,
-  parseCidr,
-  policyDocumentFor,
-} from "./iot-policy";
-import {
-  ATHENA_RESULTS_PREFIX,
-  folderOf,
-  PARQUET_MIN_BUFFER_MIB,
-  PARTITIONED_DELAY_FACTOR,
-  RECORD_FORMATS,
-  staticPart,
-  type LakeOptions,
-} from "./lake";
-import { ALARM_EMAIL_EXTERNAL, IOT_LOG_LEVELS, type MonitoringConfig } from "./monitoring";
 import { PROJECT, PROJECT_DIR } from "./project";
-import { parseRuleSql, RuleSqlError } from "./rule-sql";
-import { STANDARD_IA_MIN_DAYS, STORAGE_CLASSES, type StorageConfig } from "./storage";
+import { parseStorageConfig, type StorageConfig } from "./storage";
 import { parseWindowSpec, type WindowSpec } from "./window";
 import { parseProvisioningConfig, type ProvisioningConfig } from "./provisioning-config";
+
+export { deriveBucketName, isValidBucketName } from "./storage";
 
 export type PolicyMode = "tutorial" | "least-privilege" | "custom";
 export const POLICY_MODES: readonly PolicyMode[] = ["tutorial", "least-privilege", "custom"];
@@ -64,6 +55,8 @@ export interface FleetGroup {
 }
 
 export type { DeliveryConfig } from "./delivery";
+export type { RawConfig } from "./config-values";
+export type { FlinkConnectorSource } from "./flink-connector";
 export type { ProvisioningConfig } from "./provisioning-config";
 
 export interface StackConfig {
@@ -88,6 +81,8 @@ export interface StackConfig {
     readonly mode: CertificateMode;
     /** Absolute path of each thing's CSR file in csr mode (empty in generated mode). */
     readonly csrFiles: Readonly<Record<string, string>>;
+    /** Each thing's CSR (PEM) in csr mode, read once when the config is loaded; empty otherwise. */
+    readonly csrPems: Readonly<Record<string, string>>;
     /**
      * csr mode: the CSR files that are not there yet (absolute paths). The CSRs are made on the
      * devices' machine (`npm run csr`) and not committed; `pulumi up` refuses the stack until
@@ -104,7 +99,13 @@ export interface StackConfig {
   readonly provisioning?: ProvisioningConfig;
   /** Topic template; `{thing}` stands for the thing name. */
   readonly telemetryTopic: string;
-  readonly rule: { readonly name: string; readonly sql: string; readonly roleName: string };
+  readonly rule: {
+    readonly name: string;
+    readonly sql: string;
+    readonly roleName: string;
+    /** What the rule is for, shown in the AWS IoT console; undefined when `ruleDescription` is empty. */
+    readonly description?: string;
+  };
   readonly delivery: DeliveryConfig;
   /** The streaming window (core/window.ts validates it); undefined when analytics is disabled. */
   readonly analytics: WindowSpec | undefined;
@@ -116,66 +117,6 @@ export interface StackConfig {
   readonly monitoring: MonitoringConfig;
   /** Where the Managed Flink connector jar comes from and the SHA-512 it must have. */
   readonly flinkConnector: FlinkConnectorSource;
-}
-
-/** The Managed Flink connector jar's source (docs/analytics.md). */
-export interface FlinkConnectorSource {
-  /** An https: or file: URL; undefined for the jar on Maven Central. */
-  readonly url?: string;
-  /** The jar's SHA-512, 128 lower-case hex digits; undefined when not pinned. */
-  readonly sha512?: string;
-}
-
-/** Raw config values by key (without the `iot-pipeline:` namespace), plus `aws:region`. */
-export type RawConfig = Record<string, unknown>;
-
-function str(raw: RawConfig, key: string, allowed = "set a non-empty string"): string {
-  const v = raw[key];
-  if (typeof v !== "string" || v.trim() === "") fail(key, v, allowed);
-  return v;
-}
-
-function optionalStr(raw: RawConfig, key: string): string | undefined {
-  const v = raw[key];
-  if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v !== "string") fail(key, v, "set a string");
-  return v;
-}
-
-/** Integers may arrive as numbers (YAML) or strings (the Pulumi CLI hands every value over as text). */
-function int(raw: RawConfig, key: string, min: number, max: number, unit: string): number {
-  const v = raw[key];
-  const n = typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : v;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-    fail(key, v, `must be a whole number of ${unit} from ${min} to ${max}`);
-  }
-  return n;
-}
-
-function bool(raw: RawConfig, key: string): boolean {
-  const v = raw[key];
-  if (v === true || v === "true") return true;
-  if (v === false || v === "false") return false;
-  return fail(key, v, "must be true or false");
-}
-
-function oneOf<T extends string>(raw: RawConfig, key: string, allowed: readonly T[]): T {
-  const v = raw[key];
-  if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
-    fail(key, v, `must be one of ${allowed.join(", ")}`);
-  }
-  return v as T;
-}
-
-/** Objects arrive as YAML structures from files, or as JSON text from the Pulumi CLI. */
-function structured(raw: RawConfig, key: string): unknown {
-  const v = raw[key];
-  if (typeof v !== "string") return v;
-  try {
-    return JSON.parse(v);
-  } catch {
-    return fail(key, v, "must be a YAML/JSON structure");
-  }
 }
 
 /**
@@ -274,6 +215,7 @@ function parseFleet(raw: RawConfig): FleetGroup[] {
  */
 function parseCsrFiles(things: readonly ThingSpec[], csrDir: string, baseDir: string) {
   const files: Record<string, string> = {};
+  const pems: Record<string, string> = {};
   const missing: string[] = [];
   for (const t of things) {
     const file = path.resolve(baseDir, csrDir, `${t.name}.csr`);
@@ -294,8 +236,9 @@ function parseCsrFiles(things: readonly ThingSpec[], csrDir: string, baseDir: st
       );
     }
     files[t.name] = file;
+    pems[t.name] = text;
   }
-  return { files, missing };
+  return { files, pems, missing };
 }
 
 /**
@@ -406,15 +349,10 @@ function parseLocalCertificates(raw: RawConfig): LocalCertificateSpec {
 }
 
 /**
- * The stack's policy document, checked the way the broker will evaluate it: a document that uses
- * a condition key, operator or variable the evaluator does not implement, a malformed ARN or an
- * empty statement stops the program, `npm run simulate` and `npm run check` here, in one line.
+ * The policy keys: the mode, and a document exactly when the mode is custom. The document is
+ * evaluated with the stack's region and topic by the plan (core/plan.ts checkPolicyDocument).
  */
-function parsePolicy(
-  raw: RawConfig,
-  region: string,
-  telemetryTopic: string,
-): { mode: PolicyMode; document?: unknown } {
+function parsePolicy(raw: RawConfig): { mode: PolicyMode; document?: unknown } {
   const mode = oneOf(raw, "policyMode", POLICY_MODES);
   const given = raw.policyDocument === "" ? undefined : structured(raw, "policyDocument");
   const empty =
@@ -437,19 +375,30 @@ function parsePolicy(
     );
   }
   const document = mode === "custom" ? given : undefined;
-  // The evaluator's own reading: the same parser and checks as the broker and the pack.
-  const ctx = { partition: "aws", region, accountId: "000000000000" };
-  try {
-    createEvaluator([policyDocumentFor(mode, ctx, telemetryTopic, document)]);
-  } catch (e) {
-    if (!(e instanceof PolicyDocumentError)) throw e;
-    throw new ConfigError(
-      mode === "custom"
-        ? `config ${PROJECT}:policyDocument is invalid: ${e.message}`
-        : `config ${PROJECT}:policyMode = ${JSON.stringify(mode)} with telemetryTopic ${JSON.stringify(telemetryTopic)} gives an invalid IoT policy: ${e.message}`,
+  return { mode, document };
+}
+
+/**
+ * The most characters of `ruleDescription`. AWS documents no limit for a rule's description
+ * (https://docs.aws.amazon.com/iot/latest/apireference/API_TopicRulePayload.html); this bound
+ * keeps it a line for the console and the local pipeline's log.
+ */
+export const RULE_DESCRIPTION_MAX = 1000;
+
+/** `ruleDescription`: one line of text, or empty for none. */
+function parseRuleDescription(raw: RawConfig): string | undefined {
+  const description = optionalStr(raw, "ruleDescription");
+  if (
+    description !== undefined &&
+    (description.length > RULE_DESCRIPTION_MAX || /[\r\n]/.test(description))
+  ) {
+    fail(
+      "ruleDescription",
+      description,
+      `use one line of at most ${RULE_DESCRIPTION_MAX} characters, or leave it empty`,
     );
   }
-  return { mode, document };
+  return description;
 }
 
 /**
@@ -477,13 +426,8 @@ export function parseStackConfig(
     fail("ruleName", ruleName, "use only letters, digits and underscores (AWS IoT rule names)");
   }
   const sql = str(raw, "ruleSql");
-  // The same parser the local rule engine runs: a statement AWS would refuse fails here first.
-  try {
-    parseRuleSql(sql);
-  } catch (e) {
-    if (!(e instanceof RuleSqlError)) throw e;
-    fail("ruleSql", sql, e.message);
-  }
+  const description = parseRuleDescription(raw);
+  // Parsed (once) where the statement is used: core/plan.ts planRule.
 
   const telemetryTopic = str(raw, "telemetryTopic");
   if (/[+#]/.test(telemetryTopic) || telemetryTopic.startsWith("$")) {
@@ -495,48 +439,25 @@ export function parseStackConfig(
   }
 
   const roleName = str(raw, "ruleRoleName");
-  // The rule's error and Kinesis roles append "-errors" / "-kinesis" to this IAM role name (≤ 64).
-  if (!/^[\w+=,.@-]{1,56}$/.test(roleName)) {
+  // The syntax of an IAM role name; the roles derived from it check their own length where they
+  // add their suffix (core/plan.ts suffixedRoleName).
+  if (!/^[\w+=,.@-]{1,64}$/.test(roleName)) {
     fail("ruleRoleName", roleName, "use 1-56 letters, digits or + = , . @ _ - (IAM role names)");
   }
-  const streamName = str(raw, "streamName");
-  // The analytics windows' Firehose stream appends "-windows" to this name (Firehose names ≤ 64).
-  if (!/^[a-zA-Z0-9_.-]{1,56}$/.test(streamName)) {
-    fail(
-      "streamName",
-      streamName,
-      "use 1-56 letters, digits, '_', '.' or '-' (Firehose stream names, less the windows stream's -windows)",
-    );
-  }
+  const delivery = parseDeliveryConfig(raw);
   const policyName = str(raw, "policyName");
   if (!IOT_POLICY_NAME.test(policyName)) {
     fail("policyName", policyName, "use 1-128 letters, digits or + = , . @ _ - (IoT policy names)");
   }
-  const bucketName = optionalStr(raw, "bucketName");
-  if (bucketName !== undefined && !isValidBucketName(bucketName)) {
-    fail(
-      "bucketName",
-      bucketName,
-      "use 3-63 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit, or leave it empty to derive one",
-    );
-  }
-  const prefix = str(raw, "s3Prefix");
-  const errorOutputPrefix = str(raw, "errorOutputPrefix");
-  checkFirehosePrefixes(prefix, errorOutputPrefix);
-
-  const bufferSizeMiB = int(raw, "bufferSizeMiB", 1, 128, "MiB");
-  const bufferIntervalSeconds = int(raw, "bufferIntervalSeconds", 0, 900, "seconds");
   const analytics = parseWindowSpec(structured(raw, "analytics"));
-  const lake = parseLake(
-    raw,
-    { prefix, errorOutputPrefix, bufferSizeMiB, bufferIntervalSeconds },
-    analytics,
-  );
+  const lake = parseLakeOptions(raw);
 
   const certificateMode = oneOf(raw, "certificateMode", CERTIFICATE_MODES);
   const csrDir = certificateMode === "csr" ? str(raw, "csrDir") : undefined;
   const csrs =
-    csrDir === undefined ? { files: {}, missing: [] } : parseCsrFiles(things, csrDir, baseDir);
+    csrDir === undefined
+      ? { files: {}, pems: {}, missing: [] }
+      : parseCsrFiles(things, csrDir, baseDir);
   const provisioning =
     certificateMode === "fleet-provisioning"
       ? parseProvisioningConfig(structured(raw, "provisioning"), fleet)
@@ -548,281 +469,30 @@ export function parseStackConfig(
     thingType: { name: str(raw, "thingTypeName"), description: str(raw, "thingTypeDescription") },
     fleet,
     things,
-    policy: { ...parsePolicy(raw, region, telemetryTopic), name: policyName },
+    policy: { ...parsePolicy(raw), name: policyName },
     localCertificates: parseLocalCertificates(raw),
     certificates: {
       mode: certificateMode,
       csrFiles: csrs.files,
+      csrPems: csrs.pems,
       missingCsrs: csrs.missing,
       ...(csrDir === undefined ? {} : { csrDir }),
     },
     flinkConnector: parseFlinkConnector(raw),
     ...(provisioning === undefined ? {} : { provisioning }),
     telemetryTopic,
-    rule: { name: ruleName, sql, roleName },
-    delivery: {
-      streamName,
-      bucketName,
-      bufferSizeMiB,
-      bufferIntervalSeconds,
-      compression: oneOf(raw, "compression", COMPRESSIONS),
-      prefix,
-      errorOutputPrefix,
-      errorLogging: bool(raw, "errorLogging"),
+    rule: {
+      name: ruleName,
+      sql,
+      roleName,
+      ...(description === undefined ? {} : { description }),
     },
+    delivery,
     analytics,
-    storage: parseStorage(raw, errorOutputPrefix),
+    storage: parseStorageConfig(raw),
     lake,
-    monitoring: parseMonitoring(raw, bufferIntervalSeconds, lake, analytics !== undefined),
+    monitoring: parseMonitoringConfig(raw),
   };
-}
-
-/** The lake's choices, and the prefixes they need (docs/lake.md). */
-function parseLake(
-  raw: RawConfig,
-  d: {
-    prefix: string;
-    errorOutputPrefix: string;
-    bufferSizeMiB: number;
-    bufferIntervalSeconds: number;
-  },
-  analytics: WindowSpec | undefined,
-): LakeOptions {
-  const format = oneOf(raw, "recordFormat", RECORD_FORMATS);
-  const partitionByThing = bool(raw, "partitionByThing");
-  const location = folderOf(d.prefix);
-  if (location === "") {
-    fail(
-      "s3Prefix",
-      d.prefix,
-      "must begin with a folder such as telemetry/, so that the lake's table reads the telemetry and not the bucket's other objects",
-    );
-  }
-  const others: [string, string][] = [
-    ["errorOutputPrefix", staticPart(d.errorOutputPrefix)],
-    ["athena results", ATHENA_RESULTS_PREFIX],
-    ["flink code", "flink-code/"],
-    ...(analytics === undefined
-      ? []
-      : ([["analytics.prefix", analytics.prefix]] as [string, string][])),
-  ];
-  for (const [what, p] of others) {
-    if (p.startsWith(location)) {
-      fail(
-        "s3Prefix",
-        d.prefix,
-        `the lake's table reads everything under ${location}, which holds the ${what} (${p}); put the telemetry in a folder of its own`,
-      );
-    }
-  }
-  if (partitionByThing && (staticPart(d.prefix) !== d.prefix || !d.prefix.endsWith("/"))) {
-    fail(
-      "partitionByThing",
-      true,
-      `needs an s3Prefix without !{...} that ends in / (got ${JSON.stringify(d.prefix)}): the stream adds the device= and hour folders itself`,
-    );
-  }
-  if (partitionByThing && d.bufferIntervalSeconds === 0) {
-    fail(
-      "bufferIntervalSeconds",
-      0,
-      "must be above 0 when partitionByThing is true: Firehose has no zero buffering with dynamic partitioning",
-    );
-  }
-  if (format === "parquet" && d.bufferSizeMiB < PARQUET_MIN_BUFFER_MIB) {
-    fail(
-      "bufferSizeMiB",
-      d.bufferSizeMiB,
-      `must be at least ${PARQUET_MIN_BUFFER_MIB} when recordFormat is parquet (Firehose's minimum buffer for format conversion)`,
-    );
-  }
-  return { format, partitionByThing };
-}
-
-/** Versioning, lifecycle, access logging and the encryption key. */
-function parseStorage(raw: RawConfig, errorOutputPrefix: string): StorageConfig {
-  const storageClass = oneOf(raw, "transitionStorageClass", STORAGE_CLASSES);
-  const transitionDays = int(raw, "transitionDays", 0, 36500, "days (0: never)");
-  if (
-    storageClass === "STANDARD_IA" &&
-    transitionDays > 0 &&
-    transitionDays < STANDARD_IA_MIN_DAYS
-  ) {
-    fail(
-      "transitionDays",
-      transitionDays,
-      `must be 0 or at least ${STANDARD_IA_MIN_DAYS} for STANDARD_IA: S3 moves objects there only after 30 days`,
-    );
-  }
-  const expirationDays = int(raw, "expirationDays", 0, 36500, "days (0: never)");
-  if (expirationDays > 0 && transitionDays > 0 && expirationDays <= transitionDays) {
-    fail(
-      "expirationDays",
-      expirationDays,
-      `must be greater than transitionDays (${transitionDays}), or 0: objects would expire before they move`,
-    );
-  }
-  if ((expirationDays > 0 || transitionDays > 0) && folderOf(errorOutputPrefix) === "") {
-    fail(
-      "errorOutputPrefix",
-      errorOutputPrefix,
-      "must begin with a folder such as errors/ when a lifecycle rule applies: a rule for the bucket's root would also expire the Flink application's code",
-    );
-  }
-  return {
-    forceDestroy: bool(raw, "forceDestroy"),
-    versioning: bool(raw, "versioning"),
-    lifecycle: {
-      transitionDays,
-      storageClass,
-      expirationDays,
-      noncurrentVersionExpirationDays: int(
-        raw,
-        "noncurrentVersionExpirationDays",
-        1,
-        36500,
-        "days",
-      ),
-    },
-    accessLogging: bool(raw, "accessLogging"),
-    kmsKey: bool(raw, "kmsKey"),
-  };
-}
-
-/** The connector jar's URL and pinned digest (`flinkConnectorUrl`, `flinkConnectorSha512`). */
-function parseFlinkConnector(raw: RawConfig): FlinkConnectorSource {
-  const url = optionalStr(raw, "flinkConnectorUrl");
-  if (url !== undefined && !/^(https:\/\/[^\s]+|file:\/\/\/[^\s]+)$/.test(url)) {
-    fail(
-      "flinkConnectorUrl",
-      url,
-      "set an https:// URL of the jar (a Maven mirror) or a file:/// URL, or leave it empty for Maven Central",
-    );
-  }
-  const given = optionalStr(raw, "flinkConnectorSha512")?.trim();
-  // Maven Central's .sha512 file may hold the digest alone or followed by the file name.
-  const sha512 = given?.split(/\s+/)[0].toLowerCase();
-  if (sha512 !== undefined && !/^[0-9a-f]{128}$/.test(sha512)) {
-    fail(
-      "flinkConnectorSha512",
-      given,
-      "set the jar's SHA-512 as 128 hex digits (the .sha512 file Maven Central publishes beside the jar), or leave it empty",
-    );
-  }
-  return { ...(url === undefined ? {} : { url }), ...(sha512 === undefined ? {} : { sha512 }) };
-}
-
-/** IoT logging and the alarms' thresholds. */
-function parseMonitoring(
-  raw: RawConfig,
-  bufferIntervalSeconds: number,
-  lake: LakeOptions,
-  analytics: boolean,
-): MonitoringConfig {
-  const given = optionalStr(raw, "alarmEmail");
-  const subscribedElsewhere = given === ALARM_EMAIL_EXTERNAL;
-  const email = subscribedElsewhere ? undefined : given;
-  if (email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
-    fail(
-      "alarmEmail",
-      email,
-      `set an e-mail address (name@example.com), ${ALARM_EMAIL_EXTERNAL} if you subscribe the alarms' topic outside the stack, or leave it empty for none`,
-    );
-  }
-  const periodSeconds = int(raw, "alarmPeriodSeconds", 60, 86400, "seconds");
-  if (periodSeconds % 60 !== 0) {
-    fail(
-      "alarmPeriodSeconds",
-      periodSeconds,
-      "must be a multiple of 60 (CloudWatch's periods for these metrics)",
-    );
-  }
-  const freshness = int(raw, "deliveryFreshnessSeconds", 60, 86400, "seconds");
-  // A record normally waits up to the buffer interval (1.5 times it with dynamic partitioning);
-  // the windows' stream buffers 60 s. A threshold below that would fire on a healthy stream.
-  const normal = Math.max(
-    bufferIntervalSeconds * (lake.partitionByThing ? PARTITIONED_DELAY_FACTOR : 1),
-    analytics ? 60 : 0,
-  );
-  if (freshness <= normal) {
-    fail(
-      "deliveryFreshnessSeconds",
-      freshness,
-      `must be greater than ${normal} s, the longest a record waits in a healthy stream (bufferIntervalSeconds${lake.partitionByThing ? " × 1.5 with partitionByThing" : ""}${analytics ? ", 60 s for the windows' stream" : ""})`,
-    );
-  }
-  return {
-    iotLogLevel: oneOf(raw, "iotLogLevel", IOT_LOG_LEVELS),
-    alarms: {
-      enabled: bool(raw, "alarms"),
-      email,
-      subscribedElsewhere,
-      periodSeconds,
-      ruleErrorRatePercent: int(raw, "ruleErrorRatePercent", 0, 100, "percent"),
-      deliveryFreshnessSeconds: freshness,
-    },
-  };
-}
-
-/** S3's bucket naming rules (general purpose buckets). */
-export function isValidBucketName(name: string): boolean {
-  return (
-    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) &&
-    !name.includes("..") &&
-    !/^\d+\.\d+\.\d+\.\d+$/.test(name) &&
-    !name.startsWith("xn--") &&
-    !name.endsWith("-s3alias")
-  );
-}
-
-/**
- * The bucket name a stack gets when none is configured: `<project>-<stack>-<account>-<region>`,
- * lower-cased. Account and region make it globally unique (the seed's fixed name is long taken)
- * and stable across updates, unlike auto-naming's random suffix. A stack name too long for S3's
- * 63 characters is shortened and a hash of it appended, so two long stack names still differ.
- */
-export function deriveBucketName(stack: string, accountId: string, region: string): string {
-  const tail = `-${accountId}-${region}`.toLowerCase();
-  let head = `${PROJECT}-${stack}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-");
-  if (head.length + tail.length > 63) {
-    const hash = createHash("sha256").update(stack).digest("hex").slice(0, 6);
-    head = `${head.slice(0, 63 - tail.length - hash.length - 1).replace(/-+$/, "")}-${hash}`;
-  }
-  return `${head}${tail}`.replace(/-{2,}/g, "-");
-}
-
-/** Firehose's rules for custom S3 prefixes (namespaces `timestamp` and `firehose` only). */
-function checkFirehosePrefixes(prefix: string, errorOutputPrefix: string): void {
-  const expressions = (p: string) => [...p.matchAll(/!\{([^}]*)\}/g)].map((m) => m[1]);
-  const known = /^(timestamp:.+|firehose:(random-string|error-output-type))$/;
-  for (const [key, value] of [
-    ["s3Prefix", prefix],
-    ["errorOutputPrefix", errorOutputPrefix],
-  ] as const) {
-    if (value.startsWith("/")) fail(key, value, "must not start with '/'");
-    for (const e of expressions(value)) {
-      if (!known.test(e)) {
-        fail(
-          key,
-          value,
-          `!{${e}} is not a Firehose expression; use !{timestamp:...} or !{firehose:random-string}`,
-        );
-      }
-    }
-  }
-  if (expressions(prefix).includes("firehose:error-output-type")) {
-    fail("s3Prefix", prefix, "!{firehose:error-output-type} is allowed only in errorOutputPrefix");
-  }
-  // Static prefixes get Firehose's own YYYY/MM/dd/HH/ (and error-type) folders; once a prefix
-  // uses expressions, the error prefix must say where each kind of failure goes itself.
-  const usesExpressions = expressions(prefix).length + expressions(errorOutputPrefix).length > 0;
-  if (usesExpressions && !expressions(errorOutputPrefix).includes("firehose:error-output-type")) {
-    fail(
-      "errorOutputPrefix",
-      errorOutputPrefix,
-      "must contain !{firehose:error-output-type} when the prefixes use expressions",
-    );
-  }
 }
 
 function readYaml(file: string): Record<string, unknown> {

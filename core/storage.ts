@@ -1,6 +1,10 @@
 // Storage an auditor accepts: the bucket policy statement that refuses plain HTTP, the lifecycle
 // rules a stack's config asks for, and the checks the policy pack runs on both. Plain data and
 // functions, shared by the program and the pack (which must stay importable by its bundle).
+import { createHash } from "node:crypto";
+import { bool, int, oneOf, type RawConfig } from "./config-values";
+import { invalidConfig as fail } from "./errors";
+import { PROJECT } from "./project";
 
 /** Storage classes a lifecycle rule may move objects to (S3 API, Transition). */
 export type StorageClass =
@@ -222,4 +226,74 @@ export function ruleExpiresData(rule: Record<string, unknown>): boolean {
     return typeof n === "number" && n > 0;
   };
   return days(rule.expiration, "days") || days(rule.noncurrentVersionExpiration, "noncurrentDays");
+}
+
+/** The storage keys: versioning, lifecycle, access logging and the encryption key. */
+export function parseStorageConfig(raw: RawConfig): StorageConfig {
+  const storageClass = oneOf(raw, "transitionStorageClass", STORAGE_CLASSES);
+  const transitionDays = int(raw, "transitionDays", 0, 36500, "days (0: never)");
+  if (
+    storageClass === "STANDARD_IA" &&
+    transitionDays > 0 &&
+    transitionDays < STANDARD_IA_MIN_DAYS
+  ) {
+    fail(
+      "transitionDays",
+      transitionDays,
+      `must be 0 or at least ${STANDARD_IA_MIN_DAYS} for STANDARD_IA: S3 moves objects there only after 30 days`,
+    );
+  }
+  const expirationDays = int(raw, "expirationDays", 0, 36500, "days (0: never)");
+  if (expirationDays > 0 && transitionDays > 0 && expirationDays <= transitionDays) {
+    fail(
+      "expirationDays",
+      expirationDays,
+      `must be greater than transitionDays (${transitionDays}), or 0: objects would expire before they move`,
+    );
+  }
+  return {
+    forceDestroy: bool(raw, "forceDestroy"),
+    versioning: bool(raw, "versioning"),
+    lifecycle: {
+      transitionDays,
+      storageClass,
+      expirationDays,
+      noncurrentVersionExpirationDays: int(
+        raw,
+        "noncurrentVersionExpirationDays",
+        1,
+        36500,
+        "days",
+      ),
+    },
+    accessLogging: bool(raw, "accessLogging"),
+    kmsKey: bool(raw, "kmsKey"),
+  };
+}
+
+/** S3's bucket naming rules (general purpose buckets). */
+export function isValidBucketName(name: string): boolean {
+  return (
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) &&
+    !name.includes("..") &&
+    !/^\d+\.\d+\.\d+\.\d+$/.test(name) &&
+    !name.startsWith("xn--") &&
+    !name.endsWith("-s3alias")
+  );
+}
+
+/**
+ * The bucket name a stack gets when none is configured: `<project>-<stack>-<account>-<region>`,
+ * lower-cased. Account and region make it globally unique (the seed's fixed name is long taken)
+ * and stable across updates, unlike auto-naming's random suffix. A stack name too long for S3's
+ * 63 characters is shortened and a hash of it appended, so two long stack names still differ.
+ */
+export function deriveBucketName(stack: string, accountId: string, region: string): string {
+  const tail = `-${accountId}-${region}`.toLowerCase();
+  let head = `${PROJECT}-${stack}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-");
+  if (head.length + tail.length > 63) {
+    const hash = createHash("sha256").update(stack).digest("hex").slice(0, 6);
+    head = `${head.slice(0, 63 - tail.length - hash.length - 1).replace(/-+$/, "")}-${hash}`;
+  }
+  return `${head}${tail}`.replace(/-{2,}/g, "-");
 }

@@ -11,15 +11,11 @@ import { UserError } from "../core/errors";
 import {
   DATEHOUR_PARTITION,
   DEVICE_PARTITION,
-  lakeColumns,
-  lakeDatabaseName,
-  lakeLayout,
-  LAKE_TABLE,
   partitionValues,
   type LakeColumn,
   type LakeLayout,
 } from "../core/lake";
-import { parseRuleSql } from "../core/rule-sql";
+import { planOf, type PipelinePlan } from "../core/plan";
 import type { StackConfig } from "../core/stack-config";
 import { LocalBucket, localBucketName } from "./s3";
 
@@ -95,10 +91,11 @@ export class LocalLake {
     readonly database: string,
   ) {}
 
-  /** Opens the stack's local lake: lists its objects and defines the view. */
-  static async open(config: StackConfig, opts: LocalLakeOptions): Promise<LocalLake> {
-    const layout = lakeLayout(config.delivery, config.lake);
-    const columns = lakeColumns(parseRuleSql(config.rule.sql));
+  /** Opens the stack's local lake (the plan's layout and columns): lists its objects, defines the view. */
+  static async open(stack: StackConfig | PipelinePlan, opts: LocalLakeOptions): Promise<LocalLake> {
+    const plan = planOf(stack);
+    const config = plan.config;
+    const { layout, columns } = plan.lake;
     const bucket = new LocalBucket(opts.stateDir, localBucketName(config));
     const fleet = new Set(config.things.map((t) => t.name));
     const files = (await bucket.listKeys())
@@ -118,7 +115,7 @@ export class LocalLake {
       autoinstall_known_extensions: "false",
     });
     const connection = await instance.connect();
-    const database = lakeDatabaseName(config.stack);
+    const database = plan.lake.databaseName;
     try {
       await connection.run("SET TimeZone = 'UTC'");
       for (const macro of DIALECT_MACROS) await connection.run(macro);
@@ -133,9 +130,10 @@ export class LocalLake {
       const select = viewSql(layout, columns, files, bucket.dir, present);
       // Both `telemetry` and `<database>.telemetry` name the table, as in Athena's workgroup.
       await connection.run(`CREATE SCHEMA IF NOT EXISTS ${quote(database)}`);
-      await connection.run(`CREATE VIEW ${quote(database)}.${quote(LAKE_TABLE)} AS ${select}`);
+      const table = plan.lake.tableName;
+      await connection.run(`CREATE VIEW ${quote(database)}.${quote(table)} AS ${select}`);
       await connection.run(
-        `CREATE VIEW ${quote(LAKE_TABLE)} AS SELECT * FROM ${quote(database)}.${quote(LAKE_TABLE)}`,
+        `CREATE VIEW ${quote(table)} AS SELECT * FROM ${quote(database)}.${quote(table)}`,
       );
     } catch (e) {
       connection.closeSync();

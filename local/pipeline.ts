@@ -2,16 +2,8 @@
 // mutual-TLS broker, and, through the broker's hooks, the stack's IoT policy, topic rule, durable
 // Firehose delivery and analytics window.
 import * as path from "node:path";
-import { bucketLifecycleRules } from "../core/bucket-lifecycle";
-import { windowsDeliveryConfig } from "../core/delivery";
-import {
-  lakeColumns,
-  lakeDatabaseName,
-  lakeLayout,
-  LAKE_TABLE,
-  parquetCompression,
-} from "../core/lake";
 import type { AlarmFinding, LocalFigures } from "../core/monitoring";
+import { planOf, type PipelinePlan } from "../core/plan";
 import { DEFAULT_STATE_DIR } from "../core/project";
 import { type StackConfig } from "../core/stack-config";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
@@ -23,7 +15,6 @@ import { LakeObjectWriter } from "./lake-writer";
 import { applyLifecycle } from "./lifecycle";
 import { LocalMonitor } from "./monitor";
 import { LocalRuleEngine } from "./rule-engine";
-import { parseRuleSql } from "../core/rule-sql";
 import { localBucketName } from "./s3";
 import { CLAIM_IDENTITY, LocalProvisioning } from "./provisioning";
 import { printable } from "./log-text";
@@ -97,10 +88,16 @@ function retainedSummary(broker: LocalBroker): Array<{ label: string; value: str
   ];
 }
 
+/**
+ * Starts the stack's local pipeline from its plan (core/plan.ts), the same plan the Pulumi
+ * program builds from; given a config, plans it first.
+ */
 export async function startLocalPipeline(
-  config: StackConfig,
+  stack: StackConfig | PipelinePlan,
   opts: LocalPipelineOptions = {},
 ): Promise<LocalPipeline> {
+  const plan = planOf(stack);
+  const config = plan.config;
   const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
   // Every line passes printable(): many carry what a client chose (client id, topic, certificate).
   const sink = opts.log;
@@ -130,22 +127,22 @@ export async function startLocalPipeline(
   }
   // The lake's layout: the prefixes Firehose is given, and, when the stack converts to Parquet or
   // partitions by thing, the writer that turns a buffer into those objects.
-  const layout = lakeLayout(config.delivery, config.lake);
+  const layout = plan.lake.layout;
   const lakeWriter =
     layout.format === "json" && !layout.partitionByThing
       ? undefined
       : new LakeObjectWriter({
-          streamName: config.delivery.streamName,
+          streamName: plan.delivery.streamName,
           layout,
-          columns: lakeColumns(parseRuleSql(config.rule.sql)),
-          compression: config.delivery.compression,
-          parquetCodec: parquetCompression(config.delivery.compression),
+          columns: plan.lake.columns,
+          compression: plan.delivery.compression,
+          parquetCodec: plan.lake.parquetCodec,
           // In the state folder, per stream: a killed run's scratch is found and removed here.
-          scratchDir: path.join(stateDir, "tmp", config.stack, config.delivery.streamName),
+          scratchDir: path.join(stateDir, "tmp", plan.stack, plan.delivery.streamName),
           table: {
-            databaseName: lakeDatabaseName(config.stack),
-            tableName: LAKE_TABLE,
-            region: config.region,
+            databaseName: plan.lake.databaseName,
+            tableName: plan.lake.tableName,
+            region: plan.region,
           },
         });
   // Delivery first: it replays what an earlier run journaled but never delivered, before any
@@ -154,8 +151,8 @@ export async function startLocalPipeline(
     stack: config.stack,
     delivery: {
       ...config.delivery,
-      prefix: layout.prefix,
-      errorOutputPrefix: layout.errorOutputPrefix,
+      prefix: plan.delivery.prefix,
+      errorOutputPrefix: plan.delivery.errorOutputPrefix,
     },
     bucket: localBucketName(config),
     stateDir,
@@ -167,9 +164,9 @@ export async function startLocalPipeline(
   const leftovers = (await lakeWriter?.clearLeftovers()) ?? 0;
   if (leftovers > 0)
     log(`delivery: removed ${leftovers} Parquet scratch folder(s) a stopped run left`);
-  await applyLifecycle(delivery.bucket, bucketLifecycleRules(config), Date.now(), log);
+  await applyLifecycle(delivery.bucket, plan.storage.lifecycleRules, Date.now(), log);
   const authorizer = new LocalAuthorizer(config, log, { association: opts.association });
-  const rules = new LocalRuleEngine(config, {
+  const rules = new LocalRuleEngine(plan, {
     firehosePut: (record) => delivery.put(record),
     // Locally the rule's error action writes its message under the stream's error output prefix.
     errorAction: (message) => delivery.putError(message),
@@ -238,9 +235,8 @@ export async function startLocalPipeline(
   // action sends to Flink), written to the delivery bucket under the spec's prefix.
   // Like the cloud's, the windows reach the bucket through a delivery stream of their own (the
   // Flink job's output stream read by a second Firehose stream): durable, Firehose's key layout.
-  const spec = config.analytics;
-  const windowsConfig =
-    spec === undefined ? undefined : windowsDeliveryConfig(config.delivery, spec.prefix);
+  const spec = plan.analytics?.spec;
+  const windowsConfig = plan.analytics?.windowsDelivery;
   const windowsDelivery =
     windowsConfig === undefined
       ? undefined

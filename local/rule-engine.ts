@@ -7,13 +7,13 @@ import {
   compileRule,
   FUNCTIONS,
   parsedOnlyFunctions,
-  parseRuleSql,
   RuleEvaluationError,
   type CompiledRule,
   type RegistryLookup,
   type RuleStatement,
   type SqlValue,
 } from "../core/rule-sql";
+import { planOf, type PipelinePlan } from "../core/plan";
 import type { StackConfig } from "../core/stack-config";
 import { LOCAL_ACCOUNT_ID } from "./authorizer";
 import { FirehoseRecordError } from "./firehose";
@@ -113,12 +113,17 @@ export class LocalRuleEngine {
   private readonly registry: RegistryLookup;
   private readonly separator = Buffer.from(FIREHOSE_RECORD_SEPARATOR);
 
+  private readonly config: StackConfig;
+
+  /** Runs the stack's rule: a plan's statement, or a config's, planned here. */
   constructor(
-    private readonly config: StackConfig,
+    stack: StackConfig | PipelinePlan,
     private readonly opts: RuleEngineOptions,
   ) {
-    // The config loader has already validated the SQL with this parser.
-    this.statement = parseRuleSql(config.rule.sql);
+    const plan = planOf(stack);
+    const config = plan.config;
+    this.config = config;
+    this.statement = plan.rule.statement;
     this.rule = compileRule(this.statement);
     this.now = opts.now ?? Date.now;
     this.uuid = opts.uuid ?? randomUUID;

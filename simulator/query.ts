@@ -4,8 +4,8 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { UsageError, UserError } from "../core/errors";
-import { lakeDatabaseName, LAKE_TABLE, savedQueries } from "../core/lake";
-import { loadStackConfig } from "../core/stack-config";
+import { LAKE_TABLE } from "../core/lake";
+import { loadPlan } from "../core/plan";
 import { DEFAULT_STATE_DIR } from "../core/project";
 import { runCommand } from "../core/command";
 
@@ -129,8 +129,9 @@ export async function runQuery(
   out: (line: string) => void,
   err: (line: string) => void,
 ): Promise<number> {
-  const config = loadStackConfig(opts.stack);
-  const saved = savedQueries(config.analytics?.windowSeconds);
+  const plan = loadPlan(opts.stack);
+  const config = plan.config;
+  const saved = plan.lake.savedQueries;
   if (opts.list) {
     for (const q of saved) {
       out(`-- ${q.name}: ${q.description}`);
@@ -150,7 +151,7 @@ export async function runQuery(
     sql = q.sql;
   }
   const { LocalLake } = await import("../local/lake-query");
-  const lake = await LocalLake.open(config, { stateDir: opts.stateDir });
+  const lake = await LocalLake.open(plan, { stateDir: opts.stateDir });
   try {
     if (lake.objects === 0) {
       err(
@@ -170,7 +171,7 @@ export async function runQuery(
     } else {
       for (const l of formatTable(result.columns, shown)) out(l);
       out(
-        `(${shown.length}${result.rows.length > opts.maxRows ? "+" : ""} row(s), ${result.objects} object(s) of ${lakeDatabaseName(config.stack)}.${LAKE_TABLE}, ${ms.toFixed(0)} ms)`,
+        `(${shown.length}${result.rows.length > opts.maxRows ? "+" : ""} row(s), ${result.objects} object(s) of ${plan.lake.databaseName}.${plan.lake.tableName}, ${ms.toFixed(0)} ms)`,
       );
     }
     return 0;

@@ -6,7 +6,8 @@ import * as path from "node:path";
 import { EnvironmentError, UsageError } from "../core/errors";
 import { PROJECT_DIR } from "../core/project";
 import { telemetryTopicFor } from "../core/topics";
-import { loadStackConfig, type StackConfig } from "../core/stack-config";
+import { loadPlan } from "../core/plan";
+import type { StackConfig } from "../core/stack-config";
 import type { LocalPipeline } from "../local/pipeline";
 import { SyntheticSource } from "../device/generator";
 import { Publisher, type PublisherStats, type PublishOutcome } from "../device/publisher";
@@ -108,7 +109,8 @@ export async function simulate(
   out: Output,
   signal?: AbortSignal,
 ): Promise<number> {
-  const config = loadStackConfig(opts.stack);
+  const plan = loadPlan(opts.stack);
+  const config = plan.config;
   checkProvisioning(opts, config);
   let things = pickThings(config, opts.devices);
   const t = opts.target;
@@ -132,7 +134,7 @@ export async function simulate(
     }
     // Loaded only for the embedded target: --endpoint and --aws runs need no broker or local CA.
     const { startLocalPipeline } = await import("../local/pipeline");
-    pipeline = await startLocalPipeline(config, {
+    pipeline = await startLocalPipeline(plan, {
       port: t.port,
       stateDir: opts.stateDir,
       timeScale: opts.fast ? 60 : 1,

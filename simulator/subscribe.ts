@@ -2,7 +2,7 @@
 // that arrives on a topic filter, from the running embedded pipeline or an endpoint.
 import * as path from "node:path";
 import mqtt from "mqtt";
-import { loadStackConfig } from "../core/stack-config";
+import { loadPlan } from "../core/plan";
 import { telemetryTopicFilter } from "../core/topics";
 import { readRunFile, fileCredentials, type DeviceCredentials } from "./targets";
 import type { Output, SubscribeOptions } from "./options";
@@ -13,7 +13,7 @@ export async function subscribe(
   out: Output,
   signal?: AbortSignal,
 ): Promise<number> {
-  const config = loadStackConfig(opts.stack);
+  const config = loadPlan(opts.stack).config;
   const filter = opts.topic ?? telemetryTopicFilter(config.telemetryTopic);
   let url: string;
   let creds: DeviceCredentials;

@@ -5,6 +5,7 @@
 // with nowhere to go, an unpinned connector jar), as lines that do not change the exit code.
 import { parseArgs } from "node:util";
 import { PROJECT } from "../core/project";
+import { planPipeline } from "../core/plan";
 import { type RawConfig, parseStackConfig, readRawStackConfig } from "../core/stack-config";
 import {
   type CheckedResource,
@@ -101,7 +102,7 @@ export async function main(
     args = parse(argv);
     // Validate the stack's config before building anything, for a one-line error.
     const raw = { ...readRawStackConfig(args.stack), ...args.overrides };
-    problems = deployProblems(parseStackConfig(raw, args.stack));
+    problems = deployProblems(planPipeline(parseStackConfig(raw, args.stack)).config);
     settings = resolvePackConfig(args.packConfig ? readPackConfig(args.packConfig) : {});
   } catch (e) {
     if (e instanceof UserError) {

@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
+import { planPipeline } from "../core/plan";
 import { buildPipeline, readPulumiConfig } from "../program";
 import { csrPublicKeyInfo } from "../core/csr";
 import { PROJECT, PROJECT_DIR } from "../core/project";
@@ -592,7 +593,7 @@ async function run(stack: string, opts: RunProgramOptions): Promise<ProgramRun> 
     ? { ...(await import("../index")) }
     : opts.program !== undefined
       ? opts.program(config)
-      : { ...buildPipeline(config, opts.build) };
+      : { ...buildPipeline(planPipeline(config), opts.build) };
 
   const entries = Object.entries(built).filter(([, v]) => pulumi.Output.isInstance(v)) as [
     string,

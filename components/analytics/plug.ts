@@ -1,24 +1,23 @@
 // Plugs the streaming window into the pipeline (components/pipeline.ts's `analytics` hook) when
-// the stack config enables it: the application is built from the config's window spec and the
-// pipeline's bucket, and hands the rule its Kinesis action.
+// the stack's plan has one: the application is built from the plan's window spec, windows'
+// delivery and Kinesis role, and the pipeline's bucket, and hands the rule its Kinesis action.
 import type { AnalyticsContext, AnalyticsPlug } from "./hook";
-import { windowsDeliveryConfig } from "../../core/delivery";
 import { StreamAnalytics } from "./stream-analytics";
 
 /** The pipeline's analytics hook: a StreamAnalytics under the pipeline, or nothing when disabled. */
 export function streamAnalyticsPlug(ctx: AnalyticsContext): AnalyticsPlug | undefined {
-  const spec = ctx.config.analytics;
-  if (spec === undefined) return undefined;
+  const plan = ctx.plan.analytics;
+  if (plan === undefined) return undefined;
   const analytics = new StreamAnalytics(
     `${ctx.name}-analytics`,
     {
-      spec,
-      bucketName: ctx.delivery.bucketName,
-      bucketArn: ctx.delivery.bucket.arn,
-      windowsDelivery: windowsDeliveryConfig(ctx.config.delivery, spec.prefix),
-      ruleActionRoleName: `${ctx.config.rule.roleName}-kinesis`,
-      bucketKeyArn: ctx.delivery.kmsKeyArn,
-      connector: ctx.config.flinkConnector,
+      spec: plan.spec,
+      bucketName: ctx.storage.bucketName,
+      bucketArn: ctx.storage.bucketArn,
+      windowsDelivery: plan.windowsDelivery,
+      ruleActionRoleName: plan.ruleActionRoleName,
+      bucketKeyArn: ctx.storage.kmsKeyArn,
+      connector: plan.connector,
     },
     { parent: ctx.parent },
   );

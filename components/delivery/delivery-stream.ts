@@ -36,8 +36,9 @@ export interface DeliveryStreamArgs {
    */
   readonly sseAlgorithm?: SseAlgorithm;
   /**
-   * Let `pulumi destroy` delete the bucket with its objects. Pulumi deletes the bucket after the
-   * Firehose streams and the Flink application that write to it, so nothing refills it meanwhile.
+   * Let `pulumi destroy` delete the bucket with its objects (and its access log bucket). Pulumi
+   * deletes the bucket after the Firehose streams and the Flink application that write to it, so
+   * nothing refills it meanwhile.
    * @default false: the bucket keeps the data and destroy fails until it is emptied
    */
   readonly forceDestroy?: boolean;
@@ -132,7 +133,14 @@ export class DeliveryStream extends pulumi.ComponentResource {
     this.controls =
       args.controls === undefined
         ? undefined
-        : bucketControls(`${name}-bucket`, this.bucket, publicAccess, args.controls, this);
+        : bucketControls(
+            `${name}-bucket`,
+            this.bucket,
+            publicAccess,
+            args.controls,
+            this,
+            args.forceDestroy ?? false,
+          );
 
     const delivery = firehoseToS3(
       name,

@@ -16,6 +16,8 @@ export interface TelemetryRuleArgs {
   readonly ruleName: string;
   /** IoT SQL (version 2016-03-23). */
   readonly sql: string;
+  /** What the rule is for, shown in the AWS IoT console. @default undefined: none */
+  readonly description?: string;
   /** What the rule does with every matched message (the Firehose action, the analytics' Kinesis one). */
   readonly actions: readonly RuleAction[];
   /** Name of the role the error action assumes. */
@@ -96,6 +98,7 @@ export class TelemetryRule extends pulumi.ComponentResource {
         enabled: true,
         sql: args.sql,
         sqlVersion: "2016-03-23",
+        ...(args.description === undefined ? {} : { description: args.description }),
         ...actionLists(bindings),
         errorAction: { cloudwatchLogs: error.config.value },
       },

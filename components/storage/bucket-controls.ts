@@ -22,8 +22,6 @@ export interface BucketControlsArgs {
   readonly lifecycleRules: readonly LifecycleRule[];
   /** Log the bucket's requests to a log bucket of its own. */
   readonly accessLogging: boolean;
-  /** `pulumi destroy` empties the log bucket too. */
-  readonly forceDestroy: boolean;
 }
 
 export interface BucketControls {
@@ -100,7 +98,8 @@ function policy(
 
 /**
  * The controls for `bucket`, as children of `parent` named after `name`. `publicAccessBlock` is the
- * bucket's block, which the bucket policy waits for.
+ * bucket's block, which the bucket policy waits for; the log bucket is torn down as the bucket is
+ * (its `forceDestroy`).
  */
 export function bucketControls(
   name: string,
@@ -108,6 +107,7 @@ export function bucketControls(
   publicAccessBlock: pulumi.Resource,
   args: BucketControlsArgs,
   parent: pulumi.Resource,
+  forceDestroy: boolean,
 ): BucketControls {
   const own = ownership(name, bucket.id, parent);
   const ver = args.versioning ? versioning(name, bucket.id, parent) : undefined;
@@ -121,7 +121,7 @@ export function bucketControls(
   if (args.accessLogging) {
     const logs = `${name}-access-logs`;
     // Auto-named: the data bucket's name plus a suffix could pass S3's 63 characters.
-    logBucket = new aws.s3.Bucket(logs, { forceDestroy: args.forceDestroy }, { parent });
+    logBucket = new aws.s3.Bucket(logs, { forceDestroy }, { parent });
     const block = new aws.s3.BucketPublicAccessBlock(
       `${logs}-public-access`,
       {

@@ -3,7 +3,7 @@
 // columns and projection, the lifecycle rules and the TLS check, the alarm evaluation, and the
 // one-line errors of the new config keys.
 import { strict as assert } from "node:assert";
-import { bucketLifecycleRules } from "../../core/bucket-lifecycle";
+import { planPipeline } from "../../core/plan";
 import { evaluatePrefix } from "../../core/delivery";
 import { ConfigError } from "../../core/errors";
 import {
@@ -162,7 +162,7 @@ describe("storage: lifecycle rules and the TLS-only bucket policy", () => {
       outermostPrefixes(["telemetry/", "errors/", "errors/analytics/", "analytics/"]),
       ["analytics/", "errors/", "telemetry/"],
     );
-    const rules = bucketLifecycleRules(loadStackConfig("prod"));
+    const rules = planPipeline(loadStackConfig("prod")).storage.lifecycleRules;
     assert.deepEqual(
       rules.map((r) => r.filter.prefix),
       ["analytics/", "errors/", "telemetry/", "athena-results/"],
@@ -257,7 +257,8 @@ describe("config: the lake, monitoring and storage keys", () => {
   const prodWith = (over: Record<string, unknown>) => ({ ...readRawStackConfig("prod"), ...over });
   const rejects = (over: Record<string, unknown>, message: RegExp) =>
     assert.throws(
-      () => parseStackConfig(prodWith(over), "prod"),
+      // Syntax in parseStackConfig, cross-field rules where the plan derives their values.
+      () => planPipeline(parseStackConfig(prodWith(over), "prod")),
       (e: unknown) => {
         assert.ok(e instanceof ConfigError, String(e));
         assert.match(e.message, message);

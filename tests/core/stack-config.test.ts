@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
 import { ConfigError } from "../../core/errors";
+import { planPipeline } from "../../core/plan";
 import {
   listStacks,
   loadStackConfig,
@@ -14,7 +15,8 @@ function devWith(key: string, value: unknown) {
 
 function rejects(key: string, value: unknown, message: RegExp) {
   assert.throws(
-    () => parseStackConfig(devWith(key, value), "dev"),
+    // Each key's syntax in parseStackConfig, the rules that need a derived value in the plan.
+    () => planPipeline(parseStackConfig(devWith(key, value), "dev")),
     (e: unknown) => {
       assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
       assert.match(e.message, message);

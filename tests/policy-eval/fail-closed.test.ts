@@ -16,6 +16,7 @@ import {
   PolicyDocumentError,
 } from "../../core/iot-policy";
 import { createEvaluator, keyValues, type PolicyContext } from "../../core/iot-policy-eval";
+import { loadPlan } from "../../core/plan";
 import { loadStackConfig } from "../../core/stack-config";
 import { PROJECT_DIR } from "../../core/project";
 import { main as checkMain } from "../../tools/check";
@@ -326,7 +327,7 @@ describe("fail closed when the stack loads: one line, exit code 2", function () 
         ].join("\n"),
       );
       assert.throws(
-        () => loadStackConfig("bad", dir),
+        () => loadPlan("bad", dir),
         (e: unknown) => {
           assert.ok(e instanceof ConfigError);
           assert.equal(e.exitCode, 2);

@@ -135,3 +135,19 @@ describe("components: IAM documents refuse wildcards (core/iam-policy-audit.ts's
     );
   });
 });
+
+describe("components: the topic rule's description (ruleDescription, through the plan)", () => {
+  // TopicRulePayload's `description` (https://docs.aws.amazon.com/iot/latest/apireference/API_TopicRulePayload.html)
+  it("is the configured text", async () => {
+    const run = await runProgram("dev", {
+      overrides: { ruleDescription: "Seattle store temperatures into the lake" },
+    });
+    const rule = one(run, "aws:iot/topicRule:TopicRule");
+    assert.equal(rule.inputs.description, "Seattle store temperatures into the lake");
+  });
+
+  it("is not set when ruleDescription is empty (the default)", async () => {
+    const run = await runProgram("dev");
+    assert.equal(one(run, "aws:iot/topicRule:TopicRule").inputs.description, undefined);
+  });
+});

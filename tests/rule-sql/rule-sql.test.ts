@@ -13,6 +13,7 @@ import {
   type RuleResult,
 } from "../../core/rule-sql";
 import { ConfigError } from "../../core/errors";
+import { planPipeline } from "../../core/plan";
 import { loadStackConfig, parseStackConfig, readRawStackConfig } from "../../core/stack-config";
 
 const PROD_SQL = loadStackConfig("prod").rule.sql;
@@ -88,7 +89,7 @@ describe("IoT SQL parser (core/rule-sql/parser)", () => {
       ruleSql: "SELECT *,\n  timestmp() AS received_at FROM 'SeattleStoreTemp/+'",
     };
     assert.throws(
-      () => parseStackConfig(raw, "prod"),
+      () => planPipeline(parseStackConfig(raw, "prod")),
       (e: unknown) => {
         assert.ok(e instanceof ConfigError, String(e));
         assert.equal(e.message.split("\n").length, 1);
