@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
@@ -20,6 +21,9 @@ import {
   type LakeLayout,
 } from "../core/lake";
 import { localKeyProblem } from "./s3";
+
+/** Records converted between two turns of the event loop (a few milliseconds of work). */
+const RECORDS_PER_TURN = 2_000;
 
 const gzip = promisify(zlib.gzip);
 
@@ -183,7 +187,11 @@ export class LakeObjectWriter {
     // never holds half a million parsed objects or rows at once.
     const parquet = layout.format === "parquet";
     const groups = new Map<string, BufferedRecord[]>();
+    let seen = 0;
     for (const record of records) {
+      // The broker shares this event loop: a buffer of 180,000 records parsed in one go held every
+      // PUBACK for about a second (the flood figure's canary), so the loop lets it turn.
+      if (++seen % RECORDS_PER_TURN === 0) await nextTurn();
       const row = parseObject(record.data);
       let partition = "";
       if (layout.partitionByThing) {
@@ -391,7 +399,9 @@ export class LakeObjectWriter {
       `CREATE OR REPLACE TEMP TABLE batch (${cols.map((x) => `${quote(x.name)} ${SQL_TYPES[x.type]}`).join(", ")})`,
     );
     const appender = await c.createAppender("batch");
+    let appended = 0;
     for (const record of records) {
+      if (++appended % RECORDS_PER_TURN === 0) await nextTurn();
       const converted = this.convert(parseObject(record.data));
       if (!converted.ok)
         throw new Error(`a record changed while it was converted: ${converted.failure.message}`);
