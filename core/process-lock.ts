@@ -95,20 +95,22 @@ export async function withLock<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   const before = inProcess.get(file) ?? Promise.resolve();
-  const run = before.catch(() => undefined).then(async () => {
-    const deadline = Date.now() + wait.timeoutMs;
-    for (;;) {
-      const held = await tryLock(file);
-      if (held === undefined) break;
-      if (Date.now() >= deadline) throw wait.busy(held);
-      await new Promise((r) => setTimeout(r, wait.pollMs ?? 100));
-    }
-    try {
-      return await fn();
-    } finally {
-      await releaseLock(file).catch(() => undefined);
-    }
-  });
+  const run = before
+    .catch(() => undefined)
+    .then(async () => {
+      const deadline = Date.now() + wait.timeoutMs;
+      for (;;) {
+        const held = await tryLock(file);
+        if (held === undefined) break;
+        if (Date.now() >= deadline) throw wait.busy(held);
+        await new Promise((r) => setTimeout(r, wait.pollMs ?? 100));
+      }
+      try {
+        return await fn();
+      } finally {
+        await releaseLock(file).catch(() => undefined);
+      }
+    });
   inProcess.set(file, run);
   try {
     return await run;

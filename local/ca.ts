@@ -365,7 +365,9 @@ function withPkiLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
     {
       timeoutMs: 60_000,
       busy: ({ owner }) =>
-        new PkiError(`${lock} is held by process ${owner}; stop it, or remove the file if it no longer runs`),
+        new PkiError(
+          `${lock} is held by process ${owner}; stop it, or remove the file if it no longer runs`,
+        ),
     },
     fn,
   );

@@ -232,12 +232,11 @@ export class LocalDeliveryStream {
     // buffer's objects: otherwise what waits there would be held without a bound.
     const bytes = FRAME_HEADER_BYTES + data.length;
     if (this.queuedBytes + bytes > this.maxQueuedBytes) {
-      const why =
-        this.stall.now
-          ? " (the disk is full)"
-          : this.pendingObjects >= this.maxPending
-            ? ` (${this.pendingObjects} flushed buffer(s) wait for their objects)`
-            : "";
+      const why = this.stall.now
+        ? " (the disk is full)"
+        : this.pendingObjects >= this.maxPending
+          ? ` (${this.pendingObjects} flushed buffer(s) wait for their objects)`
+          : "";
       throw new JournalUnavailableError(
         `${this.queuedBytes} bytes already wait for the journal${why}; not acknowledged`,
       );
@@ -522,4 +521,3 @@ export class LocalDeliveryStream {
     await releaseLock(this.lockFile).catch(() => undefined);
   }
 }
-

@@ -69,7 +69,7 @@ export async function replayJournal(opts: ReplayOptions): Promise<number> {
     }
     // Replayed records keep their arrival time, so they land in the folder of their hour.
     let kept = 0;
-    for (let i = 0; i < records.length; ) {
+    for (let i = 0; i < records.length;) {
       let bytes = 0;
       let j = i;
       while (j < records.length && (j === i || bytes + records[j].data.length <= opts.sizeLimit)) {

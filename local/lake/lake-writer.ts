@@ -8,11 +8,7 @@ import { randomUUID } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import {
-  evaluatePrefix,
-  PROCESSING_FAILED,
-  type Compression,
-} from "../../core/delivery";
+import { evaluatePrefix, PROCESSING_FAILED, type Compression } from "../../core/delivery";
 import {
   ACTIVE_PARTITION_EXCEEDED,
   FORMAT_CONVERSION_FAILED,

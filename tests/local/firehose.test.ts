@@ -35,7 +35,7 @@ async function open(dir: string, delivery: Partial<DeliveryConfig>, extra = {}) 
 
 const record = (i: number) => Buffer.from(JSON.stringify({ i }) + FIREHOSE_RECORD_SEPARATOR);
 
-describe("local delivery stream (local/firehose)", () => {
+describe("local delivery stream (local/delivery)", () => {
   let dir: string;
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "firehose-"));

@@ -112,7 +112,7 @@ function segments(stateDir: string): string[] {
   return fs.readdirSync(journalDir(stateDir)).filter((n) => n.startsWith("segment-"));
 }
 
-describe("delivery into prod's Parquet lake (local/firehose + local/lake-writer)", function () {
+describe("delivery into prod's Parquet lake (local/delivery + local/lake/lake-writer)", function () {
   this.timeout(120_000);
   let dir: string;
   beforeEach(() => {
