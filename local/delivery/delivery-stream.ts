@@ -112,7 +112,7 @@ export class LocalDeliveryStream {
   private readonly writer: ObjectWriter;
   private readonly buffer: RecordBuffer;
   private readonly stall: DiskStall;
-  private segments!: JournalSegments;
+  private readonly segments: JournalSegments;
 
   /** Records waiting for the journal writer, and their bytes (bounded by maxQueuedBytes). */
   private queue: Pending[] = [];
@@ -153,7 +153,7 @@ export class LocalDeliveryStream {
       opts.scheduleFlush,
     );
     this.stall = new DiskStall(opts.retryMs ?? 1000, this.log, () => this.stats.journalStalls++);
-    this.segments = new JournalSegments(this.journalDir, files, 0);
+    this.segments = new JournalSegments(this.journalDir, files);
   }
 
   /** Opens the stream: delivers whatever an earlier process journaled but never delivered. */
@@ -173,8 +173,7 @@ export class LocalDeliveryStream {
         stats: s.stats,
         log: s.log,
       });
-      s.segments = new JournalSegments(s.journalDir, opts.files ?? nodeFiles, last);
-      await s.segments.start();
+      await s.segments.start(last);
     } catch (e) {
       await releaseLock(s.lockFile).catch(() => undefined);
       throw journalError(e, `cannot start the journal in ${shownPath(s.journalDir)}`);

@@ -13,7 +13,7 @@ export interface ClosedSegment {
 }
 
 export class JournalSegments {
-  private no: number;
+  private no = 0;
   private file: WritableFile | undefined;
   private filePath = "";
   /** Bytes of whole, fsync'd frames in the current segment. */
@@ -24,19 +24,16 @@ export class JournalSegments {
   constructor(
     readonly dir: string,
     private readonly files: FileLayer,
-    /** The highest segment number already in the folder; new ones follow it. */
-    lastNo: number,
-  ) {
-    this.no = lastNo;
-  }
+  ) {}
 
   /** Whether the current segment holds bytes after its last good frame. */
   get dirty(): boolean {
     return this.dirtyFlag;
   }
 
-  /** Opens the first segment. */
-  async start(): Promise<void> {
+  /** Opens the first segment, numbered after `lastNo`, the highest already in the folder. */
+  async start(lastNo: number): Promise<void> {
+    this.no = lastNo;
     const next = await this.create();
     this.file = next.file;
     this.filePath = next.path;
