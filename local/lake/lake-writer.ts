@@ -25,7 +25,7 @@ import {
   oldestArrival,
   type BufferedRecord,
   type DeliveredObject,
-} from "../delivery";
+} from "../delivery/object-writer";
 import { localKeyProblem } from "../s3";
 
 /**
