@@ -67,6 +67,15 @@ export function windowsDeliveryConfig(telemetry: DeliveryConfig, prefix: string)
   };
 }
 
+/**
+ * Firehose's error-output-type for a record its processing could not deliver: a record the local
+ * stream cannot write, and one whose partition key could not be extracted (the s3-prefixes page
+ * lists no value of its own for that; dynamic partitioning's inline parsing is a processor of the
+ * stream's processing configuration, and processing failures are `processing-failed`:
+ * https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+ */
+export const PROCESSING_FAILED = "processing-failed";
+
 /** Firehose refuses a record larger than 1,000 KiB (PutRecord). */
 export const FIREHOSE_MAX_RECORD_BYTES = 1000 * 1024;
 

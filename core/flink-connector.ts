@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { replaceFileAtomic } from "./atomic-write";
 import { optionalStr, type RawConfig } from "./config-values";
 import { invalidConfig as fail, UserError } from "./errors";
 import { PROJECT, PROJECT_DIR } from "./project";
@@ -71,8 +72,8 @@ function mismatch(url: string, expected: string, actual: string): DigestMismatch
   );
 }
 
-/** Downloads `url` into `file` (through a temporary file), at most `maxBytes`, within `timeoutMs`. */
-async function download(url: string, file: string, maxBytes: number, timeoutMs: number) {
+/** Downloads `url` into `tmp`, at most `maxBytes`, within `timeoutMs`. */
+async function download(url: string, tmp: string, maxBytes: number, timeoutMs: number) {
   let res: Response;
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
@@ -86,8 +87,6 @@ async function download(url: string, file: string, maxBytes: number, timeoutMs: 
       `cannot download the Flink connector jar from ${url}: HTTP ${res.status}; check ${PROJECT}:flinkConnectorUrl`,
     );
   }
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
   const out = fs.createWriteStream(tmp);
   let bytes = 0;
   try {
@@ -106,13 +105,11 @@ async function download(url: string, file: string, maxBytes: number, timeoutMs: 
     });
   } catch (e) {
     out.destroy();
-    fs.rmSync(tmp, { force: true });
     if (e instanceof UserError) throw e;
     throw new UserError(
       `cannot download the Flink connector jar from ${url}: ${(e as Error).message}; run again, or set ${PROJECT}:flinkConnectorUrl to a mirror`,
     );
   }
-  return tmp;
 }
 
 /**
@@ -161,19 +158,16 @@ export async function verifiedConnectorJar(opts: ConnectorJarOptions = {}): Prom
     log(`note: ${cached} does not have the pinned SHA-512; downloading it again`);
   }
   log(`downloading the Flink connector jar ${url} into ${path.dirname(cached)}`);
-  const tmp = await download(
-    url,
-    cached,
-    opts.maxBytes ?? MAX_CONNECTOR_BYTES,
-    opts.timeoutMs ?? CONNECTOR_DOWNLOAD_TIMEOUT_MS,
-  );
-  try {
+  fs.mkdirSync(path.dirname(cached), { recursive: true });
+  await replaceFileAtomic(cached, async (tmp) => {
+    await download(
+      url,
+      tmp,
+      opts.maxBytes ?? MAX_CONNECTOR_BYTES,
+      opts.timeoutMs ?? CONNECTOR_DOWNLOAD_TIMEOUT_MS,
+    );
     await accept(tmp);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.renameSync(tmp, cached);
+  });
   return cached;
 }
 

@@ -59,6 +59,18 @@ export interface LakeColumn {
   readonly type: LakeType;
 }
 
+/** Each Glue type as the DuckDB type the local lake writes (Parquet) and reads (views) it as. */
+export const SQL_TYPES: Readonly<Record<LakeType, string>> = {
+  string: "VARCHAR",
+  bigint: "BIGINT",
+  double: "DOUBLE",
+};
+
+/** A column, schema or table name as a quoted SQL identifier. */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
 const SCHEMA_TYPES: Record<string, LakeType> = {
   string: "string",
   integer: "bigint",

@@ -15,6 +15,7 @@ import {
   type ProvisioningApi,
   type ProvisioningErrorPayload,
 } from "../core/provisioning";
+import { writeFileAtomic } from "../core/atomic-write";
 import { PROVISIONING_SERIAL } from "../core/provisioning-config";
 import { withTimeout } from "../core/timeout";
 
@@ -241,22 +242,15 @@ function identityDir(dir: string, serial: string): string {
   return path.join(dir, serial);
 }
 
-function writeAtomic(file: string, data: string, mode: number): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, data, { mode });
-  fs.chmodSync(tmp, mode);
-  fs.renameSync(tmp, file);
-}
-
 /** Stores an identity under `<dir>/<serial>/`: the key mode 0600, the folder 0700. */
 export function saveIdentity(dir: string, serial: string, id: DeviceIdentityFiles): void {
   const d = identityDir(dir, serial);
   fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   fs.chmodSync(d, 0o700);
-  writeAtomic(path.join(d, "device.key"), id.privateKeyPem, 0o600);
-  writeAtomic(path.join(d, "device.crt"), id.certificatePem, 0o644);
+  writeFileAtomic(path.join(d, "device.key"), id.privateKeyPem, 0o600);
+  writeFileAtomic(path.join(d, "device.crt"), id.certificatePem, 0o644);
   // Written last: an identity is there only when all three files are.
-  writeAtomic(
+  writeFileAtomic(
     path.join(d, "identity.json"),
     JSON.stringify(
       {

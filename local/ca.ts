@@ -5,9 +5,11 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
+import { writeFileAtomic } from "../core/atomic-write";
 import { UserError } from "../core/errors";
 import { IOT_THING_NAME } from "../core/iot-limits";
 import { toPem } from "../core/pem";
+import { withLock } from "../core/process-lock";
 import { CERTIFICATE_NAME_ATTRIBUTES } from "../core/iot-policy";
 import type { LocalCertificateSpec, StackConfig, ThingSpec } from "../core/stack-config";
 
@@ -256,14 +258,6 @@ async function signCertificate(
   return cert.toString("pem") + "\n";
 }
 
-/** Writes via a temporary file and a rename, so a reader never sees half a file. */
-function writeAtomic(file: string, data: string, mode: number): void {
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
-  fs.writeFileSync(tmp, data, { mode });
-  fs.chmodSync(tmp, mode); // the umask may have narrowed or the file may have existed
-  fs.renameSync(tmp, file);
-}
-
 /** Identity names become file names: the thing-name alphabet (IOT_THING_NAME), nothing that walks folders. */
 const IDENTITY = IOT_THING_NAME;
 
@@ -361,31 +355,22 @@ function usable(
 }
 
 /**
- * Holds a lock folder while the PKI is created or extended, so two processes starting together
- * (a simulate and a benchmark) do not each mint a CA. A lock older than a minute is stale.
+ * Holds the folder's lock while the PKI is created or extended, so two processes starting together
+ * (a simulate and a benchmark) do not each mint a CA; waits up to a minute for another holder.
  */
-async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const lock = path.join(dir, ".lock");
-  for (let i = 0; ; i++) {
-    try {
-      fs.mkdirSync(lock);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      try {
-        if (Date.now() - fs.statSync(lock).mtimeMs > 60_000) fs.rmSync(lock, { recursive: true });
-      } catch {
-        // removed by its owner meanwhile
-      }
-      if (i > 600) throw new PkiError(`${lock} is held by another process; remove it if none runs`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    fs.rmSync(lock, { recursive: true, force: true });
-  }
+function withPkiLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = path.join(dir, "lock.pid");
+  return withLock(
+    lock,
+    {
+      timeoutMs: 60_000,
+      busy: ({ owner }) =>
+        new PkiError(
+          `${lock} is held by process ${owner}; stop it, or remove the file if it no longer runs`,
+        ),
+    },
+    fn,
+  );
 }
 
 async function loadOrCreateCa(
@@ -408,8 +393,8 @@ async function loadOrCreateCa(
     }
   }
   const ca = await createCertificateAuthority(undefined, now);
-  writeAtomic(keyFile, ca.keyPem, 0o600);
-  writeAtomic(certFile, ca.certPem, 0o644);
+  writeFileAtomic(keyFile, ca.keyPem, 0o600);
+  writeFileAtomic(certFile, ca.certPem, 0o644);
   return { ca, created: true };
 }
 
@@ -428,7 +413,7 @@ export async function ensurePki(
   fs.mkdirSync(path.join(dir, "identities"), { recursive: true, mode: 0o700 });
   fs.chmodSync(dir, 0o700);
   let issued = 0;
-  const caPem = await withLock(dir, async () => {
+  const caPem = await withPkiLock(dir, async () => {
     const { ca, created } = await loadOrCreateCa(dir, now);
     if (created) issued++;
     const caNative = new crypto.X509Certificate(ca.certPem);
@@ -456,8 +441,8 @@ export async function ensurePki(
             server: w.server,
             profile: profileOf(w)?.profile,
           });
-          writeAtomic(w.key, c.key, 0o600);
-          writeAtomic(w.cert, c.cert, 0o644);
+          writeFileAtomic(w.key, c.key, 0o600);
+          writeFileAtomic(w.cert, c.cert, 0o644);
         }),
       );
     }
@@ -484,7 +469,7 @@ export async function openCertificateAuthority(
   now: Date = new Date(),
 ): Promise<CertificateAuthority> {
   fs.mkdirSync(path.join(dir, "identities"), { recursive: true, mode: 0o700 });
-  return withLock(dir, async () => (await loadOrCreateCa(dir, now)).ca);
+  return withPkiLock(dir, async () => (await loadOrCreateCa(dir, now)).ca);
 }
 
 /** Reads an identity's credentials, or throws a one-line PkiError telling what to run. */

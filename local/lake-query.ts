@@ -12,6 +12,8 @@ import {
   DATEHOUR_PARTITION,
   DEVICE_PARTITION,
   partitionValues,
+  quoteIdentifier as quote,
+  SQL_TYPES,
   type LakeColumn,
   type LakeLayout,
 } from "../core/lake";
@@ -30,9 +32,6 @@ export const DIALECT_MACROS: readonly string[] = [
   "CREATE OR REPLACE MACRO from_unixtime(x) AS to_timestamp(x)",
 ];
 
-const SQL_TYPES = { string: "VARCHAR", bigint: "BIGINT", double: "DOUBLE" } as const;
-
-const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
 const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
 export interface QueryResult {

@@ -4,7 +4,7 @@
 // and that tests/local/memory-ceiling.test.ts measures the attacks against.
 import type { StackConfig } from "../core/stack-config";
 import { DEFAULT_CONNECTION_LIMITS, MAX_READ_BYTES } from "./connection-guard";
-import { DEFAULT_MAX_PENDING_OBJECTS, DEFAULT_MAX_QUEUED_BYTES } from "./firehose";
+import { DEFAULT_MAX_PENDING_OBJECTS, DEFAULT_MAX_QUEUED_BYTES } from "./delivery";
 import { DEFAULT_SESSION_LIMITS } from "./offline-sessions";
 import { DEFAULT_UNACKNOWLEDGED_LIMITS } from "./publish-acks";
 import { RETAINED_DEFAULTS } from "./retained";

@@ -10,8 +10,8 @@ import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics"
 import { certificateProfileFor, CONSOLE_IDENTITY, ensurePki, type Credentials } from "./ca";
 import { LocalAuthorizer, type AuthorizerOptions } from "./authorizer";
 import { LocalBroker, type BrokerHooks, type BrokerOptions } from "./broker";
-import { LocalDeliveryStream } from "./firehose";
-import { LakeObjectWriter } from "./lake-writer";
+import { LocalDeliveryStream } from "./delivery";
+import { LakeObjectWriter } from "./lake/lake-writer";
 import { applyLifecycle } from "./lifecycle";
 import { LocalMonitor } from "./monitor";
 import { LocalRuleEngine } from "./rule-engine";

@@ -16,7 +16,7 @@ import {
 import { planOf, type PipelinePlan } from "../core/plan";
 import type { StackConfig } from "../core/stack-config";
 import { LOCAL_ACCOUNT_ID } from "./authorizer";
-import { FirehoseRecordError } from "./firehose";
+import { FirehoseRecordError } from "./delivery";
 
 /** The message the rule's error action receives, as AWS IoT documents it. */
 export interface RuleErrorMessage {

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { UserError } from "../core/errors";
 import { PROJECT } from "../core/project";
 import { type StackConfig } from "../core/stack-config";
-import { nodeFiles, writeAll, type FileLayer } from "./file-layer";
+import { nodeFiles, writeAll, type FileLayer } from "./private/file-layer";
 
 /** The bucket a stack delivers to locally: its configured name, else `iot-pipeline-<stack>-local`. */
 export function localBucketName(config: Pick<StackConfig, "stack" | "delivery">): string {

@@ -3,7 +3,8 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { isProcessRunning } from "../local/pid";
+import { writeFileAtomic } from "../core/atomic-write";
+import { isProcessRunning } from "../core/process-lock";
 import { UserError } from "../core/errors";
 
 /** A problem with the target the user can fix; one line, exit code 2. */
@@ -33,14 +34,7 @@ export function runFilePath(stateDir: string, stack: string): string {
 /** Writes the run file whole or not at all (a full disk must not leave half a file behind). */
 export function writeRunFile(file: string, run: RunFile): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    fs.writeFileSync(tmp, JSON.stringify(run, null, 2) + "\n");
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomic(file, JSON.stringify(run, null, 2) + "\n");
 }
 
 /** Removes the run file if it is still ours (a newer simulate may have replaced it). */

@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
+import { writeFileAtomic } from "../core/atomic-write";
 import { shownPath } from "../core/display";
 import { ConfigError } from "../core/errors";
 import { PROJECT_DIR } from "../core/project";
@@ -86,11 +87,8 @@ export async function makeCsrs(opts: MakeCsrOptions): Promise<CsrResult[]> {
     } else {
       keys = await webcrypto.subtle.generateKey(EC, true, ["sign", "verify"]);
       const pkcs8 = await webcrypto.subtle.exportKey("pkcs8", keys.privateKey);
-      // Write to a temporary file first so that a crash never leaves half a key behind.
-      const tmp = `${keyFile}.tmp`;
-      fs.writeFileSync(tmp, x509.PemConverter.encode(pkcs8, "PRIVATE KEY"), { mode: 0o600 });
-      fs.renameSync(tmp, keyFile);
-      fs.chmodSync(keyFile, 0o600);
+      // Whole or not at all: a crash never leaves half a key behind.
+      writeFileAtomic(keyFile, x509.PemConverter.encode(pkcs8, "PRIVATE KEY"), 0o600);
       outcome = "created";
     }
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({

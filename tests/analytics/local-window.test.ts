@@ -13,7 +13,7 @@ import {
 } from "../../local/analytics";
 import { windowsDeliveryConfig } from "../../core/delivery";
 import { until } from "../helpers/wait";
-import { LocalDeliveryStream } from "../../local/firehose";
+import { LocalDeliveryStream } from "../../local/delivery";
 import type { LocalBucket } from "../../local/s3";
 
 const THINGS = ["store-sensor-seattle1", "store-sensor-seattle2", "store-sensor-seattle3"];

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PROJECT_DIR } from "../../core/project";
 import { loadStackConfig } from "../../core/stack-config";
-import { LocalDeliveryStream } from "../../local/firehose";
+import { LocalDeliveryStream } from "../../local/delivery";
 import { describeWithSmallDisk } from "../helpers/small-disk";
 import { deliveredNumbers } from "../helpers/delivered";
 import { tmpFiles } from "../helpers/temp";

@@ -1,23 +1,20 @@
 // Replaying a damaged journal: a bad frame costs that frame only (the reader resynchronises on the
 // next intact one), the damaged segment is moved to quarantine/ and reported in one line, an
-// unfinished last write is dropped, a folder where a segment belongs is one clear error, and
-// segments of the earlier framing are still delivered.
+// unfinished last write is dropped, and a folder where a segment belongs is one clear error.
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
 import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import { UserError } from "../../core/errors";
 import { loadStackConfig } from "../../core/stack-config";
-import { JournalError, LocalDeliveryStream } from "../../local/firehose";
+import { JournalError, LocalDeliveryStream } from "../../local/delivery";
 import {
   encodeFrame,
   FRAME_HEADER_BYTES,
-  KIND_RECORD,
   scanSegment,
   type JournalRecord,
-} from "../../local/journal-format";
+} from "../../local/delivery/journal-format";
 import { deliveredNumbers } from "../helpers/delivered";
 
 const base = loadStackConfig("dev").delivery;
@@ -147,29 +144,6 @@ describe("journal replay after damage", () => {
     const s = await open(dir);
     await s.close();
     assert.equal(s.stats.recordsReplayed, COUNT, "the records were kept through the failed starts");
-  });
-
-  it("delivers segments written in the earlier framing (before the magic number)", async () => {
-    fs.mkdirSync(journalDir(dir), { recursive: true });
-    const legacy = [0, 1, 2].map((i) => {
-      const data = payload(i);
-      const out = Buffer.alloc(17 + data.length);
-      out.writeUInt32LE(data.length, 0);
-      out.writeUInt8(KIND_RECORD, 8);
-      out.writeDoubleLE(Date.UTC(2026, 0, 1), 9);
-      data.copy(out, 17);
-      out.writeUInt32LE(zlib.crc32(out.subarray(8)), 4);
-      return out;
-    });
-    fs.writeFileSync(path.join(journalDir(dir), "segment-000000000007.log"), Buffer.concat(legacy));
-    const s = await open(dir);
-    await s.close();
-    assert.deepEqual(deliveredNumbers(s.objects), [0, 1, 2]);
-    assert.match(
-      s.objects[0],
-      /telemetry[/\\]2026[/\\]01[/\\]01[/\\]00[/\\]/,
-      "kept its arrival hour",
-    );
   });
 });
 

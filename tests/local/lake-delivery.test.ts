@@ -10,12 +10,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { lakeLayout, TELEMETRY_COLUMNS } from "../../core/lake";
 import { loadStackConfig } from "../../core/stack-config";
-import { nodeFiles, type FileLayer } from "../../local/file-layer";
-import { LocalDeliveryStream, type DeliveryStreamOptions } from "../../local/firehose";
-import { encodeFrame, KIND_RECORD } from "../../local/journal-format";
+import { nodeFiles, type FileLayer } from "../../local/private/file-layer";
+import { LocalDeliveryStream, type DeliveryStreamOptions } from "../../local/delivery";
+import { encodeFrame, KIND_RECORD } from "../../local/delivery/journal-format";
 import mqtt from "mqtt";
 import { telemetryTopicFor } from "../../core/topics";
-import { LakeObjectWriter } from "../../local/lake-writer";
+import { LakeObjectWriter } from "../../local/lake/lake-writer";
 import { startLocalPipeline } from "../../local/pipeline";
 import { LocalBucket, ObjectKeyError } from "../../local/s3";
 
@@ -112,7 +112,7 @@ function segments(stateDir: string): string[] {
   return fs.readdirSync(journalDir(stateDir)).filter((n) => n.startsWith("segment-"));
 }
 
-describe("delivery into prod's Parquet lake (local/firehose + local/lake-writer)", function () {
+describe("delivery into prod's Parquet lake (local/delivery + local/lake/lake-writer)", function () {
   this.timeout(120_000);
   let dir: string;
   beforeEach(() => {

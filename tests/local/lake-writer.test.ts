@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { lakeLayout, TELEMETRY_COLUMNS, type LakeLayout } from "../../core/lake";
-import { LakeObjectWriter, type LakeObject } from "../../local/lake-writer";
+import { LakeObjectWriter, type LakeObject } from "../../local/lake/lake-writer";
 
 const ARRIVAL = Date.UTC(2026, 10, 26, 9, 15, 0);
 const reading = (thing: string, i: number) => ({

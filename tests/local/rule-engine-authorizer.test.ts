@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { LocalAuthorizer } from "../../local/authorizer";
 import type { DeviceIdentity } from "../../local/broker";
-import { LocalDeliveryStream } from "../../local/firehose";
+import { LocalDeliveryStream } from "../../local/delivery";
 import { LocalRuleEngine, type RuleErrorMessage } from "../../local/rule-engine";
 
 const prod = loadStackConfig("prod");

@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import mqtt from "mqtt";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
-import { LocalDeliveryStream } from "../../local/firehose";
+import { LocalDeliveryStream } from "../../local/delivery";
 import { startLocalPipeline } from "../../local/pipeline";
 import {
   LocalRuleEngine,

@@ -1,5 +1,5 @@
 // The local registry's journal under faults (local/registry.ts): the delivery journal's recovery rules
-// (local/firehose.ts) hold here too. A write the disk cut short is cut off before the next one is
+// (local/delivery/) hold here too. A write the disk cut short is cut off before the next one is
 // appended, a torn last line is cut off at start, and an acknowledged registration is never lost.
 // Faults come from the project's fault-injecting file layer, and where a small tmpfs can be
 // mounted, from a real full disk.

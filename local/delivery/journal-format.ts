@@ -127,31 +127,3 @@ export function scanSegment(buf: Buffer): SegmentScan {
   endBad(buf.length);
   return { records, damaged, unfinished };
 }
-
-/** The framing of journals written before the magic number (`segment-*.log`). */
-const LEGACY_HEADER_BYTES = 17;
-
-/**
- * Reads a segment in the earlier framing (length u32, crc32 u32, kind u8, arrival f64, data), so
- * that records acknowledged before an upgrade are still delivered. That framing cannot be
- * resynchronised: reading stops at the first frame that does not check out.
- */
-export function scanLegacySegment(buf: Buffer): SegmentScan {
-  const records: JournalRecord[] = [];
-  let at = 0;
-  while (at + LEGACY_HEADER_BYTES <= buf.length) {
-    const end = at + LEGACY_HEADER_BYTES + buf.readUInt32LE(at);
-    if (end > buf.length) break;
-    if (zlib.crc32(buf.subarray(at + 8, end)) !== buf.readUInt32LE(at + 4)) break;
-    records.push({
-      kind: buf.readUInt8(at + 8),
-      arrival: buf.readDoubleLE(at + 9),
-      data: buf.subarray(at + LEGACY_HEADER_BYTES, end),
-    });
-    at = end;
-  }
-  return {
-    records,
-    damaged: at < buf.length ? [{ offset: at, length: buf.length - at }] : [],
-  };
-}

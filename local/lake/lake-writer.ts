@@ -8,31 +8,29 @@ import { randomUUID } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { promisify } from "node:util";
-import * as zlib from "node:zlib";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { evaluatePrefix, objectName, type Compression } from "../core/delivery";
+import { evaluatePrefix, PROCESSING_FAILED, type Compression } from "../../core/delivery";
 import {
   ACTIVE_PARTITION_EXCEEDED,
   FORMAT_CONVERSION_FAILED,
   MAX_ACTIVE_PARTITIONS,
+  quoteIdentifier,
+  SQL_TYPES,
   THING_PARTITION_KEY,
   type LakeColumn,
   type LakeLayout,
-} from "../core/lake";
-import { localKeyProblem } from "./s3";
+} from "../../core/lake";
+import {
+  objectBody,
+  objectKey,
+  oldestArrival,
+  type BufferedRecord,
+  type DeliveredObject,
+} from "../delivery/object-writer";
+import { localKeyProblem } from "../s3";
 
 /** Records converted between two turns of the event loop (a few milliseconds of work). */
 const RECORDS_PER_TURN = 2_000;
-
-const gzip = promisify(zlib.gzip);
-
-/**
- * The error-output-type of a record whose partition key could not be extracted. The s3-prefixes
- * page lists no value for it; dynamic partitioning's inline parsing is a processor of the stream's
- * processing configuration, and processing failures are `processing-failed`.
- */
-export const PARTITIONING_FAILED = "processing-failed";
 
 /**
  * Firehose's limit on an evaluated prefix: "Neither Prefix nor ErrorOutputPrefix can be greater
@@ -73,19 +71,8 @@ export function partitionKeyProblem(
       };
 }
 
-/** One record of a buffer: what the rule's action put, and when it arrived. */
-export interface BufferedRecord {
-  readonly arrival: number;
-  readonly data: Buffer;
-}
-
-/** One object to write: its key, its body, how many records it holds, and whether they failed. */
-export interface LakeObject {
-  readonly key: string;
-  readonly body: Buffer;
-  readonly records: number;
-  readonly error: boolean;
-}
+/** One object to write: the delivery stream's object. */
+export type LakeObject = DeliveredObject;
 
 export interface LakeWriterOptions {
   readonly streamName: string;
@@ -159,12 +146,6 @@ function coerce(
 /** One Parquet row: the table's columns in order. */
 type Values = (string | bigint | number | null)[];
 
-const SQL_TYPES = { string: "VARCHAR", bigint: "BIGINT", double: "DOUBLE" } as const;
-
-function quote(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
 export class LakeObjectWriter {
   private instance: DuckDBInstance | undefined;
   private connection: DuckDBConnection | undefined;
@@ -199,7 +180,7 @@ export class LakeObjectWriter {
         if (typeof key !== "string" && typeof key !== "number") {
           failures.push({
             record,
-            type: PARTITIONING_FAILED,
+            type: PROCESSING_FAILED,
             code: "DynamicPartitioning.MetadataExtractionFailed",
             message: `the record has no ${THING_PARTITION_KEY} for the partition key (jq {${THING_PARTITION_KEY}:.${THING_PARTITION_KEY}})`,
           });
@@ -210,7 +191,7 @@ export class LakeObjectWriter {
         if (refused !== undefined) {
           failures.push({
             record,
-            type: PARTITIONING_FAILED,
+            type: PROCESSING_FAILED,
             code: refused.code,
             message: `the partition key ${THING_PARTITION_KEY} cannot be used: ${refused.reason}`,
           });
@@ -245,25 +226,18 @@ export class LakeObjectWriter {
     for (const [partition, group] of groups) {
       if (group.length === 0) continue;
       const oldest = new Date(oldestArrival(group));
-      const name = objectName(
+      const key = objectKey(
+        this.keyPrefix(partition, oldest),
         this.opts.streamName,
         oldest,
         uuid(),
         parquet ? "UNCOMPRESSED" : this.opts.compression,
+        layout.fileExtension,
       );
-      const key = `${this.keyPrefix(partition, oldest)}${name}${layout.fileExtension ?? ""}`;
-      if (parquet) {
-        out.push({
-          key,
-          body: await this.parquet(group),
-          records: group.length,
-          error: false,
-        });
-      } else {
-        const raw = Buffer.concat(group.map((r) => r.data));
-        const body = this.opts.compression === "GZIP" ? await gzip(raw) : raw;
-        out.push({ key, body, records: group.length, error: false });
-      }
+      const body = parquet
+        ? await this.parquet(group)
+        : await objectBody(group, this.opts.compression);
+      out.push({ key, body, records: group.length, error: false });
     }
     for (const o of this.errorObjects(failures, uuid)) out.push(o);
     return out;
@@ -312,7 +286,7 @@ export class LakeObjectWriter {
     uuid: () => string,
   ): LakeObject[] {
     const parquet = this.opts.layout.format === "parquet";
-    const type = parquet ? FORMAT_CONVERSION_FAILED : PARTITIONING_FAILED;
+    const type = parquet ? FORMAT_CONVERSION_FAILED : PROCESSING_FAILED;
     const code = parquet ? "DataFormatConversion.ConversionFailed" : "DeliveryFailed";
     return this.errorObjects(
       records.map((record) => ({ record, type, code, message: error.message })),
@@ -336,7 +310,14 @@ export class LakeObjectWriter {
     if (this.checked.has(partition)) return this.checked.get(partition);
     const sample = new Date(0);
     const prefix = this.keyPrefix(partition, sample);
-    const name = `${objectName(this.opts.streamName, sample, randomUUID(), "UNCOMPRESSED")}${this.opts.layout.fileExtension ?? ""}`;
+    const name = objectKey(
+      "",
+      this.opts.streamName,
+      sample,
+      randomUUID(),
+      "UNCOMPRESSED",
+      this.opts.layout.fileExtension,
+    );
     const problem = partitionKeyProblem(prefix, name);
     // Bounded: a buffer has at most MAX_ACTIVE_PARTITIONS good values, and refusals are few.
     if (this.checked.size >= 4 * MAX_ACTIVE_PARTITIONS) this.checked.clear();
@@ -377,7 +358,13 @@ export class LakeObjectWriter {
             : {}),
         }),
       );
-      const key = `${evaluatePrefix(this.opts.layout.errorOutputPrefix, oldest, randomString, type)}${objectName(this.opts.streamName, oldest, uuid(), "UNCOMPRESSED")}`;
+      const key = objectKey(
+        evaluatePrefix(this.opts.layout.errorOutputPrefix, oldest, randomString, type),
+        this.opts.streamName,
+        oldest,
+        uuid(),
+        "UNCOMPRESSED",
+      );
       out.push({
         key,
         body: Buffer.from(`${lines.join("\n")}\n`),
@@ -396,7 +383,7 @@ export class LakeObjectWriter {
     const c = await this.connect();
     const cols = this.opts.columns;
     await c.run(
-      `CREATE OR REPLACE TEMP TABLE batch (${cols.map((x) => `${quote(x.name)} ${SQL_TYPES[x.type]}`).join(", ")})`,
+      `CREATE OR REPLACE TEMP TABLE batch (${cols.map((x) => `${quoteIdentifier(x.name)} ${SQL_TYPES[x.type]}`).join(", ")})`,
     );
     const appender = await c.createAppender("batch");
     let appended = 0;
@@ -462,17 +449,6 @@ export class LakeObjectWriter {
     if (this.scratch !== undefined) await fs.rm(this.scratch, { recursive: true, force: true });
     this.scratch = undefined;
   }
-}
-
-/**
- * The earliest arrival of a buffer's records, which names its object. A loop, not
- * Math.min(...arrivals): spreading a buffer's records as arguments overflows the call stack past
- * about 125,000 of them.
- */
-function oldestArrival(records: readonly BufferedRecord[]): number {
-  let oldest = Infinity;
-  for (const r of records) if (r.arrival < oldest) oldest = r.arrival;
-  return oldest;
 }
 
 /** Firehose's `!{firehose:random-string}`: 11 characters. */
