@@ -2,7 +2,7 @@
 // The rule statement parsed, every derived name (with its length checked where its suffix is
 // added), the lake's layout and columns, the bucket's lifecycle rules, the windows' delivery, the
 // CSRs' contents. The Pulumi program (components/pipeline.ts) turns the plan into resources, the
-// local pipeline (local/pipeline.ts) into emulators; neither works any of it out again.
+// local pipeline (local/pipeline/pipeline.ts) into emulators; neither works any of it out again.
 // planPipeline is pure; loadPlan reads the stack's files first.
 import { bucketLifecycleRules } from "./bucket-lifecycle";
 import { windowsDeliveryConfig, windowsStreamName, type DeliveryConfig } from "./delivery";

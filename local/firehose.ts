@@ -22,7 +22,7 @@ import {
   type JournalRecord,
 } from "./journal-format";
 import { isProcessRunning } from "./pid";
-import { LocalBucket, syncDir } from "./s3";
+import { LocalBucket, syncDir } from "./storage/s3";
 
 const gzip = promisify(zlib.gzip);
 

@@ -10,11 +10,11 @@ import {
   windowRow,
   type ClosedWindow,
   type TelemetryRecord,
-} from "../../local/analytics";
+} from "../../local/analytics/analytics";
 import { windowsDeliveryConfig } from "../../core/delivery";
 import { until } from "../helpers/wait";
 import { LocalDeliveryStream } from "../../local/firehose";
-import type { LocalBucket } from "../../local/s3";
+import type { LocalBucket } from "../../local/storage/s3";
 
 const THINGS = ["store-sensor-seattle1", "store-sensor-seattle2", "store-sensor-seattle3"];
 /** Not aligned to a window, so the first and last windows are partial. */

@@ -4,8 +4,8 @@ import * as assert from "node:assert/strict";
 import { createHash, X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
 import mqtt, { ErrorWithSubackPacket } from "mqtt";
-import { createCertificateAuthority, issueCertificate, type Pki } from "../../local/ca";
-import type { LocalBroker, DeviceIdentity } from "../../local/broker";
+import { createCertificateAuthority, issueCertificate, type Pki } from "../../local/identity/ca";
+import type { LocalBroker, DeviceIdentity } from "../../local/broker/broker";
 import {
   connectAs,
   connectOutcome,

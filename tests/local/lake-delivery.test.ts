@@ -16,8 +16,8 @@ import { encodeFrame, KIND_RECORD } from "../../local/journal-format";
 import mqtt from "mqtt";
 import { telemetryTopicFor } from "../../core/topics";
 import { LakeObjectWriter } from "../../local/lake-writer";
-import { startLocalPipeline } from "../../local/pipeline";
-import { LocalBucket, ObjectKeyError } from "../../local/s3";
+import { startLocalPipeline } from "../../local/pipeline/pipeline";
+import { LocalBucket, ObjectKeyError } from "../../local/storage/s3";
 
 const ARRIVAL = Date.UTC(2026, 10, 26, 9, 15, 0);
 const layout = lakeLayout(

@@ -1,7 +1,7 @@
-// The retained-message store's behaviour and bounds (local/retained.ts): AWS's documented
+// The retained-message store's behaviour and bounds (local/broker/retained.ts): AWS's documented
 // behaviour (mqtt.html, "Using MQTT retained messages") and every limit refusing, counted.
 import { strict as assert } from "node:assert";
-import { RETAINED_DEFAULTS, RetainedStore, type RetainedHold } from "../../local/retained";
+import { RETAINED_DEFAULTS, RetainedStore, type RetainedHold } from "../../local/broker/retained";
 
 const T0 = 1_800_000_000_000;
 const hold = (r: RetainedHold | string): RetainedHold => {

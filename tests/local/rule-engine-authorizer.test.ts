@@ -4,10 +4,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
-import { LocalAuthorizer } from "../../local/authorizer";
-import type { DeviceIdentity } from "../../local/broker";
+import { LocalAuthorizer } from "../../local/broker/authorizer";
+import type { DeviceIdentity } from "../../local/broker/broker";
 import { LocalDeliveryStream } from "../../local/firehose";
-import { LocalRuleEngine, type RuleErrorMessage } from "../../local/rule-engine";
+import { LocalRuleEngine, type RuleErrorMessage } from "../../local/rule/rule-engine";
 
 const prod = loadStackConfig("prod");
 const withSql = (sql: string): StackConfig => ({ ...prod, rule: { ...prod.rule, sql } });

@@ -10,12 +10,12 @@ import * as path from "node:path";
 import mqtt from "mqtt";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { LocalDeliveryStream } from "../../local/firehose";
-import { startLocalPipeline } from "../../local/pipeline";
+import { startLocalPipeline } from "../../local/pipeline/pipeline";
 import {
   LocalRuleEngine,
   registryFromConfig,
   type RuleErrorMessage,
-} from "../../local/rule-engine";
+} from "../../local/rule/rule-engine";
 import { deliveredLines } from "../helpers/delivered";
 
 // Prod with the seed's JSON-lines delivery: these tests read the records back as text.

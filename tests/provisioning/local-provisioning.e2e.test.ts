@@ -16,7 +16,7 @@ import {
   ProvisioningRejected,
   saveIdentity,
 } from "../../device/provisioner";
-import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
+import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { connectOutcome, testClient } from "../helpers/broker";
 import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";

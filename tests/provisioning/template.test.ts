@@ -10,14 +10,14 @@ import {
 } from "../../core/provisioning";
 import { loadStackConfig } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
-import { LocalAuthorizer } from "../../local/authorizer";
-import type { DeviceIdentity } from "../../local/broker";
-import { ensurePki } from "../../local/ca";
+import { LocalAuthorizer } from "../../local/broker/authorizer";
+import type { DeviceIdentity } from "../../local/broker/broker";
+import { ensurePki } from "../../local/identity/ca";
 import {
   CLAIM_IDENTITY,
   LocalProvisioning,
   OWNERSHIP_TOKEN_TTL_MS,
-} from "../../local/provisioning";
+} from "../../local/provisioning/provisioning";
 import { tempDir } from "../helpers/temp";
 
 const CERT_ID = "a".repeat(64);

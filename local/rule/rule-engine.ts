@@ -2,7 +2,7 @@
 // (record + the action's separator) and, when that action fails or the message cannot be
 // evaluated, the error action in AWS's shape with the original payload.
 import { randomUUID } from "node:crypto";
-import { FIREHOSE_RECORD_SEPARATOR } from "../core/delivery";
+import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import {
   compileRule,
   FUNCTIONS,
@@ -12,11 +12,11 @@ import {
   type RegistryLookup,
   type RuleStatement,
   type SqlValue,
-} from "../core/rule-sql";
-import { planOf, type PipelinePlan } from "../core/plan";
-import type { StackConfig } from "../core/stack-config";
-import { LOCAL_ACCOUNT_ID } from "./authorizer";
-import { FirehoseRecordError } from "./firehose";
+} from "../../core/rule-sql";
+import { planOf, type PipelinePlan } from "../../core/plan";
+import type { StackConfig } from "../../core/stack-config";
+import { LOCAL_ACCOUNT_ID } from "../broker/authorizer";
+import { FirehoseRecordError } from "../firehose";
 
 /** The message the rule's error action receives, as AWS IoT documents it. */
 export interface RuleErrorMessage {

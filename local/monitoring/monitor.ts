@@ -8,7 +8,7 @@ import {
   type AlarmFinding,
   type LocalFigures,
   type RulePeriod,
-} from "../core/monitoring";
+} from "../../core/monitoring";
 
 export interface MonitorOptions {
   readonly alarms: AlarmConfig;

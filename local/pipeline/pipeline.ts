@@ -2,21 +2,21 @@
 // mutual-TLS broker, and, through the broker's hooks, the stack's IoT policy, topic rule, durable
 // Firehose delivery and analytics window.
 import * as path from "node:path";
-import type { AlarmFinding, LocalFigures } from "../core/monitoring";
-import { planOf, type PipelinePlan } from "../core/plan";
-import { DEFAULT_STATE_DIR } from "../core/project";
-import { type StackConfig } from "../core/stack-config";
-import { describeSpec, LocalAnalytics, type TelemetryRecord } from "./analytics";
-import { certificateProfileFor, CONSOLE_IDENTITY, ensurePki, type Credentials } from "./ca";
-import { LocalAuthorizer, type AuthorizerOptions } from "./authorizer";
-import { LocalBroker, type BrokerHooks, type BrokerOptions } from "./broker";
-import { LocalDeliveryStream } from "./firehose";
-import { LakeObjectWriter } from "./lake-writer";
-import { applyLifecycle } from "./lifecycle";
-import { LocalMonitor } from "./monitor";
-import { LocalRuleEngine } from "./rule-engine";
-import { localBucketName } from "./s3";
-import { CLAIM_IDENTITY, LocalProvisioning } from "./provisioning";
+import type { AlarmFinding, LocalFigures } from "../../core/monitoring";
+import { planOf, type PipelinePlan } from "../../core/plan";
+import { DEFAULT_STATE_DIR } from "../../core/project";
+import { type StackConfig } from "../../core/stack-config";
+import { describeSpec, LocalAnalytics, type TelemetryRecord } from "../analytics/analytics";
+import { certificateProfileFor, CONSOLE_IDENTITY, ensurePki, type Credentials } from "../identity/ca";
+import { LocalAuthorizer, type AuthorizerOptions } from "../broker/authorizer";
+import { LocalBroker, type BrokerHooks, type BrokerOptions } from "../broker/broker";
+import { LocalDeliveryStream } from "../firehose";
+import { LakeObjectWriter } from "../lake-writer";
+import { applyLifecycle } from "../storage/lifecycle";
+import { LocalMonitor } from "../monitoring/monitor";
+import { LocalRuleEngine } from "../rule/rule-engine";
+import { localBucketName } from "../storage/s3";
+import { CLAIM_IDENTITY, LocalProvisioning } from "../provisioning/provisioning";
 import { printable } from "./log-text";
 
 export interface LocalPipelineOptions {

@@ -2,7 +2,7 @@
 // retained publish and deleted by an empty one, delivered to a later subscriber whose filter names
 // the topic exactly, and bounded by AWS's limits plus a memory ceiling, every refusal counted.
 import type { Client } from "aedes";
-import { IOT_MAX_PAYLOAD_BYTES } from "../core/iot-limits";
+import { IOT_MAX_PAYLOAD_BYTES } from "../../core/iot-limits";
 
 /**
  * The store's bounds. AWS IoT Core's are quotas of the account (the General Reference's "AWS IoT

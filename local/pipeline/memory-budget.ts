@@ -2,12 +2,12 @@
 // the broker and the delivery stream enforce: the one computation behind the memory ceiling that
 // docs/reliability.md quotes per stack (tests/local/memory-budget.test.ts holds the table to it)
 // and that tests/local/memory-ceiling.test.ts measures the attacks against.
-import type { StackConfig } from "../core/stack-config";
-import { DEFAULT_CONNECTION_LIMITS, MAX_READ_BYTES } from "./connection-guard";
-import { DEFAULT_MAX_PENDING_OBJECTS, DEFAULT_MAX_QUEUED_BYTES } from "./firehose";
-import { DEFAULT_SESSION_LIMITS } from "./offline-sessions";
-import { DEFAULT_UNACKNOWLEDGED_LIMITS } from "./publish-acks";
-import { RETAINED_DEFAULTS } from "./retained";
+import type { StackConfig } from "../../core/stack-config";
+import { DEFAULT_CONNECTION_LIMITS, MAX_READ_BYTES } from "../broker/connection-guard";
+import { DEFAULT_MAX_PENDING_OBJECTS, DEFAULT_MAX_QUEUED_BYTES } from "../firehose";
+import { DEFAULT_SESSION_LIMITS } from "../broker/offline-sessions";
+import { DEFAULT_UNACKNOWLEDGED_LIMITS } from "../broker/publish-acks";
+import { RETAINED_DEFAULTS } from "../broker/retained";
 
 const MiB = 1024 * 1024;
 

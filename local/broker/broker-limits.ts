@@ -11,7 +11,7 @@ import {
   IOT_MAX_TOPIC_WIRE_BYTES,
   topicNameProblem,
   topicProblem,
-} from "../core/iot-limits";
+} from "../../core/iot-limits";
 
 export interface PacketLimits {
   /** Largest PUBLISH payload (AWS IoT: 128 KB). */

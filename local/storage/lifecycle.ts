@@ -4,7 +4,7 @@
 // reported, not applied.
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import type { LifecycleRule } from "../core/storage";
+import type { LifecycleRule } from "../../core/storage";
 import type { LocalBucket } from "./s3";
 
 export interface LifecycleResult {

@@ -6,11 +6,11 @@ import {
   describeEvaluation,
   type CertificateAttributes,
   type PolicyContext,
-} from "../core/iot-policy-eval";
-import { iotArn, policyDocumentFor, type IotArnContext } from "../core/iot-policy";
-import type { StackConfig } from "../core/stack-config";
+} from "../../core/iot-policy-eval";
+import { iotArn, policyDocumentFor, type IotArnContext } from "../../core/iot-policy";
+import type { StackConfig } from "../../core/stack-config";
 import type { BrokerHooks, ConnectRequest, DeviceIdentity } from "./broker";
-import { certificateAttributes } from "./certificate-attributes";
+import { certificateAttributes } from "../identity/certificate-attributes";
 
 /**
  * The account id of the local "AWS": the policy's ARNs are built for it, so the documents are

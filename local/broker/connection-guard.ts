@@ -6,7 +6,7 @@
 import type { Socket } from "node:net";
 import type * as tls from "node:tls";
 import type { Aedes, Client } from "aedes";
-import { EnvironmentError } from "../core/errors";
+import { EnvironmentError } from "../../core/errors";
 import {
   AWS_PACKET_LIMITS,
   PacketBudget,

@@ -4,10 +4,10 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { UserError } from "../core/errors";
-import { PROJECT } from "../core/project";
-import { type StackConfig } from "../core/stack-config";
-import { nodeFiles, writeAll, type FileLayer } from "./file-layer";
+import { UserError } from "../../core/errors";
+import { PROJECT } from "../../core/project";
+import { type StackConfig } from "../../core/stack-config";
+import { nodeFiles, writeAll, type FileLayer } from "../file-layer";
 
 /** The bucket a stack delivers to locally: its configured name, else `iot-pipeline-<stack>-local`. */
 export function localBucketName(config: Pick<StackConfig, "stack" | "delivery">): string {

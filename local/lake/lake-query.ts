@@ -7,17 +7,17 @@
 // Athena's does.
 import * as path from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { UserError } from "../core/errors";
+import { UserError } from "../../core/errors";
 import {
   DATEHOUR_PARTITION,
   DEVICE_PARTITION,
   partitionValues,
   type LakeColumn,
   type LakeLayout,
-} from "../core/lake";
-import { planOf, type PipelinePlan } from "../core/plan";
-import type { StackConfig } from "../core/stack-config";
-import { LocalBucket, localBucketName } from "./s3";
+} from "../../core/lake";
+import { planOf, type PipelinePlan } from "../../core/plan";
+import type { StackConfig } from "../../core/stack-config";
+import { LocalBucket, localBucketName } from "../storage/s3";
 
 /** A query the engine refused or could not finish; the message is one line. */
 export class LakeQueryError extends UserError {}

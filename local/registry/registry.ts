@@ -6,7 +6,7 @@
 // acknowledged) is cut off at start, and no acknowledged line is ever lost.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { nodeFiles, writeAll, type FileLayer } from "./file-layer";
+import { nodeFiles, writeAll, type FileLayer } from "../file-layer";
 
 /** A provisioned thing, as the registry holds it. */
 export interface RegisteredThing {

@@ -5,11 +5,11 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
-import { UserError } from "../core/errors";
-import { IOT_THING_NAME } from "../core/iot-limits";
-import { toPem } from "../core/pem";
-import { CERTIFICATE_NAME_ATTRIBUTES } from "../core/iot-policy";
-import type { LocalCertificateSpec, StackConfig, ThingSpec } from "../core/stack-config";
+import { UserError } from "../../core/errors";
+import { IOT_THING_NAME } from "../../core/iot-limits";
+import { toPem } from "../../core/pem";
+import { CERTIFICATE_NAME_ATTRIBUTES } from "../../core/iot-policy";
+import type { LocalCertificateSpec, StackConfig, ThingSpec } from "../../core/stack-config";
 
 x509.cryptoProvider.set(crypto.webcrypto);
 

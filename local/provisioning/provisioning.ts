@@ -8,13 +8,13 @@ import { createHash, randomBytes, webcrypto, X509Certificate } from "node:crypto
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
 import type { Client } from "aedes";
-import { CborError, decodeCbor, encodeCbor, type CborValue } from "../core/cbor";
-import { CsrFormatError, csrKeyProblem, csrPublicKeyInfo } from "../core/csr";
-import { createEvaluator, describeEvaluation } from "../core/iot-policy-eval";
-import type { SummaryRow } from "../core/display";
-import { IOT_THING_NAME } from "../core/iot-limits";
-import { topicMatches } from "../core/topics";
-import { iotArn } from "../core/iot-policy";
+import { CborError, decodeCbor, encodeCbor, type CborValue } from "../../core/cbor";
+import { CsrFormatError, csrKeyProblem, csrPublicKeyInfo } from "../../core/csr";
+import { createEvaluator, describeEvaluation } from "../../core/iot-policy-eval";
+import type { SummaryRow } from "../../core/display";
+import { IOT_THING_NAME } from "../../core/iot-limits";
+import { topicMatches } from "../../core/topics";
+import { iotArn } from "../../core/iot-policy";
 import {
   claimPolicy,
   evaluateTemplate,
@@ -28,22 +28,22 @@ import {
   type ProvisioningErrorPayload,
   type ProvisioningTopic,
   type TemplateBody,
-} from "../core/provisioning";
-import type { StackConfig } from "../core/stack-config";
-import { localArnContext, type IotAction, type LocalAuthorizer } from "./authorizer";
-import type { BrokerHooks, DeviceIdentity, LocalBroker, PresentedCertificate } from "./broker";
+} from "../../core/provisioning";
+import type { StackConfig } from "../../core/stack-config";
+import { localArnContext, type IotAction, type LocalAuthorizer } from "../broker/authorizer";
+import type { BrokerHooks, DeviceIdentity, LocalBroker, PresentedCertificate } from "../broker/broker";
 import {
   issueCertificate,
   issueCertificateForKey,
   openCertificateAuthority,
   type CertificateAuthority,
-} from "./ca";
+} from "../identity/ca";
 import {
   DEFAULT_PROVISIONING_LIMITS,
   RequestThrottle,
   type ProvisioningLimits,
 } from "./provisioning-limits";
-import { LocalRegistry } from "./registry";
+import { LocalRegistry } from "../registry/registry";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -432,7 +432,7 @@ export class LocalProvisioning {
       this.dropPending(this.pending.values().next().value);
       this.stats.pendingReplaced++;
     }
-    // The broker's certificate id: SHA-256 of the DER (local/broker.ts), 64 hex like AWS's.
+    // The broker's certificate id: SHA-256 of the DER (local/broker/broker.ts), 64 hex like AWS's.
     const certificateId = createHash("sha256")
       .update(new X509Certificate(certificatePem).raw)
       .digest("hex");

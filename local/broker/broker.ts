@@ -6,8 +6,8 @@ import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
-import { IOT_MAX_CLIENT_ID_BYTES, isBasicIngest } from "../core/iot-limits";
-import { CONSOLE_IDENTITY } from "./ca";
+import { IOT_MAX_CLIENT_ID_BYTES, isBasicIngest } from "../../core/iot-limits";
+import { CONSOLE_IDENTITY } from "../identity/ca";
 import { OfflineSessions, type SessionLimits } from "./offline-sessions";
 import { PublishAcks, type UnacknowledgedLimits } from "./publish-acks";
 import { RetainedStore, type RetainedLimits } from "./retained";
@@ -25,7 +25,7 @@ export interface DeviceIdentity {
   /**
    * `console` for the identity that plays the AWS console's MQTT test client (authorised by IAM
    * in AWS, not by an IoT policy); `thing` for every device; `claim` for a fleet provisioning
-   * claim certificate (local/provisioning.ts), which no thing is attached to.
+   * claim certificate (local/provisioning/provisioning.ts), which no thing is attached to.
    */
   readonly kind: "thing" | "console" | "claim";
   /** The client certificate TLS verified (subject, issuer and validity feed policy variables). */
@@ -134,16 +134,16 @@ export interface BrokerOptions {
    * @default true
    */
   readonly requireThingClientId?: boolean;
-  /** Bounds of the retained-message store. @default RETAINED_DEFAULTS (local/retained.ts) */
+  /** Bounds of the retained-message store. @default RETAINED_DEFAULTS (local/broker/retained.ts) */
   readonly retained?: Partial<RetainedLimits>;
   /** Connection caps, timeouts, packet and slow-consumer limits; AWS IoT's by default. */
   readonly limits?: Partial<ConnectionLimits>;
   /**
    * Publishes a connection may have waiting for their PUBACK (or, at QoS 0, for the journal)
-   * before it is not read. @default DEFAULT_UNACKNOWLEDGED_LIMITS (local/publish-acks.ts)
+   * before it is not read. @default DEFAULT_UNACKNOWLEDGED_LIMITS (local/broker/publish-acks.ts)
    */
   readonly unacknowledged?: Partial<UnacknowledgedLimits>;
-  /** Bounds of persistent sessions. @default DEFAULT_SESSION_LIMITS (local/offline-sessions.ts) */
+  /** Bounds of persistent sessions. @default DEFAULT_SESSION_LIMITS (local/broker/offline-sessions.ts) */
   readonly sessions?: Partial<SessionLimits>;
 }
 
@@ -172,10 +172,10 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   private readonly identities = new WeakMap<Client, DeviceIdentity>();
   /**
    * PUBACKs in arrival order per connection, and the bound on what a connection may have waiting
-   * (local/publish-acks.ts): past it, the guard stops reading the connection.
+   * (local/broker/publish-acks.ts): past it, the guard stops reading the connection.
    */
   readonly acks: PublishAcks;
-  /** Persistent sessions' queues and expiry (local/offline-sessions.ts). */
+  /** Persistent sessions' queues and expiry (local/broker/offline-sessions.ts). */
   readonly sessions: OfflineSessions;
   private stopped = false;
 
