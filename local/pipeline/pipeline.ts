@@ -7,7 +7,12 @@ import { planOf, type PipelinePlan } from "../../core/plan";
 import { DEFAULT_STATE_DIR } from "../../core/project";
 import { type StackConfig } from "../../core/stack-config";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "../analytics/analytics";
-import { certificateProfileFor, CONSOLE_IDENTITY, ensurePki, type Credentials } from "../identity/ca";
+import {
+  certificateProfileFor,
+  CONSOLE_IDENTITY,
+  ensurePki,
+  type Credentials,
+} from "../identity/ca";
 import { LocalAuthorizer, type AuthorizerOptions } from "../broker/authorizer";
 import { LocalBroker, type BrokerHooks, type BrokerOptions } from "../broker/broker";
 import { LocalDeliveryStream } from "../firehose";

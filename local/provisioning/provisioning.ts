@@ -31,7 +31,12 @@ import {
 } from "../../core/provisioning";
 import type { StackConfig } from "../../core/stack-config";
 import { localArnContext, type IotAction, type LocalAuthorizer } from "../broker/authorizer";
-import type { BrokerHooks, DeviceIdentity, LocalBroker, PresentedCertificate } from "../broker/broker";
+import type {
+  BrokerHooks,
+  DeviceIdentity,
+  LocalBroker,
+  PresentedCertificate,
+} from "../broker/broker";
 import {
   issueCertificate,
   issueCertificateForKey,
