@@ -7,8 +7,8 @@
 import { bucketLifecycleRules } from "./bucket-lifecycle";
 import { windowsDeliveryConfig, windowsStreamName, type DeliveryConfig } from "./delivery";
 import { ConfigError, invalidConfig } from "./errors";
-import { createEvaluator } from "./iot-policy-eval";
-import { PolicyDocumentError, policyDocumentFor } from "./iot-policy";
+import { createEvaluator } from "./iot-policy/policy-eval";
+import { PolicyDocumentError, policyDocumentFor } from "./iot-policy/policy";
 import {
   lakeColumns,
   lakeDatabaseName,
@@ -33,7 +33,7 @@ import {
   type StackConfig,
 } from "./stack-config";
 import type { LifecycleRule } from "./storage";
-import type { WindowSpec } from "./window";
+import type { WindowSpec } from "./analytics/window";
 
 /**
  * IAM role names are at most 64 characters

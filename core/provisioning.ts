@@ -10,7 +10,7 @@ import {
   type IotArnContext,
   type NormalizedStatement,
   type PolicyDocument,
-} from "./iot-policy";
+} from "./iot-policy/policy";
 
 // ---- The MQTT API's topics ------------------------------------------------------------------
 // https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html

@@ -15,7 +15,7 @@ import {
   type ProvisioningApi,
   type ProvisioningErrorPayload,
 } from "../core/provisioning";
-import { PROVISIONING_SERIAL } from "../core/provisioning-config";
+import { PROVISIONING_SERIAL } from "../core/provisioning/config";
 import { withTimeout } from "../core/timeout";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);

@@ -1,7 +1,7 @@
 // The local stand-in for the Managed Flink job: a tumbling-window operator over accepted telemetry
 // that follows Flink's window semantics, and a runner that writes each closed window to the local bucket.
 import type { SummaryRow } from "../../core/display";
-import { COUNT_COLUMN, type Aggregate, type WindowSpec } from "../../core/window";
+import { COUNT_COLUMN, type Aggregate, type WindowSpec } from "../../core/analytics/window";
 
 /** One accepted telemetry message, as the rule passed it on (a JSON object). */
 export type TelemetryRecord = Readonly<Record<string, unknown>>;
@@ -205,7 +205,7 @@ export class WindowOperator {
   }
 }
 
-/** One closed window as the JSON object the Flink sink writes (columns of core/window.ts). */
+/** One closed window as the JSON object the Flink sink writes (columns of core/analytics/window.ts). */
 export function windowRow(w: ClosedWindow): Record<string, unknown> {
   return {
     window_start: new Date(w.start).toISOString(),

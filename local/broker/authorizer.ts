@@ -6,8 +6,8 @@ import {
   describeEvaluation,
   type CertificateAttributes,
   type PolicyContext,
-} from "../../core/iot-policy-eval";
-import { iotArn, policyDocumentFor, type IotArnContext } from "../../core/iot-policy";
+} from "../../core/iot-policy/policy-eval";
+import { iotArn, policyDocumentFor, type IotArnContext } from "../../core/iot-policy/policy";
 import type { StackConfig } from "../../core/stack-config";
 import type { BrokerHooks, ConnectRequest, DeviceIdentity } from "./broker";
 import { certificateAttributes } from "../identity/certificate-attributes";

@@ -8,7 +8,7 @@ import * as x509 from "@peculiar/x509";
 import { UserError } from "../../core/errors";
 import { IOT_THING_NAME } from "../../core/iot-limits";
 import { toPem } from "../../core/pem";
-import { CERTIFICATE_NAME_ATTRIBUTES } from "../../core/iot-policy";
+import { CERTIFICATE_NAME_ATTRIBUTES } from "../../core/iot-policy/policy";
 import type { LocalCertificateSpec, StackConfig, ThingSpec } from "../../core/stack-config";
 
 x509.cryptoProvider.set(crypto.webcrypto);

@@ -4,8 +4,8 @@ import "reflect-metadata";
 import type { X509Certificate as NodeCertificate } from "node:crypto";
 import * as crypto from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { CERTIFICATE_NAME_ATTRIBUTES } from "../../core/iot-policy";
-import type { CertificateAttributes } from "../../core/iot-policy-eval";
+import { CERTIFICATE_NAME_ATTRIBUTES } from "../../core/iot-policy/policy";
+import type { CertificateAttributes } from "../../core/iot-policy/policy-eval";
 
 x509.cryptoProvider.set(crypto.webcrypto);
 

@@ -10,11 +10,11 @@ import * as x509 from "@peculiar/x509";
 import type { Client } from "aedes";
 import { CborError, decodeCbor, encodeCbor, type CborValue } from "../../core/cbor";
 import { CsrFormatError, csrKeyProblem, csrPublicKeyInfo } from "../../core/csr";
-import { createEvaluator, describeEvaluation } from "../../core/iot-policy-eval";
+import { createEvaluator, describeEvaluation } from "../../core/iot-policy/policy-eval";
 import type { SummaryRow } from "../../core/display";
 import { IOT_THING_NAME } from "../../core/iot-limits";
 import { topicMatches } from "../../core/topics";
-import { iotArn } from "../../core/iot-policy";
+import { iotArn } from "../../core/iot-policy/policy";
 import {
   claimPolicy,
   evaluateTemplate,

@@ -5,7 +5,7 @@ import type {
   ResourceValidationPolicy,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy";
+import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy/policy";
 import { grantsProvisioningTopics } from "../../core/provisioning";
 import { TYPES, devStacksSchema, inDevStack, refersTo, str, validateType } from "./common";
 

@@ -6,7 +6,7 @@ import type {
   ResourceValidationPolicy,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy";
+import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy/policy";
 import {
   claimPolicyFindings,
   grantsProvisioningTopics,

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { loadStackConfig } from "../../core/stack-config";
-import { parseWindowSpec, type WindowSpec } from "../../core/window";
+import { parseWindowSpec, type WindowSpec } from "../../core/analytics/window";
 import {
   LocalAnalytics,
   WindowOperator,

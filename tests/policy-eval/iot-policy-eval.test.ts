@@ -6,7 +6,7 @@ import {
   evaluate,
   type PolicyContext,
   type PolicyDecision,
-} from "../../core/iot-policy-eval";
+} from "../../core/iot-policy/policy-eval";
 import {
   actionMatches,
   iotArn,
@@ -15,7 +15,7 @@ import {
   resourceMatches,
   tutorialPolicy,
   type PolicyDocument,
-} from "../../core/iot-policy";
+} from "../../core/iot-policy/policy";
 
 const ctx = { partition: "aws", region: "us-east-1", accountId: "000000000000" };
 const arn = (r: string) => iotArn(ctx, r);

@@ -13,9 +13,9 @@ import {
   type KeySpec,
   type NormalizedStatement,
   type TemplatePart,
-} from "./iot-policy";
-import { IOT_MAX_CERT_VALUES } from "./iot-limits";
-import { conditionHolds, normalizeIp, type ConditionValue } from "./policy-conditions";
+} from "./policy";
+import { IOT_MAX_CERT_VALUES } from "../iot-limits";
+import { conditionHolds, normalizeIp, type ConditionValue } from "./conditions";
 
 /** A certificate's attributes as AWS IoT exposes them to policies (cert-policy-variables.html). */
 export interface CertificateAttributes {

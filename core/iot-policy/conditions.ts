@@ -1,7 +1,7 @@
 // What IAM's condition operators compare and how a condition combines the request's values with
 // the policy's (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html):
-// one definition for the IoT policy evaluator (core/iot-policy-eval.ts) and the IAM evaluator of
-// the pipeline's roles (core/iam-policy-eval.ts).
+// one definition for the IoT policy evaluator (core/iot-policy/policy-eval.ts) and the IAM evaluator of
+// the pipeline's roles (core/iam/policy-eval.ts).
 import { BlockList } from "node:net";
 import {
   parseCidr,
@@ -9,7 +9,7 @@ import {
   PolicyDocumentError,
   resourceMatches,
   type ParsedOperator,
-} from "./iot-policy";
+} from "./policy";
 
 /**
  * One condition value, ready to compare: as a wildcard pattern (`*`/`?` wildcards, `${*}`-style

@@ -2,7 +2,7 @@
 // Managed Flink assume): the one definition of a wildcard action or resource, the few wildcards
 // AWS itself requires (each named, with its reason and page), and the audit the policy pack and
 // the program's own guard share. Plain functions, no Pulumi.
-import { describeStatement, normalizePolicyGrammar } from "./iot-policy";
+import { describeStatement, normalizePolicyGrammar } from "../iot-policy/policy";
 
 /** An action pattern with a wildcard: `*`, `s3:*`, `firehose:Put*`, `kinesis:?utRecord`. */
 export function isWildcardAction(action: string): boolean {

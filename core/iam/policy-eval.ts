@@ -4,7 +4,7 @@
 // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
 // denied by default, allowed by a matching Allow, and an explicit Deny beats any Allow. It reads
 // documents through the one IAM grammar reader and matches with the one wildcard matcher
-// (core/iot-policy.ts) and the one set of condition operators (core/policy-conditions.ts), so IoT
+// (core/iot-policy/policy.ts) and the one set of condition operators (core/iot-policy/conditions.ts), so IoT
 // and IAM policies cannot disagree on what `*` or StringLike means. It fails closed: an operator it
 // does not know or a policy variable is an error, never a silent match.
 import {
@@ -16,8 +16,8 @@ import {
   resourceMatcher,
   type NormalizedStatement,
   type ParsedOperator,
-} from "./iot-policy";
-import { conditionHolds } from "./policy-conditions";
+} from "../iot-policy/policy";
+import { conditionHolds } from "../iot-policy/conditions";
 
 /** One request as IAM sees it. */
 export interface IamRequest {

@@ -2,7 +2,7 @@
 // (AWS's own rules, and the IoT policy language the evaluator implements) that the policy pack,
 // the stack config and the local broker's evaluator share.
 import { isIP } from "node:net";
-import { telemetryTopicFor } from "./topics";
+import { telemetryTopicFor } from "../topics";
 
 export type Effect = "Allow" | "Deny";
 export type OneOrMany = string | string[];
@@ -174,7 +174,7 @@ function parseJson(doc: unknown): unknown {
 /**
  * The statements of any IAM-grammar document (IoT policies and the roles' IAM policies alike):
  * Effect, Action/NotAction, Resource/NotResource and Condition, with nothing checked that belongs
- * to one service's language. `core/iam-policy-audit.ts` reads IAM documents through this;
+ * to one service's language. `core/iam/policy-audit.ts` reads IAM documents through this;
  * IoT documents go through {@link normalizePolicy}, which adds the IoT language's checks.
  */
 export function normalizePolicyGrammar(doc: unknown): NormalizedStatement[] {

@@ -1,8 +1,8 @@
 // The `provisioning` stack config key (certificateMode fleet-provisioning), validated into one
 // typed reading for the program, the local broker and the simulator (core/stack-config.ts calls it).
-import { invalidConfig as fail } from "./errors";
-import { IOT_POLICY_NAME, IOT_THING_NAME } from "./iot-limits";
-import { CLAIM_CLIENT_PREFIX, isTemplateName } from "./provisioning";
+import { invalidConfig as fail } from "../errors";
+import { IOT_POLICY_NAME, IOT_THING_NAME } from "../iot-limits";
+import { CLAIM_CLIENT_PREFIX, isTemplateName } from "../provisioning";
 
 /** Fleet provisioning by claim (certificateMode fleet-provisioning); see core/provisioning.ts. */
 export interface ProvisioningConfig {

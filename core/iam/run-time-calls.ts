@@ -3,7 +3,7 @@
 // it, and the resource as IAM sees it in the request (the Service Authorization Reference's
 // resource type and ARN format, and CloudWatch Logs' own API reference where the form differs).
 // tests/program/iam-roles.test.ts holds every role of every stack to this table through the IAM
-// evaluator (core/iam-policy-eval.ts), both ways: each call allowed, each near miss denied.
+// evaluator (core/iam/policy-eval.ts), both ways: each call allowed, each near miss denied.
 // docs/iam-roles.md renders it (renderCallTable).
 
 /** The roles the program creates, by the name the table and the docs use. */
@@ -373,7 +373,7 @@ export const RUN_TIME_CALLS: readonly RunTimeCall[] = [
     resources: [`${LOGS}:log-group:*`],
     calledPer: FLINK_POLICY,
     arnPer: `${SAR_LOGS}; ${LOGS_ARN_FORMS}`,
-    note: "a list of the account's groups, not of one: the one wildcard AWS requires (core/iam-policy-audit.ts REQUIRED_WILDCARDS)",
+    note: "a list of the account's groups, not of one: the one wildcard AWS requires (core/iam/policy-audit.ts REQUIRED_WILDCARDS)",
   },
   onLogGroup({ ...flink, calledPer: FLINK_POLICY }, "DescribeLogStreams", "{flinkLogGroup}"),
   putLogEvents({ ...flink, calledPer: FLINK_POLICY }, "{flinkLogGroup}", "{flinkLogStream}", false),

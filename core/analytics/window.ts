@@ -1,7 +1,7 @@
 // The streaming window: one validated spec (stack config key `analytics`) and the Flink SQL that
 // Managed Service for Apache Flink runs for it; the local pipeline's window operator reads the same spec.
-import { invalidConfig } from "./errors";
-import schema from "./telemetry.schema.json";
+import { invalidConfig } from "../errors";
+import schema from "../telemetry.schema.json";
 
 export type WindowTime = "processing" | "event";
 export const WINDOW_TIMES: readonly WindowTime[] = ["processing", "event"];

@@ -8,7 +8,7 @@ import {
   normalizePolicy,
   resourceMatches,
   statementCoversAction,
-} from "./iot-policy";
+} from "./policy";
 
 /** The resource type an IoT data-plane action is authorized on (`arn:...:iot:...:<type>/<name>`). */
 export type IotResourceType = "client" | "topic" | "topicfilter" | "thing";
