@@ -2,9 +2,10 @@
 // typed reading for the program, the local broker and the simulator (core/stack-config.ts calls it).
 import { invalidConfig as fail } from "../errors";
 import { IOT_POLICY_NAME, IOT_THING_NAME } from "../iot-limits";
-import { CLAIM_CLIENT_PREFIX, isTemplateName } from "../provisioning";
+import { CLAIM_CLIENT_PREFIX } from "./claim-policy";
+import { isTemplateName } from "./topics";
 
-/** Fleet provisioning by claim (certificateMode fleet-provisioning); see core/provisioning.ts. */
+/** Fleet provisioning by claim (certificateMode fleet-provisioning); see core/provisioning/. */
 export interface ProvisioningConfig {
   /** The provisioning template's name. */
   readonly templateName: string;

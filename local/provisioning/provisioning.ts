@@ -15,20 +15,24 @@ import type { SummaryRow } from "../../core/display";
 import { IOT_THING_NAME } from "../../core/iot-limits";
 import { topicMatches } from "../../core/topics";
 import { iotArn } from "../../core/iot-policy/policy";
+import { claimPolicy } from "../../core/provisioning/claim-policy";
 import {
-  claimPolicy,
   evaluateTemplate,
+  provisioningTemplateBody,
+  TemplateError,
+  type TemplateBody,
+} from "../../core/provisioning/template";
+import {
   hookRequired,
   hookSerial,
   hookThingName,
-  parseProvisioningTopic,
   preProvisioningDecision,
-  provisioningTemplateBody,
-  TemplateError,
+} from "../../core/provisioning/hook";
+import {
+  parseProvisioningTopic,
   type ProvisioningErrorPayload,
   type ProvisioningTopic,
-  type TemplateBody,
-} from "../../core/provisioning";
+} from "../../core/provisioning/topics";
 import type { StackConfig } from "../../core/stack-config";
 import { localArnContext, type IotAction, type LocalAuthorizer } from "../broker/authorizer";
 import type {
@@ -206,7 +210,7 @@ export class LocalProvisioning {
     this.now = opts.now ?? (() => Date.now());
     this.limits = opts.limits ?? DEFAULT_PROVISIONING_LIMITS;
     this.throttle = new RequestThrottle(this.limits);
-    // The same template body and claim policy the program deploys (core/provisioning.ts).
+    // The same template body and claim policy the program deploys (core/provisioning/template.ts, claim-policy.ts).
     this.templates.set(
       p.templateName,
       provisioningTemplateBody({

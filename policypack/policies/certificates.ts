@@ -6,7 +6,7 @@ import type {
   StackValidationPolicy,
 } from "@pulumi/policy";
 import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy/policy";
-import { grantsProvisioningTopics } from "../../core/provisioning";
+import { grantsProvisioningTopics } from "../../core/provisioning/claim-policy";
 import { TYPES, devStacksSchema, inDevStack, refersTo, str, validateType } from "./common";
 
 export const iotCertificateFromCsr: ResourceValidationPolicy = {

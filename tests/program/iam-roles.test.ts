@@ -26,7 +26,7 @@ import {
 } from "../../core/iam/run-time-calls";
 import { actionMatches, resourceMatches } from "../../core/iot-policy/policy";
 import { PROJECT_DIR } from "../../core/project";
-import { hookRequired } from "../../core/provisioning";
+import { hookRequired } from "../../core/provisioning/hook";
 import { listStacks, type StackConfig } from "../../core/stack-config";
 import { MOCK_ACCOUNT_ID, runProgram, type ProgramRun } from "../../tools/mock-program";
 import { json, list, ofType, one, statements, trustedServices } from "./helpers";

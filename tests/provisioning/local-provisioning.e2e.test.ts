@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { MqttClient } from "mqtt";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
-import { requestTopic } from "../../core/provisioning";
+import { requestTopic } from "../../core/provisioning/topics";
 import {
   claimClientId,
   loadIdentity,

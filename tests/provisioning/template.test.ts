@@ -1,4 +1,4 @@
-// The provisioning template's evaluation (core/provisioning.ts) and the API's clock, case by case
+// The provisioning template's evaluation (core/provisioning/template.ts) and the API's clock, case by case
 // from AWS's pages (docs/provisioning.md's conformance table cites each).
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
@@ -7,7 +7,7 @@ import {
   provisioningTemplateBody,
   TemplateError,
   type TemplateBody,
-} from "../../core/provisioning";
+} from "../../core/provisioning/template";
 import { loadStackConfig } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
 import { LocalAuthorizer } from "../../local/broker/authorizer";
