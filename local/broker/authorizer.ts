@@ -9,7 +9,7 @@ import {
 } from "../../core/iot-policy/policy-eval";
 import { iotArn, policyDocumentFor, type IotArnContext } from "../../core/iot-policy/policy";
 import type { StackConfig } from "../../core/stack-config";
-import type { BrokerHooks, ConnectRequest, DeviceIdentity } from "./broker";
+import type { BrokerHooks, ConnectRequest, ClientIdentity } from "./broker";
 import { certificateAttributes } from "../identity/certificate-attributes";
 
 /**
@@ -60,7 +60,7 @@ export class LocalAuthorizer {
     }
   >;
   /** One context per connection: its certificate, address and connect flags do not change. */
-  private readonly contexts = new WeakMap<DeviceIdentity, PolicyContext>();
+  private readonly contexts = new WeakMap<ClientIdentity, PolicyContext>();
   /** Certificate attributes by certificate id: a fleet reconnects with the same few. */
   private readonly certificates = new Map<string, CertificateAttributes>();
 
@@ -94,7 +94,7 @@ export class LocalAuthorizer {
     return Object.values(this.denials).reduce((a, b) => a + b, 0);
   }
 
-  private attributesOf(id: DeviceIdentity): CertificateAttributes | undefined {
+  private attributesOf(id: ClientIdentity): CertificateAttributes | undefined {
     if (id.certificate === undefined) return undefined;
     const key = id.certificateId ?? id.certificate.fingerprint256;
     let attrs = this.certificates.get(key);
@@ -115,14 +115,14 @@ export class LocalAuthorizer {
    * its group's attributes. A certificate from the local CA that names no fleet thing is attached
    * to nothing.
    */
-  private contextOf(id: DeviceIdentity, connect?: ConnectRequest): PolicyContext {
+  private contextOf(id: ClientIdentity, connect?: ConnectRequest): PolicyContext {
     const known = this.contexts.get(id);
     if (known !== undefined && connect === undefined) return known;
     const thing = this.things.get(id.thingName);
     const attributes: string[] = [];
     if (connect?.clean === false) attributes.push("PersistentConnect");
     if (connect?.will !== undefined) attributes.push("LastWill");
-    const attributesOf = (x: DeviceIdentity) => this.attributesOf(x);
+    const attributesOf = (x: ClientIdentity) => this.attributesOf(x);
     const context: PolicyContext = {
       clientId: id.clientId,
       thingName: thing?.name,
@@ -152,7 +152,7 @@ export class LocalAuthorizer {
    * console identity is not subject to IoT policies: the AWS console's MQTT test client is
    * authorised by IAM, so it is allowed here as it is there.
    */
-  decide(id: DeviceIdentity, action: IotAction, resource: string): string | undefined {
+  decide(id: ClientIdentity, action: IotAction, resource: string): string | undefined {
     if (id.kind === "console") return undefined;
     const arn = iotArn(this.ctx, resource);
     const result = this.evaluate({ action, resource: arn, context: this.contextOf(id) });
@@ -165,7 +165,7 @@ export class LocalAuthorizer {
    * iot:Connect on the client id; with a will, iot:Publish on its topic (and iot:RetainPublish
    * for a retained will), decided at CONNECT as AWS does (retained-message-policy-examples.html).
    */
-  authorizeConnect(id: DeviceIdentity, connect: ConnectRequest): string | undefined {
+  authorizeConnect(id: ClientIdentity, connect: ConnectRequest): string | undefined {
     this.contextOf(id, connect);
     const reason = this.decide(id, "iot:Connect", `client/${id.clientId}`);
     if (reason !== undefined || connect.will === undefined) return reason;
@@ -177,7 +177,7 @@ export class LocalAuthorizer {
   }
 
   /** iot:Publish, and iot:RetainPublish as well for a message with the RETAIN flag. */
-  authorizePublish(id: DeviceIdentity, topic: string, retain = false): string | undefined {
+  authorizePublish(id: ClientIdentity, topic: string, retain = false): string | undefined {
     return (
       this.decide(id, "iot:Publish", `topic/${topic}`) ??
       (retain ? this.decide(id, "iot:RetainPublish", `topic/${topic}`) : undefined)

@@ -19,7 +19,7 @@ import {
 } from "./connection-guard";
 
 /** Who is connected: the MQTT client id and the thing its certificate names (CN). */
-export interface DeviceIdentity {
+export interface ClientIdentity {
   readonly clientId: string;
   readonly thingName: string;
   /**
@@ -64,20 +64,20 @@ export interface BrokerHooks {
    * provisioning: claim certificates, and device certificates found in the registry by id). An
    * identity, a reason to refuse, or undefined for the default rule (client id = CN).
    */
-  bindIdentity?(presented: PresentedCertificate): DeviceIdentity | string | undefined;
+  bindIdentity?(presented: PresentedCertificate): ClientIdentity | string | undefined;
   /** A reason to refuse the connection (will included), or undefined to accept it. */
-  authorizeConnect?(id: DeviceIdentity, connect?: ConnectRequest): string | undefined;
+  authorizeConnect?(id: ClientIdentity, connect?: ConnectRequest): string | undefined;
   /**
    * A reason to refuse the publish (`retain`: it carries the RETAIN flag): the client is then
    * DISCONNECTED, as AWS IoT does.
    */
-  authorizePublish?(id: DeviceIdentity, topic: string, retain?: boolean): string | undefined;
+  authorizePublish?(id: ClientIdentity, topic: string, retain?: boolean): string | undefined;
   /** A reason to refuse the subscription: the SUBACK then carries the failure code 0x80. */
-  authorizeSubscribe?(id: DeviceIdentity, filter: string): string | undefined;
+  authorizeSubscribe?(id: ClientIdentity, filter: string): string | undefined;
   /** Whether this subscriber may receive a message on `topic`; checked per delivery. */
-  authorizeReceive?(id: DeviceIdentity, topic: string): boolean;
+  authorizeReceive?(id: ClientIdentity, topic: string): boolean;
   /** Runs for every accepted publish BEFORE the PUBACK; the PUBACK waits for the promise (durability). */
-  onPublish?(id: DeviceIdentity, topic: string, payload: Buffer, qos: 0 | 1): void | Promise<void>;
+  onPublish?(id: ClientIdentity, topic: string, payload: Buffer, qos: 0 | 1): void | Promise<void>;
 }
 
 /** The broker's counts since it started. */
@@ -99,19 +99,19 @@ export interface BrokerStats {
 
 /** Typed events for logging. */
 export interface BrokerEvents {
-  connect: [id: DeviceIdentity, remote: string];
-  disconnect: [id: DeviceIdentity];
+  connect: [id: ClientIdentity, remote: string];
+  disconnect: [id: ClientIdentity];
   /**
    * A TLS handshake refused. Repeats from one address are folded (connection-guard.ts): the first
    * comes at once, then one event per 10 s with `more` counting the rest and `remote` the address.
    */
   tlsRefused: [remote: string, reason: string, more?: number];
   connectRefused: [clientId: string, thingName: string | undefined, reason: string];
-  publishDenied: [id: DeviceIdentity, topic: string, reason: string];
-  publishFailed: [id: DeviceIdentity, topic: string, error: Error];
-  subscribeDenied: [id: DeviceIdentity, filter: string, reason: string];
+  publishDenied: [id: ClientIdentity, topic: string, reason: string];
+  publishFailed: [id: ClientIdentity, topic: string, error: Error];
+  subscribeDenied: [id: ClientIdentity, filter: string, reason: string];
   /** A new connection took this client id; the older connection is being closed. */
-  takeover: [id: DeviceIdentity];
+  takeover: [id: ClientIdentity];
   clientError: [clientId: string, error: Error];
   /** A connection or packet the guard refused, or a slow subscriber (connection-guard.ts). */
   guard: [event: GuardEvent];
@@ -169,7 +169,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   /** Retained messages, stored per topic within AWS's limits. */
   readonly retained: RetainedStore;
   private hooks: BrokerHooks;
-  private readonly identities = new WeakMap<Client, DeviceIdentity>();
+  private readonly identities = new WeakMap<Client, ClientIdentity>();
   /**
    * PUBACKs in arrival order per connection, and the bound on what a connection may have waiting
    * (local/broker/publish-acks.ts): past it, the guard stops reading the connection.
@@ -260,7 +260,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   }
 
   /** The identity of a connected client, once its CONNECT was accepted. */
-  identityOf(client: Client): DeviceIdentity | undefined {
+  identityOf(client: Client): ClientIdentity | undefined {
     return this.identities.get(client);
   }
 
@@ -321,7 +321,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
           2,
         );
       }
-      const id: DeviceIdentity = bound ?? {
+      const id: ClientIdentity = bound ?? {
         clientId,
         thingName,
         kind: thingName === CONSOLE_IDENTITY ? "console" : "thing",

@@ -37,7 +37,7 @@ import type { StackConfig } from "../../core/stack-config";
 import { localArnContext, type IotAction, type LocalAuthorizer } from "../broker/authorizer";
 import type {
   BrokerHooks,
-  DeviceIdentity,
+  ClientIdentity,
   LocalBroker,
   PresentedCertificate,
 } from "../broker/broker";
@@ -252,7 +252,7 @@ export class LocalProvisioning {
 
   // ---- Who is connecting -----------------------------------------------------------------
 
-  private bind(c: PresentedCertificate): DeviceIdentity | string | undefined {
+  private bind(c: PresentedCertificate): ClientIdentity | string | undefined {
     const base = {
       clientId: c.clientId,
       certificate: c.certificate,
@@ -281,7 +281,7 @@ export class LocalProvisioning {
 
   // ---- The claim policy --------------------------------------------------------------------
 
-  private decideClaim(id: DeviceIdentity, action: IotAction, resource: string): string | undefined {
+  private decideClaim(id: ClientIdentity, action: IotAction, resource: string): string | undefined {
     const arn = iotArn(localArnContext(this.opts.config), resource);
     const result = this.evaluateClaim({
       action,
@@ -337,7 +337,7 @@ export class LocalProvisioning {
   // ---- The API ---------------------------------------------------------------------------
 
   /** Answers one request; resolves once the response is on its way (before the PUBACK). */
-  async onPublish(id: DeviceIdentity, topic: string, payload: Buffer): Promise<void> {
+  async onPublish(id: ClientIdentity, topic: string, payload: Buffer): Promise<void> {
     const t = parseProvisioningTopic(topic);
     if (t === undefined || t.kind !== "request") return;
     let response: unknown;
@@ -369,7 +369,7 @@ export class LocalProvisioning {
    * Throttles a request before anything is parsed or signed: the connection's rate first (a flood
    * spends its own tokens), then the claim's (shared by every device that holds it).
    */
-  private admit(id: DeviceIdentity): void {
+  private admit(id: ClientIdentity): void {
     const claimId = id.certificateId ?? id.clientId;
     const refused = this.throttle.admit(id.clientId, claimId, this.now());
     if (refused === undefined) return;
@@ -383,7 +383,7 @@ export class LocalProvisioning {
   }
 
   private async handle(
-    id: DeviceIdentity,
+    id: ClientIdentity,
     t: ProvisioningTopic,
     payload: Buffer,
   ): Promise<unknown> {
@@ -428,7 +428,7 @@ export class LocalProvisioning {
     return v;
   }
 
-  private newPending(id: DeviceIdentity, certificatePem: string): PendingCertificate {
+  private newPending(id: ClientIdentity, certificatePem: string): PendingCertificate {
     this.expire();
     // Bounded memory without refusing anyone: a connection's newest certificate replaces its
     // oldest (a device that lost an answer and asked again), and past the total the oldest goes.
@@ -489,7 +489,7 @@ export class LocalProvisioning {
     }
   }
 
-  private async createFromCsr(id: DeviceIdentity, req: Record<string, unknown>) {
+  private async createFromCsr(id: ClientIdentity, req: Record<string, unknown>) {
     const csrPem = req.certificateSigningRequest;
     if (typeof csrPem !== "string" || csrPem === "" || csrPem.length > MAX_CSR_CHARS) {
       throw new Rejection(
@@ -509,7 +509,7 @@ export class LocalProvisioning {
     };
   }
 
-  private async createKeys(id: DeviceIdentity) {
+  private async createKeys(id: ClientIdentity) {
     const issued = await issueCertificate(this.ca, PROVISIONED_CN);
     const entry = this.newPending(id, issued.cert);
     this.stats.keysAndCertificates++;
@@ -522,7 +522,7 @@ export class LocalProvisioning {
   }
 
   private async registerThing(
-    id: DeviceIdentity,
+    id: ClientIdentity,
     templateName: string,
     req: Record<string, unknown>,
   ) {
@@ -673,7 +673,7 @@ export class LocalProvisioning {
    * publish the API request"), and only if it subscribed to the response topic.
    */
   private respond(
-    id: DeviceIdentity,
+    id: ClientIdentity,
     topic: string,
     body: unknown,
     format: "json" | "cbor" = "json",

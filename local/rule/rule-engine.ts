@@ -44,7 +44,7 @@ export interface RuleEngineOptions {
   readonly registry?: RegistryLookup;
 }
 
-/** Who published: the broker's DeviceIdentity has these fields. */
+/** Who published: the broker's ClientIdentity has these fields. */
 export interface Publisher {
   readonly clientId: string;
   /** The client certificate's id, which `principal()` returns. */

@@ -7,7 +7,7 @@
 // publish of the flooder until the test lets go.
 import { strict as assert } from "node:assert";
 import { LocalBroker } from "../../local/broker/broker";
-import type { DeviceIdentity } from "../../local/broker/broker";
+import type { ClientIdentity } from "../../local/broker/broker";
 import { MAX_READ_BYTES } from "../../local/broker/connection-guard";
 import type { Pki } from "../../local/identity/ca";
 import { DEFAULT_UNACKNOWLEDGED_LIMITS } from "../../local/broker/publish-acks";
@@ -40,7 +40,7 @@ describe("broker backpressure: a flooder is not read past 100 unacknowledged pub
         key: pki.server.key,
         cert: pki.server.cert,
         hooks: {
-          onPublish: (id: DeviceIdentity) => {
+          onPublish: (id: ClientIdentity) => {
             calls[id.clientId] = (calls[id.clientId] ?? 0) + 1;
             if (id.clientId !== "sensor-a") return Promise.resolve();
             return new Promise<void>((r) => held.push(r));

@@ -5,13 +5,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { LocalAuthorizer } from "../../local/broker/authorizer";
-import type { DeviceIdentity } from "../../local/broker/broker";
+import type { ClientIdentity } from "../../local/broker/broker";
 import { LocalDeliveryStream } from "../../local/firehose";
 import { LocalRuleEngine, type RuleErrorMessage } from "../../local/rule/rule-engine";
 
 const prod = loadStackConfig("prod");
 const withSql = (sql: string): StackConfig => ({ ...prod, rule: { ...prod.rule, sql } });
-const thing = (name: string): DeviceIdentity => ({
+const thing = (name: string): ClientIdentity => ({
   clientId: name,
   thingName: name,
   kind: "thing",
@@ -154,7 +154,7 @@ describe("IoT policy at the broker (local/authorizer)", () => {
 
   it("the console identity is not subject to IoT policies (IAM in AWS)", () => {
     const hooks = new LocalAuthorizer(prod).hooks();
-    const console: DeviceIdentity = { clientId: "console", thingName: "console", kind: "console" };
+    const console: ClientIdentity = { clientId: "console", thingName: "console", kind: "console" };
     assert.equal(hooks.authorizeSubscribe(console, "#"), undefined);
     assert.equal(hooks.authorizeReceive(console, "SeattleStoreTemp/a"), true);
   });

@@ -13,7 +13,7 @@ import {
 } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
 import { LocalAuthorizer } from "../../local/broker/authorizer";
-import type { DeviceIdentity } from "../../local/broker/broker";
+import type { ClientIdentity } from "../../local/broker/broker";
 import { ensurePki } from "../../local/identity/ca";
 import { CLAIM_IDENTITY, LocalProvisioning } from "../../local/provisioning/provisioning";
 import {
@@ -61,7 +61,7 @@ async function openApi(
   return { api, answers, log, dir };
 }
 
-const claim = (clientId: string): DeviceIdentity => ({
+const claim = (clientId: string): ClientIdentity => ({
   clientId,
   thingName: CLAIM_IDENTITY,
   kind: "claim",

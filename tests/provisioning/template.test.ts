@@ -11,7 +11,7 @@ import {
 import { loadStackConfig } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
 import { LocalAuthorizer } from "../../local/broker/authorizer";
-import type { DeviceIdentity } from "../../local/broker/broker";
+import type { ClientIdentity } from "../../local/broker/broker";
 import { ensurePki } from "../../local/identity/ca";
 import {
   CLAIM_IDENTITY,
@@ -242,7 +242,7 @@ describe("the ownership token (fleet-provision-api.html)", function () {
       authorizer: new LocalAuthorizer(config),
       onResponse: (_c, topic, b) => answers.push({ topic, body: b as Record<string, unknown> }),
     });
-    const claim: DeviceIdentity = { clientId: "claim-2", thingName: CLAIM_IDENTITY, kind: "claim" };
+    const claim: ClientIdentity = { clientId: "claim-2", thingName: CLAIM_IDENTITY, kind: "claim" };
     const { csrPem } = await makeCsr("2");
     await p.onPublish(
       claim,
@@ -282,7 +282,7 @@ describe("the ownership token (fleet-provision-api.html)", function () {
       now: () => now,
       onResponse: (_c, topic, b) => answers.push({ topic, body: b as Record<string, unknown> }),
     });
-    const claim: DeviceIdentity = { clientId: "claim-1", thingName: CLAIM_IDENTITY, kind: "claim" };
+    const claim: ClientIdentity = { clientId: "claim-1", thingName: CLAIM_IDENTITY, kind: "claim" };
     const { csrPem } = await makeCsr("1");
     await p.onPublish(
       claim,
