@@ -6,6 +6,7 @@ import type { AlarmFinding, LocalFigures } from "../../core/monitoring";
 import { planOf, type PipelinePlan } from "../../core/plan";
 import { DEFAULT_STATE_DIR } from "../../core/project";
 import { type StackConfig } from "../../core/stack-config";
+import type { SummaryRow } from "../../core/display";
 import { describeSpec, LocalAnalytics, type TelemetryRecord } from "../analytics/analytics";
 import {
   certificateProfileFor,
@@ -23,6 +24,7 @@ import { LocalRuleEngine } from "../rule/rule-engine";
 import { localBucketName } from "../storage/s3";
 import { CLAIM_IDENTITY, LocalProvisioning } from "../provisioning/provisioning";
 import { printable } from "./log-text";
+import { dashboardRows, logBrokerEvents, shownObject, startLine, summaryRows } from "./report";
 
 export interface LocalPipelineOptions {
   /** Broker port on 127.0.0.1; default 0 (any free port). */
@@ -62,7 +64,7 @@ export interface LocalPipeline {
   /** The claim certificate devices boot with (certificateMode fleet-provisioning only). */
   claimCredentials(): Credentials;
   /** Counts to show at the end of a run, in display order. */
-  summary(): Array<{ label: string; value: string | number }>;
+  summary(): SummaryRow[];
   /** Paths of the objects the telemetry's delivery stream wrote in this run. */
   objects(): string[];
   /** Paths of the objects the analytics windows' delivery stream wrote in this run. */
@@ -72,25 +74,8 @@ export interface LocalPipeline {
   /** What the stack's alarms would have flagged during the run (final once stopped). */
   alarmFindings(): AlarmFinding[];
   /** The figures of the stack's CloudWatch dashboard, as this run measured them. */
-  dashboard(): Array<{ label: string; value: string | number }>;
+  dashboard(): SummaryRow[];
   stop(): Promise<void>;
-}
-
-/** The retained store's lines of the summary, when anything was retained or refused. */
-function retainedSummary(broker: LocalBroker): Array<{ label: string; value: string | number }> {
-  const r = broker.retained.stats;
-  const refused = Object.values(r.refused).reduce((a, b) => a + b, 0);
-  if (r.stored + r.deleted + refused === 0) return [];
-  return [
-    {
-      label: "retained messages held (stored / deleted)",
-      value: `${r.messages} (${r.stored} / ${r.deleted})`,
-    },
-    {
-      label: "retained publishes refused (count / memory / size / rate / topic rate / reserved)",
-      value: `${refused} (${r.refused.count} / ${r.refused.memory} / ${r.refused.size} / ${r.refused.rate} / ${r.refused.topicRate} / ${r.refused.reserved})`,
-    },
-  ];
 }
 
 /**
@@ -208,33 +193,8 @@ export async function startLocalPipeline(
     throw e;
   });
   provisioning?.attach(broker);
-  log(
-    `pipeline: policy ${config.policy.name} (${config.policy.mode}), rule ${config.rule.name}: ${config.rule.sql}, ` +
-      `delivery ${config.delivery.streamName} → ${path.join(delivery.bucket.dir)} ` +
-      `(${config.delivery.bufferSizeMiB} MiB / ${config.delivery.bufferIntervalSeconds} s` +
-      `${(opts.timeScale ?? 1) !== 1 ? ` at ${opts.timeScale}× speed` : ""}, ${config.delivery.compression})`,
-  );
-  broker.on("connect", (id, remote) => log(`broker: ${id.clientId} connected from ${remote}`));
-  broker.on("tlsRefused", (remote, reason) => log(`broker: refused TLS from ${remote}: ${reason}`));
-  broker.on("connectRefused", (clientId, thing, reason) =>
-    log(`broker: refused CONNECT of ${clientId} (certificate ${thing ?? "none"}): ${reason}`),
-  );
-  broker.on("publishDenied", (id, topic, reason) =>
-    log(`broker: denied ${id.clientId} publishing to ${topic}: ${reason}; disconnected`),
-  );
-  broker.on("publishFailed", (id, topic, err) =>
-    log(`broker: could not store ${id.clientId}'s message on ${topic}: ${err.message}`),
-  );
-  broker.on("subscribeDenied", (id, filter, reason) =>
-    log(`broker: denied ${id.clientId} subscribing to ${filter}: ${reason}`),
-  );
-  broker.on("session", (clientId, reason) => log(`broker: ${clientId}: ${reason}`));
-  broker.on("takeover", (id) =>
-    log(`broker: ${id.clientId} connected again; the older connection is closed, as AWS IoT does`),
-  );
-  broker.on("guard", (e) =>
-    log(`broker: ${e.clientId ?? e.remote}${e.clientId ? ` (${e.remote})` : ""}: ${e.reason}`),
-  );
+  log(startLine(config, delivery.bucket.dir, opts.timeScale));
+  logBrokerEvents(broker, log);
 
   // analytics: the streaming window over what the rule matched (what the cloud rule's Kinesis
   // action sends to Flink), written to the delivery bucket under the spec's prefix.
@@ -287,9 +247,15 @@ export async function startLocalPipeline(
     timeScale: opts.timeScale,
     analytics: analytics !== undefined,
   });
-  const shown = (p: string) => {
-    const rel = path.relative(process.cwd(), p);
-    return rel.startsWith("..") ? p : rel;
+  const services = {
+    config,
+    broker,
+    authorizer,
+    rules,
+    delivery,
+    provisioning,
+    analytics,
+    windowsDelivery,
   };
   let stopped: Promise<void> | undefined;
   let analyticsFailure: string | undefined;
@@ -323,203 +289,77 @@ export async function startLocalPipeline(
       return pki.credentialsFor(thing);
     },
     consoleCredentials: () => pki.credentialsFor(CONSOLE_IDENTITY),
-    summary: () => [
-      { label: "broker connections", value: broker.stats.connects },
-      {
-        label: "broker refusals (TLS / CONNECT)",
-        value: `${broker.stats.tlsRefusals} / ${broker.stats.connectRefusals}`,
-      },
-      { label: "broker publishes accepted", value: broker.stats.publishes },
-      { label: "broker publishes denied", value: broker.stats.publishDenials },
-      ...guardSummary(broker),
-      {
-        label: "denied by policy (connect / publish / subscribe / receive)",
-        value: `${authorizer.totalDenials} (${authorizer.denials["iot:Connect"]} / ${authorizer.denials["iot:Publish"]} / ${authorizer.denials["iot:Subscribe"]} / ${authorizer.denials["iot:Receive"]})`,
-      },
-      ...(authorizer.denials["iot:RetainPublish"] > 0
-        ? [{ label: "of them iot:RetainPublish", value: authorizer.denials["iot:RetainPublish"] }]
-        : []),
-      ...(broker.stats.takeovers > 0
-        ? [{ label: "connections taken over by the same client id", value: broker.stats.takeovers }]
-        : []),
-      ...retainedSummary(broker),
-      {
-        label: `matched by rule ${config.rule.name}`,
-        value:
-          rules.stats.whereFalse > 0
-            ? `${rules.stats.matched} (${rules.stats.whereFalse} filtered by WHERE)`
-            : rules.stats.matched,
-      },
-      ...(rules.stats.evaluationErrors + rules.stats.actionFailures > 0
-        ? [
-            {
-              label: "rule errors → error action (SQL not evaluated / action failed)",
-              value: `${rules.stats.evaluationErrors} / ${rules.stats.actionFailures}`,
-            },
-          ]
-        : []),
-      ...(delivery.stats.recordsReplayed > 0
-        ? [{ label: "records replayed from the journal", value: delivery.stats.recordsReplayed }]
-        : []),
-      { label: "records delivered", value: delivery.stats.recordsDelivered },
-      ...journalSummary(delivery),
-      ...(delivery.stats.errorRecordsDelivered > 0
-        ? [{ label: "records under the error prefix", value: delivery.stats.errorRecordsDelivered }]
-        : []),
-      {
-        label: `objects written to s3://${delivery.bucket.name}`,
-        value: delivery.stats.objectsWritten,
-      },
-      ...(provisioning?.summary() ?? []),
-      ...(analytics?.summary() ?? []),
-      ...(windowsDelivery === undefined
-        ? []
-        : [{ label: "analytics objects written", value: windowsDelivery.stats.objectsWritten }]),
-      ...(analyticsFailure ? [{ label: "analytics not written", value: analyticsFailure }] : []),
-    ],
-    objects: () => delivery.objects.map(shown),
-    analyticsObjects: () => (windowsDelivery?.objects ?? []).map(shown),
+    summary: () => summaryRows(services, analyticsFailure),
+    objects: () => delivery.objects.map(shownObject),
+    analyticsObjects: () => (windowsDelivery?.objects ?? []).map(shownObject),
     figures: () => monitor.figures(),
-    dashboard: () => {
-      const f = monitor.figures();
-      const rows: Array<{ label: string; value: string | number }> = [
-        { label: "messages in (PublishIn.Success)", value: broker.stats.publishes },
-        { label: `rule matches (TopicMatch, ${config.rule.name})`, value: rules.stats.onTopic },
-        {
-          label: "rule errors (RuleErrors)",
-          value: rules.stats.evaluationErrors + rules.stats.actionFailures,
-        },
-        {
-          label: "records delivered (DeliveryToS3.Records)",
-          value: delivery.stats.recordsDelivered,
-        },
-        ...Object.entries(f.deliveryFreshnessSeconds).map(([stream, seconds]) => ({
-          label: `delivery freshness, worst (${stream})`,
-          value: `${Math.round(seconds)} s`,
-        })),
-      ];
-      if (windowsDelivery !== undefined) {
-        rows.push({
-          label: "window output (windows delivered)",
-          value: windowsDelivery.stats.recordsDelivered,
-        });
-      }
-      return rows;
-    },
+    dashboard: () => dashboardRows(services, monitor.figures()),
     alarmFindings: () => monitor.findings(),
-    // Broker first (no new messages), then the delivery flushes what is buffered. Idempotent.
+    // Idempotent: every call waits for the one shutdown.
     stop: () =>
-      (stopped ??= (async () => {
-        await broker.stop();
-        try {
-          // The telemetry's stream first: a publish still in flight when the broker stopped is
-          // refused (its device still holds it), not journaled unacknowledged once a full disk
-          // frees up; what was acknowledged is written, or stays journaled for the next start.
-          await delivery.close();
-        } finally {
-          try {
-            // Open windows close now and are delivered, like Flink's final watermark at end of input.
-            const windowsStopped = analytics?.stop();
-            if (windowsStopped !== undefined && windowsDelivery !== undefined) {
-              // On a full disk their puts wait for space a stop will not bring: once the windows'
-              // journal stalls, close it, which refuses what waits, so that the stop ends (and
-              // says so).
-              const outcome = await Promise.race([
-                windowsStopped.then(
-                  () => "stopped" as const,
-                  () => "stopped" as const,
-                ),
-                windowsDelivery.whenStalled().then(() => "stalled" as const),
-              ]);
-              if (outcome === "stalled") await windowsDelivery.close();
-            }
-            await windowsStopped;
-          } catch (e) {
-            // A full disk: say so and go on, so that the run still ends with its summary.
-            analyticsFailure = (e as Error).message;
-            log(`analytics: ${analyticsFailure}`);
-          } finally {
-            try {
-              await windowsDelivery?.close();
-            } finally {
-              // After the last flush: its records are in the figures.
-              monitor.stop();
-              await lakeWriter?.close();
-            }
-          }
-        }
-      })()),
+      (stopped ??= stopInOrder({ ...services, monitor, lakeWriter }, log, (failure) => {
+        analyticsFailure = failure;
+      })),
   };
 }
 
-/** The broker guard's counts worth a line, only those that happened. */
-function guardSummary(broker: LocalBroker): Array<{ label: string; value: string | number }> {
-  const g = broker.guard.stats;
-  const p = g.refusedPackets;
-  const refused = p["too-large"] + p.qos2 + p.topic + p.malformed + p.busy;
-  const rows: Array<{ label: string; value: string | number }> = [];
-  if (refused > 0) {
-    rows.push({
-      label: "broker packets refused (too large / QoS 2 / topic / malformed / busy)",
-      value: `${refused} (${p["too-large"]} / ${p.qos2} / ${p.topic} / ${p.malformed} / ${p.busy})`,
-    });
+/**
+ * The three-stage shutdown: the broker first (no new messages), then the telemetry's delivery
+ * flushes what is buffered, then the analytics windows close and are delivered; last the monitor
+ * and the lake writer, after the last flush. Why the windows could not be written, if they could
+ * not, goes to `analyticsFailed` as soon as it is known, so that the summary has it even when a
+ * later stage throws.
+ */
+async function stopInOrder(
+  s: {
+    readonly broker: LocalBroker;
+    readonly delivery: LocalDeliveryStream;
+    readonly analytics?: LocalAnalytics;
+    readonly windowsDelivery?: LocalDeliveryStream;
+    readonly monitor: LocalMonitor;
+    readonly lakeWriter?: LakeObjectWriter;
+  },
+  log: (line: string) => void,
+  analyticsFailed: (message: string) => void,
+): Promise<void> {
+  const { broker, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
+  await broker.stop();
+  try {
+    // The telemetry's stream first: a publish still in flight when the broker stopped is
+    // refused (its device still holds it), not journaled unacknowledged once a full disk
+    // frees up; what was acknowledged is written, or stays journaled for the next start.
+    await delivery.close();
+  } finally {
+    try {
+      // Open windows close now and are delivered, like Flink's final watermark at end of input.
+      const windowsStopped = analytics?.stop();
+      if (windowsStopped !== undefined && windowsDelivery !== undefined) {
+        // On a full disk their puts wait for space a stop will not bring: once the windows'
+        // journal stalls, close it, which refuses what waits, so that the stop ends (and
+        // says so).
+        const outcome = await Promise.race([
+          windowsStopped.then(
+            () => "stopped" as const,
+            () => "stopped" as const,
+          ),
+          windowsDelivery.whenStalled().then(() => "stalled" as const),
+        ]);
+        if (outcome === "stalled") await windowsDelivery.close();
+      }
+      await windowsStopped;
+    } catch (e) {
+      // A full disk: say so and go on, so that the run still ends with its summary.
+      const message = (e as Error).message;
+      analyticsFailed(message);
+      log(`analytics: ${message}`);
+    } finally {
+      try {
+        await windowsDelivery?.close();
+      } finally {
+        // After the last flush: its records are in the figures.
+        monitor.stop();
+        await lakeWriter?.close();
+      }
+    }
   }
-  const timeouts = g.handshakeTimeouts + g.connectTimeouts + g.idleTimeouts;
-  if (g.connectionsOverCap + timeouts > 0) {
-    rows.push({
-      label: "broker connections closed (over cap / handshake / CONNECT / idle timeout)",
-      value: `${g.connectionsOverCap + timeouts} (${g.connectionsOverCap} / ${g.handshakeTimeouts} / ${g.connectTimeouts} / ${g.idleTimeouts})`,
-    });
-  }
-  if (broker.acks.pauses > 0) {
-    rows.push({
-      label: "connections not read for a while (100 publishes unacknowledged, or 32 MiB in all)",
-      value: broker.acks.pauses,
-    });
-  }
-  const sd = broker.sessions.stats.dropped;
-  if (sd.session + sd.bytes + sd.rate + broker.sessions.stats.expired > 0) {
-    rows.push({
-      label: "persistent sessions: messages dropped (per session / memory / rate) / expired",
-      value: `${sd.session + sd.bytes + sd.rate} (${sd.session} / ${sd.bytes} / ${sd.rate}) / ${broker.sessions.stats.expired}`,
-    });
-  }
-  if (g.slowConsumerDrops + g.slowConsumerDisconnects > 0) {
-    rows.push({
-      label: "slow subscribers: messages dropped / disconnected",
-      value: `${g.slowConsumerDrops} / ${g.slowConsumerDisconnects}`,
-    });
-  }
-  return rows;
-}
-
-/** The journal's trouble, only when there was some. */
-function journalSummary(
-  delivery: LocalDeliveryStream,
-): Array<{ label: string; value: string | number }> {
-  const d = delivery.stats;
-  return [
-    ...(d.journalStalls > 0
-      ? [{ label: "journal stalls (disk full)", value: d.journalStalls }]
-      : []),
-    ...(d.recordsLeftInJournal > 0
-      ? [{ label: "records left in the journal for the next start", value: d.recordsLeftInJournal }]
-      : []),
-    ...(d.recordsFailedDelivery > 0
-      ? [
-          {
-            label: "records of buffers that could not be written (→ error prefix)",
-            value: d.recordsFailedDelivery,
-          },
-        ]
-      : []),
-    ...(d.damagedRegions > 0
-      ? [
-          {
-            label: "journal damaged regions skipped (segments in quarantine/)",
-            value: `${d.damagedRegions} (${d.damagedBytes} bytes)`,
-          },
-        ]
-      : []),
-  ];
 }
