@@ -8,7 +8,7 @@ import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";
 import { RawClient } from "../broker/raw-mqtt";
 
-describe("log lines: client-chosen text escaped (local/log-text)", function () {
+describe("log lines: client-chosen text escaped (local/pipeline/log-text)", function () {
   this.timeout(60_000);
 
   it("writes control characters, line separators and bidi overrides as \\uXXXX, and leaves the rest", () => {

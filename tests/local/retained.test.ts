@@ -9,7 +9,7 @@ const hold = (r: RetainedHold | string): RetainedHold => {
   return r as RetainedHold;
 };
 
-describe("retained message store (local/retained)", () => {
+describe("retained message store (local/broker/retained)", () => {
   it("keeps one message per topic: the next retained publish replaces it", () => {
     const s = new RetainedStore();
     hold(s.reserve("a", Buffer.from("1"), T0)).commit(1);

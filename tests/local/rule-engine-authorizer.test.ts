@@ -17,7 +17,7 @@ const thing = (name: string): ClientIdentity => ({
   kind: "thing",
 });
 
-describe("local topic rule (local/rule-engine)", () => {
+describe("local topic rule (local/rule/rule-engine)", () => {
   let dir: string;
   let stream: LocalDeliveryStream;
   beforeEach(async () => {
@@ -118,7 +118,7 @@ describe("local topic rule (local/rule-engine)", () => {
   });
 });
 
-describe("IoT policy at the broker (local/authorizer)", () => {
+describe("IoT policy at the broker (local/broker/authorizer)", () => {
   it("prod: allows a thing its own topic, denies others with action, resource and client", () => {
     const hooks = new LocalAuthorizer(prod).hooks();
     const t1 = thing("store-sensor-seattle1");

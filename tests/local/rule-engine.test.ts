@@ -41,7 +41,7 @@ function delivered(objects: readonly string[]) {
   };
 }
 
-describe("local topic rule: what cannot be evaluated, and records unchanged (local/rule-engine)", () => {
+describe("local topic rule: what cannot be evaluated, and records unchanged (local/rule/rule-engine)", () => {
   let dir: string;
   let stream: LocalDeliveryStream;
   const lines: string[] = [];
