@@ -1,7 +1,7 @@
 // A bare mqtt.js client over mutual TLS that publishes prepared payloads with a fixed window of
 // unacknowledged messages: the baseline of figure 1 and the load generator of figure 3.
 import mqtt, { type MqttClient } from "mqtt";
-import type { Credentials } from "../local/ca";
+import type { Credentials } from "../local/identity/ca";
 import { nowMs } from "./stats";
 
 export interface BareConnection {

@@ -1,8 +1,8 @@
 // The broker of figures 1 and 2, in a process of its own so that its CPU and peak RSS are its own
 // and not the load generator's: the project's mutual-TLS broker with no hooks, driven over IPC.
-import { ensurePki } from "../local/ca";
-import { LocalBroker } from "../local/broker";
-import type { ConnectionLimits } from "../local/connection-guard";
+import { ensurePki } from "../local/identity/ca";
+import { LocalBroker } from "../local/broker/broker";
+import type { ConnectionLimits } from "../local/broker/connection-guard";
 import { MemoryTracker, memorySample, type MemorySample } from "./memory";
 
 /** What this process tells its parent. */

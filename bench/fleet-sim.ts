@@ -1,7 +1,7 @@
 // Figure 2's device simulator, in a process of its own so that its peak RSS is the fleet's: one
 // project Publisher per thing, each on its own mutual-TLS connection with its own certificate.
 import { Publisher, type PublishOutcome } from "../device/publisher";
-import { readCredentials } from "../local/ca";
+import { readCredentials } from "../local/identity/ca";
 import { withTimeout } from "../core/timeout";
 import { telemetryTopicFor } from "../core/topics";
 import { trustOnce } from "../simulator/shared-trust";

@@ -12,7 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { shownPath } from "../core/display";
 import { loadStackConfig } from "../core/stack-config";
-import { ensurePki } from "../local/ca";
+import { ensurePki } from "../local/identity/ca";
 import {
   FD_MARGIN,
   descriptorsNeeded,

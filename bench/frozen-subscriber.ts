@@ -1,7 +1,7 @@
 // The soak's frozen subscriber: a process of its own that subscribes to everything as the console
 // identity and prints "subscribed"; the soak then stops it with SIGSTOP, as Ctrl-Z would.
 import mqtt from "mqtt";
-import { readCredentials } from "../local/ca";
+import { readCredentials } from "../local/identity/ca";
 
 async function main(): Promise<void> {
   const [url, pkiDir] = process.argv.slice(2);

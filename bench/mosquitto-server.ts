@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ensurePki } from "../local/ca";
+import { ensurePki } from "../local/identity/ca";
 import { freePort, mosquittoConf } from "../tools/mosquitto";
 import { peakRssMiB } from "./stats";
 

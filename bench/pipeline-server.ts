@@ -3,10 +3,10 @@
 import * as path from "node:path";
 import type { SummaryRow } from "../core/display";
 import { parseStackConfig, type RawConfig } from "../core/stack-config";
-import { LocalBroker } from "../local/broker";
-import { ensurePki } from "../local/ca";
-import type { GuardStats } from "../local/connection-guard";
-import { startLocalPipeline } from "../local/pipeline";
+import { LocalBroker } from "../local/broker/broker";
+import { ensurePki } from "../local/identity/ca";
+import type { GuardStats } from "../local/broker/connection-guard";
+import { startLocalPipeline } from "../local/pipeline/pipeline";
 import { peakRssMiB, rssMiB } from "./stats";
 
 /** What bench/pipeline.ts sends: the mode, the stack's raw config and where state goes. */

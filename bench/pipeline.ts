@@ -19,7 +19,7 @@ import { telemetryTopicFor } from "../core/topics";
 import { parseStackConfig, readRawStackConfig } from "../core/stack-config";
 import type { RawConfig } from "../core/stack-config";
 import { PUBLISHER_DEFAULTS } from "../device/publisher";
-import { readCredentials } from "../local/ca";
+import { readCredentials } from "../local/identity/ca";
 import { findMosquittoBroker, REQUIRE_MOSQUITTO } from "../tools/mosquitto";
 import { connectBare, publishWindowed } from "./bare-client";
 import type { FigureOptions, FigureOutcome } from "./figure";

@@ -5,13 +5,13 @@
 //
 // Target: at AWS IoT's 100 publishes per second per connection, the fleet figure's 1,000 devices
 // need 100,000 Publish decisions per second; the least-privilege evaluator must keep up with that.
-import { createEvaluator, type PolicyContext } from "../core/iot-policy-eval";
+import { createEvaluator, type PolicyContext } from "../core/iot-policy/policy-eval";
 import {
   iotArn,
   leastPrivilegePolicy,
   normalizePolicy,
   MAX_POLICY_CHARS,
-} from "../core/iot-policy";
+} from "../core/iot-policy/policy";
 import type { FigureOptions, FigureOutcome } from "./figure";
 import { target, type Metric } from "./report";
 import { nowMs, round } from "./stats";

@@ -15,7 +15,7 @@ import {
 } from "../core/stack-config";
 import { telemetryTopicFor } from "../core/topics";
 import { provisionDevice } from "../device/provisioner";
-import { startLocalPipeline, type LocalPipeline } from "../local/pipeline";
+import { startLocalPipeline, type LocalPipeline } from "../local/pipeline/pipeline";
 import type { FigureOptions, FigureOutcome } from "./figure";
 import { target, type Metric } from "./report";
 import { nowMs, peakRssMiB, percentile, round } from "./stats";

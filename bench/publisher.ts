@@ -12,7 +12,7 @@
 import * as path from "node:path";
 import { Publisher, PUBLISHER_DEFAULTS } from "../device/publisher";
 import type { Telemetry } from "../device/telemetry";
-import { ensurePki, readCredentials } from "../local/ca";
+import { ensurePki, readCredentials } from "../local/identity/ca";
 import { connectBare, publishWindowed } from "./bare-client";
 import type { BrokerReply } from "./broker-server";
 import type { FigureOptions, FigureOutcome } from "./figure";

@@ -1,6 +1,6 @@
 // Figure 6: `npm run query` over a local lake — readings scanned per second by the saved
 // window-min-max query (every row read, MAX/MIN per 10-s window) through the engine behind the
-// command (local/lake-query.ts), over the same readings as JSON lines (dev's layout) and as
+// command (local/lake/lake-query.ts), over the same readings as JSON lines (dev's layout) and as
 // Parquet partitioned by thing (prod's), against a plain Node loop that reads the JSON-lines
 // files, parses each line and aggregates the same windows, in the same run.
 import * as fs from "node:fs";
@@ -9,8 +9,8 @@ import * as path from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { savedQueries } from "../core/lake";
 import { loadStackConfig, type StackConfig } from "../core/stack-config";
-import { LocalLake } from "../local/lake-query";
-import { localBucketName } from "../local/s3";
+import { LocalLake } from "../local/lake/lake-query";
+import { localBucketName } from "../local/storage/s3";
 import type { FigureOptions, FigureOutcome } from "./figure";
 import { reading } from "./payloads";
 import { target, type Metric } from "./report";

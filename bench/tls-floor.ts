@@ -7,7 +7,7 @@
 // floor under the simulator's and the broker's memory per device.
 import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
-import { ensurePki, readCredentials } from "../local/ca";
+import { ensurePki, readCredentials } from "../local/identity/ca";
 import { trustOnce } from "../simulator/shared-trust";
 import { mapLimit, peakRssMiB, rssMiB } from "./stats";
 

@@ -2,13 +2,13 @@
 // The rule statement parsed, every derived name (with its length checked where its suffix is
 // added), the lake's layout and columns, the bucket's lifecycle rules, the windows' delivery, the
 // CSRs' contents. The Pulumi program (components/pipeline.ts) turns the plan into resources, the
-// local pipeline (local/pipeline.ts) into emulators; neither works any of it out again.
+// local pipeline (local/pipeline/pipeline.ts) into emulators; neither works any of it out again.
 // planPipeline is pure; loadPlan reads the stack's files first.
 import { bucketLifecycleRules } from "./bucket-lifecycle";
 import { windowsDeliveryConfig, windowsStreamName, type DeliveryConfig } from "./delivery";
 import { ConfigError, invalidConfig } from "./errors";
-import { createEvaluator } from "./iot-policy-eval";
-import { PolicyDocumentError, policyDocumentFor } from "./iot-policy";
+import { createEvaluator } from "./iot-policy/policy-eval";
+import { PolicyDocumentError, policyDocumentFor } from "./iot-policy/policy";
 import {
   lakeColumns,
   lakeDatabaseName,
@@ -33,7 +33,7 @@ import {
   type StackConfig,
 } from "./stack-config";
 import type { LifecycleRule } from "./storage";
-import type { WindowSpec } from "./window";
+import type { WindowSpec } from "./analytics/window";
 
 /**
  * IAM role names are at most 64 characters

@@ -11,7 +11,7 @@ import { parseDeliveryConfig, type DeliveryConfig } from "./delivery";
 import { oneOf, optionalStr, str, structured, type RawConfig } from "./config-values";
 import { ConfigError, invalidConfig as fail } from "./errors";
 import { parseFlinkConnector, type FlinkConnectorSource } from "./flink-connector";
-import { CERTIFICATE_NAME_ATTRIBUTES, parseCidr } from "./iot-policy";
+import { CERTIFICATE_NAME_ATTRIBUTES, parseCidr } from "./iot-policy/policy";
 import { parseLakeOptions, type LakeOptions } from "./lake";
 import { parseMonitoringConfig, type MonitoringConfig } from "./monitoring";
 import {
@@ -21,8 +21,8 @@ import {
 } from "./iot-limits";
 import { PROJECT, PROJECT_DIR } from "./project";
 import { parseStorageConfig, type StorageConfig } from "./storage";
-import { parseWindowSpec, type WindowSpec } from "./window";
-import { parseProvisioningConfig, type ProvisioningConfig } from "./provisioning-config";
+import { parseWindowSpec, type WindowSpec } from "./analytics/window";
+import { parseProvisioningConfig, type ProvisioningConfig } from "./provisioning/config";
 
 export { deriveBucketName, isValidBucketName } from "./storage";
 
@@ -57,7 +57,7 @@ export interface FleetGroup {
 export type { DeliveryConfig } from "./delivery";
 export type { RawConfig } from "./config-values";
 export type { FlinkConnectorSource } from "./flink-connector";
-export type { ProvisioningConfig } from "./provisioning-config";
+export type { ProvisioningConfig } from "./provisioning/config";
 
 export interface StackConfig {
   readonly stack: string;
@@ -107,7 +107,7 @@ export interface StackConfig {
     readonly description?: string;
   };
   readonly delivery: DeliveryConfig;
-  /** The streaming window (core/window.ts validates it); undefined when analytics is disabled. */
+  /** The streaming window (core/analytics/window.ts validates it); undefined when analytics is disabled. */
   readonly analytics: WindowSpec | undefined;
   /** The bucket itself: teardown, versioning, lifecycle, access logging, encryption key. */
   readonly storage: StorageConfig;

@@ -8,15 +8,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
 import mqtt, { type MqttClient } from "mqtt";
+import { CLAIM_CLIENT_PREFIX } from "../core/provisioning/claim-policy";
+import { SERIAL_PARAMETER } from "../core/provisioning/template";
 import {
-  CLAIM_CLIENT_PREFIX,
-  SERIAL_PARAMETER,
   requestTopic,
   type ProvisioningApi,
   type ProvisioningErrorPayload,
-} from "../core/provisioning";
+} from "../core/provisioning/topics";
 import { writeFileAtomic } from "../core/atomic-write";
-import { PROVISIONING_SERIAL } from "../core/provisioning-config";
+import { PROVISIONING_SERIAL } from "../core/provisioning/config";
 import { withTimeout } from "../core/timeout";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);

@@ -1,7 +1,7 @@
 // The pre-provisioning hook, as the Lambda function AWS IoT calls before every RegisterThing of the
 // stack's template: it allows only the serials the stack's config lists (when it lists any) and,
 // unless the stack allows re-provisioning, only serials whose thing does not exist yet
-// (core/provisioning.ts, the same rule the local broker runs). Its config ships beside the code in
+// (core/provisioning/hook.ts, the same rule the local broker runs). Its config ships beside the code in
 // the function's archive; whether the thing exists it asks AWS IoT (DescribeThing).
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -13,7 +13,7 @@ import {
   preProvisioningDecision,
   type HookRule,
   type PreProvisioningHookResponse,
-} from "../core/provisioning";
+} from "../core/provisioning/hook";
 import { withTimeout } from "../core/timeout";
 
 let rule: HookRule | null | undefined;

@@ -3,7 +3,7 @@
 // thresholds the stack config sets (the same values the program gives CloudWatch).
 import { ALARM_DESCRIPTIONS } from "../core/monitoring";
 import type { StackConfig } from "../core/stack-config";
-import type { LocalPipeline } from "../local/pipeline";
+import type { LocalPipeline } from "../local/pipeline/pipeline";
 import type { Output } from "./options";
 
 export function printMonitoring(out: Output, pipeline: LocalPipeline, config: StackConfig): void {

@@ -1,5 +1,5 @@
 // `npm run query -- "<SQL>"` / `npm run query -- --saved <name>`: SQL over the local lake that
-// `npm run simulate` delivered, with the Glue table's name and columns (local/lake-query.ts), or
+// `npm run simulate` delivered, with the Glue table's name and columns (local/lake/lake-query.ts), or
 // one of the saved Athena queries unchanged. Prints a table (or JSON lines); one-line errors, exit 2.
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -150,7 +150,7 @@ export async function runQuery(
     }
     sql = q.sql;
   }
-  const { LocalLake } = await import("../local/lake-query");
+  const { LocalLake } = await import("../local/lake/lake-query");
   const lake = await LocalLake.open(plan, { stateDir: opts.stateDir });
   try {
     if (lake.objects === 0) {

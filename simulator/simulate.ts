@@ -8,7 +8,7 @@ import { PROJECT_DIR } from "../core/project";
 import { telemetryTopicFor } from "../core/topics";
 import { loadPlan } from "../core/plan";
 import type { StackConfig } from "../core/stack-config";
-import type { LocalPipeline } from "../local/pipeline";
+import type { LocalPipeline } from "../local/pipeline/pipeline";
 import { SyntheticSource } from "../device/generator";
 import { Publisher, type PublisherStats, type PublishOutcome } from "../device/publisher";
 import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "../device/replay";
@@ -133,7 +133,7 @@ export async function simulate(
       );
     }
     // Loaded only for the embedded target: --endpoint and --aws runs need no broker or local CA.
-    const { startLocalPipeline } = await import("../local/pipeline");
+    const { startLocalPipeline } = await import("../local/pipeline/pipeline");
     pipeline = await startLocalPipeline(plan, {
       port: t.port,
       stateDir: opts.stateDir,

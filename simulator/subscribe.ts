@@ -26,7 +26,7 @@ export async function subscribe(
   } else {
     const run = readRunFile(opts.stateDir, config.stack);
     // The local CA only for the embedded pipeline: an --endpoint run brings its own files.
-    const { CONSOLE_IDENTITY, readCredentials } = await import("../local/ca");
+    const { CONSOLE_IDENTITY, readCredentials } = await import("../local/identity/ca");
     url = run.url;
     creds = readCredentials(path.join(run.stateDir, "pki"), CONSOLE_IDENTITY);
     clientId = CONSOLE_IDENTITY;

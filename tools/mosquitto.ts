@@ -59,7 +59,7 @@ export function findMosquittoBroker(
 export interface MosquittoListener {
   /** The TLS listener's port, on 127.0.0.1. */
   readonly port: number;
-  /** A PKI folder of local/ca.ts: ca.crt, server.crt (localhost, 127.0.0.1) and server.key. */
+  /** A PKI folder of local/identity/ca.ts: ca.crt, server.crt (localhost, 127.0.0.1) and server.key. */
   readonly pkiDir: string;
   /** Persistence on, with mosquitto.db in this folder; off (memory only) when absent. */
   readonly persistenceDir?: string;

@@ -15,7 +15,7 @@ import {
   sqlPropertyMap,
   SQL_PROPERTY_GROUP,
   type WindowSpec,
-} from "../../core/window";
+} from "../../core/analytics/window";
 import { firehoseToS3 } from "../delivery/firehose-to-s3";
 import { logGroupPolicyArn, serviceRole } from "../private/iam";
 import { KinesisAction } from "../rule/actions/kinesis";
@@ -72,7 +72,7 @@ export function codeObjectKey(
 }
 
 export interface StreamAnalyticsArgs {
-  /** The validated window spec (core/window.ts). */
+  /** The validated window spec (core/analytics/window.ts). */
   readonly spec: WindowSpec;
   /** The pipeline's bucket: windows land under `spec.prefix`, the code under `flink-code/`. */
   readonly bucketName: pulumi.Input<string>;
@@ -254,7 +254,7 @@ export class StreamAnalytics extends pulumi.ComponentResource {
               Resource: [`${bucket}/${codeKey}`],
             },
             {
-              // The one wildcard AWS requires (core/iam-policy-audit.ts REQUIRED_WILDCARDS).
+              // The one wildcard AWS requires (core/iam/policy-audit.ts REQUIRED_WILDCARDS).
               Sid: "ListLogGroups",
               Effect: "Allow" as const,
               Action: ["logs:DescribeLogGroups"],

@@ -5,7 +5,7 @@
 // (AWS caps an account's policies) and N version histories to keep in step, for no extra safety.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { policyDocumentFor } from "../../core/iot-policy";
+import { policyDocumentFor } from "../../core/iot-policy/policy";
 import type { PolicyMode } from "../../core/stack-config";
 
 export interface DevicePolicyArgs {

@@ -1,13 +1,13 @@
 // IAM for the pipeline's service roles: one helper that makes a role one AWS service may assume
 // (for this account only) with one inline grant, whose statements name exact actions on named
-// resources. The wildcard rules are core/iam-policy-audit.ts's, the same the policy pack applies.
+// resources. The wildcard rules are core/iam/policy-audit.ts's, the same the policy pack applies.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import {
   isWildcardAction,
   REQUIRED_WILDCARDS,
   unexcusedWildcardResources,
-} from "../../core/iam-policy-audit";
+} from "../../core/iam/policy-audit";
 
 /**
  * The resource a policy names for CloudWatch Logs' group-level actions (CreateLogGroup,

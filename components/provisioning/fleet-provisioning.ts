@@ -5,13 +5,9 @@
 // with the fleet.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import {
-  claimPolicy,
-  HOOK_CONFIG_FILE,
-  hookRequired,
-  provisioningTemplateBody,
-  type TemplateSpec,
-} from "../../core/provisioning";
+import { claimPolicy } from "../../core/provisioning/claim-policy";
+import { HOOK_CONFIG_FILE, hookRequired } from "../../core/provisioning/hook";
+import { provisioningTemplateBody, type TemplateSpec } from "../../core/provisioning/template";
 import type { ProvisioningConfig } from "../../core/stack-config";
 import { logGroupPolicyArn, serviceRole, serviceRoleWithAttachments } from "../private/iam";
 import { HOOK_HANDLER, HOOK_RUNTIME, hookBundle } from "./hook-code";

@@ -13,7 +13,7 @@ import { isOutOfSpace } from "../../core/errors";
 import { releaseLock, tryLock } from "../../core/process-lock";
 import type { DeliveryConfig } from "../../core/stack-config";
 import { nodeFiles, type FileLayer } from "../private/file-layer";
-import { LocalBucket } from "../s3";
+import { LocalBucket } from "../storage/s3";
 import { DiskStall } from "./disk-stall";
 import {
   asError,

@@ -3,7 +3,7 @@
 // closed segment is removed once its records' objects are durable.
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { syncDir } from "../s3";
+import { syncDir } from "../storage/s3";
 import { writeAll, type FileLayer, type WritableFile } from "../private/file-layer";
 import { segmentFileName } from "./replay";
 

@@ -11,7 +11,7 @@ import {
   type Compression,
   type DeliveryConfig,
 } from "../../core/delivery";
-import type { LocalBucket } from "../s3";
+import type { LocalBucket } from "../storage/s3";
 import { asError, isDeterministicFailure } from "./errors";
 import { KIND_ERROR, KIND_RECORD, type JournalRecord } from "./journal-format";
 import type { DeliveryStats } from "./stats";

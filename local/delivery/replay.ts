@@ -4,7 +4,7 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { shownPath } from "../../core/display";
-import { syncDir } from "../s3";
+import { syncDir } from "../storage/s3";
 import { asError, isDeterministicFailure, JournalError, journalError } from "./errors";
 import { scanSegment, type ByteRange } from "./journal-format";
 import type { ObjectWriter } from "./object-writer";

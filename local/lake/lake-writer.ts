@@ -27,7 +27,7 @@ import {
   type BufferedRecord,
   type DeliveredObject,
 } from "../delivery/object-writer";
-import { localKeyProblem } from "../s3";
+import { localKeyProblem } from "../storage/s3";
 
 /** Records converted between two turns of the event loop (a few milliseconds of work). */
 const RECORDS_PER_TURN = 2_000;
@@ -49,7 +49,7 @@ export const SCRATCH_PREFIX = "iot-pipeline-parquet-";
  * an evaluated prefix over 512 characters is one it cannot use (s3-prefixes page), and an object
  * key over 1,024 bytes one S3 refuses (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html).
  * Locally the key is also a path: a value that would make the key leave the bucket's folder or
- * that no file name can hold (`..`, NUL, a segment over 255 bytes; local/s3.ts localKeyProblem) is
+ * that no file name can hold (`..`, NUL, a segment over 255 bytes; local/storage/s3.ts localKeyProblem) is
  * refused the same way, so one device's payload never blocks the buffer of every other.
  */
 export function partitionKeyProblem(

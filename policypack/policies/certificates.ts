@@ -5,8 +5,8 @@ import type {
   ResourceValidationPolicy,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy";
-import { grantsProvisioningTopics } from "../../core/provisioning";
+import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy/policy";
+import { grantsProvisioningTopics } from "../../core/provisioning/claim-policy";
 import { TYPES, devStacksSchema, inDevStack, refersTo, str, validateType } from "./common";
 
 export const iotCertificateFromCsr: ResourceValidationPolicy = {

@@ -5,8 +5,8 @@ import {
   iamWildcardFindings,
   logGroupArnFindings,
   type IamFinding,
-} from "../../core/iam-policy-audit";
-import { PolicyDocumentError } from "../../core/iot-policy";
+} from "../../core/iam/policy-audit";
+import { PolicyDocumentError } from "../../core/iot-policy/policy";
 import { TYPES, items, str, validateTypes } from "./common";
 
 /** A validation over every IAM permission document of a resource, reported with where it is. */

@@ -1,14 +1,14 @@
 // Policies 1-3: the IoT policy document audited the way Device Defender would audit it after
 // deployment. Rules 1 and 2 come in pairs: mandatory outside the dev stacks, advisory in them.
 import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy";
+import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy/policy";
 import {
   type AuditFinding,
   allowAllFindings,
   misconfigurationFindings,
   overlyPermissiveFindings,
-} from "../../core/iot-policy-audit";
-import type { NormalizedStatement } from "../../core/iot-policy";
+} from "../../core/iot-policy/policy-audit";
+import type { NormalizedStatement } from "../../core/iot-policy/policy";
 import { type Props, TYPES, devStacksSchema, inDevStack, str, validateType } from "./common";
 
 type Audit = (statements: readonly NormalizedStatement[]) => AuditFinding[];

@@ -6,12 +6,12 @@ import type {
   ResourceValidationPolicy,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy";
+import { normalizePolicy, PolicyDocumentError } from "../../core/iot-policy/policy";
 import {
   claimPolicyFindings,
   grantsProvisioningTopics,
-  templateThingNameFinding,
-} from "../../core/provisioning";
+} from "../../core/provisioning/claim-policy";
+import { templateThingNameFinding } from "../../core/provisioning/template";
 import { TYPES, items, obj, refersTo, str, validateType } from "./common";
 
 /** The one managed policy a provisioning role needs (provision-wo-cert.html#claim-based). */

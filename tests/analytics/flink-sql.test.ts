@@ -9,7 +9,7 @@ import {
   sqlPropertyMap,
   type FlinkTargets,
   type WindowSpec,
-} from "../../core/window";
+} from "../../core/analytics/window";
 
 const GOLDEN = path.join(__dirname, "golden");
 const TARGETS: FlinkTargets = {

@@ -7,8 +7,8 @@ import * as path from "node:path";
 import mqtt from "mqtt";
 import { telemetryTopicFor } from "../../core/topics";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
-import { startLocalPipeline } from "../../local/pipeline";
-import { localBucketName } from "../../local/s3";
+import { startLocalPipeline } from "../../local/pipeline/pipeline";
+import { localBucketName } from "../../local/storage/s3";
 
 const T0 = Date.UTC(2026, 10, 26, 9, 0, 0);
 

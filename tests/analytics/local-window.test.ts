@@ -3,18 +3,18 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { loadStackConfig } from "../../core/stack-config";
-import { parseWindowSpec, type WindowSpec } from "../../core/window";
+import { parseWindowSpec, type WindowSpec } from "../../core/analytics/window";
 import {
   LocalAnalytics,
   WindowOperator,
   windowRow,
   type ClosedWindow,
   type TelemetryRecord,
-} from "../../local/analytics";
+} from "../../local/analytics/analytics";
 import { windowsDeliveryConfig } from "../../core/delivery";
 import { until } from "../helpers/wait";
 import { LocalDeliveryStream } from "../../local/delivery";
-import type { LocalBucket } from "../../local/s3";
+import type { LocalBucket } from "../../local/storage/s3";
 
 const THINGS = ["store-sensor-seattle1", "store-sensor-seattle2", "store-sensor-seattle3"];
 /** Not aligned to a window, so the first and last windows are partial. */

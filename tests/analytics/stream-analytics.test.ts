@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { CONNECTOR_URL, FLINK_RUNTIME, MAIN_PY, PARTITION_KEY } from "../../components/analytics";
 import { ConfigError } from "../../core/errors";
-import { flinkSqlStatements } from "../../core/window";
+import { flinkSqlStatements } from "../../core/analytics/window";
 import {
   MOCK_ACCOUNT_ID,
   registeredSoFar,

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { ConfigError } from "../../core/errors";
 import { loadStackConfig, parseStackConfig, readRawStackConfig } from "../../core/stack-config";
-import { parseWindowSpec, TELEMETRY_FIELD_TYPES } from "../../core/window";
+import { parseWindowSpec, TELEMETRY_FIELD_TYPES } from "../../core/analytics/window";
 import schema from "../../core/telemetry.schema.json";
 
 /** The seed's window as Pulumi.yaml declares it. */

@@ -1,16 +1,16 @@
 // A connection that floods publishes without waiting for PUBACKs is not read past its bound on
-// unacknowledged publishes (local/publish-acks.ts, AWS IoT's "Maximum inbound unacknowledged QoS 1
+// unacknowledged publishes (local/broker/publish-acks.ts, AWS IoT's "Maximum inbound unacknowledged QoS 1
 // publish requests": 100, "no new publish requests are accepted from this client until a PUBACK
 // message is returned by the server",
 // https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits): the rest
 // waits in its socket, and another device is served meanwhile. Deterministic: the hook holds every
 // publish of the flooder until the test lets go.
 import { strict as assert } from "node:assert";
-import { LocalBroker } from "../../local/broker";
-import type { DeviceIdentity } from "../../local/broker";
-import { MAX_READ_BYTES } from "../../local/connection-guard";
-import type { Pki } from "../../local/ca";
-import { DEFAULT_UNACKNOWLEDGED_LIMITS } from "../../local/publish-acks";
+import { LocalBroker } from "../../local/broker/broker";
+import type { ClientIdentity } from "../../local/broker/broker";
+import { MAX_READ_BYTES } from "../../local/broker/connection-guard";
+import type { Pki } from "../../local/identity/ca";
+import { DEFAULT_UNACKNOWLEDGED_LIMITS } from "../../local/broker/publish-acks";
 import { testPki } from "../helpers/broker";
 import { until } from "../helpers/wait";
 import { publishPacket, RawClient } from "./raw-mqtt";
@@ -40,7 +40,7 @@ describe("broker backpressure: a flooder is not read past 100 unacknowledged pub
         key: pki.server.key,
         cert: pki.server.cert,
         hooks: {
-          onPublish: (id: DeviceIdentity) => {
+          onPublish: (id: ClientIdentity) => {
             calls[id.clientId] = (calls[id.clientId] ?? 0) + 1;
             if (id.clientId !== "sensor-a") return Promise.resolve();
             return new Promise<void>((r) => held.push(r));

@@ -4,8 +4,8 @@ import * as assert from "node:assert/strict";
 import { createHash, X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
 import mqtt, { ErrorWithSubackPacket } from "mqtt";
-import { createCertificateAuthority, issueCertificate, type Pki } from "../../local/ca";
-import type { LocalBroker, DeviceIdentity } from "../../local/broker";
+import { createCertificateAuthority, issueCertificate, type Pki } from "../../local/identity/ca";
+import type { LocalBroker, ClientIdentity } from "../../local/broker/broker";
 import {
   connectAs,
   connectOutcome,
@@ -125,7 +125,7 @@ describe("local broker (mutual TLS)", () => {
 
   it("sends the PUBACK only after onPublish's promise resolves", async () => {
     let release: () => void = () => undefined;
-    const seen: Array<{ id: DeviceIdentity; topic: string; payload: string; qos: number }> = [];
+    const seen: Array<{ id: ClientIdentity; topic: string; payload: string; qos: number }> = [];
     broker.setHooks({
       onPublish: (id, topic, payload, qos) => {
         seen.push({ id, topic, payload: payload.toString(), qos });

@@ -8,7 +8,7 @@ import {
   ensurePki,
   issueCertificate,
   readCredentials,
-} from "../../local/ca";
+} from "../../local/identity/ca";
 import { tempDir } from "../helpers/temp";
 
 describe("local CA", function () {

@@ -11,9 +11,9 @@
 // https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html;
 // MQTT 3.1.1 sections 1.5.3 (UTF-8), 3.1.3 (client id, will topic), 3.3.1 (QoS), 4.7.1 (wildcards).
 import * as assert from "node:assert/strict";
-import { LocalBroker } from "../../local/broker";
-import type { Pki } from "../../local/ca";
-import type { GuardEvent } from "../../local/connection-guard";
+import { LocalBroker } from "../../local/broker/broker";
+import type { Pki } from "../../local/identity/ca";
+import type { GuardEvent } from "../../local/broker/connection-guard";
 import { IOT_MAX_PAYLOAD_BYTES } from "../../core/iot-limits";
 import { testPki } from "../helpers/broker";
 import { until } from "../helpers/wait";

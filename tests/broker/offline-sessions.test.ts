@@ -8,9 +8,9 @@ import { strict as assert } from "node:assert";
 import type { Aedes } from "aedes";
 import memory from "aedes-persistence";
 import mqtt, { type MqttClient } from "mqtt";
-import { LocalBroker } from "../../local/broker";
-import { OfflineSessions, type SessionLimits } from "../../local/offline-sessions";
-import type { Pki } from "../../local/ca";
+import { LocalBroker } from "../../local/broker/broker";
+import { OfflineSessions, type SessionLimits } from "../../local/broker/offline-sessions";
+import type { Pki } from "../../local/identity/ca";
 import { connectAs, testPki } from "../helpers/broker";
 import { until } from "../helpers/wait";
 
@@ -27,7 +27,7 @@ function persistent(broker: LocalBroker, pki: Pki, thing: string): MqttClient {
   return client;
 }
 
-describe("persistent sessions: bounded queues and expiry (local/offline-sessions.ts)", function () {
+describe("persistent sessions: bounded queues and expiry (local/broker/offline-sessions.ts)", function () {
   this.timeout(20_000);
   let pki: Pki;
   let broker: LocalBroker | undefined;
@@ -116,7 +116,7 @@ describe("persistent sessions: bounded queues and expiry (local/offline-sessions
   });
 });
 
-describe("persistent sessions: AWS IoT's queued-messages rate (local/offline-sessions.ts)", () => {
+describe("persistent sessions: AWS IoT's queued-messages rate (local/broker/offline-sessions.ts)", () => {
   it("queues at most queuedPerSecond messages a second for offline sessions, over all of them", async () => {
     // aedes' own in-memory persistence, and a broker with no client connected: both sessions are offline.
     const persistence = memory();

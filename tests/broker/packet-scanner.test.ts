@@ -3,7 +3,7 @@
 // however its bytes are cut, since the scanner now checks a packet's leading bytes in place and
 // copies only those that span reads.
 import { strict as assert } from "node:assert";
-import { PacketScanner, type Violation } from "../../local/broker-limits";
+import { PacketScanner, type Violation } from "../../local/broker/broker-limits";
 import { connectPacket, publishPacket, subscribePacket } from "./raw-mqtt";
 
 /** The first violation when `bytes` arrive cut at the given offsets, or undefined. */

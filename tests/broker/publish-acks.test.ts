@@ -1,9 +1,9 @@
-// The broker's PUBACK lane (local/publish-acks.ts): each connection's publish callbacks, which
+// The broker's PUBACK lane (local/broker/publish-acks.ts): each connection's publish callbacks, which
 // aedes follows with the PUBACK, run in the order the publishes arrived, whatever order their
 // records become durable in. The broker test "sends the PUBACKs in arrival order" drives the same
 // over a real TLS connection.
 import * as assert from "node:assert/strict";
-import { PublishAcks } from "../../local/publish-acks";
+import { PublishAcks } from "../../local/broker/publish-acks";
 
 function deferred() {
   let settle: (e: Error | null) => void = () => undefined;

@@ -2,7 +2,7 @@
 // for tests that send what a well-behaved library refuses to (QoS 2, invalid UTF-8, a 200 MiB
 // header) or that stop reading on purpose (a frozen subscriber).
 import * as tls from "node:tls";
-import type { Credentials } from "../../local/ca";
+import type { Credentials } from "../../local/identity/ca";
 
 function remainingLength(n: number): Buffer {
   const out: number[] = [];

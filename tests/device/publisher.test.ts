@@ -1,8 +1,8 @@
 // The publisher against the embedded broker over real TLS: exactly-once arrival at QoS 1, invalid
 // messages never on the wire, the offline queue's drops counted, a broker restart survived.
 import * as assert from "node:assert/strict";
-import type { Pki } from "../../local/ca";
-import type { LocalBroker } from "../../local/broker";
+import type { Pki } from "../../local/identity/ca";
+import type { LocalBroker } from "../../local/broker/broker";
 import { Publisher, PublisherError, type PublishOutcome } from "../../device/publisher";
 import { connectAs, startBroker, subscribed, testPki } from "../helpers/broker";
 import { reading } from "../helpers/telemetry";

@@ -6,8 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
 import mqtt, { type MqttClient } from "mqtt";
-import { ensurePki, issueCertificate, type Pki } from "../../local/ca";
-import { LocalBroker, type BrokerHooks } from "../../local/broker";
+import { ensurePki, issueCertificate, type Pki } from "../../local/identity/ca";
+import { LocalBroker, type BrokerHooks } from "../../local/broker/broker";
 import { tempDir } from "./temp";
 
 const THINGS = ["sensor-a", "sensor-b", "sensor-c"];

@@ -4,8 +4,8 @@ import { strict as assert } from "node:assert";
 import { X509Certificate } from "node:crypto";
 import * as path from "node:path";
 import { parseStackConfig, readRawStackConfig } from "../../core/stack-config";
-import { certificateProfileFor, ensurePki } from "../../local/ca";
-import { certificateAttributes } from "../../local/certificate-attributes";
+import { certificateProfileFor, ensurePki } from "../../local/identity/ca";
+import { certificateAttributes } from "../../local/identity/certificate-attributes";
 import { tempDir } from "../helpers/temp";
 
 const config = (localCertificates: unknown) =>

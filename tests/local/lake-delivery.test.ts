@@ -16,8 +16,8 @@ import { encodeFrame, KIND_RECORD } from "../../local/delivery/journal-format";
 import mqtt from "mqtt";
 import { telemetryTopicFor } from "../../core/topics";
 import { LakeObjectWriter } from "../../local/lake/lake-writer";
-import { startLocalPipeline } from "../../local/pipeline";
-import { LocalBucket, ObjectKeyError } from "../../local/s3";
+import { startLocalPipeline } from "../../local/pipeline/pipeline";
+import { LocalBucket, ObjectKeyError } from "../../local/storage/s3";
 
 const ARRIVAL = Date.UTC(2026, 10, 26, 9, 15, 0);
 const layout = lakeLayout(
@@ -312,7 +312,7 @@ describe("prod's pipeline: a device's thing over MQTT, stop and restart (local/p
   });
 });
 
-describe("local bucket: keys that would leave its folder (local/s3)", () => {
+describe("local bucket: keys that would leave its folder (local/storage/s3)", () => {
   // S3 keys are UTF-8 up to 1,024 bytes
   // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html); the local bucket maps
   // them to paths and refuses what would not stay a path inside its folder.

@@ -2,13 +2,13 @@
 // newline or an ESC in a client id cannot cut, forge or recolour a log line.
 import * as assert from "node:assert/strict";
 import { loadStackConfig } from "../../core/stack-config";
-import { printable } from "../../local/log-text";
-import { startLocalPipeline } from "../../local/pipeline";
+import { printable } from "../../local/pipeline/log-text";
+import { startLocalPipeline } from "../../local/pipeline/pipeline";
 import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";
 import { RawClient } from "../broker/raw-mqtt";
 
-describe("log lines: client-chosen text escaped (local/log-text)", function () {
+describe("log lines: client-chosen text escaped (local/pipeline/log-text)", function () {
   this.timeout(60_000);
 
   it("writes control characters, line separators and bidi overrides as \\uXXXX, and leaves the rest", () => {

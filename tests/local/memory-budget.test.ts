@@ -1,4 +1,4 @@
-// The memory ceiling docs/reliability.md documents per stack is the one local/memory-budget.ts
+// The memory ceiling docs/reliability.md documents per stack is the one local/pipeline/memory-budget.ts
 // computes from each shipped stack's config (Pulumi.<stack>.yaml): the table in the docs is held
 // to the computation, so that a changed buffer size or bound cannot leave the docs behind.
 import { strict as assert } from "node:assert";
@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadStackConfig } from "../../core/stack-config";
 import { PROJECT_DIR } from "../../core/project";
-import { budgetTable, ceilingMiB, memoryBudget } from "../../local/memory-budget";
+import { budgetTable, ceilingMiB, memoryBudget } from "../../local/pipeline/memory-budget";
 
 /** Every stack the project ships: one Pulumi.<stack>.yaml each. */
 const STACKS = fs
@@ -15,7 +15,7 @@ const STACKS = fs
   .filter((s): s is string => s !== undefined)
   .sort();
 
-describe("memory budget (local/memory-budget.ts) and the ceiling docs/reliability.md documents", () => {
+describe("memory budget (local/pipeline/memory-budget.ts) and the ceiling docs/reliability.md documents", () => {
   it("ships dev, fleet and prod", () => {
     assert.deepEqual(STACKS, ["dev", "fleet", "prod"]);
   });
@@ -38,7 +38,7 @@ describe("memory budget (local/memory-budget.ts) and the ceiling docs/reliabilit
     const doc = fs.readFileSync(path.join(PROJECT_DIR, "docs", "reliability.md"), "utf8");
     assert.ok(
       doc.includes(expected),
-      `docs/reliability.md's Memory ceiling section must show this table (local/memory-budget.ts computes it):\n\n${expected}\n`,
+      `docs/reliability.md's Memory ceiling section must show this table (local/pipeline/memory-budget.ts computes it):\n\n${expected}\n`,
     );
   });
 });

@@ -1,5 +1,5 @@
 // The pipeline process's memory has a ceiling whatever clients send, and the ceiling is the one
-// docs/reliability.md documents per stack (local/memory-budget.ts computes it from the stack's
+// docs/reliability.md documents per stack (local/pipeline/memory-budget.ts computes it from the stack's
 // config). Each attack runs against a pipeline in a process of its own, measured by the kernel
 // (VmHWM): packets of 200-256 MiB announced and streamed at once; two clients flooding QoS 1 or
 // QoS 0 publishes without waiting for PUBACKs, while a device publishing one message at a time
@@ -16,11 +16,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { loadStackConfig } from "../../core/stack-config";
-import { readCredentials, type Credentials } from "../../local/ca";
-import { ceilingMiB, memoryBudget } from "../../local/memory-budget";
+import { readCredentials, type Credentials } from "../../local/identity/ca";
+import { ceilingMiB, memoryBudget } from "../../local/pipeline/memory-budget";
 import { fixedHeader, publishPacket, RawClient, subscribePacket } from "../broker/raw-mqtt";
 
-/** The ceiling docs/reliability.md documents for a stack's pipeline process (local/memory-budget.ts). */
+/** The ceiling docs/reliability.md documents for a stack's pipeline process (local/pipeline/memory-budget.ts). */
 const ceilingOf = (stack: string) => ceilingMiB(memoryBudget(loadStackConfig(stack)));
 /** prod's, for the oversize-packet attack. */
 const CEILING_MIB = ceilingOf("prod");

@@ -1,7 +1,7 @@
 // The local pipeline's alarm figures: the rule's counters cut into the stack's alarm period, the
 // streams' freshness scaled back to the stack's time, and the findings the thresholds give.
 import { strict as assert } from "node:assert";
-import { LocalMonitor } from "../../local/monitor";
+import { LocalMonitor } from "../../local/monitoring/monitor";
 
 const alarms = {
   enabled: true,

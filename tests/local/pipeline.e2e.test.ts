@@ -17,8 +17,8 @@ const prodJsonLines = (): StackConfig => ({
   ...loadStackConfig("prod"),
   lake: { format: "json", partitionByThing: false },
 });
-import { readCredentials } from "../../local/ca";
-import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
+import { readCredentials } from "../../local/identity/ca";
+import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { deliveredLines } from "../helpers/delivered";
 
 const N = 40;

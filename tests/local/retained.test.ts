@@ -1,7 +1,7 @@
-// The retained-message store's behaviour and bounds (local/retained.ts): AWS's documented
+// The retained-message store's behaviour and bounds (local/broker/retained.ts): AWS's documented
 // behaviour (mqtt.html, "Using MQTT retained messages") and every limit refusing, counted.
 import { strict as assert } from "node:assert";
-import { RETAINED_DEFAULTS, RetainedStore, type RetainedHold } from "../../local/retained";
+import { RETAINED_DEFAULTS, RetainedStore, type RetainedHold } from "../../local/broker/retained";
 
 const T0 = 1_800_000_000_000;
 const hold = (r: RetainedHold | string): RetainedHold => {
@@ -9,7 +9,7 @@ const hold = (r: RetainedHold | string): RetainedHold => {
   return r as RetainedHold;
 };
 
-describe("retained message store (local/retained)", () => {
+describe("retained message store (local/broker/retained)", () => {
   it("keeps one message per topic: the next retained publish replaces it", () => {
     const s = new RetainedStore();
     hold(s.reserve("a", Buffer.from("1"), T0)).commit(1);

@@ -4,20 +4,20 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
-import { LocalAuthorizer } from "../../local/authorizer";
-import type { DeviceIdentity } from "../../local/broker";
+import { LocalAuthorizer } from "../../local/broker/authorizer";
+import type { ClientIdentity } from "../../local/broker/broker";
 import { LocalDeliveryStream } from "../../local/delivery";
-import { LocalRuleEngine, type RuleErrorMessage } from "../../local/rule-engine";
+import { LocalRuleEngine, type RuleErrorMessage } from "../../local/rule/rule-engine";
 
 const prod = loadStackConfig("prod");
 const withSql = (sql: string): StackConfig => ({ ...prod, rule: { ...prod.rule, sql } });
-const thing = (name: string): DeviceIdentity => ({
+const thing = (name: string): ClientIdentity => ({
   clientId: name,
   thingName: name,
   kind: "thing",
 });
 
-describe("local topic rule (local/rule-engine)", () => {
+describe("local topic rule (local/rule/rule-engine)", () => {
   let dir: string;
   let stream: LocalDeliveryStream;
   beforeEach(async () => {
@@ -118,7 +118,7 @@ describe("local topic rule (local/rule-engine)", () => {
   });
 });
 
-describe("IoT policy at the broker (local/authorizer)", () => {
+describe("IoT policy at the broker (local/broker/authorizer)", () => {
   it("prod: allows a thing its own topic, denies others with action, resource and client", () => {
     const hooks = new LocalAuthorizer(prod).hooks();
     const t1 = thing("store-sensor-seattle1");
@@ -154,7 +154,7 @@ describe("IoT policy at the broker (local/authorizer)", () => {
 
   it("the console identity is not subject to IoT policies (IAM in AWS)", () => {
     const hooks = new LocalAuthorizer(prod).hooks();
-    const console: DeviceIdentity = { clientId: "console", thingName: "console", kind: "console" };
+    const console: ClientIdentity = { clientId: "console", thingName: "console", kind: "console" };
     assert.equal(hooks.authorizeSubscribe(console, "#"), undefined);
     assert.equal(hooks.authorizeReceive(console, "SeattleStoreTemp/a"), true);
   });

@@ -10,12 +10,12 @@ import * as path from "node:path";
 import mqtt from "mqtt";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { LocalDeliveryStream } from "../../local/delivery";
-import { startLocalPipeline } from "../../local/pipeline";
+import { startLocalPipeline } from "../../local/pipeline/pipeline";
 import {
   LocalRuleEngine,
   registryFromConfig,
   type RuleErrorMessage,
-} from "../../local/rule-engine";
+} from "../../local/rule/rule-engine";
 import { deliveredLines } from "../helpers/delivered";
 
 // Prod with the seed's JSON-lines delivery: these tests read the records back as text.
@@ -41,7 +41,7 @@ function delivered(objects: readonly string[]) {
   };
 }
 
-describe("local topic rule: what cannot be evaluated, and records unchanged (local/rule-engine)", () => {
+describe("local topic rule: what cannot be evaluated, and records unchanged (local/rule/rule-engine)", () => {
   let dir: string;
   let stream: LocalDeliveryStream;
   const lines: string[] = [];

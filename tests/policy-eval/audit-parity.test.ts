@@ -1,8 +1,8 @@
-// Device Defender parity of the preview-time audit (core/iot-policy-audit.ts): the compliant and
+// Device Defender parity of the preview-time audit (core/iot-policy/policy-audit.ts): the compliant and
 // noncompliant resources of the "IoT policies overly permissive" and "IoT policy potentially
 // misconfigured" check pages, read through the one parser.
 import { strict as assert } from "node:assert";
-import { auditIotPolicy, wildcardFiltersFor } from "../../core/iot-policy-audit";
+import { auditIotPolicy, wildcardFiltersFor } from "../../core/iot-policy/policy-audit";
 
 const PERMISSIVE =
   "https://docs.aws.amazon.com/iot/latest/developerguide/audit-chk-iot-policy-permissive.html";

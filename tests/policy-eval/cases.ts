@@ -7,7 +7,7 @@ import type {
   CertificateAttributes,
   PolicyContext,
   PolicyDecision,
-} from "../../core/iot-policy-eval";
+} from "../../core/iot-policy/policy-eval";
 
 export type Feature =
   | "evaluation logic"

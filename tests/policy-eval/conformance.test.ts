@@ -6,8 +6,8 @@ import {
   createEvaluator,
   describeEvaluation,
   type PolicyEvaluator,
-} from "../../core/iot-policy-eval";
-import { PolicyDocumentError } from "../../core/iot-policy";
+} from "../../core/iot-policy/policy-eval";
+import { PolicyDocumentError } from "../../core/iot-policy/policy";
 import {
   ACCOUNT_ARN,
   ALL_EXAMPLES,

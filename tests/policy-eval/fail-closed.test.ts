@@ -14,8 +14,8 @@ import {
   normalizePolicy,
   normalizePolicyGrammar,
   PolicyDocumentError,
-} from "../../core/iot-policy";
-import { createEvaluator, keyValues, type PolicyContext } from "../../core/iot-policy-eval";
+} from "../../core/iot-policy/policy";
+import { createEvaluator, keyValues, type PolicyContext } from "../../core/iot-policy/policy-eval";
 import { loadPlan } from "../../core/plan";
 import { loadStackConfig } from "../../core/stack-config";
 import { PROJECT_DIR } from "../../core/project";

@@ -1,10 +1,10 @@
-// Conformance cases for the IAM evaluator (core/iam-policy-eval.ts), each from the IAM User Guide
+// Conformance cases for the IAM evaluator (core/iam/policy-eval.ts), each from the IAM User Guide
 // page it cites: the policy evaluation logic
 // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html) and
 // the element pages (reference_policies_elements_*.html).
 import { strict as assert } from "node:assert";
-import { createIamEvaluator, type IamRequest } from "../../core/iam-policy-eval";
-import { PolicyDocumentError } from "../../core/iot-policy";
+import { createIamEvaluator, type IamRequest } from "../../core/iam/policy-eval";
+import { PolicyDocumentError } from "../../core/iot-policy/policy";
 
 const GROUP = "arn:aws:logs:us-east-1:123456789012:log-group:/iot/rules/r/errors";
 const BUCKET = "arn:aws:s3:::bucket";
@@ -229,7 +229,7 @@ describe("IAM policy evaluator: Condition", () => {
   });
 
   // reference_policies_elements_condition_operators.html: the same operators as the IoT evaluator
-  // (core/policy-conditions.ts), numeric ones included.
+  // (core/iot-policy/conditions.ts), numeric ones included.
   it("shares the IoT evaluator's operators: NumericLessThan, IpAddress, Bool", () => {
     const on = (Condition: object, context: Record<string, string>) =>
       decide([allow("s3:ListBucket", BUCKET, { Condition })], {

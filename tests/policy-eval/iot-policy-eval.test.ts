@@ -6,7 +6,7 @@ import {
   evaluate,
   type PolicyContext,
   type PolicyDecision,
-} from "../../core/iot-policy-eval";
+} from "../../core/iot-policy/policy-eval";
 import {
   actionMatches,
   iotArn,
@@ -15,7 +15,7 @@ import {
   resourceMatches,
   tutorialPolicy,
   type PolicyDocument,
-} from "../../core/iot-policy";
+} from "../../core/iot-policy/policy";
 
 const ctx = { partition: "aws", region: "us-east-1", accountId: "000000000000" };
 const arn = (r: string) => iotArn(ctx, r);
@@ -477,7 +477,7 @@ const rows: Row[] = [
   },
 ];
 
-describe("IoT policy evaluation (core/iot-policy-eval)", () => {
+describe("IoT policy evaluation (core/iot-policy/policy-eval)", () => {
   for (const r of rows) {
     it(`${r.name} → ${r.want}`, () => {
       const got = evaluate(r.docs, {
@@ -547,7 +547,7 @@ describe("one evaluator for many connections", () => {
   });
 });
 
-describe("IoT policy wildcard matching (core/iot-policy)", () => {
+describe("IoT policy wildcard matching (core/iot-policy/policy)", () => {
   it("keeps actions case-insensitive and resources case-sensitive for the same pattern", () => {
     // Both orders, so that a compiled pattern shared across the two would show.
     assert.equal(resourceMatches("IOT:Pub*", "iot:publish"), false);

@@ -4,7 +4,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Policies } from "@pulumi/policy";
-import { tutorialPolicy } from "../../core/iot-policy";
+import { tutorialPolicy } from "../../core/iot-policy/policy";
 import { PACK_NAME, policies } from "../../policypack/policies";
 import { PackConfigError, resolvePackConfig, runPolicies } from "../../tools/policy-engine";
 import { res } from "./helpers";

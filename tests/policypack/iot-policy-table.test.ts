@@ -1,7 +1,7 @@
 // The IoT-policy rules on a table of documents: AWS's own least-privilege examples pass; each
 // Device Defender failure shape fails with the rule that names it.
 import * as assert from "node:assert/strict";
-import { leastPrivilegePolicy, tutorialPolicy } from "../../core/iot-policy";
+import { leastPrivilegePolicy, tutorialPolicy } from "../../core/iot-policy/policy";
 import { ARN, CTX, res, violations } from "./helpers";
 
 const TN = "${iot:Connection.Thing.ThingName}";

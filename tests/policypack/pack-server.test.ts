@@ -20,7 +20,7 @@ import {
   EnforcementLevel,
   PolicyConfig,
 } from "@pulumi/pulumi/proto/analyzer_pb";
-import { tutorialPolicy } from "../../core/iot-policy";
+import { tutorialPolicy } from "../../core/iot-policy/policy";
 import { buildPolicyPack, PACK_DIR } from "../../tools/build-policypack";
 import { tempDir } from "../helpers/temp";
 import { type FakeEngine, startFakeEngine } from "../helpers/fake-engine";

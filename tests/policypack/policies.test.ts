@@ -1,7 +1,7 @@
 // Each policy of the pack: a happy-path resource with no violation, then one change per test with
 // the exact violation expected.
 import * as assert from "node:assert/strict";
-import { leastPrivilegePolicy, tutorialPolicy } from "../../core/iot-policy";
+import { leastPrivilegePolicy, tutorialPolicy } from "../../core/iot-policy/policy";
 import { type Res, ARN, CTX, lines, res, violations } from "./helpers";
 
 const UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"; // the engine's unknown-string sentinel

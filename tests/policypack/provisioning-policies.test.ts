@@ -1,7 +1,8 @@
 // Policies 13-16 (fleet provisioning): one happy-path stack, one field changed per test, the exact
 // violation (or none) asserted.
 import { strict as assert } from "node:assert";
-import { claimPolicy, provisioningTemplateBody } from "../../core/provisioning";
+import { claimPolicy } from "../../core/provisioning/claim-policy";
+import { provisioningTemplateBody } from "../../core/provisioning/template";
 import { CTX, lines, res, violations, type Res } from "./helpers";
 
 const T = {

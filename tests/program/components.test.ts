@@ -2,7 +2,7 @@
 import { strict as assert } from "node:assert";
 import { DeliveryStream } from "../../components/delivery/delivery-stream";
 import { allowDocument, logGroupPolicyArn } from "../../components/private/iam";
-import { isWildcardResource } from "../../core/iam-policy-audit";
+import { isWildcardResource } from "../../core/iam/policy-audit";
 import { runProgram } from "../../tools/mock-program";
 import { one } from "./helpers";
 
@@ -51,7 +51,7 @@ describe("components: DeliveryStream on its own", () => {
   });
 });
 
-describe("components: IAM documents refuse wildcards (core/iam-policy-audit.ts's one definition)", () => {
+describe("components: IAM documents refuse wildcards (core/iam/policy-audit.ts's one definition)", () => {
   const grant = (Action: string[], Resource: string[]) => ({
     Sid: "G",
     Effect: "Allow" as const,

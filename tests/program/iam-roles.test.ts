@@ -1,8 +1,8 @@
 // Least privilege both ways, as IAM evaluates it: for the dev, prod and fleet stacks, every call of
-// core/iam-run-time-calls.ts (the calls each service makes with each role at run time, from AWS's
+// core/iam/run-time-calls.ts (the calls each service makes with each role at run time, from AWS's
 // pages) is allowed by the role's policies, built from the stack's own names, region and account;
 // every near miss (another stream, log group, bucket, prefix, key, account, region) is denied; and
-// no granted action or resource goes unused by the table. The decisions are core/iam-policy-eval.ts's
+// no granted action or resource goes unused by the table. The decisions are core/iam/policy-eval.ts's
 // (IAM's evaluation logic: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
 // docs/iam-roles.md renders the table (UPDATE_GOLDEN=1 rewrites it there).
 import { strict as assert } from "node:assert";
@@ -12,7 +12,7 @@ import {
   createIamEvaluator,
   describeIamEvaluation,
   type IamEvaluator,
-} from "../../core/iam-policy-eval";
+} from "../../core/iam/policy-eval";
 import {
   fillTemplate,
   MANAGED_POLICIES,
@@ -23,10 +23,10 @@ import {
   type CallCondition,
   type RoleId,
   type RunTimeCall,
-} from "../../core/iam-run-time-calls";
-import { actionMatches, resourceMatches } from "../../core/iot-policy";
+} from "../../core/iam/run-time-calls";
+import { actionMatches, resourceMatches } from "../../core/iot-policy/policy";
 import { PROJECT_DIR } from "../../core/project";
-import { hookRequired } from "../../core/provisioning";
+import { hookRequired } from "../../core/provisioning/hook";
 import { listStacks, type StackConfig } from "../../core/stack-config";
 import { MOCK_ACCOUNT_ID, runProgram, type ProgramRun } from "../../tools/mock-program";
 import { json, list, ofType, one, statements, trustedServices } from "./helpers";
@@ -217,7 +217,7 @@ function documentsOf(run: ProgramRun, role: Resource): unknown[] {
   return [...inline, ...managed];
 }
 
-describe("the run-time call table (core/iam-run-time-calls.ts)", () => {
+describe("the run-time call table (core/iam/run-time-calls.ts)", () => {
   it("every row names its caller, an IAM action, a resource per ARN format and two AWS pages", () => {
     assert.ok(
       RUN_TIME_CALLS.length >= 40,
@@ -246,7 +246,7 @@ describe("the run-time call table (core/iam-run-time-calls.ts)", () => {
   it("docs/iam-roles.md shows the table as the module renders it (UPDATE_GOLDEN=1 rewrites it)", () => {
     const file = path.join(PROJECT_DIR, "docs", "iam-roles.md");
     const text = fs.readFileSync(file, "utf8");
-    const begin = "<!-- run-time-calls:begin (generated from core/iam-run-time-calls.ts) -->\n";
+    const begin = "<!-- run-time-calls:begin (generated from core/iam/run-time-calls.ts) -->\n";
     const end = "\n<!-- run-time-calls:end -->";
     const at = text.indexOf(begin);
     const stop = text.indexOf(end);

@@ -5,8 +5,8 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import { X509Certificate, createPrivateKey, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { iamWildcardFindings } from "../../core/iam-policy-audit";
-import { leastPrivilegePolicy, tutorialPolicy } from "../../core/iot-policy";
+import { iamWildcardFindings } from "../../core/iam/policy-audit";
+import { leastPrivilegePolicy, tutorialPolicy } from "../../core/iot-policy/policy";
 import {
   MOCK_ACCOUNT_ID,
   mockIssuerPem,

@@ -5,7 +5,7 @@ import { strict as assert } from "node:assert";
 import { CborError, decodeCbor, encodeCbor, type CborValue } from "../../core/cbor";
 import { loadStackConfig } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
-import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
+import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { connectOutcome, testClient } from "../helpers/broker";
 import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";

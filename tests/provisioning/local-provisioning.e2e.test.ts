@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { MqttClient } from "mqtt";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
-import { requestTopic } from "../../core/provisioning";
+import { requestTopic } from "../../core/provisioning/topics";
 import {
   claimClientId,
   loadIdentity,
@@ -16,7 +16,7 @@ import {
   ProvisioningRejected,
   saveIdentity,
 } from "../../device/provisioner";
-import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
+import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { connectOutcome, testClient } from "../helpers/broker";
 import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseStackConfig, readRawStackConfig } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
-import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline";
+import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { tempDir } from "../helpers/temp";
 import { describeWithMosquitto } from "../helpers/mosquitto";
 

@@ -6,7 +6,7 @@ import { strict as assert } from "node:assert";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createEvaluator } from "../../core/iot-policy-eval";
+import { createEvaluator } from "../../core/iot-policy/policy-eval";
 import {
   MOCK_ACCOUNT_ID,
   mockIssuerPem,

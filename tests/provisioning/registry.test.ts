@@ -1,4 +1,4 @@
-// The local registry's journal under faults (local/registry.ts): the delivery journal's recovery rules
+// The local registry's journal under faults (local/registry/registry.ts): the delivery journal's recovery rules
 // (local/delivery/) hold here too. A write the disk cut short is cut off before the next one is
 // appended, a torn last line is cut off at start, and an acknowledged registration is never lost.
 // Faults come from the project's fault-injecting file layer, and where a small tmpfs can be
@@ -10,7 +10,7 @@ import {
   LocalRegistry,
   type RegisteredCertificate,
   type RegisteredThing,
-} from "../../local/registry";
+} from "../../local/registry/registry";
 import { FaultyFiles } from "../local/fixtures/faulty-files";
 import { describeWithSmallDisk } from "../helpers/small-disk";
 import { tempDir } from "../helpers/temp";

@@ -1,4 +1,4 @@
-// The provisioning API's answers to requests a device should not make (local/provisioning.ts): every
+// The provisioning API's answers to requests a device should not make (local/provisioning/provisioning.ts): every
 // malformed or unsupported CSR gets a rejection on `.../rejected`, a flooding connection is throttled
 // without starving the others, and re-provisioning a known serial is refused unless the stack allows
 // it. Requests go straight to LocalProvisioning.onPublish, as the broker hands them over.
@@ -12,14 +12,14 @@ import {
   type StackConfig,
 } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
-import { LocalAuthorizer } from "../../local/authorizer";
-import type { DeviceIdentity } from "../../local/broker";
-import { ensurePki } from "../../local/ca";
-import { CLAIM_IDENTITY, LocalProvisioning } from "../../local/provisioning";
+import { LocalAuthorizer } from "../../local/broker/authorizer";
+import type { ClientIdentity } from "../../local/broker/broker";
+import { ensurePki } from "../../local/identity/ca";
+import { CLAIM_IDENTITY, LocalProvisioning } from "../../local/provisioning/provisioning";
 import {
   DEFAULT_PROVISIONING_LIMITS,
   type ProvisioningLimits,
-} from "../../local/provisioning-limits";
+} from "../../local/provisioning/provisioning-limits";
 import { PROJECT_DIR } from "../../core/project";
 import { tempDir } from "../helpers/temp";
 
@@ -61,7 +61,7 @@ async function openApi(
   return { api, answers, log, dir };
 }
 
-const claim = (clientId: string): DeviceIdentity => ({
+const claim = (clientId: string): ClientIdentity => ({
   clientId,
   thingName: CLAIM_IDENTITY,
   kind: "claim",

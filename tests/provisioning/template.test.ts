@@ -1,4 +1,4 @@
-// The provisioning template's evaluation (core/provisioning.ts) and the API's clock, case by case
+// The provisioning template's evaluation (core/provisioning/template.ts) and the API's clock, case by case
 // from AWS's pages (docs/provisioning.md's conformance table cites each).
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
@@ -7,17 +7,17 @@ import {
   provisioningTemplateBody,
   TemplateError,
   type TemplateBody,
-} from "../../core/provisioning";
+} from "../../core/provisioning/template";
 import { loadStackConfig } from "../../core/stack-config";
 import { makeCsr } from "../../device/provisioner";
-import { LocalAuthorizer } from "../../local/authorizer";
-import type { DeviceIdentity } from "../../local/broker";
-import { ensurePki } from "../../local/ca";
+import { LocalAuthorizer } from "../../local/broker/authorizer";
+import type { ClientIdentity } from "../../local/broker/broker";
+import { ensurePki } from "../../local/identity/ca";
 import {
   CLAIM_IDENTITY,
   LocalProvisioning,
   OWNERSHIP_TOKEN_TTL_MS,
-} from "../../local/provisioning";
+} from "../../local/provisioning/provisioning";
 import { tempDir } from "../helpers/temp";
 
 const CERT_ID = "a".repeat(64);
@@ -242,7 +242,7 @@ describe("the ownership token (fleet-provision-api.html)", function () {
       authorizer: new LocalAuthorizer(config),
       onResponse: (_c, topic, b) => answers.push({ topic, body: b as Record<string, unknown> }),
     });
-    const claim: DeviceIdentity = { clientId: "claim-2", thingName: CLAIM_IDENTITY, kind: "claim" };
+    const claim: ClientIdentity = { clientId: "claim-2", thingName: CLAIM_IDENTITY, kind: "claim" };
     const { csrPem } = await makeCsr("2");
     await p.onPublish(
       claim,
@@ -282,7 +282,7 @@ describe("the ownership token (fleet-provision-api.html)", function () {
       now: () => now,
       onResponse: (_c, topic, b) => answers.push({ topic, body: b as Record<string, unknown> }),
     });
-    const claim: DeviceIdentity = { clientId: "claim-1", thingName: CLAIM_IDENTITY, kind: "claim" };
+    const claim: ClientIdentity = { clientId: "claim-1", thingName: CLAIM_IDENTITY, kind: "claim" };
     const { csrPem } = await makeCsr("1");
     await p.onPublish(
       claim,

@@ -4,7 +4,7 @@
 import { strict as assert } from "node:assert";
 import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
-import type { Pki } from "../../local/ca";
+import type { Pki } from "../../local/identity/ca";
 import { trustOnce } from "../../simulator/shared-trust";
 import { testPki } from "../helpers/broker";
 

@@ -3,8 +3,8 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ensurePki } from "../../local/ca";
-import { LocalBroker } from "../../local/broker";
+import { ensurePki } from "../../local/identity/ca";
+import { LocalBroker } from "../../local/broker/broker";
 import { parseSimulateArgs } from "../../simulator/cli";
 import { simulate } from "../../simulator/simulate";
 import { fileCredentials, parseAwsOutputs } from "../../simulator/targets";

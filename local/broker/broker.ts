@@ -1,0 +1,465 @@
+// The embedded MQTT broker: aedes behind a mutual-TLS server that admits only certificates from
+// the local CA, binds each connection to its certificate's thing, and exposes authorisation and
+// publish hooks that the local pipeline fills in (IoT policy, rule engine, Firehose delivery).
+import { createHash, type X509Certificate } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type { AddressInfo } from "node:net";
+import * as tls from "node:tls";
+import { Aedes, type AuthenticateError, type Client } from "aedes";
+import { IOT_MAX_CLIENT_ID_BYTES, isBasicIngest } from "../../core/iot-limits";
+import { CONSOLE_IDENTITY } from "../identity/ca";
+import { OfflineSessions, type SessionLimits } from "./offline-sessions";
+import { PublishAcks, type UnacknowledgedLimits } from "./publish-acks";
+import { RetainedStore, type RetainedLimits } from "./retained";
+import {
+  ConnectionGuard,
+  listenError,
+  type ConnectionLimits,
+  type GuardEvent,
+} from "./connection-guard";
+
+/** Who is connected: the MQTT client id and the thing its certificate names (CN). */
+export interface ClientIdentity {
+  readonly clientId: string;
+  readonly thingName: string;
+  /**
+   * `console` for the identity that plays the AWS console's MQTT test client (authorised by IAM
+   * in AWS, not by an IoT policy); `thing` for every device; `claim` for a fleet provisioning
+   * claim certificate (local/provisioning/provisioning.ts), which no thing is attached to.
+   */
+  readonly kind: "thing" | "console" | "claim";
+  /** The client certificate TLS verified (subject, issuer and validity feed policy variables). */
+  readonly certificate?: X509Certificate;
+  /**
+   * The certificate's id (what `principal()` returns and `${iot:CertificateId}` stands for). AWS
+   * documents it as 64 hex characters (API_CertificateDescription); locally it is the SHA-256 of
+   * the certificate's DER, which has that form and names one certificate.
+   */
+  readonly certificateId?: string;
+  /** The peer's IP address (`aws:SourceIp`). */
+  readonly remoteAddress?: string;
+}
+
+/** What a CONNECT asks for beyond the identity: a persistent session, a will. */
+export interface ConnectRequest {
+  /** MQTT's clean session flag; false is AWS's `PersistentConnect` attribute. */
+  readonly clean: boolean;
+  /** The will message, AWS's `LastWill` attribute. */
+  readonly will?: { readonly topic: string; readonly retain: boolean };
+}
+
+/** What TLS verified about a connecting client, for {@link BrokerHooks.bindIdentity}. */
+export interface PresentedCertificate {
+  readonly clientId: string;
+  /** The certificate's subject CN. */
+  readonly commonName: string;
+  readonly certificate?: X509Certificate;
+  readonly certificateId?: string;
+  readonly remoteAddress?: string;
+}
+
+export interface BrokerHooks {
+  /**
+   * Binds a verified certificate to an identity when its CN does not name the thing (fleet
+   * provisioning: claim certificates, and device certificates found in the registry by id). An
+   * identity, a reason to refuse, or undefined for the default rule (client id = CN).
+   */
+  bindIdentity?(presented: PresentedCertificate): ClientIdentity | string | undefined;
+  /** A reason to refuse the connection (will included), or undefined to accept it. */
+  authorizeConnect?(id: ClientIdentity, connect?: ConnectRequest): string | undefined;
+  /**
+   * A reason to refuse the publish (`retain`: it carries the RETAIN flag): the client is then
+   * DISCONNECTED, as AWS IoT does.
+   */
+  authorizePublish?(id: ClientIdentity, topic: string, retain?: boolean): string | undefined;
+  /** A reason to refuse the subscription: the SUBACK then carries the failure code 0x80. */
+  authorizeSubscribe?(id: ClientIdentity, filter: string): string | undefined;
+  /** Whether this subscriber may receive a message on `topic`; checked per delivery. */
+  authorizeReceive?(id: ClientIdentity, topic: string): boolean;
+  /** Runs for every accepted publish BEFORE the PUBACK; the PUBACK waits for the promise (durability). */
+  onPublish?(id: ClientIdentity, topic: string, payload: Buffer, qos: 0 | 1): void | Promise<void>;
+}
+
+/** The broker's counts since it started. */
+export interface BrokerStats {
+  connects: number;
+  /** TLS handshakes refused: no certificate, expired, not from the CA. */
+  tlsRefusals: number;
+  /** CONNECTs refused: client id not the certificate's thing, or authorizeConnect said no. */
+  connectRefusals: number;
+  publishes: number;
+  publishDenials: number;
+  /** Publishes the onPublish hook failed on (the client is disconnected, nothing acknowledged). */
+  publishFailures: number;
+  subscribeDenials: number;
+  disconnects: number;
+  /** Connections closed because a newer one took their client id, as AWS IoT does. */
+  takeovers: number;
+}
+
+/** Typed events for logging. */
+export interface BrokerEvents {
+  connect: [id: ClientIdentity, remote: string];
+  disconnect: [id: ClientIdentity];
+  /**
+   * A TLS handshake refused. Repeats from one address are folded (connection-guard.ts): the first
+   * comes at once, then one event per 10 s with `more` counting the rest and `remote` the address.
+   */
+  tlsRefused: [remote: string, reason: string, more?: number];
+  connectRefused: [clientId: string, thingName: string | undefined, reason: string];
+  publishDenied: [id: ClientIdentity, topic: string, reason: string];
+  publishFailed: [id: ClientIdentity, topic: string, error: Error];
+  subscribeDenied: [id: ClientIdentity, filter: string, reason: string];
+  /** A new connection took this client id; the older connection is being closed. */
+  takeover: [id: ClientIdentity];
+  clientError: [clientId: string, error: Error];
+  /** A connection or packet the guard refused, or a slow subscriber (connection-guard.ts). */
+  guard: [event: GuardEvent];
+  /** A persistent session dropping messages or expiring (offline-sessions.ts). */
+  session: [clientId: string, reason: string];
+}
+
+export interface BrokerOptions {
+  readonly ca: string;
+  readonly key: string;
+  readonly cert: string;
+  /** Default 127.0.0.1: the embedded broker is for this machine only. */
+  readonly host?: string;
+  /** Default 0: any free port. */
+  readonly port?: number;
+  readonly hooks?: BrokerHooks;
+  /**
+   * Refuse a client id other than the certificate's thing (CN). Off, the IoT policy decides, as in
+   * AWS (thing variables then resolve only under exclusive association).
+   * @default true
+   */
+  readonly requireThingClientId?: boolean;
+  /** Bounds of the retained-message store. @default RETAINED_DEFAULTS (local/broker/retained.ts) */
+  readonly retained?: Partial<RetainedLimits>;
+  /** Connection caps, timeouts, packet and slow-consumer limits; AWS IoT's by default. */
+  readonly limits?: Partial<ConnectionLimits>;
+  /**
+   * Publishes a connection may have waiting for their PUBACK (or, at QoS 0, for the journal)
+   * before it is not read. @default DEFAULT_UNACKNOWLEDGED_LIMITS (local/broker/publish-acks.ts)
+   */
+  readonly unacknowledged?: Partial<UnacknowledgedLimits>;
+  /** Bounds of persistent sessions. @default DEFAULT_SESSION_LIMITS (local/broker/offline-sessions.ts) */
+  readonly sessions?: Partial<SessionLimits>;
+}
+
+const SYS_PREFIX = "$SYS/";
+
+function refusal(message: string, returnCode: 2 | 5): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+/** A running mutual-TLS broker. */
+export class LocalBroker extends EventEmitter<BrokerEvents> {
+  readonly stats: BrokerStats = {
+    connects: 0,
+    tlsRefusals: 0,
+    connectRefusals: 0,
+    publishes: 0,
+    publishDenials: 0,
+    publishFailures: 0,
+    subscribeDenials: 0,
+    disconnects: 0,
+    takeovers: 0,
+  };
+  /** Retained messages, stored per topic within AWS's limits. */
+  readonly retained: RetainedStore;
+  private hooks: BrokerHooks;
+  private readonly identities = new WeakMap<Client, ClientIdentity>();
+  /**
+   * PUBACKs in arrival order per connection, and the bound on what a connection may have waiting
+   * (local/broker/publish-acks.ts): past it, the guard stops reading the connection.
+   */
+  readonly acks: PublishAcks;
+  /** Persistent sessions' queues and expiry (local/broker/offline-sessions.ts). */
+  readonly sessions: OfflineSessions;
+  private stopped = false;
+
+  private constructor(
+    readonly aedes: Aedes,
+    readonly server: tls.Server,
+    hooks: BrokerHooks,
+    readonly guard: ConnectionGuard,
+    private readonly opts: Pick<
+      BrokerOptions,
+      "requireThingClientId" | "retained" | "unacknowledged" | "sessions"
+    > = {},
+  ) {
+    super();
+    this.hooks = hooks;
+    this.retained = new RetainedStore(opts.retained);
+    this.acks = new PublishAcks(opts.unacknowledged, {
+      pause: (client) => guard.pauseReading(client),
+      resume: (client) => guard.resumeReading(client),
+    });
+    this.sessions = new OfflineSessions(opts.sessions, (id, reason) =>
+      this.emit("session", id, reason),
+    );
+    this.sessions.attach(aedes);
+  }
+
+  /** Starts aedes and the TLS listener; resolves once it listens. */
+  static async start(opts: BrokerOptions): Promise<LocalBroker> {
+    // Events come only once it listens, when `broker` below is set.
+    const guard = new ConnectionGuard(opts.limits, (e) => broker.emit("guard", e));
+    const aedes = await Aedes.createBroker({
+      // aedes applies this to MQTT 3.1 only; authenticate() below holds every version to it.
+      maxClientsIdLength: IOT_MAX_CLIENT_ID_BYTES,
+      ...guard.aedesOptions(),
+    });
+    const server = tls.createServer(
+      {
+        ca: opts.ca,
+        key: opts.key,
+        cert: opts.cert,
+        requestCert: true,
+        // TLS itself refuses a missing, expired or foreign client certificate.
+        rejectUnauthorized: true,
+        minVersion: "TLSv1.2",
+        ...guard.tlsOptions(),
+      },
+      guard.handler(aedes),
+    );
+    guard.attach(server, aedes);
+    const broker = new LocalBroker(aedes, server, opts.hooks ?? {}, guard, opts);
+    broker.wire();
+    const host = opts.host ?? "127.0.0.1";
+    await new Promise<void>((resolve, reject) => {
+      const failed = (e: Error) => {
+        aedes.close();
+        reject(listenError(e, host, opts.port ?? 0));
+      };
+      server.once("error", failed);
+      server.listen(opts.port ?? 0, host, () => {
+        server.off("error", failed);
+        broker.listeningPort = (server.address() as AddressInfo).port;
+        resolve();
+      });
+    });
+    return broker;
+  }
+
+  /** Replaces the hooks; takes effect for the next packet. */
+  setHooks(hooks: BrokerHooks): void {
+    this.hooks = hooks;
+  }
+
+  private listeningPort = 0;
+
+  /** The port it listens on (kept after stop(), so a restart can reuse it). */
+  get port(): number {
+    return this.listeningPort;
+  }
+
+  get url(): string {
+    return `mqtts://127.0.0.1:${this.port}`;
+  }
+
+  /** The identity of a connected client, once its CONNECT was accepted. */
+  identityOf(client: Client): ClientIdentity | undefined {
+    return this.identities.get(client);
+  }
+
+  private wire(): void {
+    const a = this.aedes;
+    this.server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
+      // The guard destroys the socket and finds the real reason and the peer's address.
+      const refused = this.guard.tlsRefusal(err, socket);
+      if (!refused) return;
+      this.stats.tlsRefusals++;
+      this.guard.fold({ kind: "tls", ...refused }, (e) =>
+        this.emit("tlsRefused", e.remote, e.reason, e.more),
+      );
+    });
+
+    a.authenticate = (client, _username, _password, done) => {
+      const clientId = client.id;
+      const socket = client.conn as tls.TLSSocket;
+      const cn = socket.getPeerCertificate?.()?.subject?.CN;
+      const thingName = Array.isArray(cn) ? cn[0] : cn;
+      const refuse = (reason: string, code: 2 | 5) => {
+        this.stats.connectRefusals++;
+        this.emit("connectRefused", clientId, thingName, reason);
+        done(refusal(reason, code), false);
+      };
+      if (!socket.authorized || thingName === undefined) {
+        return refuse("no verified client certificate", 5);
+      }
+      // AWS IoT: "Client ID size: 128 bytes of UTF-8 encoded characters" (quotas page,
+      // https://docs.aws.amazon.com/general/latest/gr/iot-core.html); a client id the server
+      // rejects gets CONNACK 0x02, identifier rejected (MQTT 3.1.1 [MQTT-3.1.3-9]).
+      const idBytes = Buffer.byteLength(clientId);
+      if (idBytes > IOT_MAX_CLIENT_ID_BYTES) {
+        return refuse(
+          `client id of ${idBytes} bytes; AWS IoT allows ${IOT_MAX_CLIENT_ID_BYTES}`,
+          2,
+        );
+      }
+      const certificate = socket.getPeerX509Certificate?.();
+      const certificateId =
+        certificate && createHash("sha256").update(certificate.raw).digest("hex");
+      const bound = this.hooks.bindIdentity?.({
+        clientId,
+        commonName: thingName,
+        certificate,
+        certificateId,
+        remoteAddress: socket.remoteAddress,
+      });
+      if (typeof bound === "string") return refuse(bound, 5);
+      if (
+        bound === undefined &&
+        clientId !== thingName &&
+        (this.opts.requireThingClientId ?? true)
+      ) {
+        // AWS binds thing policy variables to the connection only when client id = thing name.
+        return refuse(
+          `client id ${JSON.stringify(clientId)} does not match its certificate's thing ${JSON.stringify(thingName)}`,
+          2,
+        );
+      }
+      const id: ClientIdentity = bound ?? {
+        clientId,
+        thingName,
+        kind: thingName === CONSOLE_IDENTITY ? "console" : "thing",
+        certificate,
+        certificateId,
+        remoteAddress: socket.remoteAddress,
+      };
+      // aedes keeps the CONNECT's will on the client before it authenticates.
+      const will = (client as unknown as { _will?: { topic: string; retain?: boolean } })._will;
+      const connect: ConnectRequest = {
+        clean: client.clean !== false,
+        will: will ? { topic: will.topic, retain: will.retain === true } : undefined,
+      };
+      const reason = this.hooks.authorizeConnect?.(id, connect);
+      if (reason !== undefined) return refuse(reason, 5);
+      this.identities.set(client, id);
+      // aedes closes the older connection with this id when it registers the new one (AWS does
+      // the same: mqtt.html, differences from the specification); say so and count it.
+      const older = (a as unknown as { clients: Record<string, Client | undefined> }).clients[
+        clientId
+      ];
+      const olderId = older ? this.identities.get(older) : undefined;
+      if (olderId) {
+        this.stats.takeovers++;
+        this.emit("takeover", olderId);
+      }
+      done(null, true);
+    };
+
+    a.authorizePublish = (client, packet, done) => {
+      // Every outcome goes through the connection's lane, so PUBACKs keep the arrival order.
+      const refuse = (message: string) => this.acks.now(client, done, new Error(message));
+      // Keep aedes' own guard: $SYS/ is the broker's.
+      if (packet.topic.startsWith(SYS_PREFIX)) return refuse(`${SYS_PREFIX} topics are reserved`);
+      const id = client ? this.identities.get(client) : undefined;
+      if (!id) return refuse("publish from an unauthenticated client");
+      const reason = this.hooks.authorizePublish?.(id, packet.topic, packet.retain === true);
+      if (reason !== undefined) {
+        this.stats.publishDenials++;
+        this.emit("publishDenied", id, packet.topic, reason);
+        // An error here makes aedes close the connection: AWS IoT disconnects on a denied publish.
+        return refuse(`publish to ${packet.topic} denied: ${reason}`);
+      }
+      const qos = packet.qos === 0 ? 0 : 1;
+      const payload = Buffer.isBuffer(packet.payload)
+        ? packet.payload
+        : Buffer.from(packet.payload);
+      // A retained publish counts against the store's bounds from here until stored or given up;
+      // past them it is refused like a denied publish (AWS: "throttled"), before any PUBACK.
+      const hold = packet.retain ? this.retained.reserve(packet.topic, payload) : undefined;
+      if (typeof hold === "string") {
+        this.stats.publishDenials++;
+        this.emit("publishDenied", id, packet.topic, hold);
+        return refuse(`retained publish to ${packet.topic} refused: ${hold}`);
+      }
+      const accepted = (): null => {
+        if (typeof hold === "object") {
+          hold.commit(qos);
+          // Stored here, before the PUBACK; aedes must not keep a second, unbounded copy.
+          packet.retain = false;
+        }
+        this.stats.publishes++;
+        return null;
+      };
+      const failed = (e: unknown): Error => {
+        if (typeof hold === "object") hold.release();
+        const err = e instanceof Error ? e : new Error(String(e));
+        this.stats.publishFailures++;
+        this.emit("publishFailed", id, packet.topic, err);
+        return err; // no PUBACK: the device keeps the message and sends it again
+      };
+      // aedes writes the PUBACK after the callback, so waiting for the hook makes it durable.
+      let pending: void | Promise<void>;
+      try {
+        pending = this.hooks.onPublish?.(id, packet.topic, payload, qos);
+      } catch (e) {
+        return this.acks.now(client, done, failed(e));
+      }
+      if (pending === undefined) return this.acks.now(client, done, accepted());
+      this.acks.wait(
+        client,
+        done,
+        pending.then(accepted, failed),
+        payload.length + packet.topic.length,
+      );
+    };
+
+    a.authorizeSubscribe = (client, sub, done) => {
+      const id = this.identities.get(client);
+      if (!id) return done(new Error("subscribe from an unauthenticated client"));
+      // "Your devices and rules can't subscribe to Basic Ingest reserved topics" (iot-basic-ingest.html).
+      const reason = isBasicIngest(sub.topic)
+        ? "Basic Ingest topics ($aws/rules/...) go to their rule only; no client can subscribe to them"
+        : this.hooks.authorizeSubscribe?.(id, sub.topic);
+      if (reason !== undefined) {
+        this.stats.subscribeDenials++;
+        this.emit("subscribeDenied", id, sub.topic, reason);
+        return done(null, null); // SUBACK 0x80 for this filter
+      }
+      done(null, sub);
+    };
+
+    a.authorizeForward = (client, packet) => {
+      // Basic Ingest "removes the publish/subscribe message broker from the ingestion path"
+      // (iot-basic-ingest.html): its messages reach the rule they name and no subscriber, whatever
+      // its filter ($aws/#, or one from before this check).
+      if (isBasicIngest(packet.topic)) return null;
+      const id = this.identities.get(client);
+      if (!id || packet.topic.startsWith(SYS_PREFIX)) return packet;
+      const hook = this.hooks.authorizeReceive;
+      return hook === undefined || hook(id, packet.topic) ? packet : null;
+    };
+
+    a.on("subscribe", (subs, client) => this.retained.deliverOnSubscribe(client, subs));
+    a.on("client", (client) => {
+      const id = this.identities.get(client);
+      if (!id) return;
+      this.stats.connects++;
+      const s = client.conn as tls.TLSSocket;
+      this.emit("connect", id, `${s.remoteAddress ?? "?"}:${s.remotePort ?? "?"}`);
+    });
+    a.on("clientDisconnect", (client) => {
+      const id = this.identities.get(client);
+      if (!id) return;
+      this.stats.disconnects++;
+      this.emit("disconnect", id);
+    });
+    a.on("clientError", (client, err) => this.emit("clientError", client.id, err));
+  }
+
+  /** Closes the listener, every connection and aedes itself. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.guard.stop();
+    this.sessions.stop();
+    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+    await serverClosed;
+  }
+}

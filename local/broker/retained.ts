@@ -1,0 +1,237 @@
+// The broker's retained messages, as AWS IoT Core keeps them: one per topic, replaced by the next
+// retained publish and deleted by an empty one, delivered to a later subscriber whose filter names
+// the topic exactly, and bounded by AWS's limits plus a memory ceiling, every refusal counted.
+import type { Client } from "aedes";
+import { IOT_MAX_PAYLOAD_BYTES } from "../../core/iot-limits";
+
+/**
+ * The store's bounds. AWS IoT Core's are quotas of the account (the General Reference's "AWS IoT
+ * Core endpoints and quotas" page, message broker section); the memory ceiling is this broker's
+ * own, because AWS's count times AWS's payload size is tens of gigabytes.
+ */
+export interface RetainedLimits {
+  /** Retained messages per account ("Maximum number of retained messages per account"). */
+  readonly maxMessages: number;
+  /** Largest retained payload: AWS IoT's message size, 128 KB. */
+  readonly maxPayloadBytes: number;
+  /** Payload and topic bytes the store may hold in memory, whatever the count. */
+  readonly maxBytes: number;
+  /** Retained publishes per second for the whole broker (AWS: per account). */
+  readonly maxPublishesPerSecond: number;
+  /** Retained publishes per second to one topic. */
+  readonly maxPublishesPerSecondPerTopic: number;
+}
+
+/**
+ * The defaults: AWS IoT Core's default quotas for retained messages (500,000 per account, 500
+ * retained publishes per second per account, 1 per second per topic; 128 KB payloads) and a
+ * 64 MiB memory ceiling. The quota values are the General Reference's defaults; several are
+ * adjustable in AWS, so they are settings here too (BrokerOptions.retained).
+ */
+export const RETAINED_DEFAULTS: RetainedLimits = {
+  maxMessages: 500_000,
+  maxPayloadBytes: IOT_MAX_PAYLOAD_BYTES,
+  maxBytes: 64 * 1024 * 1024,
+  maxPublishesPerSecond: 500,
+  maxPublishesPerSecondPerTopic: 1,
+};
+
+/** Why retained publishes were refused, by reason, since the broker started. */
+export interface RetainedRefusals {
+  /** The store held maxMessages (AWS: "throttled"). */
+  count: number;
+  /** The store held maxBytes. */
+  memory: number;
+  /** The payload was over maxPayloadBytes. */
+  size: number;
+  /** Over maxPublishesPerSecond. */
+  rate: number;
+  /** Over maxPublishesPerSecondPerTopic. */
+  topicRate: number;
+  /** A reserved (`$`) topic: AWS refuses the RETAIN flag there. */
+  reserved: number;
+}
+
+export interface RetainedStats {
+  /** Messages held now. */
+  messages: number;
+  /** Topic and payload bytes held now. */
+  bytes: number;
+  /** Retained publishes stored (new or replacing). */
+  stored: number;
+  /** Retained messages deleted by an empty retained publish. */
+  deleted: number;
+  /** Retained messages sent to a new subscriber on SUBSCRIBE. */
+  deliveredOnSubscribe: number;
+  readonly refused: RetainedRefusals;
+}
+
+/** One retained message. */
+export interface RetainedMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: 0 | 1;
+  /** Epoch ms of the publish that stored it. */
+  readonly storedAt: number;
+}
+
+/** A retained publish admitted and counted until it is stored or given up. */
+export interface RetainedHold {
+  /** Stores it (or deletes the topic's message, for an empty payload). */
+  commit(qos: 0 | 1): void;
+  /** The publish failed before it was acknowledged: nothing is stored. */
+  release(): void;
+}
+
+const entryBytes = (topic: string, payload: Buffer) => Buffer.byteLength(topic) + payload.length;
+
+/** The store behind the broker's RETAIN handling. Synchronous: the broker runs it on its loop. */
+export class RetainedStore {
+  readonly limits: RetainedLimits;
+  readonly stats: RetainedStats = {
+    messages: 0,
+    bytes: 0,
+    stored: 0,
+    deleted: 0,
+    deliveredOnSubscribe: 0,
+    refused: { count: 0, memory: 0, size: 0, rate: 0, topicRate: 0, reserved: 0 },
+  };
+  private readonly byTopic = new Map<string, RetainedMessage>();
+  /** Admitted, not yet stored: they count against the bounds so that none is overrun. */
+  private pendingMessages = 0;
+  private pendingBytes = 0;
+  /** Times of this second's retained publishes, broker-wide and by topic (bounded by the rate). */
+  private window = { second: -1, total: 0, byTopic: new Map<string, number>() };
+
+  constructor(limits: Partial<RetainedLimits> = {}) {
+    this.limits = { ...RETAINED_DEFAULTS, ...limits };
+    for (const [k, v] of Object.entries(this.limits)) {
+      if (!Number.isInteger(v) || v < 0) {
+        throw new RangeError(`retained limit ${k} must be a whole number >= 0 (got ${v})`);
+      }
+    }
+  }
+
+  get(topic: string): RetainedMessage | undefined {
+    return this.byTopic.get(topic);
+  }
+
+  /** The topics held, for tests and the summary. */
+  topics(): string[] {
+    return [...this.byTopic.keys()];
+  }
+
+  /**
+   * Admits a retained publish, or says why not in one line (the broker then refuses the publish,
+   * so that nothing is acknowledged that is not kept). An empty payload deletes and is admitted
+   * whatever the count, as AWS throttles only payloads over 0 bytes when the store is full.
+   */
+  reserve(topic: string, payload: Buffer, now: number = Date.now()): RetainedHold | string {
+    const l = this.limits;
+    const refused = this.stats.refused;
+    if (topic.startsWith("$")) {
+      refused.reserved++;
+      return `the RETAIN flag is not allowed on the reserved topic ${topic} (AWS IoT refuses it); publish without RETAIN`;
+    }
+    if (payload.length > l.maxPayloadBytes) {
+      refused.size++;
+      return `retained payload of ${payload.length} bytes is over ${l.maxPayloadBytes} bytes`;
+    }
+    const second = Math.floor(now / 1000);
+    if (this.window.second !== second) this.window = { second, total: 0, byTopic: new Map() };
+    if (this.window.total >= l.maxPublishesPerSecond) {
+      refused.rate++;
+      return `throttled: more than ${l.maxPublishesPerSecond} retained publishes per second`;
+    }
+    const onTopic = this.window.byTopic.get(topic) ?? 0;
+    if (onTopic >= l.maxPublishesPerSecondPerTopic) {
+      refused.topicRate++;
+      return `throttled: more than ${l.maxPublishesPerSecondPerTopic} retained publish(es) per second to ${topic}`;
+    }
+    const old = this.byTopic.get(topic);
+    const adds = payload.length === 0 ? 0 : old === undefined ? 1 : 0;
+    const addsBytes =
+      payload.length === 0
+        ? 0
+        : entryBytes(topic, payload) - (old ? entryBytes(topic, old.payload) : 0);
+    if (adds > 0 && this.stats.messages + this.pendingMessages + adds > l.maxMessages) {
+      refused.count++;
+      return `throttled: the retained message store holds its limit of ${l.maxMessages} messages; delete some (publish an empty retained message to their topics)`;
+    }
+    if (addsBytes > 0 && this.stats.bytes + this.pendingBytes + addsBytes > l.maxBytes) {
+      refused.memory++;
+      return `throttled: the retained message store holds its ceiling of ${l.maxBytes} bytes; delete some retained messages`;
+    }
+    this.window.total++;
+    this.window.byTopic.set(topic, onTopic + 1);
+    this.pendingMessages += adds;
+    this.pendingBytes += Math.max(0, addsBytes);
+    let open = true;
+    const close = () => {
+      this.pendingMessages -= adds;
+      this.pendingBytes -= Math.max(0, addsBytes);
+      open = false;
+    };
+    return {
+      commit: (qos) => {
+        if (!open) return;
+        close();
+        this.write(topic, payload, qos, now);
+      },
+      release: () => {
+        if (open) close();
+      },
+    };
+  }
+
+  private write(topic: string, payload: Buffer, qos: 0 | 1, now: number): void {
+    const old = this.byTopic.get(topic);
+    if (old) {
+      this.stats.messages--;
+      this.stats.bytes -= entryBytes(topic, old.payload);
+      this.byTopic.delete(topic);
+    }
+    if (payload.length === 0) {
+      if (old) this.stats.deleted++;
+      return;
+    }
+    // A copy: the packet's buffer may be a slice of a larger socket read.
+    this.byTopic.set(topic, { topic, payload: Buffer.from(payload), qos, storedAt: now });
+    this.stats.messages++;
+    this.stats.bytes += entryBytes(topic, payload);
+    this.stats.stored++;
+  }
+
+  /**
+   * Sends the retained message of each newly granted subscription whose filter is a topic name:
+   * AWS delivers a retained message on SUBSCRIBE only to a filter that names its topic exactly,
+   * not to a wildcard filter (mqtt.html, "Subscribing to a retained message topic"). It goes
+   * through the broker's forward authorisation, so iot:Receive is checked as for any delivery.
+   */
+  deliverOnSubscribe(client: Client, subscriptions: ReadonlyArray<{ topic: string; qos: number }>) {
+    // aedes' own per-client delivery, which applies authorizeForward and the QoS downgrade.
+    const deliver = (client as unknown as DeliveringClient).deliverQoS;
+    for (const sub of subscriptions) {
+      if (sub.qos === 128 || /[+#]/.test(sub.topic)) continue; // refused, or a wildcard filter
+      const m = this.byTopic.get(sub.topic);
+      if (m === undefined) continue;
+      this.stats.deliveredOnSubscribe++;
+      deliver.call(
+        client,
+        {
+          cmd: "publish",
+          topic: m.topic,
+          payload: m.payload,
+          qos: Math.min(m.qos, sub.qos),
+          retain: true,
+        },
+        () => undefined,
+      );
+    }
+  }
+}
+
+/** The part of an aedes client that delivers one packet to it (not in aedes' typings). */
+interface DeliveringClient {
+  deliverQoS(packet: object, done: () => void): void;
+}

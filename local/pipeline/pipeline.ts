@@ -1,0 +1,365 @@
+// The embedded local pipeline for one stack: the local CA's certificates for its fleet, the
+// mutual-TLS broker, and, through the broker's hooks, the stack's IoT policy, topic rule, durable
+// Firehose delivery and analytics window.
+import * as path from "node:path";
+import type { AlarmFinding, LocalFigures } from "../../core/monitoring";
+import { planOf, type PipelinePlan } from "../../core/plan";
+import { DEFAULT_STATE_DIR } from "../../core/project";
+import { type StackConfig } from "../../core/stack-config";
+import type { SummaryRow } from "../../core/display";
+import { describeSpec, LocalAnalytics, type TelemetryRecord } from "../analytics/analytics";
+import {
+  certificateProfileFor,
+  CONSOLE_IDENTITY,
+  ensurePki,
+  type Credentials,
+} from "../identity/ca";
+import { LocalAuthorizer, type AuthorizerOptions } from "../broker/authorizer";
+import { LocalBroker, type BrokerHooks, type BrokerOptions } from "../broker/broker";
+import { LocalDeliveryStream } from "../delivery";
+import { LakeObjectWriter } from "../lake/lake-writer";
+import { applyLifecycle } from "../storage/lifecycle";
+import { LocalMonitor } from "../monitoring/monitor";
+import { LocalRuleEngine } from "../rule/rule-engine";
+import { localBucketName } from "../storage/s3";
+import { CLAIM_IDENTITY, LocalProvisioning } from "../provisioning/provisioning";
+import { printable } from "./log-text";
+import { dashboardRows, logBrokerEvents, shownObject, startLine, summaryRows } from "./report";
+
+export interface LocalPipelineOptions {
+  /** Broker port on 127.0.0.1; default 0 (any free port). */
+  readonly port?: number;
+  /** Where certificates and state live; default `.local` in the project. */
+  readonly stateDir?: string;
+  /** Speeds up time-based behaviour (the Firehose buffer interval) by this factor; default 1. */
+  readonly timeScale?: number;
+  /** Receives one line per notable event (connects, refusals, denials). */
+  readonly log?: (line: string) => void;
+  /** The broker's client-id check and retained-message bounds (docs/iot-policies.md). */
+  readonly broker?: Pick<BrokerOptions, "requireThingClientId" | "retained">;
+  /** How the fleet's certificates are attached to their things. */
+  readonly association?: AuthorizerOptions["association"];
+  /** The broker's connection, packet and slow-consumer limits; AWS IoT's by default. */
+  readonly limits?: BrokerOptions["limits"];
+}
+
+export interface LocalPipeline {
+  /** `mqtts://127.0.0.1:PORT` */
+  readonly url: string;
+  readonly port: number;
+  /** The local CA certificate (PEM) that devices trust. */
+  readonly ca: string;
+  readonly stateDir: string;
+  readonly broker: LocalBroker;
+  /** The stack's IoT policy at the broker. */
+  readonly authorizer: LocalAuthorizer;
+  /** The stack's topic rule; `rules.onOutput(...)` adds a consumer of matched messages. */
+  readonly rules: LocalRuleEngine;
+  /** The Firehose delivery stream into `<stateDir>/s3/<bucket>/`. */
+  readonly delivery: LocalDeliveryStream;
+  credentialsFor(thing: string): Credentials;
+  consoleCredentials(): Credentials;
+  /** Fleet provisioning by claim (certificateMode fleet-provisioning): the API, the registry. */
+  readonly provisioning?: LocalProvisioning;
+  /** The claim certificate devices boot with (certificateMode fleet-provisioning only). */
+  claimCredentials(): Credentials;
+  /** Counts to show at the end of a run, in display order. */
+  summary(): SummaryRow[];
+  /** Paths of the objects the telemetry's delivery stream wrote in this run. */
+  objects(): string[];
+  /** Paths of the objects the analytics windows' delivery stream wrote in this run. */
+  analyticsObjects(): string[];
+  /** The figures the stack's alarms watch, as measured in this run (final once stopped). */
+  figures(): LocalFigures;
+  /** What the stack's alarms would have flagged during the run (final once stopped). */
+  alarmFindings(): AlarmFinding[];
+  /** The figures of the stack's CloudWatch dashboard, as this run measured them. */
+  dashboard(): SummaryRow[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the stack's local pipeline from its plan (core/plan.ts), the same plan the Pulumi
+ * program builds from; given a config, plans it first.
+ */
+export async function startLocalPipeline(
+  stack: StackConfig | PipelinePlan,
+  opts: LocalPipelineOptions = {},
+): Promise<LocalPipeline> {
+  const plan = planOf(stack);
+  const config = plan.config;
+  const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
+  // Every line passes printable(): many carry what a client chose (client id, topic, certificate).
+  const sink = opts.log;
+  const log = sink === undefined ? () => undefined : (line: string) => sink(printable(line));
+  const things = config.things.map((t) => t.name);
+  // In fleet-provisioning mode no device certificate exists before a device provisions itself:
+  // the PKI issues the claim certificate, and the provisioning API the devices' own.
+  const fleetProvisioning = config.provisioning !== undefined;
+  const pkiDir = path.join(stateDir, "pki");
+  // Each thing's certificate carries the stack's localCertificates subject and alternative names.
+  const profiles = fleetProvisioning
+    ? {}
+    : Object.fromEntries(
+        config.things.map((t) => [
+          t.name,
+          certificateProfileFor(config.localCertificates, t, config),
+        ]),
+      );
+  const pki = await ensurePki(
+    pkiDir,
+    fleetProvisioning ? [CLAIM_IDENTITY, CONSOLE_IDENTITY] : [...things, CONSOLE_IDENTITY],
+    new Date(),
+    profiles,
+  );
+  if (pki.issued > 0) {
+    log(`local CA: issued ${pki.issued} certificate(s) under ${pki.dir} (keys mode 0600)`);
+  }
+  // The lake's layout: the prefixes Firehose is given, and, when the stack converts to Parquet or
+  // partitions by thing, the writer that turns a buffer into those objects.
+  const layout = plan.lake.layout;
+  const lakeWriter =
+    layout.format === "json" && !layout.partitionByThing
+      ? undefined
+      : new LakeObjectWriter({
+          streamName: plan.delivery.streamName,
+          layout,
+          columns: plan.lake.columns,
+          compression: plan.delivery.compression,
+          parquetCodec: plan.lake.parquetCodec,
+          // In the state folder, per stream: a killed run's scratch is found and removed here.
+          scratchDir: path.join(stateDir, "tmp", plan.stack, plan.delivery.streamName),
+          table: {
+            databaseName: plan.lake.databaseName,
+            tableName: plan.lake.tableName,
+            region: plan.region,
+          },
+        });
+  // Delivery first: it replays what an earlier run journaled but never delivered, before any
+  // new message arrives.
+  const delivery = await LocalDeliveryStream.open({
+    stack: config.stack,
+    delivery: {
+      ...config.delivery,
+      prefix: plan.delivery.prefix,
+      errorOutputPrefix: plan.delivery.errorOutputPrefix,
+    },
+    bucket: localBucketName(config),
+    stateDir,
+    timeScale: opts.timeScale,
+    log,
+    layout: lakeWriter,
+  });
+  // The journal is ours now: Parquet scratch folders a killed run left behind belong to no one.
+  const leftovers = (await lakeWriter?.clearLeftovers()) ?? 0;
+  if (leftovers > 0)
+    log(`delivery: removed ${leftovers} Parquet scratch folder(s) a stopped run left`);
+  await applyLifecycle(delivery.bucket, plan.storage.lifecycleRules, Date.now(), log);
+  const authorizer = new LocalAuthorizer(config, log, { association: opts.association });
+  const rules = new LocalRuleEngine(plan, {
+    firehosePut: (record) => delivery.put(record),
+    // Locally the rule's error action writes its message under the stream's error output prefix.
+    errorAction: (message) => delivery.putError(message),
+    log,
+  });
+  const provisioning = fleetProvisioning
+    ? await LocalProvisioning.open({ config, pkiDir, stateDir, authorizer, log })
+    : undefined;
+  const hooks: BrokerHooks = {
+    ...authorizer.hooks(),
+    // The PUBACK waits for this: the rule ran and its record is in the journal on disk (or the
+    // provisioning API answered and its registration is on disk).
+    onPublish: (id, topic, payload) =>
+      provisioning?.handles(topic) === true
+        ? provisioning.onPublish(id, topic, payload)
+        : rules.onPublish(id, topic, payload),
+  };
+  const broker = await LocalBroker.start({
+    ca: pki.caPem,
+    key: pki.server.key,
+    cert: pki.server.cert,
+    port: opts.port ?? 0,
+    ...opts.broker,
+    // The caps leave room for the whole fleet (up to 10,000 things) on this one address.
+    limits: {
+      maxConnections: Math.max(4096, 2 * things.length + 64),
+      maxConnectionsPerAddress: Math.max(2048, things.length + 64),
+      ...opts.limits,
+    },
+    hooks: provisioning === undefined ? hooks : provisioning.hooks(hooks),
+  }).catch(async (e: unknown) => {
+    // A busy port: give the journal back before saying so.
+    await delivery.close();
+    throw e;
+  });
+  provisioning?.attach(broker);
+  log(startLine(config, delivery.bucket.dir, opts.timeScale));
+  logBrokerEvents(broker, log);
+
+  // analytics: the streaming window over what the rule matched (what the cloud rule's Kinesis
+  // action sends to Flink), written to the delivery bucket under the spec's prefix.
+  // Like the cloud's, the windows reach the bucket through a delivery stream of their own (the
+  // Flink job's output stream read by a second Firehose stream): durable, Firehose's key layout.
+  const spec = plan.analytics?.spec;
+  const windowsConfig = plan.analytics?.windowsDelivery;
+  const windowsDelivery =
+    windowsConfig === undefined
+      ? undefined
+      : await LocalDeliveryStream.open({
+          stack: config.stack,
+          delivery: windowsConfig,
+          bucket: localBucketName(config),
+          stateDir,
+          timeScale: opts.timeScale,
+          log,
+        });
+  const analytics =
+    spec === undefined || windowsDelivery === undefined
+      ? undefined
+      : new LocalAnalytics({ spec, sink: windowsDelivery, log });
+  if (analytics !== undefined && spec !== undefined) {
+    log(
+      `pipeline: analytics ${describeSpec(spec)} → ${windowsConfig?.streamName} → ${delivery.bucket.dir}/${spec.prefix}`,
+    );
+    rules.onOutput((output, message) => {
+      // A rule whose SELECT is not an object (SELECT VALUE ...) has no fields to aggregate.
+      const isObject =
+        output !== null &&
+        typeof output === "object" &&
+        !Array.isArray(output) &&
+        !Buffer.isBuffer(output);
+      if (isObject) analytics.accept(output as TelemetryRecord, message.receivedAt);
+    });
+  }
+  const monitor = new LocalMonitor({
+    alarms: config.monitoring.alarms,
+    ruleName: config.rule.name,
+    sample: () => ({
+      onTopic: rules.stats.onTopic,
+      errors: rules.stats.evaluationErrors + rules.stats.actionFailures,
+    }),
+    freshness: () => ({
+      [config.delivery.streamName]: delivery.stats.maxFreshnessMs,
+      ...(windowsDelivery === undefined || windowsConfig === undefined
+        ? {}
+        : { [windowsConfig.streamName]: windowsDelivery.stats.maxFreshnessMs }),
+    }),
+    timeScale: opts.timeScale,
+    analytics: analytics !== undefined,
+  });
+  const services = {
+    config,
+    broker,
+    authorizer,
+    rules,
+    delivery,
+    provisioning,
+    analytics,
+    windowsDelivery,
+  };
+  let stopped: Promise<void> | undefined;
+  let analyticsFailure: string | undefined;
+  return {
+    url: broker.url,
+    port: broker.port,
+    ca: pki.caPem,
+    stateDir,
+    broker,
+    authorizer,
+    rules,
+    delivery,
+    provisioning,
+    claimCredentials: () => {
+      if (!fleetProvisioning) {
+        throw new Error(`stack ${config.stack} is not in certificateMode fleet-provisioning`);
+      }
+      return pki.credentialsFor(CLAIM_IDENTITY);
+    },
+    credentialsFor: (thing) => {
+      if (fleetProvisioning) {
+        throw new Error(
+          `stack ${config.stack} provisions its devices (fleet-provisioning): they have no pre-issued certificate; use npm run simulate -- --provision`,
+        );
+      }
+      if (!things.includes(thing)) {
+        throw new Error(
+          `${thing} is not a thing of stack ${config.stack} (fleet: ${things.join(", ")})`,
+        );
+      }
+      return pki.credentialsFor(thing);
+    },
+    consoleCredentials: () => pki.credentialsFor(CONSOLE_IDENTITY),
+    summary: () => summaryRows(services, analyticsFailure),
+    objects: () => delivery.objects.map(shownObject),
+    analyticsObjects: () => (windowsDelivery?.objects ?? []).map(shownObject),
+    figures: () => monitor.figures(),
+    dashboard: () => dashboardRows(services, monitor.figures()),
+    alarmFindings: () => monitor.findings(),
+    // Idempotent: every call waits for the one shutdown.
+    stop: () =>
+      (stopped ??= stopInOrder({ ...services, monitor, lakeWriter }, log, (failure) => {
+        analyticsFailure = failure;
+      })),
+  };
+}
+
+/**
+ * The three-stage shutdown: the broker first (no new messages), then the telemetry's delivery
+ * flushes what is buffered, then the analytics windows close and are delivered; last the monitor
+ * and the lake writer, after the last flush. Why the windows could not be written, if they could
+ * not, goes to `analyticsFailed` as soon as it is known, so that the summary has it even when a
+ * later stage throws.
+ */
+async function stopInOrder(
+  s: {
+    readonly broker: LocalBroker;
+    readonly delivery: LocalDeliveryStream;
+    readonly analytics?: LocalAnalytics;
+    readonly windowsDelivery?: LocalDeliveryStream;
+    readonly monitor: LocalMonitor;
+    readonly lakeWriter?: LakeObjectWriter;
+  },
+  log: (line: string) => void,
+  analyticsFailed: (message: string) => void,
+): Promise<void> {
+  const { broker, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
+  await broker.stop();
+  try {
+    // The telemetry's stream first: a publish still in flight when the broker stopped is
+    // refused (its device still holds it), not journaled unacknowledged once a full disk
+    // frees up; what was acknowledged is written, or stays journaled for the next start.
+    await delivery.close();
+  } finally {
+    try {
+      // Open windows close now and are delivered, like Flink's final watermark at end of input.
+      const windowsStopped = analytics?.stop();
+      if (windowsStopped !== undefined && windowsDelivery !== undefined) {
+        // On a full disk their puts wait for space a stop will not bring: once the windows'
+        // journal stalls, close it, which refuses what waits, so that the stop ends (and
+        // says so).
+        const outcome = await Promise.race([
+          windowsStopped.then(
+            () => "stopped" as const,
+            () => "stopped" as const,
+          ),
+          windowsDelivery.whenStalled().then(() => "stalled" as const),
+        ]);
+        if (outcome === "stalled") await windowsDelivery.close();
+      }
+      await windowsStopped;
+    } catch (e) {
+      // A full disk: say so and go on, so that the run still ends with its summary.
+      const message = (e as Error).message;
+      analyticsFailed(message);
+      log(`analytics: ${message}`);
+    } finally {
+      try {
+        await windowsDelivery?.close();
+      } finally {
+        // After the last flush: its records are in the figures.
+        monitor.stop();
+        await lakeWriter?.close();
+      }
+    }
+  }
+}
