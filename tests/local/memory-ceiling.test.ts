@@ -210,24 +210,9 @@ describe("pipeline memory ceiling (a process of its own, measured by the kernel)
   });
 
   it(`stays under ${CEILING_MIB} MiB while three clients send 200 MiB PUBLISHes and another a 256 MiB CONNECT, at once`, async () => {
-    const proc = spawn(
-      process.execPath,
-      ["--import", "tsx", path.join(__dirname, "fixtures", "pipeline-child.ts"), "prod", dir],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    child = proc;
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      proc.stdout?.on("data", (d: Buffer) => {
-        out += d.toString();
-        const m = /^url (\S+)$/m.exec(out);
-        if (m) resolve(m[1]);
-      });
-      proc.once("exit", (code) => reject(new Error(`pipeline child exited ${code}`)));
-    });
-    const port = Number(new URL(url).port);
-    const pid = proc.pid as number;
-    const pkiDir = path.join(dir, "pki");
+    const started = await startChild(dir, "prod");
+    child = started.proc;
+    const { port, pid, pkiDir } = started;
     const atStart = statusKiB(pid, "VmRSS") / 1024;
 
     const things = ["store-sensor-seattle1", "store-sensor-seattle2", "store-sensor-seattle3"];
