@@ -9,6 +9,7 @@
 // does not know or a policy variable is an error, never a silent match.
 import {
   actionCoverage,
+  compileDocuments,
   describeStatement,
   normalizePolicyGrammar,
   parseConditionOperator,
@@ -104,16 +105,9 @@ export type IamEvaluator = (request: IamRequest) => IamEvaluation;
  * PolicyDocumentError for a malformed document and for what the evaluator does not implement.
  */
 export function createIamEvaluator(documents: readonly unknown[]): IamEvaluator {
-  const compiled = documents.flatMap((d, i) => {
-    try {
-      return normalizePolicyGrammar(d).map(compileStatement);
-    } catch (e) {
-      if (e instanceof PolicyDocumentError && documents.length > 1) {
-        throw new PolicyDocumentError(`policy ${i}: ${e.message}`);
-      }
-      throw e;
-    }
-  });
+  const compiled = compileDocuments(documents, (d) =>
+    normalizePolicyGrammar(d).map(compileStatement),
+  );
   return (request) => {
     if (request.resources.length === 0) {
       throw new Error(`the request for ${request.action} names no resource`);

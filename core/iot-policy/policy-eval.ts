@@ -3,6 +3,7 @@
 // the local broker, the stack config check and the tests.
 import {
   actionCoverage,
+  compileDocuments,
   checkCondition,
   describeStatement,
   normalizePolicy,
@@ -321,16 +322,7 @@ export type PolicyEvaluator = (request: PolicyRequest) => PolicyEvaluation;
  * operator or variable): an unknown key is never evaluated as if it were absent.
  */
 export function createEvaluator(documents: readonly unknown[]): PolicyEvaluator {
-  const compiled = documents.flatMap((d, i) => {
-    try {
-      return normalizePolicy(d).map(compileStatement);
-    } catch (e) {
-      if (e instanceof PolicyDocumentError && documents.length > 1) {
-        throw new PolicyDocumentError(`policy ${i}: ${e.message}`);
-      }
-      throw e;
-    }
-  });
+  const compiled = compileDocuments(documents, (d) => normalizePolicy(d).map(compileStatement));
   return (request) => {
     const now = request.time ?? new Date();
     let allow: NormalizedStatement | undefined;

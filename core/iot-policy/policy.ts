@@ -127,6 +127,26 @@ export class PolicyDocumentError extends Error {
   }
 }
 
+/**
+ * Compiles every statement of several documents; a document's error names which one it was when
+ * there are several (an evaluator over a role's or a certificate's policies).
+ */
+export function compileDocuments<T>(
+  documents: readonly unknown[],
+  compile: (document: unknown) => T[],
+): T[] {
+  return documents.flatMap((d, i) => {
+    try {
+      return compile(d);
+    } catch (e) {
+      if (e instanceof PolicyDocumentError && documents.length > 1) {
+        throw new PolicyDocumentError(`policy ${i}: ${e.message}`);
+      }
+      throw e;
+    }
+  });
+}
+
 export interface NormalizedCondition {
   readonly operator: string;
   readonly key: string;
