@@ -129,9 +129,11 @@ export interface BrokerOptions {
   readonly port?: number;
   readonly hooks?: BrokerHooks;
   /**
-   * Refuse a client id other than the certificate's thing (CN). Off, the IoT policy decides, as in
-   * AWS (thing variables then resolve only under exclusive association).
-   * @default true
+   * Refuse a client id other than the certificate's thing (CN), a stricter mode of the broker's
+   * own. Off, the IoT policy alone decides which client id connects, as AWS IoT does: under
+   * `iot:Connect` on `*` any client id gets in, and with non-exclusive association thing policy
+   * variables resolve only when the client id is the thing's name (exclusive-thing.html).
+   * @default false
    */
   readonly requireThingClientId?: boolean;
   /** Bounds of the retained-message store. @default RETAINED_DEFAULTS (local/broker/retained.ts) */
@@ -313,9 +315,9 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       if (
         bound === undefined &&
         clientId !== thingName &&
-        (this.opts.requireThingClientId ?? true)
+        (this.opts.requireThingClientId ?? false)
       ) {
-        // AWS binds thing policy variables to the connection only when client id = thing name.
+        // The stricter mode: AWS itself leaves the client id to the policy.
         return refuse(
           `client id ${JSON.stringify(clientId)} does not match its certificate's thing ${JSON.stringify(thingName)}`,
           2,

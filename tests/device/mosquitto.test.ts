@@ -190,13 +190,23 @@ describeWithMosquitto("interoperability with Mosquitto (mutual TLS)", function (
       assert.equal(subOut.text.trim(), `SeattleStoreTemp/1 ${msg}`);
     });
 
-    it("refuses mosquitto_pub whose client id is not its certificate's thing", async () => {
+    it("with requireThingClientId, refuses mosquitto_pub whose client id is not its certificate's thing", async () => {
+      // Off by default (issue 24: AWS leaves the client id to the policy); a broker with it on.
+      const strict = await startBroker(pki, undefined, 0, { requireThingClientId: true });
+      const pub = await runTool(mosquittoPub, [
+        ...clientArgs("sensor-b", strict.port, "sensor-c"),
+        ...["-t", "t", "-q", "1", "-m", "x"],
+      ]).finally(() => strict.stop());
+      assert.notEqual(pub.code, 0);
+      assert.match(pub.output, /identifier rejected/i);
+    });
+
+    it("by default, lets mosquitto_pub connect with a client id other than its thing (no policy here)", async () => {
       const pub = await runTool(mosquittoPub, [
         ...clientArgs("sensor-b", broker.port, "sensor-c"),
         ...["-t", "t", "-q", "1", "-m", "x"],
       ]);
-      assert.notEqual(pub.code, 0);
-      assert.match(pub.output, /identifier rejected/i);
+      assert.equal(pub.code, 0, pub.output);
     });
 
     it("refuses mosquitto_pub without a client certificate", async () => {
