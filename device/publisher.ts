@@ -37,6 +37,12 @@ export interface PublisherOptions {
   /** CA to trust; undefined uses Node's default store (Amazon Root CA 1 for AWS IoT). */
   readonly ca?: string;
   readonly qos?: number;
+  /**
+   * MQTT version: 4 (3.1.1) or 5. Under MQTT 5 a publish the broker refuses comes back as a
+   * PUBACK reason code of 0x80 or more (AWS: 0x87 Not authorized) and is not sent again.
+   * @default 4
+   */
+  readonly protocol?: 4 | 5;
   readonly maxInFlight?: number;
   readonly maxQueue?: number;
   readonly publishTimeoutMs?: number;
@@ -162,7 +168,7 @@ export class Publisher {
     invalidByKind: new Map(),
   };
   readonly qos: 0 | 1;
-  private readonly o: Required<Omit<PublisherOptions, "ca" | "report" | "qos">>;
+  private readonly o: Required<Omit<PublisherOptions, "ca" | "report" | "qos" | "protocol">>;
   private readonly report: (line: string) => void;
   private readonly reported = new Set<string>();
   private readonly queue: Item[] = [];
@@ -256,7 +262,7 @@ export class Publisher {
       cert: this.o.cert,
       ca: this.options.ca,
       rejectUnauthorized: true,
-      protocolVersion: 4, // MQTT 3.1.1, what AWS IoT and every tool here speak
+      protocolVersion: this.options.protocol ?? 4,
       clean: true,
       keepalive: PUBLISHER_DEFAULTS.keepaliveSeconds,
       connectTimeout: this.o.connectTimeoutMs,
@@ -420,9 +426,16 @@ export class Publisher {
     // rather than cleared, so that a window that keeps emptying and refilling (QoS 0) does not arm
     // a timer per message; when it fires with nothing expired it simply is not re-armed.
     if (this.inflight.size === 0) this.timeoutTimer?.unref();
+    const reasonCode = (err as { code?: unknown } | undefined)?.code;
     if (!err) {
       this.stats.acked++;
       settle(item, ACKED);
+    } else if (typeof reasonCode === "number" && reasonCode >= 0x80) {
+      // MQTT 5: the broker answered, refusing this message; sending it again cannot help.
+      this.stats.rejected++;
+      const reason = `PUBACK 0x${reasonCode.toString(16)} (${err.message}); the connection stays up`;
+      this.once(`rejected:${item.topic}`, `message to ${item.topic} rejected: ${reason}`);
+      settle(item, { status: "rejected", reason });
     } else if (this.fatal) {
       this.stats.unsent++;
       settle(item, { status: "unsent", reason: this.fatal });

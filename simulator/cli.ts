@@ -5,6 +5,8 @@ import { parseArgs } from "node:util";
 import { DEFAULT_STATE_DIR } from "../core/project";
 import {
   DEFAULT_DURATION_S,
+  DEFAULT_PROTOCOL,
+  type MqttProtocol,
   type Output,
   type SimulateOptions,
   type SubscribeOptions,
@@ -31,6 +33,9 @@ What runs
   --duration S          seconds to run (default ${DEFAULT_DURATION_S}, unless --count is given)
   --count N             messages per device, then stop
   --qos 0|1             MQTT QoS (default 1); 2 is refused: AWS IoT does not support it
+  --protocol 5|3.1.1    MQTT version (default 5, as AWS's Device SDK samples connect; 4 is
+                        3.1.1). Under MQTT 5 a denied publish gets PUBACK 0x87, the device
+                        stays connected; under 3.1.1 the broker disconnects it
   --topic T             topic, or a template where {thing} is the thing name
                         (default: the stack's telemetryTopic, dev: SeattleStoreTemp/1)
   --source KIND         synthetic (default) or replay
@@ -87,6 +92,7 @@ MQTT test client. By default it attaches to the embedded pipeline of a running
                         with + for {thing})
   --stack NAME          stack (default dev)
   --qos 0|1             subscription QoS (default 1)
+  --protocol 5|3.1.1    MQTT version (default 5; 4 is 3.1.1)
   --count N             exit after N messages
   --state-dir DIR       where the running simulate keeps its state (default .local)
   --endpoint HOST --cert FILE --key FILE [--ca FILE] [--port 8883] [--client-id ID]
@@ -132,6 +138,13 @@ function qosOpt(v: string | undefined): 0 | 1 {
   throw new CliError(`--qos ${v}: expected 0 or 1`);
 }
 
+function protocolOpt(v: string | undefined): MqttProtocol {
+  if (v === undefined) return DEFAULT_PROTOCOL;
+  if (v === "5" || v === "5.0") return 5;
+  if (v === "4" || v === "3.1.1") return 4;
+  throw new CliError(`--protocol ${v}: expected 5 (MQTT 5) or 3.1.1 (also written 4)`);
+}
+
 function topicOpt(v: string | undefined, filter: boolean): string | undefined {
   if (v === undefined) return undefined;
   // The broker's own check (core/iot-limits.ts); {thing} is filled in later, so check a sample.
@@ -163,6 +176,7 @@ function parse(argv: string[], options: OptionSpecs) {
 const COMMON = {
   stack: { type: "string" },
   qos: { type: "string" },
+  protocol: { type: "string" },
   topic: { type: "string" },
   count: { type: "string" },
   port: { type: "string" },
@@ -263,6 +277,7 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
   return {
     ...(provision === undefined ? {} : { provision }),
     stack: s("stack") ?? "dev",
+    protocol: protocolOpt(s("protocol")),
     devices: intOpt("devices", s("devices"), 1),
     rate: numOpt("rate", s("rate"), 0) ?? 1,
     durationS: numOpt("duration", s("duration"), 0),
@@ -309,6 +324,7 @@ export function parseSubscribeArgs(argv: string[]): SubscribeOptions | "help" {
   }
   return {
     stack: s("stack") ?? "dev",
+    protocol: protocolOpt(s("protocol")),
     topic: topicOpt(s("topic"), true),
     qos: qosOpt(s("qos")),
     count: intOpt("count", s("count"), 1),

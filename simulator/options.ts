@@ -13,8 +13,16 @@ export type Target =
     }
   | { readonly kind: "aws"; readonly keyDir?: string };
 
+/**
+ * The MQTT version devices and the subscriber speak: 5 by default, as AWS's current Device SDK
+ * samples connect (docs/devices.md); 4 is MQTT 3.1.1.
+ */
+export type MqttProtocol = 4 | 5;
+export const DEFAULT_PROTOCOL: MqttProtocol = 5;
+
 export interface SimulateOptions {
   readonly stack: string;
+  readonly protocol: MqttProtocol;
   /** How many of the fleet's things publish; default all. */
   readonly devices?: number;
   /** Messages per second per device. */
@@ -57,6 +65,7 @@ export const DEFAULT_DURATION_S = 30;
 
 export interface SubscribeOptions {
   readonly stack: string;
+  readonly protocol: MqttProtocol;
   /** Topic filter; default the stack's telemetry topic with `+` for `{thing}`. */
   readonly topic?: string;
   readonly qos: 0 | 1;

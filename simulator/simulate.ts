@@ -299,6 +299,7 @@ async function publishFleet(ctx: RunContext, sharedCa: boolean): Promise<number>
         cert: c.cert,
         ca: sharedCa ? undefined : c.ca,
         qos: opts.qos,
+        protocol: opts.protocol,
         rateLimit: opts.rateLimit,
         maxInFlight: opts.maxInFlight,
         maxQueue: opts.maxQueue,
@@ -381,7 +382,7 @@ async function publishFleet(ctx: RunContext, sharedCa: boolean): Promise<number>
 
   let probe: string | undefined;
   if (pipeline && opts.probe && !signal?.aborted && devices.length > 0) {
-    probe = await runProbe(devices[0], probeTopic(template), url, credentials, config);
+    probe = await runProbe(devices[0], probeTopic(template), url, credentials, config, opts);
   }
   await ctx.stopPipeline(); // before the summary: stopping flushes the delivery buffers
 
@@ -408,6 +409,7 @@ async function runProbe(
   url: string,
   credentials: Map<string, DeviceCredentials>,
   config: StackConfig,
+  opts: SimulateOptions,
 ): Promise<string> {
   const c = credentials.get(first.thing) as DeviceCredentials;
   const probe = new Publisher({
@@ -417,6 +419,7 @@ async function runProbe(
     cert: c.cert,
     ca: c.ca,
     qos: 1,
+    protocol: opts.protocol,
     reconnectMinMs: 60_000, // a denied probe must not reconnect in a loop
     publishTimeoutMs: 5000,
   });
@@ -435,7 +438,10 @@ async function runProbe(
     case "acked":
       return `${head} ACCEPTED (PUBACK) under the ${config.policy.mode} policy${config.policy.mode === "tutorial" ? " (iot:* on *: any device may publish anywhere)" : ""}`;
     case "rejected":
-      return `${head} DENIED, the broker disconnected the device (what AWS IoT does when the ${config.policy.mode} policy does not allow the publish)`;
+      // mqtt.html, "MQTT reason codes": an MQTT 5 client gets PUBACK 0x87 and keeps its connection.
+      return opts.protocol === 5
+        ? `${head} DENIED with PUBACK 0x87 Not authorized, the device stays connected (what AWS IoT answers an MQTT 5 client when the ${config.policy.mode} policy does not allow the publish)`
+        : `${head} DENIED, the broker disconnected the device (what AWS IoT does when the ${config.policy.mode} policy does not allow the publish)`;
     default:
       return `${head} not delivered (${outcome.status}: ${"reason" in outcome ? outcome.reason : outcome.error.message})`;
   }

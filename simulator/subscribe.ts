@@ -37,7 +37,7 @@ export async function subscribe(
     cert: creds.cert,
     ca: creds.ca,
     rejectUnauthorized: true,
-    protocolVersion: 4,
+    protocolVersion: opts.protocol,
     reconnectPeriod: 0,
     connectTimeout: 10_000,
   });

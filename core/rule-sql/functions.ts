@@ -435,7 +435,7 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
     max: 1,
     support: "stand-in",
     reason:
-      "the local broker speaks MQTT 3.1.1, whose messages carry no MQTT 5 properties: format_indicator is UNSPECIFIED_BYTES, the others Undefined",
+      "reads the MQTT 5 publish's properties as the local broker received them; a 3.1.1 publish carries none: format_indicator is UNSPECIFIED_BYTES, the others Undefined",
     anchor: "iot-sql-function-get-mqtt-property",
     impl: ([name], ctx) => {
       const p = ctx.mqtt ?? {};
@@ -477,7 +477,7 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
     max: 1,
     support: "stand-in",
     reason:
-      "the local broker speaks MQTT 3.1.1, whose messages carry no user properties: Undefined",
+      "reads the MQTT 5 publish's user properties as the local broker received them (repeated keys grouped, not interleaved); a 3.1.1 publish has none: Undefined",
     anchor: "iot-sql-function-get-user-properties",
     impl: (args, ctx) => {
       const props = ctx.mqtt?.userProperties ?? [];

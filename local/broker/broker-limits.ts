@@ -35,6 +35,23 @@ export const AWS_PACKET_LIMITS: PacketLimits = {
 /** MQTT 5 properties a PUBLISH may carry besides its payload (user properties and the like). */
 const MAX_PUBLISH_PROPERTIES = 8 * 1024;
 
+/** The largest PUBLISH body: a full payload behind the longest topic, its id and properties. */
+function maxPublishBodyBytes(limits: PacketLimits): number {
+  return limits.maxPayloadBytes + 2 + IOT_MAX_TOPIC_WIRE_BYTES + 2 + 4 + MAX_PUBLISH_PROPERTIES;
+}
+
+/**
+ * The largest packet the scanner lets through, fixed header included: the Maximum Packet Size an
+ * MQTT 5 CONNACK advertises, so that a client never refuses a 128 KB payload itself.
+ */
+export function maxPublishPacketBytes(limits: PacketLimits = AWS_PACKET_LIMITS): number {
+  return 5 + Math.max(maxPublishBodyBytes(limits), limits.maxConnectBytes, limits.maxControlBytes);
+}
+
+/** MQTT 5 property identifiers the scanner reads (OASIS MQTT 5.0 §2.2.2.2). */
+const TOPIC_ALIAS = 0x23;
+const SUBSCRIPTION_IDENTIFIER = 0x0b;
+
 export type Refusal =
   /** A packet larger than its kind allows, refused at its fixed header. */
   | "too-large"
@@ -44,6 +61,8 @@ export type Refusal =
   | "topic"
   /** Not MQTT a client may send: bad remaining length, QoS 3, a server-to-client packet. */
   | "malformed"
+  /** An MQTT 5 feature AWS IoT does not support (a SUBSCRIBE's Subscription Identifier). */
+  | "unsupported"
   /** The broker already holds as many bytes of partly received packets as it allows. */
   | "busy";
 
@@ -51,7 +70,27 @@ export interface Violation {
   readonly kind: Refusal;
   /** One line for the log: what the client sent and what is allowed. */
   readonly reason: string;
+  /**
+   * The reason code of the DISCONNECT an MQTT 5 client gets (mqtt.html, "MQTT reason codes");
+   * by default the one of its kind (DISCONNECT_REASON below).
+   */
+  readonly reasonCode?: number;
 }
+
+/**
+ * The DISCONNECT reason code AWS IoT lists for each kind of refusal (mqtt.html, "MQTT reason
+ * codes", DISCONNECT): 0x95 Packet too large, 0x9B QoS not supported, 0x90 Topic Name invalid
+ * (0x8F for a filter, given per violation), 0x81 Malformed Packet, 0x97 Quota exceeded, 0xA1
+ * Subscription Identifiers not supported.
+ */
+export const DISCONNECT_REASON: Record<Refusal, number> = {
+  "too-large": 0x95,
+  qos2: 0x9b,
+  topic: 0x90,
+  malformed: 0x81,
+  unsupported: 0xa1,
+  busy: 0x97,
+};
 
 /**
  * Bytes of packets announced but not yet received in full, over every connection. Small packets do
@@ -193,10 +232,10 @@ export class PacketScanner {
       if (qos === 2) {
         return { kind: "qos2", reason: "PUBLISH with QoS 2: AWS IoT supports QoS 0 and 1 only" };
       }
-      limit =
-        this.limits.maxPayloadBytes + 2 + IOT_MAX_TOPIC_WIRE_BYTES + 2 + 4 + MAX_PUBLISH_PROPERTIES;
+      limit = maxPublishBodyBytes(this.limits);
       what = "PUBLISH";
-      // Topic length, topic, packet identifier, MQTT 5 property length: all an exact check needs.
+      // Topic length, topic, packet identifier, MQTT 5 property length: all an exact check needs
+      // (an empty topic's properties then fit in the same bytes: see checkPublish).
       this.wanted = Math.min(remaining, 2 + IOT_MAX_TOPIC_WIRE_BYTES + 2 + 4);
     } else if (type === CONNECT) {
       limit = this.limits.maxConnectBytes;
@@ -253,9 +292,15 @@ export class PacketScanner {
       };
     }
     if (b.length < 2 + topicLength) return malformed("a PUBLISH shorter than its topic");
-    const problem = topicNameProblem(b.subarray(2, 2 + topicLength));
-    if (problem) return { kind: "topic", reason: `PUBLISH topic ${problem}` };
     let at = 2 + topicLength + (((this.flags >> 1) & 3) > 0 ? 2 : 0);
+    // MQTT 5 topic aliases (mqtt.html, "MQTT 5 supported features": topic aliases, up to 8): a
+    // PUBLISH with an empty topic and a Topic Alias stands for the topic the alias was set with,
+    // which this scanner checked then; aedes resolves it (or refuses an unknown alias with
+    // DISCONNECT 0x94) before authorizePublish, which checks the resolved topic again.
+    const aliased =
+      topicLength === 0 && this.protocolLevel === 5 && hasProperty(b, at, TOPIC_ALIAS);
+    const problem = aliased ? undefined : topicNameProblem(b.subarray(2, 2 + topicLength));
+    if (problem) return { kind: "topic", reason: `PUBLISH topic ${problem}` };
     if (this.protocolLevel === 5) {
       const props = varint(b, at);
       if (!props) return malformed("a PUBLISH whose property length is cut short");
@@ -318,6 +363,14 @@ export class PacketScanner {
     const what = subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE";
     let at = 2; // packet identifier
     if (this.protocolLevel === 5) {
+      // "Subscription Identifier Available: The default is 0" (mqtt.html, "MQTT 5 properties"),
+      // and a SUBSCRIBE that carries one anyway gets DISCONNECT 0xA1 ("MQTT reason codes").
+      if (subscribe && hasProperty(b, at, SUBSCRIPTION_IDENTIFIER)) {
+        return {
+          kind: "unsupported",
+          reason: "SUBSCRIBE with a Subscription Identifier: AWS IoT does not support them",
+        };
+      }
       const props = varint(b, at);
       if (!props) return malformed(`a ${what} whose property length is cut short`);
       at += props.bytes + props.value;
@@ -331,7 +384,9 @@ export class PacketScanner {
         return malformed(`a ${what} cut inside a topic filter`);
       filters++;
       const problem = topicProblem(b.subarray(at + 2, end));
-      if (problem) return { kind: "topic", reason: `${what} topic filter ${problem}` };
+      if (problem) {
+        return { kind: "topic", reason: `${what} topic filter ${problem}`, reasonCode: 0x8f };
+      }
       at = end;
       if (subscribe) {
         const qos = b[at] & 3;
@@ -358,6 +413,52 @@ export class PacketScanner {
 function malformed(what: string): Violation {
   return { kind: "malformed", reason: `malformed MQTT: ${what}` };
 }
+
+/**
+ * Whether the MQTT 5 properties whose length starts at `at` hold property `id`, as far as `b`
+ * holds them (a property past the bytes read counts as absent: the parser reads it later).
+ */
+function hasProperty(b: Buffer, at: number, id: number): boolean {
+  const length = varint(b, at);
+  if (!length) return false;
+  let i = at + length.bytes;
+  const end = Math.min(b.length, i + length.value);
+  while (i < end) {
+    const p = b[i++];
+    if (p === id) return true;
+    const size = PROPERTY_SIZE[p];
+    if (size === undefined) return false; // not a PUBLISH or SUBSCRIBE property: the parser refuses it
+    if (size === VARINT) {
+      const v = varint(b, i);
+      if (!v) return false;
+      i += v.bytes;
+    } else if (size === STRING) {
+      if (i + 2 > end) return false;
+      i += 2 + b.readUInt16BE(i);
+    } else if (size === PAIR) {
+      if (i + 2 > end) return false;
+      i += 2 + b.readUInt16BE(i);
+      if (i + 2 > end) return false;
+      i += 2 + b.readUInt16BE(i);
+    } else i += size;
+  }
+  return false;
+}
+
+const VARINT = -1;
+const STRING = -2;
+const PAIR = -3;
+/** The size of each PUBLISH and SUBSCRIBE property's value (OASIS MQTT 5.0 §2.2.2.2). */
+const PROPERTY_SIZE: Record<number, number> = {
+  0x01: 1, // Payload Format Indicator
+  0x02: 4, // Message Expiry Interval
+  0x03: STRING, // Content Type
+  0x08: STRING, // Response Topic
+  0x09: STRING, // Correlation Data (binary: the same two-byte length)
+  0x0b: VARINT, // Subscription Identifier
+  0x23: 2, // Topic Alias
+  0x26: PAIR, // User Property
+};
 
 /** An MQTT variable byte integer at `at`, or undefined when it is cut short or too long. */
 function varint(b: Buffer, at: number): { value: number; bytes: number } | undefined {

@@ -7,10 +7,18 @@ import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { IOT_MAX_CLIENT_ID_BYTES, isBasicIngest } from "../../core/iot-limits";
+import type { MqttProperties } from "../../core/rule-sql";
 import { CONSOLE_IDENTITY } from "../identity/ca";
 import { OfflineSessions, type SessionLimits } from "./offline-sessions";
 import { PublishAcks, type UnacknowledgedLimits } from "./publish-acks";
 import { RetainedStore, type RetainedLimits } from "./retained";
+import {
+  AWS_MQTT5,
+  clampMessageExpiry,
+  installAwsConnackCapabilities,
+  mqttPropertiesOf,
+} from "./mqtt5";
+import { maxPublishPacketBytes } from "./broker-limits";
 import {
   ConnectionGuard,
   listenError,
@@ -68,16 +76,29 @@ export interface BrokerHooks {
   /** A reason to refuse the connection (will included), or undefined to accept it. */
   authorizeConnect?(id: ClientIdentity, connect?: ConnectRequest): string | undefined;
   /**
-   * A reason to refuse the publish (`retain`: it carries the RETAIN flag): the client is then
-   * DISCONNECTED, as AWS IoT does.
+   * A reason to refuse the publish (`retain`: it carries the RETAIN flag). An MQTT 3.1.1 client is
+   * then disconnected; an MQTT 5 client gets PUBACK 0x87 and stays connected (mqtt.html, "MQTT
+   * reason codes": PUBACK 0x87 "The PUBLISH is not authorized").
    */
   authorizePublish?(id: ClientIdentity, topic: string, retain?: boolean): string | undefined;
-  /** A reason to refuse the subscription: the SUBACK then carries the failure code 0x80. */
+  /**
+   * A reason to refuse the subscription: the SUBACK then carries the failure code 0x80 (MQTT
+   * 3.1.1), or 0x87 Not authorized for an MQTT 5 client (mqtt.html, "MQTT reason codes").
+   */
   authorizeSubscribe?(id: ClientIdentity, filter: string): string | undefined;
   /** Whether this subscriber may receive a message on `topic`; checked per delivery. */
   authorizeReceive?(id: ClientIdentity, topic: string): boolean;
-  /** Runs for every accepted publish BEFORE the PUBACK; the PUBACK waits for the promise (durability). */
-  onPublish?(id: ClientIdentity, topic: string, payload: Buffer, qos: 0 | 1): void | Promise<void>;
+  /**
+   * Runs for every accepted publish BEFORE the PUBACK; the PUBACK waits for the promise
+   * (durability). `properties`: what an MQTT 5 publish carried (undefined for MQTT 3.1.1).
+   */
+  onPublish?(
+    id: ClientIdentity,
+    topic: string,
+    payload: Buffer,
+    qos: 0 | 1,
+    properties?: MqttProperties,
+  ): void | Promise<void>;
 }
 
 /** The broker's counts since it started. */
@@ -107,7 +128,11 @@ export interface BrokerEvents {
    */
   tlsRefused: [remote: string, reason: string, more?: number];
   connectRefused: [clientId: string, thingName: string | undefined, reason: string];
-  publishDenied: [id: ClientIdentity, topic: string, reason: string];
+  /**
+   * `answer`: what the client got: "disconnected" (MQTT 3.1.1), or for MQTT 5 "PUBACK 0x87" (QoS 1)
+   * or "dropped" (QoS 0), the connection kept.
+   */
+  publishDenied: [id: ClientIdentity, topic: string, reason: string, answer: string];
   publishFailed: [id: ClientIdentity, topic: string, error: Error];
   subscribeDenied: [id: ClientIdentity, filter: string, reason: string];
   /** A new connection took this client id; the older connection is being closed. */
@@ -129,9 +154,11 @@ export interface BrokerOptions {
   readonly port?: number;
   readonly hooks?: BrokerHooks;
   /**
-   * Refuse a client id other than the certificate's thing (CN). Off, the IoT policy decides, as in
-   * AWS (thing variables then resolve only under exclusive association).
-   * @default true
+   * Refuse a client id other than the certificate's thing (CN), a stricter mode of the broker's
+   * own. Off, the IoT policy alone decides which client id connects, as AWS IoT does: under
+   * `iot:Connect` on `*` any client id gets in, and with non-exclusive association thing policy
+   * variables resolve only when the client id is the thing's name (exclusive-thing.html).
+   * @default false
    */
   readonly requireThingClientId?: boolean;
   /** Bounds of the retained-message store. @default RETAINED_DEFAULTS (local/broker/retained.ts) */
@@ -206,9 +233,18 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   static async start(opts: BrokerOptions): Promise<LocalBroker> {
     // Events come only once it listens, when `broker` below is set.
     const guard = new ConnectionGuard(opts.limits, (e) => broker.emit("guard", e));
+    installAwsConnackCapabilities();
     const aedes = await Aedes.createBroker({
       // aedes applies this to MQTT 3.1 only; authenticate() below holds every version to it.
       maxClientsIdLength: IOT_MAX_CLIENT_ID_BYTES,
+      // MQTT 5, advertised in the CONNACK as AWS does (local/broker/mqtt5.ts cites each value).
+      topicAliasMaximum: AWS_MQTT5.topicAliasMaximum,
+      sessionExpiryIntervalLimit: AWS_MQTT5.sessionExpiryLimitSeconds,
+      receiveMaximum: AWS_MQTT5.receiveMaximum,
+      // AWS: "cannot exceed 128 KB". The payload is held to 128 KB by the packet scanner; the
+      // packet size advertised is the largest PUBLISH holding such a payload, so that a client
+      // does not refuse a 128 KB payload itself because of its topic and header.
+      maximumPacketSize: maxPublishPacketBytes(guard.limits.packets),
       ...guard.aedesOptions(),
     });
     const server = tls.createServer(
@@ -313,9 +349,9 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       if (
         bound === undefined &&
         clientId !== thingName &&
-        (this.opts.requireThingClientId ?? true)
+        (this.opts.requireThingClientId ?? false)
       ) {
-        // AWS binds thing policy variables to the connection only when client id = thing name.
+        // The stricter mode: AWS itself leaves the client id to the policy.
         return refuse(
           `client id ${JSON.stringify(clientId)} does not match its certificate's thing ${JSON.stringify(thingName)}`,
           2,
@@ -352,19 +388,30 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     };
 
     a.authorizePublish = (client, packet, done) => {
+      const v5 = client?.version === 5;
+      // An error from here: aedes closes an MQTT 3.1.1 connection, and answers an MQTT 5 one with
+      // PUBACK 0x87 Not authorized, keeping it (mqtt.html, "MQTT reason codes"). So that a failure
+      // to store (journal, provisioning) is never acknowledged, even with 0x87, an MQTT 5
+      // connection is closed first: the device keeps the message and sends it again.
+      const closeFirst: typeof done = (err) => {
+        if (err && v5 && client) client.close(() => done(err));
+        else done(err);
+      };
       // Every outcome goes through the connection's lane, so PUBACKs keep the arrival order.
       const refuse = (message: string) => this.acks.now(client, done, new Error(message));
+      const answer = !v5 ? "disconnected" : packet.qos > 0 ? "PUBACK 0x87" : "dropped";
       // Keep aedes' own guard: $SYS/ is the broker's.
       if (packet.topic.startsWith(SYS_PREFIX)) return refuse(`${SYS_PREFIX} topics are reserved`);
       const id = client ? this.identities.get(client) : undefined;
       if (!id) return refuse("publish from an unauthenticated client");
+      // The topic is the one a Topic Alias stands for: aedes resolves it before this hook.
       const reason = this.hooks.authorizePublish?.(id, packet.topic, packet.retain === true);
       if (reason !== undefined) {
         this.stats.publishDenials++;
-        this.emit("publishDenied", id, packet.topic, reason);
-        // An error here makes aedes close the connection: AWS IoT disconnects on a denied publish.
+        this.emit("publishDenied", id, packet.topic, reason, answer);
         return refuse(`publish to ${packet.topic} denied: ${reason}`);
       }
+      if (v5) clampMessageExpiry(packet.properties);
       const qos = packet.qos === 0 ? 0 : 1;
       const payload = Buffer.isBuffer(packet.payload)
         ? packet.payload
@@ -374,7 +421,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       const hold = packet.retain ? this.retained.reserve(packet.topic, payload) : undefined;
       if (typeof hold === "string") {
         this.stats.publishDenials++;
-        this.emit("publishDenied", id, packet.topic, hold);
+        this.emit("publishDenied", id, packet.topic, hold, answer);
         return refuse(`retained publish to ${packet.topic} refused: ${hold}`);
       }
       const accepted = (): null => {
@@ -396,14 +443,15 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       // aedes writes the PUBACK after the callback, so waiting for the hook makes it durable.
       let pending: void | Promise<void>;
       try {
-        pending = this.hooks.onPublish?.(id, packet.topic, payload, qos);
+        const properties = v5 ? mqttPropertiesOf(packet.properties) : undefined;
+        pending = this.hooks.onPublish?.(id, packet.topic, payload, qos, properties);
       } catch (e) {
-        return this.acks.now(client, done, failed(e));
+        return this.acks.now(client, closeFirst, failed(e));
       }
-      if (pending === undefined) return this.acks.now(client, done, accepted());
+      if (pending === undefined) return this.acks.now(client, closeFirst, accepted());
       this.acks.wait(
         client,
-        done,
+        closeFirst,
         pending.then(accepted, failed),
         payload.length + packet.topic.length,
       );
@@ -429,6 +477,11 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       // (iot-basic-ingest.html): its messages reach the rule they name and no subscriber, whatever
       // its filter ($aws/#, or one from before this check).
       if (isBasicIngest(packet.topic)) return null;
+      // aedes 2.0.0-beta.1 forwards a will's Will Delay Interval inside the PUBLISH (moscajs/aedes
+      // #1098), a property a PUBLISH may not carry: the AWS SDK's MQTT 5 client then drops the
+      // connection with a protocol error. Will Delay Interval belongs to the CONNECT only.
+      const props = packet.properties as { willDelayInterval?: number } | undefined;
+      if (props?.willDelayInterval !== undefined) delete props.willDelayInterval;
       const id = this.identities.get(client);
       if (!id || packet.topic.startsWith(SYS_PREFIX)) return packet;
       const hook = this.hooks.authorizeReceive;

@@ -9,6 +9,7 @@ import type { Aedes, Client } from "aedes";
 import { EnvironmentError } from "../../core/errors";
 import {
   AWS_PACKET_LIMITS,
+  DISCONNECT_REASON,
   PacketBudget,
   PacketScanner,
   type PacketLimits,
@@ -153,7 +154,7 @@ export class ConnectionGuard {
     handshakeTimeouts: 0,
     connectTimeouts: 0,
     idleTimeouts: 0,
-    refusedPackets: { "too-large": 0, qos2: 0, topic: 0, malformed: 0, busy: 0 },
+    refusedPackets: { "too-large": 0, qos2: 0, topic: 0, malformed: 0, unsupported: 0, busy: 0 },
     slowConsumerDrops: 0,
     slowConsumerDisconnects: 0,
   };
@@ -349,14 +350,23 @@ export class ConnectionGuard {
       if (!v) return chunk;
       refused = true;
       this.stats.refusedPackets[v.kind]++;
-      const clientId = (socket as unknown as { client?: Client }).client?.id ?? undefined;
+      const client = (socket as unknown as { client?: Client }).client;
+      const reasonCode = v.reasonCode ?? DISCONNECT_REASON[v.kind];
+      const v5 = scanner.protocolLevel === 5 && client?.connected === true;
       this.report(
         v.kind,
         this.remoteOf(socket),
-        clientId || undefined,
-        `${v.reason}; disconnected`,
+        client?.id || undefined,
+        `${v.reason}; disconnected${v5 ? ` (DISCONNECT 0x${reasonCode.toString(16)})` : ""}`,
       );
-      socket.destroy();
+      if (v5) {
+        // AWS tells an MQTT 5 client why with a DISCONNECT reason code (mqtt.html, "MQTT reason
+        // codes"); the socket goes within a second whether or not the client reads it.
+        const closing = setTimeout(() => socket.destroy(), 1000);
+        closing.unref();
+        socket.once("close", () => clearTimeout(closing));
+        client.disconnect({ reasonCode }, () => socket.destroy());
+      } else socket.destroy();
       return null;
     }) as typeof socket.read;
     // Read when data arrives, whatever aedes' own read loop counts (it reads only once the

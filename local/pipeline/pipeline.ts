@@ -169,10 +169,10 @@ export async function startLocalPipeline(
     ...authorizer.hooks(),
     // The PUBACK waits for this: the rule ran and its record is in the journal on disk (or the
     // provisioning API answered and its registration is on disk).
-    onPublish: (id, topic, payload) =>
+    onPublish: (id, topic, payload, _qos, properties) =>
       provisioning?.handles(topic) === true
         ? provisioning.onPublish(id, topic, payload)
-        : rules.onPublish(id, topic, payload),
+        : rules.onPublish(id, topic, payload, properties),
   };
   const broker = await LocalBroker.start({
     ca: pki.caPem,

@@ -53,8 +53,8 @@ export function logBrokerEvents(broker: LocalBroker, log: (line: string) => void
   broker.on("connectRefused", (clientId, thing, reason) =>
     log(`broker: refused CONNECT of ${clientId} (certificate ${thing ?? "none"}): ${reason}`),
   );
-  broker.on("publishDenied", (id, topic, reason) =>
-    log(`broker: denied ${id.clientId} publishing to ${topic}: ${reason}; disconnected`),
+  broker.on("publishDenied", (id, topic, reason, answer) =>
+    log(`broker: denied ${id.clientId} publishing to ${topic}: ${reason}; ${answer}`),
   );
   broker.on("publishFailed", (id, topic, err) =>
     log(`broker: could not store ${id.clientId}'s message on ${topic}: ${err.message}`),
@@ -178,12 +178,12 @@ function retainedSummary(broker: LocalBroker): SummaryRow[] {
 function guardSummary(broker: LocalBroker): SummaryRow[] {
   const g = broker.guard.stats;
   const p = g.refusedPackets;
-  const refused = p["too-large"] + p.qos2 + p.topic + p.malformed + p.busy;
+  const refused = p["too-large"] + p.qos2 + p.topic + p.malformed + p.unsupported + p.busy;
   const rows: SummaryRow[] = [];
   if (refused > 0) {
     rows.push({
-      label: "broker packets refused (too large / QoS 2 / topic / malformed / busy)",
-      value: `${refused} (${p["too-large"]} / ${p.qos2} / ${p.topic} / ${p.malformed} / ${p.busy})`,
+      label: "broker packets refused (too large / QoS 2 / topic / malformed / unsupported / busy)",
+      value: `${refused} (${p["too-large"]} / ${p.qos2} / ${p.topic} / ${p.malformed} / ${p.unsupported} / ${p.busy})`,
     });
   }
   const timeouts = g.handshakeTimeouts + g.connectTimeouts + g.idleTimeouts;

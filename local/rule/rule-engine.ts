@@ -9,6 +9,7 @@ import {
   parsedOnlyFunctions,
   RuleEvaluationError,
   type CompiledRule,
+  type MqttProperties,
   type RegistryLookup,
   type RuleStatement,
   type SqlValue,
@@ -147,7 +148,12 @@ export class LocalRuleEngine {
    * broker withholds the PUBACK and the device sends the message again. A message the SQL cannot
    * be evaluated on goes to the error action and is acknowledged: sending it again cannot help.
    */
-  async onPublish(from: Publisher | string, topic: string, payload: Buffer): Promise<void> {
+  async onPublish(
+    from: Publisher | string,
+    topic: string,
+    payload: Buffer,
+    mqtt?: MqttProperties,
+  ): Promise<void> {
     const publisher = typeof from === "string" ? { clientId: from } : from;
     const clientId = publisher.clientId;
     const receivedAt = this.now();
@@ -165,6 +171,8 @@ export class LocalRuleEngine {
         accountId: LOCAL_ACCOUNT_ID,
         registry: this.registry,
         ruleName: this.config.rule.name,
+        // What an MQTT 5 publish carried, for get_mqtt_property() and get_user_properties().
+        mqtt,
       });
     } catch (e) {
       if (!(e instanceof RuleEvaluationError)) throw e;

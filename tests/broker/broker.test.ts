@@ -52,7 +52,18 @@ describe("local broker (mutual TLS)", () => {
     await c.endAsync();
   });
 
-  it("refuses a client id that is not its certificate's thing (CONNACK refused, logged)", async () => {
+  it("accepts a client id other than its certificate's thing by default: the policy alone decides, as on AWS", async () => {
+    // AWS IoT has no client-id rule of its own: iot:Connect in the policy decides (issue 24).
+    const c = connectAs(broker, pki, "sensor-a", "not-a-thing");
+    assert.equal(await connectOutcome(c), "connect");
+    assert.equal(broker.stats.connectRefusals, 0);
+    await c.endAsync();
+  });
+
+  it("with requireThingClientId, refuses a client id that is not its certificate's thing (CONNACK refused, logged)", async () => {
+    // The stricter mode is off by default now (issue 24); this test turns it on to keep checking it.
+    await broker.stop();
+    broker = await startBroker(pki, undefined, 0, { requireThingClientId: true });
     const events: string[] = [];
     broker.on("connectRefused", (clientId, thing, reason) =>
       events.push(`${clientId}/${thing}: ${reason}`),

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
 import mqtt, { type MqttClient } from "mqtt";
 import { ensurePki, issueCertificate, type Pki } from "../../local/identity/ca";
-import { LocalBroker, type BrokerHooks } from "../../local/broker/broker";
+import { LocalBroker, type BrokerHooks, type BrokerOptions } from "../../local/broker/broker";
 import { tempDir } from "./temp";
 
 const THINGS = ["sensor-a", "sensor-b", "sensor-c"];
@@ -17,13 +17,19 @@ export async function testPki(): Promise<Pki> {
   return ensurePki(path.join(tempDir("pki"), "pki"), [...THINGS, "console"]);
 }
 
-export async function startBroker(pki: Pki, hooks?: BrokerHooks, port = 0): Promise<LocalBroker> {
+export async function startBroker(
+  pki: Pki,
+  hooks?: BrokerHooks,
+  port = 0,
+  options: Partial<BrokerOptions> = {},
+): Promise<LocalBroker> {
   return LocalBroker.start({
     ca: pki.caPem,
     key: pki.server.key,
     cert: pki.server.cert,
     port,
     hooks,
+    ...options,
   });
 }
 

@@ -27,6 +27,8 @@ describe("log lines: client-chosen text escaped (local/pipeline/log-text)", func
     const p = await startLocalPipeline(config, {
       stateDir: tempDir("log-text"),
       log: (l) => lines.push(l),
+      // dev's policy lets any client id connect (as on AWS): the stricter mode makes the refusal.
+      broker: { requireThingClientId: true },
     });
     try {
       const c = await RawClient.open(p.port, p.credentialsFor(thing));

@@ -50,6 +50,8 @@ describe("simulate options", () => {
     assert.ok(o !== "help");
     assert.equal(o.stack, "dev");
     assert.equal(o.qos, 1);
+    // MQTT 5, as AWS's current Device SDK samples connect (docs/devices.md).
+    assert.equal(o.protocol, 5);
     assert.equal(o.rateLimit, 100);
     assert.equal(o.rate, 1);
     assert.equal(o.durationS, undefined);
@@ -64,7 +66,7 @@ describe("simulate options", () => {
       (
         "--stack prod --devices 2 --rate 2.5 --duration 9 --count 4 --qos 0 --topic a/{thing} " +
         "--source replay --csv x.csv --speedup 60 --seed 3 --rate-limit off --max-in-flight 7 " +
-        "--queue 9 --fast --no-probe --port 1884 --state-dir /tmp/s"
+        "--queue 9 --fast --no-probe --port 1884 --state-dir /tmp/s --protocol 3.1.1"
       ).split(" "),
     );
     assert.ok(o !== "help");
@@ -72,6 +74,7 @@ describe("simulate options", () => {
       { ...o, csv: path.basename(o.csv ?? "") },
       {
         stack: "prod",
+        protocol: 4,
         devices: 2,
         rate: 2.5,
         durationS: 9,
@@ -115,6 +118,7 @@ describe("simulate options", () => {
     ["--bogus", /^Unknown option '--bogus'; see --help$/],
     ["--qos 2", /AWS IoT Core does not support QoS 2; use --qos 0 or --qos 1/],
     ["--qos x", /--qos x: expected 0 or 1/],
+    ["--protocol 3", /--protocol 3: expected 5 \(MQTT 5\) or 3\.1\.1/],
     ["--rate 0", /--rate 0: expected a number greater than 0/],
     ["--rate abc", /--rate abc: expected a number/],
     ["--duration=-1", /--duration -1: expected a number greater than 0/],
@@ -148,6 +152,10 @@ describe("simulate options", () => {
     assert.equal(o.topic, "SeattleStoreTemp/#");
     assert.equal(o.count, 2);
     assert.equal(o.endpoint, undefined);
+    assert.equal(o.protocol, 5);
+    const v4 = parseSubscribeArgs(["--protocol", "4"]);
+    assert.ok(v4 !== "help");
+    assert.equal(v4.protocol, 4);
     assert.match(
       errorOf(() => parseSubscribeArgs(["--key", "k"])),
       /--key needs --endpoint HOST/,

@@ -1,0 +1,133 @@
+// MQTT 5 as AWS IoT Core speaks it, where aedes 2.0.0-beta.1 differs: the values AWS advertises in
+// its CONNACK, its clamps on session and message expiry, and the reason codes it answers with.
+// Every value is from https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html ("MQTT 5
+// supported features", "MQTT 5 properties", "MQTT reason codes"); docs/mqtt5.md lists each one
+// with its test.
+import { createRequire } from "node:module";
+import type { MqttProperties } from "../../core/rule-sql";
+
+/** AWS IoT Core's MQTT 5 values (mqtt.html), for aedes' options and the CONNACK. */
+export const AWS_MQTT5 = {
+  /** "Topic aliases": "AWS IoT Core has a default limit of 8 topic aliases". */
+  topicAliasMaximum: 8,
+  /**
+   * "Session Expiry Interval": "a maximum of 7 days, with a default maximum of one hour. If the
+   * value you set exceeds the maximum of your account, AWS IoT Core will return the adjusted value
+   * in the CONNACK".
+   */
+  sessionExpiryLimitSeconds: 3600,
+  /**
+   * Receive Maximum: listed among the CONNACK properties without a value; AWS IoT's quota of 100
+   * unacknowledged inbound QoS 1 publishes per connection is the value advertised.
+   */
+  receiveMaximum: 100,
+  /** "Message Expiry Interval": AWS keeps a message at most 7 days. */
+  maxMessageExpirySeconds: 7 * 24 * 3600,
+} as const;
+
+/** MQTT 5 reason codes the broker sends itself (mqtt.html, "MQTT reason codes"). */
+export const REASON = {
+  /** PUBACK / SUBACK: "The PUBLISH is not authorized" / "not authorized to make this subscription". */
+  notAuthorized: 0x87,
+  /** DISCONNECT: "Malformed Packet". */
+  malformed: 0x81,
+  /** DISCONNECT: "Topic Filter invalid". */
+  topicFilterInvalid: 0x8f,
+  /** DISCONNECT: "Topic Name invalid". */
+  topicNameInvalid: 0x90,
+  /** DISCONNECT: "Packet too large". */
+  packetTooLarge: 0x95,
+  /** DISCONNECT: "Quota exceeded". */
+  quotaExceeded: 0x97,
+  /** DISCONNECT: "QoS not supported". */
+  qosNotSupported: 0x9b,
+  /** DISCONNECT: "Subscription Identifiers not supported". */
+  subscriptionIdentifiersNotSupported: 0xa1,
+} as const;
+
+/**
+ * The capability properties of a successful MQTT 5 CONNACK as AWS IoT sends them ("MQTT 5
+ * properties": Maximum QoS "Default is 1. AWS IoT Core doesn't support QoS 2"; Retain Available
+ * "The default is 1"; Wildcard Subscription Available "The default is 1"; Subscription Identifier
+ * Available "The default is 0"). aedes 2.0.0-beta.1 leaves them out, which tells a client that
+ * QoS 2 and subscription identifiers are available, and has no option for them.
+ */
+export const AWS_CONNACK_CAPABILITIES = {
+  maximumQoS: 1,
+  retainAvailable: true,
+  wildcardSubscriptionAvailable: true,
+  subscriptionIdentifiersAvailable: false,
+} as const;
+
+interface Packet {
+  cmd?: string;
+  reasonCode?: number;
+  properties?: Record<string, unknown>;
+}
+type WriteToStream = (
+  packet: Packet,
+  stream: unknown,
+  opts?: { protocolVersion?: number },
+) => boolean;
+const WRAPPED = Symbol.for("iot-pipeline.awsConnackCapabilities");
+
+/**
+ * Adds {@link AWS_CONNACK_CAPABILITIES} to every successful MQTT 5 CONNACK aedes writes. aedes
+ * writes its packets through the `writeToStream` of the mqtt-packet module it imports; that
+ * function is wrapped once per process, and only a CONNACK with reason code 0 at protocol 5 is
+ * touched (a client never writes a CONNACK). The smallest hook the beta allows: it has no option
+ * for these properties (an upstream `connackProperties` option would replace this).
+ */
+export function installAwsConnackCapabilities(): void {
+  const fromAedes = createRequire(createRequire(__filename).resolve("aedes"));
+  const packets = fromAedes("mqtt-packet") as { writeToStream: WriteToStream };
+  const write = packets.writeToStream as WriteToStream & { [WRAPPED]?: true };
+  if (write[WRAPPED]) return;
+  const wrapped: WriteToStream = (packet, stream, opts) => {
+    if (packet.cmd === "connack" && opts?.protocolVersion === 5 && !packet.reasonCode) {
+      packet.properties = { ...packet.properties, ...AWS_CONNACK_CAPABILITIES };
+    }
+    return write(packet, stream, opts);
+  };
+  packets.writeToStream = Object.assign(wrapped, { [WRAPPED]: true as const });
+}
+
+/**
+ * AWS's clamp on a publish's Message Expiry Interval, in place, before aedes computes the expiry
+ * from it ("MQTT 5 properties", Message Expiry Interval: 0 is taken as 1 second, more than 7 days
+ * as 7 days).
+ */
+export function clampMessageExpiry(properties: { messageExpiryInterval?: number } | undefined) {
+  const v = properties?.messageExpiryInterval;
+  if (!properties || v === undefined) return;
+  properties.messageExpiryInterval = Math.min(Math.max(v, 1), AWS_MQTT5.maxMessageExpirySeconds);
+}
+
+/** mqtt-packet's PUBLISH properties, as aedes hands them to the hooks. */
+export interface PublishProperties {
+  readonly payloadFormatIndicator?: boolean | number;
+  readonly contentType?: string;
+  readonly responseTopic?: string;
+  readonly correlationData?: Buffer;
+  readonly userProperties?: Readonly<Record<string, string | string[]>>;
+}
+
+/**
+ * What IoT SQL's get_mqtt_property() and get_user_properties() read, from a PUBLISH's properties
+ * (undefined for a 3.1.1 publish, which has none). mqtt-packet keeps user properties as an object,
+ * so repeated keys come grouped in their first key's place, not interleaved as sent.
+ */
+export function mqttPropertiesOf(p: PublishProperties | undefined): MqttProperties | undefined {
+  if (!p) return undefined;
+  const userProperties = Object.entries(p.userProperties ?? {}).flatMap(([k, v]) =>
+    (Array.isArray(v) ? v : [v]).map((value): [string, string] => [k, value]),
+  );
+  return {
+    contentType: p.contentType,
+    payloadFormatIndicator:
+      p.payloadFormatIndicator === undefined ? undefined : p.payloadFormatIndicator ? 1 : 0,
+    responseTopic: p.responseTopic,
+    correlationData: p.correlationData,
+    userProperties: userProperties.length > 0 ? userProperties : undefined,
+  };
+}

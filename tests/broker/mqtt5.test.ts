@@ -1,0 +1,235 @@
+// MQTT 5 at the embedded broker as AWS IoT Core speaks it, with mqtt.js as an MQTT 5 client. Every
+// expected value is from https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html ("MQTT 5
+// supported features", "MQTT 5 properties", "MQTT reason codes"); docs/mqtt5.md names each test.
+import * as assert from "node:assert/strict";
+import type * as tls from "node:tls";
+import mqtt, { type ErrorWithSubackPacket, type IClientOptions, type MqttClient } from "mqtt";
+import type { Pki } from "../../local/identity/ca";
+import type { BrokerHooks, LocalBroker } from "../../local/broker/broker";
+import type { MqttProperties } from "../../core/rule-sql";
+import { maxPublishPacketBytes } from "../../local/broker/broker-limits";
+import { startBroker, testPki } from "../helpers/broker";
+import { until } from "../helpers/wait";
+
+describe("MQTT 5 as AWS IoT Core speaks it (local/broker/mqtt5.ts)", function () {
+  this.timeout(20_000);
+  let pki: Pki;
+  let broker: LocalBroker;
+  const clients: MqttClient[] = [];
+
+  before(async () => {
+    pki = await testPki();
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.end(true);
+    await broker?.stop();
+  });
+
+  /** An MQTT 5 mqtt.js client as `identity`, no reconnects; resolves once connected. */
+  async function v5(identity: string, extra: Partial<IClientOptions> = {}): Promise<MqttClient> {
+    const c = mqtt.connect(broker.url, {
+      ...pki.credentialsFor(identity),
+      clientId: identity,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      ...extra,
+    });
+    c.on("error", () => undefined);
+    clients.push(c);
+    await new Promise<void>((resolve, reject) => {
+      c.once("connect", () => resolve());
+      c.once("close", () => reject(new Error(`${identity}: closed before CONNACK`)));
+    });
+    return c;
+  }
+
+  /** The PUBACK reason code of a QoS 1 publish (0 when accepted). */
+  function pubackCode(c: MqttClient, topic: string, opts: mqtt.IClientPublishOptions = {}) {
+    return c.publishAsync(topic, "x", { qos: 1, ...opts }).then(
+      () => 0,
+      (e: { code?: number }) => e.code ?? -1,
+    );
+  }
+
+  it("CONNACK: Maximum QoS 1, Retain/Wildcard available, no Subscription Identifiers, 8 topic aliases, Receive Maximum 100, session expiry clamped to 3600 s", async () => {
+    broker = await startBroker(pki);
+    const seen = await connackOf(broker, pki);
+    assert.equal(seen.maximumQoS, 1, "Maximum QoS: AWS IoT Core doesn't support QoS 2");
+    assert.equal(seen.retainAvailable, true);
+    assert.equal(seen.wildcardSubscriptionAvailable, true);
+    assert.equal(seen.subscriptionIdentifiersAvailable, false);
+    assert.equal(seen.topicAliasMaximum, 8);
+    assert.equal(seen.receiveMaximum, 100);
+    assert.equal(seen.maximumPacketSize, maxPublishPacketBytes());
+    assert.equal(seen.sessionExpiryInterval, 3600, "the adjusted value returned in the CONNACK");
+  });
+
+  it("a denied publish gets PUBACK 0x87 and the connection stays; a denied subscribe gets SUBACK 0x87", async () => {
+    const hooks: BrokerHooks = {
+      authorizePublish: (_id, topic) =>
+        topic.startsWith("denied/") ? "policy says no" : undefined,
+      authorizeSubscribe: (_id, filter) => (filter.startsWith("denied/") ? "no" : undefined),
+    };
+    broker = await startBroker(pki, hooks);
+    const answers: string[] = [];
+    broker.on("publishDenied", (_id, _t, _r, answer) => answers.push(answer));
+    const c = await v5("sensor-a");
+    assert.equal(await pubackCode(c, "denied/x"), 0x87);
+    assert.equal(c.connected, true);
+    assert.equal(await pubackCode(c, "allowed/x"), 0);
+    const suback = await c.subscribeAsync("denied/#", { qos: 1 }).then(
+      () => undefined,
+      (e: ErrorWithSubackPacket) => e.packet.granted,
+    );
+    assert.deepEqual(suback, [0x87]);
+    assert.deepEqual(answers, ["PUBACK 0x87"]);
+  });
+
+  it("a publish the pipeline could not store closes an MQTT 5 connection without any PUBACK (the device sends it again)", async () => {
+    broker = await startBroker(pki, {
+      onPublish: () => Promise.reject(new Error("journal full")),
+    });
+    const c = await v5("sensor-a");
+    const closed = new Promise<void>((resolve) => c.once("close", () => resolve()));
+    let acked: unknown = "none";
+    c.publish("t/1", "x", { qos: 1 }, (e) => (acked = e ?? "PUBACK 0"));
+    await closed;
+    await new Promise((r) => setImmediate(r));
+    assert.equal(acked, "none");
+    assert.equal(broker.stats.publishFailures, 1);
+  });
+
+  it("topic aliases: the scanner lets an aliased PUBLISH through, the policy sees the resolved topic, subscribers get the topic", async () => {
+    const topics: string[] = [];
+    broker = await startBroker(pki, {
+      authorizePublish: (_id, topic) => {
+        topics.push(topic);
+        return topic === "aliased/denied" ? "no" : undefined;
+      },
+    });
+    const sub = await v5("sensor-b");
+    const got: string[] = [];
+    sub.on("message", (t) => got.push(t));
+    await sub.subscribeAsync("aliased/#", { qos: 1 });
+    const c = await v5("sensor-a");
+    assert.equal(await pubackCode(c, "aliased/1", { properties: { topicAlias: 1 } }), 0);
+    assert.equal(await pubackCode(c, "", { properties: { topicAlias: 1 } }), 0);
+    assert.equal(await pubackCode(c, "aliased/denied", { properties: { topicAlias: 2 } }), 0x87);
+    assert.equal(await pubackCode(c, "", { properties: { topicAlias: 2 } }), 0x87);
+    assert.equal(c.connected, true);
+    await until(() => got.length === 2, "both aliased messages");
+    assert.deepEqual(got, ["aliased/1", "aliased/1"]);
+    assert.deepEqual(topics, ["aliased/1", "aliased/1", "aliased/denied", "aliased/denied"]);
+    assert.equal(broker.guard.stats.refusedPackets.topic, 0);
+  });
+
+  it("a SUBSCRIBE carrying a Subscription Identifier gets DISCONNECT 0xA1", async () => {
+    broker = await startBroker(pki);
+    const c = await v5("sensor-a");
+    const disconnect = new Promise<number | undefined>((resolve) =>
+      c.once("disconnect", (p) => resolve(p.reasonCode)),
+    );
+    c.subscribe("t/#", { qos: 1, properties: { subscriptionIdentifier: 7 } });
+    assert.equal(await disconnect, 0xa1);
+    assert.equal(broker.guard.stats.refusedPackets.unsupported, 1);
+  });
+
+  it("message expiry: more than 7 days is clamped to 7 days (604,800 s), 0 to 1 s", async () => {
+    const seen: (number | undefined)[] = [];
+    broker = await startBroker(pki);
+    const sub = await v5("sensor-b");
+    sub.on("message", (_t, _m, p) => seen.push(p.properties?.messageExpiryInterval));
+    await sub.subscribeAsync("exp/#", { qos: 1 });
+    const c = await v5("sensor-a");
+    await c.publishAsync("exp/1", "x", {
+      qos: 1,
+      properties: { messageExpiryInterval: 10_000_000 },
+    });
+    await c.publishAsync("exp/2", "x", { qos: 1, properties: { messageExpiryInterval: 0 } });
+    await until(() => seen.length === 2, "the messages");
+    assert.ok(seen[0] !== undefined && seen[0] <= 604_800 && seen[0] > 604_700, String(seen[0]));
+    assert.equal(seen[1], 1);
+  });
+
+  it("a will's Will Delay Interval is not forwarded inside the PUBLISH (aedes #1098), its user properties are", async () => {
+    broker = await startBroker(pki);
+    const sub = await v5("sensor-b");
+    const wills: mqtt.IPublishPacket[] = [];
+    sub.on("message", (_t, _m, p) => wills.push(p));
+    await sub.subscribeAsync("status/#", { qos: 1 });
+    const w = await v5("sensor-a", {
+      will: {
+        topic: "status/gone",
+        payload: Buffer.from("gone"),
+        qos: 1,
+        retain: false,
+        properties: { willDelayInterval: 0, userProperties: { why: "lost" } },
+      },
+    });
+    (w.stream as tls.TLSSocket).destroy();
+    await until(() => wills.length === 1, "the will");
+    const props = wills[0].properties as Record<string, unknown>;
+    assert.equal(props.willDelayInterval, undefined);
+    assert.deepEqual({ ...(props.userProperties as object) }, { why: "lost" });
+  });
+
+  it("onPublish receives the MQTT 5 properties get_mqtt_property() reads (none for MQTT 3.1.1)", async () => {
+    const seen: (MqttProperties | undefined)[] = [];
+    broker = await startBroker(pki, {
+      onPublish: (_id, _t, _p, _q, properties) => void seen.push(properties),
+    });
+    const c = await v5("sensor-a");
+    await c.publishAsync("p/1", "{}", {
+      qos: 1,
+      properties: {
+        payloadFormatIndicator: true,
+        contentType: "application/json",
+        responseTopic: "p/reply",
+        correlationData: Buffer.from("abc"),
+        userProperties: { k: ["1", "2"], z: "3" },
+      },
+    });
+    const v4 = mqtt.connect(broker.url, {
+      ...pki.credentialsFor("sensor-b"),
+      clientId: "sensor-b",
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    });
+    clients.push(v4);
+    await v4.publishAsync("p/1", "{}", { qos: 1 });
+    assert.deepEqual(seen, [
+      {
+        payloadFormatIndicator: 1,
+        contentType: "application/json",
+        responseTopic: "p/reply",
+        correlationData: Buffer.from("abc"),
+        userProperties: [
+          ["k", "1"],
+          ["k", "2"],
+          ["z", "3"],
+        ],
+      },
+      undefined,
+    ]);
+  });
+});
+
+/** The properties of the CONNACK the broker sends an MQTT 5 client, read from the wire. */
+async function connackOf(broker: LocalBroker, pki: Pki): Promise<Record<string, unknown>> {
+  const c = mqtt.connect(broker.url, {
+    ...pki.credentialsFor("sensor-c"),
+    clientId: "sensor-c",
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+    properties: { sessionExpiryInterval: 86_400 },
+  });
+  c.on("error", () => undefined);
+  try {
+    const packet = await new Promise<mqtt.IConnackPacket>((resolve) =>
+      c.once("connect", (p) => resolve(p)),
+    );
+    return (packet.properties ?? {}) as Record<string, unknown>;
+  } finally {
+    c.end(true);
+  }
+}
