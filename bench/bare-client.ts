@@ -15,6 +15,8 @@ export async function connectBare(
   url: string,
   clientId: string,
   creds: Credentials,
+  /** MQTT version: 4 (3.1.1) or 5. */
+  protocol: 4 | 5 = 4,
 ): Promise<BareConnection> {
   const started = nowMs();
   const client = await mqtt.connectAsync(url, {
@@ -23,7 +25,7 @@ export async function connectBare(
     cert: creds.cert,
     ca: creds.ca,
     rejectUnauthorized: true,
-    protocolVersion: 4,
+    protocolVersion: protocol,
     reconnectPeriod: 0,
     connectTimeout: 30_000,
     clean: true,

@@ -40,6 +40,8 @@ const MOSQUITTO_PUBACK_ISSUE = "https://github.com/eclipse-mosquitto/mosquitto/i
 const BARRIER_TIMEOUT_MS = 30_000;
 
 interface PhaseOptions {
+  /** The producers' MQTT version; default 4 (3.1.1). */
+  readonly protocol?: 4 | 5;
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly window: number;
@@ -128,7 +130,9 @@ async function drive(
   opts: PhaseOptions,
 ): Promise<Measured[]> {
   const conns = await Promise.all(
-    things.map((t) => connectBare(server.url, t, readCredentials(server.pkiDir, t))),
+    things.map((t) =>
+      connectBare(server.url, t, readCredentials(server.pkiDir, t), opts.protocol ?? 4),
+    ),
   );
   const measured: Measured[] = [];
   try {
@@ -336,6 +340,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
   const runDir = path.join(opts.stateDir, `pipeline-${process.pid}`);
   let base: Awaited<ReturnType<typeof runOurs>>;
   let pipe: Awaited<ReturnType<typeof runOurs>>;
+  let pipe5: Awaited<ReturnType<typeof runOurs>>;
   let mosq: Awaited<ReturnType<typeof runMosquitto>> | undefined;
   try {
     base = await runOurs("broker", stack, raw, things, topics, [1, 0], {
@@ -346,6 +351,13 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     pipe = await runOurs("pipeline", stack, raw, things, topics, [1], {
       ...phaseOpts,
       stateDir: path.join(runDir, "pipeline"),
+    });
+    // The same load over MQTT 5 (issue 24): the row beside the 3.1.1 one.
+    opts.log(`pipeline over MQTT 5: QoS 1, same load`);
+    pipe5 = await runOurs("pipeline", stack, raw, things, topics, [1], {
+      ...phaseOpts,
+      protocol: 5,
+      stateDir: path.join(runDir, "pipeline-mqtt5"),
     });
     if ("bin" in mosquittoBin) {
       opts.log(`Mosquitto (${mosquittoBin.bin}, persistence on): QoS 1 then QoS 0, same load`);
@@ -384,6 +396,11 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     msgPerSec("baseline.qos0.msgPerSec", "broker alone, QoS 0: msg/s read", rate(baseQos0)),
     msgPerSec("baseline.msgPerSec", "broker alone, QoS 1: acked msg/s", baseRate),
     msgPerSec("pipeline.ackedMsgPerSec", "pipeline, QoS 1: acked (journal fsync'd) msg/s", ackRate),
+    msgPerSec(
+      "pipeline.mqtt5.ackedMsgPerSec",
+      "pipeline over MQTT 5, QoS 1: acked (journal fsync'd) msg/s",
+      rate(pipe5.phases[0]),
+    ),
     msgPerSec("pipeline.e2eMsgPerSec", "pipeline: publish → delivered record msg/s", e2eRate),
     {
       key: "pipeline.ackedRatio",

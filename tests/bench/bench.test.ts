@@ -41,6 +41,7 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "baseline.qos0.msgPerSec",
     "baseline.msgPerSec",
     "pipeline.ackedMsgPerSec",
+    "pipeline.mqtt5.ackedMsgPerSec",
     "pipeline.e2eMsgPerSec",
     "pipeline.ackedRatio",
     "pipeline.ratio",
