@@ -505,6 +505,34 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     a.on("clientError", (client, err) => this.emit("clientError", client.id, err));
   }
 
+  /**
+   * Publishes a message as AWS IoT itself does on its reserved topics (shadow responses, lifecycle
+   * events, a rule's republish): to every subscriber whose filter matches and whose policy lets it
+   * receive the topic (authorizeForward), with no publisher's policy to check. Resolves once the
+   * message has been handed to the subscribers' connections and persistent sessions.
+   */
+  publishAsService(
+    topic: string,
+    payload: Buffer,
+    opts: { readonly qos?: 0 | 1; readonly properties?: Record<string, unknown> } = {},
+  ): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error("the broker is stopped"));
+    return new Promise<void>((resolve, reject) =>
+      this.aedes.publish(
+        {
+          cmd: "publish",
+          topic,
+          payload,
+          qos: opts.qos ?? 0,
+          retain: false,
+          dup: false,
+          ...(opts.properties === undefined ? {} : { properties: opts.properties }),
+        } as Parameters<Aedes["publish"]>[0],
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+  }
+
   /** Closes the listener, every connection and aedes itself. Safe to call twice. */
   async stop(): Promise<void> {
     if (this.stopped) return;

@@ -258,6 +258,29 @@ describe("local broker (mutual TLS)", () => {
     await Promise.all([sub.endAsync(), pub.endAsync()]);
   });
 
+  it("publishes as the service to every subscriber the policy lets receive, with no publisher", async () => {
+    broker.setHooks({
+      authorizeReceive: (id, topic) => !(id.thingName === "sensor-b" && topic.endsWith("/hidden")),
+    });
+    const a = connectAs(broker, pki, "sensor-a");
+    const b = connectAs(broker, pki, "sensor-b");
+    await Promise.all([subscribed(a, "$aws/events/#"), subscribed(b, "$aws/events/#")]);
+    const got: string[] = [];
+    a.on("message", (topic, payload) => got.push(`a ${topic} ${payload.toString()}`));
+    b.on("message", (topic, payload) => got.push(`b ${topic} ${payload.toString()}`));
+    await broker.publishAsService("$aws/events/x/hidden", Buffer.from("1"), { qos: 1 });
+    await broker.publishAsService("$aws/events/x/shown", Buffer.from("2"), { qos: 1 });
+    await until(() => got.length >= 3, "three deliveries");
+    assert.deepEqual(got.sort(), [
+      "a $aws/events/x/hidden 1",
+      "a $aws/events/x/shown 2",
+      "b $aws/events/x/shown 2",
+    ]);
+    // Nothing a client published: no publish counted, no policy asked.
+    assert.equal(broker.stats.publishes, 0);
+    await Promise.all([a.endAsync(), b.endAsync()]);
+  });
+
   it("closes its listener on stop", async () => {
     const port = broker.port;
     await broker.stop();
