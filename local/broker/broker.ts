@@ -19,6 +19,7 @@ import {
   mqttPropertiesOf,
 } from "./mqtt5";
 import { maxPublishPacketBytes } from "./broker-limits";
+import { isShared, policyFilterOf, SharedSubscriptions } from "./shared-subscriptions";
 import {
   ConnectionGuard,
   listenError,
@@ -204,6 +205,8 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   readonly acks: PublishAcks;
   /** Persistent sessions' queues and expiry (local/broker/offline-sessions.ts). */
   readonly sessions: OfflineSessions;
+  /** `$share/{ShareName}/{TopicFilter}` groups (local/broker/shared-subscriptions.ts). */
+  readonly shared: SharedSubscriptions;
   private stopped = false;
 
   private constructor(
@@ -227,6 +230,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       this.emit("session", id, reason),
     );
     this.sessions.attach(aedes);
+    this.shared = new SharedSubscriptions(aedes);
   }
 
   /** Starts aedes and the TLS listener; resolves once it listens. */
@@ -460,13 +464,17 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     a.authorizeSubscribe = (client, sub, done) => {
       const id = this.identities.get(client);
       if (!id) return done(new Error("subscribe from an unauthenticated client"));
+      // A shared subscription's iot:Subscribe is on its whole filter, `$share/{ShareName}/...`
+      // (AWS's SDK samples allow `topicfilter/$share/*/test/topic`); iot:Receive is checked per
+      // message on its topic, as for any subscriber (authorizeForward).
+      const filter = policyFilterOf(sub.topic);
       // "Your devices and rules can't subscribe to Basic Ingest reserved topics" (iot-basic-ingest.html).
-      const reason = isBasicIngest(sub.topic)
+      const reason = isBasicIngest(filter.replace(/^\$share\/[^/]+\//, ""))
         ? "Basic Ingest topics ($aws/rules/...) go to their rule only; no client can subscribe to them"
-        : this.hooks.authorizeSubscribe?.(id, sub.topic);
+        : this.hooks.authorizeSubscribe?.(id, filter);
       if (reason !== undefined) {
         this.stats.subscribeDenials++;
-        this.emit("subscribeDenied", id, sub.topic, reason);
+        this.emit("subscribeDenied", id, filter, reason);
         return done(null, null); // SUBACK 0x80 for this filter
       }
       done(null, sub);
@@ -488,7 +496,13 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       return hook === undefined || hook(id, packet.topic) ? packet : null;
     };
 
-    a.on("subscribe", (subs, client) => this.retained.deliverOnSubscribe(client, subs));
+    // "Shared subscriptions don't receive retained messages when subscribing" (mqtt.html).
+    a.on("subscribe", (subs, client) =>
+      this.retained.deliverOnSubscribe(
+        client,
+        subs.filter((s) => !isShared(s.topic)),
+      ),
+    );
     a.on("client", (client) => {
       const id = this.identities.get(client);
       if (!id) return;

@@ -85,7 +85,15 @@ export function installAwsConnackCapabilities(): void {
   if (write[WRAPPED]) return;
   const wrapped: WriteToStream = (packet, stream, opts) => {
     if (packet.cmd === "connack" && opts?.protocolVersion === 5 && !packet.reasonCode) {
-      packet.properties = { ...packet.properties, ...AWS_CONNACK_CAPABILITIES };
+      const properties: Record<string, unknown> = {
+        ...packet.properties,
+        ...AWS_CONNACK_CAPABILITIES,
+      };
+      // aedes says Shared Subscription Available 0; AWS supports them ("Shared subscriptions")
+      // and does not list the property among those it sends ("MQTT 5 properties"): absent means
+      // available (MQTT 5 §3.2.2.3.15).
+      delete properties.sharedSubscriptionAvailable;
+      packet.properties = properties;
     }
     return write(packet, stream, opts);
   };

@@ -173,6 +173,116 @@ describe("MQTT 5 as AWS IoT Core speaks it (local/broker/mqtt5.ts)", function ()
     assert.deepEqual({ ...(props.userProperties as object) }, { why: "lost" });
   });
 
+  describe('shared subscriptions (mqtt.html, "Shared subscriptions")', () => {
+    /** `n` QoS 1 messages on `topic` from sensor-a; resolves once all are acknowledged. */
+    async function publishMany(topic: string, n: number) {
+      const c = await v5("sensor-a");
+      for (let i = 0; i < n; i++) await c.publishAsync(topic, String(i), { qos: 1 });
+    }
+
+    it("each message goes to one member of the group, none twice; a non-shared subscriber gets all; MQTT 3.1.1 and 5 members alike", async () => {
+      const filters: string[] = [];
+      broker = await startBroker(pki, {
+        authorizeSubscribe: (_id, filter) => void filters.push(filter),
+      });
+      const got = new Map<string, string[]>();
+      const member = async (id: string, c: MqttClient, filter: string) => {
+        got.set(id, []);
+        c.on("message", (_t, m) => got.get(id)?.push(m.toString()));
+        const granted = await c.subscribeAsync(filter, { qos: 1 });
+        assert.equal(granted[0].qos, 1, `${id}: SUBACK granted QoS 1`);
+      };
+      await member("m5", await v5("sensor-b"), "$share/workers/jobs/#");
+      const v4 = mqtt.connect(broker.url, {
+        ...pki.credentialsFor("sensor-c"),
+        clientId: "sensor-c",
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      });
+      clients.push(v4);
+      await new Promise<void>((resolve) => v4.once("connect", () => resolve()));
+      await member("m3", v4, "$share/workers/jobs/#");
+      await member("all", await v5("console"), "jobs/#");
+      const n = 40;
+      await publishMany("jobs/1", n);
+      const m5 = got.get("m5") ?? [];
+      const m3 = got.get("m3") ?? [];
+      await until(() => m5.length + m3.length === n && got.get("all")?.length === n, "deliveries");
+      await new Promise((r) => setTimeout(r, 100)); // nothing more arrives
+      assert.equal(m5.length + m3.length, n, "each message to one member");
+      assert.deepEqual([...m5, ...m3].sort(), [...Array(n).keys()].map(String).sort());
+      assert.ok(m5.length > 0 && m3.length > 0, `random distribution: ${m5.length} / ${m3.length}`);
+      assert.equal(got.get("all")?.length, n);
+      assert.deepEqual(filters, ["$share/workers/jobs/#", "$share/workers/jobs/#", "jobs/#"]);
+      assert.equal(broker.shared.stats.groups, 1);
+    });
+
+    it("members that leave (UNSUBSCRIBE or disconnect) get nothing more; the rest get every message", async () => {
+      broker = await startBroker(pki);
+      const a: string[] = [];
+      const b: string[] = [];
+      const ca = await v5("sensor-b");
+      ca.on("message", (_t, m) => a.push(m.toString()));
+      await ca.subscribeAsync("$share/g/t/1", { qos: 1 });
+      const cb = await v5("sensor-c");
+      cb.on("message", (_t, m) => b.push(m.toString()));
+      await cb.subscribeAsync("$share/g/t/1", { qos: 1 });
+      await cb.unsubscribeAsync("$share/g/t/1");
+      await publishMany("t/1", 10);
+      await until(() => a.length === 10, "all to the remaining member");
+      ca.end(true);
+      await until(() => broker.shared.stats.groups === 0, "the group gone with its last member");
+      assert.equal(b.length, 0);
+    });
+
+    it("a shared subscription gets no retained message on SUBSCRIBE; a non-shared one does", async () => {
+      broker = await startBroker(pki);
+      const p = await v5("sensor-a");
+      await p.publishAsync("state/1", "kept", { qos: 1, retain: true });
+      const shared: string[] = [];
+      const s = await v5("sensor-b");
+      s.on("message", (t) => shared.push(t));
+      await s.subscribeAsync("$share/g/state/1", { qos: 1 });
+      const plain: string[] = [];
+      const n = await v5("sensor-c");
+      n.on("message", (t) => plain.push(t));
+      await n.subscribeAsync("state/1", { qos: 1 });
+      await until(() => plain.length === 1, "the retained message to the non-shared subscriber");
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(shared, []);
+    });
+
+    it("a message matching several groups goes to one member of each; a ShareName of 129 characters is refused (DISCONNECT 0x8F); the CONNACK does not say shared subscriptions are unavailable", async () => {
+      broker = await startBroker(pki);
+      const seen = await connackOf(broker, pki);
+      assert.equal(seen.sharedSubscriptionAvailable, undefined, "absent: available");
+      const g1: string[] = [];
+      const g2: string[] = [];
+      const c1 = await v5("sensor-b");
+      c1.on("message", (t) => g1.push(t));
+      await c1.subscribeAsync("$share/one/sports/tennis", { qos: 1 });
+      const c2 = await v5("sensor-c");
+      c2.on("message", (t) => g2.push(t));
+      await c2.subscribeAsync("$share/two/sports/#", { qos: 1 });
+      await publishMany("sports/tennis", 1);
+      await until(() => g1.length === 1 && g2.length === 1, "one copy per group");
+      const bad = await v5("console");
+      const disconnect = new Promise<number | undefined>((resolve) =>
+        bad.once("disconnect", (p) => resolve(p.reasonCode)),
+      );
+      bad.subscribe(`$share/${"n".repeat(129)}/x`, { qos: 1 });
+      assert.equal(await disconnect, 0x8f);
+    });
+
+    it("the share's two slashes do not count against AWS's 7 (a filter of 7 slashes after $share/g/ is taken)", async () => {
+      broker = await startBroker(pki);
+      const c = await v5("sensor-b");
+      const granted = await c.subscribeAsync("$share/g/a/b/c/d/e/f/g/h", { qos: 1 });
+      assert.equal(granted[0].qos, 1);
+      assert.equal(c.connected, true);
+    });
+  });
+
   it("onPublish receives the MQTT 5 properties get_mqtt_property() reads (none for MQTT 3.1.1)", async () => {
     const seen: (MqttProperties | undefined)[] = [];
     broker = await startBroker(pki, {
