@@ -17,6 +17,8 @@ import {
   clampMessageExpiry,
   installAwsConnackCapabilities,
   mqttPropertiesOf,
+  REASON,
+  ReceiveMaximum,
 } from "./mqtt5";
 import { maxPublishPacketBytes } from "./broker-limits";
 import { isShared, policyFilterOf, SharedSubscriptions } from "./shared-subscriptions";
@@ -205,6 +207,8 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   readonly acks: PublishAcks;
   /** Persistent sessions' queues and expiry (local/broker/offline-sessions.ts). */
   readonly sessions: OfflineSessions;
+  /** MQTT 5 QoS 1 publishes awaiting their PUBACK, against the Receive Maximum advertised. */
+  readonly receiveMaximum = new ReceiveMaximum();
   /** `$share/{ShareName}/{TopicFilter}` groups (local/broker/shared-subscriptions.ts). */
   readonly shared: SharedSubscriptions;
   private stopped = false;
@@ -391,8 +395,29 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       done(null, true);
     };
 
-    a.authorizePublish = (client, packet, done) => {
+    a.authorizePublish = (client, packet, publishDone) => {
       const v5 = client?.version === 5;
+      let done = publishDone;
+      if (v5 && client && packet.qos > 0) {
+        if (!this.receiveMaximum.arrive(client)) {
+          const id = this.identities.get(client);
+          const reason = `more than ${this.receiveMaximum.maximum} QoS 1 publishes without their PUBACK (the Receive Maximum advertised)`;
+          this.stats.publishDenials++;
+          if (id) this.emit("publishDenied", id, packet.topic, reason, "DISCONNECT 0x93");
+          const socket = client.conn as tls.TLSSocket;
+          const closing = setTimeout(() => socket.destroy(), 1000);
+          closing.unref();
+          client.disconnect({ reasonCode: REASON.receiveMaximumExceeded }, () => {
+            clearTimeout(closing);
+            socket.destroy();
+          });
+          return;
+        }
+        done = (err) => {
+          this.receiveMaximum.settle(client);
+          publishDone(err);
+        };
+      }
       // An error from here: aedes closes an MQTT 3.1.1 connection, and answers an MQTT 5 one with
       // PUBACK 0x87 Not authorized, keeping it (mqtt.html, "MQTT reason codes"). So that a failure
       // to store (journal, provisioning) is never acknowledged, even with 0x87, an MQTT 5

@@ -17,8 +17,12 @@ export const AWS_MQTT5 = {
    */
   sessionExpiryLimitSeconds: 3600,
   /**
-   * Receive Maximum: listed among the CONNACK properties without a value; AWS IoT's quota of 100
-   * unacknowledged inbound QoS 1 publishes per connection is the value advertised.
+   * Receive Maximum, "the maximum number of PUBLISH QOS > 0 packets which can be sent without
+   * receiving an PUBACK" ("MQTT 5 properties", CONNECT and CONNACK; no value given there): the
+   * quota "Maximum inbound unacknowledged QoS 1 publish requests", 100, not adjustable ("AWS IoT
+   * Core restricts the number of unacknowledged inbound publish requests per client. When this
+   * quota is reached, no new publish requests are accepted from this client until a PUBACK message
+   * is returned by the server", https://docs.aws.amazon.com/general/latest/gr/iot-core.html).
    */
   receiveMaximum: 100,
   /** "Message Expiry Interval": AWS keeps a message at most 7 days. */
@@ -39,6 +43,8 @@ export const REASON = {
   packetTooLarge: 0x95,
   /** DISCONNECT: "Quota exceeded". */
   quotaExceeded: 0x97,
+  /** DISCONNECT: "Receive Maximum exceeded". */
+  receiveMaximumExceeded: 0x93,
   /** DISCONNECT: "QoS not supported". */
   qosNotSupported: 0x9b,
   /** DISCONNECT: "Subscription Identifiers not supported". */
@@ -98,6 +104,41 @@ export function installAwsConnackCapabilities(): void {
     return write(packet, stream, opts);
   };
   packets.writeToStream = Object.assign(wrapped, { [WRAPPED]: true as const });
+}
+
+/**
+ * The QoS 1 publishes each MQTT 5 connection has sent and not yet had a PUBACK for, against the
+ * Receive Maximum the broker advertised. MQTT 5 §3.3.4: "If it receives more than Receive Maximum
+ * QoS 1 and QoS 2 PUBLISH packets where it has not sent a PUBACK or PUBCOMP in response, the Server
+ * uses a DISCONNECT packet with Reason Code 0x93 (Receive Maximum exceeded)", a code AWS lists
+ * among its DISCONNECT reason codes (mqtt.html, "MQTT reason codes"). The broker's reading bound
+ * (publish-acks.ts) already stops reading a connection at 100 waiting publishes, so only a burst
+ * read at once can pass it; this names that client's fault instead of accepting the excess.
+ */
+export class ReceiveMaximum {
+  private readonly inFlight = new WeakMap<object, number>();
+  /** MQTT 5 connections closed with DISCONNECT 0x93. */
+  exceeded = 0;
+
+  constructor(readonly maximum: number = AWS_MQTT5.receiveMaximum) {}
+
+  /** Counts a QoS 1 PUBLISH in; false when it is one more than the maximum (not counted then). */
+  arrive(client: object): boolean {
+    const n = (this.inFlight.get(client) ?? 0) + 1;
+    if (n > this.maximum) {
+      this.exceeded++;
+      return false;
+    }
+    this.inFlight.set(client, n);
+    return true;
+  }
+
+  /** Its PUBACK is about to be written (or it will never be: the connection is closing). */
+  settle(client: object): void {
+    const n = this.inFlight.get(client) ?? 0;
+    if (n <= 1) this.inFlight.delete(client);
+    else this.inFlight.set(client, n - 1);
+  }
 }
 
 /**

@@ -99,6 +99,31 @@ describe("MQTT 5 as AWS IoT Core speaks it (local/broker/mqtt5.ts)", function ()
     assert.equal(broker.stats.publishFailures, 1);
   });
 
+  it('Receive Maximum 100: 100 QoS 1 publishes awaiting their PUBACK are taken, the 101st gets DISCONNECT 0x93 (MQTT 5 §3.3.4; mqtt.html "MQTT reason codes"; quotas page: 100 unacknowledged inbound)', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // Reading is not paused at 100 here, so that the 101st is read at all (a burst read at once).
+    let seen = 0;
+    broker = await startBroker(pki, { onPublish: () => (seen++, held) }, 0, {
+      unacknowledged: { perConnection: 1000 },
+    });
+    const answers: string[] = [];
+    broker.on("publishDenied", (_id, _t, _r, answer) => answers.push(answer));
+    const c = await v5("sensor-a");
+    const acks = Array.from({ length: 100 }, (_, i) => pubackCode(c, `t/${i}`));
+    await until(() => seen === 100, "100 publishes in flight");
+    assert.equal(c.connected, true, "100 in flight: still connected");
+    const disconnect = new Promise<number | undefined>((resolve) =>
+      c.once("disconnect", (p) => resolve(p.reasonCode)),
+    );
+    c.publish("t/100", "x", { qos: 1 });
+    assert.equal(await disconnect, 0x93);
+    assert.deepEqual(answers, ["DISCONNECT 0x93"]);
+    assert.equal(seen, 100, "the 101st never reached the pipeline");
+    release();
+    void Promise.all(acks);
+  });
+
   it("topic aliases: the scanner lets an aliased PUBLISH through, the policy sees the resolved topic, subscribers get the topic", async () => {
     const topics: string[] = [];
     broker = await startBroker(pki, {
