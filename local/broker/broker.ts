@@ -13,6 +13,7 @@ import { OfflineSessions, type SessionLimits } from "./offline-sessions";
 import { PublishAcks, type UnacknowledgedLimits } from "./publish-acks";
 import { RetainedStore, type RetainedLimits } from "./retained";
 import {
+  adjustKeepAlive,
   AWS_MQTT5,
   clampMessageExpiry,
   installAwsConnackCapabilities,
@@ -253,6 +254,15 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       // packet size advertised is the largest PUBLISH holding such a payload, so that a client
       // does not refuse a 128 KB payload itself because of its topic and header.
       maximumPacketSize: maxPublishPacketBytes(guard.limits.packets),
+      // AWS's keep-alive bounds; an MQTT 5 client is told its value in Server Keep Alive.
+      preConnect: (client, packet, done) => {
+        adjustKeepAlive(
+          client,
+          packet,
+          Math.max(1, Math.round(guard.limits.defaultKeepaliveSeconds)),
+        );
+        done(null, true);
+      },
       ...guard.aedesOptions(),
     });
     const server = tls.createServer(

@@ -141,6 +141,47 @@ export class ReceiveMaximum {
   }
 }
 
+/** AWS IoT's keep-alive bounds, seconds ({@link serverKeepAlive}). */
+export const AWS_KEEP_ALIVE = { min: 30, max: 1200 } as const;
+
+/**
+ * The keep-alive AWS IoT holds a connection to, for the one its CONNECT asked for: "If a client
+ * requests a keep-alive interval of zero, the default keep-alive interval [1,200 s] will be used",
+ * a value below 30 s is taken as 30 s and one above 1,200 s as 1,200 s, and the client is
+ * disconnected after 1.5 times it without a packet (quotas page, "Message broker and protocol
+ * limits and quotas", https://docs.aws.amazon.com/general/latest/gr/iot-core.html). An MQTT 5
+ * client learns the value it gets from the CONNACK's Server Keep Alive, "the keep alive time
+ * assigned by the server. The server will disconnect the client if the client is inactive for
+ * more than the keep alive time" (mqtt.html, "MQTT 5 properties"), which it then MUST use
+ * ([MQTT-3.2.2-21]). `max` is the broker's default keep-alive (AWS: 1,200 s).
+ */
+export function serverKeepAlive(requested: number, max: number = AWS_KEEP_ALIVE.max): number {
+  if (requested === 0 || requested > max) return max;
+  return Math.max(requested, Math.min(AWS_KEEP_ALIVE.min, max));
+}
+
+/**
+ * aedes' preConnect hook: holds the CONNECT's keep-alive to {@link serverKeepAlive}. An MQTT 5
+ * client is told the adjusted value (Server Keep Alive in the CONNACK, which aedes writes and times
+ * the connection by); an MQTT 3.1.1 client below 30 s is timed by 30 s, as AWS does, and one
+ * asking for 0 or more than the maximum is left to the connection guard's idle timer (3.1.1 has
+ * no way to tell the client, and aedes would refuse the CONNECT).
+ */
+export function adjustKeepAlive(
+  client: object,
+  packet: { protocolVersion?: number; keepalive?: number },
+  max: number,
+): void {
+  const requested = packet.keepalive ?? 0;
+  const assigned = serverKeepAlive(requested, max);
+  if (assigned === requested) return;
+  if (packet.protocolVersion === 5) {
+    (client as { _serverKeepAlive?: number })._serverKeepAlive = assigned;
+  } else if (requested > 0 && requested < assigned) {
+    packet.keepalive = assigned;
+  }
+}
+
 /**
  * AWS's clamp on a publish's Message Expiry Interval, in place, before aedes computes the expiry
  * from it ("MQTT 5 properties", Message Expiry Interval: 0 is taken as 1 second, more than 7 days

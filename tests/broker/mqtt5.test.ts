@@ -8,6 +8,7 @@ import type { Pki } from "../../local/identity/ca";
 import type { BrokerHooks, LocalBroker } from "../../local/broker/broker";
 import type { MqttProperties } from "../../core/rule-sql";
 import { maxPublishPacketBytes } from "../../local/broker/broker-limits";
+import { adjustKeepAlive } from "../../local/broker/mqtt5";
 import { startBroker, testPki } from "../helpers/broker";
 import { until } from "../helpers/wait";
 
@@ -62,6 +63,31 @@ describe("MQTT 5 as AWS IoT Core speaks it (local/broker/mqtt5.ts)", function ()
     assert.equal(seen.receiveMaximum, 100);
     assert.equal(seen.maximumPacketSize, maxPublishPacketBytes());
     assert.equal(seen.sessionExpiryInterval, 3600, "the adjusted value returned in the CONNACK");
+  });
+
+  it('Server Keep Alive: a keep-alive of 0 or above 1,200 s gets 1,200 s, below 30 s gets 30 s, 30-1,200 s is kept (none sent) (quotas page, keep-alive; mqtt.html "MQTT 5 properties")', async () => {
+    broker = await startBroker(pki);
+    const assigned: Record<number, unknown> = {};
+    for (const keepalive of [0, 5, 60, 1200, 3600]) {
+      const c = mqtt.connect(broker.url, {
+        ...pki.credentialsFor("sensor-c"),
+        clientId: "sensor-c",
+        protocolVersion: 5,
+        reconnectPeriod: 0,
+        keepalive,
+      });
+      c.on("error", () => undefined);
+      const connack = await new Promise<mqtt.IConnackPacket>((resolve) =>
+        c.once("connect", (p) => resolve(p)),
+      );
+      assigned[keepalive] = connack.properties?.serverKeepAlive;
+      await c.endAsync();
+    }
+    assert.deepEqual(assigned, { 0: 1200, 5: 30, 60: undefined, 1200: undefined, 3600: 1200 });
+    // MQTT 3.1.1 has no Server Keep Alive: below 30 s the connection is timed by 30 s.
+    const packet = { protocolVersion: 4, keepalive: 5 };
+    adjustKeepAlive({}, packet, 1200);
+    assert.equal(packet.keepalive, 30);
   });
 
   it("a denied publish gets PUBACK 0x87 and the connection stays; a denied subscribe gets SUBACK 0x87", async () => {
