@@ -11,9 +11,10 @@ import type { MqttProperties } from "../../core/rule-sql";
 import { CONSOLE_IDENTITY } from "../identity/ca";
 import { OfflineSessions, type SessionLimits } from "./offline-sessions";
 import { PublishAcks, type UnacknowledgedLimits } from "./publish-acks";
-import { RetainedStore, type RetainedLimits } from "./retained";
+import { RetainedStore, THROTTLED, type RetainedLimits } from "./retained";
 import {
   adjustKeepAlive,
+  answerRefusalWith,
   AWS_MQTT5,
   clampMessageExpiry,
   installAwsConnackCapabilities,
@@ -459,8 +460,15 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       // past them it is refused like a denied publish (AWS: "throttled"), before any PUBACK.
       const hold = packet.retain ? this.retained.reserve(packet.topic, payload) : undefined;
       if (typeof hold === "string") {
+        // "AWS IoT Core returns a throttled response to messages published with RETAIN set" once
+        // the retained store is full (mqtt.html, "Retained message limits"): for MQTT 5, PUBACK
+        // 0x97 Quota exceeded ("MQTT reason codes"), not 0x87.
+        const throttled =
+          hold.startsWith(THROTTLED) && v5 && packet.qos > 0 && packet.messageId !== undefined;
+        if (throttled && client)
+          answerRefusalWith(client.conn, packet.messageId as number, REASON.quotaExceeded);
         this.stats.publishDenials++;
-        this.emit("publishDenied", id, packet.topic, hold, answer);
+        this.emit("publishDenied", id, packet.topic, hold, throttled ? "PUBACK 0x97" : answer);
         return refuse(`retained publish to ${packet.topic} refused: ${hold}`);
       }
       const accepted = (): null => {

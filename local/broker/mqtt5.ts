@@ -67,6 +67,7 @@ export const AWS_CONNACK_CAPABILITIES = {
 
 interface Packet {
   cmd?: string;
+  messageId?: number;
   reasonCode?: number;
   properties?: Record<string, unknown>;
 }
@@ -78,7 +79,24 @@ type WriteToStream = (
 const WRAPPED = Symbol.for("iot-pipeline.awsConnackCapabilities");
 
 /**
- * Adds {@link AWS_CONNACK_CAPABILITIES} to every successful MQTT 5 CONNACK aedes writes. aedes
+ * PUBACK reason codes other than aedes' 0x87 for a refused publish, by connection and packet id:
+ * aedes answers every refusal of an MQTT 5 publish with 0x87 and has no way to say another code.
+ */
+const otherPubackCodes = new WeakMap<object, Map<number, number>>();
+
+/**
+ * Makes the PUBACK aedes writes for this refused QoS 1 publish carry `reasonCode` instead of 0x87
+ * (e.g. 0x97 Quota exceeded). Takes effect once {@link installAwsConnackCapabilities} ran.
+ */
+export function answerRefusalWith(stream: object, messageId: number, reasonCode: number): void {
+  let codes = otherPubackCodes.get(stream);
+  if (!codes) otherPubackCodes.set(stream, (codes = new Map()));
+  codes.set(messageId, reasonCode);
+}
+
+/**
+ * Adds {@link AWS_CONNACK_CAPABILITIES} to every successful MQTT 5 CONNACK aedes writes, and gives
+ * a refused publish's PUBACK the code {@link answerRefusalWith} chose. aedes
  * writes its packets through the `writeToStream` of the mqtt-packet module it imports; that
  * function is wrapped once per process, and only a CONNACK with reason code 0 at protocol 5 is
  * touched (a client never writes a CONNACK). The smallest hook the beta allows: it has no option
@@ -90,6 +108,14 @@ export function installAwsConnackCapabilities(): void {
   const write = packets.writeToStream as WriteToStream & { [WRAPPED]?: true };
   if (write[WRAPPED]) return;
   const wrapped: WriteToStream = (packet, stream, opts) => {
+    if (packet.cmd === "puback" && packet.reasonCode === REASON.notAuthorized) {
+      const codes = otherPubackCodes.get(stream as object);
+      const code = packet.messageId === undefined ? undefined : codes?.get(packet.messageId);
+      if (code !== undefined) {
+        codes?.delete(packet.messageId as number);
+        packet.reasonCode = code;
+      }
+    }
     if (packet.cmd === "connack" && opts?.protocolVersion === 5 && !packet.reasonCode) {
       const properties: Record<string, unknown> = {
         ...packet.properties,

@@ -36,6 +36,12 @@ export const RETAINED_DEFAULTS: RetainedLimits = {
   maxPublishesPerSecondPerTopic: 1,
 };
 
+/**
+ * How a refusal for the store's bounds (count, bytes, rate) begins: AWS "returns a throttled
+ * response" then (mqtt.html, "Retained message limits"), unlike for a reserved topic.
+ */
+export const THROTTLED = "throttled: ";
+
 /** Why retained publishes were refused, by reason, since the broker started. */
 export interface RetainedRefusals {
   /** The store held maxMessages (AWS: "throttled"). */
@@ -141,12 +147,12 @@ export class RetainedStore {
     if (this.window.second !== second) this.window = { second, total: 0, byTopic: new Map() };
     if (this.window.total >= l.maxPublishesPerSecond) {
       refused.rate++;
-      return `throttled: more than ${l.maxPublishesPerSecond} retained publishes per second`;
+      return `${THROTTLED}more than ${l.maxPublishesPerSecond} retained publishes per second`;
     }
     const onTopic = this.window.byTopic.get(topic) ?? 0;
     if (onTopic >= l.maxPublishesPerSecondPerTopic) {
       refused.topicRate++;
-      return `throttled: more than ${l.maxPublishesPerSecondPerTopic} retained publish(es) per second to ${topic}`;
+      return `${THROTTLED}more than ${l.maxPublishesPerSecondPerTopic} retained publish(es) per second to ${topic}`;
     }
     const old = this.byTopic.get(topic);
     const adds = payload.length === 0 ? 0 : old === undefined ? 1 : 0;
@@ -156,11 +162,11 @@ export class RetainedStore {
         : entryBytes(topic, payload) - (old ? entryBytes(topic, old.payload) : 0);
     if (adds > 0 && this.stats.messages + this.pendingMessages + adds > l.maxMessages) {
       refused.count++;
-      return `throttled: the retained message store holds its limit of ${l.maxMessages} messages; delete some (publish an empty retained message to their topics)`;
+      return `${THROTTLED}the retained message store holds its limit of ${l.maxMessages} messages; delete some (publish an empty retained message to their topics)`;
     }
     if (addsBytes > 0 && this.stats.bytes + this.pendingBytes + addsBytes > l.maxBytes) {
       refused.memory++;
-      return `throttled: the retained message store holds its ceiling of ${l.maxBytes} bytes; delete some retained messages`;
+      return `${THROTTLED}the retained message store holds its ceiling of ${l.maxBytes} bytes; delete some retained messages`;
     }
     this.window.total++;
     this.window.byTopic.set(topic, onTopic + 1);

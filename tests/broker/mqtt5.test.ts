@@ -111,6 +111,18 @@ describe("MQTT 5 as AWS IoT Core speaks it (local/broker/mqtt5.ts)", function ()
     assert.deepEqual(answers, ["PUBACK 0x87"]);
   });
 
+  it("a retained publish past the retained store's bounds gets PUBACK 0x97 Quota exceeded (AWS: \"a throttled response\"), a reserved topic's still 0x87; the connection stays", async () => {
+    broker = await startBroker(pki, {}, 0, { retained: { maxMessages: 1 } });
+    const answers: string[] = [];
+    broker.on("publishDenied", (_id, _t, _r, answer) => answers.push(answer));
+    const c = await v5("sensor-a");
+    assert.equal(await pubackCode(c, "r/1", { retain: true }), 0);
+    assert.equal(await pubackCode(c, "r/2", { retain: true }), 0x97);
+    assert.equal(await pubackCode(c, "$aws/things/x/shadow/update", { retain: true }), 0x87);
+    assert.equal(c.connected, true);
+    assert.deepEqual(answers, ["PUBACK 0x97", "PUBACK 0x87"]);
+  });
+
   it("a publish the pipeline could not store closes an MQTT 5 connection without any PUBACK (the device sends it again)", async () => {
     broker = await startBroker(pki, {
       onPublish: () => Promise.reject(new Error("journal full")),
