@@ -25,7 +25,12 @@ export const AWS_MQTT5 = {
    * is returned by the server", https://docs.aws.amazon.com/general/latest/gr/iot-core.html).
    */
   receiveMaximum: 100,
-  /** "Message Expiry Interval": AWS keeps a message at most 7 days. */
+  /**
+   * "Message expiry" (mqtt.html, "MQTT 5 supported features"): "In AWS IoT Core, the minimum MEI is
+   * 1. If the interval is set to 0 from the client side, it will be adjusted to 1. The maximum
+   * message expiry interval is 604800 (7 days). Any values higher than this will be adjusted to
+   * the maximum value."
+   */
   maxMessageExpirySeconds: 7 * 24 * 3600,
 } as const;
 
@@ -210,8 +215,8 @@ export function adjustKeepAlive(
 
 /**
  * AWS's clamp on a publish's Message Expiry Interval, in place, before aedes computes the expiry
- * from it ("MQTT 5 properties", Message Expiry Interval: 0 is taken as 1 second, more than 7 days
- * as 7 days).
+ * from it ({@link AWS_MQTT5.maxMessageExpirySeconds}: 0 is taken as 1 second, more than 7 days as
+ * 7 days).
  */
 export function clampMessageExpiry(properties: { messageExpiryInterval?: number } | undefined) {
   const v = properties?.messageExpiryInterval;
