@@ -218,7 +218,8 @@ export class RetainedStore {
     // aedes' own per-client delivery, which applies authorizeForward and the QoS downgrade.
     const deliver = (client as unknown as DeliveringClient).deliverQoS;
     for (const sub of subscriptions) {
-      if (sub.qos === 128 || /[+#]/.test(sub.topic)) continue; // refused, or a wildcard filter
+      // Refused (SUBACK 0x80, or an MQTT 5 reason code such as 0x87), or a wildcard filter.
+      if (sub.qos >= 0x80 || /[+#]/.test(sub.topic)) continue;
       const m = this.byTopic.get(sub.topic);
       if (m === undefined) continue;
       this.stats.deliveredOnSubscribe++;

@@ -123,6 +123,27 @@ describe("MQTT 5 as AWS IoT Core speaks it (local/broker/mqtt5.ts)", function ()
     assert.deepEqual(answers, ["PUBACK 0x97", "PUBACK 0x87"]);
   });
 
+  it('a subscription refused with SUBACK 0x87 gets no retained message (mqtt.html: retained messages go to a subscription; "MQTT reason codes": 0x87 the subscription is not accepted)', async () => {
+    broker = await startBroker(pki, {
+      authorizeSubscribe: (_id, filter) => (filter === "state/1" ? "no" : undefined),
+      authorizeReceive: () => true,
+    });
+    const p = await v5("sensor-a");
+    await p.publishAsync("state/1", "kept", { qos: 1, retain: true });
+    const got: string[] = [];
+    const c = await v5("sensor-b");
+    c.on("message", (t) => got.push(t));
+    const granted = await c.subscribeAsync("state/1", { qos: 1 }).then(
+      () => [] as number[],
+      (e: ErrorWithSubackPacket) => e.packet.granted as number[],
+    );
+    assert.deepEqual(granted, [0x87]);
+    await c.subscribeAsync("other/1", { qos: 1 }); // a round trip after the SUBACK
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(got, []);
+    assert.equal(broker.retained.stats.deliveredOnSubscribe, 0);
+  });
+
   it("a publish the pipeline could not store closes an MQTT 5 connection without any PUBACK (the device sends it again)", async () => {
     broker = await startBroker(pki, {
       onPublish: () => Promise.reject(new Error("journal full")),
