@@ -319,6 +319,21 @@ describe("MQTT 5 as AWS IoT Core speaks it (local/broker/mqtt5.ts)", function ()
       assert.equal(b.length, 0);
     });
 
+    it('a persistent session\'s shared subscription is restored when it resumes ("When it reconnects, it becomes an online member again")', async () => {
+      broker = await startBroker(pki);
+      const opts = { clean: false, properties: { sessionExpiryInterval: 300 } };
+      const first = await v5("sensor-b", opts);
+      await first.subscribeAsync("$share/g/p/1", { qos: 1 });
+      await first.endAsync();
+      await until(() => broker.shared.stats.groups === 0, "offline: no online member");
+      const again = await v5("sensor-b", opts);
+      const got: string[] = [];
+      again.on("message", (t) => got.push(t));
+      await until(() => broker.shared.stats.groups === 1, "online member again");
+      await publishMany("p/1", 3);
+      await until(() => got.length === 3, "the group's messages at the resumed session");
+    });
+
     it("a shared subscription gets no retained message on SUBSCRIBE; a non-shared one does", async () => {
       broker = await startBroker(pki);
       const p = await v5("sensor-a");
