@@ -1,6 +1,7 @@
 // Shared subscriptions as AWS IoT Core has them, for MQTT 3.1.1 and MQTT 5 alike
 // (https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html, "Shared subscriptions"):
-// "clients subscribe to a shared subscription's topic filter as follows: $share/{ShareName}/{TopicFilter}";
+// "clients subscribe to a shared subscription's topic filter as follows:
+// $share/{ShareName}/{TopicFilter}";
 // "Subscriptions that have the same {ShareName}/{TopicFilter} belong to the same shared
 // subscription group"; "only one client will receive messages published to that topic using a
 // random distribution"; "When any backend application disconnects, the broker distributes the
@@ -20,7 +21,8 @@ import { SHARE_PREFIX } from "../../core/iot-limits";
 
 /**
  * What aedes sees instead of `$share/`: a filter aedes does not refuse, that no PUBLISH is ever
- * matched against (its registrations never reach aedes' emitter).
+ * matched against (its registrations never reach aedes' emitter). A client that sends such a
+ * filter itself gets the same shared subscription, authorised as `$share/...` (policyFilterOf).
  */
 export const INTERNAL_PREFIX = "$local-share/";
 
