@@ -458,7 +458,14 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         : Buffer.from(packet.payload);
       // A retained publish counts against the store's bounds from here until stored or given up;
       // past them it is refused like a denied publish (AWS: "throttled"), before any PUBACK.
-      const hold = packet.retain ? this.retained.reserve(packet.topic, payload) : undefined;
+      const hold = packet.retain
+        ? this.retained.reserve(
+            packet.topic,
+            payload,
+            Date.now(),
+            v5 ? packet.properties : undefined,
+          )
+        : undefined;
       if (typeof hold === "string") {
         // "AWS IoT Core returns a throttled response to messages published with RETAIN set" once
         // the retained store is full (mqtt.html, "Retained message limits"): for MQTT 5, PUBACK

@@ -235,6 +235,43 @@ describe("MQTT 5 as AWS IoT Core speaks it (local/broker/mqtt5.ts)", function ()
     assert.equal(seen[1], 1);
   });
 
+  it('a retained message keeps its MQTT 5 properties for a later subscriber, with the time left of its expiry; once expired a new subscriber does not get it (mqtt.html, "Message expiry": Retain)', async () => {
+    broker = await startBroker(pki);
+    const p = await v5("sensor-a");
+    await p.publishAsync("cfg/1", "{}", {
+      qos: 1,
+      retain: true,
+      properties: {
+        contentType: "application/json",
+        userProperties: { v: "2" },
+        messageExpiryInterval: 100,
+      },
+    });
+    await p.publishAsync("cfg/2", "x", {
+      qos: 1,
+      retain: true,
+      properties: { messageExpiryInterval: 1 },
+    });
+    await new Promise((r) => setTimeout(r, 1100)); // cfg/2 expires
+    const got: mqtt.IPublishPacket[] = [];
+    const c = await v5("sensor-b");
+    c.on("message", (_t, _m, packet) => got.push(packet));
+    await c.subscribeAsync(["cfg/1", "cfg/2"], { qos: 1 });
+    await until(() => got.length === 1, "cfg/1's retained message");
+    await c.subscribeAsync("other/1", { qos: 1 }); // a round trip: cfg/2 would have come by now
+    assert.deepEqual(
+      got.map((g) => g.topic),
+      ["cfg/1"],
+    );
+    const props = got[0].properties ?? {};
+    assert.equal(props.contentType, "application/json");
+    assert.deepEqual({ ...(props.userProperties as object) }, { v: "2" });
+    const left = props.messageExpiryInterval ?? -1;
+    assert.ok(left >= 98 && left <= 99, `time left ${left} s`);
+    assert.equal(broker.retained.stats.expired, 1);
+    assert.equal(broker.retained.get("cfg/2"), undefined);
+  });
+
   it("a will's Will Delay Interval is not forwarded inside the PUBLISH (aedes #1098), its user properties are", async () => {
     broker = await startBroker(pki);
     const sub = await v5("sensor-b");
