@@ -100,6 +100,36 @@ export function topicProblem(topic: Buffer): string | undefined {
 }
 
 /**
+ * Why a topic filter (as the bytes on the wire) cannot be subscribed to: {@link topicProblem},
+ * checked for a shared subscription's `$share/{ShareName}/{TopicFilter}` on its TopicFilter alone
+ * ("The two required slashes (/) for $share/{ShareName}/{TopicFilter} are not included in the
+ * Maximum number of slashes in topic and topic filter limit"; "{ShareName} must not include the
+ * following characters: /, +, or #. The maximum size for {ShareName} is 128 UTF-8 characters",
+ * https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html, "Shared subscriptions").
+ */
+export function topicFilterProblem(filter: Buffer): string | undefined {
+  if (!filter.subarray(0, SHARE_PREFIX.length).equals(SHARE_PREFIX_BYTES))
+    return topicProblem(filter);
+  if (!isUtf8(filter)) return topicProblem(filter);
+  const rest = filter.toString("utf8").slice(SHARE_PREFIX.length);
+  const slash = rest.indexOf("/");
+  if (slash <= 0) return "is a shared subscription ($share/) without {ShareName}/";
+  const shareName = rest.slice(0, slash);
+  if (/[+#]/.test(shareName)) return "is a shared subscription whose ShareName has + or #";
+  const chars = [...shareName].length;
+  if (chars > MAX_SHARE_NAME_CHARS) {
+    return `is a shared subscription whose ShareName has ${chars} characters; AWS IoT allows ${MAX_SHARE_NAME_CHARS}`;
+  }
+  return topicProblem(Buffer.from(rest.slice(slash + 1), "utf8"));
+}
+
+/** A shared subscription's filter starts so (mqtt.html, "Shared subscriptions"). */
+export const SHARE_PREFIX = "$share/";
+const SHARE_PREFIX_BYTES = Buffer.from(SHARE_PREFIX);
+/** "The maximum size for {ShareName} is 128 UTF-8 characters." */
+export const MAX_SHARE_NAME_CHARS = 128;
+
+/**
  * Why a topic name (a PUBLISH's or a will's, as the bytes on the wire) cannot be published to:
  * {@link topicProblem}, or a wildcard, which MQTT 3.1.1 §4.7.1 allows in topic filters only.
  */

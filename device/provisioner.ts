@@ -7,7 +7,7 @@ import { webcrypto, X509Certificate, createPrivateKey } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
-import mqtt, { type MqttClient } from "mqtt";
+import mqtt, { type ErrorWithSubackPacket, type MqttClient } from "mqtt";
 import { CLAIM_CLIENT_PREFIX } from "../core/provisioning/claim-policy";
 import { SERIAL_PARAMETER } from "../core/provisioning/template";
 import {
@@ -42,6 +42,11 @@ export interface ProvisionOptions {
   readonly certificateRequest?: "csr" | "keys";
   /** Per call (connect, each request). @default 10000 */
   readonly timeoutMs?: number;
+  /**
+   * The MQTT version of the claim connection: 5 (MQTT 5, as AWS's current Device SDK samples
+   * connect; AWS IoT's provisioning MQTT API answers both) or 4 (MQTT 3.1.1). @default 5
+   */
+  readonly protocol?: 4 | 5;
   /** Called on the claim connection's CONNACK (the benchmark's clock starts here). */
   readonly onConnected?: () => void;
 }
@@ -94,18 +99,22 @@ async function call(
   const rejected = `${topic}/rejected`;
   // "Before publishing a request message topic, subscribe to the response topics."
   const granted = await withTimeout(
-    client.subscribeAsync([accepted, rejected], { qos: 1 }).catch((e: Error) => {
-      // mqtt.js rejects on a SUBACK failure code: the policy does not allow the filter.
+    client.subscribeAsync([accepted, rejected], { qos: 1 }).catch((e: ErrorWithSubackPacket) => {
+      // mqtt.js rejects on a SUBACK failure code: the policy does not allow the filter (0x80 in
+      // MQTT 3.1.1, 0x87 Not authorized in MQTT 5).
+      const code = e.packet?.granted?.find((g) => typeof g === "number" && g >= 0x80) ?? 0x80;
       throw new Error(
-        `the broker refused the subscription to ${topic}/+ (SUBACK 0x80): ${e.message}`,
+        `the broker refused the subscription to ${topic}/+ (SUBACK 0x${code.toString(16)}): ${e.message}`,
       );
     }),
     timeoutMs,
     `timed out after ${timeoutMs} ms subscribing to ${topic}/+`,
   );
-  const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+  const refused = granted.filter((g) => g.qos >= 0x80);
   if (refused.length > 0) {
-    throw new Error(`the broker refused the subscription to ${refused.join(", ")} (SUBACK 0x80)`);
+    throw new Error(
+      `the broker refused the subscription to ${refused.map((g) => g.topic).join(", ")} (SUBACK 0x${refused[0].qos.toString(16)})`,
+    );
   }
   const answer = new Promise<Record<string, unknown>>((resolve, reject) => {
     const onMessage = (t: string, payload: Buffer) => {
@@ -167,7 +176,7 @@ export async function provisionDevice(opts: ProvisionOptions): Promise<DeviceIde
     cert: opts.claim.cert,
     ca: opts.claim.ca,
     rejectUnauthorized: true,
-    protocolVersion: 4,
+    protocolVersion: opts.protocol ?? 5,
     clean: true,
     reconnectPeriod: 0,
     connectTimeout: timeoutMs,

@@ -173,6 +173,12 @@ export class Publisher {
   private readonly reported = new Set<string>();
   private readonly queue: Item[] = [];
   private readonly inflight = new Set<Item>();
+  /**
+   * The Receive Maximum of the broker's MQTT 5 CONNACK: "The Client MUST NOT send more than Receive
+   * Maximum QoS 1 and QoS 2 PUBLISH packets for which it has not received PUBACK" (MQTT 5 §3.3.4,
+   * [MQTT-3.3.4-7]); AWS IoT disconnects past it (0x93). None for MQTT 3.1.1.
+   */
+  private serverReceiveMaximum = Infinity;
   private readonly limiter: RateLimiter;
   private client?: MqttClient;
   private pumpTimer?: NodeJS.Timeout;
@@ -272,7 +278,8 @@ export class Publisher {
     });
     this.client = client;
     client.on("error", (err) => this.onError(err));
-    client.on("connect", () => {
+    client.on("connect", (connack) => {
+      this.serverReceiveMaximum = connack.properties?.receiveMaximum ?? Infinity;
       this.connects++;
       this.up = true;
       if (this.connects > 1) this.stats.reconnects++;
@@ -386,7 +393,7 @@ export class Publisher {
       client?.connected &&
       !this.fatal &&
       this.queue.length > 0 &&
-      this.inflight.size < this.o.maxInFlight
+      this.inflight.size < Math.min(this.o.maxInFlight, this.serverReceiveMaximum)
     ) {
       const wait = this.limiter.take();
       if (wait > 0) {

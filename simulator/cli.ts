@@ -35,7 +35,8 @@ What runs
   --qos 0|1             MQTT QoS (default 1); 2 is refused: AWS IoT does not support it
   --protocol 5|3.1.1    MQTT version (default 5, as AWS's Device SDK samples connect; 4 is
                         3.1.1). Under MQTT 5 a denied publish gets PUBACK 0x87, the device
-                        stays connected; under 3.1.1 the broker disconnects it
+                        stays connected; under 3.1.1 the broker disconnects it. With
+                        --provision, the claim connections speak it too
   --topic T             topic, or a template where {thing} is the thing name
                         (default: the stack's telemetryTopic, dev: SeattleStoreTemp/1)
   --source KIND         synthetic (default) or replay

@@ -10,7 +10,7 @@ import {
   saveIdentity,
   type DeviceIdentityFiles,
 } from "../device/provisioner";
-import type { Output } from "./options";
+import type { MqttProtocol, Output } from "./options";
 import type { DeviceCredentials } from "./targets";
 
 /** How many devices provision at once: enough to keep the broker busy, few enough for a laptop. */
@@ -25,6 +25,8 @@ export interface FleetProvisioningOptions {
   /** Where identities are kept, per target (the local CA's differ from AWS's). */
   readonly identityDir: string;
   readonly certificateRequest: "csr" | "keys";
+  /** The claim connections' MQTT version (simulate's `--protocol`). */
+  readonly protocol: MqttProtocol;
   readonly out: Output;
   readonly signal?: AbortSignal;
   readonly concurrency?: number;
@@ -91,6 +93,7 @@ export async function provisionFleet(
           templateName,
           serial,
           certificateRequest: o.certificateRequest,
+          protocol: o.protocol,
           timeoutMs: o.timeoutMs,
         });
         saveIdentity(o.identityDir, serial, id);

@@ -204,6 +204,7 @@ export async function simulate(
           config.stack,
         ),
         certificateRequest: opts.provision,
+        protocol: opts.protocol,
         out,
         signal,
       });

@@ -10,7 +10,7 @@ import {
   IOT_MAX_TOPIC_BYTES,
   IOT_MAX_TOPIC_WIRE_BYTES,
   topicNameProblem,
-  topicProblem,
+  topicFilterProblem,
 } from "../../core/iot-limits";
 
 export interface PacketLimits {
@@ -383,7 +383,7 @@ export class PacketScanner {
       if (end + (subscribe ? 1 : 0) > b.length)
         return malformed(`a ${what} cut inside a topic filter`);
       filters++;
-      const problem = topicProblem(b.subarray(at + 2, end));
+      const problem = topicFilterProblem(b.subarray(at + 2, end));
       if (problem) {
         return { kind: "topic", reason: `${what} topic filter ${problem}`, reasonCode: 0x8f };
       }

@@ -11,14 +11,19 @@ import type { MqttProperties } from "../../core/rule-sql";
 import { CONSOLE_IDENTITY } from "../identity/ca";
 import { OfflineSessions, type SessionLimits } from "./offline-sessions";
 import { PublishAcks, type UnacknowledgedLimits } from "./publish-acks";
-import { RetainedStore, type RetainedLimits } from "./retained";
+import { RetainedStore, THROTTLED, type RetainedLimits } from "./retained";
 import {
+  adjustKeepAlive,
+  answerRefusalWith,
   AWS_MQTT5,
   clampMessageExpiry,
   installAwsConnackCapabilities,
   mqttPropertiesOf,
+  REASON,
+  ReceiveMaximum,
 } from "./mqtt5";
 import { maxPublishPacketBytes } from "./broker-limits";
+import { isShared, policyFilterOf, SharedSubscriptions } from "./shared-subscriptions";
 import {
   ConnectionGuard,
   listenError,
@@ -204,6 +209,10 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   readonly acks: PublishAcks;
   /** Persistent sessions' queues and expiry (local/broker/offline-sessions.ts). */
   readonly sessions: OfflineSessions;
+  /** MQTT 5 QoS 1 publishes awaiting their PUBACK, against the Receive Maximum advertised. */
+  readonly receiveMaximum = new ReceiveMaximum();
+  /** `$share/{ShareName}/{TopicFilter}` groups (local/broker/shared-subscriptions.ts). */
+  readonly shared: SharedSubscriptions;
   private stopped = false;
 
   private constructor(
@@ -227,6 +236,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       this.emit("session", id, reason),
     );
     this.sessions.attach(aedes);
+    this.shared = new SharedSubscriptions(aedes);
   }
 
   /** Starts aedes and the TLS listener; resolves once it listens. */
@@ -245,6 +255,15 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       // packet size advertised is the largest PUBLISH holding such a payload, so that a client
       // does not refuse a 128 KB payload itself because of its topic and header.
       maximumPacketSize: maxPublishPacketBytes(guard.limits.packets),
+      // AWS's keep-alive bounds; an MQTT 5 client is told its value in Server Keep Alive.
+      preConnect: (client, packet, done) => {
+        adjustKeepAlive(
+          client,
+          packet,
+          Math.max(1, Math.round(guard.limits.defaultKeepaliveSeconds)),
+        );
+        done(null, true);
+      },
       ...guard.aedesOptions(),
     });
     const server = tls.createServer(
@@ -387,8 +406,29 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       done(null, true);
     };
 
-    a.authorizePublish = (client, packet, done) => {
+    a.authorizePublish = (client, packet, publishDone) => {
       const v5 = client?.version === 5;
+      let done = publishDone;
+      if (v5 && client && packet.qos > 0) {
+        if (!this.receiveMaximum.arrive(client)) {
+          const id = this.identities.get(client);
+          const reason = `more than ${this.receiveMaximum.maximum} QoS 1 publishes without their PUBACK (the Receive Maximum advertised)`;
+          this.stats.publishDenials++;
+          if (id) this.emit("publishDenied", id, packet.topic, reason, "DISCONNECT 0x93");
+          const socket = client.conn as tls.TLSSocket;
+          const closing = setTimeout(() => socket.destroy(), 1000);
+          closing.unref();
+          client.disconnect({ reasonCode: REASON.receiveMaximumExceeded }, () => {
+            clearTimeout(closing);
+            socket.destroy();
+          });
+          return;
+        }
+        done = (err) => {
+          this.receiveMaximum.settle(client);
+          publishDone(err);
+        };
+      }
       // An error from here: aedes closes an MQTT 3.1.1 connection, and answers an MQTT 5 one with
       // PUBACK 0x87 Not authorized, keeping it (mqtt.html, "MQTT reason codes"). So that a failure
       // to store (journal, provisioning) is never acknowledged, even with 0x87, an MQTT 5
@@ -418,10 +458,24 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         : Buffer.from(packet.payload);
       // A retained publish counts against the store's bounds from here until stored or given up;
       // past them it is refused like a denied publish (AWS: "throttled"), before any PUBACK.
-      const hold = packet.retain ? this.retained.reserve(packet.topic, payload) : undefined;
+      const hold = packet.retain
+        ? this.retained.reserve(
+            packet.topic,
+            payload,
+            Date.now(),
+            v5 ? packet.properties : undefined,
+          )
+        : undefined;
       if (typeof hold === "string") {
+        // "AWS IoT Core returns a throttled response to messages published with RETAIN set" once
+        // the retained store is full (mqtt.html, "Retained message limits"): for MQTT 5, PUBACK
+        // 0x97 Quota exceeded ("MQTT reason codes"), not 0x87.
+        const throttled =
+          hold.startsWith(THROTTLED) && v5 && packet.qos > 0 && packet.messageId !== undefined;
+        if (throttled && client)
+          answerRefusalWith(client.conn, packet.messageId as number, REASON.quotaExceeded);
         this.stats.publishDenials++;
-        this.emit("publishDenied", id, packet.topic, hold, answer);
+        this.emit("publishDenied", id, packet.topic, hold, throttled ? "PUBACK 0x97" : answer);
         return refuse(`retained publish to ${packet.topic} refused: ${hold}`);
       }
       const accepted = (): null => {
@@ -460,13 +514,17 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     a.authorizeSubscribe = (client, sub, done) => {
       const id = this.identities.get(client);
       if (!id) return done(new Error("subscribe from an unauthenticated client"));
+      // A shared subscription's iot:Subscribe is on its whole filter, `$share/{ShareName}/...`
+      // (AWS's SDK samples allow `topicfilter/$share/*/test/topic`); iot:Receive is checked per
+      // message on its topic, as for any subscriber (authorizeForward).
+      const filter = policyFilterOf(sub.topic);
       // "Your devices and rules can't subscribe to Basic Ingest reserved topics" (iot-basic-ingest.html).
-      const reason = isBasicIngest(sub.topic)
+      const reason = isBasicIngest(filter.replace(/^\$share\/[^/]+\//, ""))
         ? "Basic Ingest topics ($aws/rules/...) go to their rule only; no client can subscribe to them"
-        : this.hooks.authorizeSubscribe?.(id, sub.topic);
+        : this.hooks.authorizeSubscribe?.(id, filter);
       if (reason !== undefined) {
         this.stats.subscribeDenials++;
-        this.emit("subscribeDenied", id, sub.topic, reason);
+        this.emit("subscribeDenied", id, filter, reason);
         return done(null, null); // SUBACK 0x80 for this filter
       }
       done(null, sub);
@@ -488,7 +546,13 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       return hook === undefined || hook(id, packet.topic) ? packet : null;
     };
 
-    a.on("subscribe", (subs, client) => this.retained.deliverOnSubscribe(client, subs));
+    // "Shared subscriptions don't receive retained messages when subscribing" (mqtt.html).
+    a.on("subscribe", (subs, client) =>
+      this.retained.deliverOnSubscribe(
+        client,
+        subs.filter((s) => !isShared(s.topic)),
+      ),
+    );
     a.on("client", (client) => {
       const id = this.identities.get(client);
       if (!id) return;

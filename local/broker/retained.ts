@@ -36,6 +36,12 @@ export const RETAINED_DEFAULTS: RetainedLimits = {
   maxPublishesPerSecondPerTopic: 1,
 };
 
+/**
+ * How a refusal for the store's bounds (count, bytes, rate) begins: AWS "returns a throttled
+ * response" then (mqtt.html, "Retained message limits"), unlike for a reserved topic.
+ */
+export const THROTTLED = "throttled: ";
+
 /** Why retained publishes were refused, by reason, since the broker started. */
 export interface RetainedRefusals {
   /** The store held maxMessages (AWS: "throttled"). */
@@ -55,7 +61,7 @@ export interface RetainedRefusals {
 export interface RetainedStats {
   /** Messages held now. */
   messages: number;
-  /** Topic and payload bytes held now. */
+  /** Topic, payload and MQTT 5 properties bytes held now. */
   bytes: number;
   /** Retained publishes stored (new or replacing). */
   stored: number;
@@ -63,7 +69,23 @@ export interface RetainedStats {
   deleted: number;
   /** Retained messages sent to a new subscriber on SUBSCRIBE. */
   deliveredOnSubscribe: number;
+  /** Retained messages dropped on SUBSCRIBE because their Message Expiry Interval had passed. */
+  expired: number;
   readonly refused: RetainedRefusals;
+}
+
+/**
+ * The MQTT 5 properties a retained message keeps and is delivered with on SUBSCRIBE (mqtt-packet's
+ * names): those of the publish that stored it (mqtt.html, "MQTT 5 properties").
+ */
+export interface RetainedProperties {
+  readonly payloadFormatIndicator?: boolean;
+  readonly contentType?: string;
+  readonly responseTopic?: string;
+  readonly correlationData?: Buffer;
+  readonly userProperties?: Readonly<Record<string, string | string[]>>;
+  /** Seconds, as published (clamped to AWS's 1 to 604,800 s by the broker before it is stored). */
+  readonly messageExpiryInterval?: number;
 }
 
 /** One retained message. */
@@ -73,6 +95,12 @@ export interface RetainedMessage {
   readonly qos: 0 | 1;
   /** Epoch ms of the publish that stored it. */
   readonly storedAt: number;
+  /** What an MQTT 5 publish carried; undefined for MQTT 3.1.1. */
+  readonly properties?: RetainedProperties;
+  /** Epoch ms past which a new subscriber does not get it (its Message Expiry Interval). */
+  readonly expiresAt?: number;
+  /** Topic, payload and properties bytes, as counted against maxBytes. */
+  readonly bytes: number;
 }
 
 /** A retained publish admitted and counted until it is stored or given up. */
@@ -83,7 +111,37 @@ export interface RetainedHold {
   release(): void;
 }
 
-const entryBytes = (topic: string, payload: Buffer) => Buffer.byteLength(topic) + payload.length;
+/** Bytes a retained message is counted as: its topic, payload and properties. */
+function entryBytes(topic: string, payload: Buffer, properties?: RetainedProperties): number {
+  let n = Buffer.byteLength(topic) + payload.length;
+  if (!properties) return n;
+  for (const v of [properties.contentType, properties.responseTopic]) {
+    if (v !== undefined) n += Buffer.byteLength(v);
+  }
+  n += properties.correlationData?.length ?? 0;
+  for (const [k, v] of Object.entries(properties.userProperties ?? {})) {
+    for (const one of Array.isArray(v) ? v : [v])
+      n += Buffer.byteLength(k) + Buffer.byteLength(one);
+  }
+  return n;
+}
+
+/** The properties of a publish a retained message keeps (none for an MQTT 3.1.1 publish). */
+export function retainedPropertiesOf(
+  p: RetainedProperties | undefined,
+): RetainedProperties | undefined {
+  if (!p) return undefined;
+  const kept: RetainedProperties = {
+    payloadFormatIndicator: p.payloadFormatIndicator,
+    contentType: p.contentType,
+    responseTopic: p.responseTopic,
+    correlationData: p.correlationData && Buffer.from(p.correlationData),
+    userProperties: p.userProperties,
+    messageExpiryInterval: p.messageExpiryInterval,
+  };
+  const defined = Object.entries(kept).filter(([, v]) => v !== undefined);
+  return defined.length === 0 ? undefined : (Object.fromEntries(defined) as RetainedProperties);
+}
 
 /** The store behind the broker's RETAIN handling. Synchronous: the broker runs it on its loop. */
 export class RetainedStore {
@@ -94,6 +152,7 @@ export class RetainedStore {
     stored: 0,
     deleted: 0,
     deliveredOnSubscribe: 0,
+    expired: 0,
     refused: { count: 0, memory: 0, size: 0, rate: 0, topicRate: 0, reserved: 0 },
   };
   private readonly byTopic = new Map<string, RetainedMessage>();
@@ -126,7 +185,12 @@ export class RetainedStore {
    * so that nothing is acknowledged that is not kept). An empty payload deletes and is admitted
    * whatever the count, as AWS throttles only payloads over 0 bytes when the store is full.
    */
-  reserve(topic: string, payload: Buffer, now: number = Date.now()): RetainedHold | string {
+  reserve(
+    topic: string,
+    payload: Buffer,
+    now: number = Date.now(),
+    properties?: RetainedProperties,
+  ): RetainedHold | string {
     const l = this.limits;
     const refused = this.stats.refused;
     if (topic.startsWith("$")) {
@@ -141,26 +205,25 @@ export class RetainedStore {
     if (this.window.second !== second) this.window = { second, total: 0, byTopic: new Map() };
     if (this.window.total >= l.maxPublishesPerSecond) {
       refused.rate++;
-      return `throttled: more than ${l.maxPublishesPerSecond} retained publishes per second`;
+      return `${THROTTLED}more than ${l.maxPublishesPerSecond} retained publishes per second`;
     }
     const onTopic = this.window.byTopic.get(topic) ?? 0;
     if (onTopic >= l.maxPublishesPerSecondPerTopic) {
       refused.topicRate++;
-      return `throttled: more than ${l.maxPublishesPerSecondPerTopic} retained publish(es) per second to ${topic}`;
+      return `${THROTTLED}more than ${l.maxPublishesPerSecondPerTopic} retained publish(es) per second to ${topic}`;
     }
     const old = this.byTopic.get(topic);
     const adds = payload.length === 0 ? 0 : old === undefined ? 1 : 0;
+    const kept = retainedPropertiesOf(properties);
     const addsBytes =
-      payload.length === 0
-        ? 0
-        : entryBytes(topic, payload) - (old ? entryBytes(topic, old.payload) : 0);
+      payload.length === 0 ? 0 : entryBytes(topic, payload, kept) - (old ? old.bytes : 0);
     if (adds > 0 && this.stats.messages + this.pendingMessages + adds > l.maxMessages) {
       refused.count++;
-      return `throttled: the retained message store holds its limit of ${l.maxMessages} messages; delete some (publish an empty retained message to their topics)`;
+      return `${THROTTLED}the retained message store holds its limit of ${l.maxMessages} messages; delete some (publish an empty retained message to their topics)`;
     }
     if (addsBytes > 0 && this.stats.bytes + this.pendingBytes + addsBytes > l.maxBytes) {
       refused.memory++;
-      return `throttled: the retained message store holds its ceiling of ${l.maxBytes} bytes; delete some retained messages`;
+      return `${THROTTLED}the retained message store holds its ceiling of ${l.maxBytes} bytes; delete some retained messages`;
     }
     this.window.total++;
     this.window.byTopic.set(topic, onTopic + 1);
@@ -176,7 +239,7 @@ export class RetainedStore {
       commit: (qos) => {
         if (!open) return;
         close();
-        this.write(topic, payload, qos, now);
+        this.write(topic, payload, qos, now, kept);
       },
       release: () => {
         if (open) close();
@@ -184,22 +247,43 @@ export class RetainedStore {
     };
   }
 
-  private write(topic: string, payload: Buffer, qos: 0 | 1, now: number): void {
-    const old = this.byTopic.get(topic);
-    if (old) {
-      this.stats.messages--;
-      this.stats.bytes -= entryBytes(topic, old.payload);
-      this.byTopic.delete(topic);
-    }
+  private write(
+    topic: string,
+    payload: Buffer,
+    qos: 0 | 1,
+    now: number,
+    properties?: RetainedProperties,
+  ): void {
+    const old = this.remove(topic);
     if (payload.length === 0) {
       if (old) this.stats.deleted++;
       return;
     }
+    const expiry = properties?.messageExpiryInterval;
+    const bytes = entryBytes(topic, payload, properties);
     // A copy: the packet's buffer may be a slice of a larger socket read.
-    this.byTopic.set(topic, { topic, payload: Buffer.from(payload), qos, storedAt: now });
+    this.byTopic.set(topic, {
+      topic,
+      payload: Buffer.from(payload),
+      qos,
+      storedAt: now,
+      properties,
+      expiresAt: expiry === undefined ? undefined : now + expiry * 1000,
+      bytes,
+    });
     this.stats.messages++;
-    this.stats.bytes += entryBytes(topic, payload);
+    this.stats.bytes += bytes;
     this.stats.stored++;
+  }
+
+  private remove(topic: string): RetainedMessage | undefined {
+    const old = this.byTopic.get(topic);
+    if (old) {
+      this.stats.messages--;
+      this.stats.bytes -= old.bytes;
+      this.byTopic.delete(topic);
+    }
+    return old;
   }
 
   /**
@@ -208,14 +292,32 @@ export class RetainedStore {
    * not to a wildcard filter (mqtt.html, "Subscribing to a retained message topic"). It goes
    * through the broker's forward authorisation, so iot:Receive is checked as for any delivery.
    */
-  deliverOnSubscribe(client: Client, subscriptions: ReadonlyArray<{ topic: string; qos: number }>) {
+  deliverOnSubscribe(
+    client: Client,
+    subscriptions: ReadonlyArray<{ topic: string; qos: number }>,
+    now: number = Date.now(),
+  ) {
     // aedes' own per-client delivery, which applies authorizeForward and the QoS downgrade.
     const deliver = (client as unknown as DeliveringClient).deliverQoS;
     for (const sub of subscriptions) {
-      if (sub.qos === 128 || /[+#]/.test(sub.topic)) continue; // refused, or a wildcard filter
+      // Refused (SUBACK 0x80, or an MQTT 5 reason code such as 0x87), or a wildcard filter.
+      if (sub.qos >= 0x80 || /[+#]/.test(sub.topic)) continue;
       const m = this.byTopic.get(sub.topic);
       if (m === undefined) continue;
+      // "If a retained message expires and a new client subscribes to the topic, the client won't
+      // receive the message upon subscription" (mqtt.html, "Message expiry").
+      if (m.expiresAt !== undefined && m.expiresAt <= now) {
+        this.remove(sub.topic);
+        this.stats.expired++;
+        continue;
+      }
       this.stats.deliveredOnSubscribe++;
+      // "the subscriber will receive a message with the remaining time left in the expiry
+      // interval … as soon as the time remaining is 999 ms or less, it will be updated to 0".
+      const properties =
+        m.expiresAt === undefined
+          ? m.properties
+          : { ...m.properties, messageExpiryInterval: Math.floor((m.expiresAt - now) / 1000) };
       deliver.call(
         client,
         {
@@ -224,6 +326,7 @@ export class RetainedStore {
           payload: m.payload,
           qos: Math.min(m.qos, sub.qos),
           retain: true,
+          ...(properties === undefined ? {} : { properties }),
         },
         () => undefined,
       );

@@ -187,6 +187,34 @@ describe("AWS IoT Device SDK v2 against the embedded pipeline (MQTT 5 and 3.1.1)
       assert.deepEqual(sub.received[1].userProperties, [{ name: "why", value: "lost" }]);
       assert.equal(sub.received.length, 2);
     });
+    it('shared subscriptions: two Mqtt5Client members of $share/workers/... each get part of the messages, none twice; a non-shared subscriber gets all (mqtt.html, "Shared subscriptions")', async () => {
+      const thing = config.things[0].name;
+      const topic = topicOf(config, thing);
+      // The tutorial policy allows any client id: two workers under the thing's certificate.
+      const w1 = await connect5(fromPath(p, thing), p.port, { clientId: `${thing}-w1` });
+      const w2 = await connect5(fromPath(p, thing), p.port, { clientId: `${thing}-w2` });
+      for (const w of [w1, w2]) {
+        const suback = await w.subscribe({
+          subscriptions: [{ topicFilter: `$share/workers/${topic}`, qos: 1 }],
+        });
+        assert.deepEqual(suback.reasonCodes, [mqtt5.SubackReasonCode.GrantedQoS1]);
+      }
+      const all = await connect5(fromPath(p, "console"), p.port, { clientId: "console" });
+      await all.subscribe({ subscriptions: [{ topicFilter: topic, qos: 1 }] });
+      const c = await connect5(fromPath(p, thing), p.port, { clientId: thing });
+      const n = 30;
+      for (let i = 0; i < n; i++) {
+        await c.publish({ topicName: topic, qos: 1, payload: reading(thing) });
+      }
+      await until(
+        () => w1.received.length + w2.received.length === n && all.received.length === n,
+        "every message once in the group and once at the non-shared subscriber",
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(w1.received.length + w2.received.length, n);
+      assert.ok(w1.received.length > 0 && w2.received.length > 0);
+      assert.equal(all.received.length, n);
+    });
   });
 
   describe("prod (least privilege)", () => {

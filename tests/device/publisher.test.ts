@@ -60,6 +60,33 @@ describe("device publisher (embedded broker, mutual TLS)", () => {
     assert.equal(p.stats.sent, N);
   });
 
+  it("over MQTT 5 keeps to the broker's Receive Maximum (100) even with a larger window: no DISCONNECT 0x93 (MQTT 5 [MQTT-3.3.4-7])", async () => {
+    await broker.stop();
+    let held = 0;
+    let most = 0;
+    // Reading is not paused at 100 here: only the publisher keeps to the Receive Maximum.
+    broker = await startBroker(
+      pki,
+      {
+        onPublish: () => {
+          most = Math.max(most, ++held);
+          return new Promise<void>((r) => setTimeout(r, 200)).then(() => void held--);
+        },
+      },
+      0,
+      { unacknowledged: { perConnection: 1000 } },
+    );
+    const { p } = publisherFor(broker, pki, "sensor-a", { protocol: 5, maxInFlight: 150 });
+    p.start();
+    const outcomes = await Promise.all(
+      Array.from({ length: 150 }, (_, i) => p.send("SeattleStoreTemp/1", reading("sensor-a", i))),
+    );
+    await p.stop();
+    assert.deepEqual(new Set(outcomes.map((o) => o.status)), new Set(["acked"]));
+    assert.equal(broker.receiveMaximum.exceeded, 0);
+    assert.ok(most <= 100, `${most} publishes awaiting their PUBACK at once`);
+  });
+
   it("never sends an invalid message; counts it and reports its first failure of each kind once", async () => {
     const onBroker: string[] = [];
     broker.setHooks({

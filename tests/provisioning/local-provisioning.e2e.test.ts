@@ -113,6 +113,7 @@ describe("fleet provisioning by claim, at the embedded broker (real TLS)", funct
         serial: "2",
         certificateRequest: "keys",
         timeoutMs: 3000,
+        protocol: 4,
       }),
       /the broker refused the subscription to \$aws\/certificates\/create\/json\/\+ \(SUBACK 0x80\)/,
     );
@@ -308,6 +309,54 @@ describe("fleet provisioning by claim, at the embedded broker (real TLS)", funct
         e.api === "RegisterThing" &&
         e.error.statusCode === 403 &&
         e.error.errorCode === "ACCESS_DENIED",
+    );
+  });
+});
+
+describe("fleet provisioning by claim over MQTT 5 (the default) and MQTT 3.1.1", function () {
+  this.timeout(60_000);
+  let p: LocalPipeline;
+  const versions = new Map<string, number | undefined>();
+  before(async () => {
+    p = await startLocalPipeline(loadStackConfig("fleet"), { stateDir: tempDir("prov-proto") });
+    p.broker.aedes.on("client", (c) => versions.set(c.id, c.version));
+  });
+  after(async () => {
+    await p?.stop();
+  });
+  const claim = () => ({ ...p.claimCredentials(), ca: p.ca });
+
+  it("provisions over MQTT 5 by default and over MQTT 3.1.1 when asked; the claim connection speaks that version", async () => {
+    const v5 = await provisionDevice({
+      url: p.url,
+      claim: claim(),
+      templateName: TEMPLATE,
+      serial: "1",
+    });
+    const v4 = await provisionDevice({
+      url: p.url,
+      claim: claim(),
+      templateName: TEMPLATE,
+      serial: "2",
+      protocol: 4,
+    });
+    assert.equal(v5.thingName, "store-sensor-seattle1");
+    assert.equal(v4.thingName, "store-sensor-seattle2");
+    assert.equal(versions.get(claimClientId("1")), 5);
+    assert.equal(versions.get(claimClientId("2")), 4);
+  });
+
+  it("a claim policy's refusal names MQTT 5's SUBACK code, 0x87 Not authorized", async () => {
+    await assert.rejects(
+      provisionDevice({
+        url: p.url,
+        claim: claim(),
+        templateName: TEMPLATE,
+        serial: "3",
+        certificateRequest: "keys",
+        timeoutMs: 3000,
+      }),
+      /the broker refused the subscription to \$aws\/certificates\/create\/json\/\+ \(SUBACK 0x87\)/,
     );
   });
 });
