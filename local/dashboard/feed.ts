@@ -1,0 +1,563 @@
+// What the local dashboard page shows, gathered from a running local pipeline: the stack's
+// CloudWatch dashboard widgets (core/monitoring.ts's dashboardBody, the definition the program
+// deploys) with the pipeline's figures under the same metric names and dimensions, the alarms and
+// their thresholds, one row per device, each device's readings, the windows delivered, the last
+// objects and rule errors. Every list is a ring of recent entries: memory stays bounded however
+// long the run.
+import * as path from "node:path";
+import {
+  ALARM_DESCRIPTIONS,
+  alarmName,
+  dashboardBody,
+  METRICS,
+  type AlarmKind,
+  type DashboardWidget,
+  type MetricRef,
+} from "../../core/monitoring";
+import type { LocalPipeline } from "../pipeline/pipeline";
+
+/**
+ * The Application dimension of the local window's downtime metric. In the cloud it is the Managed
+ * Flink application's name, which Pulumi chooses at deploy time.
+ */
+export const LOCAL_FLINK_APPLICATION = "local-analytics";
+
+/** The protocol dimension AWS IoT gives PublishIn.Success for MQTT publishes (metrics_dimensions.html). */
+const MQTT_PROTOCOL = "MQTT";
+
+/** A metric line's key: namespace, name, dimension name and value, as the page looks them up. */
+export function metricKey(
+  namespace: string,
+  name: string,
+  dimension: string,
+  value: string,
+): string {
+  return [namespace, name, dimension, value].join("|");
+}
+
+/** Counts a device's own client kept (the simulator's publishers); absent outside `simulate`. */
+export interface DeviceClientCounts {
+  readonly sent: number;
+  readonly acked: number;
+  /** Refused by the broker, invalid, or dropped from a full queue. */
+  readonly rejected: number;
+}
+
+export interface DashboardFeedOptions {
+  readonly pipeline: LocalPipeline;
+  /** The fleet's things, in the table's order. */
+  readonly things: readonly string[];
+  /** How often the metrics are sampled (one point per series), ms. @default 1000 */
+  readonly sampleMs?: number;
+  /** Points kept per series and per device's readings. @default 300 */
+  readonly points?: number;
+  /** Windows, objects and rule errors kept. @default 500 windows, 20 objects, 20 errors */
+  readonly windows?: number;
+  readonly recent?: number;
+  /** Devices whose readings are kept (the first ones of the fleet); the table lists all. @default 64 */
+  readonly chartedDevices?: number;
+  /** Client ids outside the fleet tracked in the table (a console, a stranger). @default 64 */
+  readonly strangers?: number;
+  /** Local time runs this much faster than the stack's (`--fast`). @default 1 */
+  readonly timeScale?: number;
+  readonly now?: () => number;
+}
+
+export interface SeriesState {
+  readonly stat: MetricRef["statistic"];
+  /** [epoch ms, value]: for Sum the count in the sample, otherwise the value at the sample. */
+  readonly points: [number, number][];
+  /** Sum: the run's total so far; otherwise the last value. */
+  total: number;
+}
+
+export interface DeviceRow {
+  readonly thing: string;
+  connected: boolean;
+  connects: number;
+  /** Messages the rule matched from it (what reached the pipeline). */
+  matched: number;
+  /** Publishes, subscribes and connects the policy or broker refused. */
+  denials: number;
+  lastReading?: { readonly at: number; readonly values: Record<string, number | string> };
+  client?: DeviceClientCounts;
+}
+
+export interface AlarmState {
+  readonly name: string;
+  readonly kind: AlarmKind;
+  readonly subject: string;
+  readonly description: string;
+  /** Whether the stack deploys its alarms (config `alarms`). */
+  readonly enabled: boolean;
+  readonly threshold: number;
+  readonly unit: string;
+  /** The figure the alarm compares: the run's rule error rate, the worst freshness, the downtime. */
+  readonly value: number | null;
+  /** ALARM: would have fired during the run; OK: data below the threshold; INSUFFICIENT_DATA: none yet. */
+  readonly state: "OK" | "ALARM" | "INSUFFICIENT_DATA";
+}
+
+export interface WindowPoint {
+  readonly seq: number;
+  readonly start: string;
+  readonly end: string;
+  readonly row: Record<string, unknown>;
+}
+
+export interface ObjectLink {
+  /** Key in the bucket; the page links to `/bucket/<key>`. */
+  readonly key: string;
+  readonly stream: string;
+  readonly error: boolean;
+}
+
+export interface RuleErrorEntry {
+  readonly at: number;
+  readonly clientId: string;
+  readonly topic: string;
+  readonly message: string;
+}
+
+/** Everything the page draws. */
+export interface DashboardSnapshot {
+  readonly stack: string;
+  readonly region: string;
+  readonly bucket: string;
+  readonly startedAt: number;
+  readonly sampleMs: number;
+  readonly timeScale: number;
+  readonly periodSeconds: number;
+  readonly ended: boolean;
+  readonly widgets: DashboardWidget[];
+  readonly series: Record<string, SeriesState>;
+  readonly alarms: AlarmState[];
+  readonly devices: DeviceRow[];
+  /** Devices beyond the table's bound, counted. */
+  readonly devicesNotShown: number;
+  readonly readings: Record<string, [number, Record<string, number>][]>;
+  /** Aggregate columns of the windows (MIN/MAX...), in the spec's order. */
+  readonly windowColumns: string[];
+  readonly windows: WindowPoint[];
+  readonly windowsDelivered: number;
+  readonly objects: ObjectLink[];
+  readonly ruleErrors: RuleErrorEntry[];
+  readonly ruleErrorsTotal: number;
+}
+
+/** What changed since the previous tick (the SSE `tick` event). */
+export interface DashboardTick {
+  readonly at: number;
+  readonly ended: boolean;
+  /** One new point per series, and its total. */
+  readonly series: Record<string, { readonly point: [number, number]; readonly total: number }>;
+  readonly alarms: AlarmState[];
+  readonly devices: DeviceRow[];
+  readonly devicesNotShown: number;
+  readonly readings: Record<string, [number, Record<string, number>][]>;
+  readonly windows: WindowPoint[];
+  readonly windowsDelivered: number;
+  readonly objects: ObjectLink[];
+  readonly ruleErrors: RuleErrorEntry[];
+  readonly ruleErrorsTotal: number;
+}
+
+/** A fixed-size ring: push drops the oldest beyond `size`. */
+class Ring<T> {
+  readonly items: T[] = [];
+  constructor(private readonly size: number) {}
+  push(item: T): void {
+    this.items.push(item);
+    if (this.items.length > this.size) this.items.splice(0, this.items.length - this.size);
+  }
+}
+
+interface SeriesSource {
+  readonly key: string;
+  readonly stat: MetricRef["statistic"];
+  /** The cumulative count (Sum) or the current value. */
+  readonly read: () => number;
+  last: number;
+  readonly state: SeriesState;
+}
+
+export class DashboardFeed {
+  private readonly pipeline: LocalPipeline;
+  private readonly now: () => number;
+  private readonly opts: Required<Omit<DashboardFeedOptions, "pipeline" | "things" | "now">>;
+  private readonly startedAt: number;
+  private readonly widgets: DashboardWidget[];
+  private readonly series: SeriesSource[] = [];
+  private readonly devices = new Map<string, DeviceRow>();
+  private readonly dirty = new Set<string>();
+  private devicesNotShown = 0;
+  private readonly readings = new Map<string, Ring<[number, Record<string, number>]>>();
+  private readonly newReadings = new Map<string, [number, Record<string, number>][]>();
+  private readonly windows: Ring<WindowPoint>;
+  private newWindows: WindowPoint[] = [];
+  private windowSeq = 0;
+  private readonly ruleErrors: Ring<RuleErrorEntry>;
+  private ruleErrorsTotal = 0;
+  private readonly strangerCap: number;
+  private readonly fleet: ReadonlySet<string>;
+  private deviceCounts: (() => ReadonlyMap<string, DeviceClientCounts>) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private ended = false;
+  private readonly listeners: ((tick: DashboardTick) => void)[] = [];
+  private readonly streamLabels: Record<string, string>;
+
+  constructor(options: DashboardFeedOptions) {
+    this.pipeline = options.pipeline;
+    this.now = options.now ?? Date.now;
+    this.opts = {
+      sampleMs: options.sampleMs ?? 1000,
+      points: options.points ?? 300,
+      windows: options.windows ?? 500,
+      recent: options.recent ?? 20,
+      chartedDevices: options.chartedDevices ?? 64,
+      strangers: options.strangers ?? 64,
+      timeScale: options.timeScale ?? 1,
+    };
+    this.startedAt = this.now();
+    this.windows = new Ring(this.opts.windows);
+    this.ruleErrors = new Ring(this.opts.recent);
+    this.fleet = new Set(options.things);
+    this.strangerCap = this.opts.strangers;
+    for (const thing of options.things) {
+      this.devices.set(thing, { thing, connected: false, connects: 0, matched: 0, denials: 0 });
+      this.dirty.add(thing);
+    }
+    for (const thing of options.things.slice(0, this.opts.chartedDevices)) {
+      this.readings.set(thing, new Ring(this.opts.points));
+    }
+
+    const p = this.pipeline;
+    const plan = p.plan;
+    const rule = plan.config.rule.name;
+    const telemetry = plan.config.delivery.streamName;
+    const windowsStream = p.windowsDelivery === undefined ? undefined : plan.windowsStreamName;
+    this.streamLabels = {
+      telemetry,
+      ...(windowsStream === undefined ? {} : { windows: windowsStream }),
+    };
+    const flinkApp = p.analytics === undefined ? undefined : LOCAL_FLINK_APPLICATION;
+    this.widgets = dashboardBody(
+      plan.region,
+      rule,
+      this.streamLabels,
+      windowsStream,
+      flinkApp,
+      plan.monitoring.alarms,
+    ).widgets;
+
+    const m = METRICS;
+    const add = (ref: MetricRef, dimensionValue: string, read: () => number) =>
+      this.series.push({
+        key: metricKey(ref.namespace, ref.name, ref.dimension as string, dimensionValue),
+        stat: ref.statistic,
+        read,
+        last: 0,
+        state: { stat: ref.statistic, points: [], total: 0 },
+      });
+    add(m.messagesIn, MQTT_PROTOCOL, () => p.broker.stats.publishes);
+    add(m.topicMatch, rule, () => p.rules.stats.onTopic);
+    add(m.ruleErrors, rule, () => p.rules.stats.evaluationErrors + p.rules.stats.actionFailures);
+    add(m.incomingRecords, telemetry, () => p.delivery.stats.recordsIn);
+    add(m.deliveredRecords, telemetry, () => p.delivery.stats.recordsDelivered);
+    add(m.deliveryFreshness, telemetry, () => this.freshness(telemetry));
+    const wd = p.windowsDelivery;
+    if (wd !== undefined && windowsStream !== undefined) {
+      add(m.incomingRecords, windowsStream, () => wd.stats.recordsIn);
+      add(m.deliveredRecords, windowsStream, () => wd.stats.recordsDelivered);
+      add(m.deliveryFreshness, windowsStream, () => this.freshness(windowsStream));
+    }
+    if (flinkApp !== undefined) {
+      add(m.flinkDowntime, flinkApp, () => (p.figures().flinkDowntimeMs ?? 0) / 1000);
+    }
+
+    this.listen();
+    this.timer = setInterval(() => this.tick(), this.opts.sampleMs);
+    this.timer.unref();
+  }
+
+  /** The simulator's client-side counts per device, read at every sample. */
+  setDeviceCounts(read: () => ReadonlyMap<string, DeviceClientCounts>): void {
+    this.deviceCounts = read;
+  }
+
+  /** Receives every tick (the server turns them into SSE events). */
+  onTick(listener: (tick: DashboardTick) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** The stack's worst freshness so far, seconds of the stack's time (what the alarm compares). */
+  private freshness(stream: string): number {
+    return this.pipeline.figures().deliveryFreshnessSeconds[stream] ?? 0;
+  }
+
+  private row(clientId: string): DeviceRow | undefined {
+    const known = this.devices.get(clientId);
+    if (known !== undefined) return known;
+    if (this.devices.size - this.fleet.size >= this.strangerCap) {
+      this.devicesNotShown++;
+      return undefined;
+    }
+    const row: DeviceRow = {
+      thing: clientId,
+      connected: false,
+      connects: 0,
+      matched: 0,
+      denials: 0,
+    };
+    this.devices.set(clientId, row);
+    return row;
+  }
+
+  private touch(clientId: string, change: (row: DeviceRow) => void): void {
+    const row = this.row(clientId);
+    if (row === undefined) return;
+    change(row);
+    this.dirty.add(row.thing);
+  }
+
+  private listen(): void {
+    const { broker, rules, analytics } = this.pipeline;
+    broker.on("connect", (id) =>
+      this.touch(id.clientId, (r) => {
+        r.connected = true;
+        r.connects++;
+      }),
+    );
+    broker.on("disconnect", (id) => this.touch(id.clientId, (r) => (r.connected = false)));
+    broker.on("publishDenied", (id) => this.touch(id.clientId, (r) => r.denials++));
+    broker.on("subscribeDenied", (id) => this.touch(id.clientId, (r) => r.denials++));
+    broker.on("connectRefused", (clientId) => this.touch(clientId, (r) => r.denials++));
+    rules.onOutput((output, message) => {
+      const values: Record<string, number | string> = {};
+      const numbers: Record<string, number> = {};
+      if (output !== null && typeof output === "object" && !Array.isArray(output)) {
+        if (!Buffer.isBuffer(output)) {
+          for (const [k, v] of Object.entries(output)) {
+            if (typeof v === "number" && Number.isFinite(v)) {
+              values[k] = v;
+              if (k !== "timestamp") numbers[k] = v;
+            } else if (typeof v === "string" && v.length <= 64) values[k] = v;
+          }
+        }
+      }
+      this.touch(message.clientId, (r) => {
+        r.matched++;
+        r.lastReading = { at: message.receivedAt, values };
+      });
+      const ring = this.readings.get(message.clientId);
+      if (ring !== undefined && Object.keys(numbers).length > 0) {
+        const point: [number, Record<string, number>] = [message.receivedAt, numbers];
+        ring.push(point);
+        const fresh = this.newReadings.get(message.clientId) ?? [];
+        fresh.push(point);
+        if (fresh.length > this.opts.points) fresh.shift();
+        this.newReadings.set(message.clientId, fresh);
+      }
+    });
+    rules.onError((e) => {
+      this.ruleErrorsTotal++;
+      this.ruleErrors.push({
+        at: this.now(),
+        clientId: e.clientId,
+        topic: e.topic,
+        message: e.failures.map((f) => f.errorMessage).join("; "),
+      });
+    });
+    analytics?.onDelivered((row) => {
+      const w: WindowPoint = {
+        seq: this.windowSeq++,
+        start: String(row.window_start),
+        end: String(row.window_end),
+        row,
+      };
+      this.windows.push(w);
+      this.newWindows.push(w);
+      if (this.newWindows.length > this.opts.windows) this.newWindows.shift();
+    });
+  }
+
+  private alarms(): AlarmState[] {
+    const p = this.pipeline;
+    const plan = p.plan;
+    const a = plan.monitoring.alarms;
+    const prefix = plan.monitoring.namePrefix;
+    const findings = p.alarmFindings();
+    const figures = p.figures();
+    const fired = (kind: AlarmKind, subject: string) =>
+      findings.some((f) => f.kind === kind && f.subject === subject);
+    const state = (kind: AlarmKind, subject: string, value: number | null): AlarmState["state"] =>
+      fired(kind, subject) ? "ALARM" : value === null ? "INSUFFICIENT_DATA" : "OK";
+    const rule = plan.config.rule.name;
+    const onTopic = p.rules.stats.onTopic;
+    const errors = p.rules.stats.evaluationErrors + p.rules.stats.actionFailures;
+    const rate = onTopic === 0 ? null : (100 * errors) / onTopic;
+    const out: AlarmState[] = [
+      {
+        name: alarmName(prefix, "rule-error-rate"),
+        kind: "rule-error-rate",
+        subject: rule,
+        description: ALARM_DESCRIPTIONS["rule-error-rate"],
+        enabled: a.enabled,
+        threshold: a.ruleErrorRatePercent,
+        unit: "%",
+        value: rate,
+        state: state("rule-error-rate", rule, rate),
+      },
+    ];
+    for (const [label, stream] of Object.entries(this.streamLabels)) {
+      const seconds = figures.deliveryFreshnessSeconds[stream];
+      const value = seconds === undefined || seconds === 0 ? null : seconds;
+      out.push({
+        name: alarmName(prefix, "delivery-freshness", label),
+        kind: "delivery-freshness",
+        subject: stream,
+        description: ALARM_DESCRIPTIONS["delivery-freshness"],
+        enabled: a.enabled,
+        threshold: a.deliveryFreshnessSeconds,
+        unit: "s",
+        value,
+        state: state("delivery-freshness", stream, value),
+      });
+    }
+    if (figures.flinkDowntimeMs !== undefined) {
+      out.push({
+        name: alarmName(prefix, "flink-downtime"),
+        kind: "flink-downtime",
+        subject: "analytics",
+        description: ALARM_DESCRIPTIONS["flink-downtime"],
+        enabled: a.enabled,
+        threshold: 0,
+        unit: "ms",
+        value: figures.flinkDowntimeMs,
+        state: state("flink-downtime", "analytics", figures.flinkDowntimeMs),
+      });
+    }
+    return out;
+  }
+
+  private objects(): ObjectLink[] {
+    const p = this.pipeline;
+    const bucketDir = p.delivery.bucket.dir;
+    const errorRoot = p.plan.config.delivery.errorOutputPrefix.split("!{")[0];
+    const links: ObjectLink[] = [];
+    const streams: [string, string[]][] = [
+      [p.plan.config.delivery.streamName, p.delivery.objects],
+      ...(p.windowsDelivery === undefined
+        ? []
+        : [[p.plan.windowsStreamName, p.windowsDelivery.objects] as [string, string[]]]),
+    ];
+    for (const [stream, files] of streams) {
+      for (const file of files.slice(-this.opts.recent)) {
+        const key = path.relative(bucketDir, file).split(path.sep).join("/");
+        if (key.startsWith("..")) continue;
+        links.push({ key, stream, error: errorRoot !== "" && key.startsWith(errorRoot) });
+      }
+    }
+    return links;
+  }
+
+  private sampleDevices(): void {
+    const counts = this.deviceCounts?.();
+    if (counts === undefined) return;
+    for (const [thing, c] of counts) {
+      const row = this.devices.get(thing);
+      if (row === undefined) continue;
+      const before = row.client;
+      if (
+        before === undefined ||
+        before.sent !== c.sent ||
+        before.acked !== c.acked ||
+        before.rejected !== c.rejected
+      ) {
+        row.client = { sent: c.sent, acked: c.acked, rejected: c.rejected };
+        this.dirty.add(thing);
+      }
+    }
+  }
+
+  /** Takes one sample and hands the tick to the listeners. */
+  tick(): DashboardTick {
+    const at = this.now();
+    const series: DashboardTick["series"] = {};
+    for (const s of this.series) {
+      const v = s.read();
+      const value = s.stat === "Sum" ? v - s.last : v;
+      s.last = v;
+      const point: [number, number] = [at, value];
+      s.state.points.push(point);
+      if (s.state.points.length > this.opts.points) s.state.points.shift();
+      s.state.total = v;
+      series[s.key] = { point, total: v };
+    }
+    this.sampleDevices();
+    const devices = [...this.dirty].flatMap((t) => {
+      const r = this.devices.get(t);
+      return r === undefined ? [] : [{ ...r }];
+    });
+    this.dirty.clear();
+    const tick: DashboardTick = {
+      at,
+      ended: this.ended,
+      series,
+      alarms: this.alarms(),
+      devices,
+      devicesNotShown: this.devicesNotShown,
+      readings: Object.fromEntries(this.newReadings),
+      windows: this.newWindows,
+      windowsDelivered: this.windowSeq,
+      objects: this.objects(),
+      ruleErrors: [...this.ruleErrors.items],
+      ruleErrorsTotal: this.ruleErrorsTotal,
+    };
+    this.newReadings.clear();
+    this.newWindows = [];
+    for (const listen of this.listeners) listen(tick);
+    return tick;
+  }
+
+  /** Everything the page draws, for a page that just opened (or missed ticks). */
+  snapshot(): DashboardSnapshot {
+    const p = this.pipeline;
+    return {
+      stack: p.plan.stack,
+      region: p.plan.region,
+      bucket: p.delivery.bucket.name,
+      startedAt: this.startedAt,
+      sampleMs: this.opts.sampleMs,
+      timeScale: this.opts.timeScale,
+      periodSeconds: p.plan.monitoring.alarms.periodSeconds,
+      ended: this.ended,
+      widgets: this.widgets,
+      series: Object.fromEntries(
+        this.series.map((s) => [
+          s.key,
+          { stat: s.stat, points: [...s.state.points], total: s.state.total },
+        ]),
+      ),
+      alarms: this.alarms(),
+      devices: [...this.devices.values()].map((r) => ({ ...r })),
+      devicesNotShown: this.devicesNotShown,
+      readings: Object.fromEntries([...this.readings].map(([t, r]) => [t, [...r.items]])),
+      windowColumns: p.analytics?.operator.spec.aggregates.map((a) => a.as) ?? [],
+      windows: [...this.windows.items],
+      windowsDelivered: this.windowSeq,
+      objects: this.objects(),
+      ruleErrors: [...this.ruleErrors.items],
+      ruleErrorsTotal: this.ruleErrorsTotal,
+    };
+  }
+
+  /** The run is over (the pipeline stopped): one last sample, marked ended. Idempotent. */
+  finish(): DashboardTick | undefined {
+    if (this.timer === undefined) return undefined;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.ended = true;
+    return this.tick();
+  }
+}
