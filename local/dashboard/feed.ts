@@ -25,6 +25,9 @@ export const LOCAL_FLINK_APPLICATION = "local-analytics";
 /** The protocol dimension AWS IoT gives PublishIn.Success for MQTT publishes (metrics_dimensions.html). */
 const MQTT_PROTOCOL = "MQTT";
 
+/** Numbers this large are epoch milliseconds (after 2001-09-09), not readings to chart. */
+const EPOCH_MS_FLOOR = 1e12;
+
 /** A metric line's key: namespace, name, dimension name and value, as the page looks them up. */
 export function metricKey(
   namespace: string,
@@ -340,7 +343,8 @@ export class DashboardFeed {
           for (const [k, v] of Object.entries(output)) {
             if (typeof v === "number" && Number.isFinite(v)) {
               values[k] = v;
-              if (k !== "timestamp") numbers[k] = v;
+              // Readings, not clocks: a timestamp (epoch ms) would flatten every other line.
+              if (k !== "timestamp" && Math.abs(v) < EPOCH_MS_FLOOR) numbers[k] = v;
             } else if (typeof v === "string" && v.length <= 64) values[k] = v;
           }
         }

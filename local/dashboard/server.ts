@@ -8,7 +8,13 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { EnvironmentError } from "../../core/errors";
-import type { DashboardFeed, DashboardTick } from "./feed";
+import type { DashboardSnapshot, DashboardTick } from "./feed";
+
+/** What the server serves: a snapshot for a page that opens, then every tick (feed.ts). */
+export interface DashboardSource {
+  snapshot(): DashboardSnapshot;
+  onTick(listener: (tick: DashboardTick) => void): void;
+}
 
 /** The page's files, read once at start from local/dashboard/page/. */
 const PAGE_DIR = path.join(__dirname, "page");
@@ -64,7 +70,7 @@ export class DashboardServer {
   };
   private readonly clients = new Set<Client>();
   private readonly page = new Map<string, Buffer>();
-  private feed: DashboardFeed | undefined;
+  private feed: DashboardSource | undefined;
   private bucketDir: string | undefined;
   private ending = false;
   private readonly log: (line: string) => void;
@@ -130,7 +136,7 @@ export class DashboardServer {
   }
 
   /** Starts serving a run's feed (until then the page says the pipeline is starting). */
-  attach(feed: DashboardFeed, bucketDir: string): void {
+  attach(feed: DashboardSource, bucketDir: string): void {
     this.feed = feed;
     this.bucketDir = bucketDir;
     feed.onTick((tick) => this.broadcast(tick));
@@ -162,6 +168,7 @@ export class DashboardServer {
       return;
     }
     if (url.pathname === "/events") return this.openStream(req, res);
+    if (url.pathname === "/favicon.ico") return void res.writeHead(204).end();
     if (url.pathname.startsWith("/bucket/")) {
       void this.serveObject(url.pathname.slice("/bucket/".length), req, res);
       return;
