@@ -11,6 +11,7 @@
 // for, writing the objects), and Mosquitto is what a user would otherwise run locally.
 import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import type { MqttClient } from "mqtt";
@@ -218,26 +219,64 @@ async function runOurs(
   things: readonly string[],
   topics: readonly string[],
   qosList: readonly (0 | 1)[],
-  opts: PhaseOptions & { stateDir: string },
-): Promise<{ phases: Measured[]; stopped: Stopped; delivery?: Delivery }> {
+  opts: PhaseOptions & { stateDir: string; dashboard?: boolean },
+): Promise<{ phases: Measured[]; stopped: Stopped; delivery?: Delivery; page?: PageReader }> {
   fs.rmSync(opts.stateDir, { recursive: true, force: true });
-  const req: ServerRequest = { mode, stack, raw, stateDir: opts.stateDir, things };
+  const req: ServerRequest = {
+    mode,
+    stack,
+    raw,
+    stateDir: opts.stateDir,
+    things,
+    dashboard: opts.dashboard,
+  };
   const child = forkTs("pipeline-server.ts", [JSON.stringify(req)]);
+  let page: PageReader | undefined;
   try {
-    const { url, pkiDir } = await nextMessage<Extract<ServerReply, { type: "listening" }>>(
-      child,
-      "listening",
-    );
+    const { url, pkiDir, dashboardUrl } = await nextMessage<
+      Extract<ServerReply, { type: "listening" }>
+    >(child, "listening");
+    // An open page: a client reading the dashboard's event stream for the whole load.
+    if (dashboardUrl !== undefined) page = await readPage(dashboardUrl);
     const server = { child, url, pkiDir, pid: child.pid as number };
     const phases = await drive(server, things, topics, qosList, opts);
     const delivery =
       mode === "pipeline" ? await awaitDelivery(child, phases[0], opts.log) : undefined;
     child.send("stop");
     const stopped = await nextMessage<Stopped>(child, "stopped");
-    return { phases, stopped, delivery };
+    return { phases, stopped, delivery, page };
   } finally {
+    page?.close();
     await reap(child);
   }
+}
+
+/** A page open on the dashboard: the events and bytes its stream delivered. */
+interface PageReader {
+  events: number;
+  bytes: number;
+  close(): void;
+}
+
+/** Opens the dashboard's event stream as a browser tab would, and reads it as it comes. */
+function readPage(url: string): Promise<PageReader> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${url}events`, { agent: false }, (res) => {
+      if (res.statusCode !== 200) {
+        reject(new Error(`the dashboard answered ${res.statusCode} to its event stream`));
+        res.resume();
+        return;
+      }
+      const reader: PageReader = { events: 0, bytes: 0, close: () => req.destroy() };
+      res.on("data", (d: Buffer) => {
+        reader.bytes += d.length;
+        for (let i = d.indexOf("\n\n"); i >= 0; i = d.indexOf("\n\n", i + 2)) reader.events++;
+      });
+      res.on("error", () => undefined);
+      resolve(reader);
+    });
+    req.on("error", (e) => reject(e));
+  });
 }
 
 type MosquittoListening = Extract<MosquittoReply, { type: "listening" }>;
@@ -341,6 +380,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
   let base: Awaited<ReturnType<typeof runOurs>>;
   let pipe: Awaited<ReturnType<typeof runOurs>>;
   let pipe5: Awaited<ReturnType<typeof runOurs>>;
+  let pipePage: Awaited<ReturnType<typeof runOurs>>;
   let mosq: Awaited<ReturnType<typeof runMosquitto>> | undefined;
   try {
     base = await runOurs("broker", stack, raw, things, topics, [1, 0], {
@@ -358,6 +398,13 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       ...phaseOpts,
       protocol: 5,
       stateDir: path.join(runDir, "pipeline-mqtt5"),
+    });
+    // The same load with the dashboard page open (issue 27): its cost to the pipeline.
+    opts.log(`pipeline with the dashboard page open (a client reading its event stream): QoS 1`);
+    pipePage = await runOurs("pipeline", stack, raw, things, topics, [1], {
+      ...phaseOpts,
+      dashboard: true,
+      stateDir: path.join(runDir, "pipeline-page"),
     });
     if ("bin" in mosquittoBin) {
       opts.log(`Mosquitto (${mosquittoBin.bin}, persistence on): QoS 1 then QoS 0, same load`);
@@ -392,6 +439,9 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     unit: "msg/s",
   });
   const mosquittoVs = mosq === undefined ? undefined : ackRate / rate(mosq.phases[0]);
+  const pageRate = rate(pipePage.phases[0]);
+  const pageRead = pipePage.page ?? { events: 0, bytes: 0 };
+  const pageStats = pipePage.stopped.dashboard;
   const metrics: Metric[] = [
     msgPerSec("baseline.qos0.msgPerSec", "broker alone, QoS 0: msg/s read", rate(baseQos0)),
     msgPerSec("baseline.msgPerSec", "broker alone, QoS 1: acked msg/s", baseRate),
@@ -401,6 +451,17 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       "pipeline over MQTT 5, QoS 1: acked (journal fsync'd) msg/s",
       rate(pipe5.phases[0]),
     ),
+    msgPerSec(
+      "pipeline.dashboard.ackedMsgPerSec",
+      "pipeline with the dashboard page open, QoS 1: acked msg/s",
+      pageRate,
+    ),
+    {
+      key: "pipeline.dashboard.ratio",
+      label: "ratio pipeline with page / without",
+      value: round(pageRate / ackRate),
+      unit: "×",
+    },
     msgPerSec("pipeline.e2eMsgPerSec", "pipeline: publish → delivered record msg/s", e2eRate),
     {
       key: "pipeline.ackedRatio",
@@ -525,6 +586,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       "What bounds memory when producers outrun the disk: the PUBACK waits for the journal fsync, so each producer has at most its window of messages unacknowledged in the broker, and the delivery stream lets at most maxPendingObjects (2) flushed buffers wait for their object write before it holds back PUBACKs too: at most (2 + 1) × bufferSizeMiB of records plus producers × window messages, whatever the backlog.",
       `RSS of the pipeline process: max ${round(firstThird)} MiB in the first third of the run, ${round(lastThird)} MiB in the last third (sampled every 250 ms); at each tenth of the run: ${deciles(samples).join(", ")} MiB.`,
       `${pipeQos1.acked} messages acknowledged, ${delivery.delivered} records delivered in ${delivery.objects} objects (warm-up excluded).`,
+      `Dashboard page (issue 27): the same load with the page served and one client reading its event stream throughout: ${round(pageRate)} acked msg/s against ${round(ackRate)} without (${round(pageRate / ackRate)}×; the two runs are separate processes, so a few per cent either way is the machine's noise). The page read ${pageRead.events} events (${Math.round(pageRead.bytes / 1024)} KiB); the server dropped ${pageStats?.dropped ?? 0} events for it and cut ${pageStats?.cut ?? 0} page(s).`,
       `Group commit: the pipeline journaled ${journal.records} records in ${journal.fsyncs} fsyncs, warm-up included (${round(recordsPerFsync)} per fsync); every PUBACK waits for the fsync of its record's batch.`,
       "QoS 0: nothing is acknowledged, and mqtt.js's callback only says that a message reached the socket, in front of kernel buffers that hold many; each producer ends a QoS 0 load with one QoS 1 publish, whose PUBACK the server sends only once it has read everything before it on the connection, and the load's time runs to that PUBACK: the rate is what the server read.",
       `CPU during each measured load, in % of one core, and the server's CPU time per message (${producers} producers share this figure's process; a server well under 100 % while the producers are near it was waiting on them, and its rate is then a floor of what it can do): broker alone QoS 1 ${cpuShare(baseQos1)}, QoS 0 ${cpuShare(baseQos0)}; pipeline ${cpuShare(pipeQos1)}` +

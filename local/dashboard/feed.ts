@@ -14,6 +14,7 @@ import {
   type DashboardWidget,
   type MetricRef,
 } from "../../core/monitoring";
+import type { SqlValue } from "../../core/rule-sql";
 import type { LocalPipeline } from "../pipeline/pipeline";
 
 /**
@@ -27,6 +28,27 @@ const MQTT_PROTOCOL = "MQTT";
 
 /** Numbers this large are epoch milliseconds (after 2001-09-09), not readings to chart. */
 const EPOCH_MS_FLOOR = 1e12;
+
+/** A rule output's fields for the table (numbers, short strings) and the numbers to chart. */
+function fields(output: SqlValue): {
+  values: Record<string, number | string>;
+  numbers: Record<string, number>;
+} {
+  const values: Record<string, number | string> = {};
+  const numbers: Record<string, number> = {};
+  if (output === null || typeof output !== "object" || Array.isArray(output)) {
+    return { values, numbers };
+  }
+  if (Buffer.isBuffer(output)) return { values, numbers };
+  for (const [k, v] of Object.entries(output)) {
+    if (typeof v === "number" && Number.isFinite(v)) {
+      values[k] = v;
+      // Readings, not clocks: a timestamp (epoch ms) would flatten every other line.
+      if (k !== "timestamp" && Math.abs(v) < EPOCH_MS_FLOOR) numbers[k] = v;
+    } else if (typeof v === "string" && v.length <= 64) values[k] = v;
+  }
+  return { values, numbers };
+}
 
 /** A metric line's key: namespace, name, dimension name and value, as the page looks them up. */
 export function metricKey(
@@ -57,6 +79,8 @@ export interface DashboardFeedOptions {
   /** Windows, objects and rule errors kept. @default 500 windows, 20 objects, 20 errors */
   readonly windows?: number;
   readonly recent?: number;
+  /** A device's chart takes at most one reading this often, ms. @default sampleMs / 10 */
+  readonly readingGapMs?: number;
   /** Devices whose readings are kept (the first ones of the fleet); the table lists all. @default 64 */
   readonly chartedDevices?: number;
   /** Client ids outside the fleet tracked in the table (a console, a stranger). @default 64 */
@@ -168,6 +192,8 @@ export interface DashboardTick {
 /** A fixed-size ring: push drops the oldest beyond `size`. */
 class Ring<T> {
   readonly items: T[] = [];
+  /** When the last item was taken (the readings' thinning). */
+  lastAt = -Infinity;
   constructor(private readonly size: number) {}
   push(item: T): void {
     this.items.push(item);
@@ -187,7 +213,9 @@ interface SeriesSource {
 export class DashboardFeed {
   private readonly pipeline: LocalPipeline;
   private readonly now: () => number;
-  private readonly opts: Required<Omit<DashboardFeedOptions, "pipeline" | "things" | "now">>;
+  private readonly opts: Required<
+    Omit<DashboardFeedOptions, "pipeline" | "things" | "now" | "readingGapMs">
+  >;
   private readonly startedAt: number;
   private readonly widgets: DashboardWidget[];
   private readonly series: SeriesSource[] = [];
@@ -196,6 +224,9 @@ export class DashboardFeed {
   private devicesNotShown = 0;
   private readonly readings = new Map<string, Ring<[number, Record<string, number>]>>();
   private readonly newReadings = new Map<string, [number, Record<string, number>][]>();
+  /** Each device's last rule output and when it came: read into its row once a tick. */
+  private readonly lastOutput = new Map<string, [number, SqlValue]>();
+  private readonly readingGapMs: number;
   private readonly windows: Ring<WindowPoint>;
   private newWindows: WindowPoint[] = [];
   private windowSeq = 0;
@@ -222,6 +253,7 @@ export class DashboardFeed {
       timeScale: options.timeScale ?? 1,
     };
     this.startedAt = this.now();
+    this.readingGapMs = options.readingGapMs ?? this.opts.sampleMs / 10;
     this.windows = new Ring(this.opts.windows);
     this.ruleErrors = new Ring(this.opts.recent);
     this.fleet = new Set(options.things);
@@ -335,33 +367,26 @@ export class DashboardFeed {
     broker.on("publishDenied", (id) => this.touch(id.clientId, (r) => r.denials++));
     broker.on("subscribeDenied", (id) => this.touch(id.clientId, (r) => r.denials++));
     broker.on("connectRefused", (clientId) => this.touch(clientId, (r) => r.denials++));
+    // Per message only counts and references: the fields are read once a tick for the table, and
+    // a device's chart takes at most one reading per `readingGapMs`, so a fast fleet costs the
+    // pipeline no more than a slow one.
     rules.onOutput((output, message) => {
-      const values: Record<string, number | string> = {};
-      const numbers: Record<string, number> = {};
-      if (output !== null && typeof output === "object" && !Array.isArray(output)) {
-        if (!Buffer.isBuffer(output)) {
-          for (const [k, v] of Object.entries(output)) {
-            if (typeof v === "number" && Number.isFinite(v)) {
-              values[k] = v;
-              // Readings, not clocks: a timestamp (epoch ms) would flatten every other line.
-              if (k !== "timestamp" && Math.abs(v) < EPOCH_MS_FLOOR) numbers[k] = v;
-            } else if (typeof v === "string" && v.length <= 64) values[k] = v;
-          }
-        }
-      }
-      this.touch(message.clientId, (r) => {
-        r.matched++;
-        r.lastReading = { at: message.receivedAt, values };
-      });
-      const ring = this.readings.get(message.clientId);
-      if (ring !== undefined && Object.keys(numbers).length > 0) {
-        const point: [number, Record<string, number>] = [message.receivedAt, numbers];
-        ring.push(point);
-        const fresh = this.newReadings.get(message.clientId) ?? [];
-        fresh.push(point);
-        if (fresh.length > this.opts.points) fresh.shift();
-        this.newReadings.set(message.clientId, fresh);
-      }
+      const row = this.row(message.clientId);
+      if (row === undefined) return;
+      row.matched++;
+      this.lastOutput.set(row.thing, [message.receivedAt, output]);
+      this.dirty.add(row.thing);
+      const ring = this.readings.get(row.thing);
+      if (ring === undefined || message.receivedAt - ring.lastAt < this.readingGapMs) return;
+      const numbers = fields(output).numbers;
+      if (Object.keys(numbers).length === 0) return;
+      ring.lastAt = message.receivedAt;
+      const point: [number, Record<string, number>] = [message.receivedAt, numbers];
+      ring.push(point);
+      const fresh = this.newReadings.get(row.thing) ?? [];
+      fresh.push(point);
+      if (fresh.length > this.opts.points) fresh.shift();
+      this.newReadings.set(row.thing, fresh);
     });
     rules.onError((e) => {
       this.ruleErrorsTotal++;
@@ -484,6 +509,15 @@ export class DashboardFeed {
     }
   }
 
+  /** The devices' last readings, from the outputs that came since the last tick. */
+  private readLastOutputs(): void {
+    for (const [thing, [at, output]] of this.lastOutput) {
+      const row = this.devices.get(thing);
+      if (row !== undefined) row.lastReading = { at, values: fields(output).values };
+    }
+    this.lastOutput.clear();
+  }
+
   /** Takes one sample and hands the tick to the listeners. */
   tick(): DashboardTick {
     const at = this.now();
@@ -499,6 +533,7 @@ export class DashboardFeed {
       series[s.key] = { point, total: v };
     }
     this.sampleDevices();
+    this.readLastOutputs();
     const devices = [...this.dirty].flatMap((t) => {
       const r = this.devices.get(t);
       return r === undefined ? [] : [{ ...r }];
@@ -527,6 +562,7 @@ export class DashboardFeed {
   /** Everything the page draws, for a page that just opened (or missed ticks). */
   snapshot(): DashboardSnapshot {
     const p = this.pipeline;
+    this.readLastOutputs();
     return {
       stack: p.plan.stack,
       region: p.plan.region,

@@ -18,6 +18,7 @@ import {
   type DashboardTick,
 } from "../../local/dashboard";
 import { startLocalPipeline } from "../../local/pipeline/pipeline";
+import { telemetryTopicFor } from "../../core/topics";
 import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";
 
@@ -320,6 +321,38 @@ describe("local dashboard feed: the stack's widgets, fed under CloudWatch's name
         plan.config.things.map((t) => t.name),
       );
       assert.deepEqual(snap.windowColumns, ["max_temp", "min_temp"]);
+      feed.finish();
+    } finally {
+      await pipeline.stop();
+    }
+  });
+
+  it("a fast device costs no more than a slow one: every message counted, its chart thinned to one reading per gap", async () => {
+    const plan = loadPlan("dev");
+    const thing = plan.config.things[0].name;
+    const pipeline = await startLocalPipeline(plan, { stateDir: tempDir("dash-thin") });
+    try {
+      const feed = new DashboardFeed({
+        pipeline,
+        things: [thing],
+        sampleMs: 60_000,
+        readingGapMs: 3_600_000,
+      });
+      const topic = telemetryTopicFor(plan.config.telemetryTopic, thing);
+      for (let i = 0; i < 50; i++) {
+        const reading = { thing, timestamp: Date.now(), temperature: 20 + i, humidity: 50 };
+        await pipeline.rules.onPublish(thing, topic, Buffer.from(JSON.stringify(reading)));
+      }
+      const tick = feed.tick();
+      const row = tick.devices.find((d) => d.thing === thing);
+      assert.equal(row?.matched, 50);
+      // The table shows the last reading; the chart took the first and nothing within the gap.
+      assert.equal(row?.lastReading?.values.temperature, 69);
+      assert.deepEqual(
+        tick.readings[thing].map(([, v]) => v.temperature),
+        [20],
+      );
+      assert.equal(tick.series["AWS/IoT|TopicMatch|RuleName|sensor_rule"].total, 50);
       feed.finish();
     } finally {
       await pipeline.stop();

@@ -69,20 +69,16 @@ describeWithChromium(
         const problems: string[] = [];
         page.on("pageerror", (e) => problems.push(String(e)));
         // The event stream itself ends when the run does (the page then closes it): not a failure.
-      page.on("requestfailed", (r) => {
-        if (!r.url().endsWith("/events")) problems.push(`${r.url()}: ${r.failure()?.errorText}`);
-      });
+        page.on("requestfailed", (r) => {
+          if (!r.url().endsWith("/events")) problems.push(`${r.url()}: ${r.failure()?.errorText}`);
+        });
         await page.goto(url);
 
         // Live: the page fills while devices publish.
         await page.waitForSelector("#status[data-state=live]", { timeout: 20_000 });
+        // (A string: this file is compiled without the DOM's types; the browser evaluates it.)
         await page.waitForFunction(
-          () =>
-            Number(
-              document
-                .querySelector("[data-metric='AWS/IoT|PublishIn.Success|Protocol|MQTT']")
-                ?.getAttribute("data-total") ?? 0,
-            ) > 0,
+          `Number(document.querySelector("[data-metric='AWS/IoT|PublishIn.Success|Protocol|MQTT']")?.getAttribute("data-total") ?? 0) > 0`,
           { timeout: 30_000 },
         );
         // The run ends: the page keeps its final figures.
