@@ -42,6 +42,8 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "baseline.msgPerSec",
     "pipeline.ackedMsgPerSec",
     "pipeline.mqtt5.ackedMsgPerSec",
+    "pipeline.dashboard.ackedMsgPerSec",
+    "pipeline.dashboard.ratio",
     "pipeline.e2eMsgPerSec",
     "pipeline.ackedRatio",
     "pipeline.ratio",
