@@ -359,6 +359,37 @@ describe("local dashboard feed: the stack's widgets, fed under CloudWatch's name
     }
   });
 
+  it("lists rule errors with the error action's message, and links the error output's objects", async () => {
+    const plan = loadPlan("dev");
+    const thing = plan.config.things[0].name;
+    const pipeline = await startLocalPipeline(plan, { stateDir: tempDir("dash-errors") });
+    let feed: DashboardFeed | undefined;
+    try {
+      feed = new DashboardFeed({ pipeline, things: [thing], sampleMs: 60_000 });
+      const topic = telemetryTopicFor(plan.config.telemetryTopic, thing);
+      // A payload over the rule engine's bound (AWS IoT's 128 KB): not evaluated, error action run.
+      const huge = { thing, timestamp: Date.now(), temperature: 20, note: "x".repeat(200_000) };
+      await pipeline.rules.onPublish(thing, topic, Buffer.from(JSON.stringify(huge)));
+      const tick = feed.tick();
+      assert.equal(tick.ruleErrorsTotal, 1);
+      assert.equal(tick.ruleErrors[0].clientId, thing);
+      assert.equal(tick.ruleErrors[0].topic, topic);
+      assert.match(tick.ruleErrors[0].message, /could not be evaluated on this message/);
+      assert.equal(tick.series["iot-pipeline|RuleErrors|RuleName|sensor_rule"].total, 1);
+    } finally {
+      await pipeline.stop();
+    }
+    // Stopping flushed the error record into an object under the error output prefix.
+    const objects = feed.finish()?.objects ?? [];
+    const errors = objects.filter((o) => o.error);
+    assert.equal(errors.length, 1, JSON.stringify(objects));
+    assert.match(errors[0].key, /^errors\//);
+    assert.ok(
+      fs.existsSync(path.join(pipeline.delivery.bucket.dir, ...errors[0].key.split("/"))),
+      errors[0].key,
+    );
+  });
+
   it("keeps a ring of points: a long run holds at most `points` per series", async () => {
     const plan = loadPlan("dev");
     const pipeline = await startLocalPipeline(plan, { stateDir: tempDir("dash-ring") });
