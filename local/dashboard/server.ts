@@ -57,6 +57,8 @@ export interface DashboardServerStats {
   closed: number;
   /** Requests for a file outside the bucket, or a missing one. */
   badPaths: number;
+  /** Requests naming another host (DNS rebinding). */
+  badHosts: number;
 }
 
 export class DashboardServer {
@@ -67,6 +69,7 @@ export class DashboardServer {
     cut: 0,
     closed: 0,
     badPaths: 0,
+    badHosts: 0,
   };
   private readonly clients = new Set<Client>();
   private readonly page = new Map<string, Buffer>();
@@ -144,6 +147,13 @@ export class DashboardServer {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.on("error", () => undefined);
+    // DNS rebinding: a web site whose name was made to resolve to 127.0.0.1 would otherwise read
+    // the run's figures and the bucket's objects from a browser tab on this machine.
+    const host = req.headers.host;
+    if (host !== `127.0.0.1:${this.port}` && host !== `localhost:${this.port}`) {
+      this.stats.badHosts++;
+      return this.text(res, 421, `this page answers to 127.0.0.1:${this.port} only, not ${host}`);
+    }
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     if (req.method !== "GET" && req.method !== "HEAD") {
       return this.text(res, 405, "the dashboard is read-only: GET only", { allow: "GET, HEAD" });

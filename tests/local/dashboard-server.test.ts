@@ -118,6 +118,23 @@ describe("local dashboard server (real HTTP on 127.0.0.1)", function () {
     }
   });
 
+  it("answers only to its own address: a request naming another host (DNS rebinding) is 421", async () => {
+    const s = await start();
+    const asHost = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        http
+          .get(`${s.url}api/snapshot`, { agent: false, headers: { host } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          })
+          .on("error", reject);
+      });
+    assert.equal(await asHost("evil.example:80"), 421);
+    assert.equal(await asHost(`evil.example:${s.port}`), 421);
+    assert.equal(await asHost(`localhost:${s.port}`), 503); // its own: no run attached yet
+    assert.equal(s.stats.badHosts, 2);
+  });
+
   it("is read-only: anything but GET and HEAD is 405", async () => {
     const s = await start();
     const r = await get(s.url, "POST");
@@ -239,7 +256,7 @@ describe("local dashboard server (real HTTP on 127.0.0.1)", function () {
     // A raw connection that asks for the stream and then never reads a byte.
     const sock = net.connect(s.port, "127.0.0.1");
     await new Promise((r) => sock.once("connect", r));
-    sock.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    sock.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\n\r\n`);
     sock.pause();
     await until(() => s.openPages === 1, "the page to open");
     const big = "x".repeat(1024 * 1024);
