@@ -83,6 +83,8 @@ export interface DashboardFeedOptions {
   readonly readingGapMs?: number;
   /** Devices whose readings are kept (the first ones of the fleet); the table lists all. @default 64 */
   readonly chartedDevices?: number;
+  /** Things of the fleet listed in the table (the first ones). @default 1000 */
+  readonly tableDevices?: number;
   /** Client ids outside the fleet tracked in the table (a console, a stranger). @default 64 */
   readonly strangers?: number;
   /** Local time runs this much faster than the stack's (`--fast`). @default 1 */
@@ -160,8 +162,10 @@ export interface DashboardSnapshot {
   readonly series: Record<string, SeriesState>;
   readonly alarms: AlarmState[];
   readonly devices: DeviceRow[];
-  /** Devices beyond the table's bound, counted. */
+  /** Things of the fleet beyond the table's bound (`tableDevices`). */
   readonly devicesNotShown: number;
+  /** Events of client ids outside the fleet beyond their bound (`strangers`). */
+  readonly strangerEventsNotShown: number;
   readonly readings: Record<string, [number, Record<string, number>][]>;
   /** Aggregate columns of the windows (MIN/MAX...), in the spec's order. */
   readonly windowColumns: string[];
@@ -181,6 +185,7 @@ export interface DashboardTick {
   readonly alarms: AlarmState[];
   readonly devices: DeviceRow[];
   readonly devicesNotShown: number;
+  readonly strangerEventsNotShown: number;
   readonly readings: Record<string, [number, Record<string, number>][]>;
   readonly windows: WindowPoint[];
   readonly windowsDelivered: number;
@@ -221,7 +226,9 @@ export class DashboardFeed {
   private readonly series: SeriesSource[] = [];
   private readonly devices = new Map<string, DeviceRow>();
   private readonly dirty = new Set<string>();
-  private devicesNotShown = 0;
+  private readonly fleetNotListed: number;
+  private strangers = 0;
+  private strangerEventsNotShown = 0;
   private readonly readings = new Map<string, Ring<[number, Record<string, number>]>>();
   private readonly newReadings = new Map<string, [number, Record<string, number>][]>();
   /** Each device's last rule output and when it came: read into its row once a tick. */
@@ -250,15 +257,20 @@ export class DashboardFeed {
       recent: options.recent ?? 20,
       chartedDevices: options.chartedDevices ?? 64,
       strangers: options.strangers ?? 64,
+      tableDevices: options.tableDevices ?? 1000,
       timeScale: options.timeScale ?? 1,
     };
     this.startedAt = this.now();
     this.readingGapMs = options.readingGapMs ?? this.opts.sampleMs / 10;
     this.windows = new Ring(this.opts.windows);
     this.ruleErrors = new Ring(this.opts.recent);
+    // The table's rows: the fleet's first `tableDevices` things; the rest are counted, not listed
+    // (a 10,000-device fleet would otherwise send every row every second).
+    const listed = options.things.slice(0, this.opts.tableDevices);
     this.fleet = new Set(options.things);
+    this.fleetNotListed = options.things.length - listed.length;
     this.strangerCap = this.opts.strangers;
-    for (const thing of options.things) {
+    for (const thing of listed) {
       this.devices.set(thing, { thing, connected: false, connects: 0, matched: 0, denials: 0 });
       this.dirty.add(thing);
     }
@@ -333,10 +345,12 @@ export class DashboardFeed {
   private row(clientId: string): DeviceRow | undefined {
     const known = this.devices.get(clientId);
     if (known !== undefined) return known;
-    if (this.devices.size - this.fleet.size >= this.strangerCap) {
-      this.devicesNotShown++;
+    if (this.fleet.has(clientId)) return undefined; // beyond the table's bound
+    if (this.strangers >= this.strangerCap) {
+      this.strangerEventsNotShown++;
       return undefined;
     }
+    this.strangers++;
     const row: DeviceRow = {
       thing: clientId,
       connected: false,
@@ -545,7 +559,8 @@ export class DashboardFeed {
       series,
       alarms: this.alarms(),
       devices,
-      devicesNotShown: this.devicesNotShown,
+      devicesNotShown: this.fleetNotListed,
+      strangerEventsNotShown: this.strangerEventsNotShown,
       readings: Object.fromEntries(this.newReadings),
       windows: this.newWindows,
       windowsDelivered: this.windowSeq,
@@ -581,7 +596,8 @@ export class DashboardFeed {
       ),
       alarms: this.alarms(),
       devices: [...this.devices.values()].map((r) => ({ ...r })),
-      devicesNotShown: this.devicesNotShown,
+      devicesNotShown: this.fleetNotListed,
+      strangerEventsNotShown: this.strangerEventsNotShown,
       readings: Object.fromEntries([...this.readings].map(([t, r]) => [t, [...r.items]])),
       windowColumns: p.analytics?.operator.spec.aggregates.map((a) => a.as) ?? [],
       windows: [...this.windows.items],

@@ -407,6 +407,34 @@ describe("local dashboard feed: the stack's widgets, fed under CloudWatch's name
     );
   });
 
+  it("bounds the table: the fleet's first `tableDevices` things listed, the rest counted; strangers capped", async () => {
+    const plan = loadPlan("dev");
+    const pipeline = await startLocalPipeline(plan, { stateDir: tempDir("dash-table") });
+    try {
+      const fleet = Array.from({ length: 10 }, (_, i) => `t${i}`);
+      const feed = new DashboardFeed({
+        pipeline,
+        things: fleet,
+        sampleMs: 60_000,
+        tableDevices: 4,
+        strangers: 2,
+      });
+      for (const id of ["t1", "t7", "s1", "s2", "s3", "s4"]) {
+        pipeline.broker.emit("connectRefused", id, undefined, "test");
+      }
+      const snap = feed.snapshot();
+      assert.deepEqual(
+        snap.devices.map((d) => `${d.thing}:${d.denials}`),
+        ["t0:0", "t1:1", "t2:0", "t3:0", "s1:1", "s2:1"],
+      );
+      assert.equal(snap.devicesNotShown, 6);
+      assert.equal(snap.strangerEventsNotShown, 2);
+      feed.finish();
+    } finally {
+      await pipeline.stop();
+    }
+  });
+
   it("keeps a ring of points: a long run holds at most `points` per series", async () => {
     const plan = loadPlan("dev");
     const pipeline = await startLocalPipeline(plan, { stateDir: tempDir("dash-ring") });

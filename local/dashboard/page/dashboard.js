@@ -220,9 +220,16 @@
       tr.appendChild(el("td", {}, reading(d.lastReading)));
       body.appendChild(tr);
     }
-    $("devices-note").textContent = state.devicesNotShown
-      ? `${state.devicesNotShown} event(s) of other client ids not shown (the table's bound)`
-      : "";
+    const notes = [];
+    if (state.devicesNotShown) {
+      notes.push(
+        `${state.devicesNotShown} more thing(s) of the fleet not listed (the table's bound)`,
+      );
+    }
+    if (state.strangerEventsNotShown) {
+      notes.push(`${state.strangerEventsNotShown} event(s) of other client ids not shown`);
+    }
+    $("devices-note").textContent = notes.join("; ");
   }
 
   function renderReadings() {
@@ -352,6 +359,7 @@
       else state.devices.push(d);
     }
     state.devicesNotShown = t.devicesNotShown;
+    state.strangerEventsNotShown = t.strangerEventsNotShown;
     for (const [thing, pts] of Object.entries(t.readings)) {
       const list = state.readings[thing] || (state.readings[thing] = []);
       list.push(...pts);
