@@ -153,7 +153,11 @@ export async function simulate(
     });
     if (page !== undefined) {
       const { attachDashboard } = await import("../local/dashboard");
-      dashboard = attachDashboard(page, pipeline, { things, timeScale: opts.fast ? 60 : 1 });
+      dashboard = attachDashboard(page, pipeline, {
+        things,
+        timeScale: opts.fast ? 60 : 1,
+        log: (l) => out.line(l),
+      });
     }
     url = pipeline.url;
     const p = pipeline;

@@ -90,6 +90,8 @@ export interface DashboardFeedOptions {
   /** Local time runs this much faster than the stack's (`--fast`). @default 1 */
   readonly timeScale?: number;
   readonly now?: () => number;
+  /** Receives one line when the page's figures fail (the pipeline is never affected). */
+  readonly log?: (line: string) => void;
 }
 
 export interface SeriesState {
@@ -219,7 +221,7 @@ export class DashboardFeed {
   private readonly pipeline: LocalPipeline;
   private readonly now: () => number;
   private readonly opts: Required<
-    Omit<DashboardFeedOptions, "pipeline" | "things" | "now" | "readingGapMs">
+    Omit<DashboardFeedOptions, "pipeline" | "things" | "now" | "readingGapMs" | "log">
   >;
   private readonly startedAt: number;
   private readonly widgets: DashboardWidget[];
@@ -245,11 +247,15 @@ export class DashboardFeed {
   private timer: NodeJS.Timeout | undefined;
   private ended = false;
   private readonly listeners: ((tick: DashboardTick) => void)[] = [];
+  private readonly log: (line: string) => void;
+  /** Listener or sample failures, caught so that the pipeline never sees them. */
+  failures = 0;
   private readonly streamLabels: Record<string, string>;
 
   constructor(options: DashboardFeedOptions) {
     this.pipeline = options.pipeline;
     this.now = options.now ?? Date.now;
+    this.log = options.log ?? (() => undefined);
     this.opts = {
       sampleMs: options.sampleMs ?? 1000,
       points: options.points ?? 300,
@@ -323,7 +329,10 @@ export class DashboardFeed {
     }
 
     this.listen();
-    this.timer = setInterval(() => this.tick(), this.opts.sampleMs);
+    this.timer = setInterval(
+      this.guarded(() => this.tick()),
+      this.opts.sampleMs,
+    );
     this.timer.unref();
   }
 
@@ -371,57 +380,104 @@ export class DashboardFeed {
 
   private listen(): void {
     const { broker, rules, analytics } = this.pipeline;
-    broker.on("connect", (id) =>
-      this.touch(id.clientId, (r) => {
-        r.connected = true;
-        r.connects++;
-      }),
+    // Every listener runs inside the pipeline's own calls (the broker's events, the rule's
+    // publish): guarded, so that nothing of the page can ever fail them.
+    const g = this.guarded;
+    broker.on(
+      "connect",
+      g((id) =>
+        this.touch(id.clientId, (r) => {
+          r.connected = true;
+          r.connects++;
+        }),
+      ),
     );
-    broker.on("disconnect", (id) => this.touch(id.clientId, (r) => (r.connected = false)));
-    broker.on("publishDenied", (id) => this.touch(id.clientId, (r) => r.denials++));
-    broker.on("subscribeDenied", (id) => this.touch(id.clientId, (r) => r.denials++));
-    broker.on("connectRefused", (clientId) => this.touch(clientId, (r) => r.denials++));
+    broker.on(
+      "disconnect",
+      g((id) => this.touch(id.clientId, (r) => (r.connected = false))),
+    );
+    broker.on(
+      "publishDenied",
+      g((id) => this.touch(id.clientId, (r) => r.denials++)),
+    );
+    broker.on(
+      "subscribeDenied",
+      g((id) => this.touch(id.clientId, (r) => r.denials++)),
+    );
+    broker.on(
+      "connectRefused",
+      g((clientId) => this.touch(clientId, (r) => r.denials++)),
+    );
     // Per message only counts and references: the fields are read once a tick for the table, and
     // a device's chart takes at most one reading per `readingGapMs`, so a fast fleet costs the
     // pipeline no more than a slow one.
-    rules.onOutput((output, message) => {
-      const row = this.row(message.clientId);
-      if (row === undefined) return;
-      row.matched++;
-      this.lastOutput.set(row.thing, [message.receivedAt, output]);
-      this.dirty.add(row.thing);
-      const ring = this.readings.get(row.thing);
-      if (ring === undefined || message.receivedAt - ring.lastAt < this.readingGapMs) return;
-      const numbers = fields(output).numbers;
-      if (Object.keys(numbers).length === 0) return;
-      ring.lastAt = message.receivedAt;
-      const point: [number, Record<string, number>] = [message.receivedAt, numbers];
-      ring.push(point);
-      const fresh = this.newReadings.get(row.thing) ?? [];
-      fresh.push(point);
-      if (fresh.length > this.opts.points) fresh.shift();
-      this.newReadings.set(row.thing, fresh);
-    });
-    rules.onError((e) => {
-      this.ruleErrorsTotal++;
-      this.ruleErrors.push({
-        at: this.now(),
-        clientId: e.clientId,
-        topic: e.topic,
-        message: e.failures.map((f) => f.errorMessage).join("; "),
-      });
-    });
-    analytics?.onDelivered((row) => {
-      const w: WindowPoint = {
-        seq: this.windowSeq++,
-        start: String(row.window_start),
-        end: String(row.window_end),
-        row,
-      };
-      this.windows.push(w);
-      this.newWindows.push(w);
-      if (this.newWindows.length > this.opts.windows) this.newWindows.shift();
-    });
+    rules.onOutput(
+      g((output, message) => {
+        const row = this.row(message.clientId);
+        if (row === undefined) return;
+        row.matched++;
+        this.lastOutput.set(row.thing, [message.receivedAt, output]);
+        this.dirty.add(row.thing);
+        const ring = this.readings.get(row.thing);
+        if (ring === undefined || message.receivedAt - ring.lastAt < this.readingGapMs) return;
+        const numbers = fields(output).numbers;
+        if (Object.keys(numbers).length === 0) return;
+        ring.lastAt = message.receivedAt;
+        const point: [number, Record<string, number>] = [message.receivedAt, numbers];
+        ring.push(point);
+        const fresh = this.newReadings.get(row.thing) ?? [];
+        fresh.push(point);
+        if (fresh.length > this.opts.points) fresh.shift();
+        this.newReadings.set(row.thing, fresh);
+      }),
+    );
+    rules.onError(
+      g((e) => {
+        this.ruleErrorsTotal++;
+        this.ruleErrors.push({
+          at: this.now(),
+          clientId: e.clientId,
+          topic: e.topic,
+          message: e.failures.map((f) => f.errorMessage).join("; "),
+        });
+      }),
+    );
+    analytics?.onDelivered(
+      g((row) => {
+        const w: WindowPoint = {
+          seq: this.windowSeq++,
+          start: String(row.window_start),
+          end: String(row.window_end),
+          row,
+        };
+        this.windows.push(w);
+        this.newWindows.push(w);
+        if (this.newWindows.length > this.opts.windows) this.newWindows.shift();
+      }),
+    );
+  }
+
+  /**
+   * A listener that cannot throw into its caller: a failure of the page is one log line (the
+   * first; the rest are counted in `failures`), never the pipeline's.
+   */
+  private readonly guarded = <A extends unknown[]>(fn: (...args: A) => void) => {
+    return (...args: A): void => {
+      try {
+        fn(...args);
+      } catch (e) {
+        this.failed(e);
+      }
+    };
+  };
+
+  private failed(e: unknown): void {
+    this.failures++;
+    if (this.failures === 1) {
+      this.log(
+        `dashboard: the page's figures failed (${e instanceof Error ? e.message : String(e)}); the pipeline goes on`,
+      );
+    }
   }
 
   private alarms(): AlarmState[] {

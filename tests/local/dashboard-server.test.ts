@@ -435,6 +435,40 @@ describe("local dashboard feed: the stack's widgets, fed under CloudWatch's name
     }
   });
 
+  it("a failure of the page's figures is one line and never the pipeline's: the publish still goes through", async () => {
+    const plan = loadPlan("dev");
+    const thing = plan.config.things[0].name;
+    const pipeline = await startLocalPipeline(plan, { stateDir: tempDir("dash-guard") });
+    try {
+      const lines: string[] = [];
+      const feed = new DashboardFeed({
+        pipeline,
+        things: [thing],
+        sampleMs: 60_000,
+        log: (l) => lines.push(l),
+      });
+      // Break the feed's bookkeeping: every listener of the rule and the broker now throws.
+      (feed as unknown as { row: () => never }).row = () => {
+        throw new Error("boom");
+      };
+      const topic = telemetryTopicFor(plan.config.telemetryTopic, thing);
+      for (let i = 0; i < 3; i++) {
+        const reading = { thing, timestamp: Date.now(), temperature: 20, humidity: 50 };
+        await pipeline.rules.onPublish(thing, topic, Buffer.from(JSON.stringify(reading)));
+      }
+      pipeline.broker.emit("connectRefused", thing, undefined, "test");
+      assert.equal(pipeline.rules.stats.matched, 3);
+      assert.equal(feed.failures, 4);
+      assert.deepEqual(lines, [
+        "dashboard: the page's figures failed (boom); the pipeline goes on",
+      ]);
+      feed.finish();
+    } finally {
+      await pipeline.stop();
+    }
+    assert.equal(pipeline.delivery.stats.recordsDelivered, 3);
+  });
+
   it("keeps a ring of points: a long run holds at most `points` per series", async () => {
     const plan = loadPlan("dev");
     const pipeline = await startLocalPipeline(plan, { stateDir: tempDir("dash-ring") });
