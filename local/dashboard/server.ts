@@ -102,7 +102,15 @@ export class DashboardServer {
   static async start(opts: DashboardServerOptions = {}): Promise<DashboardServer> {
     const server = http.createServer();
     const d = new DashboardServer(server, opts);
-    server.on("request", (req, res) => d.handle(req, res));
+    server.on("request", (req, res) => {
+      // Whatever a request holds, it is answered and never takes the run down.
+      try {
+        d.handle(req, res);
+      } catch {
+        if (!res.headersSent) d.text(res, 400, "a request the dashboard does not understand");
+        else res.destroy();
+      }
+    });
     // A page's socket error (a reset mid-stream) is the page's business, never the run's.
     server.on("clientError", (_e, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
@@ -186,7 +194,7 @@ export class DashboardServer {
     this.text(res, 404, `no such page: ${url.pathname}`);
   }
 
-  private text(
+  text(
     res: http.ServerResponse,
     status: number,
     message: string,

@@ -135,6 +135,19 @@ describe("local dashboard server (real HTTP on 127.0.0.1)", function () {
     assert.equal(s.stats.badHosts, 2);
   });
 
+  it("a request it cannot parse is answered 400, and the server goes on", async () => {
+    const s = await start();
+    const sock = net.connect(s.port, "127.0.0.1");
+    await new Promise((r) => sock.once("connect", r));
+    let answer = "";
+    sock.on("data", (d: Buffer) => (answer += d.toString()));
+    sock.write(`GET http://[ HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\n\r\n`);
+    await until(() => answer.includes("\r\n\r\n"), "an answer");
+    sock.destroy();
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.equal((await get(s.url)).status, 200);
+  });
+
   it("is read-only: anything but GET and HEAD is 405", async () => {
     const s = await start();
     const r = await get(s.url, "POST");
