@@ -411,26 +411,7 @@ export class DashboardFeed {
     // Per message only counts and references: the fields are read once a tick for the table, and
     // a device's chart takes at most one reading per `readingGapMs`, so a fast fleet costs the
     // pipeline no more than a slow one.
-    rules.onOutput(
-      g((output, message) => {
-        const row = this.row(message.clientId);
-        if (row === undefined) return;
-        row.matched++;
-        this.lastOutput.set(row.thing, [message.receivedAt, output]);
-        this.dirty.add(row.thing);
-        const ring = this.readings.get(row.thing);
-        if (ring === undefined || message.receivedAt - ring.lastAt < this.readingGapMs) return;
-        const numbers = fields(output).numbers;
-        if (Object.keys(numbers).length === 0) return;
-        ring.lastAt = message.receivedAt;
-        const point: [number, Record<string, number>] = [message.receivedAt, numbers];
-        ring.push(point);
-        const fresh = this.newReadings.get(row.thing) ?? [];
-        fresh.push(point);
-        if (fresh.length > this.opts.points) fresh.shift();
-        this.newReadings.set(row.thing, fresh);
-      }),
-    );
+    rules.onOutput(g((output, message) => this.onRuleOutput(output, message)));
     rules.onError(
       g((e) => {
         this.ruleErrorsTotal++;
@@ -455,6 +436,32 @@ export class DashboardFeed {
         if (this.newWindows.length > this.opts.windows) this.newWindows.shift();
       }),
     );
+  }
+
+  /**
+   * What the feed does per message the rule matched (the pipeline's hot path): count it, keep a
+   * reference to the output, and take a chart point at most once per `readingGapMs` a device.
+   */
+  onRuleOutput(
+    output: SqlValue,
+    message: { readonly clientId: string; readonly receivedAt: number },
+  ): void {
+    const row = this.row(message.clientId);
+    if (row === undefined) return;
+    row.matched++;
+    this.lastOutput.set(row.thing, [message.receivedAt, output]);
+    this.dirty.add(row.thing);
+    const ring = this.readings.get(row.thing);
+    if (ring === undefined || message.receivedAt - ring.lastAt < this.readingGapMs) return;
+    const numbers = fields(output).numbers;
+    if (Object.keys(numbers).length === 0) return;
+    ring.lastAt = message.receivedAt;
+    const point: [number, Record<string, number>] = [message.receivedAt, numbers];
+    ring.push(point);
+    const fresh = this.newReadings.get(row.thing) ?? [];
+    fresh.push(point);
+    if (fresh.length > this.opts.points) fresh.shift();
+    this.newReadings.set(row.thing, fresh);
   }
 
   /**

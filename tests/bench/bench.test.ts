@@ -44,6 +44,8 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "pipeline.mqtt5.ackedMsgPerSec",
     "pipeline.dashboard.ackedMsgPerSec",
     "pipeline.dashboard.ratio",
+    "pipeline.dashboard.microsPerMessage",
+    "pipeline.dashboard.tickMs",
     "pipeline.e2eMsgPerSec",
     "pipeline.ackedRatio",
     "pipeline.ratio",
