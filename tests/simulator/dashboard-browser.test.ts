@@ -61,8 +61,9 @@ describeWithChromium(
         browser = await puppeteer.launch({
           executablePath: chromium,
           headless: true,
-          // CI runs as root, where Chromium's sandbox cannot start.
-          args: ["--no-sandbox", "--disable-gpu"],
+          // CI runs as root, where Chromium's sandbox cannot start; containers often have a small
+          // /dev/shm, which Chromium would otherwise crash on.
+          args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
         });
         const page = await browser.newPage();
         await page.setViewport({ width: 1280, height: 1000 });
