@@ -7,6 +7,8 @@ import { LocalBroker } from "../local/broker/broker";
 import { ensurePki } from "../local/identity/ca";
 import type { GuardStats } from "../local/broker/connection-guard";
 import { startLocalPipeline } from "../local/pipeline/pipeline";
+import { startDashboard, type LocalDashboard } from "../local/dashboard";
+import type { DashboardServerStats } from "../local/dashboard/server";
 import { peakRssMiB, rssMiB } from "./stats";
 
 /** What bench/pipeline.ts sends: the mode, the stack's raw config and where state goes. */
@@ -18,10 +20,12 @@ export interface ServerRequest {
   readonly things: readonly string[];
   /** The broker's port; default any free one (the soak restarts a pipeline on the same port). */
   readonly port?: number;
+  /** Pipeline mode: serve the live dashboard page too (docs/dashboard.md). */
+  readonly dashboard?: boolean;
 }
 
 export type ServerReply =
-  | { type: "listening"; url: string; pkiDir: string }
+  | { type: "listening"; url: string; pkiDir: string; dashboardUrl?: string }
   | { type: "objects"; objects: string[] }
   | {
       type: "stopped";
@@ -35,6 +39,8 @@ export type ServerReply =
       guard?: GuardStats;
       /** Records journaled and the journal's fsyncs (pipeline mode): the group commit's batches. */
       journal?: { records: number; fsyncs: number };
+      /** What the dashboard's server did (with `dashboard`). */
+      dashboard?: DashboardServerStats;
     };
 
 async function main(): Promise<void> {
@@ -49,14 +55,19 @@ async function main(): Promise<void> {
   >;
   let objects: () => string[] = () => [];
   let url: string;
+  let dashboard: LocalDashboard | undefined;
   if (req.mode === "pipeline") {
     const config = parseStackConfig(req.raw, req.stack);
     const pipeline = await startLocalPipeline(config, { stateDir: req.stateDir, port: req.port });
     url = pipeline.url;
     objects = () => pipeline.objects();
+    if (req.dashboard === true) dashboard = await startDashboard(pipeline, { things: req.things });
     stop = async () => {
       await pipeline.stop();
+      const page = dashboard?.server.stats;
+      await dashboard?.close();
       return {
+        ...(page === undefined ? {} : { dashboard: { ...page } }),
         publishes: pipeline.broker.stats.publishes,
         objects: pipeline.objects(),
         summary: pipeline.summary(),
@@ -91,7 +102,7 @@ async function main(): Promise<void> {
     })();
   });
   process.on("disconnect", () => process.exit(0));
-  await send({ type: "listening", url, pkiDir });
+  await send({ type: "listening", url, pkiDir, dashboardUrl: dashboard?.url });
 }
 
 void main();

@@ -11,6 +11,7 @@
 // for, writing the objects), and Mosquitto is what a user would otherwise run locally.
 import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import type { MqttClient } from "mqtt";
@@ -20,6 +21,9 @@ import { parseStackConfig, readRawStackConfig } from "../core/stack-config";
 import type { RawConfig } from "../core/stack-config";
 import { PUBLISHER_DEFAULTS } from "../device/publisher";
 import { readCredentials } from "../local/identity/ca";
+import { DashboardFeed } from "../local/dashboard";
+import { startLocalPipeline } from "../local/pipeline/pipeline";
+import type { StackConfig } from "../core/stack-config";
 import { findMosquittoBroker, REQUIRE_MOSQUITTO } from "../tools/mosquitto";
 import { connectBare, publishWindowed } from "./bare-client";
 import type { FigureOptions, FigureOutcome } from "./figure";
@@ -218,26 +222,64 @@ async function runOurs(
   things: readonly string[],
   topics: readonly string[],
   qosList: readonly (0 | 1)[],
-  opts: PhaseOptions & { stateDir: string },
-): Promise<{ phases: Measured[]; stopped: Stopped; delivery?: Delivery }> {
+  opts: PhaseOptions & { stateDir: string; dashboard?: boolean },
+): Promise<{ phases: Measured[]; stopped: Stopped; delivery?: Delivery; page?: PageReader }> {
   fs.rmSync(opts.stateDir, { recursive: true, force: true });
-  const req: ServerRequest = { mode, stack, raw, stateDir: opts.stateDir, things };
+  const req: ServerRequest = {
+    mode,
+    stack,
+    raw,
+    stateDir: opts.stateDir,
+    things,
+    dashboard: opts.dashboard,
+  };
   const child = forkTs("pipeline-server.ts", [JSON.stringify(req)]);
+  let page: PageReader | undefined;
   try {
-    const { url, pkiDir } = await nextMessage<Extract<ServerReply, { type: "listening" }>>(
-      child,
-      "listening",
-    );
+    const { url, pkiDir, dashboardUrl } = await nextMessage<
+      Extract<ServerReply, { type: "listening" }>
+    >(child, "listening");
+    // An open page: a client reading the dashboard's event stream for the whole load.
+    if (dashboardUrl !== undefined) page = await readPage(dashboardUrl);
     const server = { child, url, pkiDir, pid: child.pid as number };
     const phases = await drive(server, things, topics, qosList, opts);
     const delivery =
       mode === "pipeline" ? await awaitDelivery(child, phases[0], opts.log) : undefined;
     child.send("stop");
     const stopped = await nextMessage<Stopped>(child, "stopped");
-    return { phases, stopped, delivery };
+    return { phases, stopped, delivery, page };
   } finally {
+    page?.close();
     await reap(child);
   }
+}
+
+/** A page open on the dashboard: the events and bytes its stream delivered. */
+interface PageReader {
+  events: number;
+  bytes: number;
+  close(): void;
+}
+
+/** Opens the dashboard's event stream as a browser tab would, and reads it as it comes. */
+function readPage(url: string): Promise<PageReader> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${url}events`, { agent: false }, (res) => {
+      if (res.statusCode !== 200) {
+        reject(new Error(`the dashboard answered ${res.statusCode} to its event stream`));
+        res.resume();
+        return;
+      }
+      const reader: PageReader = { events: 0, bytes: 0, close: () => req.destroy() };
+      res.on("data", (d: Buffer) => {
+        reader.bytes += d.length;
+        for (let i = d.indexOf("\n\n"); i >= 0; i = d.indexOf("\n\n", i + 2)) reader.events++;
+      });
+      res.on("error", () => undefined);
+      resolve(reader);
+    });
+    req.on("error", (e) => reject(e));
+  });
 }
 
 type MosquittoListening = Extract<MosquittoReply, { type: "listening" }>;
@@ -264,6 +306,69 @@ async function runMosquitto(
     return { phases, listening, stopped };
   } finally {
     await reap(child);
+  }
+}
+
+/** The dashboard page's own CPU, measured in this process on a pipeline of the figure's stack. */
+interface PageCost {
+  /** CPU µs per message the rule matched (what the feed adds to the hot path). */
+  readonly microsPerMessage: number;
+  /** CPU ms of one sample with every device changed, and the size of its event. */
+  readonly tickMs: number;
+  readonly tickKiB: number;
+  readonly devices: number;
+}
+
+/**
+ * What the page costs the pipeline's process, apart from the machine's noise: the feed's work per
+ * matched message (called as the rule calls it, on a fleet of `devices`), then a sample a second
+ * with every device changed, serialised as the server sends it.
+ */
+async function measurePageCost(
+  config: StackConfig,
+  stateDir: string,
+  quick: boolean,
+): Promise<PageCost> {
+  const devices = 1000;
+  const messages = quick ? 100_000 : 1_000_000;
+  const ticks = quick ? 10 : 50;
+  fs.rmSync(stateDir, { recursive: true, force: true });
+  const pipeline = await startLocalPipeline(config, { stateDir });
+  try {
+    const things = Array.from({ length: devices }, (_, i) => `page-sensor-${i + 1}`);
+    const feed = new DashboardFeed({ pipeline, things, sampleMs: 3_600_000 });
+    let bytes = 0;
+    feed.onTick((t) => (bytes = Math.max(bytes, Buffer.byteLength(JSON.stringify(t)))));
+    const output = (thing: string, i: number) => ({
+      ...reading(thing, i),
+      topic_thing: thing,
+      received_at: Date.now(),
+    });
+    const outputs = things.map((t, i) => output(t, i));
+    let at = Date.now();
+    const cpu = process.cpuUsage();
+    for (let i = 0; i < messages; i++) {
+      feed.onRuleOutput(outputs[i % devices], { clientId: things[i % devices], receivedAt: at++ });
+    }
+    const perMessage = process.cpuUsage(cpu);
+    const tickCpu = process.cpuUsage();
+    for (let k = 0; k < ticks; k++) {
+      for (let i = 0; i < devices; i++) {
+        feed.onRuleOutput(outputs[i], { clientId: things[i], receivedAt: (at += 1000) });
+      }
+      feed.tick();
+    }
+    const perTick = process.cpuUsage(tickCpu);
+    feed.finish();
+    return {
+      microsPerMessage: (perMessage.user + perMessage.system) / messages,
+      tickMs: (perTick.user + perTick.system) / 1000 / ticks,
+      tickKiB: bytes / 1024,
+      devices,
+    };
+  } finally {
+    await pipeline.stop();
+    fs.rmSync(stateDir, { recursive: true, force: true });
   }
 }
 
@@ -341,6 +446,8 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
   let base: Awaited<ReturnType<typeof runOurs>>;
   let pipe: Awaited<ReturnType<typeof runOurs>>;
   let pipe5: Awaited<ReturnType<typeof runOurs>>;
+  let pipePage: Awaited<ReturnType<typeof runOurs>>;
+  let pageCost: PageCost;
   let mosq: Awaited<ReturnType<typeof runMosquitto>> | undefined;
   try {
     base = await runOurs("broker", stack, raw, things, topics, [1, 0], {
@@ -359,6 +466,15 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       protocol: 5,
       stateDir: path.join(runDir, "pipeline-mqtt5"),
     });
+    // The same load with the dashboard page open (issue 27): its cost to the pipeline.
+    opts.log(`pipeline with the dashboard page open (a client reading its event stream): QoS 1`);
+    pipePage = await runOurs("pipeline", stack, raw, things, topics, [1], {
+      ...phaseOpts,
+      dashboard: true,
+      stateDir: path.join(runDir, "pipeline-page"),
+    });
+    opts.log(`the dashboard page's own CPU, in this process: per matched message and per sample`);
+    pageCost = await measurePageCost(config, path.join(runDir, "page-cost"), opts.quick);
     if ("bin" in mosquittoBin) {
       opts.log(`Mosquitto (${mosquittoBin.bin}, persistence on): QoS 1 then QoS 0, same load`);
       mosq = await runMosquitto(mosquittoBin.bin, things, topics, [1, 0], {
@@ -392,6 +508,9 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     unit: "msg/s",
   });
   const mosquittoVs = mosq === undefined ? undefined : ackRate / rate(mosq.phases[0]);
+  const pageRate = rate(pipePage.phases[0]);
+  const pageRead = pipePage.page ?? { events: 0, bytes: 0 };
+  const pageStats = pipePage.stopped.dashboard;
   const metrics: Metric[] = [
     msgPerSec("baseline.qos0.msgPerSec", "broker alone, QoS 0: msg/s read", rate(baseQos0)),
     msgPerSec("baseline.msgPerSec", "broker alone, QoS 1: acked msg/s", baseRate),
@@ -401,6 +520,29 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       "pipeline over MQTT 5, QoS 1: acked (journal fsync'd) msg/s",
       rate(pipe5.phases[0]),
     ),
+    msgPerSec(
+      "pipeline.dashboard.ackedMsgPerSec",
+      "pipeline with the dashboard page open, QoS 1: acked msg/s",
+      pageRate,
+    ),
+    {
+      key: "pipeline.dashboard.ratio",
+      label: "ratio pipeline with page / without",
+      value: round(pageRate / ackRate),
+      unit: "×",
+    },
+    {
+      key: "pipeline.dashboard.microsPerMessage",
+      label: "dashboard page: CPU per matched message",
+      value: round(pageCost.microsPerMessage, 3),
+      unit: "µs",
+    },
+    {
+      key: "pipeline.dashboard.tickMs",
+      label: `dashboard page: CPU per sample (1/s), ${pageCost.devices} devices changed`,
+      value: round(pageCost.tickMs),
+      unit: "ms",
+    },
     msgPerSec("pipeline.e2eMsgPerSec", "pipeline: publish → delivered record msg/s", e2eRate),
     {
       key: "pipeline.ackedRatio",
@@ -525,6 +667,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       "What bounds memory when producers outrun the disk: the PUBACK waits for the journal fsync, so each producer has at most its window of messages unacknowledged in the broker, and the delivery stream lets at most maxPendingObjects (2) flushed buffers wait for their object write before it holds back PUBACKs too: at most (2 + 1) × bufferSizeMiB of records plus producers × window messages, whatever the backlog.",
       `RSS of the pipeline process: max ${round(firstThird)} MiB in the first third of the run, ${round(lastThird)} MiB in the last third (sampled every 250 ms); at each tenth of the run: ${deciles(samples).join(", ")} MiB.`,
       `${pipeQos1.acked} messages acknowledged, ${delivery.delivered} records delivered in ${delivery.objects} objects (warm-up excluded).`,
+      `Dashboard page (issue 27): the same load with the page served and one client reading its event stream throughout: ${round(pageRate)} acked msg/s against ${round(ackRate)} without (${round(pageRate / ackRate)}×; the two loads run one after the other in processes of their own, and on a busy machine their rates differ by more than the page costs: its own CPU below is the figure to read). Server CPU with the page: ${cpuShare(pipePage.phases[0])}. The page's own CPU, measured apart from that noise in this process on a pipeline of the same stack: ${round(pageCost.microsPerMessage, 3)} µs per matched message (the feed's work, called as the rule calls it, over ${pageCost.devices} devices), and ${round(pageCost.tickMs)} ms per one-second sample with all ${pageCost.devices} devices changed (an event of ${Math.round(pageCost.tickKiB)} KiB). The page read ${pageRead.events} events (${Math.round(pageRead.bytes / 1024)} KiB); the server dropped ${pageStats?.dropped ?? 0} events for it and cut ${pageStats?.cut ?? 0} page(s).`,
       `Group commit: the pipeline journaled ${journal.records} records in ${journal.fsyncs} fsyncs, warm-up included (${round(recordsPerFsync)} per fsync); every PUBACK waits for the fsync of its record's batch.`,
       "QoS 0: nothing is acknowledged, and mqtt.js's callback only says that a message reached the socket, in front of kernel buffers that hold many; each producer ends a QoS 0 load with one QoS 1 publish, whose PUBACK the server sends only once it has read everything before it on the connection, and the load's time runs to that PUBACK: the rate is what the server read.",
       `CPU during each measured load, in % of one core, and the server's CPU time per message (${producers} producers share this figure's process; a server well under 100 % while the producers are near it was waiting on them, and its rate is then a floor of what it can do): broker alone QoS 1 ${cpuShare(baseQos1)}, QoS 0 ${cpuShare(baseQos0)}; pipeline ${cpuShare(pipeQos1)}` +

@@ -105,6 +105,16 @@ export function ruleErrorFilterPattern(ruleName: string): string {
 /** The kinds of alarm a stack has. */
 export type AlarmKind = "rule-error-rate" | "delivery-freshness" | "flink-downtime";
 
+/**
+ * An alarm's CloudWatch name: `<namePrefix>-rule-error-rate`, `<namePrefix>-<stream label>-delivery-freshness`
+ * (labels `telemetry`, `windows`), `<namePrefix>-flink-downtime`.
+ */
+export function alarmName(namePrefix: string, kind: AlarmKind, streamLabel?: string): string {
+  return kind === "delivery-freshness"
+    ? `${namePrefix}-${streamLabel ?? "telemetry"}-${kind}`
+    : `${namePrefix}-${kind}`;
+}
+
 /** What each alarm watches, for the docs, the dashboard and the local summary. */
 export const ALARM_DESCRIPTIONS: Readonly<Record<AlarmKind, string>> = {
   "rule-error-rate":
@@ -216,5 +226,110 @@ export function parseMonitoringConfig(raw: RawConfig): MonitoringConfig {
       ruleErrorRatePercent: int(raw, "ruleErrorRatePercent", 0, 100, "percent"),
       deliveryFreshnessSeconds: freshness,
     },
+  };
+}
+
+/**
+ * One metric line of a CloudWatch dashboard widget: namespace, metric name, dimension name and
+ * value, then optional rendering properties (`{ stat, yAxis }`), as the dashboard body takes it
+ * (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html).
+ */
+export type DashboardMetric = (string | Record<string, unknown>)[];
+
+/** One metric widget of the stack's dashboard. */
+export interface DashboardWidget {
+  readonly type: "metric";
+  readonly width: number;
+  readonly height: number;
+  readonly properties: {
+    readonly title: string;
+    readonly region: string;
+    readonly period: number;
+    readonly stat: string;
+    readonly metrics: DashboardMetric[];
+    readonly annotations?: {
+      readonly horizontal: readonly { readonly label: string; readonly value: number }[];
+    };
+  };
+}
+
+/**
+ * The dashboard's widgets: the figures `npm run simulate` also prints. The program deploys them
+ * (components/monitoring/pipeline-alarms.ts) and the local dashboard page draws them
+ * (local/dashboard/), fed with the local pipeline's figures under the same names.
+ */
+export function dashboardBody(
+  region: string,
+  rule: string,
+  streams: Readonly<Record<string, string>>,
+  windowsStream: string | undefined,
+  flinkApp: string | undefined,
+  a: AlarmConfig,
+): { widgets: DashboardWidget[] } {
+  const m = METRICS;
+  const widget = (
+    title: string,
+    metrics: DashboardMetric[],
+    extra: Pick<DashboardWidget["properties"], "annotations"> = {},
+  ): DashboardWidget => ({
+    type: "metric",
+    width: 12,
+    height: 6,
+    properties: { title, region, period: a.periodSeconds, stat: "Sum", metrics, ...extra },
+  });
+  const names = Object.values(streams);
+  return {
+    widgets: [
+      widget("Messages in (MQTT publishes accepted)", [
+        [m.messagesIn.namespace, m.messagesIn.name, m.messagesIn.dimension, "MQTT"],
+      ]),
+      widget(`Rule ${rule}: matches and errors`, [
+        [m.topicMatch.namespace, m.topicMatch.name, m.topicMatch.dimension, rule],
+        [m.ruleErrors.namespace, m.ruleErrors.name, m.ruleErrors.dimension, rule],
+      ]),
+      widget(
+        "Records delivered to S3",
+        names.map((s) => [
+          m.deliveredRecords.namespace,
+          m.deliveredRecords.name,
+          m.deliveredRecords.dimension,
+          s,
+        ]),
+      ),
+      widget(
+        "Delivery freshness (s)",
+        names.map((s) => [
+          m.deliveryFreshness.namespace,
+          m.deliveryFreshness.name,
+          m.deliveryFreshness.dimension,
+          s,
+          { stat: "Maximum" },
+        ]),
+        { annotations: { horizontal: [{ label: "alarm", value: a.deliveryFreshnessSeconds }] } },
+      ),
+      ...(windowsStream === undefined
+        ? []
+        : [
+            widget("Window output (windows delivered) and Flink downtime", [
+              [
+                m.deliveredRecords.namespace,
+                m.deliveredRecords.name,
+                m.deliveredRecords.dimension,
+                windowsStream,
+              ],
+              ...(flinkApp === undefined
+                ? []
+                : [
+                    [
+                      m.flinkDowntime.namespace,
+                      m.flinkDowntime.name,
+                      m.flinkDowntime.dimension,
+                      flinkApp,
+                      { stat: "Average", yAxis: "right" },
+                    ],
+                  ]),
+            ]),
+          ]),
+    ],
   };
 }

@@ -57,6 +57,9 @@ Target (default: the embedded local pipeline)
                         to show whether the stack's IoT policy allows it)
   --port N              embedded broker port (default: any free port); with --endpoint the
                         endpoint's port (default 8883)
+  --dashboard-port N    port of the live dashboard page on 127.0.0.1 (default: any free port;
+                        its address is printed beside the broker's; docs/dashboard.md)
+  --no-dashboard        no dashboard page
   --state-dir DIR       local CA, certificates and pipeline state (default .local)
   --endpoint HOST       publish to this MQTT broker instead, with:
     --cert FILE --key FILE [--ca FILE]   the device's certificate and key (PEM); {thing} in a
@@ -208,6 +211,8 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
     "key-dir": { type: "string" },
     provision: { type: "boolean" },
     "provision-keys": { type: "boolean" },
+    "dashboard-port": { type: "string" },
+    "no-dashboard": { type: "boolean" },
   });
   const s = (k: string) => v[k] as string | undefined;
   const b = (k: string) => v[k] === true;
@@ -264,6 +269,15 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
       "--fast speeds up the embedded pipeline only; drop it with --endpoint/--aws",
     );
   }
+  const dashboardPort = intOpt("dashboard-port", s("dashboard-port"), 0, 65535);
+  if (dashboardPort !== undefined && b("no-dashboard")) {
+    throw new CliError("--dashboard-port and --no-dashboard exclude each other");
+  }
+  if (dashboardPort !== undefined && target.kind !== "embedded") {
+    throw new CliError(
+      "--dashboard-port: the dashboard shows the embedded pipeline; drop it with --endpoint/--aws",
+    );
+  }
   const provision = b("provision-keys") ? "keys" : b("provision") ? "csr" : undefined;
   if (provision !== undefined && target.kind === "endpoint") {
     throw new CliError(
@@ -277,6 +291,9 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
   }
   return {
     ...(provision === undefined ? {} : { provision }),
+    ...(target.kind === "embedded" && !b("no-dashboard")
+      ? { dashboard: { port: dashboardPort ?? 0 } }
+      : {}),
     stack: s("stack") ?? "dev",
     protocol: protocolOpt(s("protocol")),
     devices: intOpt("devices", s("devices"), 1),

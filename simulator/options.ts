@@ -51,6 +51,11 @@ export interface SimulateOptions {
    * itself, from a CSR (`csr`, the key never leaves it) or with CreateKeysAndCertificate (`keys`).
    */
   readonly provision?: "csr" | "keys";
+  /**
+   * The live page of the embedded pipeline on 127.0.0.1 (docs/dashboard.md): its port, 0 for any
+   * free one; undefined for none (`--no-dashboard`, or a run without the embedded pipeline).
+   */
+  readonly dashboard?: { readonly port: number };
 }
 
 /** Where the run's lines go; `progress` may redraw one line in place. */

@@ -9,6 +9,7 @@ import { telemetryTopicFor } from "../core/topics";
 import { loadPlan } from "../core/plan";
 import type { StackConfig } from "../core/stack-config";
 import type { LocalPipeline } from "../local/pipeline/pipeline";
+import type { DashboardServer, LocalDashboard } from "../local/dashboard";
 import { SyntheticSource } from "../device/generator";
 import { Publisher, type PublisherStats, type PublishOutcome } from "../device/publisher";
 import { loadWeatherCsv, ReplaySource, SEATTLE_WEATHER_CSV } from "../device/replay";
@@ -121,6 +122,7 @@ export async function simulate(
   const sources = makeSources(opts, things, out);
 
   let pipeline: LocalPipeline | undefined;
+  let dashboard: LocalDashboard | undefined;
   let url: string;
   let credentials: Map<string, DeviceCredentials>;
   let runFile: string | undefined;
@@ -132,6 +134,12 @@ export async function simulate(
         `the embedded pipeline of stack ${config.stack} is already running (pid ${other.pid}, ${other.url}); stop it first, or use another --state-dir`,
       );
     }
+    // The page's port first: a busy one is refused before the pipeline opens its journal.
+    let page: DashboardServer | undefined;
+    if (opts.dashboard !== undefined) {
+      const { DashboardServer } = await import("../local/dashboard");
+      page = await DashboardServer.start({ port: opts.dashboard.port, log: (l) => out.line(l) });
+    }
     // Loaded only for the embedded target: --endpoint and --aws runs need no broker or local CA.
     const { startLocalPipeline } = await import("../local/pipeline/pipeline");
     pipeline = await startLocalPipeline(plan, {
@@ -139,7 +147,18 @@ export async function simulate(
       stateDir: opts.stateDir,
       timeScale: opts.fast ? 60 : 1,
       log: (l) => out.line(l),
+    }).catch(async (e: unknown) => {
+      await page?.close();
+      throw e;
     });
+    if (page !== undefined) {
+      const { attachDashboard } = await import("../local/dashboard");
+      dashboard = attachDashboard(page, pipeline, {
+        things,
+        timeScale: opts.fast ? 60 : 1,
+        log: (l) => out.line(l),
+      });
+    }
     url = pipeline.url;
     const p = pipeline;
     credentials =
@@ -158,6 +177,9 @@ export async function simulate(
     out.line(
       `embedded pipeline of stack ${config.stack} (policy ${config.policy.mode}) on ${url}; watch it with: npm run subscribe -- --stack ${config.stack}`,
     );
+    if (dashboard !== undefined) {
+      out.line(`dashboard: ${dashboard.url} (live; --no-dashboard turns it off)`);
+    }
   } else if (t.kind === "endpoint") {
     url = `mqtts://${t.host}:${t.port}`;
     credentials = fileCredentials(things, t.cert, t.key, t.ca);
@@ -175,6 +197,8 @@ export async function simulate(
     if (stopped || !pipeline) return;
     stopped = true;
     await pipeline.stop();
+    // The page's last sample: the figures once everything is delivered.
+    dashboard?.feed.finish();
     if (runFile) removeRunFile(runFile);
   };
   let provisioning: string[] | undefined;
@@ -229,12 +253,17 @@ export async function simulate(
       url,
       credentials,
       pipeline,
+      dashboard,
       stopPipeline,
       provisioning,
     });
     return provisioningFailed ? 1 : code;
   } finally {
-    await stopPipeline(); // on an error too: the pipeline's state is flushed and the run file goes
+    try {
+      await stopPipeline(); // on an error too: the pipeline's state is flushed and the run file goes
+    } finally {
+      await dashboard?.close();
+    }
   }
 }
 
@@ -250,6 +279,8 @@ interface RunContext {
   readonly url: string;
   readonly credentials: Map<string, DeviceCredentials>;
   readonly pipeline?: LocalPipeline;
+  /** The live page, fed the devices' own counts. */
+  readonly dashboard?: LocalDashboard;
   readonly stopPipeline: () => Promise<void>;
   /** What provisioning did, for the summary (with --provision). */
   readonly provisioning?: readonly string[];
@@ -318,6 +349,18 @@ async function publishFleet(ctx: RunContext, sharedCa: boolean): Promise<number>
     `publishing: ${devices.length} device(s) × ${opts.rate} msg/s, ${what}, QoS ${opts.qos}, ${opts.source} data, to ${devices.length === 1 ? devices[0].topic : template}`,
   );
 
+  ctx.dashboard?.feed.setDeviceCounts(
+    () =>
+      new Map(
+        devices.map((d) => {
+          const s = d.publisher.stats;
+          return [
+            d.thing,
+            { sent: s.sent, acked: s.acked, rejected: s.rejected + s.invalid + s.dropped },
+          ];
+        }),
+      ),
+  );
   const started = performance.now();
   for (const d of devices) d.publisher.start();
 

@@ -4,7 +4,13 @@
 // delivered, delivery freshness and window output. Metric names and thresholds: core/monitoring.ts.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { METRICS, ruleErrorFilterPattern, type AlarmConfig } from "../../core/monitoring";
+import {
+  alarmName,
+  dashboardBody,
+  METRICS,
+  ruleErrorFilterPattern,
+  type AlarmConfig,
+} from "../../core/monitoring";
 
 export interface PipelineAlarmsArgs {
   /** Prefix of the alarm and dashboard names (`iot-pipeline-<stack>`). */
@@ -82,7 +88,7 @@ export class PipelineAlarms extends pulumi.ComponentResource {
     );
 
     const alarms: Record<string, aws.cloudwatch.MetricAlarm> = {};
-    const ruleAlarm = `${args.namePrefix}-rule-error-rate`;
+    const ruleAlarm = alarmName(args.namePrefix, "rule-error-rate");
     alarms[ruleAlarm] = new aws.cloudwatch.MetricAlarm(
       `${name}-rule-error-rate`,
       {
@@ -125,11 +131,11 @@ export class PipelineAlarms extends pulumi.ComponentResource {
       { parent: this, dependsOn: [this.ruleErrors] },
     );
     for (const [label, stream] of Object.entries(args.streams)) {
-      const alarmName = `${args.namePrefix}-${label}-delivery-freshness`;
-      alarms[alarmName] = new aws.cloudwatch.MetricAlarm(
+      const freshnessAlarm = alarmName(args.namePrefix, "delivery-freshness", label);
+      alarms[freshnessAlarm] = new aws.cloudwatch.MetricAlarm(
         `${name}-${label}-freshness`,
         {
-          name: alarmName,
+          name: freshnessAlarm,
           alarmDescription: `A record waited more than ${a.deliveryFreshnessSeconds} s for S3 in the ${label} stream`,
           namespace: m.deliveryFreshness.namespace,
           metricName: m.deliveryFreshness.name,
@@ -144,11 +150,11 @@ export class PipelineAlarms extends pulumi.ComponentResource {
       );
     }
     if (args.flinkApplicationName !== undefined) {
-      const alarmName = `${args.namePrefix}-flink-downtime`;
-      alarms[alarmName] = new aws.cloudwatch.MetricAlarm(
+      const downtimeAlarm = alarmName(args.namePrefix, "flink-downtime");
+      alarms[downtimeAlarm] = new aws.cloudwatch.MetricAlarm(
         `${name}-flink-downtime`,
         {
-          name: alarmName,
+          name: downtimeAlarm,
           alarmDescription:
             "The analytics application is down (downtime > 0, AWS's recommended alarm for every Managed Flink application)",
           namespace: m.flinkDowntime.namespace,
@@ -187,79 +193,4 @@ export class PipelineAlarms extends pulumi.ComponentResource {
 
     this.registerOutputs({ topicArn: this.topic.arn, dashboard: this.dashboard.dashboardName });
   }
-}
-
-type Metric = (string | Record<string, unknown>)[];
-
-/** The dashboard's widgets: the figures `npm run simulate` also prints. */
-export function dashboardBody(
-  region: string,
-  rule: string,
-  streams: Readonly<Record<string, string>>,
-  windowsStream: string | undefined,
-  flinkApp: string | undefined,
-  a: AlarmConfig,
-) {
-  const m = METRICS;
-  const widget = (title: string, metrics: Metric[], extra: Record<string, unknown> = {}) => ({
-    type: "metric",
-    width: 12,
-    height: 6,
-    properties: { title, region, period: a.periodSeconds, stat: "Sum", metrics, ...extra },
-  });
-  const names = Object.values(streams);
-  return {
-    widgets: [
-      widget("Messages in (MQTT publishes accepted)", [
-        [m.messagesIn.namespace, m.messagesIn.name, m.messagesIn.dimension, "MQTT"],
-      ]),
-      widget(`Rule ${rule}: matches and errors`, [
-        [m.topicMatch.namespace, m.topicMatch.name, m.topicMatch.dimension, rule],
-        [m.ruleErrors.namespace, m.ruleErrors.name, m.ruleErrors.dimension, rule],
-      ]),
-      widget(
-        "Records delivered to S3",
-        names.map((s) => [
-          m.deliveredRecords.namespace,
-          m.deliveredRecords.name,
-          m.deliveredRecords.dimension,
-          s,
-        ]),
-      ),
-      widget(
-        "Delivery freshness (s)",
-        names.map((s) => [
-          m.deliveryFreshness.namespace,
-          m.deliveryFreshness.name,
-          m.deliveryFreshness.dimension,
-          s,
-          { stat: "Maximum" },
-        ]),
-        { annotations: { horizontal: [{ label: "alarm", value: a.deliveryFreshnessSeconds }] } },
-      ),
-      ...(windowsStream === undefined
-        ? []
-        : [
-            widget("Window output (windows delivered) and Flink downtime", [
-              [
-                m.deliveredRecords.namespace,
-                m.deliveredRecords.name,
-                m.deliveredRecords.dimension,
-                windowsStream,
-              ],
-              ...(flinkApp === undefined
-                ? []
-                : [
-                    [
-                      m.flinkDowntime.namespace,
-                      m.flinkDowntime.name,
-                      m.flinkDowntime.dimension,
-                      flinkApp,
-                      { stat: "Average", yAxis: "right" },
-                    ],
-                  ]),
-            ]),
-          ]),
-    ],
-  };
 }

@@ -272,6 +272,7 @@ export class LocalAnalytics {
   private readonly timer: NodeJS.Timeout | undefined;
   private delivered = 0;
   private stopped = false;
+  private readonly deliveredListeners: ((row: Record<string, unknown>) => void)[] = [];
 
   constructor(private readonly opts: LocalAnalyticsOptions) {
     this.operator = new WindowOperator(opts.spec);
@@ -290,6 +291,11 @@ export class LocalAnalytics {
   accept(record: TelemetryRecord, arrivalMs: number = this.now()): void {
     if (this.stopped) throw new Error("local analytics is stopped");
     this.emit(this.operator.add(record, arrivalMs));
+  }
+
+  /** Adds a consumer of every window row once its delivery stream took it (the local dashboard). */
+  onDelivered(listener: (row: Record<string, unknown>) => void): void {
+    this.deliveredListeners.push(listener);
   }
 
   /** Windows handed to the delivery stream so far. */
@@ -360,6 +366,10 @@ export class LocalAnalytics {
       // Only what was delivered leaves the queue; windows closed meanwhile stay for the next try.
       this.pending.shift();
       this.delivered++;
+      if (this.deliveredListeners.length > 0) {
+        const row = JSON.parse(line) as Record<string, unknown>;
+        for (const listen of this.deliveredListeners) listen(row);
+      }
     }
   }
 }

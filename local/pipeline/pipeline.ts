@@ -57,6 +57,12 @@ export interface LocalPipeline {
   readonly rules: LocalRuleEngine;
   /** The Firehose delivery stream into `<stateDir>/s3/<bucket>/`. */
   readonly delivery: LocalDeliveryStream;
+  /** The analytics window (the local Managed Flink job), when the stack has one. */
+  readonly analytics?: LocalAnalytics;
+  /** The windows' own delivery stream, when the stack has analytics. */
+  readonly windowsDelivery?: LocalDeliveryStream;
+  /** The stack's plan the pipeline runs (names, monitoring, analytics spec). */
+  readonly plan: PipelinePlan;
   credentialsFor(thing: string): Credentials;
   consoleCredentials(): Credentials;
   /** Fleet provisioning by claim (certificateMode fleet-provisioning): the API, the registry. */
@@ -268,6 +274,9 @@ export async function startLocalPipeline(
     authorizer,
     rules,
     delivery,
+    analytics,
+    windowsDelivery,
+    plan,
     provisioning,
     claimCredentials: () => {
       if (!fleetProvisioning) {

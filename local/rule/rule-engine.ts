@@ -108,6 +108,7 @@ export class LocalRuleEngine {
   readonly statement: RuleStatement;
   private readonly rule: CompiledRule;
   private readonly listeners: RuleOutputListener[] = [];
+  private readonly errorListeners: ((message: RuleErrorMessage) => void)[] = [];
   private readonly now: () => number;
   private readonly uuid: () => string;
   private readonly log: (line: string) => void;
@@ -135,6 +136,11 @@ export class LocalRuleEngine {
         `rule ${config.rule.name}: ${name}() ${FUNCTIONS[name].reason}; locally it evaluates to Undefined`,
       );
     }
+  }
+
+  /** Adds a consumer of every message the error action received (the local dashboard's list). */
+  onError(listener: (message: RuleErrorMessage) => void): void {
+    this.errorListeners.push(listener);
   }
 
   /** Adds a consumer of every matched message's SELECT output (called after the actions). */
@@ -247,5 +253,6 @@ export class LocalRuleEngine {
       ],
     };
     await this.opts.errorAction(Buffer.from(`${JSON.stringify(message)}\n`));
+    for (const listen of this.errorListeners) listen(message);
   }
 }

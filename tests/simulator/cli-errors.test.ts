@@ -44,6 +44,25 @@ describe("simulate: environment problems are one line and exit 2", function () {
     assert.equal(first.code, 0, first.stderr);
   });
 
+  it("a busy --dashboard-port: refused before the pipeline starts", async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const o = await simulate(["--state-dir", state, "--dashboard-port", String(port), ...QUICK]);
+      assertOneLine(
+        o,
+        new RegExp(
+          `--dashboard-port ${port}: the port is in use by another program; choose another, leave it out for any free port, or add --no-dashboard$`,
+        ),
+      );
+      assert.doesNotMatch(o.stdout, /embedded pipeline/, "the pipeline started");
+      assert.equal(fs.existsSync(path.join(state, "run", "dev.json")), false, "no run file left");
+    } finally {
+      blocker.close();
+    }
+  });
+
   it("a busy --port", async () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));

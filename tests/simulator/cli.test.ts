@@ -59,6 +59,17 @@ describe("simulate options", () => {
     assert.equal(o.fast, false);
     assert.deepEqual(o.target, { kind: "embedded", port: undefined });
     assert.equal(o.stateDir, path.join(PROJECT_DIR, ".local"));
+    // The live page on any free port (docs/dashboard.md).
+    assert.deepEqual(o.dashboard, { port: 0 });
+  });
+
+  it("--no-dashboard: no page; --aws and --endpoint runs have none either", () => {
+    const off = parseSimulateArgs(["--no-dashboard"]);
+    assert.ok(off !== "help");
+    assert.equal(off.dashboard, undefined);
+    const aws = parseSimulateArgs(["--aws"]);
+    assert.ok(aws !== "help");
+    assert.equal(aws.dashboard, undefined);
   });
 
   it("reads every option", () => {
@@ -66,7 +77,8 @@ describe("simulate options", () => {
       (
         "--stack prod --devices 2 --rate 2.5 --duration 9 --count 4 --qos 0 --topic a/{thing} " +
         "--source replay --csv x.csv --speedup 60 --seed 3 --rate-limit off --max-in-flight 7 " +
-        "--queue 9 --fast --no-probe --port 1884 --state-dir /tmp/s --protocol 3.1.1"
+        "--queue 9 --fast --no-probe --port 1884 --state-dir /tmp/s --protocol 3.1.1 " +
+        "--dashboard-port 8090"
       ).split(" "),
     );
     assert.ok(o !== "help");
@@ -92,6 +104,7 @@ describe("simulate options", () => {
         probe: false,
         stateDir: "/tmp/s",
         target: { kind: "embedded", port: 1884 },
+        dashboard: { port: 8090 },
       },
     );
   });
@@ -137,6 +150,9 @@ describe("simulate options", () => {
     ["--aws --endpoint h", /--aws and --endpoint exclude each other/],
     ["--aws --fast", /--fast speeds up the embedded pipeline only/],
     ["--duration", /argument missing/],
+    ["--dashboard-port 70000", /--dashboard-port 70000: expected a whole number from 0 to 65535/],
+    ["--dashboard-port 1 --no-dashboard", /--dashboard-port and --no-dashboard exclude each other/],
+    ["--aws --dashboard-port 8090", /--dashboard-port: the dashboard shows the embedded pipeline/],
   ];
   for (const [args, expected] of bad) {
     it(`refuses ${args} in one line`, () => {
