@@ -200,7 +200,9 @@
     if (!r) return "–";
     const parts = Object.entries(r.values)
       .filter(([k]) => k !== "thing" && k !== "timestamp")
-      .map(([k, v]) => `${k} ${fmt(v)}`);
+      // A payload's values as the device sent them: an integer field (a timestamp, a counter) is
+      // not a count to group in thousands.
+      .map(([k, v]) => `${k} ${typeof v === "number" && Number.isInteger(v) ? String(v) : fmt(v)}`);
     return `${clock(r.at)} ${parts.join(", ")}`;
   }
 
