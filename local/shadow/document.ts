@@ -383,7 +383,7 @@ export function applyUpdate(
   }
   const version = from + 1;
   const next: StoredShadow = { state, metadata, version };
-  const token = req.clientToken === undefined ? {} : { clientToken: req.clientToken };
+  const token: JsonObject = req.clientToken === undefined ? {} : { clientToken: req.clientToken };
   // "contains only fields that were in the request state document" (Response state document properties).
   const requestState: JsonObject = {};
   const requestMeta: JsonObject = {};
