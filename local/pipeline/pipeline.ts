@@ -159,15 +159,6 @@ export async function startLocalPipeline(
     log(`delivery: removed ${leftovers} Parquet scratch folder(s) a stopped run left`);
   await applyLifecycle(delivery.bucket, plan.storage.lifecycleRules, Date.now(), log);
   const authorizer = new LocalAuthorizer(config, log, { association: opts.association });
-  const rules = new LocalRuleEngine(plan, {
-    firehosePut: (record) => delivery.put(record),
-    // Locally the rule's error action writes its message under the stream's error output prefix.
-    errorAction: (message) => delivery.putError(message),
-    log,
-  });
-  const provisioning = fleetProvisioning
-    ? await LocalProvisioning.open({ config, pkiDir, stateDir, authorizer, log })
-    : undefined;
   // Shadow responses are AWS IoT's own messages: to every subscriber the policy lets receive them.
   // (`broker` is set before the first publish can arrive.)
   const shadows: LocalShadowService = new LocalShadowService({
@@ -177,6 +168,17 @@ export async function startLocalPipeline(
     publish: (topic: string, payload: Buffer): Promise<void> =>
       broker.publishAsService(topic, payload, { qos: 1 }),
   });
+  const rules = new LocalRuleEngine(plan, {
+    firehosePut: (record) => delivery.put(record),
+    // Locally the rule's error action writes its message under the stream's error output prefix.
+    errorAction: (message) => delivery.putError(message),
+    log,
+    // get_thing_shadow() reads the local shadows.
+    shadow: (thing, name) => shadows.read(thing, name),
+  });
+  const provisioning = fleetProvisioning
+    ? await LocalProvisioning.open({ config, pkiDir, stateDir, authorizer, log })
+    : undefined;
   const hooks: BrokerHooks = {
     ...authorizer.hooks(),
     // The PUBACK waits for this: the rule ran and its record is in the journal on disk (or the
