@@ -173,3 +173,60 @@ describe("Device Shadow service over MQTT (embedded pipeline, dev stack)", funct
     assert.equal(p.shadows.read(thing, "config")?.version, 2);
   });
 });
+
+describe("Device Shadow topics under prod's least-privilege policy (mqtt.js over mutual TLS)", function () {
+  this.timeout(30_000);
+  const open: MqttClient[] = [];
+  let p: LocalPipeline | undefined;
+  afterEach(async () => {
+    for (const c of open.splice(0)) c.end(true);
+    await p?.stop();
+    p = undefined;
+  });
+
+  async function start(deviceShadows: boolean): Promise<[LocalPipeline, string, string]> {
+    const loaded = loadStackConfig("prod");
+    const config = { ...loaded, policy: { ...loaded.policy, deviceShadows } };
+    p = await startLocalPipeline(config, { stateDir: tempDir("shadow-prod") });
+    return [p, config.things[0].name, config.things[1].name];
+  }
+
+  it("without deviceShadows the device may not use its shadow: SUBACK 0x80, and its publish is refused", async () => {
+    const [pipeline, thing] = await start(false);
+    const c = testClient(pipeline.url, pipeline.credentialsFor(thing), thing);
+    open.push(c);
+    await new Promise((r) => c.once("connect", r));
+    // SUBACK 0x80: mqtt.js rejects the subscription.
+    await assert.rejects(
+      c.subscribeAsync(`$aws/things/${thing}/shadow/update/accepted`, { qos: 1 }),
+      /Subscribe error/,
+    );
+    const closed = new Promise<void>((r) => c.once("close", () => r()));
+    c.publish(`$aws/things/${thing}/shadow/update`, '{"state":{"reported":{"a":1}}}', { qos: 1 });
+    await closed;
+    assert.equal(pipeline.shadows.read(thing), undefined);
+  });
+
+  it("with deviceShadows the device updates its own shadow and may not touch another thing's", async () => {
+    const [pipeline, thing, other] = await start(true);
+    const c = await client(pipeline, pipeline.credentialsFor(thing), thing, [
+      `$aws/things/${thing}/shadow/update/accepted`,
+    ]);
+    open.push(c);
+    await c.publishAsync(`$aws/things/${thing}/shadow/update`, '{"state":{"reported":{"a":1}}}', {
+      qos: 1,
+    });
+    await until(
+      () => take(c, `$aws/things/${thing}/shadow/update/accepted`).length === 1,
+      "accepted",
+    );
+    await assert.rejects(
+      c.subscribeAsync(`$aws/things/${other}/shadow/update/accepted`, { qos: 1 }),
+      /Subscribe error/,
+    );
+    const closed = new Promise<void>((r) => c.once("close", () => r()));
+    c.publish(`$aws/things/${other}/shadow/update`, '{"state":{"desired":{"a":2}}}', { qos: 1 });
+    await closed;
+    assert.equal(pipeline.shadows.read(other), undefined);
+  });
+});
