@@ -87,6 +87,7 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
         mode: config.policy.mode,
         telemetryTopic: config.telemetryTopic,
         document: config.policy.document,
+        deviceShadows: config.policy.deviceShadows,
       },
       parent,
     );

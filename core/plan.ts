@@ -173,12 +173,12 @@ export function checkDeliveryFreshness(
  * `npm run check` here, in one line.
  */
 export function checkPolicyDocument(config: StackConfig): void {
-  const { mode, document } = config.policy;
+  const { mode, document, deviceShadows } = config.policy;
   const topic = config.telemetryTopic;
   // The evaluator's own reading: the same parser and checks as the broker and the pack.
   const ctx = { partition: "aws", region: config.region, accountId: "000000000000" };
   try {
-    createEvaluator([policyDocumentFor(mode, ctx, topic, document)]);
+    createEvaluator([policyDocumentFor(mode, ctx, topic, document, { deviceShadows })]);
   } catch (e) {
     if (!(e instanceof PolicyDocumentError)) throw e;
     throw new ConfigError(

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CsrFormatError, csrPublicKeyInfo } from "./csr";
 import { parseDeliveryConfig, type DeliveryConfig } from "./delivery";
-import { oneOf, optionalStr, str, structured, type RawConfig } from "./config-values";
+import { bool, oneOf, optionalStr, str, structured, type RawConfig } from "./config-values";
 import { ConfigError, invalidConfig as fail } from "./errors";
 import { parseFlinkConnector, type FlinkConnectorSource } from "./flink-connector";
 import { CERTIFICATE_NAME_ATTRIBUTES, parseCidr } from "./iot-policy/policy";
@@ -74,6 +74,11 @@ export interface StackConfig {
      * placeholders `{partition}`, `{region}` and `{account}`; undefined in the other modes.
      */
     readonly document?: unknown;
+    /**
+     * Whether the stack's devices use their Device Shadow over MQTT (`deviceShadows`): the
+     * least-privilege policy then grants each device its own shadows' topics (docs/shadows.md).
+     */
+    readonly deviceShadows: boolean;
   };
   /** The subject and alternative names the local CA writes into each thing's certificate. */
   readonly localCertificates: LocalCertificateSpec;
@@ -469,7 +474,7 @@ export function parseStackConfig(
     thingType: { name: str(raw, "thingTypeName"), description: str(raw, "thingTypeDescription") },
     fleet,
     things,
-    policy: { ...parsePolicy(raw), name: policyName },
+    policy: { ...parsePolicy(raw), name: policyName, deviceShadows: bool(raw, "deviceShadows") },
     localCertificates: parseLocalCertificates(raw),
     certificates: {
       mode: certificateMode,

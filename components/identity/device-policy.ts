@@ -21,6 +21,11 @@ export interface DevicePolicyArgs {
    * @default undefined (modes other than custom)
    */
   readonly document?: unknown;
+  /**
+   * Grants each device its own Device Shadow topics (least-privilege mode).
+   * @default false
+   */
+  readonly deviceShadows?: boolean;
 }
 
 export class DevicePolicy extends pulumi.ComponentResource {
@@ -46,6 +51,7 @@ export class DevicePolicy extends pulumi.ComponentResource {
             { partition: p, region: r, accountId: a },
             args.telemetryTopic,
             args.document,
+            { deviceShadows: args.deviceShadows ?? false },
           ),
         ),
       );

@@ -402,3 +402,80 @@ export function auditIotPolicy(doc: unknown): {
     misconfigured: misconfigurationFindings(statements),
   };
 }
+
+/** Another thing's shadow topics: requests, responses, named shadows (device-shadow-mqtt.html). */
+const OTHER_SHADOW_TOPICS = [
+  "shadow/get",
+  "shadow/update",
+  "shadow/delete",
+  "shadow/get/accepted",
+  "shadow/get/rejected",
+  "shadow/update/accepted",
+  "shadow/update/rejected",
+  "shadow/update/delta",
+  "shadow/delete/accepted",
+  "shadow/delete/rejected",
+  "shadow/update/documents",
+  "shadow/name/probe/update",
+  "shadow/name/probe/update/delta",
+].map((rest) => `$aws/things/${PROBE_THING}/${rest}`);
+
+/** The MQTT filters a subscription to another thing's shadow could use, wildcards included. */
+const OTHER_SHADOW_FILTERS = [
+  ...OTHER_SHADOW_TOPICS,
+  ...[
+    `$aws/things/${PROBE_THING}/shadow/update/delta`,
+    `$aws/things/${PROBE_THING}/shadow/name/probe/update/delta`,
+  ].flatMap(wildcardFiltersFor),
+];
+
+/** The shadow actions of the HTTP API, on `thing/<name>` and `thing/<name>/<shadowName>` (iot-action-resources.html). */
+const SHADOW_ACTIONS = ["iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow"];
+const OTHER_SHADOW_THINGS = [PROBE_THING, `${PROBE_THING}/probe`];
+
+/**
+ * Statements that let a device reach another thing's Device Shadow: iot:Publish on its request
+ * topics (change or delete it), iot:Subscribe to its response topics or to a filter that matches
+ * them (read it), or the shadow actions on its `thing/` resource. A device's own shadow is
+ * `$aws/things/${iot:Connection.Thing.ThingName}/shadow/...`, which no other thing's name matches.
+ * Statements that allow every action on every resource are left to {@link allowAllFindings}.
+ */
+export function otherThingsShadowFindings(
+  statements: readonly NormalizedStatement[],
+): AuditFinding[] {
+  const findings: AuditFinding[] = [];
+  for (const s of statements) {
+    // A statement that allows everything is iot-policy-no-allow-all's, reported there once.
+    if (s.effect !== "Allow" || allowsAllOnAll(s)) continue;
+    const where = describeStatement(s);
+    const reaches = (type: IotResourceType, names: readonly string[]) => (p: string) =>
+      names.some((n) => patternReaches(p, type, n));
+    const checks: Array<[string, IotResourceType, readonly string[]]> = [
+      ["iot:Publish", "topic", OTHER_SHADOW_TOPICS],
+      ["iot:Subscribe", "topicfilter", OTHER_SHADOW_FILTERS],
+      ...SHADOW_ACTIONS.map((a): [string, IotResourceType, readonly string[]] => [
+        a,
+        "thing",
+        OTHER_SHADOW_THINGS,
+      ]),
+    ];
+    for (const [action, type, names] of checks) {
+      if (!statementCoversAction(s, action)) continue;
+      const hit = s.resources
+        ? s.resources.find(reaches(type, names))
+        : (s.notResources ?? []).some(reaches(type, names))
+          ? undefined
+          : `NotResource ${(s.notResources ?? []).join(", ")}`;
+      if (hit === undefined) continue;
+      const fix =
+        type === "thing"
+          ? "name the device's own thing: thing/${iot:Connection.Thing.ThingName} (and thing/${iot:Connection.Thing.ThingName}/<shadowName>)"
+          : `name the device's own shadow: ${type}/$aws/things/\${iot:Connection.Thing.ThingName}/shadow/...`;
+      findings.push({
+        statement: s,
+        message: `${where} allows ${action} on ${hit}, which reaches other things' Device Shadows; ${fix}`,
+      });
+    }
+  }
+  return findings;
+}

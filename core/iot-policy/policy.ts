@@ -51,7 +51,11 @@ export function tutorialPolicy(): PolicyDocument {
  * AWS's least-privilege pattern for a telemetry device: connect only as the thing the
  * certificate is attached to, publish only on that thing's telemetry topic, nothing else.
  */
-export function leastPrivilegePolicy(ctx: IotArnContext, topicTemplate: string): PolicyDocument {
+export function leastPrivilegePolicy(
+  ctx: IotArnContext,
+  topicTemplate: string,
+  grants: DeviceGrants = {},
+): PolicyDocument {
   return {
     Version: "2012-10-17",
     Statement: [
@@ -68,8 +72,47 @@ export function leastPrivilegePolicy(ctx: IotArnContext, topicTemplate: string):
         Action: "iot:Publish",
         Resource: iotArn(ctx, `topic/${telemetryTopicFor(topicTemplate, THING_NAME_VARIABLE)}`),
       },
+      ...(grants.deviceShadows === true ? ownShadowStatements(ctx) : []),
     ],
   };
+}
+
+/** What a stack says its devices use beyond telemetry, each granted on the device's own thing only. */
+export interface DeviceGrants {
+  /** The device's own classic and named shadows over MQTT (stack key `deviceShadows`). */
+  readonly deviceShadows?: boolean;
+}
+
+/**
+ * The device's own shadows, classic and named, and no other thing's: Publish on its request topics,
+ * Subscribe and Receive on its response topics, as the example policies of device-shadow-mqtt.html
+ * grant them, with `thingName` the connection's own thing (`${iot:Connection.Thing.ThingName}`).
+ * One `shadow/*` resource per action keeps the document within AWS's 2048 characters; `*` after
+ * the thing's own `shadow/` cannot reach another thing, and the response topics are Subscribe-only
+ * (reserved-topics.html), so Publish there is refused by AWS IoT whatever the policy says.
+ */
+export function ownShadowStatements(ctx: IotArnContext): PolicyStatement[] {
+  const own = `$aws/things/${THING_NAME_VARIABLE}/shadow/*`;
+  return [
+    {
+      Sid: "OwnShadowRequests",
+      Effect: "Allow",
+      Action: "iot:Publish",
+      Resource: iotArn(ctx, `topic/${own}`),
+    },
+    {
+      Sid: "OwnShadowResponses",
+      Effect: "Allow",
+      Action: "iot:Subscribe",
+      Resource: iotArn(ctx, `topicfilter/${own}`),
+    },
+    {
+      Sid: "ReceiveOwnShadowResponses",
+      Effect: "Allow",
+      Action: "iot:Receive",
+      Resource: iotArn(ctx, `topic/${own}`),
+    },
+  ];
 }
 
 /**
@@ -104,6 +147,7 @@ export function policyDocumentFor(
   ctx: IotArnContext,
   topicTemplate: string,
   custom?: unknown,
+  grants: DeviceGrants = {},
 ): PolicyDocument {
   if (mode === "custom") {
     if (custom === undefined) {
@@ -114,7 +158,7 @@ export function policyDocumentFor(
     // Validated when the stack config is read (normalizePolicy); the type is the caller's promise.
     return instantiateCustomPolicy(custom, ctx) as PolicyDocument;
   }
-  return mode === "tutorial" ? tutorialPolicy() : leastPrivilegePolicy(ctx, topicTemplate);
+  return mode === "tutorial" ? tutorialPolicy() : leastPrivilegePolicy(ctx, topicTemplate, grants);
 }
 
 // ---- Reading a document the way AWS does -------------------------------------------------

@@ -427,6 +427,7 @@ export function compileRule(statement: RuleStatement): CompiledRule {
         accountId: input.accountId,
         mqtt: input.mqtt,
         registry: input.registry,
+        shadow: input.shadow,
         random: input.random,
         payload,
         payloadBytes: bytes,

@@ -7,6 +7,7 @@ export {
   type FunctionSpec,
   type MqttProperties,
   type RegistryLookup,
+  type ShadowLookup,
   type Support,
 } from "./functions";
 export {

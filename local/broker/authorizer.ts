@@ -77,6 +77,7 @@ export class LocalAuthorizer {
         this.ctx,
         config.telemetryTopic,
         config.policy.document,
+        { deviceShadows: config.policy.deviceShadows },
       ),
     ]);
     this.things = new Map(config.things.map((t) => [t.name, t]));

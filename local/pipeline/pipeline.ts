@@ -23,6 +23,7 @@ import { LocalMonitor } from "../monitoring/monitor";
 import { LocalRuleEngine } from "../rule/rule-engine";
 import { localBucketName } from "../storage/s3";
 import { CLAIM_IDENTITY, LocalProvisioning } from "../provisioning/provisioning";
+import { LocalShadowService } from "../shadow/service";
 import { printable } from "./log-text";
 import { dashboardRows, logBrokerEvents, shownObject, startLine, summaryRows } from "./report";
 
@@ -67,6 +68,8 @@ export interface LocalPipeline {
   consoleCredentials(): Credentials;
   /** Fleet provisioning by claim (certificateMode fleet-provisioning): the API, the registry. */
   readonly provisioning?: LocalProvisioning;
+  /** The Device Shadow service (docs/shadows.md): classic and named shadows, on disk. */
+  readonly shadows: LocalShadowService;
   /** The claim certificate devices boot with (certificateMode fleet-provisioning only). */
   claimCredentials(): Credentials;
   /** Counts to show at the end of a run, in display order. */
@@ -162,11 +165,22 @@ export async function startLocalPipeline(
     log(`delivery: removed ${leftovers} Parquet scratch folder(s) a stopped run left`);
   await applyLifecycle(delivery.bucket, plan.storage.lifecycleRules, Date.now(), log);
   const authorizer = new LocalAuthorizer(config, log, { association: opts.association });
+  // Shadow responses are AWS IoT's own messages: to every subscriber the policy lets receive them.
+  // (`broker` is set before the first publish can arrive.)
+  const shadows: LocalShadowService = new LocalShadowService({
+    stack: config.stack,
+    stateDir,
+    log,
+    publish: (topic: string, payload: Buffer): Promise<void> =>
+      broker.publishAsService(topic, payload, { qos: 1 }),
+  });
   const rules = new LocalRuleEngine(plan, {
     firehosePut: (record) => delivery.put(record),
     // Locally the rule's error action writes its message under the stream's error output prefix.
     errorAction: (message) => delivery.putError(message),
     log,
+    // get_thing_shadow() reads the local shadows.
+    shadow: (thing, name) => shadows.read(thing, name),
   });
   const provisioning = fleetProvisioning
     ? await LocalProvisioning.open({ config, pkiDir, stateDir, authorizer, log })
@@ -174,13 +188,15 @@ export async function startLocalPipeline(
   const hooks: BrokerHooks = {
     ...authorizer.hooks(),
     // The PUBACK waits for this: the rule ran and its record is in the journal on disk (or the
-    // provisioning API answered and its registration is on disk).
+    // provisioning API answered and its registration is on disk, or the shadow change is).
     onPublish: (id, topic, payload, _qos, properties) =>
       provisioning?.handles(topic) === true
         ? provisioning.onPublish(id, topic, payload)
-        : rules.onPublish(id, topic, payload, properties),
+        : shadows.handles(topic)
+          ? shadows.onPublish(id, topic, payload)
+          : rules.onPublish(id, topic, payload, properties),
   };
-  const broker = await LocalBroker.start({
+  const broker: LocalBroker = await LocalBroker.start({
     ca: pki.caPem,
     key: pki.server.key,
     cert: pki.server.cert,
@@ -192,7 +208,7 @@ export async function startLocalPipeline(
       maxConnectionsPerAddress: Math.max(2048, things.length + 64),
       ...opts.limits,
     },
-    hooks: provisioning === undefined ? hooks : provisioning.hooks(hooks),
+    hooks: shadows.hooks(provisioning === undefined ? hooks : provisioning.hooks(hooks)),
   }).catch(async (e: unknown) => {
     // A busy port: give the journal back before saying so.
     await delivery.close();
@@ -260,6 +276,7 @@ export async function startLocalPipeline(
     rules,
     delivery,
     provisioning,
+    shadows,
     analytics,
     windowsDelivery,
   };
@@ -278,6 +295,7 @@ export async function startLocalPipeline(
     windowsDelivery,
     plan,
     provisioning,
+    shadows,
     claimCredentials: () => {
       if (!fleetProvisioning) {
         throw new Error(`stack ${config.stack} is not in certificateMode fleet-provisioning`);

@@ -10,6 +10,7 @@ import type { LocalAuthorizer } from "../broker/authorizer";
 import type { LocalBroker } from "../broker/broker";
 import type { LocalDeliveryStream } from "../delivery";
 import type { LocalProvisioning } from "../provisioning/provisioning";
+import type { LocalShadowService } from "../shadow/service";
 import type { LocalRuleEngine } from "../rule/rule-engine";
 
 /** The running services whose counts the summary and the dashboard show. */
@@ -20,6 +21,7 @@ export interface ReportedServices {
   readonly rules: LocalRuleEngine;
   readonly delivery: LocalDeliveryStream;
   readonly provisioning?: LocalProvisioning;
+  readonly shadows?: LocalShadowService;
   readonly analytics?: LocalAnalytics;
   readonly windowsDelivery?: LocalDeliveryStream;
 }
@@ -122,6 +124,7 @@ export function summaryRows(s: ReportedServices, analyticsFailure?: string): Sum
       value: delivery.stats.objectsWritten,
     },
     ...(s.provisioning?.summary() ?? []),
+    ...(s.shadows?.summary() ?? []),
     ...(s.analytics?.summary() ?? []),
     ...(windowsDelivery === undefined
       ? []

@@ -11,6 +11,7 @@ import {
   type CompiledRule,
   type MqttProperties,
   type RegistryLookup,
+  type ShadowLookup,
   type RuleStatement,
   type SqlValue,
 } from "../../core/rule-sql";
@@ -43,6 +44,8 @@ export interface RuleEngineOptions {
   readonly uuid?: () => string;
   /** What get_registry_data() answers; by default the stack config's registry. */
   readonly registry?: RegistryLookup;
+  /** What get_thing_shadow() reads: in the pipeline, the local Device Shadow service. */
+  readonly shadow?: ShadowLookup;
 }
 
 /** Who published: the broker's ClientIdentity has these fields. */
@@ -176,6 +179,7 @@ export class LocalRuleEngine {
         traceId,
         accountId: LOCAL_ACCOUNT_ID,
         registry: this.registry,
+        shadow: this.opts.shadow,
         ruleName: this.config.rule.name,
         // What an MQTT 5 publish carried, for get_mqtt_property() and get_user_properties().
         mqtt,

@@ -14,6 +14,7 @@ import {
 import { kinesisAnalyticsSqlRetired } from "./kinesis-analytics";
 import { cloudwatchPipelineAlarms, iotLoggingEnabled, snsAlarmTopicSubscribed } from "./monitoring";
 import { s3BucketPrivateAndEncrypted } from "./s3";
+import { iotPolicyShadowOwnThingOnly } from "./shadow";
 import { s3BucketDenyInsecureTransport, s3BucketLifecycle } from "./storage";
 import { iotTopicRuleChecked } from "./topic-rule";
 import {
@@ -55,4 +56,5 @@ export const policies: Policies = [
   cloudwatchPipelineAlarms,
   iamRolePolicyLogGroupArn,
   snsAlarmTopicSubscribed,
+  iotPolicyShadowOwnThingOnly,
 ];

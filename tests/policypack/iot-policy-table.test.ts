@@ -14,7 +14,11 @@ const allow = (Action: unknown, Resource: unknown, extra: object = {}) => ({
   ...extra,
 });
 
-type Rule = "iot-policy-no-allow-all" | "iot-policy-overly-permissive" | "iot-policy-misconfigured";
+type Rule =
+  | "iot-policy-no-allow-all"
+  | "iot-policy-overly-permissive"
+  | "iot-policy-misconfigured"
+  | "iot-policy-shadow-own-thing-only";
 
 const ALL_DATA_PLANE = [
   "iot:Connect",
@@ -177,17 +181,17 @@ const TABLE: { name: string; doc: unknown; fails: Rule[] }[] = [
   {
     name: "Publish on *",
     doc: doc(allow("iot:Publish", "*")),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   {
     name: "Publish on topic/*",
     doc: doc(allow("iot:Publish", `${ARN}:topic/*`)),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   {
     name: "Subscribe on topicfilter/*",
     doc: doc(allow("iot:Subscribe", `${ARN}:topicfilter/*`)),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   {
     // Device Defender: broad Receive alone is compliant, a device receives only what it may
@@ -204,32 +208,32 @@ const TABLE: { name: string; doc: unknown; fails: Rule[] }[] = [
   {
     name: "Publish on other things' reserved topics $aws/things/*",
     doc: doc(allow("iot:Publish", `${ARN}:topic/$aws/things/*`)),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   {
     name: "Subscribe to every thing's shadow acceptances",
     doc: doc(allow("iot:Subscribe", `${ARN}:topicfilter/$aws/things/*/shadow/update/accepted`)),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   {
     name: "UpdateThingShadow on thing/*",
     doc: doc(allow("iot:UpdateThingShadow", `${ARN}:thing/*`)),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   {
     name: "every data-plane action listed on *",
     doc: doc(allow(ALL_DATA_PLANE, "*")),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   {
     name: "iot:* on every topic in any region and account",
     doc: doc(allow("iot:*", "arn:aws:iot:*:*:topic/*")),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   {
     name: "Publish on topic/* of another account",
     doc: doc(allow("iot:Publish", "arn:aws:iot:eu-west-1:999999999999:topic/*")),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   {
     name: "Allow with NotAction on the device's topic",
@@ -239,12 +243,12 @@ const TABLE: { name: string; doc: unknown; fails: Rule[] }[] = [
   {
     name: "Allow with NotResource",
     doc: doc({ Effect: "Allow", Action: "iot:Publish", NotResource: `${ARN}:topic/admin` }),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   {
     name: "one broad resource in an otherwise scoped list",
     doc: doc(allow("iot:Publish", [`${ARN}:topic/sensors/${TN}`, `${ARN}:topic/*`])),
-    fails: ["iot-policy-overly-permissive"],
+    fails: ["iot-policy-overly-permissive", "iot-policy-shadow-own-thing-only"],
   },
   // --- Device Defender's potential misconfiguration: + or # in a Deny ----------------------
   {

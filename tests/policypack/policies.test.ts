@@ -113,6 +113,7 @@ describe("policies 1-3: IoT policy documents", () => {
         "advisory iot-policy-no-allow-all",
         "advisory iot-policy-overly-permissive",
         "advisory iot-policy-misconfigured",
+        "advisory iot-policy-shadow-own-thing-only",
       ],
     );
     assert.match(
