@@ -16,6 +16,7 @@ import {
 } from "../identity/ca";
 import { LocalAuthorizer, type AuthorizerOptions } from "../broker/authorizer";
 import { LocalBroker, type BrokerHooks, type BrokerOptions } from "../broker/broker";
+import { LifecycleEvents } from "../broker/lifecycle-events";
 import { LocalDeliveryStream } from "../delivery";
 import { LakeObjectWriter } from "../lake/lake-writer";
 import { applyLifecycle } from "../storage/lifecycle";
@@ -57,6 +58,8 @@ export interface LocalPipeline {
   readonly rules: LocalRuleEngine;
   /** The Firehose delivery stream into `<stateDir>/s3/<bucket>/`. */
   readonly delivery: LocalDeliveryStream;
+  /** AWS IoT's lifecycle events (`$aws/events/...`), published by the broker as AWS IoT does. */
+  readonly lifecycle: LifecycleEvents;
   credentialsFor(thing: string): Credentials;
   consoleCredentials(): Credentials;
   /** Fleet provisioning by claim (certificateMode fleet-provisioning): the API, the registry. */
@@ -195,6 +198,17 @@ export async function startLocalPipeline(
   provisioning?.attach(broker);
   log(startLine(config, delivery.bucket.dir, opts.timeScale));
   logBrokerEvents(broker, log);
+  // "These events are available by default and they can't be disabled" (life-cycle-events.html):
+  // to every subscriber whose policy allows iot:Subscribe and iot:Receive on the topic.
+  const lifecycle = new LifecycleEvents({
+    publish: (topic, payload) => broker.publishAsService(topic, payload, { qos: 1 }),
+    // "thingName will only be included if the client is connecting using the exclusive thing feature".
+    thingNameOf:
+      opts.association === "exclusive"
+        ? (id) => (id.kind === "thing" ? id.thingName : undefined)
+        : undefined,
+    log,
+  }).attach(broker);
 
   // analytics: the streaming window over what the rule matched (what the cloud rule's Kinesis
   // action sends to Flink), written to the delivery bucket under the spec's prefix.
@@ -250,6 +264,7 @@ export async function startLocalPipeline(
   const services = {
     config,
     broker,
+    lifecycle,
     authorizer,
     rules,
     delivery,
@@ -268,6 +283,7 @@ export async function startLocalPipeline(
     authorizer,
     rules,
     delivery,
+    lifecycle,
     provisioning,
     claimCredentials: () => {
       if (!fleetProvisioning) {
@@ -313,6 +329,7 @@ export async function startLocalPipeline(
 async function stopInOrder(
   s: {
     readonly broker: LocalBroker;
+    readonly lifecycle: LifecycleEvents;
     readonly delivery: LocalDeliveryStream;
     readonly analytics?: LocalAnalytics;
     readonly windowsDelivery?: LocalDeliveryStream;
@@ -322,7 +339,9 @@ async function stopInOrder(
   log: (line: string) => void,
   analyticsFailed: (message: string) => void,
 ): Promise<void> {
-  const { broker, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
+  const { broker, lifecycle, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
+  // The connections the stop closes are the run's end, not devices going away: no events.
+  lifecycle.stop();
   await broker.stop();
   try {
     // The telemetry's stream first: a publish still in flight when the broker stopped is
