@@ -5,6 +5,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { FIREHOSE_RECORD_SEPARATOR } from "../core/delivery";
 import type { PipelinePlan } from "../core/plan";
+import { basicIngestRule } from "../core/stack-config";
 import { deriveBucketName } from "../core/storage";
 import type { AnalyticsContext, AnalyticsPlug, PipelineStorage } from "./analytics/hook";
 import { streamAnalyticsPlug } from "./analytics/plug";
@@ -87,6 +88,7 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
         mode: config.policy.mode,
         telemetryTopic: config.telemetryTopic,
         document: config.policy.document,
+        basicIngestRule: basicIngestRule(config),
       },
       parent,
     );

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CsrFormatError, csrPublicKeyInfo } from "./csr";
 import { parseDeliveryConfig, type DeliveryConfig } from "./delivery";
-import { oneOf, optionalStr, str, structured, type RawConfig } from "./config-values";
+import { bool, oneOf, optionalStr, str, structured, type RawConfig } from "./config-values";
 import { ConfigError, invalidConfig as fail } from "./errors";
 import { parseFlinkConnector, type FlinkConnectorSource } from "./flink-connector";
 import { CERTIFICATE_NAME_ATTRIBUTES, parseCidr } from "./iot-policy/policy";
@@ -99,6 +99,11 @@ export interface StackConfig {
   readonly provisioning?: ProvisioningConfig;
   /** Topic template; `{thing}` stands for the thing name. */
   readonly telemetryTopic: string;
+  /**
+   * The devices publish their telemetry by Basic Ingest, to `$aws/rules/<rule>/<telemetry topic>`
+   * (iot-basic-ingest.html): the least-privilege policy grants that topic instead of the plain one.
+   */
+  readonly basicIngest: boolean;
   readonly rule: {
     readonly name: string;
     readonly sql: string;
@@ -481,6 +486,7 @@ export function parseStackConfig(
     flinkConnector: parseFlinkConnector(raw),
     ...(provisioning === undefined ? {} : { provisioning }),
     telemetryTopic,
+    basicIngest: bool(raw, "basicIngest"),
     rule: {
       name: ruleName,
       sql,
@@ -564,4 +570,11 @@ export function declaredKeys(dir: string = PROJECT_DIR): string[] {
   return Object.keys((project.config ?? {}) as Record<string, unknown>)
     .filter((k) => k.startsWith(`${PROJECT}:`))
     .map((k) => k.slice(PROJECT.length + 1));
+}
+
+/** The rule the devices' policy lets them publish to by Basic Ingest, when the stack says so. */
+export function basicIngestRule(
+  config: Pick<StackConfig, "basicIngest" | "rule">,
+): string | undefined {
+  return config.basicIngest ? config.rule.name : undefined;
 }

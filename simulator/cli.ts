@@ -52,6 +52,9 @@ Limits
 
 Target (default: the embedded local pipeline)
   --fast                run the local pipeline's Firehose buffer interval 60x faster
+  --basic-ingest        publish by Basic Ingest, to $aws/rules/<ruleName>/<topic>: straight to the
+                        stack's rule, no subscriber sees it (the default when the stack sets
+                        basicIngest); the embedded pipeline's policy grants it for the run
   --no-probe            skip the final probe (one message outside the device's own topic,
                         to show whether the stack's IoT policy allows it)
   --port N              embedded broker port (default: any free port); with --endpoint the
@@ -207,6 +210,7 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
     "key-dir": { type: "string" },
     provision: { type: "boolean" },
     "provision-keys": { type: "boolean" },
+    "basic-ingest": { type: "boolean" },
   });
   const s = (k: string) => v[k] as string | undefined;
   const b = (k: string) => v[k] === true;
@@ -276,6 +280,7 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
   }
   return {
     ...(provision === undefined ? {} : { provision }),
+    ...(b("basic-ingest") ? { basicIngest: true } : {}),
     stack: s("stack") ?? "dev",
     protocol: protocolOpt(s("protocol")),
     devices: intOpt("devices", s("devices"), 1),

@@ -51,6 +51,11 @@ export interface SimulateOptions {
    * itself, from a CSR (`csr`, the key never leaves it) or with CreateKeysAndCertificate (`keys`).
    */
   readonly provision?: "csr" | "keys";
+  /**
+   * Publish by Basic Ingest, to `$aws/rules/<rule>/<topic>` (iot-basic-ingest.html); without it,
+   * only when the stack says its devices do (`basicIngest`).
+   */
+  readonly basicIngest?: boolean;
 }
 
 /** Where the run's lines go; `progress` may redraw one line in place. */

@@ -21,6 +21,11 @@ export interface DevicePolicyArgs {
    * @default undefined (modes other than custom)
    */
   readonly document?: unknown;
+  /**
+   * The rule devices publish to by Basic Ingest (least-privilege grants its topic instead).
+   * @default undefined (the telemetry topic through the message broker)
+   */
+  readonly basicIngestRule?: string;
 }
 
 export class DevicePolicy extends pulumi.ComponentResource {
@@ -46,6 +51,7 @@ export class DevicePolicy extends pulumi.ComponentResource {
             { partition: p, region: r, accountId: a },
             args.telemetryTopic,
             args.document,
+            { basicIngestRule: args.basicIngestRule },
           ),
         ),
       );
