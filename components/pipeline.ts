@@ -5,6 +5,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { FIREHOSE_RECORD_SEPARATOR } from "../core/delivery";
 import type { PipelinePlan } from "../core/plan";
+import { presenceMetric } from "../core/monitoring";
 import { basicIngestRule } from "../core/stack-config";
 import { deriveBucketName } from "../core/storage";
 import type { AnalyticsContext, AnalyticsPlug, PipelineStorage } from "./analytics/hook";
@@ -253,6 +254,9 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
           },
           windowsStream: windows,
           flinkApplicationName: out?.applicationName,
+          ...(monitoring.alarms.presenceDisconnects === undefined
+            ? {}
+            : { presenceMetric: presenceMetric(config.stack) }),
           kmsKeyArn: this.key?.arn,
         },
         parent,

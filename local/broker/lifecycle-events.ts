@@ -51,7 +51,7 @@ export interface LifecycleStats {
   dropped: number;
   /** Events the publisher failed on (logged). */
   failed: number;
-  /** Disconnections by reason, as published on `$aws/events/presence/disconnected/+`. */
+  /** Disconnections by reason, as queued for `$aws/events/presence/disconnected/+`. */
   disconnections: Partial<Record<DisconnectReason, number>>;
 }
 
@@ -154,13 +154,13 @@ export class LifecycleEvents {
       h.live--;
       h.lastDisconnectAt = now;
     }
-    this.stats.disconnections[reason] = (this.stats.disconnections[reason] ?? 0) + 1;
-    this.send(LIFECYCLE_TOPIC.disconnected, id, {
+    const sent = this.send(LIFECYCLE_TOPIC.disconnected, id, {
       ...this.common(id, "disconnected", state?.sessionIdentifier ?? randomUUID(), now),
       clientInitiatedDisconnect: reason === "CLIENT_INITIATED_DISCONNECT",
       disconnectReason: reason,
       versionNumber: state?.versionNumber ?? 0,
     });
+    if (sent) this.stats.disconnections[reason] = (this.stats.disconnections[reason] ?? 0) + 1;
   }
 
   /**
@@ -212,9 +212,10 @@ export class LifecycleEvents {
     };
   }
 
-  private send(prefix: string, id: ClientIdentity, message: Record<string, unknown>): void {
+  /** Queues an event; false when none is published (stopped, such a client id, too many waiting). */
+  private send(prefix: string, id: ClientIdentity, message: Record<string, unknown>): boolean {
     // "Client IDs that contain # or + do not receive lifecycle events."
-    if (this.stopped || /[#+]/.test(id.clientId)) return;
+    if (this.stopped || /[#+]/.test(id.clientId)) return false;
     if (this.queue.length >= this.limits.maxPending) {
       this.stats.dropped++;
       if (this.droppingSince === 0) {
@@ -223,10 +224,11 @@ export class LifecycleEvents {
           `lifecycle: ${this.limits.maxPending} events waiting to be published; dropping new ones until they go`,
         );
       }
-      return;
+      return false;
     }
     this.queue.push({ topic: prefix + id.clientId, payload: Buffer.from(JSON.stringify(message)) });
     void this.drain();
+    return true;
   }
 
   /** One at a time, in the order the broker saw them. */

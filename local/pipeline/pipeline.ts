@@ -2,7 +2,11 @@
 // mutual-TLS broker, and, through the broker's hooks, the stack's IoT policy, topic rule, durable
 // Firehose delivery and analytics window.
 import * as path from "node:path";
-import type { AlarmFinding, LocalFigures } from "../../core/monitoring";
+import {
+  isUnexpectedDisconnect,
+  type AlarmFinding,
+  type LocalFigures,
+} from "../../core/monitoring";
 import { planOf, type PipelinePlan } from "../../core/plan";
 import { DEFAULT_STATE_DIR } from "../../core/project";
 import { type StackConfig } from "../../core/stack-config";
@@ -260,6 +264,15 @@ export async function startLocalPipeline(
     }),
     timeScale: opts.timeScale,
     analytics: analytics !== undefined,
+    // The presence rule's count (core/monitoring.ts PRESENCE), from the events it would read.
+    ...(config.monitoring.alarms.presenceDisconnects === undefined
+      ? {}
+      : {
+          disconnects: () =>
+            Object.entries(lifecycle.stats.disconnections)
+              .filter(([reason]) => isUnexpectedDisconnect(reason))
+              .reduce((n, [, count]) => n + (count ?? 0), 0),
+        }),
   });
   const services = {
     config,

@@ -6,14 +6,19 @@ import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import type { MqttClient } from "mqtt";
 import { iot, mqtt5 } from "aws-iot-device-sdk-v2";
-import { loadStackConfig, type StackConfig } from "../../core/stack-config";
+import {
+  loadStackConfig,
+  parseStackConfig,
+  readRawStackConfig,
+  type StackConfig,
+} from "../../core/stack-config";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { LifecycleEvents } from "../../local/broker/lifecycle-events";
 import type { ClientIdentity } from "../../local/broker/broker";
 import { connectOutcome, testClient } from "../helpers/broker";
 import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";
-import { connectPacket, RawClient } from "./raw-mqtt";
+import { connectPacket, publishPacket, RawClient } from "./raw-mqtt";
 
 const PAGE = "https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -312,6 +317,35 @@ describe(`lifecycle events (${PAGE})`, function () {
       assert.deepEqual(seen, []);
     });
 
+    it("an MQTT 3.1.1 publish the policy denies ends the connection with AUTH_ERROR", async () => {
+      const [a, b] = config.things.map((t) => t.name);
+      const events = await watcher(p);
+      const { client } = await mqttjs(p, a);
+      // "AUTH_ERROR: The client failed to authenticate or authorization failed."
+      client.publish(`SeattleStoreTemp/${b}`, "{}", { qos: 1 });
+      const topic = `$aws/events/presence/disconnected/${a}`;
+      await until(() => of(events, topic).length === 1, "the disconnected event");
+      assert.equal(of(events, topic)[0].body.disconnectReason, "AUTH_ERROR");
+      assert.equal(of(events, topic)[0].body.clientInitiatedDisconnect, false);
+    });
+
+    it("a publish over the payload limit ends the connection with CLIENT_ERROR", async () => {
+      const thing = config.things[0].name;
+      const events = await watcher(p);
+      const raw = await RawClient.open(p.port, p.credentialsFor(thing));
+      await raw.write(connectPacket(thing));
+      await raw.next(2);
+      // "a client will be disconnected ... if the client attempts to publish with a payload that
+      // exceeds the payload limit" (128 KB: AWS IoT Core quotas).
+      await raw
+        .write(publishPacket(`SeattleStoreTemp/${thing}`, Buffer.alloc(128 * 1024 + 1), 1, 7))
+        .catch(() => undefined);
+      const topic = `$aws/events/presence/disconnected/${thing}`;
+      await until(() => of(events, topic).length === 1, "the disconnected event");
+      assert.equal(of(events, topic)[0].body.disconnectReason, "CLIENT_ERROR");
+      raw.end();
+    });
+
     it("a client the policy refuses publishes connect_failed with AUTHORIZATION_FAILED", async () => {
       const thing = config.things[0].name;
       const events = await watcher(p);
@@ -325,6 +359,54 @@ describe(`lifecycle events (${PAGE})`, function () {
       assert.equal(failed.clientId, "not-a-thing");
       assert.match(String(failed.principalIdentifier), CERTIFICATE_ID);
       assert.equal(failed.ipAddress, "127.0.0.1");
+    });
+  });
+
+  describe("presence alarm in the local run (presenceAlarm, core/monitoring.ts PRESENCE)", () => {
+    let p: LocalPipeline;
+    let config: StackConfig;
+    before(async () => {
+      const raw = { ...readRawStackConfig("prod"), presenceAlarm: true };
+      config = parseStackConfig(raw, "prod");
+      p = await startLocalPipeline(config, { stateDir: tempDir("lifecycle-presence") });
+    });
+    afterEach(closeAll);
+    after(async () => {
+      await closeAll();
+      await p?.stop();
+    });
+
+    it("counts a lost connection and a takeover, not a clean DISCONNECT, and reports the alarm", async () => {
+      const [a, b, c] = config.things.map((t) => t.name);
+      const events = await watcher(p);
+      const lost = await mqttjs(p, a);
+      lost.client.stream.destroy();
+      const clean = await mqttjs(p, b);
+      await clean.client.endAsync();
+      const older = await mqttjs(p, c);
+      const newer = await mqttjs(p, c);
+      assert.equal(older.outcome, "connect");
+      assert.equal(newer.outcome, "connect");
+      await until(
+        () => events.filter((e) => e.body.eventType === "disconnected").length === 3,
+        "three disconnected events",
+      );
+      assert.deepEqual(
+        events
+          .filter((e) => e.body.eventType === "disconnected")
+          .map((e) => `${String(e.body.clientId)} ${String(e.body.disconnectReason)}`)
+          .sort(),
+        [`${a} CONNECTION_LOST`, `${b} CLIENT_INITIATED_DISCONNECT`, `${c} DUPLICATE_CLIENTID`],
+      );
+      // The others leave with DISCONNECT, which the presence rule does not count.
+      for (const client of open.splice(0)) await client.endAsync().catch(() => undefined);
+      await p.stop();
+      const findings = p.alarmFindings().filter((f) => f.kind === "device-disconnects");
+      assert.equal(findings.length, 1, JSON.stringify(p.alarmFindings()));
+      assert.match(
+        findings[0].message,
+        /^2 device disconnection\(s\) other than CLIENT_INITIATED_DISCONNECT/,
+      );
     });
   });
 
