@@ -14,7 +14,7 @@ import {
 } from "./options";
 import { environmentError, UserError } from "../core/errors";
 import { FD_MARGIN } from "./fd-limit";
-import { topicProblem } from "../core/iot-limits";
+import { isBasicIngest, topicProblem } from "../core/iot-limits";
 import { runCommand } from "../core/command";
 
 const SIMULATE_HELP = `Usage: npm run simulate -- [options]
@@ -104,6 +104,7 @@ MQTT test client. By default it attaches to the embedded pipeline of a running
 
 Example
   npm run subscribe -- --topic 'SeattleStoreTemp/#'
+  npm run subscribe -- --topic '$aws/events/presence/+/+'   (devices connecting and going)
 `;
 
 /** A repeat of the first stop signal within this long is the same signal, forwarded. */
@@ -160,7 +161,18 @@ function topicOpt(v: string | undefined, filter: boolean): string | undefined {
   if (!filter && /[+#]/.test(v)) {
     throw new CliError(`--topic ${v}: + and # are filters; publish to a concrete topic`);
   }
-  if (v.startsWith("$")) throw new CliError(`--topic ${v}: topics starting with $ are reserved`);
+  // A subscriber may watch AWS IoT's own topics (lifecycle events, shadows: reserved-topics.html),
+  // except Basic Ingest's, which reach their rule only (iot-basic-ingest.html).
+  if (filter && isBasicIngest(v)) {
+    throw new CliError(
+      `--topic ${v}: Basic Ingest topics ($aws/rules/...) reach their rule only; no client can subscribe to them`,
+    );
+  }
+  if (v.startsWith("$") && !(filter && v.startsWith("$aws/"))) {
+    throw new CliError(
+      `--topic ${v}: topics starting with $ are reserved${filter ? " (a subscriber may watch $aws/ topics)" : ""}`,
+    );
+  }
   return v;
 }
 
