@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
-import { IOT_MAX_CLIENT_ID_BYTES, isBasicIngest } from "../../core/iot-limits";
+import { IOT_MAX_CLIENT_ID_BYTES, isBasicIngest, isServiceOnlyTopic } from "../../core/iot-limits";
 import type { MqttProperties } from "../../core/rule-sql";
 import { CONSOLE_IDENTITY } from "../identity/ca";
 import { OfflineSessions, type SessionLimits } from "./offline-sessions";
@@ -436,6 +436,13 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         clean: client.clean !== false,
         will: will ? { topic: will.topic, retain: will.retain === true } : undefined,
       };
+      // A will is the client's publish: not on AWS IoT's own event topics (reserved-topics.html).
+      if (will && isServiceOnlyTopic(will.topic)) {
+        return refuse(
+          `the will's topic ${will.topic} is AWS IoT's own: clients may only subscribe`,
+          5,
+        );
+      }
       const reason = this.hooks.authorizeConnect?.(id, connect);
       if (reason !== undefined) return refuse(reason, 5, id);
       this.identities.set(client, id);
@@ -470,6 +477,15 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       if (packet.topic.startsWith(SYS_PREFIX)) return refuse(`${SYS_PREFIX} topics are reserved`);
       const id = client ? this.identities.get(client) : undefined;
       if (!id) return refuse("publish from an unauthenticated client");
+      // "Client operations allowed: Subscribe" on the event topics, whatever the policy says: no
+      // client forges a lifecycle event (reserved-topics.html, "Event topics").
+      if (isServiceOnlyTopic(packet.topic)) {
+        const why = `${packet.topic} is AWS IoT's own event topic: clients may only subscribe`;
+        this.stats.publishDenials++;
+        this.emit("publishDenied", id, packet.topic, why, answer);
+        if (!v5) this.endWith(client, "CLIENT_ERROR");
+        return refuse(`publish to ${packet.topic} refused: ${why}`);
+      }
       // The topic is the one a Topic Alias stands for: aedes resolves it before this hook.
       const reason = this.hooks.authorizePublish?.(id, packet.topic, packet.retain === true);
       if (reason !== undefined) {

@@ -4,7 +4,7 @@
 // assertion); docs/lifecycle-events.md lists them as a conformance table.
 import * as assert from "node:assert/strict";
 import * as path from "node:path";
-import type { MqttClient } from "mqtt";
+import mqtt, { type MqttClient } from "mqtt";
 import { iot, mqtt5 } from "aws-iot-device-sdk-v2";
 import {
   loadStackConfig,
@@ -262,6 +262,47 @@ describe(`lifecycle events (${PAGE})`, function () {
       raw.end();
     });
 
+    it("no client can publish on a lifecycle topic, even under iot:* (reserved-topics.html: Subscribe only)", async () => {
+      const events = await watcher(p);
+      const { client } = await mqttjs(p, thing, "forger");
+      const forged = `$aws/events/presence/disconnected/${thing}`;
+      const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+      client.publish(forged, JSON.stringify({ clientId: thing, eventType: "disconnected" }), {
+        qos: 1,
+      });
+      // "Unsupported publish ... operations to reserved topics can result in a terminated connection."
+      await within(closed, 5000, "the forger's connection closing");
+      await until(
+        () => of(events, "$aws/events/presence/disconnected/forger").length === 1,
+        "the forger's own disconnected event",
+      );
+      assert.equal(
+        of(events, "$aws/events/presence/disconnected/forger")[0].body.disconnectReason,
+        "CLIENT_ERROR",
+      );
+      assert.deepEqual(of(events, forged), [], "the forged event reached no subscriber");
+    });
+
+    it("a CONNECT whose will is on a lifecycle topic is refused", async () => {
+      const c = mqtt.connect(p.url, {
+        ...p.credentialsFor(thing),
+        ca: p.ca,
+        clientId: "will-forger",
+        rejectUnauthorized: true,
+        reconnectPeriod: 0,
+        protocolVersion: 4,
+        will: {
+          topic: `$aws/events/presence/disconnected/${thing}`,
+          payload: Buffer.from("{}"),
+          qos: 1,
+          retain: false,
+        },
+      });
+      c.on("error", () => undefined);
+      open.push(c);
+      assert.notEqual(await connectOutcome(c), "connect");
+    });
+
     it("a client id with + or # gets no lifecycle events", async () => {
       const events = await watcher(p);
       const odd = await mqttjs(p, thing, "odd+id");
@@ -442,6 +483,22 @@ describe(`lifecycle events (${PAGE})`, function () {
         lines.some((l) => /dropping/.test(l)) && lines.some((l) => /6 event/.test(l)),
         lines.join("\n"),
       );
+    });
+
+    it("a persistent session keeps its sessionIdentifier across reconnects; a clean one gets a new one", async () => {
+      const bodies: Record<string, unknown>[] = [];
+      const events = new LifecycleEvents({
+        publish: async (_t, payload) => void bodies.push(JSON.parse(payload.toString())),
+      });
+      const first = id("p");
+      events.connected(first, false);
+      events.disconnected(first, "CONNECTION_LOST");
+      events.connected(id("p"), false);
+      events.connected(id("p"), true);
+      await until(() => bodies.length === 4, "four events");
+      // "sessionIdentifier: A globally unique identifier in AWS IoT that exists for the life of the session"
+      assert.equal(bodies[2].sessionIdentifier, bodies[0].sessionIdentifier);
+      assert.notEqual(bodies[3].sessionIdentifier, bodies[0].sessionIdentifier);
     });
 
     it("versionNumber goes back to 0 after about an hour not connected; the IPv4 address without its ::ffff: prefix", async () => {
