@@ -10,10 +10,13 @@ import { tempDir } from "../helpers/temp";
 describe("simulate --basic-ingest (iot-basic-ingest.html)", function () {
   this.timeout(120_000);
 
-  for (const [stack, devices] of [
-    ["dev", 1],
-    ["prod", 3],
-  ] as const) {
+  const cases: ReadonlyArray<readonly [string, number, readonly string[]]> = [
+    ["dev", 1, []],
+    ["prod", 3, []],
+    // Fleet provisioning: the devices provision themselves by claim, then publish.
+    ["fleet", 4, ["--provision"]],
+  ];
+  for (const [stack, devices, extra] of cases) {
     it(`${stack}: every record published by Basic Ingest is delivered`, async () => {
       const opts = parseSimulateArgs([
         ...[
@@ -27,6 +30,7 @@ describe("simulate --basic-ingest (iot-basic-ingest.html)", function () {
           "--fast",
           "--no-probe",
         ],
+        ...extra,
         ...["--state-dir", tempDir(`basic-ingest-${stack}`)],
       ]);
       assert.ok(opts !== "help");
