@@ -123,7 +123,8 @@ export interface BrokerStats {
  * CONNECTION_LOST, DUPLICATE_CLIENTID, MQTT_KEEP_ALIVE_TIMEOUT, SERVER_ERROR,
  * SERVER_INITIATED_DISCONNECT and CLIENT_INITIATED_DISCONNECT happen at the embedded broker
  * (the broker decides which); the others need what it does not have (IP rules, the
- * DeleteConnection API, WebSockets, custom authorizers) and are listed for completeness. local/broker/lifecycle-events.ts publishes them.
+ * DeleteConnection API, WebSockets, custom authorizers) and are listed for completeness.
+ * local/broker/lifecycle-events.ts publishes them.
  */
 export type DisconnectReason =
   | "AUTH_ERROR"
@@ -624,7 +625,12 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
     if (reason === undefined) return;
     const clients = (this.aedes as unknown as { clients: Record<string, Client | undefined> })
       .clients;
-    this.endWith(clients[e.clientId], reason);
+    const client = clients[e.clientId];
+    // The connection the event is about, not an older one with the same client id: the guard
+    // names its peer by address:port (connection-guard.ts remoteOf).
+    if (client && this.guard.remoteOf(client.conn as tls.TLSSocket) === e.remote) {
+      this.endWith(client, reason);
+    }
   }
 
   /**
