@@ -179,7 +179,8 @@ function retainedSummary(broker: LocalBroker): SummaryRow[] {
   ];
 }
 /** The broker guard's counts worth a line, only those that happened. */
-function lifecycleSummary(lifecycle: LifecycleEvents | undefined): SummaryRow[] {
+/** A row when lifecycle events were dropped or could not be published; none otherwise. */
+export function lifecycleSummary(lifecycle: LifecycleEvents | undefined): SummaryRow[] {
   const st = lifecycle?.stats;
   if (st === undefined || st.dropped + st.failed === 0) return [];
   return [

@@ -14,6 +14,7 @@ import {
 } from "../../core/stack-config";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { LifecycleEvents } from "../../local/broker/lifecycle-events";
+import { lifecycleSummary } from "../../local/pipeline/report";
 import type { ClientIdentity } from "../../local/broker/broker";
 import { connectOutcome, testClient } from "../helpers/broker";
 import { tempDir } from "../helpers/temp";
@@ -483,6 +484,14 @@ describe(`lifecycle events (${PAGE})`, function () {
         lines.some((l) => /dropping/.test(l)) && lines.some((l) => /6 event/.test(l)),
         lines.join("\n"),
       );
+      // The run's summary says so.
+      assert.deepEqual(lifecycleSummary(events), [
+        {
+          label: "lifecycle events published / dropped (too many waiting) / failed",
+          value: "4 / 6 / 0",
+        },
+      ]);
+      assert.deepEqual(lifecycleSummary(new LifecycleEvents({ publish: async () => {} })), []);
     });
 
     it("a persistent session keeps its sessionIdentifier across reconnects; a clean one gets a new one", async () => {
