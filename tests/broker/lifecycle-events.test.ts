@@ -3,6 +3,7 @@
 // https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html (quoted at each
 // assertion); docs/lifecycle-events.md lists them as a conformance table.
 import * as assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import * as path from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import { iot, mqtt5 } from "aws-iot-device-sdk-v2";
@@ -167,6 +168,99 @@ describe(`lifecycle events (${PAGE})`, function () {
       assert.equal(gone.versionNumber, connected.versionNumber);
       assert.equal(gone.sessionIdentifier, connected.sessionIdentifier);
       assert.equal(gone.principalIdentifier, connected.principalIdentifier);
+    });
+
+    it("SDK client killed (SIGKILL, as a device loses power) gives CONNECTION_LOST, clientInitiatedDisconnect false", async () => {
+      const events = await watcher(p);
+      const child = spawn(
+        process.execPath,
+        [
+          ...["--import", "tsx", path.join(__dirname, "fixtures", "sdk-device-child.ts")],
+          ...[String(p.port), path.join(p.stateDir, "pki"), thing, thing],
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      await within(
+        new Promise<void>((resolve, reject) => {
+          child.stdout.on("data", (d: Buffer) => d.toString().includes("connected") && resolve());
+          child.once("exit", (code) => reject(new Error(`the SDK device exited ${code}`)));
+        }),
+        20_000,
+        "the SDK device connecting",
+      );
+      child.kill("SIGKILL");
+      await exited;
+      const topic = `$aws/events/presence/disconnected/${thing}`;
+      await until(() => of(events, topic).length === 1, "the disconnected event");
+      const gone = of(events, topic)[0].body;
+      // "CONNECTION_LOST: The client-server connection is cut off."
+      assert.equal(gone.disconnectReason, "CONNECTION_LOST");
+      assert.equal(gone.clientInitiatedDisconnect, false);
+      const connected = of(events, `$aws/events/presence/connected/${thing}`);
+      assert.equal(connected.length, 1);
+      assert.equal(gone.versionNumber, connected[0].body.versionNumber);
+    });
+
+    it("a subscriber that takes nothing (frozen, Ctrl-Z) holds back neither the events nor the other subscribers: its events are dropped by the slow-consumer guard", async () => {
+      const events = await watcher(p);
+      const frozen = spawn(
+        process.execPath,
+        [
+          ...["--import", "tsx", path.join(__dirname, "fixtures", "subscriber-child.ts")],
+          ...[String(p.port), path.join(p.stateDir, "pki"), "$aws/events/presence/+/+", "1"],
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      const exited = new Promise<void>((resolve) => frozen.once("exit", () => resolve()));
+      try {
+        await within(
+          new Promise<void>((resolve, reject) => {
+            frozen.stdout.on(
+              "data",
+              (d: Buffer) => d.toString().includes("subscribed") && resolve(),
+            );
+            frozen.once("exit", (code) => reject(new Error(`the subscriber exited ${code}`)));
+          }),
+          20_000,
+          "the frozen subscriber subscribing",
+        );
+        frozen.kill("SIGSTOP");
+        const dropsBefore = p.broker.guard.stats.slowConsumerDrops;
+        const publishedBefore = p.lifecycle.stats.published;
+        // Events are small: the kernel's socket buffers take megabytes before the broker holds
+        // any; send until the guard drops (at most 60,000), a batch within the lifecycle bound.
+        let n = 0;
+        while (p.broker.guard.stats.slowConsumerDrops === dropsBefore && n < 60_000) {
+          for (let i = 0; i < 5000; i++, n++) {
+            p.lifecycle.connected({
+              clientId: `storm-${n}`,
+              thingName: thing,
+              kind: "thing",
+              certificateId: "a".repeat(64),
+            });
+          }
+          await until(
+            () => p.lifecycle.stats.published - publishedBefore >= n,
+            "the batch published",
+            60_000,
+          );
+        }
+        await until(
+          () => events.filter((e) => String(e.body.clientId).startsWith("storm-")).length === n,
+          "every event at the healthy subscriber",
+          60_000,
+        );
+        assert.equal(p.lifecycle.stats.dropped, 0);
+        assert.ok(
+          p.broker.guard.stats.slowConsumerDrops - dropsBefore > 0,
+          "dropped for the frozen one",
+        );
+      } finally {
+        frozen.kill("SIGKILL");
+        frozen.kill("SIGCONT");
+        await exited;
+      }
     });
 
     it("SDK client leaving with DISCONNECT 0x04 (Disconnect with Will Message) is still CLIENT_INITIATED_DISCONNECT", async () => {
