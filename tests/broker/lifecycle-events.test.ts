@@ -375,6 +375,10 @@ describe(`lifecycle events (${PAGE})`, function () {
         of(events, "$aws/events/presence/disconnected/forger")[0].body.disconnectReason,
         "CLIENT_ERROR",
       );
+      // MQTT 5 (the SDK): PUBACK 0x87 Not authorized, the connection kept (mqtt.html reason codes).
+      const sdk5 = await sdkClient(p, thing, "forger5");
+      const puback = await sdk5.publish({ topicName: forged, qos: 1, payload: "{}" });
+      assert.equal((puback as mqtt5.PubackPacket).reasonCode, mqtt5.PubackReasonCode.NotAuthorized);
       assert.deepEqual(of(events, forged), [], "the forged event reached no subscriber");
     });
 
