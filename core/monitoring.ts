@@ -6,6 +6,7 @@
 import { bool, int, oneOf, optionalStr, type RawConfig } from "./config-values";
 import { invalidConfig as fail } from "./errors";
 import { PROJECT } from "./project";
+import { LIFECYCLE_TOPIC } from "./topics";
 
 /** IoT's log levels (SetV2LoggingOptions), plus `unmanaged`: this stack leaves the account's IoT logging alone. */
 export type IotLogLevel = "ERROR" | "WARN" | "INFO" | "DEBUG" | "DISABLED" | "unmanaged";
@@ -114,7 +115,7 @@ export const METRICS = {
  */
 export const PRESENCE = {
   /** The lifecycle topic filter of every client's disconnection. */
-  topicFilter: "$aws/events/presence/disconnected/+",
+  topicFilter: `${LIFECYCLE_TOPIC.disconnected}+`,
   /** The reasons that are not a device going offline. */
   intendedReasons: ["CLIENT_INITIATED_DISCONNECT"],
   metricName: "DeviceDisconnects",

@@ -4,21 +4,10 @@
 // what happened; this module builds the documented messages and hands them to an injected
 // publish (the pipeline's: to every subscriber whose policy allows it, and to the rules).
 import { randomUUID } from "node:crypto";
+import { LIFECYCLE_TOPIC } from "../../core/topics";
 import type { ClientIdentity, DisconnectReason, LocalBroker } from "./broker";
 
 export type { DisconnectReason };
-
-/** The topic prefixes (life-cycle-events.html); the client id is the last level. */
-export const LIFECYCLE_TOPIC = {
-  connected: "$aws/events/presence/connected/",
-  disconnected: "$aws/events/presence/disconnected/",
-  connectFailed: "$aws/events/presence/connect_failed/",
-  subscribed: "$aws/events/subscriptions/subscribed/",
-  unsubscribed: "$aws/events/subscriptions/unsubscribed/",
-} as const;
-
-/** The filter a presence rule or an operator subscribes to for every disconnection. */
-export const PRESENCE_DISCONNECTED_FILTER = `${LIFECYCLE_TOPIC.disconnected}+`;
 
 export interface LifecycleLimits {
   /**
@@ -45,7 +34,7 @@ export const DEFAULT_LIFECYCLE_LIMITS: LifecycleLimits = {
 };
 
 export interface LifecycleStats {
-  /** Events handed to the publisher. */
+  /** Events the publisher took (resolved). */
   published: number;
   /** Events dropped because maxPending were waiting. */
   dropped: number;
@@ -69,7 +58,10 @@ export interface LifecycleOptions {
   readonly now?: () => number;
 }
 
-/** What one connection's events share: "The connect and disconnect messages for a client connection have the same version number". */
+/**
+ * What one connection's events share: "The connect and disconnect messages for a client
+ * connection have the same version number".
+ */
 interface ConnectionState {
   readonly sessionIdentifier: string;
   readonly versionNumber: number;
