@@ -5,6 +5,8 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { FIREHOSE_RECORD_SEPARATOR } from "../core/delivery";
 import type { PipelinePlan } from "../core/plan";
+import { presenceMetric } from "../core/monitoring";
+import { basicIngestRule } from "../core/stack-config";
 import { deriveBucketName } from "../core/storage";
 import type { AnalyticsContext, AnalyticsPlug, PipelineStorage } from "./analytics/hook";
 import { streamAnalyticsPlug } from "./analytics/plug";
@@ -88,6 +90,7 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
         telemetryTopic: config.telemetryTopic,
         document: config.policy.document,
         deviceShadows: config.policy.deviceShadows,
+        basicIngestRule: basicIngestRule(config),
       },
       parent,
     );
@@ -252,6 +255,9 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
           },
           windowsStream: windows,
           flinkApplicationName: out?.applicationName,
+          ...(monitoring.alarms.presenceDisconnects === undefined
+            ? {}
+            : { presenceMetric: presenceMetric(config.stack) }),
           kmsKeyArn: this.key?.arn,
         },
         parent,

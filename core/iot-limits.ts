@@ -78,6 +78,19 @@ export function isBasicIngest(topic: string): boolean {
 }
 
 /**
+ * AWS IoT's event topics (lifecycle, registry, jobs events): "Client operations allowed:
+ * Subscribe", and "Unsupported publish or subscribe operations to reserved topics can result in a
+ * terminated connection" (https://docs.aws.amazon.com/iot/latest/developerguide/reserved-topics.html,
+ * "Event topics"). Only AWS IoT itself publishes there, so no client can forge an event.
+ */
+export const AWS_EVENTS_PREFIX = "$aws/events/";
+
+/** Whether only AWS IoT may publish on this topic (an event topic). */
+export function isServiceOnlyTopic(topic: string): boolean {
+  return topic.startsWith(AWS_EVENTS_PREFIX);
+}
+
+/**
  * Why a topic or topic filter (as the bytes on the wire) breaks MQTT's string rules or AWS IoT's
  * limits, or undefined when it does not. MQTT 3.1.1 [MQTT-1.5.3-1]: ill-formed UTF-8 (surrogates
  * included) and [MQTT-1.5.3-2]: U+0000 make the receiver close the connection.

@@ -6,6 +6,7 @@
 import { bool, int, oneOf, optionalStr, type RawConfig } from "./config-values";
 import { invalidConfig as fail } from "./errors";
 import { PROJECT } from "./project";
+import { LIFECYCLE_TOPIC } from "./topics";
 
 /** IoT's log levels (SetV2LoggingOptions), plus `unmanaged`: this stack leaves the account's IoT logging alone. */
 export type IotLogLevel = "ERROR" | "WARN" | "INFO" | "DEBUG" | "DISABLED" | "unmanaged";
@@ -34,6 +35,12 @@ export interface AlarmConfig {
   readonly ruleErrorRatePercent: number;
   /** The age, in seconds, of the oldest record not yet in S3 above which a stream's alarm fires. */
   readonly deliveryFreshnessSeconds: number;
+  /**
+   * The presence alarm (`presenceAlarm`): fires when at least this many devices disconnected
+   * without saying so (every disconnect reason but CLIENT_INITIATED_DISCONNECT) in one period;
+   * undefined when off.
+   */
+  readonly presenceDisconnects?: number;
 }
 
 export interface MonitoringConfig {
@@ -97,13 +104,49 @@ export const METRICS = {
   },
 } as const satisfies Record<string, MetricRef>;
 
+/**
+ * The presence example: a rule on AWS IoT's lifecycle events
+ * (https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html) that puts one
+ * count per unexpected disconnection into a CloudWatch metric through the rule's `cloudwatchMetric`
+ * action (https://docs.aws.amazon.com/iot/latest/developerguide/cloudwatch-metrics-rule-action.html:
+ * namespace, name, value and unit, no dimensions, so the stack is in the namespace), and the
+ * alarm on it. A device that sends DISCONNECT meant to go; every other reason (CONNECTION_LOST,
+ * MQTT_KEEP_ALIVE_TIMEOUT, DUPLICATE_CLIENTID, ...) is one that went offline.
+ */
+export const PRESENCE = {
+  /** The lifecycle topic filter of every client's disconnection. */
+  topicFilter: `${LIFECYCLE_TOPIC.disconnected}+`,
+  /** The reasons that are not a device going offline. */
+  intendedReasons: ["CLIENT_INITIATED_DISCONNECT"],
+  metricName: "DeviceDisconnects",
+  metricUnit: "Count",
+  metricValue: "1",
+} as const;
+
+/** The presence rule's statement: one output per unexpected disconnection. */
+export function presenceRuleSql(): string {
+  const where = PRESENCE.intendedReasons.map((r) => `disconnectReason <> '${r}'`).join(" AND ");
+  return `SELECT clientId, disconnectReason, timestamp FROM '${PRESENCE.topicFilter}' WHERE ${where}`;
+}
+
+/** The presence metric of a stack: `iot-pipeline/<stack>` / `DeviceDisconnects`, Sum per period. */
+export function presenceMetric(stack: string): MetricRef {
+  return { namespace: `${PROJECT}/${stack}`, name: PRESENCE.metricName, statistic: "Sum" };
+}
+
+/** Whether a disconnect reason counts in the presence metric (the rule's WHERE). */
+export function isUnexpectedDisconnect(reason: string): boolean {
+  return !(PRESENCE.intendedReasons as readonly string[]).includes(reason);
+}
+
 /** The metric filter pattern that counts a rule's error-action messages (they are JSON with `ruleName`). */
 export function ruleErrorFilterPattern(ruleName: string): string {
   return `{ $.ruleName = "${ruleName}" }`;
 }
 
 /** The kinds of alarm a stack has. */
-export type AlarmKind = "rule-error-rate" | "delivery-freshness" | "flink-downtime";
+export type AlarmKind =
+  "rule-error-rate" | "delivery-freshness" | "flink-downtime" | "device-disconnects";
 
 /**
  * An alarm's CloudWatch name: `<namePrefix>-rule-error-rate`, `<namePrefix>-<stream label>-delivery-freshness`
@@ -123,6 +166,8 @@ export const ALARM_DESCRIPTIONS: Readonly<Record<AlarmKind, string>> = {
     "a Firehose stream's oldest undelivered record older than deliveryFreshnessSeconds (DeliveryToS3.DataFreshness, Maximum)",
   "flink-downtime":
     "the Managed Flink application down (downtime > 0, AWS's recommended alarm for every application)",
+  "device-disconnects":
+    "devices going offline: at least presenceAlarmDisconnects disconnections other than CLIENT_INITIATED_DISCONNECT in one period (the presence rule's DeviceDisconnects metric)",
 };
 
 /** One period of the local pipeline's rule figures. */
@@ -142,6 +187,8 @@ export interface LocalFigures {
   readonly deliveryFreshnessSeconds: Readonly<Record<string, number>>;
   /** The analytics job's downtime in ms; undefined without analytics. */
   readonly flinkDowntimeMs?: number;
+  /** Unexpected disconnections per period (the presence metric), periods with none left out. */
+  readonly disconnectPeriods?: readonly { readonly start: number; readonly disconnects: number }[];
 }
 
 /** An alarm that would have fired during the run. */
@@ -184,6 +231,16 @@ export function evaluateAlarms(
       });
     }
   }
+  const threshold = alarms.presenceDisconnects;
+  for (const p of figures.disconnectPeriods ?? []) {
+    if (threshold !== undefined && p.disconnects >= threshold) {
+      out.push({
+        kind: "device-disconnects",
+        subject: PRESENCE.metricName,
+        message: `${p.disconnects} device disconnection(s) other than CLIENT_INITIATED_DISCONNECT in the period from ${new Date(p.start).toISOString()}, at or above ${threshold}`,
+      });
+    }
+  }
   if ((figures.flinkDowntimeMs ?? 0) > 0) {
     out.push({
       kind: "flink-downtime",
@@ -216,15 +273,22 @@ export function parseMonitoringConfig(raw: RawConfig): MonitoringConfig {
   }
   // Checked against the streams' buffering where the plan is made (core/monitoring.ts).
   const freshness = int(raw, "deliveryFreshnessSeconds", 60, 86400, "seconds");
+  const alarmsOn = bool(raw, "alarms");
+  const presence = bool(raw, "presenceAlarm");
+  if (presence && !alarmsOn) {
+    fail("presenceAlarm", true, "needs alarms: true (it is one of the stack's alarms)");
+  }
+  const presenceDisconnects = int(raw, "presenceAlarmDisconnects", 1, 1_000_000, "disconnections");
   return {
     iotLogLevel: oneOf(raw, "iotLogLevel", IOT_LOG_LEVELS),
     alarms: {
-      enabled: bool(raw, "alarms"),
+      enabled: alarmsOn,
       email,
       subscribedElsewhere,
       periodSeconds,
       ruleErrorRatePercent: int(raw, "ruleErrorRatePercent", 0, 100, "percent"),
       deliveryFreshnessSeconds: freshness,
+      ...(presence ? { presenceDisconnects } : {}),
     },
   };
 }

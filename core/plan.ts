@@ -27,6 +27,7 @@ import type { AlarmConfig, IotLogLevel } from "./monitoring";
 import { PROJECT } from "./project";
 import { parseRuleSql, RuleSqlError, type RuleStatement } from "./rule-sql";
 import {
+  basicIngestRule,
   loadStackConfig,
   type CertificateMode,
   type FlinkConnectorSource,
@@ -178,7 +179,12 @@ export function checkPolicyDocument(config: StackConfig): void {
   // The evaluator's own reading: the same parser and checks as the broker and the pack.
   const ctx = { partition: "aws", region: config.region, accountId: "000000000000" };
   try {
-    createEvaluator([policyDocumentFor(mode, ctx, topic, document, { deviceShadows })]);
+    createEvaluator([
+      policyDocumentFor(mode, ctx, topic, document, {
+        deviceShadows,
+        basicIngestRule: basicIngestRule(config),
+      }),
+    ]);
   } catch (e) {
     if (!(e instanceof PolicyDocumentError)) throw e;
     throw new ConfigError(

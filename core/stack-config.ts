@@ -104,6 +104,11 @@ export interface StackConfig {
   readonly provisioning?: ProvisioningConfig;
   /** Topic template; `{thing}` stands for the thing name. */
   readonly telemetryTopic: string;
+  /**
+   * The devices publish their telemetry by Basic Ingest, to `$aws/rules/<rule>/<telemetry topic>`
+   * (iot-basic-ingest.html): the least-privilege policy grants that topic instead of the plain one.
+   */
+  readonly basicIngest: boolean;
   readonly rule: {
     readonly name: string;
     readonly sql: string;
@@ -486,6 +491,7 @@ export function parseStackConfig(
     flinkConnector: parseFlinkConnector(raw),
     ...(provisioning === undefined ? {} : { provisioning }),
     telemetryTopic,
+    basicIngest: bool(raw, "basicIngest"),
     rule: {
       name: ruleName,
       sql,
@@ -569,4 +575,11 @@ export function declaredKeys(dir: string = PROJECT_DIR): string[] {
   return Object.keys((project.config ?? {}) as Record<string, unknown>)
     .filter((k) => k.startsWith(`${PROJECT}:`))
     .map((k) => k.slice(PROJECT.length + 1));
+}
+
+/** The rule the devices' policy lets them publish to by Basic Ingest, when the stack says so. */
+export function basicIngestRule(
+  config: Pick<StackConfig, "basicIngest" | "rule">,
+): string | undefined {
+  return config.basicIngest ? config.rule.name : undefined;
 }

@@ -2,6 +2,18 @@
 // the thing name, shared by the IoT policy, the local pipeline, the simulator and the benchmark;
 // and the one matcher of a topic against an MQTT topic filter, for the rule engine and the broker.
 
+/**
+ * AWS IoT's lifecycle event topics, by event: the client id is the last level
+ * (https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html).
+ */
+export const LIFECYCLE_TOPIC = {
+  connected: "$aws/events/presence/connected/",
+  disconnected: "$aws/events/presence/disconnected/",
+  connectFailed: "$aws/events/presence/connect_failed/",
+  subscribed: "$aws/events/subscriptions/subscribed/",
+  unsubscribed: "$aws/events/subscriptions/unsubscribed/",
+} as const;
+
 /** The placeholder a topic template uses for the thing name. */
 export const THING_PLACEHOLDER = "{thing}";
 

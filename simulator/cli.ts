@@ -14,7 +14,7 @@ import {
 } from "./options";
 import { environmentError, UserError } from "../core/errors";
 import { FD_MARGIN } from "./fd-limit";
-import { topicProblem } from "../core/iot-limits";
+import { isBasicIngest, topicProblem } from "../core/iot-limits";
 import { runCommand } from "../core/command";
 
 const SIMULATE_HELP = `Usage: npm run simulate -- [options]
@@ -53,6 +53,9 @@ Limits
 
 Target (default: the embedded local pipeline)
   --fast                run the local pipeline's Firehose buffer interval 60x faster
+  --basic-ingest        publish by Basic Ingest, to $aws/rules/<ruleName>/<topic>: straight to the
+                        stack's rule, no subscriber sees it (the default when the stack sets
+                        basicIngest); the embedded pipeline's policy grants it for the run
   --no-probe            skip the final probe (one message outside the device's own topic,
                         to show whether the stack's IoT policy allows it)
   --port N              embedded broker port (default: any free port); with --endpoint the
@@ -105,6 +108,7 @@ MQTT test client. By default it attaches to the embedded pipeline of a running
 
 Example
   npm run subscribe -- --topic 'SeattleStoreTemp/#'
+  npm run subscribe -- --topic '$aws/events/presence/+/+'   (devices connecting and going)
 `;
 
 /** A repeat of the first stop signal within this long is the same signal, forwarded. */
@@ -161,7 +165,18 @@ function topicOpt(v: string | undefined, filter: boolean): string | undefined {
   if (!filter && /[+#]/.test(v)) {
     throw new CliError(`--topic ${v}: + and # are filters; publish to a concrete topic`);
   }
-  if (v.startsWith("$")) throw new CliError(`--topic ${v}: topics starting with $ are reserved`);
+  // A subscriber may watch AWS IoT's own topics (lifecycle events, shadows: reserved-topics.html),
+  // except Basic Ingest's, which reach their rule only (iot-basic-ingest.html).
+  if (filter && isBasicIngest(v)) {
+    throw new CliError(
+      `--topic ${v}: Basic Ingest topics ($aws/rules/...) reach their rule only; no client can subscribe to them`,
+    );
+  }
+  if (v.startsWith("$") && !(filter && v.startsWith("$aws/"))) {
+    throw new CliError(
+      `--topic ${v}: topics starting with $ are reserved${filter ? " (a subscriber may watch $aws/ topics)" : ""}`,
+    );
+  }
   return v;
 }
 
@@ -213,6 +228,7 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
     "provision-keys": { type: "boolean" },
     "dashboard-port": { type: "string" },
     "no-dashboard": { type: "boolean" },
+    "basic-ingest": { type: "boolean" },
   });
   const s = (k: string) => v[k] as string | undefined;
   const b = (k: string) => v[k] === true;
@@ -294,6 +310,7 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions | "help" {
     ...(target.kind === "embedded" && !b("no-dashboard")
       ? { dashboard: { port: dashboardPort ?? 0 } }
       : {}),
+    ...(b("basic-ingest") ? { basicIngest: true } : {}),
     stack: s("stack") ?? "dev",
     protocol: protocolOpt(s("protocol")),
     devices: intOpt("devices", s("devices"), 1),

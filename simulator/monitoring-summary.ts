@@ -13,7 +13,7 @@ export function printMonitoring(out: Output, pipeline: LocalPipeline, config: St
   for (const r of rows) out.line(`  ${r.label.padEnd(w)}  ${r.value}`);
   const a = config.monitoring.alarms;
   out.line(
-    `alarms (${a.enabled ? "" : "off in this stack; "}thresholds from its config: rule errors > ${a.ruleErrorRatePercent}% per ${a.periodSeconds} s, a record waiting > ${a.deliveryFreshnessSeconds} s):`,
+    `alarms (${a.enabled ? "" : "off in this stack; "}thresholds from its config: rule errors > ${a.ruleErrorRatePercent}% per ${a.periodSeconds} s, a record waiting > ${a.deliveryFreshnessSeconds} s${a.presenceDisconnects === undefined ? "" : `, ${a.presenceDisconnects}+ devices gone per ${a.periodSeconds} s`}):`,
   );
   const findings = pipeline.alarmFindings();
   if (findings.length === 0) {

@@ -56,6 +56,11 @@ export interface SimulateOptions {
    * free one; undefined for none (`--no-dashboard`, or a run without the embedded pipeline).
    */
   readonly dashboard?: { readonly port: number };
+  /**
+   * Publish by Basic Ingest, to `$aws/rules/<rule>/<topic>` (iot-basic-ingest.html); without it,
+   * only when the stack says its devices do (`basicIngest`).
+   */
+  readonly basicIngest?: boolean;
 }
 
 /** Where the run's lines go; `progress` may redraw one line in place. */

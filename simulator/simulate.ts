@@ -4,6 +4,7 @@
 // of each other.
 import * as path from "node:path";
 import { EnvironmentError, UsageError } from "../core/errors";
+import { BASIC_INGEST_PREFIX } from "../core/iot-limits";
 import { PROJECT_DIR } from "../core/project";
 import { telemetryTopicFor } from "../core/topics";
 import { loadPlan } from "../core/plan";
@@ -118,7 +119,22 @@ export async function simulate(
   // A descriptor per device, two with the embedded broker in this process: a fleet too large for
   // `ulimit -n` is refused here, before anything starts, not with EMFILE half-way through.
   checkOpenFilesLimit(things.length, t.kind === "embedded");
-  const template = opts.topic ?? config.telemetryTopic;
+  // Basic Ingest: the same topic behind $aws/rules/<rule>/, which reaches that rule and no
+  // subscriber (iot-basic-ingest.html); the rule sees the topic without the prefix.
+  const basicIngest = opts.basicIngest === true || config.basicIngest;
+  const template =
+    (basicIngest ? `${BASIC_INGEST_PREFIX}${config.rule.name}/` : "") +
+    (opts.topic ?? config.telemetryTopic);
+  if (
+    basicIngest &&
+    !config.basicIngest &&
+    t.kind !== "embedded" &&
+    config.policy.mode === "least-privilege"
+  ) {
+    out.line(
+      `note: stack ${config.stack} does not set basicIngest, so its deployed least-privilege policy grants the plain topic only; set ${"iot-pipeline:basicIngest"} true and pulumi up first`,
+    );
+  }
   const sources = makeSources(opts, things, out);
 
   let pipeline: LocalPipeline | undefined;
@@ -142,7 +158,12 @@ export async function simulate(
     }
     // Loaded only for the embedded target: --endpoint and --aws runs need no broker or local CA.
     const { startLocalPipeline } = await import("../local/pipeline/pipeline");
-    pipeline = await startLocalPipeline(plan, {
+    // --basic-ingest on a stack that does not set it: the local policy grants it for this run.
+    const runPlan =
+      basicIngest && !config.basicIngest
+        ? { ...plan, config: { ...config, basicIngest: true } }
+        : plan;
+    pipeline = await startLocalPipeline(runPlan, {
       port: t.port,
       stateDir: opts.stateDir,
       timeScale: opts.fast ? 60 : 1,

@@ -26,6 +26,11 @@ export interface DevicePolicyArgs {
    * @default false
    */
   readonly deviceShadows?: boolean;
+  /**
+   * The rule devices publish to by Basic Ingest (least-privilege grants its topic instead).
+   * @default undefined (the telemetry topic through the message broker)
+   */
+  readonly basicIngestRule?: string;
 }
 
 export class DevicePolicy extends pulumi.ComponentResource {
@@ -51,7 +56,7 @@ export class DevicePolicy extends pulumi.ComponentResource {
             { partition: p, region: r, accountId: a },
             args.telemetryTopic,
             args.document,
-            { deviceShadows: args.deviceShadows ?? false },
+            { deviceShadows: args.deviceShadows ?? false, basicIngestRule: args.basicIngestRule },
           ),
         ),
       );

@@ -10,6 +10,7 @@ import {
   METRICS,
   ruleErrorFilterPattern,
   type AlarmConfig,
+  type MetricRef,
 } from "../../core/monitoring";
 
 export interface PipelineAlarmsArgs {
@@ -25,6 +26,12 @@ export interface PipelineAlarmsArgs {
   readonly windowsStream?: pulumi.Input<string>;
   /** The Managed Flink application, when analytics is on. */
   readonly flinkApplicationName?: pulumi.Input<string>;
+  /**
+   * The presence metric (core/monitoring.ts presenceMetric) the presence alarm watches, when
+   * `alarms.presenceDisconnects` is set; a rule on `$aws/events/presence/disconnected/+` puts it.
+   * @default undefined (no presence alarm)
+   */
+  readonly presenceMetric?: MetricRef;
   /** Encrypt the topic with this key (its policy lets CloudWatch use it). @default SNS unencrypted */
   readonly kmsKeyArn?: pulumi.Input<string>;
 }
@@ -164,6 +171,25 @@ export class PipelineAlarms extends pulumi.ComponentResource {
           period,
           comparisonOperator: "GreaterThanThreshold",
           threshold: 0,
+          ...actions,
+        },
+        parent,
+      );
+    }
+    const presence = args.presenceMetric;
+    if (presence !== undefined && a.presenceDisconnects !== undefined) {
+      const alarmName = `${args.namePrefix}-device-disconnects`;
+      alarms[alarmName] = new aws.cloudwatch.MetricAlarm(
+        `${name}-device-disconnects`,
+        {
+          name: alarmName,
+          alarmDescription: `${a.presenceDisconnects} or more devices disconnected other than by their own DISCONNECT in ${period} s (lifecycle events, life-cycle-events.html)`,
+          namespace: presence.namespace,
+          metricName: presence.name,
+          statistic: presence.statistic,
+          period,
+          comparisonOperator: "GreaterThanOrEqualToThreshold",
+          threshold: a.presenceDisconnects,
           ...actions,
         },
         parent,

@@ -2,6 +2,7 @@
 // (AWS's own rules, and the IoT policy language the evaluator implements) that the policy pack,
 // the stack config and the local broker's evaluator share.
 import { isIP } from "node:net";
+import { BASIC_INGEST_PREFIX } from "../iot-limits";
 import { telemetryTopicFor } from "../topics";
 
 export type Effect = "Allow" | "Deny";
@@ -47,15 +48,20 @@ export function tutorialPolicy(): PolicyDocument {
   };
 }
 
+/** What the device policy grants beyond connecting and publishing its telemetry. */
+
 /**
  * AWS's least-privilege pattern for a telemetry device: connect only as the thing the
- * certificate is attached to, publish only on that thing's telemetry topic, nothing else.
+ * certificate is attached to, publish only on that thing's telemetry topic (by Basic Ingest when
+ * the stack says so), nothing else.
  */
 export function leastPrivilegePolicy(
   ctx: IotArnContext,
   topicTemplate: string,
   grants: DeviceGrants = {},
 ): PolicyDocument {
+  const own = telemetryTopicFor(topicTemplate, THING_NAME_VARIABLE);
+  const rule = grants.basicIngestRule;
   return {
     Version: "2012-10-17",
     Statement: [
@@ -67,10 +73,13 @@ export function leastPrivilegePolicy(
         Condition: { Bool: { "iot:Connection.Thing.IsAttached": "true" } },
       },
       {
-        Sid: "PublishOwnTelemetry",
+        Sid: rule === undefined ? "PublishOwnTelemetry" : "PublishOwnTelemetryByBasicIngest",
         Effect: "Allow",
         Action: "iot:Publish",
-        Resource: iotArn(ctx, `topic/${telemetryTopicFor(topicTemplate, THING_NAME_VARIABLE)}`),
+        Resource: iotArn(
+          ctx,
+          rule === undefined ? `topic/${own}` : `topic/${BASIC_INGEST_PREFIX}${rule}/${own}`,
+        ),
       },
       ...(grants.deviceShadows === true ? ownShadowStatements(ctx) : []),
     ],
@@ -81,6 +90,14 @@ export function leastPrivilegePolicy(
 export interface DeviceGrants {
   /** The device's own classic and named shadows over MQTT (stack key `deviceShadows`). */
   readonly deviceShadows?: boolean;
+  /**
+   * The devices publish by Basic Ingest to this rule: their telemetry topic behind
+   * `$aws/rules/<rule>/` ("you can specify permission for individual rules with
+   * $aws/rules/rule_name/* in the policy", iot-basic-ingest.html), in place of the topic itself
+   * (stack key `basicIngest`).
+   * @default undefined (the telemetry topic through the message broker)
+   */
+  readonly basicIngestRule?: string;
 }
 
 /**

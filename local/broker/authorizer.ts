@@ -8,7 +8,7 @@ import {
   type PolicyContext,
 } from "../../core/iot-policy/policy-eval";
 import { iotArn, policyDocumentFor, type IotArnContext } from "../../core/iot-policy/policy";
-import type { StackConfig } from "../../core/stack-config";
+import { basicIngestRule, type StackConfig } from "../../core/stack-config";
 import type { BrokerHooks, ConnectRequest, ClientIdentity } from "./broker";
 import { certificateAttributes } from "../identity/certificate-attributes";
 
@@ -77,7 +77,7 @@ export class LocalAuthorizer {
         this.ctx,
         config.telemetryTopic,
         config.policy.document,
-        { deviceShadows: config.policy.deviceShadows },
+        { deviceShadows: config.policy.deviceShadows, basicIngestRule: basicIngestRule(config) },
       ),
     ]);
     this.things = new Map(config.things.map((t) => [t.name, t]));

@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
-import { IOT_MAX_CLIENT_ID_BYTES, isBasicIngest } from "../../core/iot-limits";
+import { IOT_MAX_CLIENT_ID_BYTES, isBasicIngest, isServiceOnlyTopic } from "../../core/iot-limits";
 import type { MqttProperties } from "../../core/rule-sql";
 import { CONSOLE_IDENTITY } from "../identity/ca";
 import { OfflineSessions, type SessionLimits } from "./offline-sessions";
@@ -123,16 +123,47 @@ export interface BrokerStats {
   takeovers: number;
 }
 
+/**
+ * life-cycle-events.html, "disconnectReason": the valid values. AUTH_ERROR, CLIENT_ERROR,
+ * CONNECTION_LOST, DUPLICATE_CLIENTID, MQTT_KEEP_ALIVE_TIMEOUT, SERVER_ERROR,
+ * SERVER_INITIATED_DISCONNECT and CLIENT_INITIATED_DISCONNECT happen at the embedded broker
+ * (the broker decides which); the others need what it does not have (IP rules, the
+ * DeleteConnection API, WebSockets, custom authorizers) and are listed for completeness.
+ * local/broker/lifecycle-events.ts publishes them.
+ */
+export type DisconnectReason =
+  | "AUTH_ERROR"
+  | "CLIENT_INITIATED_DISCONNECT"
+  | "CLIENT_ERROR"
+  | "CONNECTION_LOST"
+  | "DUPLICATE_CLIENTID"
+  | "FORBIDDEN_ACCESS"
+  | "MQTT_KEEP_ALIVE_TIMEOUT"
+  | "SERVER_ERROR"
+  | "SERVER_INITIATED_DISCONNECT"
+  | "API_INITIATED_DISCONNECT"
+  | "THROTTLED"
+  | "WEBSOCKET_TTL_EXPIRATION"
+  | "CUSTOMAUTH_TTL_EXPIRATION";
+
 /** Typed events for logging. */
 export interface BrokerEvents {
-  connect: [id: ClientIdentity, remote: string];
-  disconnect: [id: ClientIdentity];
+  /** `clean`: the CONNECT's clean-session flag (false: a persistent session). */
+  connect: [id: ClientIdentity, remote: string, clean: boolean];
+  /** `reason`: why, in the words of AWS's lifecycle events (life-cycle-events.html). */
+  disconnect: [id: ClientIdentity, reason: DisconnectReason];
   /**
    * A TLS handshake refused. Repeats from one address are folded (connection-guard.ts): the first
    * comes at once, then one event per 10 s with `more` counting the rest and `remote` the address.
    */
   tlsRefused: [remote: string, reason: string, more?: number];
-  connectRefused: [clientId: string, thingName: string | undefined, reason: string];
+  /** `id`: set when the IoT policy refused it (connect, or the will's publish). */
+  connectRefused: [
+    clientId: string,
+    thingName: string | undefined,
+    reason: string,
+    id?: ClientIdentity,
+  ];
   /**
    * `answer`: what the client got: "disconnected" (MQTT 3.1.1), or for MQTT 5 "PUBACK 0x87" (QoS 1)
    * or "dropped" (QoS 0), the connection kept.
@@ -140,6 +171,10 @@ export interface BrokerEvents {
   publishDenied: [id: ClientIdentity, topic: string, reason: string, answer: string];
   publishFailed: [id: ClientIdentity, topic: string, error: Error];
   subscribeDenied: [id: ClientIdentity, filter: string, reason: string];
+  /** The filters of a SUBSCRIBE that were granted. */
+  subscribed: [id: ClientIdentity, filters: string[]];
+  /** The filters of an UNSUBSCRIBE (not the subscriptions a closing connection drops). */
+  unsubscribed: [id: ClientIdentity, filters: string[]];
   /** A new connection took this client id; the older connection is being closed. */
   takeover: [id: ClientIdentity];
   clientError: [clientId: string, error: Error];
@@ -181,6 +216,32 @@ export interface BrokerOptions {
 
 const SYS_PREFIX = "$SYS/";
 
+/**
+ * The lifecycle disconnect reason of each guard closure (life-cycle-events.html): a packet AWS
+ * refuses is the client's error ("publish with a payload that exceeds the payload limit" is
+ * CLIENT_ERROR), a client idle for 1.5 x its keep-alive is MQTT_KEEP_ALIVE_TIMEOUT; a subscriber
+ * that takes nothing, and the broker out of packet memory, are the server's operational choice.
+ */
+const GUARD_ENDINGS: Partial<Record<GuardEvent["kind"], DisconnectReason>> = {
+  "too-large": "CLIENT_ERROR",
+  qos2: "CLIENT_ERROR",
+  topic: "CLIENT_ERROR",
+  malformed: "CLIENT_ERROR",
+  unsupported: "CLIENT_ERROR",
+  busy: "SERVER_INITIATED_DISCONNECT",
+  idle: "MQTT_KEEP_ALIVE_TIMEOUT",
+  "slow-consumer-disconnected": "SERVER_INITIATED_DISCONNECT",
+};
+
+/** A connection error aedes reports: the network's, a keep-alive, a slow subscriber, or the client's. */
+function errorEnding(err: Error): DisconnectReason {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ECONNRESET" || code === "EPIPE" || code === "ETIMEDOUT") return "CONNECTION_LOST";
+  if (err.message === "keep alive timeout") return "MQTT_KEEP_ALIVE_TIMEOUT";
+  if (err.message === "drain timeout") return "SERVER_INITIATED_DISCONNECT";
+  return "CLIENT_ERROR";
+}
+
 function refusal(message: string, returnCode: 2 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
@@ -202,6 +263,8 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   readonly retained: RetainedStore;
   private hooks: BrokerHooks;
   private readonly identities = new WeakMap<Client, ClientIdentity>();
+  /** Why the broker is closing a connection, when it is the one closing it (the first cause wins). */
+  private readonly endings = new WeakMap<Client, DisconnectReason>();
   /**
    * PUBACKs in arrival order per connection, and the bound on what a connection may have waiting
    * (local/broker/publish-acks.ts): past it, the guard stops reading the connection.
@@ -242,7 +305,10 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   /** Starts aedes and the TLS listener; resolves once it listens. */
   static async start(opts: BrokerOptions): Promise<LocalBroker> {
     // Events come only once it listens, when `broker` below is set.
-    const guard = new ConnectionGuard(opts.limits, (e) => broker.emit("guard", e));
+    const guard = new ConnectionGuard(opts.limits, (e) => {
+      broker.endingFromGuard(e);
+      broker.emit("guard", e);
+    });
     installAwsConnackCapabilities();
     const aedes = await Aedes.createBroker({
       // aedes applies this to MQTT 3.1 only; authenticate() below holds every version to it.
@@ -261,6 +327,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
           client,
           packet,
           Math.max(1, Math.round(guard.limits.defaultKeepaliveSeconds)),
+          Math.max(1, Math.round(guard.limits.minKeepaliveSeconds)),
         );
         done(null, true);
       },
@@ -336,9 +403,9 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       const socket = client.conn as tls.TLSSocket;
       const cn = socket.getPeerCertificate?.()?.subject?.CN;
       const thingName = Array.isArray(cn) ? cn[0] : cn;
-      const refuse = (reason: string, code: 2 | 5) => {
+      const refuse = (reason: string, code: 2 | 5, byPolicy?: ClientIdentity) => {
         this.stats.connectRefusals++;
-        this.emit("connectRefused", clientId, thingName, reason);
+        this.emit("connectRefused", clientId, thingName, reason, byPolicy);
         done(refusal(reason, code), false);
       };
       if (!socket.authorized || thingName === undefined) {
@@ -390,8 +457,15 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         clean: client.clean !== false,
         will: will ? { topic: will.topic, retain: will.retain === true } : undefined,
       };
+      // A will is the client's publish: not on AWS IoT's own event topics (reserved-topics.html).
+      if (will && isServiceOnlyTopic(will.topic)) {
+        return refuse(
+          `the will's topic ${will.topic} is AWS IoT's own: clients may only subscribe`,
+          5,
+        );
+      }
       const reason = this.hooks.authorizeConnect?.(id, connect);
-      if (reason !== undefined) return refuse(reason, 5);
+      if (reason !== undefined) return refuse(reason, 5, id);
       this.identities.set(client, id);
       // aedes closes the older connection with this id when it registers the new one (AWS does
       // the same: mqtt.html, differences from the specification); say so and count it.
@@ -399,7 +473,8 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         clientId
       ];
       const olderId = older ? this.identities.get(older) : undefined;
-      if (olderId) {
+      if (olderId && older) {
+        this.endWith(older, "DUPLICATE_CLIENTID");
         this.stats.takeovers++;
         this.emit("takeover", olderId);
       }
@@ -444,11 +519,21 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       if (packet.topic.startsWith(SYS_PREFIX)) return refuse(`${SYS_PREFIX} topics are reserved`);
       const id = client ? this.identities.get(client) : undefined;
       if (!id) return refuse("publish from an unauthenticated client");
+      // "Client operations allowed: Subscribe" on the event topics, whatever the policy says: no
+      // client forges a lifecycle event (reserved-topics.html, "Event topics").
+      if (isServiceOnlyTopic(packet.topic)) {
+        const why = `${packet.topic} is AWS IoT's own event topic: clients may only subscribe`;
+        this.stats.publishDenials++;
+        this.emit("publishDenied", id, packet.topic, why, answer);
+        if (!v5) this.endWith(client, "CLIENT_ERROR");
+        return refuse(`publish to ${packet.topic} refused: ${why}`);
+      }
       // The topic is the one a Topic Alias stands for: aedes resolves it before this hook.
       const reason = this.hooks.authorizePublish?.(id, packet.topic, packet.retain === true);
       if (reason !== undefined) {
         this.stats.publishDenials++;
         this.emit("publishDenied", id, packet.topic, reason, answer);
+        if (!v5) this.endWith(client, "AUTH_ERROR");
         return refuse(`publish to ${packet.topic} denied: ${reason}`);
       }
       if (v5) clampMessageExpiry(packet.properties);
@@ -491,6 +576,7 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
         if (typeof hold === "object") hold.release();
         const err = e instanceof Error ? e : new Error(String(e));
         this.stats.publishFailures++;
+        this.endWith(client, "SERVER_ERROR");
         this.emit("publishFailed", id, packet.topic, err);
         return err; // no PUBACK: the device keeps the message and sends it again
       };
@@ -546,27 +632,69 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
       return hook === undefined || hook(id, packet.topic) ? packet : null;
     };
 
-    // "Shared subscriptions don't receive retained messages when subscribing" (mqtt.html).
-    a.on("subscribe", (subs, client) =>
+    a.on("subscribe", (subs, client) => {
+      // "Shared subscriptions don't receive retained messages when subscribing" (mqtt.html).
       this.retained.deliverOnSubscribe(
         client,
         subs.filter((s) => !isShared(s.topic)),
-      ),
-    );
+      );
+      const id = this.identities.get(client);
+      // aedes lists the refused filters too, with a failure code (0x80 and up) as their QoS.
+      // Events name a shared subscription as the client sent it ($share/...).
+      const granted = subs.filter((sub) => sub.qos < 0x80).map((sub) => policyFilterOf(sub.topic));
+      if (id && granted.length > 0) this.emit("subscribed", id, granted);
+    });
+    a.on("unsubscribe", (filters, client) => {
+      const id = this.identities.get(client);
+      // aedes also reports the subscriptions a closing clean session drops: no UNSUBSCRIBE.
+      if (id && !client.closed) this.emit("unsubscribed", id, filters.map(policyFilterOf));
+    });
     a.on("client", (client) => {
       const id = this.identities.get(client);
       if (!id) return;
       this.stats.connects++;
       const s = client.conn as tls.TLSSocket;
-      this.emit("connect", id, `${s.remoteAddress ?? "?"}:${s.remotePort ?? "?"}`);
+      this.emit("connect", id, `${s.remoteAddress ?? "?"}:${s.remotePort ?? "?"}`, client.clean);
+      // A DISCONNECT of any reason code is the client's own: aedes marks only those that drop the
+      // will, so an MQTT 5 "Disconnect with Will Message" (0x04) is seen here.
+      const parser = (client as unknown as { _parser?: EventEmitter })._parser;
+      parser?.prependListener("packet", (packet: { cmd?: string }) => {
+        if (packet.cmd === "disconnect") this.endWith(client, "CLIENT_INITIATED_DISCONNECT");
+      });
     });
+    a.on("keepaliveTimeout", (client) => this.endWith(client, "MQTT_KEEP_ALIVE_TIMEOUT"));
     a.on("clientDisconnect", (client) => {
       const id = this.identities.get(client);
       if (!id) return;
       this.stats.disconnects++;
-      this.emit("disconnect", id);
+      // Closed without a cause the broker knows: the network's (socket closed, no DISCONNECT).
+      const reason = this.endings.get(client) ?? "CONNECTION_LOST";
+      this.emit("disconnect", id, reason);
     });
-    a.on("clientError", (client, err) => this.emit("clientError", client.id, err));
+    a.on("clientError", (client, err) => {
+      this.endWith(client, errorEnding(err));
+      this.emit("clientError", client.id, err);
+    });
+  }
+
+  /** Records why the broker ends this connection, unless a cause is already known. */
+  private endWith(client: Client | null | undefined, reason: DisconnectReason): void {
+    if (client && !this.endings.has(client)) this.endings.set(client, reason);
+  }
+
+  /** The guard closes connections for what they sent or did not take (connection-guard.ts). */
+  private endingFromGuard(e: GuardEvent): void {
+    if (e.clientId === undefined) return;
+    const reason = GUARD_ENDINGS[e.kind];
+    if (reason === undefined) return;
+    const clients = (this.aedes as unknown as { clients: Record<string, Client | undefined> })
+      .clients;
+    const client = clients[e.clientId];
+    // The connection the event is about, not an older one with the same client id: the guard
+    // names its peer by address:port (connection-guard.ts remoteOf).
+    if (client && this.guard.remoteOf(client.conn as tls.TLSSocket) === e.remote) {
+      this.endWith(client, reason);
+    }
   }
 
   /**
@@ -601,6 +729,9 @@ export class LocalBroker extends EventEmitter<BrokerEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    const clients = (this.aedes as unknown as { clients: Record<string, Client | undefined> })
+      .clients;
+    for (const c of Object.values(clients)) this.endWith(c, "SERVER_INITIATED_DISCONNECT");
     this.guard.stop();
     this.sessions.stop();
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));

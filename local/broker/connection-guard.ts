@@ -45,6 +45,12 @@ export interface ConnectionLimits {
    * @default 1200
    */
   readonly defaultKeepaliveSeconds: number;
+  /**
+   * AWS IoT's least keep-alive: a client asking for less is timed by this (quotas page; see
+   * serverKeepAlive in local/broker/mqtt5.ts). Lower only in tests that time a keep-alive out.
+   * @default 30
+   */
+  readonly minKeepaliveSeconds: number;
   readonly packets: PacketLimits;
 }
 
@@ -59,6 +65,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   slowConsumerTimeoutMs: 30_000,
   maxBufferedPacketBytes: 64 * 1024 * 1024,
   defaultKeepaliveSeconds: 1200,
+  minKeepaliveSeconds: 30,
   packets: AWS_PACKET_LIMITS,
 };
 

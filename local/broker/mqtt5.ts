@@ -186,9 +186,13 @@ export const AWS_KEEP_ALIVE = { min: 30, max: 1200 } as const;
  * more than the keep alive time" (mqtt.html, "MQTT 5 properties"), which it then MUST use
  * ([MQTT-3.2.2-21]). `max` is the broker's default keep-alive (AWS: 1,200 s).
  */
-export function serverKeepAlive(requested: number, max: number = AWS_KEEP_ALIVE.max): number {
+export function serverKeepAlive(
+  requested: number,
+  max: number = AWS_KEEP_ALIVE.max,
+  min: number = AWS_KEEP_ALIVE.min,
+): number {
   if (requested === 0 || requested > max) return max;
-  return Math.max(requested, Math.min(AWS_KEEP_ALIVE.min, max));
+  return Math.max(requested, Math.min(min, max));
 }
 
 /**
@@ -202,9 +206,10 @@ export function adjustKeepAlive(
   client: object,
   packet: { protocolVersion?: number; keepalive?: number },
   max: number,
+  min: number = AWS_KEEP_ALIVE.min,
 ): void {
   const requested = packet.keepalive ?? 0;
-  const assigned = serverKeepAlive(requested, max);
+  const assigned = serverKeepAlive(requested, max, min);
   if (assigned === requested) return;
   if (packet.protocolVersion === 5) {
     (client as { _serverKeepAlive?: number })._serverKeepAlive = assigned;

@@ -21,11 +21,18 @@ export interface MonitorOptions {
   readonly timeScale?: number;
   /** Whether the stack runs the analytics job (its downtime is then a figure, always 0 locally). */
   readonly analytics?: boolean;
+  /**
+   * Unexpected device disconnections so far (what the presence rule counts into its metric), when
+   * the stack has the presence alarm.
+   */
+  readonly disconnects?: () => number;
   readonly now?: () => number;
 }
 
 export class LocalMonitor {
   private readonly periods: RulePeriod[] = [];
+  private readonly disconnectPeriods: { start: number; disconnects: number }[] = [];
+  private lastDisconnects = 0;
   private readonly periodMs: number;
   private readonly scale: number;
   private readonly now: () => number;
@@ -53,6 +60,12 @@ export class LocalMonitor {
     };
     if (period.onTopic > 0 || period.errors > 0) this.periods.push(period);
     this.last = { onTopic: s.onTopic, errors: s.errors };
+    if (this.opts.disconnects !== undefined) {
+      const total = this.opts.disconnects();
+      const disconnects = total - this.lastDisconnects;
+      if (disconnects > 0) this.disconnectPeriods.push({ start: this.start, disconnects });
+      this.lastDisconnects = total;
+    }
     this.start = this.now();
   }
 
@@ -74,6 +87,9 @@ export class LocalMonitor {
       deliveryFreshnessSeconds: freshness,
       // The local window runs in this process: it is down only when the process is.
       flinkDowntimeMs: this.opts.analytics === true ? 0 : undefined,
+      ...(this.opts.disconnects === undefined
+        ? {}
+        : { disconnectPeriods: [...this.disconnectPeriods] }),
     };
   }
 

@@ -2,7 +2,11 @@
 // mutual-TLS broker, and, through the broker's hooks, the stack's IoT policy, topic rule, durable
 // Firehose delivery and analytics window.
 import * as path from "node:path";
-import type { AlarmFinding, LocalFigures } from "../../core/monitoring";
+import {
+  isUnexpectedDisconnect,
+  type AlarmFinding,
+  type LocalFigures,
+} from "../../core/monitoring";
 import { planOf, type PipelinePlan } from "../../core/plan";
 import { DEFAULT_STATE_DIR } from "../../core/project";
 import { type StackConfig } from "../../core/stack-config";
@@ -16,6 +20,7 @@ import {
 } from "../identity/ca";
 import { LocalAuthorizer, type AuthorizerOptions } from "../broker/authorizer";
 import { LocalBroker, type BrokerHooks, type BrokerOptions } from "../broker/broker";
+import { LifecycleEvents } from "../broker/lifecycle-events";
 import { LocalDeliveryStream } from "../delivery";
 import { LakeObjectWriter } from "../lake/lake-writer";
 import { applyLifecycle } from "../storage/lifecycle";
@@ -64,6 +69,8 @@ export interface LocalPipeline {
   readonly windowsDelivery?: LocalDeliveryStream;
   /** The stack's plan the pipeline runs (names, monitoring, analytics spec). */
   readonly plan: PipelinePlan;
+  /** AWS IoT's lifecycle events (`$aws/events/...`), published by the broker as AWS IoT does. */
+  readonly lifecycle: LifecycleEvents;
   credentialsFor(thing: string): Credentials;
   consoleCredentials(): Credentials;
   /** Fleet provisioning by claim (certificateMode fleet-provisioning): the API, the registry. */
@@ -217,6 +224,17 @@ export async function startLocalPipeline(
   provisioning?.attach(broker);
   log(startLine(config, delivery.bucket.dir, opts.timeScale));
   logBrokerEvents(broker, log);
+  // "These events are available by default and they can't be disabled" (life-cycle-events.html):
+  // to every subscriber whose policy allows iot:Subscribe and iot:Receive on the topic.
+  const lifecycle = new LifecycleEvents({
+    publish: (topic, payload) => broker.publishAsService(topic, payload, { qos: 1 }),
+    // "thingName will only be included if the client is connecting using the exclusive thing feature".
+    thingNameOf:
+      opts.association === "exclusive"
+        ? (id) => (id.kind === "thing" ? id.thingName : undefined)
+        : undefined,
+    log,
+  }).attach(broker);
 
   // analytics: the streaming window over what the rule matched (what the cloud rule's Kinesis
   // action sends to Flink), written to the delivery bucket under the spec's prefix.
@@ -268,10 +286,20 @@ export async function startLocalPipeline(
     }),
     timeScale: opts.timeScale,
     analytics: analytics !== undefined,
+    // The presence rule's count (core/monitoring.ts PRESENCE), from the events it would read.
+    ...(config.monitoring.alarms.presenceDisconnects === undefined
+      ? {}
+      : {
+          disconnects: () =>
+            Object.entries(lifecycle.stats.disconnections)
+              .filter(([reason]) => isUnexpectedDisconnect(reason))
+              .reduce((n, [, count]) => n + (count ?? 0), 0),
+        }),
   });
   const services = {
     config,
     broker,
+    lifecycle,
     authorizer,
     rules,
     delivery,
@@ -294,6 +322,7 @@ export async function startLocalPipeline(
     analytics,
     windowsDelivery,
     plan,
+    lifecycle,
     provisioning,
     shadows,
     claimCredentials: () => {
@@ -340,6 +369,7 @@ export async function startLocalPipeline(
 async function stopInOrder(
   s: {
     readonly broker: LocalBroker;
+    readonly lifecycle: LifecycleEvents;
     readonly delivery: LocalDeliveryStream;
     readonly analytics?: LocalAnalytics;
     readonly windowsDelivery?: LocalDeliveryStream;
@@ -349,7 +379,9 @@ async function stopInOrder(
   log: (line: string) => void,
   analyticsFailed: (message: string) => void,
 ): Promise<void> {
-  const { broker, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
+  const { broker, lifecycle, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
+  // The connections the stop closes are the run's end, not devices going away: no events.
+  lifecycle.stop();
   await broker.stop();
   try {
     // The telemetry's stream first: a publish still in flight when the broker stopped is

@@ -8,6 +8,7 @@ import type { StackConfig } from "../../core/stack-config";
 import type { LocalAnalytics } from "../analytics/analytics";
 import type { LocalAuthorizer } from "../broker/authorizer";
 import type { LocalBroker } from "../broker/broker";
+import type { LifecycleEvents } from "../broker/lifecycle-events";
 import type { LocalDeliveryStream } from "../delivery";
 import type { LocalProvisioning } from "../provisioning/provisioning";
 import type { LocalShadowService } from "../shadow/service";
@@ -24,6 +25,8 @@ export interface ReportedServices {
   readonly shadows?: LocalShadowService;
   readonly analytics?: LocalAnalytics;
   readonly windowsDelivery?: LocalDeliveryStream;
+  /** AWS IoT's lifecycle events; a row when some were dropped or could not be published. */
+  readonly lifecycle?: LifecycleEvents;
 }
 
 /**
@@ -85,6 +88,7 @@ export function summaryRows(s: ReportedServices, analyticsFailure?: string): Sum
     { label: "broker publishes accepted", value: broker.stats.publishes },
     { label: "broker publishes denied", value: broker.stats.publishDenials },
     ...guardSummary(broker),
+    ...lifecycleSummary(s.lifecycle),
     {
       label: "denied by policy (connect / publish / subscribe / receive)",
       value: `${authorizer.totalDenials} (${authorizer.denials["iot:Connect"]} / ${authorizer.denials["iot:Publish"]} / ${authorizer.denials["iot:Subscribe"]} / ${authorizer.denials["iot:Receive"]})`,
@@ -178,6 +182,18 @@ function retainedSummary(broker: LocalBroker): SummaryRow[] {
   ];
 }
 /** The broker guard's counts worth a line, only those that happened. */
+/** A row when lifecycle events were dropped or could not be published; none otherwise. */
+export function lifecycleSummary(lifecycle: LifecycleEvents | undefined): SummaryRow[] {
+  const st = lifecycle?.stats;
+  if (st === undefined || st.dropped + st.failed === 0) return [];
+  return [
+    {
+      label: "lifecycle events published / dropped (too many waiting) / failed",
+      value: `${st.published} / ${st.dropped} / ${st.failed}`,
+    },
+  ];
+}
+
 function guardSummary(broker: LocalBroker): SummaryRow[] {
   const g = broker.guard.stats;
   const p = g.refusedPackets;

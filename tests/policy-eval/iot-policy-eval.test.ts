@@ -36,6 +36,9 @@ const stranger: PolicyContext = {
 const otherId: PolicyContext = { ...thing1, clientId: "someone-else" };
 
 const leastPrivilege = leastPrivilegePolicy(ctx, "SeattleStoreTemp/{thing}");
+const basicIngest = leastPrivilegePolicy(ctx, "SeattleStoreTemp/{thing}", {
+  basicIngestRule: "sensor_rule",
+});
 
 function doc(...Statement: PolicyDocument["Statement"][]): PolicyDocument {
   return { Version: "2012-10-17", Statement: Statement.flat() };
@@ -80,6 +83,36 @@ const rows: Row[] = [
     resource: arn("topic/a"),
     context: stranger,
     want: "allow",
+  },
+  // Basic Ingest (iot-basic-ingest.html: "you can specify permission for individual rules with
+  // $aws/rules/rule_name/* in the policy"): the device's own topic behind its rule's prefix only.
+  {
+    name: "lp basic ingest: own topic through the stack's rule",
+    docs: [basicIngest],
+    action: "iot:Publish",
+    resource: arn("topic/$aws/rules/sensor_rule/SeattleStoreTemp/store-sensor-seattle1"),
+    want: "allow",
+  },
+  {
+    name: "lp basic ingest: another thing's topic through the rule",
+    docs: [basicIngest],
+    action: "iot:Publish",
+    resource: arn("topic/$aws/rules/sensor_rule/SeattleStoreTemp/store-sensor-seattle2"),
+    want: "implicit-deny",
+  },
+  {
+    name: "lp basic ingest: own topic through another rule",
+    docs: [basicIngest],
+    action: "iot:Publish",
+    resource: arn("topic/$aws/rules/other_rule/SeattleStoreTemp/store-sensor-seattle1"),
+    want: "implicit-deny",
+  },
+  {
+    name: "lp basic ingest: the plain topic is no longer granted",
+    docs: [basicIngest],
+    action: "iot:Publish",
+    resource: arn("topic/SeattleStoreTemp/store-sensor-seattle1"),
+    want: "implicit-deny",
   },
   // Least privilege: connect as the attached thing, publish on its own topic only.
   {

@@ -169,6 +169,18 @@ describe("simulate options", () => {
     assert.equal(o.count, 2);
     assert.equal(o.endpoint, undefined);
     assert.equal(o.protocol, 5);
+    // Lifecycle events (life-cycle-events.html) can be watched; Basic Ingest topics cannot.
+    const presence = parseSubscribeArgs(["--topic", "$aws/events/presence/+/+"]);
+    assert.ok(presence !== "help");
+    assert.equal(presence.topic, "$aws/events/presence/+/+");
+    assert.match(
+      errorOf(() => parseSubscribeArgs(["--topic", "$aws/rules/sensor_rule/#"])),
+      /Basic Ingest topics .* reach their rule only/,
+    );
+    assert.match(
+      errorOf(() => parseSubscribeArgs(["--topic", "$SYS/#"])),
+      /reserved/,
+    );
     const v4 = parseSubscribeArgs(["--protocol", "4"]);
     assert.ok(v4 !== "help");
     assert.equal(v4.protocol, 4);
