@@ -16,6 +16,7 @@ import { cloudwatchPipelineAlarms, iotLoggingEnabled, snsAlarmTopicSubscribed } 
 import { s3BucketPrivateAndEncrypted } from "./s3";
 import { s3BucketDenyInsecureTransport, s3BucketLifecycle } from "./storage";
 import { iotTopicRuleChecked } from "./topic-rule";
+import { iotTopicRuleRepublishTopic } from "./topic-rule-republish";
 import {
   iamProvisioningRole,
   iotClaimPolicyProvisioningOnly,
@@ -55,4 +56,5 @@ export const policies: Policies = [
   cloudwatchPipelineAlarms,
   iamRolePolicyLogGroupArn,
   snsAlarmTopicSubscribed,
+  iotTopicRuleRepublishTopic,
 ];
