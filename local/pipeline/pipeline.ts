@@ -335,6 +335,7 @@ export async function startLocalPipeline(
 async function stopInOrder(
   s: {
     readonly broker: LocalBroker;
+    readonly rules: LocalRuleEngine;
     readonly delivery: LocalDeliveryStream;
     readonly analytics?: LocalAnalytics;
     readonly windowsDelivery?: LocalDeliveryStream;
@@ -344,8 +345,10 @@ async function stopInOrder(
   log: (line: string) => void,
   analyticsFailed: (message: string) => void,
 ): Promise<void> {
-  const { broker, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
+  const { broker, rules, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
   await broker.stop();
+  // The further rules' runs still under way finish (a republish now fails to its error action).
+  await rules.drain();
   try {
     // The telemetry's stream first: a publish still in flight when the broker stopped is
     // refused (its device still holds it), not journaled unacknowledged once a full disk

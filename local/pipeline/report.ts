@@ -161,14 +161,21 @@ export function dashboardRows(s: ReportedServices, figures: LocalFigures): Summa
 
 /** One line per further rule (`rules`): matched, filtered, failed actions, errors dropped. */
 function furtherRulesSummary(rules: LocalRuleEngine): SummaryRow[] {
-  return rules.rules.slice(1).map((r) => {
-    const s = r.stats;
-    const failed = s.evaluationErrors + s.actionFailures;
-    return {
-      label: `matched by rule ${r.name}`,
-      value: `${s.matched} of ${s.onTopic} on its topic${failed > 0 ? `; ${s.evaluationErrors} not evaluated / ${s.actionFailures} action(s) failed` : ""}${r.errorsDropped > 0 ? `; ${r.errorsDropped} error message(s) dropped` : ""}`,
-    };
-  });
+  const failed =
+    rules.furtherRuleFailures > 0
+      ? [{ label: "further rules' runs failed (see the log)", value: rules.furtherRuleFailures }]
+      : [];
+  return [
+    ...rules.rules.slice(1).map((r) => {
+      const s = r.stats;
+      const failed = s.evaluationErrors + s.actionFailures;
+      return {
+        label: `matched by rule ${r.name}`,
+        value: `${s.matched} of ${s.onTopic} on its topic${failed > 0 ? `; ${s.evaluationErrors} not evaluated / ${s.actionFailures} action(s) failed` : ""}${r.errorsDropped > 0 ? `; ${r.errorsDropped} error message(s) dropped` : ""}`,
+      };
+    }),
+    ...failed,
+  ];
 }
 
 /** The retained store's lines of the summary, when anything was retained or refused. */

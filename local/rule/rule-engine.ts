@@ -110,11 +110,15 @@ export class LocalRuleEngine {
             publish: async (m: ServicePublish) => {
               const { hops, ...rest } = m;
               await publish(rest);
-              await this.onServicePublish(
-                m.topic,
-                m.payload,
-                m.properties as MqttProperties | undefined,
-                hops,
+              // A republished message is a message of its own: the republish is done once the
+              // broker took it; the rules run on it beside (tracked, drained at stop).
+              this.track(
+                this.onServicePublish(
+                  m.topic,
+                  m.payload,
+                  m.properties as MqttProperties | undefined,
+                  hops,
+                ),
               );
             },
           }),
@@ -182,10 +186,11 @@ export class LocalRuleEngine {
   }
 
   /**
-   * Runs every rule on one accepted publish. Resolves when their actions have taken the message
-   * (durably); rejects only when an action and the error action could not, so that the broker
-   * withholds the PUBACK and the device sends the message again. A message the SQL cannot be
-   * evaluated on goes to the error action and is acknowledged: sending it again cannot help.
+   * Runs every rule on one accepted publish. Resolves when the telemetry rule's actions have taken
+   * the message (durably); rejects only when its action and error action could not, so that the
+   * broker withholds the PUBACK and the device sends the message again. A message the SQL cannot
+   * be evaluated on goes to the error action and is acknowledged: sending it again cannot help.
+   * The further rules run beside it (see runEvery).
    */
   onPublish(
     from: Publisher | string,
@@ -230,17 +235,44 @@ export class LocalRuleEngine {
     mqtt: MqttProperties | undefined,
     hops: number,
   ): Promise<void> {
-    // Rules are independent of each other, as in AWS IoT; the first failure that must withhold
-    // the PUBACK is the one reported, after every rule has run.
-    const outcomes = await Promise.allSettled(
-      this.rules.map((r) => r.run(publisher, topic, payload, mqtt, hops)),
-    );
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
-    if (failed !== undefined) {
-      this.log(
-        `rules: a rule could not take the message on ${topic}: ${(failed.reason as Error).message}`,
-      );
-      throw failed.reason;
+    // Rules are independent of each other, as in AWS IoT, where no rule holds the PUBACK. Here
+    // the telemetry rule does (its record is durable first); the further rules run beside it,
+    // tracked, and a device's publish waits only while FURTHER_RULES_IN_FLIGHT_MAX runs are
+    // under way (a flood of matching messages cannot queue work without end).
+    for (const r of this.rules) {
+      if (r !== this.telemetry) this.track(r.run(publisher, topic, payload, mqtt, hops));
+    }
+    await this.telemetry.run(publisher, topic, payload, mqtt, hops);
+    // Messages AWS IoT published (republishes) never wait: a full window of republishes
+    // waiting for a slot would hold it forever; the hop bound ends their chains.
+    while (hops === 0 && this.inFlight.size >= FURTHER_RULES_IN_FLIGHT_MAX) {
+      await Promise.race(this.inFlight);
     }
   }
+
+  /** Runs of further rules under way. */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Further rules' runs that failed other than to their error action (a local I/O error). */
+  furtherRuleFailures = 0;
+
+  private track(run: Promise<void>): void {
+    const tracked: Promise<void> = run
+      .catch((e: unknown) => {
+        this.furtherRuleFailures++;
+        this.log(`rules: a further rule could not run: ${(e as Error).message}`);
+      })
+      .finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+
+  /** Waits until no further rule runs (and none a republish started): at stop, after the broker. */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
 }
+
+/**
+ * The most runs of further rules under way before a device's publish waits (its PUBACK with it):
+ * a bound on the work and memory a flood of matching messages can queue.
+ */
+export const FURTHER_RULES_IN_FLIGHT_MAX = 256;

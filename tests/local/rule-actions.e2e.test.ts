@@ -180,6 +180,9 @@ describe("the stack's further rules offline over mutual TLS (local/rule/actions)
       await watcher.subscribeAsync("loop/#", { qos: 1 });
       await watcher.publishAsync("loop/x", JSON.stringify({ n: 1 }), { qos: 1 });
       await until(() => got.length >= REPUBLISH_MAX_HOPS + 1, "the chain", 10_000);
+      // The chain's last republish fails to the error action, beside the PUBACKs.
+      const file = logGroupFile(dir, "/iot/rules/loop/errors");
+      await until(() => fs.existsSync(file) && fs.statSync(file).size > 0, "the error", 10_000);
       await watcher.endAsync();
     } finally {
       await p.stop();

@@ -48,7 +48,7 @@ describe("program: the stack's further topic rules (components/rule/topic-rule.t
     const rule = ruleNamed(prod, "alerts");
     assert.equal(rule.props.sqlVersion, "2016-03-23");
     assert.equal(rule.props.enabled, true);
-    assert.match(String(rule.props.sql), /WHERE temperature > 15$/);
+    assert.match(String(rule.props.sql), /WHERE temperature > 30$/);
     assert.equal(byUrn(prod, rule.parent as string).type, "iot-pipeline:rule:TopicRule");
     const [republish] = rule.props.republishes as Record<string, unknown>[];
     assert.deepEqual(

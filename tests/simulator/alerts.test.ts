@@ -26,13 +26,13 @@ describe("prod's alerts rule through npm run simulate and npm run subscribe", fu
     for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
   });
 
-  it("republishes each reading above 15 °C to alerts/<thing>, and its metric's alarm would fire", async () => {
+  it("republishes each reading above 30 °C to alerts/<thing>, and its metric's alarm would fire", async () => {
     const state = tempDir("alerts");
-    // A hot week: the replayed readings run between 20 and 32 °C, all above the threshold.
+    // A heat wave: the replayed readings run between 31 and 36 °C, all above the threshold.
     const csv = path.join(state, "hot.csv");
     fs.writeFileSync(
       csv,
-      "date,precipitation,temp_max,temp_min,wind,weather\n2012-07-01,0.0,32.0,20.0,4.7,sun\n2012-07-02,0.0,30.0,21.0,4.5,sun\n",
+      "date,precipitation,temp_max,temp_min,wind,weather\n2012-07-01,0.0,36.0,31.0,4.7,sun\n2012-07-02,0.0,35.0,31.5,4.5,sun\n",
     );
     const sim = cli([
       "simulate",
@@ -84,7 +84,7 @@ describe("prod's alerts rule through npm run simulate and npm run subscribe", fu
       // The topic's template ${topic(2)} is the publishing thing; the SELECT's fields alone.
       assert.equal(topic, `alerts/${body.thing}`);
       assert.match(body.thing, /^store-sensor-seattle[123]$/);
-      assert.ok(body.temperature > 15, line);
+      assert.ok(body.temperature > 30, line);
       assert.deepEqual(Object.keys(body).sort(), ["alerted_at", "temperature", "thing"]);
     }
 
