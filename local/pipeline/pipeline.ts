@@ -266,6 +266,18 @@ export async function startLocalPipeline(
         ? {}
         : { [windowsConfig.streamName]: windowsDelivery.stats.maxFreshnessMs }),
     }),
+    // The further rules the cloud alarms on: those whose error action logs to their own group.
+    rules: () =>
+      Object.fromEntries(
+        rules.rules
+          .filter((r) =>
+            plan.rules.some((p) => p.name === r.name && p.errorAction?.kind === "cloudwatchLogs"),
+          )
+          .map((r) => [
+            r.name,
+            { onTopic: r.stats.onTopic, errors: r.stats.evaluationErrors + r.stats.actionFailures },
+          ]),
+      ),
     timeScale: opts.timeScale,
     analytics: analytics !== undefined,
   });

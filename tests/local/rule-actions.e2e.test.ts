@@ -257,5 +257,12 @@ describe("the stack's further rules offline over mutual TLS (local/rule/actions)
       ["iot-pipeline-prod-rule-error-rate"],
     );
     assert.match(set[0].message, /set by state\/b$/);
+    // Its error rate, 1 of 2 messages, is above prod's 1 %: the alarm the stack gives the rule.
+    const rate = p.alarmFindings().filter((f) => f.kind === "rule-error-rate");
+    assert.deepEqual(
+      rate.map((f) => f.subject),
+      ["badstate"],
+    );
+    assert.match(rate[0].message, /^rule badstate: 1 error\(s\) in 2 message\(s\) = 50% /);
   });
 });
