@@ -216,6 +216,11 @@ export async function startLocalPipeline(
   started.broker = broker;
   provisioning?.attach(broker);
   log(startLine(config, delivery.bucket.dir, opts.timeScale));
+  for (const r of plan.rules) {
+    log(
+      `pipeline: rule ${r.name}${r.enabled ? "" : " (disabled)"}: ${r.sql} → ${r.actions.map((a) => a.kind).join(", ")}; errors → ${r.errorAction?.kind ?? "none"}`,
+    );
+  }
   logBrokerEvents(broker, log);
 
   // analytics: the streaming window over what the rule matched (what the cloud rule's Kinesis
