@@ -20,7 +20,9 @@ import { IotLogging } from "./monitoring/iot-logging";
 import { PipelineAlarms } from "./monitoring/pipeline-alarms";
 import { ThingRegistry } from "./registry/thing-registry";
 import { FirehoseAction } from "./rule/actions/firehose";
+import { CloudWatchLogsAction, programAction } from "./rule/actions";
 import { TelemetryRule } from "./rule/telemetry-rule";
+import { TopicRule } from "./rule/topic-rule";
 import { DataKey } from "./storage/data-key";
 
 export interface TelemetryPipelineArgs {
@@ -49,6 +51,8 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
   /** The pipeline's bucket, as the lake, the analytics and the outputs reach it. */
   readonly storage: PipelineStorage;
   readonly rule: TelemetryRule;
+  /** The stack's further topic rules (`rules`), by rule name. */
+  readonly rules: Readonly<Record<string, TopicRule>>;
   /** What the analytics plugged in, if anything. */
   readonly analytics?: AnalyticsPlug;
   /** The account's `iot:Data-ATS` endpoint the devices connect to. */
@@ -264,6 +268,45 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       );
     }
 
+    // The further rules after the alarms: an action's own alarm notifies the stack's topic.
+    const ctx_ = (ruleName: string, id: string, isErrorAction: boolean) => ({
+      id,
+      ruleName,
+      isErrorAction,
+      plan,
+      alarmTopicArn: this.alarms?.topic.arn,
+    });
+    this.rules = Object.fromEntries(
+      plan.rules.map((r) => {
+        const errorAction =
+          r.errorAction === undefined
+            ? undefined
+            : programAction(r.errorAction, ctx_(r.name, "errors", true));
+        const ctx = (id: string, isErrorAction: boolean) => ctx_(r.name, id, isErrorAction);
+        return [
+          r.name,
+          new TopicRule(
+            `${name}-topic-rule-${r.name}`,
+            {
+              ruleName: r.name,
+              sql: r.sql,
+              description: r.description,
+              enabled: r.enabled,
+              actions: r.actions.map((a, i) => programAction(a, ctx(`${a.kind}-${i}`, false))),
+              errorAction,
+            },
+            parent,
+          ),
+        ];
+      }),
+    );
+    // Each further rule logging its errors to a group of its own gets an error-rate alarm like
+    // the telemetry rule's.
+    for (const r of plan.rules) {
+      const group = errorLogGroupOf(this.rules[r.name]?.errorAction);
+      if (group !== undefined) this.alarms?.watchRule(r.name, group);
+    }
+
     this.endpoint = aws.iot.getEndpointOutput(
       { endpointType: "iot:Data-ATS" },
       parent,
@@ -279,4 +322,9 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       lakeTable: pulumi.interpolate`${this.lake.database.name}.${lake.tableName}`,
     });
   }
+}
+
+/** The log group a rule's CloudWatch Logs error action created, if that is its error action. */
+function errorLogGroupOf(action: unknown): aws.cloudwatch.LogGroup | undefined {
+  return action instanceof CloudWatchLogsAction ? action.logGroup : undefined;
 }

@@ -134,6 +134,34 @@ export function presenceMetric(stack: string): MetricRef {
   return { namespace: `${PROJECT}/${stack}`, name: PRESENCE.metricName, statistic: "Sum" };
 }
 
+/** The name of the presence rule the stack adds when `presenceAlarm` is on. */
+export const PRESENCE_RULE_NAME = "device_presence";
+
+/**
+ * The presence rule as a `rules` entry (core/topic-rules/config.ts parses it like the stack's
+ * own): every unexpected disconnection puts 1 on the presence metric, which the presence alarm
+ * watches (https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html, the
+ * disconnect event; cloudwatch-metrics-rule-action.html, the action).
+ */
+export function presenceTopicRule(stack: string): Record<string, unknown> {
+  const metric = presenceMetric(stack);
+  return {
+    name: PRESENCE_RULE_NAME,
+    description: "Devices that went offline without a DISCONNECT, counted for the presence alarm",
+    sql: presenceRuleSql(),
+    actions: [
+      {
+        cloudwatchMetric: {
+          metricNamespace: metric.namespace,
+          metricName: metric.name,
+          metricValue: PRESENCE.metricValue,
+          metricUnit: PRESENCE.metricUnit,
+        },
+      },
+    ],
+  };
+}
+
 /** Whether a disconnect reason counts in the presence metric (the rule's WHERE). */
 export function isUnexpectedDisconnect(reason: string): boolean {
   return !(PRESENCE.intendedReasons as readonly string[]).includes(reason);
@@ -146,7 +174,12 @@ export function ruleErrorFilterPattern(ruleName: string): string {
 
 /** The kinds of alarm a stack has. */
 export type AlarmKind =
-  "rule-error-rate" | "delivery-freshness" | "flink-downtime" | "device-disconnects";
+  | "rule-error-rate"
+  | "delivery-freshness"
+  | "flink-downtime"
+  | "device-disconnects"
+  | "rule-metric"
+  | "alarm-state";
 
 /**
  * An alarm's CloudWatch name: `<namePrefix>-rule-error-rate`, `<namePrefix>-<stream label>-delivery-freshness`
@@ -168,7 +201,84 @@ export const ALARM_DESCRIPTIONS: Readonly<Record<AlarmKind, string>> = {
     "the Managed Flink application down (downtime > 0, AWS's recommended alarm for every application)",
   "device-disconnects":
     "devices going offline: at least presenceAlarmDisconnects disconnections other than CLIENT_INITIATED_DISCONNECT in one period (the presence rule's DeviceDisconnects metric)",
+  "rule-metric":
+    "a metric a rule's CloudWatch metric action puts, its statistic above the action's alarm threshold for its evaluation periods",
+  "alarm-state": "a rule's CloudWatch alarm action set an alarm's state to ALARM",
 };
+
+/** An alarm the stack creates on a rule's CloudWatch metric action (core/plan.ts metricAlarms). */
+export interface MetricAlarmPlan {
+  /** The alarm's name in CloudWatch. */
+  readonly name: string;
+  /** The rule and the action (`<kind>-<index>`) whose metric it watches. */
+  readonly ruleName: string;
+  readonly actionId: string;
+  readonly namespace: string;
+  readonly metricName: string;
+  readonly statistic: "Sum" | "Average" | "Maximum" | "Minimum" | "SampleCount";
+  readonly periodSeconds: number;
+  readonly evaluationPeriods: number;
+  readonly threshold: number;
+}
+
+/** One period of one metric's data points, as CloudWatch aggregates them. */
+export interface MetricPeriod {
+  /** Epoch ms (stack time) the period starts. */
+  readonly start: number;
+  readonly sum: number;
+  readonly sampleCount: number;
+  readonly minimum: number;
+  readonly maximum: number;
+}
+
+/** A period's statistic (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Statistics-definitions.html). */
+export function periodStatistic(p: MetricPeriod, statistic: MetricAlarmPlan["statistic"]): number {
+  switch (statistic) {
+    case "Sum":
+      return p.sum;
+    case "Average":
+      return p.sum / p.sampleCount;
+    case "Maximum":
+      return p.maximum;
+    case "Minimum":
+      return p.minimum;
+    case "SampleCount":
+      return p.sampleCount;
+  }
+}
+
+/**
+ * The metric alarm would have fired: `evaluationPeriods` consecutive periods whose statistic is
+ * above the threshold (GreaterThanThreshold; a period without data does not breach, the alarm's
+ * treatMissingData notBreaching). Periods are in order, without gaps only where data came.
+ */
+export function evaluateMetricAlarm(
+  alarm: MetricAlarmPlan,
+  periods: readonly MetricPeriod[],
+  /** A period's length in the periods' clock (the local pipeline's runs faster with `--fast`). */
+  periodMs: number = alarm.periodSeconds * 1000,
+): AlarmFinding | undefined {
+  let run = 0;
+  let previous: number | undefined;
+  for (const p of periods) {
+    const breaching = periodStatistic(p, alarm.statistic) > alarm.threshold;
+    run =
+      breaching && (run === 0 || p.start - (previous ?? p.start) === periodMs)
+        ? run + 1
+        : breaching
+          ? 1
+          : 0;
+    previous = p.start;
+    if (run >= alarm.evaluationPeriods) {
+      return {
+        kind: "rule-metric",
+        subject: alarm.name,
+        message: `alarm ${alarm.name}: ${alarm.namespace}/${alarm.metricName} ${alarm.statistic} ${Number(periodStatistic(p, alarm.statistic).toFixed(6))} above ${alarm.threshold} for ${alarm.evaluationPeriods} period(s) of ${alarm.periodSeconds} s, from ${new Date(p.start - (alarm.evaluationPeriods - 1) * periodMs).toISOString()}`,
+      };
+    }
+  }
+  return undefined;
+}
 
 /** One period of the local pipeline's rule figures. */
 export interface RulePeriod {

@@ -23,7 +23,7 @@ import {
   type LakeLayout,
   type SavedQuery,
 } from "./lake";
-import type { AlarmConfig, IotLogLevel } from "./monitoring";
+import type { AlarmConfig, IotLogLevel, MetricAlarmPlan } from "./monitoring";
 import { PROJECT } from "./project";
 import { parseRuleSql, RuleSqlError, type RuleStatement } from "./rule-sql";
 import {
@@ -34,6 +34,7 @@ import {
   type StackConfig,
 } from "./stack-config";
 import type { LifecycleRule } from "./storage";
+import type { TopicRuleConfig } from "./topic-rules/config";
 import type { WindowSpec } from "./analytics/window";
 
 /**
@@ -69,13 +70,22 @@ export function suffixedRoleName(base: string, suffix: string): string {
  * The rule's statement, parsed once for the whole stack with the parser the local rule engine
  * runs: a statement AWS would refuse fails here, in one line naming `ruleSql`.
  */
-export function parseRuleStatement(sql: string): RuleStatement {
+export function parseRuleStatement(sql: string, key = "ruleSql"): RuleStatement {
   try {
     return parseRuleSql(sql);
   } catch (e) {
     if (!(e instanceof RuleSqlError)) throw e;
-    return invalidConfig("ruleSql", sql, e.message);
+    return invalidConfig(key, sql, e.message);
   }
+}
+
+/**
+ * One of the stack's further topic rules (`rules`), its SQL parsed once: the program creates it
+ * with its actions (components/rule/actions/), the local rule engine runs it
+ * (local/rule/actions/).
+ */
+export interface TopicRulePlan extends TopicRuleConfig {
+  readonly statement: RuleStatement;
 }
 
 /** The IAM roles of the rule, its actions and the account's IoT logging. */
@@ -203,6 +213,82 @@ export interface MonitoringPlan {
   readonly alarms: AlarmConfig;
   /** What the alarms, their topic and the dashboard are named after. */
   readonly namePrefix: string;
+  /** The alarms the further rules' CloudWatch metric actions ask for (`alarm`). */
+  readonly metricAlarms: readonly MetricAlarmPlan[];
+}
+
+/**
+ * The names of the alarms the stack creates: the pipeline's (when `alarms` is on), each further
+ * rule's error rate, and the rules' metric alarms. A CloudWatch alarm action must name one of them.
+ */
+export function stackAlarmNames(
+  config: StackConfig,
+  namePrefix: string,
+  metricAlarms: readonly MetricAlarmPlan[],
+): string[] {
+  const pipeline = config.monitoring.alarms.enabled
+    ? [
+        `${namePrefix}-rule-error-rate`,
+        `${namePrefix}-telemetry-delivery-freshness`,
+        ...(config.analytics === undefined
+          ? []
+          : [`${namePrefix}-windows-delivery-freshness`, `${namePrefix}-flink-downtime`]),
+        ...config.rules
+          .filter((r) => r.errorAction?.kind === "cloudwatchLogs")
+          .map((r) => `${namePrefix}-${r.name}-rule-error-rate`),
+      ]
+    : [];
+  return [...pipeline, ...metricAlarms.map((a) => a.name)];
+}
+
+/** Each CloudWatch alarm action names an alarm of the stack (its one resource the role may set). */
+function checkAlarmTargets(config: StackConfig, alarms: readonly string[]): void {
+  for (const [i, r] of config.rules.entries()) {
+    const all = [
+      ...r.actions.map((a, j) => ({ a, at: `rules[${i}].actions[${j}]` })),
+      ...(r.errorAction === undefined ? [] : [{ a: r.errorAction, at: `rules[${i}].errorAction` }]),
+    ];
+    for (const { a, at } of all) {
+      if (a.kind === "cloudwatchAlarm" && !alarms.includes(a.params.alarmName)) {
+        invalidConfig(
+          `${at}.cloudwatchAlarm.alarmName`,
+          a.params.alarmName,
+          `name an alarm of the stack: ${alarms.join(", ") || "(none: turn alarms on or give a cloudwatchMetric action an alarm)"}`,
+        );
+      }
+    }
+  }
+}
+
+/** The alarms of the rules' metric actions: `<namePrefix>-<rule>-<metricName>`. */
+export function planMetricAlarms(
+  rules: readonly TopicRuleConfig[],
+  namePrefix: string,
+): MetricAlarmPlan[] {
+  const out: MetricAlarmPlan[] = [];
+  for (const [i, r] of rules.entries()) {
+    for (const [j, a] of r.actions.entries()) {
+      if (a.kind !== "cloudwatchMetric" || a.params.alarm === undefined) continue;
+      const name = `${namePrefix}-${r.name}-${a.params.metricName}`;
+      // CloudWatch alarm names: 1-255 characters (API_PutMetricAlarm, AlarmName).
+      if (name.length > 255 || out.some((x) => x.name === name)) {
+        invalidConfig(
+          `rules[${i}].actions[${j}].cloudwatchMetric.metricName`,
+          a.params.metricName,
+          `the alarm ${name} must be unique and at most 255 characters; rename the metric`,
+        );
+      }
+      out.push({
+        name,
+        ruleName: r.name,
+        actionId: `cloudwatchMetric-${j}`,
+        namespace: a.params.metricNamespace,
+        metricName: a.params.metricName,
+        ...a.params.alarm,
+      });
+    }
+  }
+  return out;
 }
 
 /** The devices' certificates. */
@@ -218,6 +304,8 @@ export interface PipelinePlan {
   readonly stack: string;
   readonly region: string;
   readonly rule: RulePlan;
+  /** The stack's further topic rules (`rules`), after the telemetry rule, in config order. */
+  readonly rules: readonly TopicRulePlan[];
   readonly roles: RoleNames;
   readonly delivery: TelemetryDeliveryPlan;
   /** The windows' stream name, derived whether or not analytics is enabled (its length is checked). */
@@ -259,6 +347,9 @@ export function planPipeline(config: StackConfig): PipelinePlan {
     partitionByThing: config.lake.partitionByThing,
     analytics: spec !== undefined,
   });
+  const namePrefix = `${PROJECT}-${config.stack}`;
+  const metricAlarms = planMetricAlarms(config.rules, namePrefix);
+  checkAlarmTargets(config, stackAlarmNames(config, namePrefix, metricAlarms));
   return {
     config,
     stack: config.stack,
@@ -269,6 +360,10 @@ export function planPipeline(config: StackConfig): PipelinePlan {
       statement,
       ...(config.rule.description === undefined ? {} : { description: config.rule.description }),
     },
+    rules: config.rules.map((r, i) => ({
+      ...r,
+      statement: parseRuleStatement(r.sql, `rules[${i}].sql`),
+    })),
     roles,
     delivery: {
       ...config.delivery,
@@ -317,6 +412,7 @@ export function planPipeline(config: StackConfig): PipelinePlan {
       loggingRoleName: roles.logging,
       alarms: config.monitoring.alarms,
       namePrefix: `${PROJECT}-${config.stack}`,
+      metricAlarms,
     },
     certificates: { mode: config.certificates.mode, csrPems: config.certificates.csrPems },
   };

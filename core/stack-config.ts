@@ -13,7 +13,7 @@ import { ConfigError, invalidConfig as fail } from "./errors";
 import { parseFlinkConnector, type FlinkConnectorSource } from "./flink-connector";
 import { CERTIFICATE_NAME_ATTRIBUTES, parseCidr } from "./iot-policy/policy";
 import { parseLakeOptions, type LakeOptions } from "./lake";
-import { parseMonitoringConfig, type MonitoringConfig } from "./monitoring";
+import { parseMonitoringConfig, presenceTopicRule, type MonitoringConfig } from "./monitoring";
 import {
   IOT_MAX_CERT_VALUES as MAX_CERT_VALUES,
   IOT_POLICY_NAME,
@@ -21,6 +21,7 @@ import {
 } from "./iot-limits";
 import { PROJECT, PROJECT_DIR } from "./project";
 import { parseStorageConfig, type StorageConfig } from "./storage";
+import { parseTopicRules, RULE_DESCRIPTION_MAX, type TopicRuleConfig } from "./topic-rules/config";
 import { parseWindowSpec, type WindowSpec } from "./analytics/window";
 import { parseProvisioningConfig, type ProvisioningConfig } from "./provisioning/config";
 
@@ -58,6 +59,7 @@ export type { DeliveryConfig } from "./delivery";
 export type { RawConfig } from "./config-values";
 export type { FlinkConnectorSource } from "./flink-connector";
 export type { ProvisioningConfig } from "./provisioning/config";
+export type { TopicRuleConfig } from "./topic-rules/config";
 
 export interface StackConfig {
   readonly stack: string;
@@ -116,6 +118,11 @@ export interface StackConfig {
     /** What the rule is for, shown in the AWS IoT console; undefined when `ruleDescription` is empty. */
     readonly description?: string;
   };
+  /**
+   * The stack's further topic rules (`rules`), each with its actions and error action; the
+   * telemetry rule above is always the stack's first.
+   */
+  readonly rules: readonly TopicRuleConfig[];
   readonly delivery: DeliveryConfig;
   /** The streaming window (core/analytics/window.ts validates it); undefined when analytics is disabled. */
   readonly analytics: WindowSpec | undefined;
@@ -388,12 +395,7 @@ function parsePolicy(raw: RawConfig): { mode: PolicyMode; document?: unknown } {
   return { mode, document };
 }
 
-/**
- * The most characters of `ruleDescription`. AWS documents no limit for a rule's description
- * (https://docs.aws.amazon.com/iot/latest/apireference/API_TopicRulePayload.html); this bound
- * keeps it a line for the console and the local pipeline's log.
- */
-export const RULE_DESCRIPTION_MAX = 1000;
+export { RULE_DESCRIPTION_MAX };
 
 /** `ruleDescription`: one line of text, or empty for none. */
 function parseRuleDescription(raw: RawConfig): string | undefined {
@@ -415,6 +417,17 @@ function parseRuleDescription(raw: RawConfig): string | undefined {
  * Validates raw config values into a StackConfig, or throws a ConfigError naming the first bad
  * key. `baseDir` is where relative paths (the CSR folder) are resolved.
  */
+/**
+ * The stack's `rules` with the presence rule after them when `presenceAlarm` is on: the alarm
+ * watches the metric that rule puts, so the stack deploys both or neither.
+ */
+function withPresenceRule(rules: unknown, monitoring: MonitoringConfig, stack: string): unknown {
+  if (monitoring.alarms.presenceDisconnects === undefined) return rules;
+  const listed = rules === undefined || rules === null || rules === "" ? [] : rules;
+  // Anything but a list is refused by parseTopicRules, as without the presence rule.
+  return Array.isArray(listed) ? [...(listed as unknown[]), presenceTopicRule(stack)] : listed;
+}
+
 export function parseStackConfig(
   raw: RawConfig,
   stack: string,
@@ -461,6 +474,7 @@ export function parseStackConfig(
   }
   const analytics = parseWindowSpec(structured(raw, "analytics"));
   const lake = parseLakeOptions(raw);
+  const monitoring = parseMonitoringConfig(raw);
 
   const certificateMode = oneOf(raw, "certificateMode", CERTIFICATE_MODES);
   const csrDir = certificateMode === "csr" ? str(raw, "csrDir") : undefined;
@@ -498,11 +512,12 @@ export function parseStackConfig(
       roleName,
       ...(description === undefined ? {} : { description }),
     },
+    rules: parseTopicRules(withPresenceRule(structured(raw, "rules"), monitoring, stack), ruleName),
     delivery,
     analytics,
     storage: parseStorageConfig(raw),
     lake,
-    monitoring: parseMonitoringConfig(raw),
+    monitoring,
   };
 }
 

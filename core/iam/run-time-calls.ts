@@ -16,7 +16,11 @@ export type RoleId =
   | "flink"
   | "iot-logging"
   | "provisioning"
-  | "provisioning-hook";
+  | "provisioning-hook"
+  | "rules-republish"
+  | "rules-metric"
+  | "rules-alarm"
+  | "rules-errors";
 
 /** Which stacks make a call: a stack makes it when its config meets every condition of the row. */
 export type CallCondition =
@@ -28,7 +32,11 @@ export type CallCondition =
   | "iotLogging"
   | "fleetProvisioning"
   | "hook"
-  | "noReprovisioning";
+  | "noReprovisioning"
+  | "rulesRepublish"
+  | "rulesMetric"
+  | "rulesAlarm"
+  | "rulesErrorLogs";
 
 /**
  * The names a request's ARN is built from. `{partition}`, `{region}` and `{account}` are the
@@ -65,6 +73,13 @@ export const PLACEHOLDERS: Readonly<Record<string, string>> = {
   "{thingGroup}": "the fleet's thing group",
   "{thingType}": "the fleet's thing type",
   "{devicePolicy}": "the devices' IoT policy",
+  "{republishPrefix}":
+    "the literal levels of a further rule's republish topic before its first `${...}` (`alerts` in prod)",
+  "{templateValue}": "what a substitution template fills in for a message",
+  "{metricNamespace}":
+    "a further rule's CloudWatch metric namespace (`IotPipeline/Alerts` in prod)",
+  "{alarmName}": "the alarm a further rule's CloudWatch alarm action sets",
+  "{rulesErrorLogGroup}": "a further rule's error log group `/iot/rules/<rule>/errors`",
 };
 
 export interface RunTimeCall {
@@ -103,6 +118,13 @@ const SAR_S3 = `${SAR}/list_amazons3.html`;
 const SAR_GLUE = `${SAR}/list_awsglue.html`;
 const SAR_KMS = `${SAR}/list_awskeymanagementservice.html`;
 const SAR_IOT = `${SAR}/list_awsiot.html`;
+const SAR_CLOUDWATCH = `${SAR}/list_amazoncloudwatch.html`;
+const IOT_REPUBLISH =
+  "https://docs.aws.amazon.com/iot/latest/developerguide/republish-rule-action.html";
+const IOT_CW_METRIC =
+  "https://docs.aws.amazon.com/iot/latest/developerguide/cloudwatch-metrics-rule-action.html";
+const IOT_CW_ALARM =
+  "https://docs.aws.amazon.com/iot/latest/developerguide/cloudwatch-alarms-rule-action.html";
 /**
  * CloudWatch Logs' own ARN forms: "Use the second version, with the trailing :*, to refer to the
  * ARN when specifying permissions in IAM policies for all other API actions" (all but
@@ -253,6 +275,12 @@ const ruleErrors = {
   when: ["always"],
   calledPer: IOT_CWL,
 } as const;
+const rulesErrors = {
+  role: "rules-errors",
+  caller: "iot.amazonaws.com",
+  when: ["rulesErrorLogs"],
+  calledPer: IOT_CWL,
+} as const;
 const iotLogging = {
   role: "iot-logging",
   caller: "iot.amazonaws.com",
@@ -307,6 +335,48 @@ export const RUN_TIME_CALLS: readonly RunTimeCall[] = [
   onLogGroup(ruleErrors, "CreateLogStream", "{ruleErrorLogGroup}"),
   onLogGroup(ruleErrors, "DescribeLogStreams", "{ruleErrorLogGroup}"),
   putLogEvents(ruleErrors, "{ruleErrorLogGroup}", "{logStream}", true),
+
+  // The further rules' actions (`rules`): each its own role, the action page's grant.
+  {
+    role: "rules-republish",
+    caller: "iot.amazonaws.com",
+    when: ["rulesRepublish"],
+    api: "Publish",
+    action: "iot:Publish",
+    resourceType: "topic",
+    resources: ["arn:{partition}:iot:{region}:{account}:topic/{republishPrefix}/{templateValue}"],
+    callerChosen: ["{templateValue}"],
+    calledPer: IOT_REPUBLISH,
+    arnPer: SAR_IOT,
+    note: "the topic is a substitution template: the grant holds `*` where a `${...}` is, and nothing wider",
+  },
+  {
+    role: "rules-metric",
+    caller: "iot.amazonaws.com",
+    when: ["rulesMetric"],
+    api: "PutMetricData",
+    action: "cloudwatch:PutMetricData",
+    resourceType: "*",
+    resources: ["*"],
+    context: { "cloudwatch:namespace": "{metricNamespace}" },
+    calledPer: IOT_CW_METRIC,
+    arnPer: SAR_CLOUDWATCH,
+    note: "PutMetricData has no resource type; the grant is narrowed by the cloudwatch:namespace condition key",
+  },
+  {
+    role: "rules-alarm",
+    caller: "iot.amazonaws.com",
+    when: ["rulesAlarm"],
+    api: "SetAlarmState",
+    action: "cloudwatch:SetAlarmState",
+    resourceType: "alarm",
+    resources: ["arn:{partition}:cloudwatch:{region}:{account}:alarm:{alarmName}"],
+    calledPer: IOT_CW_ALARM,
+    arnPer: SAR_CLOUDWATCH,
+  },
+  onLogGroup(rulesErrors, "CreateLogStream", "{rulesErrorLogGroup}"),
+  onLogGroup(rulesErrors, "DescribeLogStreams", "{rulesErrorLogGroup}"),
+  putLogEvents(rulesErrors, "{rulesErrorLogGroup}", "{logStream}", true),
 
   // Firehose into the bucket, Glue for Parquet, KMS for the bucket's key, its error logging.
   ...firehoseToS3("delivery", ["always"], "{deliveryLogGroup}"),
@@ -459,6 +529,10 @@ export const ROLE_SERVICES: Readonly<Record<RoleId, string>> = {
   "iot-logging": "iot.amazonaws.com",
   provisioning: "iot.amazonaws.com",
   "provisioning-hook": "lambda.amazonaws.com",
+  "rules-republish": "iot.amazonaws.com",
+  "rules-metric": "iot.amazonaws.com",
+  "rules-alarm": "iot.amazonaws.com",
+  "rules-errors": "iot.amazonaws.com",
 };
 
 /**

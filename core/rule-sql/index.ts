@@ -11,6 +11,7 @@ export {
   type Support,
 } from "./functions";
 export {
+  compileExpression,
   compileRule,
   evaluateRule,
   RuleEvaluationError,

@@ -19,6 +19,13 @@ export interface MonitorOptions {
   readonly freshness: () => Readonly<Record<string, number>>;
   /** Local time runs this many times faster than the stack's (`--fast`). @default 1 */
   readonly timeScale?: number;
+  /**
+   * The further rules whose error rate the stack alarms on (those logging errors to a group of
+   * their own), their counters now, by rule name.
+   */
+  readonly rules?: () => Readonly<
+    Record<string, { readonly onTopic: number; readonly errors: number }>
+  >;
   /** Whether the stack runs the analytics job (its downtime is then a figure, always 0 locally). */
   readonly analytics?: boolean;
   /**
@@ -38,6 +45,11 @@ export class LocalMonitor {
   private readonly now: () => number;
   private start: number;
   private last = { onTopic: 0, errors: 0 };
+  /** The further rules' periods and last counters, by rule name. */
+  private readonly further = new Map<
+    string,
+    { periods: RulePeriod[]; last: { onTopic: number; errors: number } }
+  >();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: MonitorOptions) {
@@ -65,6 +77,18 @@ export class LocalMonitor {
       const disconnects = total - this.lastDisconnects;
       if (disconnects > 0) this.disconnectPeriods.push({ start: this.start, disconnects });
       this.lastDisconnects = total;
+    }
+    for (const [rule, now] of Object.entries(this.opts.rules?.() ?? {})) {
+      let f = this.further.get(rule);
+      if (f === undefined)
+        this.further.set(rule, (f = { periods: [], last: { onTopic: 0, errors: 0 } }));
+      const p = {
+        start: this.start,
+        onTopic: now.onTopic - f.last.onTopic,
+        errors: now.errors - f.last.errors,
+      };
+      if (p.onTopic > 0 || p.errors > 0) f.periods.push(p);
+      f.last = { onTopic: now.onTopic, errors: now.errors };
     }
     this.start = this.now();
   }
@@ -95,6 +119,13 @@ export class LocalMonitor {
 
   /** The alarms that would have fired. */
   findings(): AlarmFinding[] {
-    return evaluateAlarms(this.figures(), this.opts.alarms, this.opts.ruleName);
+    const further = [...this.further.entries()].flatMap(([rule, f]) =>
+      evaluateAlarms(
+        { rulePeriods: f.periods, deliveryFreshnessSeconds: {} },
+        this.opts.alarms,
+        rule,
+      ),
+    );
+    return [...evaluateAlarms(this.figures(), this.opts.alarms, this.opts.ruleName), ...further];
   }
 }

@@ -24,6 +24,7 @@ import { LifecycleEvents } from "../broker/lifecycle-events";
 import { LocalDeliveryStream } from "../delivery";
 import { LakeObjectWriter } from "../lake/lake-writer";
 import { applyLifecycle } from "../storage/lifecycle";
+import { LocalCloudWatchStore } from "../monitoring/cloudwatch";
 import { LocalMonitor } from "../monitoring/monitor";
 import { LocalRuleEngine } from "../rule/rule-engine";
 import { localBucketName } from "../storage/s3";
@@ -172,14 +173,36 @@ export async function startLocalPipeline(
     log(`delivery: removed ${leftovers} Parquet scratch folder(s) a stopped run left`);
   await applyLifecycle(delivery.bucket, plan.storage.lifecycleRules, Date.now(), log);
   const authorizer = new LocalAuthorizer(config, log, { association: opts.association });
-  // Shadow responses are AWS IoT's own messages: to every subscriber the policy lets receive them.
-  // (`broker` is set before the first publish can arrive.)
+  // The rules' CloudWatch actions write here; the dashboard and the alarm report read it.
+  const cloudwatch = new LocalCloudWatchStore({
+    metricAlarms: plan.monitoring.metricAlarms,
+    alarmPrefix: plan.monitoring.namePrefix,
+    timeScale: opts.timeScale,
+    log,
+  });
+  // AWS IoT's own messages (shadow responses, lifecycle events, a rule's republish) go out
+  // through the broker, which starts after the rules (its hooks run them).
+  const started: { broker?: LocalBroker } = {};
+  const publishAsAws = (
+    topic: string,
+    payload: Buffer,
+    options: { readonly qos?: 0 | 1; readonly properties?: Record<string, unknown> } = {},
+  ): Promise<void> =>
+    started.broker === undefined
+      ? Promise.reject(new Error("the broker is not started"))
+      : started.broker.publishAsService(topic, payload, { qos: 1, ...options });
+  // On AWS they reach the rules too (a rule may select from $aws/things/+/shadow/update/accepted
+  // or $aws/events/presence/#): to every subscriber the policy lets receive them, then to the
+  // rules, beside the request that caused them.
+  const fromAws = async (topic: string, payload: Buffer): Promise<void> => {
+    await publishAsAws(topic, payload);
+    rules.fromAws(topic, payload);
+  };
   const shadows: LocalShadowService = new LocalShadowService({
     stack: config.stack,
     stateDir,
     log,
-    publish: (topic: string, payload: Buffer): Promise<void> =>
-      broker.publishAsService(topic, payload, { qos: 1 }),
+    publish: fromAws,
   });
   const rules = new LocalRuleEngine(plan, {
     firehosePut: (record) => delivery.put(record),
@@ -188,6 +211,15 @@ export async function startLocalPipeline(
     log,
     // get_thing_shadow() reads the local shadows.
     shadow: (thing, name) => shadows.read(thing, name),
+    services: {
+      stateDir,
+      cloudwatch,
+      publish: (m) =>
+        publishAsAws(m.topic, m.payload, {
+          qos: m.qos,
+          ...(m.properties === undefined ? {} : { properties: m.properties }),
+        }),
+    },
   });
   const provisioning = fleetProvisioning
     ? await LocalProvisioning.open({ config, pkiDir, stateDir, authorizer, log })
@@ -221,13 +253,19 @@ export async function startLocalPipeline(
     await delivery.close();
     throw e;
   });
+  started.broker = broker;
   provisioning?.attach(broker);
   log(startLine(config, delivery.bucket.dir, opts.timeScale));
+  for (const r of plan.rules) {
+    log(
+      `pipeline: rule ${r.name}${r.enabled ? "" : " (disabled)"}: ${r.sql} → ${r.actions.map((a) => a.kind).join(", ")}; errors → ${r.errorAction?.kind ?? "none"}`,
+    );
+  }
   logBrokerEvents(broker, log);
   // "These events are available by default and they can't be disabled" (life-cycle-events.html):
   // to every subscriber whose policy allows iot:Subscribe and iot:Receive on the topic.
   const lifecycle = new LifecycleEvents({
-    publish: (topic, payload) => broker.publishAsService(topic, payload, { qos: 1 }),
+    publish: fromAws,
     // "thingName will only be included if the client is connecting using the exclusive thing feature".
     thingNameOf:
       opts.association === "exclusive"
@@ -284,6 +322,18 @@ export async function startLocalPipeline(
         ? {}
         : { [windowsConfig.streamName]: windowsDelivery.stats.maxFreshnessMs }),
     }),
+    // The further rules the cloud alarms on: those whose error action logs to their own group.
+    rules: () =>
+      Object.fromEntries(
+        rules.rules
+          .filter((r) =>
+            plan.rules.some((p) => p.name === r.name && p.errorAction?.kind === "cloudwatchLogs"),
+          )
+          .map((r) => [
+            r.name,
+            { onTopic: r.stats.onTopic, errors: r.stats.evaluationErrors + r.stats.actionFailures },
+          ]),
+      ),
     timeScale: opts.timeScale,
     analytics: analytics !== undefined,
     // The presence rule's count (core/monitoring.ts PRESENCE), from the events it would read.
@@ -349,8 +399,8 @@ export async function startLocalPipeline(
     objects: () => delivery.objects.map(shownObject),
     analyticsObjects: () => (windowsDelivery?.objects ?? []).map(shownObject),
     figures: () => monitor.figures(),
-    dashboard: () => dashboardRows(services, monitor.figures()),
-    alarmFindings: () => monitor.findings(),
+    dashboard: () => [...dashboardRows(services, monitor.figures()), ...cloudwatch.rows()],
+    alarmFindings: () => [...monitor.findings(), ...cloudwatch.findings()],
     // Idempotent: every call waits for the one shutdown.
     stop: () =>
       (stopped ??= stopInOrder({ ...services, monitor, lakeWriter }, log, (failure) => {
@@ -370,6 +420,7 @@ async function stopInOrder(
   s: {
     readonly broker: LocalBroker;
     readonly lifecycle: LifecycleEvents;
+    readonly rules: LocalRuleEngine;
     readonly delivery: LocalDeliveryStream;
     readonly analytics?: LocalAnalytics;
     readonly windowsDelivery?: LocalDeliveryStream;
@@ -379,10 +430,12 @@ async function stopInOrder(
   log: (line: string) => void,
   analyticsFailed: (message: string) => void,
 ): Promise<void> {
-  const { broker, lifecycle, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
+  const { broker, lifecycle, rules, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
   // The connections the stop closes are the run's end, not devices going away: no events.
   lifecycle.stop();
   await broker.stop();
+  // The further rules' runs still under way finish (a republish now fails to its error action).
+  await rules.drain();
   try {
     // The telemetry's stream first: a publish still in flight when the broker stopped is
     // refused (its device still holds it), not journaled unacknowledged once a full disk

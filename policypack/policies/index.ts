@@ -17,6 +17,7 @@ import { s3BucketPrivateAndEncrypted } from "./s3";
 import { iotPolicyShadowOwnThingOnly } from "./shadow";
 import { s3BucketDenyInsecureTransport, s3BucketLifecycle } from "./storage";
 import { iotTopicRuleChecked } from "./topic-rule";
+import { iotTopicRuleRepublishTopic } from "./topic-rule-republish";
 import {
   iamProvisioningRole,
   iotClaimPolicyProvisioningOnly,
@@ -57,4 +58,5 @@ export const policies: Policies = [
   iamRolePolicyLogGroupArn,
   snsAlarmTopicSubscribed,
   iotPolicyShadowOwnThingOnly,
+  iotTopicRuleRepublishTopic,
 ];

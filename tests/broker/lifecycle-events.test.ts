@@ -558,6 +558,12 @@ describe(`lifecycle events (${PAGE})`, function () {
         findings[0].message,
         /^2 device disconnection\(s\) other than CLIENT_INITIATED_DISCONNECT/,
       );
+      // The stack's presence rule ran on the broker's own disconnected events (AWS IoT feeds its
+      // lifecycle events to rules) and put one DeviceDisconnects count for each unexpected one.
+      const metric = p
+        .dashboard()
+        .find((r) => r.label.startsWith("metric iot-pipeline/prod/DeviceDisconnects "));
+      assert.equal(metric?.value, "2 / 2", JSON.stringify(p.dashboard()));
     });
   });
 

@@ -136,8 +136,9 @@ for (const [form, folder] of FORMS) {
       const levels = Object.fromEntries(
         info.getPoliciesList().map((p) => [p.getName(), LEVEL_NAMES.get(p.getEnforcementlevel())]),
       );
-      assert.equal(Object.keys(levels).length, 23);
+      assert.equal(Object.keys(levels).length, 24);
       assert.equal(levels["iot-policy-shadow-own-thing-only"], "mandatory");
+      assert.equal(levels["iot-topic-rule-republish-topic"], "mandatory");
       assert.equal(levels["sns-alarm-topic-subscribed"], "advisory");
       assert.equal(levels["iot-policy-no-allow-all"], "mandatory");
       assert.equal(levels["iot-policy-no-allow-all-in-dev"], "advisory");

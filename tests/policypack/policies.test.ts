@@ -273,7 +273,7 @@ describe("policy 19: iam-role-policy-log-group-arn", () => {
 
 describe("policy 6: iam-role-policy-no-wildcards", () => {
   const SUFFIX =
-    " (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*)";
+    " (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*, cloudwatch:PutMetricData on * (narrowed by the cloudwatch:namespace condition key))";
   const streamArn = "arn:aws:firehose:us-east-1:123456789012:deliverystream/weather-data-stream";
   const rolePolicy = (statement: object) =>
     res("aws:iam/rolePolicy:RolePolicy", "rule-role-policy", {
@@ -345,7 +345,7 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
         }),
       ]),
       [
-        "mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows firehose:PutRecord on the wildcard resource arn:aws:firehose:us-east-1:123456789012:deliverystream/*; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*)",
+        "mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows firehose:PutRecord on the wildcard resource arn:aws:firehose:us-east-1:123456789012:deliverystream/*; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*, cloudwatch:PutMetricData on * (narrowed by the cloudwatch:namespace condition key))",
       ],
     );
   });
@@ -364,7 +364,7 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
       ],
     });
     assert.deepEqual(await only([role]), [
-      "mandatory iam-role-policy-no-wildcards: inline policy put of role iot-weather-data-role: statement 0 allows firehose:PutRecord on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*)",
+      "mandatory iam-role-policy-no-wildcards: inline policy put of role iot-weather-data-role: statement 0 allows firehose:PutRecord on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*, cloudwatch:PutMetricData on * (narrowed by the cloudwatch:namespace condition key))",
     ]);
   });
 
@@ -394,6 +394,36 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
       ]),
       [
         `mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows logs:DescribeLogGroups on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs${SUFFIX}`,
+      ],
+    );
+  });
+
+  it("accepts cloudwatch:PutMetricData on * (it has no resource type) only narrowed by cloudwatch:namespace", async () => {
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html:
+    // PutMetricData has no resource type; cloudwatch:namespace is its condition key.
+    const put = { Effect: "Allow", Action: "cloudwatch:PutMetricData", Resource: "*" };
+    const narrowed = { StringLike: { "cloudwatch:namespace": "IotPipeline/Alerts" } };
+    assert.deepEqual(await only([rolePolicy({ ...put, Condition: narrowed })]), []);
+    const missing =
+      "mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows cloudwatch:PutMetricData on * without the cloudwatch:namespace condition key; add a Condition that names the one namespace the role needs";
+    assert.deepEqual(await only([rolePolicy(put)]), [missing]);
+    assert.deepEqual(
+      await only([
+        rolePolicy({ ...put, Condition: { StringLike: { "cloudwatch:namespace": "*" } } }),
+      ]),
+      [missing],
+    );
+    assert.deepEqual(
+      await only([
+        rolePolicy({
+          Effect: "Allow",
+          Action: ["cloudwatch:PutMetricData", "cloudwatch:SetAlarmState"],
+          Resource: "*",
+          Condition: narrowed,
+        }),
+      ]),
+      [
+        `mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows cloudwatch:PutMetricData, cloudwatch:SetAlarmState on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs${SUFFIX}`,
       ],
     );
   });

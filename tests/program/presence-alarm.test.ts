@@ -2,9 +2,10 @@
 // presence rule puts (core/monitoring.ts presenceMetric, PRESENCE), beside the stack's other alarms.
 import { strict as assert } from "node:assert";
 import { runProgram } from "../../tools/mock-program";
-import { ofType, one } from "./helpers";
+import { grants, json, ofType, one, statements } from "./helpers";
 
 const ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm";
+const RULE = "aws:iot/topicRule:TopicRule";
 
 describe("program: the presence alarm (presenceAlarm)", function () {
   this.timeout(60_000);
@@ -29,5 +30,37 @@ describe("program: the presence alarm (presenceAlarm)", function () {
     assert.equal(alarm.props.comparisonOperator, "GreaterThanOrEqualToThreshold");
     assert.equal(alarm.props.threshold, 3);
     assert.equal(alarm.props.treatMissingData, "notBreaching");
+  });
+
+  it("deploys the rule that puts the metric the alarm watches, with a role that may put only that namespace", async () => {
+    const off = await runProgram("prod");
+    assert.equal(
+      ofType(off, RULE).filter((r) => r.props.name === "device_presence").length,
+      0,
+      "no presence rule without presenceAlarm",
+    );
+    const run = await runProgram("prod", { overrides: { presenceAlarm: true } });
+    const rule = one(run, RULE, (r) => r.props.name === "device_presence");
+    // The disconnect event of life-cycle-events.html, without a client's own DISCONNECT.
+    assert.equal(
+      rule.props.sql,
+      "SELECT clientId, disconnectReason, timestamp FROM '$aws/events/presence/disconnected/+' WHERE disconnectReason <> 'CLIENT_INITIATED_DISCONNECT'",
+    );
+    const [metric] = rule.props.cloudwatchMetrics as Record<string, unknown>[];
+    assert.equal(metric.metricNamespace, "iot-pipeline/prod");
+    assert.equal(metric.metricName, "DeviceDisconnects");
+    assert.equal(metric.metricValue, "1");
+    assert.equal(metric.metricUnit, "Count");
+    const role = one(run, "aws:iam/role:Role", (r) => r.props.arn === metric.roleArn);
+    const policy = one(
+      run,
+      "aws:iam/rolePolicy:RolePolicy",
+      (p) => p.props.role === role.props.name,
+    );
+    assert.deepEqual(
+      statements(json(policy.props.policy)).map((st) => st.Condition),
+      [{ StringLike: { "cloudwatch:namespace": "iot-pipeline/prod" } }],
+    );
+    assert.deepEqual(grants(run, role).actions, ["cloudwatch:PutMetricData"]);
   });
 });
