@@ -45,6 +45,12 @@ function actionLists(bindings: readonly RuleActionBinding[]) {
     firehoses: of("firehose"),
     kineses: of("kinesis"),
     cloudwatchLogs: of("cloudwatchLogs"),
+    lambdas: of("lambda"),
+    s3: of("s3"),
+    sns: of("sns"),
+    sqs: of("sqs"),
+    dynamodbv2s: of("dynamodbv2"),
+    https: of("http"),
   };
   return Object.fromEntries(Object.entries(lists).filter(([, v]) => v.length > 0));
 }
@@ -72,9 +78,15 @@ export class TelemetryRule extends pulumi.ComponentResource {
       parent: this,
       name,
       accountId: aws.getCallerIdentityOutput({}, { parent: this }).accountId,
+      ruleName: args.ruleName,
     };
     const bindings = args.actions.map((a) => a.bind(context));
-    this.actionRoles = Object.fromEntries(args.actions.map((a, i) => [a.id, bindings[i].role]));
+    this.actionRoles = Object.fromEntries(
+      args.actions.flatMap((a, i) => {
+        const role = bindings[i].role;
+        return role === undefined ? [] : [[a.id, role]];
+      }),
+    );
 
     // CloudWatch Logs rather than S3 for errors: they are for an operator to read now, and the
     // delivery bucket stays Firehose's alone.
@@ -103,7 +115,13 @@ export class TelemetryRule extends pulumi.ComponentResource {
         errorAction: { cloudwatchLogs: error.config.value },
       },
       // IoT checks that it can pass each role when the rule is created.
-      { parent: this, dependsOn: [...bindings.map((b) => b.grant), error.grant] },
+      {
+        parent: this,
+        dependsOn: [
+          ...bindings.flatMap((b) => (b.grant === undefined ? [] : [b.grant])),
+          error.grant,
+        ],
+      },
     );
 
     this.ruleName = this.rule.name;

@@ -61,6 +61,8 @@ const CALLER_CHOSEN: Readonly<Record<string, readonly string[]>> = {
   ],
   "{thingName}": ["store-sensor-seattle-1", "store-sensor-seattle-4"],
   "{certificateId}": ["a".repeat(64), "0123456789abcdef".repeat(4)],
+  // What tests/program/rule-actions.test.ts's key template `raw/${topic()}/${timestamp()}` writes.
+  "{actionObjectKey}": ["raw/dt/store-1/weather/1765130000000", "raw/x/1"],
 };
 
 /** The table's conditions a stack's config meets. */

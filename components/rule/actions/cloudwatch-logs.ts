@@ -5,7 +5,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import {
   actionRole,
   type RuleAction,
-  type RuleActionBinding,
+  type RuleActionRoleBinding,
   type RuleActionConfigOf,
   type RuleBindContext,
 } from "./action";
@@ -28,7 +28,7 @@ export class CloudWatchLogsAction implements RuleAction {
     this.id = args.id ?? "cloudwatch-logs";
   }
 
-  bind(rule: RuleBindContext): RuleActionBinding<RuleActionConfigOf<"cloudwatchLogs">> {
+  bind(rule: RuleBindContext): RuleActionRoleBinding<RuleActionConfigOf<"cloudwatchLogs">> {
     const { role, grant } = actionRole(
       rule,
       this.id,
