@@ -18,7 +18,9 @@ import { IotLogging } from "./monitoring/iot-logging";
 import { PipelineAlarms } from "./monitoring/pipeline-alarms";
 import { ThingRegistry } from "./registry/thing-registry";
 import { FirehoseAction } from "./rule/actions/firehose";
+import { programAction } from "./rule/actions";
 import { TelemetryRule } from "./rule/telemetry-rule";
+import { TopicRule } from "./rule/topic-rule";
 import { DataKey } from "./storage/data-key";
 
 export interface TelemetryPipelineArgs {
@@ -47,6 +49,8 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
   /** The pipeline's bucket, as the lake, the analytics and the outputs reach it. */
   readonly storage: PipelineStorage;
   readonly rule: TelemetryRule;
+  /** The stack's further topic rules (`rules`), by rule name. */
+  readonly rules: Readonly<Record<string, TopicRule>>;
   /** What the analytics plugged in, if anything. */
   readonly analytics?: AnalyticsPlug;
   /** The account's `iot:Data-ATS` endpoint the devices connect to. */
@@ -256,6 +260,37 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
         parent,
       );
     }
+
+    // The further rules after the alarms: an action's own alarm notifies the stack's topic.
+    this.rules = Object.fromEntries(
+      plan.rules.map((r) => {
+        const ctx = (id: string, isErrorAction: boolean) => ({
+          id,
+          ruleName: r.name,
+          isErrorAction,
+          plan,
+          alarmTopicArn: this.alarms?.topic.arn,
+        });
+        return [
+          r.name,
+          new TopicRule(
+            `${name}-topic-rule-${r.name}`,
+            {
+              ruleName: r.name,
+              sql: r.sql,
+              description: r.description,
+              enabled: r.enabled,
+              actions: r.actions.map((a, i) => programAction(a, ctx(`${a.kind}-${i}`, false))),
+              errorAction:
+                r.errorAction === undefined
+                  ? undefined
+                  : programAction(r.errorAction, ctx("errors", true)),
+            },
+            parent,
+          ),
+        ];
+      }),
+    );
 
     this.endpoint = aws.iot.getEndpointOutput(
       { endpointType: "iot:Data-ATS" },

@@ -33,6 +33,7 @@ import {
   type StackConfig,
 } from "./stack-config";
 import type { LifecycleRule } from "./storage";
+import type { TopicRuleConfig } from "./topic-rules/config";
 import type { WindowSpec } from "./analytics/window";
 
 /**
@@ -68,13 +69,22 @@ export function suffixedRoleName(base: string, suffix: string): string {
  * The rule's statement, parsed once for the whole stack with the parser the local rule engine
  * runs: a statement AWS would refuse fails here, in one line naming `ruleSql`.
  */
-export function parseRuleStatement(sql: string): RuleStatement {
+export function parseRuleStatement(sql: string, key = "ruleSql"): RuleStatement {
   try {
     return parseRuleSql(sql);
   } catch (e) {
     if (!(e instanceof RuleSqlError)) throw e;
-    return invalidConfig("ruleSql", sql, e.message);
+    return invalidConfig(key, sql, e.message);
   }
+}
+
+/**
+ * One of the stack's further topic rules (`rules`), its SQL parsed once: the program creates it
+ * with its actions (components/rule/actions/), the local rule engine runs it
+ * (local/rule/actions/).
+ */
+export interface TopicRulePlan extends TopicRuleConfig {
+  readonly statement: RuleStatement;
 }
 
 /** The IAM roles of the rule, its actions and the account's IoT logging. */
@@ -212,6 +222,8 @@ export interface PipelinePlan {
   readonly stack: string;
   readonly region: string;
   readonly rule: RulePlan;
+  /** The stack's further topic rules (`rules`), after the telemetry rule, in config order. */
+  readonly rules: readonly TopicRulePlan[];
   readonly roles: RoleNames;
   readonly delivery: TelemetryDeliveryPlan;
   /** The windows' stream name, derived whether or not analytics is enabled (its length is checked). */
@@ -263,6 +275,10 @@ export function planPipeline(config: StackConfig): PipelinePlan {
       statement,
       ...(config.rule.description === undefined ? {} : { description: config.rule.description }),
     },
+    rules: config.rules.map((r, i) => ({
+      ...r,
+      statement: parseRuleStatement(r.sql, `rules[${i}].sql`),
+    })),
     roles,
     delivery: {
       ...config.delivery,

@@ -21,6 +21,7 @@ import {
 } from "./iot-limits";
 import { PROJECT, PROJECT_DIR } from "./project";
 import { parseStorageConfig, type StorageConfig } from "./storage";
+import { parseTopicRules, RULE_DESCRIPTION_MAX, type TopicRuleConfig } from "./topic-rules/config";
 import { parseWindowSpec, type WindowSpec } from "./analytics/window";
 import { parseProvisioningConfig, type ProvisioningConfig } from "./provisioning/config";
 
@@ -58,6 +59,7 @@ export type { DeliveryConfig } from "./delivery";
 export type { RawConfig } from "./config-values";
 export type { FlinkConnectorSource } from "./flink-connector";
 export type { ProvisioningConfig } from "./provisioning/config";
+export type { TopicRuleConfig } from "./topic-rules/config";
 
 export interface StackConfig {
   readonly stack: string;
@@ -106,6 +108,11 @@ export interface StackConfig {
     /** What the rule is for, shown in the AWS IoT console; undefined when `ruleDescription` is empty. */
     readonly description?: string;
   };
+  /**
+   * The stack's further topic rules (`rules`), each with its actions and error action; the
+   * telemetry rule above is always the stack's first.
+   */
+  readonly rules: readonly TopicRuleConfig[];
   readonly delivery: DeliveryConfig;
   /** The streaming window (core/analytics/window.ts validates it); undefined when analytics is disabled. */
   readonly analytics: WindowSpec | undefined;
@@ -378,12 +385,7 @@ function parsePolicy(raw: RawConfig): { mode: PolicyMode; document?: unknown } {
   return { mode, document };
 }
 
-/**
- * The most characters of `ruleDescription`. AWS documents no limit for a rule's description
- * (https://docs.aws.amazon.com/iot/latest/apireference/API_TopicRulePayload.html); this bound
- * keeps it a line for the console and the local pipeline's log.
- */
-export const RULE_DESCRIPTION_MAX = 1000;
+export { RULE_DESCRIPTION_MAX };
 
 /** `ruleDescription`: one line of text, or empty for none. */
 function parseRuleDescription(raw: RawConfig): string | undefined {
@@ -487,6 +489,7 @@ export function parseStackConfig(
       roleName,
       ...(description === undefined ? {} : { description }),
     },
+    rules: parseTopicRules(structured(raw, "rules"), ruleName),
     delivery,
     analytics,
     storage: parseStorageConfig(raw),

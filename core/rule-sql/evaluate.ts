@@ -499,6 +499,46 @@ function spliceRecord(
   return new SplicedResult(payload, extras, Buffer.concat([bytes.subarray(0, close), tail]));
 }
 
+/**
+ * Compiles one expression on its own, as a substitution template's `${expression}` is evaluated:
+ * "separately from the SELECT statement", against the original payload, functions and operators
+ * (https://docs.aws.amazon.com/iot/latest/developerguide/iot-substitution-templates.html). The
+ * input's topic is the rule's (a Basic Ingest topic seen without its `$aws/rules/<name>/`).
+ */
+export function compileExpression(expr: Expr): (input: RuleInput) => Value {
+  const value = compileExpr(expr);
+  return (input) => {
+    let topic = input.topic;
+    if (topic.startsWith(BASIC_INGEST)) {
+      const rest = topic.slice(BASIC_INGEST.length);
+      const slash = rest.indexOf("/");
+      topic = slash < 0 ? "" : rest.slice(slash + 1);
+    }
+    const bytes = typeof input.payload === "string" ? Buffer.from(input.payload) : input.payload;
+    const payload = parsePayload(bytes);
+    const ctx: Context = {
+      topic,
+      clientId: input.clientId,
+      timestamp: input.timestamp,
+      newuuid: input.newuuid,
+      principal: input.principal,
+      traceId: input.traceId,
+      accountId: input.accountId,
+      mqtt: input.mqtt,
+      registry: input.registry,
+      random: input.random,
+      payload,
+      payloadBytes: bytes,
+    };
+    try {
+      return value(payload, ctx);
+    } catch (e) {
+      if (e instanceof RangeError) throw new RuleEvaluationError(`evaluation failed: ${e.message}`);
+      throw e;
+    }
+  };
+}
+
 const compiled = new WeakMap<RuleStatement, CompiledRule>();
 
 /**

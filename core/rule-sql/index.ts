@@ -10,6 +10,7 @@ export {
   type Support,
 } from "./functions";
 export {
+  compileExpression,
   compileRule,
   evaluateRule,
   RuleEvaluationError,

@@ -1,14 +1,12 @@
-// The local topic rule: the stack's IoT SQL run on every accepted publish, its Firehose action
-// (record + the action's separator) and, when that action fails or the message cannot be
-// evaluated, the error action in AWS's shape with the original payload.
+// The local rules engine: every topic rule of the stack run on every accepted publish. The
+// telemetry rule first, with its Firehose action (record + the action's separator) and its error
+// action in AWS's shape with the original payload; then the stack's further rules (`rules`), each
+// action run by its executor (./actions/). A message AWS IoT itself publishes (a republish) is
+// fed to the rules too, without a client.
 import { randomUUID } from "node:crypto";
-import { FIREHOSE_RECORD_SEPARATOR } from "../../core/delivery";
 import {
-  compileRule,
   FUNCTIONS,
   parsedOnlyFunctions,
-  RuleEvaluationError,
-  type CompiledRule,
   type MqttProperties,
   type RegistryLookup,
   type RuleStatement,
@@ -17,21 +15,19 @@ import {
 import { planOf, type PipelinePlan } from "../../core/plan";
 import type { StackConfig } from "../../core/stack-config";
 import { LOCAL_ACCOUNT_ID } from "../broker/authorizer";
-import { FirehoseRecordError } from "../delivery";
+import type { LocalActionServices, ServicePublish } from "./actions/action";
+import { ruleErrorLogGroupName } from "../../core/topic-rules/actions/cloudwatch-logs";
+import { cloudwatchLogsSink } from "./actions/cloudwatch-logs";
+import { firehoseAction } from "./actions/firehose";
+import { localAction } from "./actions";
+import {
+  LocalTopicRule,
+  type Publisher,
+  type RuleOutputListener,
+  type RuleStats,
+} from "./topic-rule";
 
-/** The message the rule's error action receives, as AWS IoT documents it. */
-export interface RuleErrorMessage {
-  readonly ruleName: string;
-  readonly topic: string;
-  readonly cloudwatchTraceId: string;
-  readonly clientId: string;
-  readonly base64OriginalPayload: string;
-  readonly failures: readonly {
-    readonly failedAction: string;
-    readonly failedResource: string;
-    readonly errorMessage: string;
-  }[];
-}
+export type { Publisher, RuleErrorMessage, RuleOutputListener, RuleStats } from "./topic-rule";
 
 export interface RuleEngineOptions {
   /** The Firehose action: resolves once the record is durable (then the broker may PUBACK). */
@@ -43,32 +39,14 @@ export interface RuleEngineOptions {
   readonly uuid?: () => string;
   /** What get_registry_data() answers; by default the stack config's registry. */
   readonly registry?: RegistryLookup;
-}
-
-/** Who published: the broker's ClientIdentity has these fields. */
-export interface Publisher {
-  readonly clientId: string;
-  /** The client certificate's id, which `principal()` returns. */
-  readonly certificateId?: string;
-}
-
-/** What a matched message produced, for other local consumers (the analytics window). */
-export type RuleOutputListener = (
-  output: SqlValue,
-  message: { readonly topic: string; readonly clientId: string; readonly receivedAt: number },
-) => void;
-
-export interface RuleStats {
-  /** Messages on a topic the rule's FROM filter matches. */
-  onTopic: number;
-  /** Messages whose WHERE held (or that had no WHERE): the actions ran. */
-  matched: number;
-  /** Messages the WHERE clause filtered out. */
-  whereFalse: number;
-  /** Firehose action failures, each sent to the error action. */
-  actionFailures: number;
-  /** Messages the SQL could not be evaluated on (over a bound, unrepresentable), each sent to the error action. */
-  evaluationErrors: number;
+  /**
+   * What the further rules' actions use: the run's state folder, the local CloudWatch, and the
+   * broker for republish (`publish`: LocalBroker.publishAsService; the engine runs the rules on
+   * the message itself). Needed only by a stack with `rules`.
+   */
+  readonly services?: Partial<Pick<LocalActionServices, "stateDir" | "cloudwatch">> & {
+    readonly publish?: (message: Omit<ServicePublish, "hops">) => Promise<void>;
+  };
 }
 
 /**
@@ -98,55 +76,116 @@ export function registryFromConfig(config: StackConfig): RegistryLookup {
 }
 
 export class LocalRuleEngine {
-  readonly stats: RuleStats = {
-    onTopic: 0,
-    matched: 0,
-    whereFalse: 0,
-    actionFailures: 0,
-    evaluationErrors: 0,
-  };
+  /** The telemetry rule's figures (the pipeline's summary and alarms read them). */
+  readonly stats: RuleStats;
+  /** The telemetry rule's statement. */
   readonly statement: RuleStatement;
-  private readonly rule: CompiledRule;
-  private readonly listeners: RuleOutputListener[] = [];
-  private readonly now: () => number;
-  private readonly uuid: () => string;
+  /** Every rule, the telemetry rule first. */
+  readonly rules: readonly LocalTopicRule[];
+  private readonly telemetry: LocalTopicRule;
   private readonly log: (line: string) => void;
-  private readonly registry: RegistryLookup;
-  private readonly separator = Buffer.from(FIREHOSE_RECORD_SEPARATOR);
 
-  private readonly config: StackConfig;
-
-  /** Runs the stack's rule: a plan's statement, or a config's, planned here. */
-  constructor(
-    stack: StackConfig | PipelinePlan,
-    private readonly opts: RuleEngineOptions,
-  ) {
+  /** Runs the stack's rules: a plan's, or a config's, planned here. */
+  constructor(stack: StackConfig | PipelinePlan, opts: RuleEngineOptions) {
     const plan = planOf(stack);
     const config = plan.config;
-    this.config = config;
     this.statement = plan.rule.statement;
-    this.rule = compileRule(this.statement);
-    this.now = opts.now ?? Date.now;
-    this.uuid = opts.uuid ?? randomUUID;
-    this.log = opts.log ?? (() => undefined);
-    this.registry = opts.registry ?? registryFromConfig(config);
-    for (const name of parsedOnlyFunctions(this.statement)) {
-      this.log(
-        `rule ${config.rule.name}: ${name}() ${FUNCTIONS[name].reason}; locally it evaluates to Undefined`,
-      );
+    const now = opts.now ?? Date.now;
+    const uuid = opts.uuid ?? randomUUID;
+    const log = opts.log ?? (() => undefined);
+    this.log = log;
+    const registry = opts.registry ?? registryFromConfig(config);
+    const common = { registry, accountId: LOCAL_ACCOUNT_ID, now, uuid, log };
+    const publish = opts.services?.publish;
+    const services: LocalActionServices = {
+      plan,
+      log,
+      now,
+      ...(opts.services?.stateDir === undefined ? {} : { stateDir: opts.services.stateDir }),
+      ...(opts.services?.cloudwatch === undefined ? {} : { cloudwatch: opts.services.cloudwatch }),
+      ...(publish === undefined
+        ? {}
+        : {
+            // The broker delivers to subscribers; the rules see it as a message from AWS IoT.
+            publish: async (m: ServicePublish) => {
+              const { hops, ...rest } = m;
+              await publish(rest);
+              await this.onServicePublish(
+                m.topic,
+                m.payload,
+                m.properties as MqttProperties | undefined,
+                hops,
+              );
+            },
+          }),
+    };
+    this.telemetry = new LocalTopicRule({
+      ...common,
+      name: plan.rule.name,
+      statement: plan.rule.statement,
+      actions: [firehoseAction(config.delivery.streamName, opts.firehosePut)],
+      // Locally the telemetry rule's CloudWatch Logs error action writes where the caller says.
+      errorAction: cloudwatchLogsSink(ruleErrorLogGroupName(config.rule.name), opts.errorAction),
+    });
+    this.stats = this.telemetry.stats;
+    const further = plan.rules.filter((r) => {
+      if (!r.enabled) log(`rule ${r.name}: disabled (enabled: false); it does not run`);
+      return r.enabled;
+    });
+    this.rules = [
+      this.telemetry,
+      ...further.map(
+        (r) =>
+          new LocalTopicRule({
+            ...common,
+            name: r.name,
+            statement: r.statement,
+            actions: r.actions.map((a, i) =>
+              localAction(a, services, {
+                ruleName: r.name,
+                id: `${a.kind}-${i}`,
+                isErrorAction: false,
+              }),
+            ),
+            ...(r.errorAction === undefined
+              ? {}
+              : {
+                  errorAction: localAction(r.errorAction, services, {
+                    ruleName: r.name,
+                    id: "errors",
+                    isErrorAction: true,
+                  }),
+                }),
+          }),
+      ),
+    ];
+    for (const [i, statement] of [
+      plan.rule.statement,
+      ...further.map((r) => r.statement),
+    ].entries()) {
+      for (const name of parsedOnlyFunctions(statement)) {
+        log(
+          `rule ${this.rules[i].name}: ${name}() ${FUNCTIONS[name].reason}; locally it evaluates to Undefined`,
+        );
+      }
     }
   }
 
-  /** Adds a consumer of every matched message's SELECT output (called after the actions). */
+  /** Adds a consumer of every telemetry-rule match's SELECT output (called after the actions). */
   onOutput(listener: RuleOutputListener): void {
-    this.listeners.push(listener);
+    this.telemetry.onOutput(listener);
+  }
+
+  /** Each rule's figures, by rule name. */
+  ruleStats(): Record<string, RuleStats> {
+    return Object.fromEntries(this.rules.map((r) => [r.name, r.stats]));
   }
 
   /**
-   * Runs the rule on one accepted publish. Resolves when its actions have taken the message
-   * (durably); rejects only when neither the action nor the error action could, so that the
-   * broker withholds the PUBACK and the device sends the message again. A message the SQL cannot
-   * be evaluated on goes to the error action and is acknowledged: sending it again cannot help.
+   * Runs every rule on one accepted publish. Resolves when their actions have taken the message
+   * (durably); rejects only when an action and the error action could not, so that the broker
+   * withholds the PUBACK and the device sends the message again. A message the SQL cannot be
+   * evaluated on goes to the error action and is acknowledged: sending it again cannot help.
    */
   async onPublish(
     from: Publisher | string,
@@ -155,97 +194,42 @@ export class LocalRuleEngine {
     mqtt?: MqttProperties,
   ): Promise<void> {
     const publisher = typeof from === "string" ? { clientId: from } : from;
-    const clientId = publisher.clientId;
-    const receivedAt = this.now();
-    const traceId = this.uuid();
-    let result;
-    try {
-      result = this.rule.evaluate({
-        payload,
-        topic,
-        clientId,
-        timestamp: receivedAt,
-        newuuid: this.uuid,
-        principal: publisher.certificateId,
-        traceId,
-        accountId: LOCAL_ACCOUNT_ID,
-        registry: this.registry,
-        ruleName: this.config.rule.name,
-        // What an MQTT 5 publish carried, for get_mqtt_property() and get_user_properties().
-        mqtt,
-      });
-    } catch (e) {
-      if (!(e instanceof RuleEvaluationError)) throw e;
-      this.stats.onTopic++;
-      this.stats.evaluationErrors++;
-      this.log(
-        `rule ${this.config.rule.name}: message from ${clientId} on ${topic} not evaluated: ${e.message}; error action run with the original payload`,
-      );
-      await this.runErrorAction(
-        topic,
-        clientId,
-        traceId,
-        payload,
-        `The rule's SQL could not be evaluated on this message: ${e.message}. Message arrived on: ${topic}, Action: firehose`,
-      );
-      return;
-    }
-    if (!result.matched) {
-      if (result.reason === "where") {
-        this.stats.onTopic++;
-        this.stats.whereFalse++;
-      }
-      return;
-    }
-    this.stats.onTopic++;
-    this.stats.matched++;
-    const record = Buffer.concat([result.record, this.separator]);
-    try {
-      await this.opts.firehosePut(record);
-    } catch (e) {
-      // Only a refusal by Firehose is the action failing; a journal I/O error must withhold the PUBACK.
-      if (!(e instanceof FirehoseRecordError)) throw e;
-      this.stats.actionFailures++;
-      this.log(
-        `rule ${this.config.rule.name}: Firehose action failed for ${clientId} on ${topic}: ${e.message}; error action run`,
-      );
-      await this.runErrorAction(
-        topic,
-        clientId,
-        traceId,
-        payload,
-        `Failed to send message to Firehose stream ${this.config.delivery.streamName}: ${e.message}. Message arrived on: ${topic}, Action: firehose`,
-      );
-      return;
-    }
-    // Read only when someone listens: for `SELECT *, …` the output object is built on demand.
-    if (this.listeners.length === 0) return;
-    const output = result.output;
-    if (output === undefined) return;
-    for (const listen of this.listeners) listen(output, { topic, clientId, receivedAt });
+    await this.runAll(publisher, topic, payload, mqtt, 0);
   }
 
-  private async runErrorAction(
+  /**
+   * Runs every rule on a message AWS IoT itself published (a republish): no client, so
+   * clientid() is "n/a" and principal() Undefined; `hops` counts the republishes that led here
+   * (the republish executor stops a chain at REPUBLISH_MAX_HOPS).
+   */
+  async onServicePublish(
     topic: string,
-    clientId: string,
-    traceId: string,
     payload: Buffer,
-    errorMessage: string,
+    mqtt: MqttProperties | undefined,
+    hops: number,
   ): Promise<void> {
-    const message: RuleErrorMessage = {
-      ruleName: this.config.rule.name,
-      topic,
-      cloudwatchTraceId: traceId,
-      clientId,
-      base64OriginalPayload: payload.toString("base64"),
-      failures: [
-        {
-          failedAction: "FirehoseAction",
-          failedResource: this.config.delivery.streamName,
-          errorMessage,
-        },
-      ],
-    };
-    await this.opts.errorAction(Buffer.from(`${JSON.stringify(message)}\n`));
+    await this.runAll({}, topic, payload, mqtt, hops);
+  }
+
+  private async runAll(
+    publisher: Publisher,
+    topic: string,
+    payload: Buffer,
+    mqtt: MqttProperties | undefined,
+    hops: number,
+  ): Promise<void> {
+    if (this.rules.length === 1) return this.telemetry.run(publisher, topic, payload, mqtt, hops);
+    // Rules are independent of each other, as in AWS IoT; the first failure that must withhold
+    // the PUBACK is the one reported, after every rule has run.
+    const outcomes = await Promise.allSettled(
+      this.rules.map((r) => r.run(publisher, topic, payload, mqtt, hops)),
+    );
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+    if (failed !== undefined) {
+      this.log(
+        `rules: a rule could not take the message on ${topic}: ${(failed.reason as Error).message}`,
+      );
+      throw failed.reason;
+    }
   }
 }

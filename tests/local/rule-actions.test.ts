@@ -13,18 +13,16 @@ import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { RuleActionFailure } from "../../core/rule-actions/failure";
 import { PROJECT_DIR } from "../../core/project";
+import { runLocalActions, type LocalActionInput } from "../../local/rule/actions/context";
+import { LocalHttpAction } from "../../local/rule/actions/http";
+import { LocalLambdaAction } from "../../local/rule/actions/lambda";
 import {
   LocalDynamoDbV2Action,
-  LocalHttpAction,
-  LocalLambdaAction,
-  LocalS3Action,
   LocalSnsAction,
   LocalSqsAction,
-  RequestLogs,
-  requestFile,
-  runLocalActions,
-  type LocalActionInput,
-} from "../../local/rule/actions";
+} from "../../local/rule/actions/recorded";
+import { RequestLogs, requestFile } from "../../local/rule/actions/request-log";
+import { LocalS3Action } from "../../local/rule/actions/s3";
 import { LocalBucket } from "../../local/storage/s3";
 import { tempDir } from "../helpers/temp";
 import { FaultyFiles } from "./fixtures/faulty-files";

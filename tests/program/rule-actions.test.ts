@@ -60,7 +60,7 @@ async function build(kmsKeyArn?: string): Promise<ProgramRun> {
             separator: "\n",
             roleName: "alerts-role-firehose",
           }),
-          new LambdaAction({ handler: "functions/log-event.ts" }),
+          new LambdaAction({ ruleName: RULE, handler: "functions/log-event.ts" }),
           new S3Action({
             bucketName: "pipeline-bucket",
             bucketArn: "arn:aws:s3:::pipeline-bucket",

@@ -13,6 +13,8 @@ import { FUNCTION_HANDLER, FUNCTION_RUNTIME, functionBundle } from "../../privat
 import type { RuleAction, RuleActionBinding, RuleActionConfigOf, RuleBindContext } from "./action";
 
 export interface LambdaActionArgs {
+  /** The topic rule's name in AWS IoT: the permission lets only this rule invoke. */
+  readonly ruleName: string;
   /** The handler file, `functions/<name>.ts`, exporting `handler`. */
   readonly handler: string;
   /** @default 3 */
@@ -36,12 +38,7 @@ export class LambdaAction implements RuleAction {
   }
 
   bind(rule: RuleBindContext): RuleActionBinding<RuleActionConfigOf<"lambda">> {
-    const ruleName = rule.ruleName;
-    if (ruleName === undefined) {
-      throw new Error(
-        `Lambda action ${this.id}: the rule's name is needed to scope the invoke permission`,
-      );
-    }
+    const ruleName = this.args.ruleName;
     const opts = { parent: rule.parent };
     const base = `${rule.name}-${this.id}`;
     const functionName = this.args.functionName ?? lambdaFunctionName(ruleName, this.args.handler);

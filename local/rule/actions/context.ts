@@ -2,6 +2,7 @@
 // a substitution template in an action parameter for it (the rule engine's IoT SQL, as the
 // Substitution templates page defines them:
 // https://docs.aws.amazon.com/iot/latest/developerguide/iot-substitution-templates.html).
+import { RuleActionFailure, type ActionFailureEntry } from "../../../core/rule-actions/failure";
 import type { Value } from "../../../core/rule-sql";
 
 export interface LocalActionInput {
@@ -29,4 +30,23 @@ export interface LocalAction {
   /** Waits for work the action finishes after acknowledging (a Lambda function's run). */
   drain?(): Promise<void>;
   close?(): Promise<void>;
+}
+
+/**
+ * Runs every action on one message. Resolves with the failures to report to the error action
+ * (none when all succeeded); rejects, once all have settled, when one failed in a way that must
+ * withhold the acknowledgement (the local disk), so that the device sends the message again.
+ */
+export async function runLocalActions(
+  actions: readonly LocalAction[],
+  input: LocalActionInput,
+): Promise<ActionFailureEntry[]> {
+  const results = await Promise.allSettled(actions.map((a) => a.execute(input)));
+  const failures: ActionFailureEntry[] = [];
+  for (const r of results) {
+    if (r.status === "fulfilled") continue;
+    if (r.reason instanceof RuleActionFailure) failures.push(r.reason.entry());
+    else throw r.reason;
+  }
+  return failures;
 }

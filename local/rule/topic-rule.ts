@@ -1,0 +1,248 @@
+// One topic rule offline: its IoT SQL on each message, its actions run together on what the
+// SELECT produced, and, when actions fail or the message cannot be evaluated, one error message
+// per rule and message (naming every failed action) to its error action
+// (https://docs.aws.amazon.com/iot/latest/developerguide/rule-error-handling.html).
+import {
+  compileRule,
+  RuleEvaluationError,
+  type CompiledRule,
+  type MqttProperties,
+  type RegistryLookup,
+  type RuleInput,
+  type RuleStatement,
+  type SqlValue,
+} from "../../core/rule-sql";
+import { ActionFailure, type ActionMessage, type LocalAction } from "./actions/action";
+
+/** The message the rule's error action receives, as AWS IoT documents it. */
+export interface RuleErrorMessage {
+  readonly ruleName: string;
+  readonly topic: string;
+  readonly cloudwatchTraceId: string;
+  readonly clientId: string;
+  readonly base64OriginalPayload: string;
+  readonly failures: readonly {
+    readonly failedAction: string;
+    readonly failedResource: string;
+    readonly errorMessage: string;
+  }[];
+}
+
+export interface RuleStats {
+  /** Messages on a topic the rule's FROM filter matches. */
+  onTopic: number;
+  /** Messages whose WHERE held (or that had no WHERE): the actions ran. */
+  matched: number;
+  /** Messages the WHERE clause filtered out. */
+  whereFalse: number;
+  /** Action failures, each sent to the error action. */
+  actionFailures: number;
+  /** Messages the SQL could not be evaluated on (over a bound, unrepresentable), each sent to the error action. */
+  evaluationErrors: number;
+}
+
+/** Who published: the broker's ClientIdentity has these fields; none for AWS IoT itself. */
+export interface Publisher {
+  readonly clientId?: string;
+  /** The client certificate's id, which `principal()` returns. */
+  readonly certificateId?: string;
+}
+
+/** What a matched message produced, for other local consumers (the analytics window). */
+export type RuleOutputListener = (
+  output: SqlValue,
+  message: { readonly topic: string; readonly clientId: string; readonly receivedAt: number },
+) => void;
+
+export interface LocalTopicRuleOptions {
+  readonly name: string;
+  readonly statement: RuleStatement;
+  readonly actions: readonly LocalAction[];
+  readonly errorAction?: LocalAction;
+  readonly registry: RegistryLookup;
+  readonly accountId: string;
+  readonly now: () => number;
+  readonly uuid: () => string;
+  readonly log: (line: string) => void;
+}
+
+/** What the error message's clientId says for a message AWS IoT itself published. */
+const NO_CLIENT = "n/a";
+
+export class LocalTopicRule {
+  readonly stats: RuleStats = {
+    onTopic: 0,
+    matched: 0,
+    whereFalse: 0,
+    actionFailures: 0,
+    evaluationErrors: 0,
+  };
+  /** Error messages that found no error action (`errorAction: none`) or whose error action failed. */
+  errorsDropped = 0;
+  readonly name: string;
+  private readonly rule: CompiledRule;
+  private readonly listeners: RuleOutputListener[] = [];
+
+  constructor(private readonly opts: LocalTopicRuleOptions) {
+    if (opts.actions.length === 0) throw new Error(`rule ${opts.name} has no action`);
+    this.name = opts.name;
+    this.rule = compileRule(opts.statement);
+  }
+
+  onOutput(listener: RuleOutputListener): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Runs the rule on one message. Resolves when its actions have taken it (durably); rejects
+   * only when an action or the error action failed in a way that must withhold the PUBACK.
+   */
+  async run(
+    publisher: Publisher,
+    topic: string,
+    payload: Buffer,
+    mqtt: MqttProperties | undefined,
+    hops: number,
+  ): Promise<void> {
+    const { name, log } = this.opts;
+    const clientId = publisher.clientId;
+    const who = clientId ?? "AWS IoT";
+    const receivedAt = this.opts.now();
+    const traceId = this.opts.uuid();
+    const input: RuleInput = {
+      payload,
+      topic,
+      clientId,
+      timestamp: receivedAt,
+      newuuid: this.opts.uuid,
+      principal: publisher.certificateId,
+      traceId,
+      accountId: this.opts.accountId,
+      registry: this.opts.registry,
+      ruleName: name,
+      // What an MQTT 5 publish carried, for get_mqtt_property() and get_user_properties().
+      mqtt,
+    };
+    let result;
+    try {
+      result = this.rule.evaluate(input);
+    } catch (e) {
+      if (!(e instanceof RuleEvaluationError)) throw e;
+      this.stats.onTopic++;
+      this.stats.evaluationErrors++;
+      log(
+        `rule ${name}: message from ${who} on ${topic} not evaluated: ${e.message}; error action run with the original payload`,
+      );
+      const first = this.opts.actions[0];
+      await this.runErrorAction(input, hops, [
+        {
+          failedAction: first.failedAction,
+          failedResource: first.resource,
+          errorMessage: `The rule's SQL could not be evaluated on this message: ${e.message}. Message arrived on: ${topic}, Action: ${first.kind}`,
+        },
+      ]);
+      return;
+    }
+    if (!result.matched) {
+      if (result.reason === "where") {
+        this.stats.onTopic++;
+        this.stats.whereFalse++;
+      }
+      return;
+    }
+    this.stats.onTopic++;
+    this.stats.matched++;
+    const message: ActionMessage = {
+      ruleName: name,
+      topic,
+      ...(clientId === undefined ? {} : { clientId }),
+      payload,
+      record: result.record,
+      get output() {
+        return result.output;
+      },
+      receivedAt,
+      traceId,
+      ...(mqtt === undefined ? {} : { mqtt }),
+      hops,
+      input,
+    };
+    // AWS runs a rule's actions independently: each gets the message, failures are gathered.
+    const outcomes = await Promise.allSettled(this.opts.actions.map((a) => a.run(message)));
+    const failures: RuleErrorMessage["failures"][number][] = [];
+    for (const [i, outcome] of outcomes.entries()) {
+      if (outcome.status === "fulfilled") continue;
+      const e: unknown = outcome.reason;
+      if (!(e instanceof ActionFailure)) throw e;
+      const action = this.opts.actions[i];
+      this.stats.actionFailures++;
+      log(
+        `rule ${name}: ${action.failedAction} failed for ${who} on ${topic}: ${e.message}; error action run`,
+      );
+      failures.push({
+        failedAction: action.failedAction,
+        failedResource: e.resource,
+        errorMessage: `${e.message}. Message arrived on: ${topic}, Action: ${action.kind}`,
+      });
+    }
+    if (failures.length > 0) {
+      await this.runErrorAction(input, hops, failures);
+      return;
+    }
+    // Read only when someone listens: for `SELECT *, …` the output object is built on demand.
+    if (this.listeners.length === 0) return;
+    const output = result.output;
+    if (output === undefined) return;
+    for (const listen of this.listeners)
+      listen(output, { topic, clientId: clientId ?? NO_CLIENT, receivedAt });
+  }
+
+  private async runErrorAction(
+    input: RuleInput,
+    hops: number,
+    failures: RuleErrorMessage["failures"],
+  ): Promise<void> {
+    const { name, log } = this.opts;
+    const payload = Buffer.isBuffer(input.payload) ? input.payload : Buffer.from(input.payload);
+    const error: RuleErrorMessage = {
+      ruleName: name,
+      topic: input.topic,
+      cloudwatchTraceId: input.traceId ?? "",
+      clientId: input.clientId ?? NO_CLIENT,
+      base64OriginalPayload: payload.toString("base64"),
+      failures,
+    };
+    const action = this.opts.errorAction;
+    if (action === undefined) {
+      this.errorsDropped++;
+      log(
+        `rule ${name}: no error action: the failure of ${failures.map((f) => f.failedAction).join(", ")} on ${input.topic} is dropped`,
+      );
+      return;
+    }
+    const record = Buffer.from(JSON.stringify(error));
+    // The error action's templates see the error message as the payload.
+    const errorInput: RuleInput = { ...input, payload: record };
+    try {
+      await action.run({
+        ruleName: name,
+        topic: input.topic,
+        ...(input.clientId === undefined ? {} : { clientId: input.clientId }),
+        payload: record,
+        record,
+        output: JSON.parse(record.toString()) as SqlValue,
+        receivedAt: input.timestamp,
+        traceId: error.cloudwatchTraceId,
+        hops,
+        input: errorInput,
+      });
+    } catch (e) {
+      if (!(e instanceof ActionFailure)) throw e;
+      // AWS logs a failed error action; nothing further runs.
+      this.errorsDropped++;
+      log(
+        `rule ${name}: the error action ${action.failedAction} failed too: ${e.message}; the error message is dropped`,
+      );
+    }
+  }
+}
