@@ -19,7 +19,7 @@ import type { LocalActionServices, ServicePublish } from "./actions/action";
 import { ruleErrorLogGroupName } from "../../core/topic-rules/actions/cloudwatch-logs";
 import { cloudwatchLogsSink } from "./actions/cloudwatch-logs";
 import { firehoseAction } from "./actions/firehose";
-import { localAction } from "./actions";
+import { localAction, RequestLogs } from "./actions";
 import {
   LocalTopicRule,
   type Publisher,
@@ -82,6 +82,8 @@ export class LocalRuleEngine {
   readonly statement: RuleStatement;
   /** Every rule, the telemetry rule first. */
   readonly rules: readonly LocalTopicRule[];
+  /** The requests the SNS, SQS and DynamoDBv2 actions recorded (with a state folder). */
+  readonly requests?: RequestLogs;
   private readonly telemetry: LocalTopicRule;
   private readonly log: (line: string) => void;
 
@@ -97,11 +99,14 @@ export class LocalRuleEngine {
     const registry = opts.registry ?? registryFromConfig(config);
     const common = { registry, accountId: LOCAL_ACCOUNT_ID, now, uuid, log };
     const publish = opts.services?.publish;
+    const stateDir = opts.services?.stateDir;
+    this.requests = stateDir === undefined ? undefined : new RequestLogs(stateDir, plan.stack);
     const services: LocalActionServices = {
       plan,
       log,
       now,
-      ...(opts.services?.stateDir === undefined ? {} : { stateDir: opts.services.stateDir }),
+      ...(stateDir === undefined ? {} : { stateDir }),
+      ...(this.requests === undefined ? {} : { requests: this.requests }),
       ...(opts.services?.cloudwatch === undefined ? {} : { cloudwatch: opts.services.cloudwatch }),
       ...(publish === undefined
         ? {}

@@ -1,50 +1,62 @@
-// The new rule actions as the local pipeline runs them, each over the real thing where it can be:
-// S3 into the local bucket (the key checked, never outside it), HTTP as a real POST to a server on
-// 127.0.0.1 (only to a confirmed destination, the page's retry rules, bounded), Lambda called
-// in-process with the SQL result as its event, and SNS, SQS and DynamoDBv2 recorded as exactly the
-// request AWS would have received, one durable JSON line each. Failures carry the error action's
-// fields as https://docs.aws.amazon.com/iot/latest/developerguide/rule-error-handling.html shows.
-// Action pages: lambda-rule-action.html, s3-rule-action.html, sns-rule-action.html,
-// sqs-rule-action.html, dynamodb-v2-rule-action.html, https-rule-action.html (developer guide).
+// The new rule actions as the local rule engine runs them, from a stack config's `rules`, each
+// over the real thing where it can be: S3 into the local bucket (the key checked, never outside
+// it), HTTP as a real POST to a server on 127.0.0.1 (only to a confirmed destination, the page's
+// retry rules, bounded), Lambda called in-process with the SQL result as its event, and SNS, SQS
+// and DynamoDBv2 recorded as exactly the request AWS would have received, one durable JSON line
+// each. Templates are filled in by the IoT SQL engine; failures reach the rule's error action in
+// the shape https://docs.aws.amazon.com/iot/latest/developerguide/rule-error-handling.html shows.
+// Action pages (AWS IoT developer guide): lambda-rule-action.html, s3-rule-action.html,
+// sns-rule-action.html, sqs-rule-action.html, dynamodb-v2-rule-action.html, https-rule-action.html.
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
-import { RuleActionFailure } from "../../core/rule-actions/failure";
-import { PROJECT_DIR } from "../../core/project";
-import { runLocalActions, type LocalActionInput } from "../../local/rule/actions/context";
-import { LocalHttpAction } from "../../local/rule/actions/http";
+import { parseStackConfig, readRawStackConfig } from "../../core/stack-config";
+import { LOCAL_ACCOUNT_ID } from "../../local/broker/authorizer";
+import { logGroupFile } from "../../local/rule/actions/cloudwatch-logs";
 import { LocalLambdaAction } from "../../local/rule/actions/lambda";
-import {
-  LocalDynamoDbV2Action,
-  LocalSnsAction,
-  LocalSqsAction,
-} from "../../local/rule/actions/recorded";
-import { RequestLogs, requestFile } from "../../local/rule/actions/request-log";
-import { LocalS3Action } from "../../local/rule/actions/s3";
-import { LocalBucket } from "../../local/storage/s3";
+import { RequestLog, requestFile } from "../../local/rule/actions/request-log";
+import { LocalRuleEngine, type RuleErrorMessage } from "../../local/rule/rule-engine";
+import { LocalBucket, localBucketName } from "../../local/storage/s3";
 import { tempDir } from "../helpers/temp";
 import { FaultyFiles } from "./fixtures/faulty-files";
 import { events as lambdaEvents } from "./fixtures/lambda-recorder";
 
-const WHERE = { partition: "aws", region: "eu-west-1", account: "000000000000" };
+const RULE = "copies";
+const TOPIC = "SeattleStoreTemp/store-1";
+const READING = { temperature: 31.5, humidity: 40 };
+const SQL = "SELECT topic(2) AS thing, temperature FROM 'SeattleStoreTemp/+'";
 const OUTPUT = { thing: "store-1", temperature: 31.5 };
 
-function input(over: Partial<LocalActionInput> = {}): LocalActionInput {
-  const output = over.output ?? OUTPUT;
-  return {
-    ruleName: "alerts",
-    topic: "dt/store-1/weather",
-    clientId: "store-1",
-    output,
-    record: Buffer.from(JSON.stringify(output)),
-    // `${topic()}` and `${topic(2)}` as the templates page defines them; the rule engine's IoT
-    // SQL evaluates them in the pipeline.
-    substitute: (t) =>
-      t.replaceAll("${topic()}", "dt/store-1/weather").replaceAll("${topic(2)}", "store-1"),
-    ...over,
+/** The dev stack with one further rule holding `actions`, run by the engine on a state folder. */
+function engine(actions: unknown[], sql = SQL) {
+  const stateDir = tempDir("actions");
+  const config = parseStackConfig(
+    { ...readRawStackConfig("dev"), rules: [{ name: RULE, sql, actions }] },
+    "dev",
+  );
+  const logged: string[] = [];
+  const e = new LocalRuleEngine(config, {
+    firehosePut: async () => undefined,
+    errorAction: async () => undefined,
+    log: (l) => logged.push(l),
+    services: { stateDir },
+  });
+  const publish = (payload: unknown = READING, topic = TOPIC) =>
+    e.onPublish("store-1", topic, Buffer.from(JSON.stringify(payload)));
+  /** The error action messages (the rule's default error action: its own log group). */
+  const errors = (): RuleErrorMessage[] => {
+    const file = logGroupFile(stateDir, `/iot/rules/${RULE}/errors`);
+    if (!fs.existsSync(file)) return [];
+    return fs
+      .readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as RuleErrorMessage);
   };
+  const stats = () => e.ruleStats()[RULE];
+  return { e, stateDir, config, logged, publish, errors, stats };
 }
 
 function lines(file: string): unknown[] {
@@ -57,141 +69,92 @@ function lines(file: string): unknown[] {
 
 describe("local rule actions: SNS, SQS and DynamoDBv2 record the request AWS would have received", () => {
   it("SNS: Publish with TopicArn, Message and, for messageFormat JSON, MessageStructure json (sns-rule-action.html)", async () => {
-    const dir = tempDir("sns");
-    const logs = new RequestLogs(dir, "dev");
-    const raw = new LocalSnsAction(
-      "a",
-      { kind: "sns", topicName: "ops", messageFormat: "RAW" },
-      WHERE,
-      logs,
-    );
-    const json = new LocalSnsAction(
-      "b",
-      { kind: "sns", topicName: "ops", messageFormat: "JSON" },
-      WHERE,
-      logs,
-    );
-    await raw.execute(input());
-    await json.execute(input());
-    // Durable before the append resolved: the file holds both lines now.
-    assert.deepEqual(lines(requestFile(dir, "dev", "sns", "Publish")), [
-      { TopicArn: "arn:aws:sns:eu-west-1:000000000000:ops", Message: JSON.stringify(OUTPUT) },
-      {
-        TopicArn: "arn:aws:sns:eu-west-1:000000000000:ops",
-        Message: JSON.stringify(OUTPUT),
-        MessageStructure: "json",
-      },
+    const t = engine([
+      { sns: { topicName: "ops" } },
+      { sns: { topicName: "ops", messageFormat: "JSON" } },
     ]);
+    await t.publish();
+    // Durable before the publish was acknowledged: the file holds both lines now.
+    const arn = `arn:aws:sns:us-east-1:${LOCAL_ACCOUNT_ID}:ops`;
+    const got = lines(requestFile(t.stateDir, "dev", "sns", "Publish"));
     assert.deepEqual(
-      logs.counts().map((c) => c.recorded),
-      [2],
+      got.sort((a, b) => JSON.stringify(a).length - JSON.stringify(b).length),
+      [
+        { TopicArn: arn, Message: JSON.stringify(OUTPUT) },
+        { TopicArn: arn, Message: JSON.stringify(OUTPUT), MessageStructure: "json" },
+      ],
     );
-    await logs.close();
+    assert.deepEqual(
+      t.e.requests?.counts().map((c) => [c.api, c.recorded]),
+      [["sns.Publish", 2]],
+    );
   });
 
   it("SQS: SendMessage with QueueUrl and MessageBody, base64 with useBase64 (sqs-rule-action.html)", async () => {
-    const dir = tempDir("sqs");
-    const logs = new RequestLogs(dir, "dev");
-    const plain = new LocalSqsAction(
-      "a",
-      { kind: "sqs", queueName: "q", useBase64: false },
-      WHERE,
-      logs,
-    );
-    const b64 = new LocalSqsAction(
-      "b",
-      { kind: "sqs", queueName: "q", useBase64: true },
-      WHERE,
-      logs,
-    );
-    await Promise.all([plain.execute(input()), b64.execute(input())]);
-    const got = lines(requestFile(dir, "dev", "sqs", "SendMessage")) as Array<{
+    const t = engine([{ sqs: { queueName: "q" } }, { sqs: { queueName: "q", useBase64: true } }]);
+    await t.publish();
+    const got = lines(requestFile(t.stateDir, "dev", "sqs", "SendMessage")) as Array<{
+      QueueUrl: string;
       MessageBody: string;
     }>;
-    const url = "https://sqs.eu-west-1.amazonaws.com/000000000000/q";
     assert.deepEqual(
       got.map((r) => r.MessageBody).sort(),
       [JSON.stringify(OUTPUT), Buffer.from(JSON.stringify(OUTPUT)).toString("base64")].sort(),
     );
-    assert.ok(got.every((r) => (r as unknown as { QueueUrl: string }).QueueUrl === url));
-    await logs.close();
+    for (const r of got) {
+      assert.equal(r.QueueUrl, `https://sqs.us-east-1.amazonaws.com/${LOCAL_ACCOUNT_ID}/q`);
+    }
   });
 
-  it("SQS: 200 concurrent messages are 200 whole lines, shared writes and syncs", async () => {
-    const dir = tempDir("sqs-many");
-    const logs = new RequestLogs(dir, "dev");
-    const a = new LocalSqsAction(
-      "a",
-      { kind: "sqs", queueName: "q", useBase64: false },
-      WHERE,
-      logs,
-    );
-    await Promise.all(
-      Array.from({ length: 200 }, (_, i) =>
-        a.execute(input({ output: { i }, record: Buffer.from(JSON.stringify({ i })) })),
-      ),
-    );
-    const got = lines(requestFile(dir, "dev", "sqs", "SendMessage")) as Array<{
+  it("SQS: 200 concurrent messages are 200 whole lines, sharing writes and syncs", async () => {
+    const t = engine([{ sqs: { queueName: "q" } }]);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => t.publish({ temperature: i })));
+    const got = lines(requestFile(t.stateDir, "dev", "sqs", "SendMessage")) as Array<{
       MessageBody: string;
     }>;
     assert.equal(got.length, 200);
-    assert.deepEqual(
-      new Set(got.map((r) => (JSON.parse(r.MessageBody) as { i: number }).i)).size,
-      200,
+    const temps = got.map(
+      (r) => (JSON.parse(r.MessageBody) as { temperature: number }).temperature,
     );
-    await logs.close();
+    assert.equal(new Set(temps).size, 200);
   });
 
   it("a full disk mid-line refuses the requests (no acknowledgement) and leaves only whole lines", async () => {
     const dir = tempDir("sqs-full");
     const disk = new FaultyFiles();
     disk.space = 40;
-    const logs = new RequestLogs(dir, "dev", disk);
-    const a = new LocalSqsAction(
-      "a",
-      { kind: "sqs", queueName: "q", useBase64: false },
-      WHERE,
-      logs,
-    );
-    const results = await Promise.allSettled([a.execute(input()), a.execute(input())]);
+    const log = new RequestLog(path.join(dir, "sqs.SendMessage.jsonl"), disk);
+    // The first line (39 bytes) fits; the second is cut after 1 byte by the full disk.
+    const results = await Promise.allSettled([
+      log.append({ a: "x".repeat(30) }),
+      log.append({ b: 1 }),
+    ]);
     assert.deepEqual(
       results.map((r) => r.status),
-      ["rejected", "rejected"],
+      ["fulfilled", "rejected"],
     );
-    assert.equal(fs.readFileSync(requestFile(dir, "dev", "sqs", "SendMessage"), "utf8"), "");
+    assert.equal(fs.readFileSync(log.path, "utf8"), `${JSON.stringify({ a: "x".repeat(30) })}\n`);
     disk.space = Infinity;
-    await a.execute(input());
-    assert.equal(lines(requestFile(dir, "dev", "sqs", "SendMessage")).length, 1);
-    assert.deepEqual(
-      logs.counts().map((c) => c.recorded),
-      [1],
-    );
-    await logs.close();
+    await log.append({ c: 1 });
+    assert.deepEqual(lines(log.path), [{ a: "x".repeat(30) }, { c: 1 }]);
+    assert.equal(log.recorded, 2);
   });
 
   it("DynamoDBv2: PutItem with TableName and each root-level attribute a typed column (dynamodb-v2-rule-action.html)", async () => {
-    const dir = tempDir("ddb");
-    const logs = new RequestLogs(dir, "dev");
-    const a = new LocalDynamoDbV2Action(
-      "d",
-      {
-        kind: "dynamoDBv2",
-        tableName: "readings",
-        partitionKey: { name: "thing", type: "S" },
-        sortKey: { name: "ts", type: "N" },
-      },
-      logs,
+    const t = engine(
+      [
+        {
+          dynamoDBv2: {
+            tableName: "readings",
+            partitionKey: { name: "thing", type: "S" },
+            sortKey: { name: "ts", type: "N" },
+          },
+        },
+      ],
+      "SELECT topic(2) AS thing, 1765130000000 AS ts, temperature, true AS ok, [1] AS tags, {'x': null} AS at FROM 'SeattleStoreTemp/+'",
     );
-    const output = {
-      thing: "store-1",
-      ts: 1765130000000,
-      temperature: 31.5,
-      ok: true,
-      tags: ["a"],
-      at: { x: null },
-    };
-    await a.execute(input({ output, record: Buffer.from(JSON.stringify(output)) }));
-    assert.deepEqual(lines(requestFile(dir, "dev", "dynamodb", "PutItem")), [
+    await t.publish();
+    assert.deepEqual(lines(requestFile(t.stateDir, "dev", "dynamodb", "PutItem")), [
       {
         TableName: "readings",
         Item: {
@@ -199,66 +162,62 @@ describe("local rule actions: SNS, SQS and DynamoDBv2 record the request AWS wou
           ts: { N: "1765130000000" },
           temperature: { N: "31.5" },
           ok: { BOOL: true },
-          tags: { L: [{ S: "a" }] },
+          tags: { L: [{ N: "1" }] },
           at: { M: { x: { NULL: true } } },
         },
       },
     ]);
-    await logs.close();
   });
 
-  it("DynamoDBv2: a result without the table's partition key fails as DynamoDB's ValidationException, and nothing is recorded", async () => {
-    const dir = tempDir("ddb-miss");
-    const logs = new RequestLogs(dir, "dev");
-    const a = new LocalDynamoDbV2Action(
-      "d",
-      { kind: "dynamoDBv2", tableName: "readings", partitionKey: { name: "thing", type: "S" } },
-      logs,
+  it("DynamoDBv2: a result without the table's partition key fails as DynamoDB's ValidationException to the error action, nothing recorded", async () => {
+    const t = engine([
+      { dynamoDBv2: { tableName: "readings", partitionKey: { name: "id", type: "S" } } },
+    ]);
+    await t.publish();
+    const [err] = t.errors();
+    assert.equal(err.ruleName, RULE);
+    assert.equal(err.topic, TOPIC);
+    assert.equal(err.clientId, "store-1");
+    assert.equal(
+      err.base64OriginalPayload,
+      Buffer.from(JSON.stringify(READING)).toString("base64"),
     );
-    const failures = await runLocalActions(
-      [a],
-      input({ output: { temperature: 1 }, record: Buffer.from('{"temperature":1}') }),
-    );
-    assert.equal(failures.length, 1);
-    assert.equal(failures[0].failedAction, "DynamoDBv2Action");
-    assert.equal(failures[0].failedResource, "readings");
-    assert.match(failures[0].errorMessage, /Missing the key thing in the item/);
+    assert.equal(err.failures.length, 1);
+    assert.equal(err.failures[0].failedAction, "DynamoDBv2Action");
+    assert.equal(err.failures[0].failedResource, "readings");
     assert.match(
-      failures[0].errorMessage,
-      /Message arrived on: dt\/store-1\/weather, Action: dynamoDBv2/,
+      err.failures[0].errorMessage,
+      /Missing the key id in the item .*Message arrived on: SeattleStoreTemp\/store-1, Action: dynamoDBv2$/,
     );
-    assert.equal(fs.existsSync(requestFile(dir, "dev", "dynamodb", "PutItem")), false);
-    await logs.close();
+    assert.equal(fs.existsSync(requestFile(t.stateDir, "dev", "dynamodb", "PutItem")), false);
+    assert.equal(t.stats().actionFailures, 1);
   });
 });
 
 describe("local rule actions: S3 writes to the local bucket (s3-rule-action.html)", () => {
-  it("writes the SQL result under the key template, evaluated for the message", async () => {
-    const dir = tempDir("s3");
-    const bucket = new LocalBucket(dir, "b");
-    const a = new LocalS3Action("s", { kind: "s3", key: "raw/${topic()}/1" }, bucket);
-    await a.execute(input());
-    assert.deepEqual(await bucket.listKeys(), ["raw/dt/store-1/weather/1"]);
+  it("writes the SQL result under the key template, filled in by the IoT SQL engine", async () => {
+    const t = engine([{ s3: { key: "raw/${topic()}/${temperature}" } }]);
+    await t.publish();
+    const bucket = new LocalBucket(t.stateDir, localBucketName(t.config));
+    assert.deepEqual(await bucket.listKeys(), ["raw/SeattleStoreTemp/store-1/31.5"]);
     assert.equal(
-      fs.readFileSync(path.join(bucket.dir, "raw/dt/store-1/weather/1"), "utf8"),
+      fs.readFileSync(path.join(bucket.dir, "raw/SeattleStoreTemp/store-1/31.5"), "utf8"),
       JSON.stringify(OUTPUT),
     );
   });
 
-  it("a key that would leave the bucket's folder fails to the error action as S3Action, and nothing is written outside", async () => {
-    const dir = tempDir("s3-escape");
-    const bucket = new LocalBucket(dir, "b");
-    const a = new LocalS3Action("s", { kind: "s3", key: "${topic()}" }, bucket);
-    const failures = await runLocalActions([a], input({ substitute: () => "../../escaped" }));
-    assert.equal(failures.length, 1);
-    assert.equal(failures[0].failedAction, "S3Action");
-    assert.equal(failures[0].failedResource, "b");
+  it("a key that would leave the bucket's folder fails to the error action as S3Action; nothing is written outside", async () => {
+    const t = engine([{ s3: { key: "${k}" } }]);
+    await t.publish({ ...READING, k: "../../escaped" });
+    const [err] = t.errors();
+    assert.equal(err.failures[0].failedAction, "S3Action");
+    assert.equal(err.failures[0].failedResource, localBucketName(t.config));
     assert.match(
-      failures[0].errorMessage,
-      /^Failed to put S3 object\. The error received was .*"\.\." segment.* Action: s3, Bucket: b, Key: "\.\.\/\.\.\/escaped"/,
+      err.failures[0].errorMessage,
+      /^Failed to put S3 object\. The error received was .*"\.\." segment.* Key: "\.\.\/\.\.\/escaped"\. Message arrived on: SeattleStoreTemp\/store-1, Action: s3$/,
     );
-    assert.equal(fs.existsSync(path.join(dir, "escaped")), false);
-    assert.equal(fs.existsSync(path.join(dir, "s3", "escaped")), false);
+    assert.equal(fs.existsSync(path.join(t.stateDir, "escaped")), false);
+    assert.equal(fs.existsSync(path.join(t.stateDir, "s3", "escaped")), false);
   });
 });
 
@@ -293,169 +252,148 @@ describe("local rule actions: HTTP is a real POST to a confirmed destination on 
     got.length = 0;
     answers = [];
   });
-  const action = (tryTimeoutMs?: number, confirmed = [base]) =>
-    new LocalHttpAction(
-      "h",
+  const http1 = (over: Record<string, unknown> = {}) =>
+    engine([
       {
-        kind: "http",
-        url: `${base}\${topic(2)}`,
-        confirmationUrl: base,
-        headers: [{ key: "x-thing", value: "${topic(2)}" }],
+        http: {
+          url: `${base}\${topic(2)}`,
+          confirmationUrl: base,
+          headers: [{ key: "x-thing", value: "${topic(2)}" }],
+          confirmed: true,
+          ...over,
+        },
       },
-      { confirmedDestinations: confirmed, tryTimeoutMs },
-    );
+    ]);
 
-  it("POSTs the SQL result to the url with its templates evaluated, content-type application/json, the headers", async () => {
-    const a = action();
-    await a.execute(input());
+  it("POSTs the SQL result to the url with its templates filled in, content-type application/json, the headers", async () => {
+    const t = http1();
+    await t.publish();
     assert.equal(got.length, 1);
     assert.equal(got[0].url, "/hook/store-1");
     assert.equal(got[0].body, JSON.stringify(OUTPUT));
     assert.equal(got[0].headers["content-type"], "application/json");
     assert.equal(got[0].headers["x-thing"], "store-1");
-    assert.equal(a.stats.sent, 1);
+    assert.deepEqual(t.errors(), []);
   });
 
-  it("a body that is not JSON goes as application/octet-stream", async () => {
-    await action().execute(input({ record: Buffer.from([0xff, 0x00]) }));
+  it("a result that is not JSON goes as application/octet-stream", async () => {
+    const t = engine(
+      [{ http: { url: base, confirmed: true } }],
+      "SELECT * FROM 'SeattleStoreTemp/+'",
+    );
+    await t.e.onPublish("store-1", TOPIC, Buffer.from([0xff, 0x00]));
     assert.equal(got[0].headers["content-type"], "application/octet-stream");
   });
 
-  it("retries a 500 and a 429, at most three tries in all", async () => {
+  it("retries a 500 and a 429, at most three tries in all, then fails to the error action", async () => {
     answers = [{ status: 500 }, { status: 429 }, { status: 200 }];
-    const a = action();
-    await a.execute(input());
+    const t = http1();
+    await t.publish();
     assert.equal(got.length, 3);
+    assert.deepEqual(t.errors(), []);
     answers = [{ status: 503 }, { status: 503 }, { status: 503 }, { status: 200 }];
     got.length = 0;
-    const failures = await runLocalActions([a], input());
+    await t.publish();
     assert.equal(got.length, 3, "the fourth answer is never asked for");
-    assert.equal(failures[0].failedAction, "HttpAction");
-    assert.equal(failures[0].failedResource, `${base}store-1`);
-    assert.match(
-      failures[0].errorMessage,
-      /^HttpAction failed to make a request to the specified endpoint\. The endpoint answered 503 \(3 tries\)\. Message arrived on: dt\/store-1\/weather, Action: http$/,
+    const [err] = t.errors();
+    assert.equal(err.failures[0].failedAction, "HttpAction");
+    assert.equal(err.failures[0].failedResource, `${base}store-1`);
+    assert.equal(
+      err.failures[0].errorMessage,
+      "HttpAction failed to make a request to the specified endpoint. The endpoint answered 503 (3 tries). Message arrived on: SeattleStoreTemp/store-1, Action: http",
     );
   });
 
   it("does not retry a 400, nor a 500 whose answer is over 16,384 bytes", async () => {
     answers = [{ status: 400 }, { status: 200 }];
-    assert.equal((await runLocalActions([action()], input())).length, 1);
+    const t = http1();
+    await t.publish();
     assert.equal(got.length, 1);
     got.length = 0;
     answers = [{ status: 500, body: "x".repeat(16_385) }, { status: 200 }];
-    assert.equal((await runLocalActions([action()], input())).length, 1);
+    await t.publish();
     assert.equal(got.length, 1);
+    assert.equal(t.errors().length, 2);
   });
 
-  it("a hung endpoint costs at most three bounded tries, then fails to the error action", async () => {
-    answers = [
-      { status: 0, hang: true },
-      { status: 0, hang: true },
-      { status: 0, hang: true },
-    ];
-    const started = Date.now();
-    const failures = await runLocalActions([action(150)], input());
-    assert.ok(Date.now() - started < 2_000);
-    assert.equal(got.length, 3);
-    assert.match(failures[0].errorMessage, /Request timeout to .* after 150 ms \(3 tries\)/);
-  });
-
-  it("sends nothing to a URL that no confirmed destination begins: the error action says so", async () => {
-    const failures = await runLocalActions(
-      [action(undefined, ["https://hooks.example.com/"])],
-      input(),
-    );
+  it("sends nothing while the destination is not confirmed: the error action says so", async () => {
+    const t = http1({ confirmed: false });
+    await t.publish();
     assert.equal(got.length, 0);
     assert.match(
-      failures[0].errorMessage,
-      /No confirmed and enabled topic rule destination matches http:\/\/127\.0\.0\.1:\d+\/hook\/store-1/,
+      t.errors()[0].failures[0].errorMessage,
+      /The topic rule destination http:\/\/127\.0\.0\.1:\d+\/hook\/ is not confirmed and enabled \(confirmed: false\); nothing was sent/,
     );
   });
 });
 
 describe("local rule actions: Lambda calls the handler in-process with the SQL result (lambda-rule-action.html)", () => {
-  const fixture = (name: string) =>
-    path.relative(PROJECT_DIR, path.join(__dirname, "fixtures", name));
-  const spec = (handler: string, timeoutSeconds = 3) => ({
-    kind: "lambda" as const,
-    handler,
-    timeoutSeconds,
-    memoryMiB: 128,
-  });
-  const ARN = "arn:aws:lambda:eu-west-1:000000000000:function:alerts-f";
-
-  it("the event is the SQL result; the action is done once the event is accepted (asynchronous invocation)", async () => {
-    lambdaEvents.length = 0;
-    const a = new LocalLambdaAction("l", spec(fixture("lambda-recorder.ts")), { functionArn: ARN });
-    await a.execute(input());
-    await a.drain();
-    assert.deepEqual(lambdaEvents, [OUTPUT]);
-    assert.equal(a.stats.succeeded, 1);
-  });
-
-  it("a handler that throws is the function's error: retried twice as Lambda does, counted, not the rule's error action", async () => {
-    lambdaEvents.length = 0;
-    const logged: string[] = [];
-    const a = new LocalLambdaAction("l", spec(fixture("lambda-recorder.ts")), {
-      functionArn: ARN,
-      log: (l) => logged.push(l),
-    });
-    const failures = await runLocalActions([a], input({ record: Buffer.from('{"fail":true}') }));
-    await a.drain();
-    assert.deepEqual(failures, []);
-    assert.equal(lambdaEvents.length, 3);
-    assert.equal(a.stats.functionErrors, 1);
-    assert.match(
-      logged[0],
-      /the function failed on a message from dt\/store-1\/weather \(attempt 1 of 3\): the handler was asked to fail/,
-    );
-  });
-
-  it("a handler that cannot be invoked (no handler export) fails the action to the error action as LambdaAction", async () => {
-    const a = new LocalLambdaAction("l", spec(fixture("lambda-no-handler.ts")), {
-      functionArn: ARN,
-    });
-    const failures = await runLocalActions([a], input());
-    assert.equal(failures.length, 1);
-    assert.equal(failures[0].failedAction, "LambdaAction");
-    assert.equal(failures[0].failedResource, ARN);
-    assert.match(failures[0].errorMessage, /exports no handler function/);
-  });
-
-  it("functions/log-event.ts, the shipped handler, runs locally as bundled in the cloud", async () => {
-    const a = new LocalLambdaAction("l", spec("functions/log-event.ts"), { functionArn: ARN });
+  it("functions/log-event.ts, the shipped handler, gets the SQL result as its event; the message is acknowledged without waiting (asynchronous invocation)", async () => {
+    const t = engine([{ lambda: { handler: "functions/log-event.ts" } }]);
     const log = console.log;
     const printed: string[] = [];
     console.log = (s: string) => printed.push(s);
     try {
-      await a.execute(input());
-      await a.drain();
+      await t.publish();
+      await new Promise((resolve) => setTimeout(resolve, 50));
     } finally {
       console.log = log;
     }
     assert.deepEqual(printed, [JSON.stringify({ received: OUTPUT })]);
+    assert.deepEqual(t.errors(), []);
   });
 });
 
-describe("local rule actions: one error action message per rule and message (rule-error-handling.html)", () => {
-  it("two failing actions give two entries of one failures list; a disk error rejects instead", async () => {
-    const dir = tempDir("two");
-    const logs = new RequestLogs(dir, "dev");
-    const ddb = new LocalDynamoDbV2Action(
-      "d",
-      { kind: "dynamoDBv2", tableName: "t1", partitionKey: { name: "id", type: "S" } },
-      logs,
-    );
-    const s3 = new LocalS3Action("s", { kind: "s3", key: "${topic()}" }, new LocalBucket(dir, "b"));
-    const failures = await runLocalActions([ddb, s3], input({ substitute: () => "/abs" }));
-    assert.deepEqual(failures.map((f) => f.failedAction).sort(), ["DynamoDBv2Action", "S3Action"]);
-    const broken = {
-      id: "x",
-      execute: () => Promise.reject(Object.assign(new Error("no space"), { code: "ENOSPC" })),
+describe("local rule actions: the Lambda executor on handlers of its own (tests/local/fixtures)", () => {
+  // The executor itself, with handler files outside functions/ (the config accepts only those).
+  const ARN = "arn:aws:lambda:us-east-1:000000000000:function:copies-f";
+  const message = (record: unknown) => {
+    const b = Buffer.from(JSON.stringify(record));
+    return {
+      ruleName: RULE,
+      topic: TOPIC,
+      clientId: "store-1",
+      payload: b,
+      record: b,
+      output: undefined,
+      receivedAt: 0,
+      traceId: "t",
+      hops: 0,
+      input: { payload: b, topic: TOPIC, timestamp: 0, newuuid: () => "u" },
     };
-    await assert.rejects(runLocalActions([broken], input()), /no space/);
-    assert.ok(new RuleActionFailure("A", "r", "m").entry().failedAction === "A");
-    await logs.close();
+  };
+  const params = (handler: string) => ({
+    handler: path.relative(
+      path.resolve(__dirname, "../.."),
+      path.join(__dirname, "fixtures", handler),
+    ),
+    timeoutSeconds: 3,
+    memoryMiB: 128,
+  });
+
+  it("a handler that throws is the function's error: retried twice as Lambda retries asynchronous invocations, counted, not sent to the rule's error action", async () => {
+    lambdaEvents.length = 0;
+    const logged: string[] = [];
+    const a = new LocalLambdaAction(params("lambda-recorder.ts"), {
+      functionArn: ARN,
+      log: (l) => logged.push(l),
+    });
+    await a.run(message({ fail: true }));
+    await a.drain();
+    assert.equal(lambdaEvents.length, 3);
+    assert.equal(a.stats.functionErrors, 1);
+    assert.match(
+      logged[0],
+      /the function failed on a message from SeattleStoreTemp\/store-1 \(attempt 1 of 3\): the handler was asked to fail/,
+    );
+  });
+
+  it("a handler that cannot be invoked (no handler export) fails the action, which the rule reports as LambdaAction", async () => {
+    const a = new LocalLambdaAction(params("lambda-no-handler.ts"), { functionArn: ARN });
+    await assert.rejects(a.run(message({})), (e: Error & { resource?: string }) => {
+      assert.match(e.message, /exports no handler function/);
+      assert.equal(e.resource, ARN);
+      return true;
+    });
   });
 });

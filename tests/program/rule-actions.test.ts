@@ -9,17 +9,7 @@
 // s3-rule-action.html, sns-rule-action.html, sqs-rule-action.html, dynamodb-v2-rule-action.html,
 // https-rule-action.html, http-action-destination.html.
 import { strict as assert } from "node:assert";
-import * as aws from "@pulumi/aws";
-import {
-  DynamoDbV2Action,
-  FirehoseAction,
-  HttpAction,
-  LambdaAction,
-  S3Action,
-  SnsAction,
-  SqsAction,
-} from "../../components/rule/actions";
-import { TelemetryRule } from "../../components/rule/telemetry-rule";
+import { HttpAction, S3Action } from "../../components/rule/actions";
 import { createIamEvaluator, describeIamEvaluation } from "../../core/iam/policy-eval";
 import {
   fillTemplate,
@@ -45,66 +35,64 @@ const T = {
 const RULE = "alerts_rule";
 const HOOK = "https://hooks.example.com/iot/";
 
-/** A rule with every new action (and Firehose, so the existing shape is there too). */
-async function build(kmsKeyArn?: string): Promise<ProgramRun> {
-  return runProgram("dev", {
-    program: () => {
-      new TelemetryRule("alerts", {
-        ruleName: RULE,
-        sql: "SELECT thing, temperature FROM 'dt/+/weather' WHERE temperature > 30",
-        errorRoleName: "alerts-role-errors",
-        actions: [
-          new FirehoseAction({
-            streamName: "s",
-            streamArn: `arn:aws:firehose:us-east-1:${MOCK_ACCOUNT_ID}:deliverystream/s`,
-            separator: "\n",
-            roleName: "alerts-role-firehose",
-          }),
-          new LambdaAction({ ruleName: RULE, handler: "functions/log-event.ts" }),
-          new S3Action({
-            bucketName: "pipeline-bucket",
-            bucketArn: "arn:aws:s3:::pipeline-bucket",
-            key: "raw/${topic()}/${timestamp()}",
-            kmsKeyArn,
-            roleName: "alerts-role-s3",
-          }),
-          new SnsAction({
-            topicName: "ops-alerts",
-            messageFormat: "JSON",
-            roleName: "alerts-role-sns",
-          }),
-          new SqsAction({ queueName: "readings", useBase64: true, roleName: "alerts-role-sqs" }),
-          new DynamoDbV2Action({
-            tableName: "readings",
-            partitionKey: { name: "thing", type: "S" },
-            sortKey: { name: "ts", type: "N" },
-            roleName: "alerts-role-dynamodb",
-          }),
-          new HttpAction({
-            url: `${HOOK}\${topic(2)}`,
-            confirmationUrl: HOOK,
-            headers: [{ key: "x-thing", value: "${topic(2)}" }],
-            confirmedDestinations: [HOOK],
-          }),
-        ],
-      });
-      return {};
+/**
+ * A stack whose `rules` list holds a rule with every new action, built from the stack config
+ * through the plan, as `pulumi up` builds it (prod: its bucket has a customer-managed key).
+ */
+async function build(stack = "dev"): Promise<ProgramRun> {
+  return runProgram(stack, {
+    overrides: {
+      rules: [
+        {
+          name: RULE,
+          sql: "SELECT thing, temperature FROM 'dt/+/weather' WHERE temperature > 30",
+          actions: [
+            { lambda: { handler: "functions/log-event.ts" } },
+            { s3: { key: "raw/${topic()}/${timestamp()}" } },
+            { sns: { topicName: "ops-alerts", messageFormat: "JSON" } },
+            { sqs: { queueName: "readings", useBase64: true } },
+            {
+              dynamoDBv2: {
+                tableName: "readings",
+                partitionKey: { name: "thing", type: "S" },
+                sortKey: { name: "ts", type: "N" },
+              },
+            },
+            {
+              http: {
+                url: `${HOOK}\${topic(2)}`,
+                confirmationUrl: HOOK,
+                headers: [{ key: "x-thing", value: "${topic(2)}" }],
+                confirmed: true,
+              },
+            },
+          ],
+        },
+      ],
     },
   });
 }
 
-/** The rows of the table for a role, with the names the test rule uses. */
-const VALUES = (kms: boolean): Record<string, string> => ({
-  "{partition}": "aws",
-  "{region}": "us-east-1",
-  "{account}": MOCK_ACCOUNT_ID,
-  "{actionBucket}": "pipeline-bucket",
-  "{snsTopic}": "ops-alerts",
-  "{sqsQueue}": "readings",
-  "{dynamodbTable}": "readings",
-  "{lambdaLogGroup}": `/aws/lambda/${RULE}-log-event`,
-  ...(kms ? { "{keyId}": "k1" } : {}),
-});
+/** The table's placeholders, read from what the stack registers (never from a role's policy). */
+function valuesOf(run: ProgramRun): Record<string, string> {
+  const bucket = one(run, "aws:s3/bucket:Bucket", (b) => b.name.endsWith("-delivery-bucket"));
+  const key = ofType(run, "aws:kms/key:Key")[0];
+  return {
+    "{partition}": "aws",
+    "{region}": run.config.region,
+    "{account}": MOCK_ACCOUNT_ID,
+    "{actionBucket}": bucket.props.bucket as string,
+    "{snsTopic}": "ops-alerts",
+    "{sqsQueue}": "readings",
+    "{dynamodbTable}": one(run, T.table).props.name as string,
+    "{lambdaLogGroup}": one(
+      run,
+      T.logGroup,
+      (g) => g.props.name === `/aws/lambda/${RULE}-log-event`,
+    ).props.name as string,
+    ...(key === undefined ? {} : { "{keyId}": key.props.keyId as string }),
+  };
+}
 
 /** What the S3 key template `raw/${topic()}/${timestamp()}` writes, and what the services name. */
 const CHOSEN: Record<string, readonly string[]> = {
@@ -121,21 +109,24 @@ function requests(call: RunTimeCall, values: Record<string, string>) {
   });
 }
 
-const NEW_ROLES: Record<string, RoleId> = {
-  "alerts-role-s3": "rule-s3",
-  "alerts-role-sns": "rule-sns",
-  "alerts-role-sqs": "rule-sqs",
-  "alerts-role-dynamodb": "rule-dynamodb",
+/** The action roles by the table's names: `<rule component>-<kind>-<index>-role`. */
+const ROLE_SUFFIXES: Record<string, RoleId> = {
+  "-s3-1-role": "rule-s3",
+  "-sns-2-role": "rule-sns",
+  "-sqs-3-role": "rule-sqs",
+  "-dynamoDBv2-4-role": "rule-dynamodb",
 };
 
 function roleIdOf(run: ProgramRun, role: ReturnType<typeof one>): RoleId | undefined {
-  const byName = NEW_ROLES[role.props.name as string];
-  if (byName !== undefined) return byName;
+  for (const [suffix, id] of Object.entries(ROLE_SUFFIXES)) {
+    if (role.name.endsWith(`-topic-rule-${RULE}${suffix}`)) return id;
+  }
   const fn = one(run, T.fn);
   return fn.props.role === role.props.arn ? "rule-lambda-function" : undefined;
 }
 
-function checkRoles(run: ProgramRun, kms: boolean) {
+function checkRoles(run: ProgramRun) {
+  const kms = ofType(run, "aws:kms/key:Key").length > 0;
   const conditions = new Set([
     "s3Action",
     "snsAction",
@@ -144,7 +135,7 @@ function checkRoles(run: ProgramRun, kms: boolean) {
     "lambdaAction",
     ...(kms ? ["kmsKey"] : []),
   ]);
-  const values = VALUES(kms);
+  const values = valuesOf(run);
   const allowed: string[] = [];
   const refused: string[] = [];
   const unused: string[] = [];
@@ -195,7 +186,7 @@ function checkRoles(run: ProgramRun, kms: boolean) {
       checked++;
       const e = evaluate({
         action: "s3:PutObject",
-        resources: ["arn:aws:s3:::pipeline-bucket/telemetry/2026/x"],
+        resources: [`arn:aws:s3:::${values["{actionBucket}"]}/telemetry/2026/x`],
       });
       if (e.decision === "allow") allowed.push("rule-s3 s3:PutObject outside raw/");
     }
@@ -224,34 +215,37 @@ describe("rule actions under mocks: each registered with its least-privilege rol
   });
 
   it("the topic rule carries each action in its list, the roles' ARNs and the destination's URL", () => {
-    const rule = one(run, T.rule).props;
+    const rule = one(run, T.rule, (r) => r.props.name === RULE).props;
+    const roleArn = (kind: string) =>
+      one(run, T.role, (r) => r.name.endsWith(`-topic-rule-${RULE}-${kind}-role`)).props.arn;
     const sns = rule.sns as Array<Record<string, unknown>>;
     assert.deepEqual(sns, [
       {
         targetArn: `arn:aws:sns:us-east-1:${MOCK_ACCOUNT_ID}:ops-alerts`,
         messageFormat: "JSON",
-        roleArn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:role/alerts-role-sns`,
+        roleArn: roleArn("sns-2"),
       },
     ]);
     assert.deepEqual(rule.sqs, [
       {
         queueUrl: `https://sqs.us-east-1.amazonaws.com/${MOCK_ACCOUNT_ID}/readings`,
         useBase64: true,
-        roleArn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:role/alerts-role-sqs`,
+        roleArn: roleArn("sqs-3"),
       },
     ]);
     assert.deepEqual(rule.s3, [
       {
-        bucketName: "pipeline-bucket",
+        bucketName: one(run, "aws:s3/bucket:Bucket", (b) => b.name.endsWith("-delivery-bucket"))
+          .props.bucket,
         key: "raw/${topic()}/${timestamp()}",
-        roleArn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:role/alerts-role-s3`,
+        roleArn: roleArn("s3-1"),
       },
     ]);
     assert.equal((rule.s3 as Array<Record<string, unknown>>)[0].cannedAcl, undefined);
     assert.deepEqual(rule.dynamodbv2s, [
       {
         putItem: { tableName: "readings" },
-        roleArn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:role/alerts-role-dynamodb`,
+        roleArn: roleArn("dynamoDBv2-4"),
       },
     ]);
     assert.deepEqual(rule.https, [
@@ -274,7 +268,7 @@ describe("rule actions under mocks: each registered with its least-privilege rol
     assert.equal(p.sourceArn, `arn:aws:iot:us-east-1:${MOCK_ACCOUNT_ID}:rule/${RULE}`);
     assert.equal(p.sourceAccount, MOCK_ACCOUNT_ID);
     // The rule waits for the permission; the function for its log group and its role's grant.
-    const rule = one(run, T.rule);
+    const rule = one(run, T.rule, (r) => r.props.name === RULE);
     assert.ok(rule.options.dependencies.includes(ofType(run, T.permission)[0].urn));
   });
 
@@ -299,26 +293,27 @@ describe("rule actions under mocks: each registered with its least-privilege rol
   });
 
   it("every action's role allows exactly its page's call on the ARN IAM sees, and no near miss", () => {
-    checkRoles(run, false);
+    checkRoles(run);
   });
 
-  it("S3 into a bucket with a customer-managed key: kms:GenerateDataKey on that key, nothing else", async () => {
-    const kmsRun = await build(`arn:aws:kms:us-east-1:${MOCK_ACCOUNT_ID}:key/k1`);
-    checkRoles(kmsRun, true);
+  it("S3 into prod's bucket, which has a customer-managed key: kms:GenerateDataKey on that key, nothing else", async () => {
+    const prod = await build("prod");
+    assert.equal(ofType(prod, "aws:kms/key:Key").length, 1);
+    checkRoles(prod);
   });
 });
 
 describe("rule actions refused at program time, each with a one-line reason", () => {
-  it("HTTP: a destination the config does not list as confirmed", () => {
+  it("HTTP: a destination the config does not mark confirmed", () => {
     assert.throws(
-      () => new HttpAction({ url: `${HOOK}x`, confirmationUrl: HOOK, confirmedDestinations: [] }),
-      /its destination https:\/\/hooks\.example\.com\/iot\/ is not confirmed; confirm it/,
+      () => new HttpAction({ url: `${HOOK}x`, confirmationUrl: HOOK, confirmed: false }),
+      /its destination https:\/\/hooks\.example\.com\/iot\/ is not confirmed; create it .* then set confirmed: true on the action/,
     );
   });
 
   it("HTTP: a url with a template and no confirmationUrl, or not beginning with it", () => {
     assert.throws(
-      () => new HttpAction({ url: `${HOOK}\${topic()}`, confirmedDestinations: [HOOK] }),
+      () => new HttpAction({ url: `${HOOK}\${topic()}`, confirmed: true }),
       /holds a substitution template, so confirmationUrl is required/,
     );
     assert.throws(
@@ -326,7 +321,7 @@ describe("rule actions refused at program time, each with a one-line reason", ()
         new HttpAction({
           url: "https://other.example.com/x",
           confirmationUrl: HOOK,
-          confirmedDestinations: [HOOK],
+          confirmed: true,
         }),
       /does not begin with confirmationUrl/,
     );
@@ -337,7 +332,7 @@ describe("rule actions refused at program time, each with a one-line reason", ()
       () =>
         new HttpAction({
           url: "http://127.0.0.1:8080/x",
-          confirmedDestinations: ["http://127.0.0.1:8080/x"],
+          confirmed: true,
         }),
       /only the local pipeline posts to; AWS IoT needs a public https:\/\/ endpoint/,
     );
@@ -356,6 +351,3 @@ describe("rule actions refused at program time, each with a one-line reason", ()
     );
   });
 });
-
-// aws is imported for its types' side effects in the mocked program only.
-void aws;

@@ -115,6 +115,12 @@ export interface ProgramActionContext {
   readonly plan: PipelinePlan;
   /** The stack's alarm topic, when the stack has alarms: where an action's own alarms notify. */
   readonly alarmTopicArn?: pulumi.Input<string>;
+  /** The stack's bucket (and its customer-managed key, with `kmsKey`): where an S3 action writes. */
+  readonly bucket?: {
+    readonly name: pulumi.Input<string>;
+    readonly arn: pulumi.Input<string>;
+    readonly kmsKeyArn?: pulumi.Input<string>;
+  };
 }
 
 /**

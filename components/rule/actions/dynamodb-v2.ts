@@ -5,9 +5,10 @@
 // that AWS IoT can assume to perform the dynamodb:PutItem operation").
 import * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
-import type { KeyAttribute } from "../../../core/rule-actions/dynamodb-v2";
+import type { KeyAttribute } from "../../../core/topic-rules/actions/dynamodb-v2";
 import {
   actionRole,
+  type ProgramActionFactory,
   type RuleAction,
   type RuleActionRoleBinding,
   type RuleActionConfigOf,
@@ -75,3 +76,6 @@ export class DynamoDbV2Action implements RuleAction {
     };
   }
 }
+
+export const dynamoDbV2FromConfig: ProgramActionFactory<"dynamoDBv2"> = (spec, ctx) =>
+  new DynamoDbV2Action({ id: ctx.id, ...spec.params });

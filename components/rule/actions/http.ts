@@ -8,11 +8,17 @@
 // program leaves that to AWS and refuses an action whose destination the config does not list as
 // confirmed.
 import {
-  httpActionProblem,
+  httpUrlsProblem,
   isLoopbackHttp,
   type HttpHeader,
-} from "../../../core/rule-actions/http";
-import type { RuleAction, RuleActionBinding, RuleActionConfigOf, RuleBindContext } from "./action";
+} from "../../../core/topic-rules/actions/http";
+import type {
+  ProgramActionFactory,
+  RuleAction,
+  RuleActionBinding,
+  RuleActionConfigOf,
+  RuleBindContext,
+} from "./action";
 
 export interface HttpActionArgs {
   readonly url: string;
@@ -20,11 +26,8 @@ export interface HttpActionArgs {
   readonly confirmationUrl?: string;
   /** @default none */
   readonly headers?: readonly HttpHeader[];
-  /**
-   * The confirmation URLs of the destinations the account has confirmed and enabled: the action's
-   * must be one of them.
-   */
-  readonly confirmedDestinations: readonly string[];
+  /** Whether the destination of `confirmationUrl` is confirmed and enabled in the account. */
+  readonly confirmed: boolean;
   /** @default "http" */
   readonly id?: string;
 }
@@ -35,7 +38,7 @@ export class HttpAction implements RuleAction {
 
   constructor(private readonly args: HttpActionArgs) {
     this.id = args.id ?? "http";
-    const problem = httpActionProblem(args as unknown as Record<string, unknown>);
+    const problem = httpUrlsProblem(args.url, args.confirmationUrl);
     if (problem !== undefined) throw new Error(`HTTP action ${this.id}: ${problem}`);
     this.confirmationUrl = args.confirmationUrl ?? args.url;
     if (isLoopbackHttp(this.confirmationUrl)) {
@@ -43,9 +46,9 @@ export class HttpAction implements RuleAction {
         `HTTP action ${this.id}: ${this.confirmationUrl} is a local http:// endpoint, which only the local pipeline posts to; AWS IoT needs a public https:// endpoint`,
       );
     }
-    if (!args.confirmedDestinations.includes(this.confirmationUrl)) {
+    if (!args.confirmed) {
       throw new Error(
-        `HTTP action ${this.id}: its destination ${this.confirmationUrl} is not confirmed; confirm it (the request AWS IoT POSTs there carries an enableUrl), enable it, then list it under the stack's confirmed HTTP destinations`,
+        `HTTP action ${this.id}: its destination ${this.confirmationUrl} is not confirmed; create it (aws iot create-topic-rule-destination --destination-configuration 'httpUrlConfiguration={confirmationUrl=${this.confirmationUrl}}'), confirm it with the token AWS IoT POSTs there, enable it (aws iot update-topic-rule-destination --status ENABLED), then set confirmed: true on the action`,
       );
     }
   }
@@ -65,3 +68,6 @@ export class HttpAction implements RuleAction {
     };
   }
 }
+
+export const httpFromConfig: ProgramActionFactory<"http"> = (spec, ctx) =>
+  new HttpAction({ id: ctx.id, ...spec.params });

@@ -4,7 +4,13 @@ import type { ProgramActionContext, ProgramActionFactory, RuleAction } from "./a
 import { cloudwatchAlarmFromConfig } from "./cloudwatch-alarm";
 import { cloudwatchLogsFromConfig } from "./cloudwatch-logs";
 import { cloudwatchMetricFromConfig } from "./cloudwatch-metric";
+import { dynamoDbV2FromConfig } from "./dynamodb-v2";
+import { httpFromConfig } from "./http";
+import { lambdaFromConfig } from "./lambda";
 import { republishFromConfig } from "./republish";
+import { s3FromConfig } from "./s3";
+import { snsFromConfig } from "./sns";
+import { sqsFromConfig } from "./sqs";
 
 export * from "./action";
 export * from "./cloudwatch-alarm";
@@ -26,6 +32,12 @@ export const PROGRAM_ACTIONS: { readonly [K in ActionKind]: ProgramActionFactory
   cloudwatchMetric: cloudwatchMetricFromConfig,
   cloudwatchAlarm: cloudwatchAlarmFromConfig,
   cloudwatchLogs: cloudwatchLogsFromConfig,
+  lambda: lambdaFromConfig,
+  s3: s3FromConfig,
+  sns: snsFromConfig,
+  sqs: sqsFromConfig,
+  dynamoDBv2: dynamoDbV2FromConfig,
+  http: httpFromConfig,
 };
 
 /** A configured action as its RuleAction. */

@@ -7,10 +7,16 @@
 // function"). IoT assumes no role for it. The function's own role may only write its log group.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { lambdaFunctionName, topicRuleArn } from "../../../core/rule-actions/lambda";
+import { lambdaFunctionName } from "../../../core/topic-rules/actions/lambda";
 import { logGroupPolicyArn, serviceRole } from "../../private/iam";
 import { FUNCTION_HANDLER, FUNCTION_RUNTIME, functionBundle } from "../../private/function-code";
-import type { RuleAction, RuleActionBinding, RuleActionConfigOf, RuleBindContext } from "./action";
+import type {
+  ProgramActionFactory,
+  RuleAction,
+  RuleActionBinding,
+  RuleActionConfigOf,
+  RuleBindContext,
+} from "./action";
 
 export interface LambdaActionArgs {
   /** The topic rule's name in AWS IoT: the permission lets only this rule invoke. */
@@ -85,13 +91,8 @@ export class LambdaAction implements RuleAction {
       },
       { parent: rule.parent, dependsOn: [logGroup, execution.grant] },
     );
-    const ruleArn = pulumi
-      .all([
-        aws.getPartitionOutput({}, opts).partition,
-        aws.getRegionOutput({}, opts).region,
-        rule.accountId,
-      ])
-      .apply(([p, r, a]) => topicRuleArn(p, r, a, ruleName));
+    // The page's `--source-arn arn:aws:iot:region:account-id:rule/rule_name`.
+    const ruleArn = rule.arn("iot", `rule/${ruleName}`);
     const permission = new aws.lambda.Permission(
       `${base}-invoke`,
       {
@@ -113,3 +114,6 @@ export class LambdaAction implements RuleAction {
     };
   }
 }
+
+export const lambdaFromConfig: ProgramActionFactory<"lambda"> = (spec, ctx) =>
+  new LambdaAction({ id: ctx.id, ruleName: ctx.ruleName, ...spec.params });

@@ -4,9 +4,10 @@
 // IoT can assume to perform the s3:PutObject operation"). No canned ACL: the stack's bucket has
 // ACLs disabled (core/rule-actions/s3.ts).
 import type * as pulumi from "@pulumi/pulumi";
-import { s3KeyGrant } from "../../../core/rule-actions/s3";
+import { s3KeyGrant } from "../../../core/topic-rules/actions/s3";
 import {
   actionRole,
+  type ProgramActionFactory,
   type RuleAction,
   type RuleActionRoleBinding,
   type RuleActionConfigOf,
@@ -87,3 +88,16 @@ export class S3Action implements RuleAction {
     };
   }
 }
+
+export const s3FromConfig: ProgramActionFactory<"s3"> = (spec, ctx) => {
+  if (ctx.bucket === undefined) {
+    throw new Error(`rule ${ctx.ruleName}: the S3 action ${ctx.id} needs the stack's bucket`);
+  }
+  return new S3Action({
+    id: ctx.id,
+    bucketName: ctx.bucket.name,
+    bucketArn: ctx.bucket.arn,
+    kmsKeyArn: ctx.bucket.kmsKeyArn,
+    key: spec.params.key,
+  });
+};

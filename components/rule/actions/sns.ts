@@ -2,11 +2,11 @@
 // role allowed only sns:Publish on that topic
 // (https://docs.aws.amazon.com/iot/latest/developerguide/sns-rule-action.html: "An IAM role that AWS
 // IoT can assume to perform the sns:Publish operation").
-import * as aws from "@pulumi/aws";
-import * as pulumi from "@pulumi/pulumi";
-import { snsTopicArn, type SnsMessageFormat } from "../../../core/rule-actions/sns";
+import type * as pulumi from "@pulumi/pulumi";
+import type { SnsParams } from "../../../core/topic-rules/actions/sns";
 import {
   actionRole,
+  type ProgramActionFactory,
   type RuleAction,
   type RuleActionRoleBinding,
   type RuleActionConfigOf,
@@ -17,7 +17,7 @@ export interface SnsActionArgs {
   /** The topic's name, in the stack's account and region. */
   readonly topicName: string;
   /** @default "RAW" */
-  readonly messageFormat?: SnsMessageFormat;
+  readonly messageFormat?: SnsParams["messageFormat"];
   /** The role's name; auto-named when undefined. */
   readonly roleName?: pulumi.Input<string>;
   /** @default "sns" */
@@ -32,14 +32,8 @@ export class SnsAction implements RuleAction {
   }
 
   bind(rule: RuleBindContext): RuleActionRoleBinding<RuleActionConfigOf<"sns">> {
-    const opts = { parent: rule.parent };
-    const topicArn = pulumi
-      .all([
-        aws.getPartitionOutput({}, opts).partition,
-        aws.getRegionOutput({}, opts).region,
-        rule.accountId,
-      ])
-      .apply(([p, r, a]) => snsTopicArn(p, r, a, this.args.topicName));
+    // The topic's ARN: `arn:<partition>:sns:<region>:<account>:<name>` (list_amazonsns.html).
+    const topicArn = rule.arn("sns", this.args.topicName);
     const { role, grant } = actionRole(rule, this.id, this.args.roleName, topicArn, (arn) => [
       {
         // Publish authorizes on the topic (resource type `topic`,
@@ -64,3 +58,6 @@ export class SnsAction implements RuleAction {
     };
   }
 }
+
+export const snsFromConfig: ProgramActionFactory<"sns"> = (spec, ctx) =>
+  new SnsAction({ id: ctx.id, ...spec.params });

@@ -2,11 +2,11 @@
 // allowed only sqs:SendMessage on that queue
 // (https://docs.aws.amazon.com/iot/latest/developerguide/sqs-rule-action.html: "An IAM role that AWS
 // IoT can assume to perform the sqs:SendMessage operation").
-import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { sqsQueueArn, sqsQueueUrl } from "../../../core/rule-actions/sqs";
+import { sqsQueueUrl } from "../../../core/topic-rules/actions/sqs";
 import {
   actionRole,
+  type ProgramActionFactory,
   type RuleAction,
   type RuleActionRoleBinding,
   type RuleActionConfigOf,
@@ -32,14 +32,9 @@ export class SqsAction implements RuleAction {
   }
 
   bind(rule: RuleBindContext): RuleActionRoleBinding<RuleActionConfigOf<"sqs">> {
-    const opts = { parent: rule.parent };
-    const where = pulumi.all([
-      aws.getPartitionOutput({}, opts).partition,
-      aws.getRegionOutput({}, opts).region,
-      rule.accountId,
-    ]);
     const name = this.args.queueName;
-    const queueArn = where.apply(([p, r, a]) => sqsQueueArn(p, r, a, name));
+    // The queue's ARN: `arn:<partition>:sqs:<region>:<account>:<name>` (list_amazonsqs.html).
+    const queueArn = rule.arn("sqs", name);
     const { role, grant } = actionRole(rule, this.id, this.args.roleName, queueArn, (arn) => [
       {
         // SendMessage authorizes on the queue (resource type `queue`,
@@ -56,7 +51,11 @@ export class SqsAction implements RuleAction {
       config: {
         kind: "sqs",
         value: {
-          queueUrl: where.apply(([, r, a]) => sqsQueueUrl(r, a, name)),
+          // The ARN's region and account make the URL.
+          queueUrl: queueArn.apply((arn) => {
+            const [, , , region, account] = arn.split(":");
+            return sqsQueueUrl(region, account, name);
+          }),
           useBase64: this.args.useBase64 ?? false,
           roleArn: role.arn,
         },
@@ -64,3 +63,6 @@ export class SqsAction implements RuleAction {
     };
   }
 }
+
+export const sqsFromConfig: ProgramActionFactory<"sqs"> = (spec, ctx) =>
+  new SqsAction({ id: ctx.id, ...spec.params });

@@ -19,6 +19,7 @@ import type { PipelinePlan } from "../../../core/plan";
 import type { MqttProperties, RuleInput, Value } from "../../../core/rule-sql";
 import type { ActionKind, ActionSpecOf } from "../../../core/topic-rules/actions";
 import type { CompiledTemplate } from "../../../core/topic-rules/template";
+import type { RequestLogs } from "./request-log";
 
 /** One matched message, as each action of its rule receives it. */
 export interface ActionMessage {
@@ -103,6 +104,11 @@ export interface LocalActionServices {
   readonly plan: PipelinePlan;
   /** The run's state folder (`.local`): executors that record write under it. */
   readonly stateDir?: string;
+  /**
+   * Where the actions of services the pipeline does not run (SNS, SQS, DynamoDB) record the
+   * requests AWS would have received: under the state folder (./request-log.ts).
+   */
+  readonly requests?: RequestLogs;
   readonly log: (line: string) => void;
   readonly now: () => number;
   /** Publishes as AWS IoT (LocalBroker.publishAsService) and runs the rules on it. */

@@ -1,7 +1,8 @@
 // The HTTP action, locally: a real POST of each message's SQL result to the action's URL (its
 // templates evaluated), only when the URL begins with a destination the stack's config lists as
 // confirmed ("You must confirm and enable HTTPS endpoints before the rules engine can use them",
-// https://docs.aws.amazon.com/iot/latest/developerguide/https-rule-action.html), with the page's
+// https://docs.aws.amazon.com/iot/latest/developerguide/https-rule-action.html): the action's
+// `confirmed` and its confirmationUrl, the destination's URL (http-action-destination.html); with the page's
 // default content type and retry rules, and every wait and read bounded. A request that fails
 // after its tries goes to the error action.
 import * as http from "node:http";
@@ -9,14 +10,13 @@ import * as https from "node:https";
 import {
   HTTP_MAX_TRIES,
   HTTP_RETRY_RESPONSE_BYTES,
-  confirmedDestinationOf,
   defaultContentType,
   httpStatusRetried,
   isLoopbackHttp,
-  type HttpActionSpec,
-} from "../../../core/rule-actions/http";
-import { RuleActionFailure, arrivedOn } from "../../../core/rule-actions/failure";
-import type { LocalAction, LocalActionInput } from "./context";
+  type HttpParams,
+} from "../../../core/topic-rules/actions/http";
+import { compileTemplate } from "../../../core/topic-rules/template";
+import { ActionFailure, substitute, type ActionMessage, type LocalActionFactory } from "./action";
 
 /**
  * This project's bound on one try (connect, send, answer): AWS documents a request timeout but not
@@ -36,37 +36,52 @@ type TryResult =
   | { readonly kind: "error"; readonly message: string };
 
 export interface LocalHttpOptions {
-  /** The confirmation URLs of the destinations the stack's config lists as confirmed. */
-  readonly confirmedDestinations: readonly string[];
   /** @default HTTP_TRY_TIMEOUT_MS */
   readonly tryTimeoutMs?: number;
-  readonly log?: (line: string) => void;
 }
 
-export class LocalHttpAction implements LocalAction {
-  readonly stats = { sent: 0, failed: 0, retries: 0, refusedUnconfirmed: 0 };
+/** The action's figures: requests answered 2xx, failed after their tries, retries, refusals. */
+export interface LocalHttpStats {
+  sent: number;
+  failed: number;
+  retries: number;
+  refusedUnconfirmed: number;
+}
+
+/** The HTTP action's executor, for a rule of the local engine. */
+export class LocalHttpAction {
+  readonly kind = "http";
+  readonly failedAction = "HttpAction";
+  readonly resource: string;
+  readonly stats: LocalHttpStats = { sent: 0, failed: 0, retries: 0, refusedUnconfirmed: 0 };
   private readonly tryTimeoutMs: number;
+  private readonly url;
+  private readonly headers;
 
   constructor(
-    readonly id: string,
-    private readonly spec: HttpActionSpec,
-    private readonly opts: LocalHttpOptions,
+    private readonly params: HttpParams,
+    opts: LocalHttpOptions = {},
   ) {
+    this.resource = params.url;
     this.tryTimeoutMs = opts.tryTimeoutMs ?? HTTP_TRY_TIMEOUT_MS;
+    this.url = compileTemplate(params.url);
+    this.headers = params.headers.map((h) => ({ key: h.key, value: compileTemplate(h.value) }));
   }
 
-  async execute(input: LocalActionInput): Promise<void> {
-    const url = input.substitute(this.spec.url);
+  async run(m: ActionMessage): Promise<void> {
+    const url = substitute(this.url, m);
     const fail = (why: string) =>
-      new RuleActionFailure(
-        "HttpAction",
+      new ActionFailure(
+        `HttpAction failed to make a request to the specified endpoint. ${why}`,
         url,
-        `HttpAction failed to make a request to the specified endpoint. ${why}. ${arrivedOn(input.topic, "http")}`,
       );
-    if (confirmedDestinationOf(url, this.opts.confirmedDestinations) === undefined) {
+    // "You must confirm and enable HTTPS endpoints before the rules engine can use them."
+    if (!this.params.confirmed || !url.startsWith(this.params.confirmationUrl)) {
       this.stats.refusedUnconfirmed++;
       throw fail(
-        `No confirmed and enabled topic rule destination matches ${url}; the destinations confirmed are ${this.opts.confirmedDestinations.join(", ") || "none"}`,
+        this.params.confirmed
+          ? `${url} does not begin with the confirmed destination ${this.params.confirmationUrl}`
+          : `The topic rule destination ${this.params.confirmationUrl} is not confirmed and enabled (confirmed: false); nothing was sent`,
       );
     }
     if (!url.startsWith("https://") && !isLoopbackHttp(url)) {
@@ -74,25 +89,24 @@ export class LocalHttpAction implements LocalAction {
     }
     const headers: Record<string, string> = {};
     let hasContentType = false;
-    for (const h of this.spec.headers) {
-      headers[h.key] = input.substitute(h.value);
+    for (const h of this.headers) {
+      headers[h.key] = substitute(h.value, m);
       if (h.key.toLowerCase() === "content-type") hasContentType = true;
     }
-    if (!hasContentType) headers["content-type"] = defaultContentType(input.record);
+    if (!hasContentType) headers["content-type"] = defaultContentType(m.record);
     let last = "";
     let tries = 0;
     for (let attempt = 1; attempt <= HTTP_MAX_TRIES; attempt++) {
       tries = attempt;
       if (attempt > 1) this.stats.retries++;
-      const r = await this.post(url, headers, input.record);
+      const r = await this.post(url, headers, m.record);
       if (r.kind === "response" && r.status >= 200 && r.status <= 299) {
         this.stats.sent++;
         return;
       }
       if (r.kind === "error") {
         last = r.message;
-        // A connection that failed (refused, reset, timed out) is tried again; the page stops on
-        // a closed connection only after a response.
+        // A connection that failed (refused, reset, timed out) is tried again.
         continue;
       }
       last = `The endpoint answered ${r.status}`;
@@ -149,3 +163,5 @@ export class LocalHttpAction implements LocalAction {
     });
   }
 }
+
+export const localHttp: LocalActionFactory<"http"> = (spec) => new LocalHttpAction(spec.params);

@@ -11,11 +11,11 @@
 // to the rule's error action.
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
-import { RuleActionFailure, arrivedOn } from "../../../core/rule-actions/failure";
-import type { LambdaActionSpec } from "../../../core/rule-actions/lambda";
+import { lambdaFunctionName, type LambdaParams } from "../../../core/topic-rules/actions/lambda";
 import { PROJECT_DIR } from "../../../core/project";
 import { withTimeout } from "../../../core/timeout";
-import type { LocalAction, LocalActionInput } from "./context";
+import { LOCAL_ACCOUNT_ID } from "../../broker/authorizer";
+import { ActionFailure, type ActionMessage, type LocalActionFactory } from "./action";
 
 /** Lambda's retries of a failed asynchronous invocation: "two more times". */
 export const LAMBDA_ASYNC_RETRIES = 2;
@@ -32,62 +32,75 @@ export interface LocalLambdaOptions {
   readonly log?: (line: string) => void;
 }
 
-export class LocalLambdaAction implements LocalAction {
-  readonly stats = { invoked: 0, succeeded: 0, functionErrors: 0, retries: 0 };
+/** The function's figures: events accepted, runs that succeeded, events that failed every try. */
+export interface LocalLambdaStats {
+  invoked: number;
+  succeeded: number;
+  functionErrors: number;
+  retries: number;
+}
+
+/** The Lambda action's executor, for a rule of the local engine. */
+export class LocalLambdaAction {
+  readonly kind = "lambda";
+  readonly failedAction = "LambdaAction";
+  readonly resource: string;
+  readonly stats: LocalLambdaStats = { invoked: 0, succeeded: 0, functionErrors: 0, retries: 0 };
   private handler?: Promise<Handler>;
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
-    readonly id: string,
-    private readonly spec: LambdaActionSpec,
+    private readonly params: LambdaParams,
     private readonly opts: LocalLambdaOptions,
-  ) {}
+  ) {
+    this.resource = opts.functionArn;
+  }
 
   private load(): Promise<Handler> {
     this.handler ??= (async () => {
-      const file = path.resolve(this.opts.baseDir ?? PROJECT_DIR, this.spec.handler);
+      const file = path.resolve(this.opts.baseDir ?? PROJECT_DIR, this.params.handler);
       const mod = (await import(pathToFileURL(file).href)) as {
         handler?: unknown;
         default?: { handler?: unknown };
       };
       const h = mod.handler ?? mod.default?.handler;
-      if (typeof h !== "function")
-        throw new Error(`${this.spec.handler} exports no handler function`);
+      if (typeof h !== "function") {
+        throw new Error(`${this.params.handler} exports no handler function`);
+      }
       return h as Handler;
     })();
     return this.handler;
   }
 
-  async execute(input: LocalActionInput): Promise<void> {
+  async run(m: ActionMessage): Promise<void> {
     let handler: Handler;
     try {
       handler = await this.load();
     } catch (e) {
       // Loaded once: a fixed file is picked up by the next run.
-      throw new RuleActionFailure(
-        "LambdaAction",
+      throw new ActionFailure(
+        `Failed to invoke lambda function. Received Server error from Lambda: the handler ${this.params.handler} cannot be loaded (${(e as Error).message})`,
         this.opts.functionArn,
-        `Failed to invoke lambda function. Received Server error from Lambda: the handler ${this.spec.handler} cannot be loaded (${(e as Error).message}). ${arrivedOn(input.topic, "lambda", `Function: ${this.opts.functionArn}`)}`,
       );
     }
     while (this.inFlight.size >= LAMBDA_LOCAL_MAX_IN_FLIGHT) await Promise.race(this.inFlight);
     this.stats.invoked++;
-    const event = lambdaEvent(input.record);
-    const run = this.run(handler, event, input.topic).finally(() => this.inFlight.delete(run));
+    const event = lambdaEvent(m.record);
+    const run = this.invoke(handler, event, m.topic).finally(() => this.inFlight.delete(run));
     this.inFlight.add(run);
   }
 
-  private async run(handler: Handler, event: unknown, topic: string): Promise<void> {
-    const timeoutMs = this.spec.timeoutSeconds * 1000;
+  private async invoke(handler: Handler, event: unknown, topic: string): Promise<void> {
+    const timeoutMs = this.params.timeoutSeconds * 1000;
     for (let attempt = 0; attempt <= LAMBDA_ASYNC_RETRIES; attempt++) {
       if (attempt > 0) this.stats.retries++;
       try {
         await withTimeout(
           Promise.resolve().then(() =>
-            handler(event, { functionName: path.basename(this.spec.handler, ".ts") }),
+            handler(event, { functionName: path.basename(this.params.handler, ".ts") }),
           ),
           timeoutMs,
-          `Task timed out after ${this.spec.timeoutSeconds.toFixed(2)} seconds`,
+          `Task timed out after ${this.params.timeoutSeconds.toFixed(2)} seconds`,
         );
         this.stats.succeeded++;
         return;
@@ -115,3 +128,10 @@ export function lambdaEvent(record: Buffer): unknown {
     return text;
   }
 }
+
+export const localLambda: LocalActionFactory<"lambda"> = (spec, services, ctx) =>
+  new LocalLambdaAction(spec.params, {
+    // The ARN the program gives the function (components/rule/actions/lambda.ts), locally.
+    functionArn: `arn:aws:lambda:${services.plan.region}:${LOCAL_ACCOUNT_ID}:function:${lambdaFunctionName(ctx.ruleName, spec.params.handler)}`,
+    log: services.log,
+  });

@@ -2,10 +2,11 @@
 // run (SNS Publish, SQS SendMessage, DynamoDB PutItem): one JSON line per request, exactly the
 // API's parameters, in `<stateDir>/aws-requests/<stack>/<service>.<Api>.jsonl`. A line is on disk
 // (fdatasync) before the append resolves, so the broker's PUBACK, which waits for the rule's
-// actions, means the request is recorded. Concurrent appends share one write and one sync.
+// actions, means the request is recorded. Concurrent appends share one write and one sync; the
+// file is open only while a batch is written, so nothing needs closing when the run stops.
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { nodeFiles, writeAll, type FileLayer, type WritableFile } from "../../private/file-layer";
+import { nodeFiles, writeAll, type FileLayer } from "../../private/file-layer";
 
 /** The folder of a stack's recorded requests. */
 export function requestsDir(stateDir: string, stack: string): string {
@@ -25,11 +26,8 @@ interface Pending {
 
 /** One API's request file, appended durably. */
 export class RequestLog {
-  /** Requests recorded (on disk) since the log was opened. */
+  /** Requests recorded (on disk) since the log was made. */
   recorded = 0;
-  private file?: WritableFile;
-  private opening?: Promise<WritableFile>;
-  private size = 0;
   private queue: Pending[] = [];
   private flushing?: Promise<void>;
 
@@ -50,36 +48,11 @@ export class RequestLog {
     });
   }
 
-  private async open(): Promise<WritableFile> {
-    if (this.file !== undefined) return this.file;
-    this.opening ??= (async () => {
-      await fs.mkdir(path.dirname(this.path), { recursive: true });
-      const file = await this.files.open(this.path, "a", 0o644);
-      this.size = (await fs.stat(this.path)).size;
-      this.file = file;
-      return file;
-    })().finally(() => {
-      this.opening = undefined;
-    });
-    return this.opening;
-  }
-
   private async flush(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0);
       try {
-        const file = await this.open();
-        const n = await writeAll(
-          file,
-          batch.map((p) => p.line),
-        ).catch(async (e: unknown) => {
-          // A full disk mid-line: cut the file back to its last whole line, so that every line
-          // stays one request, then refuse the batch (the devices send their messages again).
-          await file.truncate(this.size).catch(() => undefined);
-          throw e;
-        });
-        await file.datasync();
-        this.size += n;
+        await this.write(batch.map((p) => p.line));
         this.recorded += batch.length;
         for (const p of batch) p.resolve();
       } catch (e) {
@@ -88,14 +61,27 @@ export class RequestLog {
     }
   }
 
-  async close(): Promise<void> {
-    await this.flushing;
-    await this.file?.close();
-    this.file = undefined;
+  private async write(lines: readonly Buffer[]): Promise<void> {
+    await fs.mkdir(path.dirname(this.path), { recursive: true });
+    const file = await this.files.open(this.path, "a", 0o644);
+    try {
+      const size = (await fs.stat(this.path)).size;
+      try {
+        await writeAll(file, lines);
+        await file.datasync();
+      } catch (e) {
+        // A full disk mid-line: cut the file back to its last whole line, so that every line
+        // stays one request, then refuse the batch (the devices send their messages again).
+        await file.truncate(size).catch(() => undefined);
+        throw e;
+      }
+    } finally {
+      await file.close();
+    }
   }
 }
 
-/** A stack's request files, one log per API, opened on first use. */
+/** A stack's request files, one log per API. */
 export class RequestLogs {
   private readonly logs = new Map<string, RequestLog>();
 
@@ -115,12 +101,12 @@ export class RequestLogs {
     return log;
   }
 
-  /** Requests recorded per file name (`sns.Publish.jsonl`), for the run's summary. */
-  counts(): Array<{ readonly file: string; readonly recorded: number }> {
-    return [...this.logs.values()].map((l) => ({ file: l.path, recorded: l.recorded }));
-  }
-
-  async close(): Promise<void> {
-    for (const l of this.logs.values()) await l.close();
+  /** Requests recorded per API (`sns.Publish`), for the run's summary. */
+  counts(): Array<{ readonly api: string; readonly file: string; readonly recorded: number }> {
+    return [...this.logs.values()].map((l) => ({
+      api: path.basename(l.path, ".jsonl"),
+      file: l.path,
+      recorded: l.recorded,
+    }));
   }
 }

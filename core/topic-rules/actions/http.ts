@@ -5,7 +5,10 @@
 // a prefix of `url`"; "If `url` contains a substitution template, you must specify
 // `confirmationUrl`"; headers: "The default content type is application/json when the payload is
 // in JSON format. Otherwise, it is application/octet-stream".
-import { hasTemplate } from "./template-text";
+import { parseTemplate } from "../template";
+import { checkTemplate, ParamReader, type ActionDefinition } from "./action";
+
+const hasTemplate = (text: string) => parseTemplate(text).dynamic;
 
 export const HTTP_ACTION_PAGE =
   "https://docs.aws.amazon.com/iot/latest/developerguide/https-rule-action.html";
@@ -18,18 +21,25 @@ export interface HttpHeader {
   readonly value: string;
 }
 
-/** An HTTP action as the stack config gives it. */
-export interface HttpActionSpec {
-  readonly kind: "http";
+export interface HttpParams {
   /** Where each message is POSTed; may hold substitution templates. */
   readonly url: string;
   /**
-   * The topic rule destination's URL: a prefix of `url`, without templates, so that AWS IoT
-   * creates the destination from it when the rule is created. Defaults to `url` when `url` has
-   * no template (the page: "we implicitly treat the url field as the confirmationUrl").
+   * The topic rule destination's URL: a literal prefix of `url`. Defaults to `url` when `url`
+   * has no template (the page: "we implicitly treat the url field as the confirmationUrl").
    */
   readonly confirmationUrl: string;
   readonly headers: readonly HttpHeader[];
+  /**
+   * Whether the destination of `confirmationUrl` is confirmed and enabled in the account. The
+   * program creates the rule only then, and the local pipeline POSTs only then. @default false
+   */
+  readonly confirmed: boolean;
+}
+
+export interface HttpSpec {
+  readonly kind: "http";
+  readonly params: HttpParams;
 }
 
 /**
@@ -50,13 +60,13 @@ function urlProblem(what: string, url: string): string | undefined {
   return undefined;
 }
 
-/** Why an HTTP action's config cannot be used, or undefined. */
-export function httpActionProblem(raw: Record<string, unknown>): string | undefined {
-  const url = raw.url;
-  if (typeof url !== "string" || url === "")
-    return "url is required: the https:// endpoint each message is POSTed to";
-  const confirmation = raw.confirmationUrl ?? (hasTemplate(url) ? undefined : url);
-  if (typeof confirmation !== "string") {
+/** Why an HTTP action's url and confirmationUrl cannot be used together, or undefined. */
+export function httpUrlsProblem(
+  url: string,
+  confirmationUrl: string | undefined,
+): string | undefined {
+  const confirmation = confirmationUrl ?? (hasTemplate(url) ? undefined : url);
+  if (confirmation === undefined) {
     return `url ${JSON.stringify(url)} holds a substitution template, so confirmationUrl is required: the literal prefix of url that AWS IoT confirms as the topic rule destination`;
   }
   if (hasTemplate(confirmation)) {
@@ -65,24 +75,46 @@ export function httpActionProblem(raw: Record<string, unknown>): string | undefi
   if (!url.startsWith(confirmation)) {
     return `url ${JSON.stringify(url)} does not begin with confirmationUrl ${JSON.stringify(confirmation)} (AWS: "confirmationUrl must be a prefix of url")`;
   }
-  const problem = urlProblem("confirmationUrl", confirmation) ?? urlProblem("url", url);
-  if (problem !== undefined) return problem;
-  const headers = raw.headers ?? [];
-  if (!Array.isArray(headers)) return "headers must be a list of { key, value }";
-  for (const h of headers as Array<{ key?: unknown; value?: unknown }>) {
-    if (typeof h?.key !== "string" || h.key === "" || typeof h.value !== "string") {
-      return `header ${JSON.stringify(h)} needs a key and a string value`;
-    }
-    if (hasTemplate(h.key))
-      return `header key ${JSON.stringify(h.key)} holds a template; only values support substitution templates`;
-  }
-  return undefined;
+  return urlProblem("confirmationUrl", confirmation) ?? urlProblem("url", url);
 }
 
-/** The confirmation URL an action's config implies (its own, else its template-free url). */
-export function confirmationUrlOf(raw: { url: string; confirmationUrl?: string }): string {
-  return raw.confirmationUrl ?? raw.url;
-}
+export const httpDefinition: ActionDefinition<"http", HttpParams> = {
+  kind: "http",
+  failedAction: "HttpAction",
+  page: HTTP_ACTION_PAGE,
+  parse(raw, ctx) {
+    const p = new ParamReader(raw, ctx, ["url", "confirmationUrl", "headers", "confirmed"]);
+    const url = p.template("url", 2000);
+    const given = p.optionalString("confirmationUrl");
+    const problem = httpUrlsProblem(url, given);
+    if (problem !== undefined)
+      p.fail(given === undefined ? "url" : "confirmationUrl", given ?? url, problem);
+    const rawHeaders: unknown = p.raw.headers ?? [];
+    if (!Array.isArray(rawHeaders))
+      return p.fail("headers", rawHeaders, "set a list of {key, value}");
+    const headers = (rawHeaders as unknown[]).map((h: unknown, i: number): HttpHeader => {
+      const at = `${ctx.at}.headers[${i}]`;
+      if (typeof h !== "object" || h === null) p.fail(`headers[${i}]`, h, "set {key, value}");
+      const r = new ParamReader(h as Record<string, unknown>, { ...ctx, at }, ["key", "value"]);
+      // "key ... Supports substitution templates: No"; "value ... Supports substitution templates: Yes".
+      const key = r.string(
+        "key",
+        /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/,
+        "set a header name (letters, digits and !#$%&'*+.^_`|~-; not a template)",
+      );
+      return { key, value: r.template("value", 4096) };
+    });
+    const confirmed: unknown = p.raw.confirmed ?? false;
+    if (typeof confirmed !== "boolean")
+      return p.fail(
+        "confirmed",
+        confirmed,
+        "set true once the destination is confirmed and enabled, else false",
+      );
+    checkTemplate(url, (why) => p.fail("url", url, why));
+    return { url, confirmationUrl: given ?? url, headers, confirmed };
+  },
+};
 
 /** Whether `url` (templates substituted) may be sent to: it begins with a confirmed destination. */
 export function confirmedDestinationOf(

@@ -5,15 +5,16 @@
 // --source-account account-id"; "If you add a permission for an AWS IoT principal without
 // providing the source-arn or source-account, any AWS account that creates a rule with your
 // Lambda action can trigger rules to invoke your Lambda function from AWS IoT".
+import * as fs from "node:fs";
 import * as path from "node:path";
+import { PROJECT_DIR } from "../../project";
+import { ParamReader, type ActionDefinition } from "./action";
 
 export const LAMBDA_ACTION_PAGE =
   "https://docs.aws.amazon.com/iot/latest/developerguide/lambda-rule-action.html";
 
-/** A Lambda action as the stack config gives it: the function the stack builds from a handler file. */
-export interface LambdaActionSpec {
-  readonly kind: "lambda";
-  /** The handler's TypeScript file, relative to the project: `functions/<name>.ts`, exporting `handler`. */
+export interface LambdaParams {
+  /** The handler's TypeScript file: `functions/<name>.ts`, exporting `handler`. */
   readonly handler: string;
   /** The function's timeout. @default 3 (Lambda's default) */
   readonly timeoutSeconds: number;
@@ -21,34 +22,54 @@ export interface LambdaActionSpec {
   readonly memoryMiB: number;
 }
 
+export interface LambdaSpec {
+  readonly kind: "lambda";
+  readonly params: LambdaParams;
+}
+
 /** Lambda's bounds: timeout 1 to 900 seconds, memory 128 to 10,240 MB. */
 export const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
 export const LAMBDA_MEMORY_MIB = { min: 128, max: 10_240 } as const;
 
-export function lambdaActionProblem(raw: Record<string, unknown>): string | undefined {
-  const h = raw.handler;
-  if (typeof h !== "string" || !/^functions\/[A-Za-z0-9_-]+\.ts$/.test(h)) {
-    return `handler ${JSON.stringify(h ?? null)} is not a handler file: give functions/<name>.ts (a TypeScript file under functions/ that exports handler)`;
+function wholeNumber(
+  p: ParamReader,
+  key: string,
+  min: number,
+  max: number,
+  fallback: number,
+): number {
+  const v = p.raw[key] ?? fallback;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    p.fail(key, v, `set a whole number from ${min} to ${max}`);
   }
-  const t = raw.timeoutSeconds;
-  if (
-    t !== undefined &&
-    (typeof t !== "number" || !Number.isInteger(t) || t < 1 || t > LAMBDA_MAX_TIMEOUT_SECONDS)
-  ) {
-    return `timeoutSeconds ${JSON.stringify(t)} is not a whole number of seconds from 1 to ${LAMBDA_MAX_TIMEOUT_SECONDS}`;
-  }
-  const m = raw.memoryMiB;
-  if (
-    m !== undefined &&
-    (typeof m !== "number" ||
-      !Number.isInteger(m) ||
-      m < LAMBDA_MEMORY_MIB.min ||
-      m > LAMBDA_MEMORY_MIB.max)
-  ) {
-    return `memoryMiB ${JSON.stringify(m)} is not a whole number from ${LAMBDA_MEMORY_MIB.min} to ${LAMBDA_MEMORY_MIB.max}`;
-  }
-  return undefined;
+  return v;
 }
+
+export const lambdaDefinition: ActionDefinition<"lambda", LambdaParams> = {
+  kind: "lambda",
+  failedAction: "LambdaAction",
+  page: LAMBDA_ACTION_PAGE,
+  parse(raw, ctx) {
+    const p = new ParamReader(raw, ctx, ["handler", "timeoutSeconds", "memoryMiB"]);
+    const handler = p.string(
+      "handler",
+      /^functions\/[A-Za-z0-9_-]+\.ts$/,
+      "give the handler's file, functions/<name>.ts (a TypeScript file under functions/ that exports handler, bundled into the function and called in-process locally)",
+    );
+    if (!fs.existsSync(path.join(PROJECT_DIR, handler))) {
+      p.fail(
+        "handler",
+        handler,
+        `there is no ${handler} in the project; write it (functions/log-event.ts is an example)`,
+      );
+    }
+    return {
+      handler,
+      timeoutSeconds: wholeNumber(p, "timeoutSeconds", 1, LAMBDA_MAX_TIMEOUT_SECONDS, 3),
+      memoryMiB: wholeNumber(p, "memoryMiB", LAMBDA_MEMORY_MIB.min, LAMBDA_MEMORY_MIB.max, 128),
+    };
+  },
+};
 
 /** The function's name: `<rule>-<handler file's name>` (letters, digits, - and _; at most 64). */
 export function lambdaFunctionName(ruleName: string, handler: string): string {

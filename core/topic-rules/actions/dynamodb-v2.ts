@@ -5,7 +5,8 @@
 // operation"; "The MQTT message payload must contain a root-level key that matches the table's
 // primary partition key and a root-level key that matches the table's primary sort key, if one is
 // defined"; "The data written to the DynamoDB table is the result from the SQL statement".
-import { Dec, isObject, type SqlValue } from "../rule-sql/values";
+import { Dec, isObject, type SqlValue } from "../../rule-sql/values";
+import { ParamReader, type ActionDefinition } from "./action";
 
 export const DYNAMODB_V2_ACTION_PAGE =
   "https://docs.aws.amazon.com/iot/latest/developerguide/dynamodb-v2-rule-action.html";
@@ -20,39 +21,62 @@ export interface KeyAttribute {
   readonly type: KeyType;
 }
 
-/** A DynamoDBv2 action as the stack config gives it: the table the stack creates for it. */
-export interface DynamoDbV2ActionSpec {
-  readonly kind: "dynamoDBv2";
+export interface DynamoDbV2Params {
+  /** The table the stack creates for the action (not a template: the role grants on it). */
   readonly tableName: string;
   readonly partitionKey: KeyAttribute;
   readonly sortKey?: KeyAttribute;
 }
 
-/** Table names: 3 to 255 of `[a-zA-Z0-9_.-]` (DynamoDB's naming rules). */
-const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
-
-function keyProblem(which: string, k: unknown): string | undefined {
-  const o = k as { name?: unknown; type?: unknown } | undefined;
-  if (typeof o?.name !== "string" || o.name === "") return `${which}.name is required`;
-  if (o.type !== undefined && o.type !== "S" && o.type !== "N" && o.type !== "B") {
-    return `${which}.type ${JSON.stringify(o.type)} is not S, N or B`;
-  }
-  return undefined;
+export interface DynamoDbV2Spec {
+  readonly kind: "dynamoDBv2";
+  readonly params: DynamoDbV2Params;
 }
 
-export function dynamoDbV2ActionProblem(raw: Record<string, unknown>): string | undefined {
-  const name = raw.tableName;
-  if (typeof name !== "string" || !TABLE_NAME.test(name)) {
-    return `tableName ${JSON.stringify(name ?? null)} is not a DynamoDB table name (3 to 255 letters, digits, _ . -); the stack creates the table, so it cannot be a template`;
+function keyAttribute(p: ParamReader, key: string): KeyAttribute {
+  const raw = p.raw[key];
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    p.fail(
+      key,
+      raw ?? null,
+      "set {name, type} with type S, N or B (a root-level key of the rule's SQL result)",
+    );
   }
-  if (raw.partitionKey === undefined) {
-    return "partitionKey is required ({ name, type: S|N|B }): the table's partition key, a root-level key of the rule's SELECT output";
-  }
-  return (
-    keyProblem("partitionKey", raw.partitionKey) ??
-    (raw.sortKey === undefined ? undefined : keyProblem("sortKey", raw.sortKey))
+  const k = new ParamReader(
+    raw as Record<string, unknown>,
+    { ...p.ctx, at: `${p.ctx.at}.${key}` },
+    ["name", "type"],
   );
+  return {
+    name: k.string("name", /^.{1,255}$/),
+    type: k.oneOf<KeyType>("type", ["S", "N", "B"], "S"),
+  };
 }
+
+export const dynamoDbV2Definition: ActionDefinition<"dynamoDBv2", DynamoDbV2Params> = {
+  kind: "dynamoDBv2",
+  failedAction: "DynamoDBv2Action",
+  page: DYNAMODB_V2_ACTION_PAGE,
+  parse(raw, ctx) {
+    const p = new ParamReader(raw, ctx, ["tableName", "partitionKey", "sortKey"]);
+    // DynamoDB's naming rules: 3 to 255 of a-z, A-Z, 0-9, _ - .
+    const tableName = p.string(
+      "tableName",
+      /^[A-Za-z0-9_.-]{3,255}$/,
+      "set the table's name (3 to 255 letters, digits, _ . -; the stack creates the table, so not a template)",
+    );
+    const partitionKey = keyAttribute(p, "partitionKey");
+    const sortKey = p.raw.sortKey === undefined ? undefined : keyAttribute(p, "sortKey");
+    if (sortKey !== undefined && sortKey.name === partitionKey.name) {
+      p.fail(
+        "sortKey",
+        sortKey.name,
+        "the sort key must be another attribute than the partition key",
+      );
+    }
+    return { tableName, partitionKey, ...(sortKey === undefined ? {} : { sortKey }) };
+  },
+};
 
 export function dynamoDbTableArn(
   partition: string,
@@ -97,7 +121,7 @@ export class DynamoDbValidationError extends Error {}
  * item", "... Type mismatch for key ..."), which the rule reports to its error action.
  */
 export function dynamoPutItemRequest(
-  spec: Pick<DynamoDbV2ActionSpec, "tableName" | "partitionKey" | "sortKey">,
+  spec: DynamoDbV2Params,
   output: SqlValue | undefined,
 ): { TableName: string; Item: Record<string, AttributeValue> } {
   if (!isObject(output)) {
