@@ -103,7 +103,8 @@ export function ruleErrorFilterPattern(ruleName: string): string {
 }
 
 /** The kinds of alarm a stack has. */
-export type AlarmKind = "rule-error-rate" | "delivery-freshness" | "flink-downtime";
+export type AlarmKind =
+  "rule-error-rate" | "delivery-freshness" | "flink-downtime" | "rule-metric" | "alarm-state";
 
 /** What each alarm watches, for the docs, the dashboard and the local summary. */
 export const ALARM_DESCRIPTIONS: Readonly<Record<AlarmKind, string>> = {
@@ -113,7 +114,84 @@ export const ALARM_DESCRIPTIONS: Readonly<Record<AlarmKind, string>> = {
     "a Firehose stream's oldest undelivered record older than deliveryFreshnessSeconds (DeliveryToS3.DataFreshness, Maximum)",
   "flink-downtime":
     "the Managed Flink application down (downtime > 0, AWS's recommended alarm for every application)",
+  "rule-metric":
+    "a metric a rule's CloudWatch metric action puts, its statistic above the action's alarm threshold for its evaluation periods",
+  "alarm-state": "a rule's CloudWatch alarm action set an alarm's state to ALARM",
 };
+
+/** An alarm the stack creates on a rule's CloudWatch metric action (core/plan.ts metricAlarms). */
+export interface MetricAlarmPlan {
+  /** The alarm's name in CloudWatch. */
+  readonly name: string;
+  /** The rule and the action (`<kind>-<index>`) whose metric it watches. */
+  readonly ruleName: string;
+  readonly actionId: string;
+  readonly namespace: string;
+  readonly metricName: string;
+  readonly statistic: "Sum" | "Average" | "Maximum" | "Minimum" | "SampleCount";
+  readonly periodSeconds: number;
+  readonly evaluationPeriods: number;
+  readonly threshold: number;
+}
+
+/** One period of one metric's data points, as CloudWatch aggregates them. */
+export interface MetricPeriod {
+  /** Epoch ms (stack time) the period starts. */
+  readonly start: number;
+  readonly sum: number;
+  readonly sampleCount: number;
+  readonly minimum: number;
+  readonly maximum: number;
+}
+
+/** A period's statistic (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Statistics-definitions.html). */
+export function periodStatistic(p: MetricPeriod, statistic: MetricAlarmPlan["statistic"]): number {
+  switch (statistic) {
+    case "Sum":
+      return p.sum;
+    case "Average":
+      return p.sum / p.sampleCount;
+    case "Maximum":
+      return p.maximum;
+    case "Minimum":
+      return p.minimum;
+    case "SampleCount":
+      return p.sampleCount;
+  }
+}
+
+/**
+ * The metric alarm would have fired: `evaluationPeriods` consecutive periods whose statistic is
+ * above the threshold (GreaterThanThreshold; a period without data does not breach, the alarm's
+ * treatMissingData notBreaching). Periods are in order, without gaps only where data came.
+ */
+export function evaluateMetricAlarm(
+  alarm: MetricAlarmPlan,
+  periods: readonly MetricPeriod[],
+  /** A period's length in the periods' clock (the local pipeline's runs faster with `--fast`). */
+  periodMs: number = alarm.periodSeconds * 1000,
+): AlarmFinding | undefined {
+  let run = 0;
+  let previous: number | undefined;
+  for (const p of periods) {
+    const breaching = periodStatistic(p, alarm.statistic) > alarm.threshold;
+    run =
+      breaching && (run === 0 || p.start - (previous ?? p.start) === periodMs)
+        ? run + 1
+        : breaching
+          ? 1
+          : 0;
+    previous = p.start;
+    if (run >= alarm.evaluationPeriods) {
+      return {
+        kind: "rule-metric",
+        subject: alarm.name,
+        message: `alarm ${alarm.name}: ${alarm.namespace}/${alarm.metricName} ${alarm.statistic} ${Number(periodStatistic(p, alarm.statistic).toFixed(6))} above ${alarm.threshold} for ${alarm.evaluationPeriods} period(s) of ${alarm.periodSeconds} s, from ${new Date(p.start - (alarm.evaluationPeriods - 1) * periodMs).toISOString()}`,
+      };
+    }
+  }
+  return undefined;
+}
 
 /** One period of the local pipeline's rule figures. */
 export interface RulePeriod {

@@ -23,7 +23,7 @@ import {
   type LakeLayout,
   type SavedQuery,
 } from "./lake";
-import type { AlarmConfig, IotLogLevel } from "./monitoring";
+import type { AlarmConfig, IotLogLevel, MetricAlarmPlan } from "./monitoring";
 import { PROJECT } from "./project";
 import { parseRuleSql, RuleSqlError, type RuleStatement } from "./rule-sql";
 import {
@@ -207,6 +207,39 @@ export interface MonitoringPlan {
   readonly alarms: AlarmConfig;
   /** What the alarms, their topic and the dashboard are named after. */
   readonly namePrefix: string;
+  /** The alarms the further rules' CloudWatch metric actions ask for (`alarm`). */
+  readonly metricAlarms: readonly MetricAlarmPlan[];
+}
+
+/** The alarms of the rules' metric actions: `<namePrefix>-<rule>-<metricName>`. */
+export function planMetricAlarms(
+  rules: readonly TopicRuleConfig[],
+  namePrefix: string,
+): MetricAlarmPlan[] {
+  const out: MetricAlarmPlan[] = [];
+  for (const [i, r] of rules.entries()) {
+    for (const [j, a] of r.actions.entries()) {
+      if (a.kind !== "cloudwatchMetric" || a.params.alarm === undefined) continue;
+      const name = `${namePrefix}-${r.name}-${a.params.metricName}`;
+      // CloudWatch alarm names: 1-255 characters (API_PutMetricAlarm, AlarmName).
+      if (name.length > 255 || out.some((x) => x.name === name)) {
+        invalidConfig(
+          `rules[${i}].actions[${j}].cloudwatchMetric.metricName`,
+          a.params.metricName,
+          `the alarm ${name} must be unique and at most 255 characters; rename the metric`,
+        );
+      }
+      out.push({
+        name,
+        ruleName: r.name,
+        actionId: `cloudwatchMetric-${j}`,
+        namespace: a.params.metricNamespace,
+        metricName: a.params.metricName,
+        ...a.params.alarm,
+      });
+    }
+  }
+  return out;
 }
 
 /** The devices' certificates. */
@@ -327,6 +360,7 @@ export function planPipeline(config: StackConfig): PipelinePlan {
       loggingRoleName: roles.logging,
       alarms: config.monitoring.alarms,
       namePrefix: `${PROJECT}-${config.stack}`,
+      metricAlarms: planMetricAlarms(config.rules, `${PROJECT}-${config.stack}`),
     },
     certificates: { mode: config.certificates.mode, csrPems: config.certificates.csrPems },
   };

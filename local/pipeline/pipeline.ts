@@ -19,6 +19,7 @@ import { LocalBroker, type BrokerHooks, type BrokerOptions } from "../broker/bro
 import { LocalDeliveryStream } from "../delivery";
 import { LakeObjectWriter } from "../lake/lake-writer";
 import { applyLifecycle } from "../storage/lifecycle";
+import { LocalCloudWatchStore } from "../monitoring/cloudwatch";
 import { LocalMonitor } from "../monitoring/monitor";
 import { LocalRuleEngine } from "../rule/rule-engine";
 import { localBucketName } from "../storage/s3";
@@ -156,11 +157,31 @@ export async function startLocalPipeline(
     log(`delivery: removed ${leftovers} Parquet scratch folder(s) a stopped run left`);
   await applyLifecycle(delivery.bucket, plan.storage.lifecycleRules, Date.now(), log);
   const authorizer = new LocalAuthorizer(config, log, { association: opts.association });
+  // The rules' CloudWatch actions write here; the dashboard and the alarm report read it.
+  const cloudwatch = new LocalCloudWatchStore({
+    metricAlarms: plan.monitoring.metricAlarms,
+    alarmPrefix: plan.monitoring.namePrefix,
+    timeScale: opts.timeScale,
+    log,
+  });
+  // A republish goes out through the broker, which starts after the rules (its hooks run them).
+  const started: { broker?: LocalBroker } = {};
   const rules = new LocalRuleEngine(plan, {
     firehosePut: (record) => delivery.put(record),
     // Locally the rule's error action writes its message under the stream's error output prefix.
     errorAction: (message) => delivery.putError(message),
     log,
+    services: {
+      stateDir,
+      cloudwatch,
+      publish: (m) =>
+        started.broker === undefined
+          ? Promise.reject(new Error("the broker is not started"))
+          : started.broker.publishAsService(m.topic, m.payload, {
+              qos: m.qos,
+              ...(m.properties === undefined ? {} : { properties: m.properties }),
+            }),
+    },
   });
   const provisioning = fleetProvisioning
     ? await LocalProvisioning.open({ config, pkiDir, stateDir, authorizer, log })
@@ -192,6 +213,7 @@ export async function startLocalPipeline(
     await delivery.close();
     throw e;
   });
+  started.broker = broker;
   provisioning?.attach(broker);
   log(startLine(config, delivery.bucket.dir, opts.timeScale));
   logBrokerEvents(broker, log);
@@ -293,8 +315,8 @@ export async function startLocalPipeline(
     objects: () => delivery.objects.map(shownObject),
     analyticsObjects: () => (windowsDelivery?.objects ?? []).map(shownObject),
     figures: () => monitor.figures(),
-    dashboard: () => dashboardRows(services, monitor.figures()),
-    alarmFindings: () => monitor.findings(),
+    dashboard: () => [...dashboardRows(services, monitor.figures()), ...cloudwatch.rows()],
+    alarmFindings: () => [...monitor.findings(), ...cloudwatch.findings()],
     // Idempotent: every call waits for the one shutdown.
     stop: () =>
       (stopped ??= stopInOrder({ ...services, monitor, lakeWriter }, log, (failure) => {

@@ -109,6 +109,7 @@ export function summaryRows(s: ReportedServices, analyticsFailure?: string): Sum
           },
         ]
       : []),
+    ...furtherRulesSummary(rules),
     ...(delivery.stats.recordsReplayed > 0
       ? [{ label: "records replayed from the journal", value: delivery.stats.recordsReplayed }]
       : []),
@@ -156,6 +157,18 @@ export function dashboardRows(s: ReportedServices, figures: LocalFigures): Summa
     });
   }
   return rows;
+}
+
+/** One line per further rule (`rules`): matched, filtered, failed actions, errors dropped. */
+function furtherRulesSummary(rules: LocalRuleEngine): SummaryRow[] {
+  return rules.rules.slice(1).map((r) => {
+    const s = r.stats;
+    const failed = s.evaluationErrors + s.actionFailures;
+    return {
+      label: `matched by rule ${r.name}`,
+      value: `${s.matched} of ${s.onTopic} on its topic${failed > 0 ? `; ${s.evaluationErrors} not evaluated / ${s.actionFailures} action(s) failed` : ""}${r.errorsDropped > 0 ? `; ${r.errorsDropped} error message(s) dropped` : ""}`,
+    };
+  });
 }
 
 /** The retained store's lines of the summary, when anything was retained or refused. */

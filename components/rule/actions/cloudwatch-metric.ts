@@ -97,19 +97,13 @@ export class CloudWatchMetricAction implements RuleAction {
   }
 }
 
-/** The alarm's name: `<stack prefix>-<rule>-<metric name>`. */
-export function metricAlarmName(prefix: string, ruleName: string, metricName: string): string {
-  return `${prefix}-${ruleName}-${metricName}`;
-}
-
-export const cloudwatchMetricFromConfig: ProgramActionFactory<"cloudwatchMetric"> = (spec, ctx) =>
-  new CloudWatchMetricAction({
+export const cloudwatchMetricFromConfig: ProgramActionFactory<"cloudwatchMetric"> = (spec, ctx) => {
+  const alarm = ctx.plan.monitoring.metricAlarms.find(
+    (a) => a.ruleName === ctx.ruleName && a.actionId === ctx.id,
+  );
+  return new CloudWatchMetricAction({
     id: ctx.id,
     ...spec.params,
-    alarmName: metricAlarmName(
-      ctx.plan.monitoring.namePrefix,
-      ctx.ruleName,
-      spec.params.metricName,
-    ),
-    alarmTopicArn: ctx.alarmTopicArn,
+    ...(alarm === undefined ? {} : { alarmName: alarm.name, alarmTopicArn: ctx.alarmTopicArn }),
   });
+};
