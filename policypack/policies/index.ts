@@ -16,6 +16,8 @@ import { cloudwatchPipelineAlarms, iotLoggingEnabled, snsAlarmTopicSubscribed } 
 import { s3BucketPrivateAndEncrypted } from "./s3";
 import { s3BucketDenyInsecureTransport, s3BucketLifecycle } from "./storage";
 import { iotTopicRuleChecked } from "./topic-rule";
+import { iotTopicRuleHttpConfirmedDestination } from "./topic-rule-http";
+import { lambdaPermissionIotScoped } from "./lambda-permission";
 import {
   iamProvisioningRole,
   iotClaimPolicyProvisioningOnly,
@@ -55,4 +57,6 @@ export const policies: Policies = [
   cloudwatchPipelineAlarms,
   iamRolePolicyLogGroupArn,
   snsAlarmTopicSubscribed,
+  iotTopicRuleHttpConfirmedDestination,
+  lambdaPermissionIotScoped,
 ];
