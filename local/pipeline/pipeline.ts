@@ -335,6 +335,7 @@ export async function startLocalPipeline(
 async function stopInOrder(
   s: {
     readonly broker: LocalBroker;
+    readonly rules?: LocalRuleEngine;
     readonly delivery: LocalDeliveryStream;
     readonly analytics?: LocalAnalytics;
     readonly windowsDelivery?: LocalDeliveryStream;
@@ -346,6 +347,8 @@ async function stopInOrder(
 ): Promise<void> {
   const { broker, delivery, analytics, windowsDelivery, monitor, lakeWriter } = s;
   await broker.stop();
+  // Lambda functions invoked for messages already acknowledged finish before the summary.
+  await s.rules?.drain();
   try {
     // The telemetry's stream first: a publish still in flight when the broker stopped is
     // refused (its device still holds it), not journaled unacknowledged once a full disk

@@ -110,6 +110,7 @@ export function summaryRows(s: ReportedServices, analyticsFailure?: string): Sum
         ]
       : []),
     ...furtherRulesSummary(rules),
+    ...recordedRequestsSummary(rules),
     ...(delivery.stats.recordsReplayed > 0
       ? [{ label: "records replayed from the journal", value: delivery.stats.recordsReplayed }]
       : []),
@@ -169,6 +170,21 @@ function furtherRulesSummary(rules: LocalRuleEngine): SummaryRow[] {
       value: `${s.matched} of ${s.onTopic} on its topic${failed > 0 ? `; ${s.evaluationErrors} not evaluated / ${s.actionFailures} action(s) failed` : ""}${r.errorsDropped > 0 ? `; ${r.errorsDropped} error message(s) dropped` : ""}`,
     };
   });
+}
+
+/**
+ * The requests the SNS, SQS and DynamoDBv2 actions recorded for AWS (one JSON line each under
+ * `<stateDir>/aws-requests/<stack>/`), per API, when any action recorded one.
+ */
+function recordedRequestsSummary(rules: LocalRuleEngine): SummaryRow[] {
+  const counts = (rules.requests?.counts() ?? []).filter((c) => c.recorded > 0);
+  if (counts.length === 0) return [];
+  return [
+    {
+      label: `requests recorded for AWS (${counts.map((c) => c.api).join(" / ")})`,
+      value: `${counts.reduce((n, c) => n + c.recorded, 0)} (${counts.map((c) => c.recorded).join(" / ")}) in ${shownPath(path.dirname(counts[0].file))}`,
+    },
+  ];
 }
 
 /** The retained store's lines of the summary, when anything was retained or refused. */

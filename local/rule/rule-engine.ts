@@ -15,7 +15,7 @@ import {
 import { planOf, type PipelinePlan } from "../../core/plan";
 import type { StackConfig } from "../../core/stack-config";
 import { LOCAL_ACCOUNT_ID } from "../broker/authorizer";
-import type { LocalActionServices, ServicePublish } from "./actions/action";
+import type { LocalAction, LocalActionServices, ServicePublish } from "./actions/action";
 import { ruleErrorLogGroupName } from "../../core/topic-rules/actions/cloudwatch-logs";
 import { cloudwatchLogsSink } from "./actions/cloudwatch-logs";
 import { firehoseAction } from "./actions/firehose";
@@ -85,6 +85,8 @@ export class LocalRuleEngine {
   /** The requests the SNS, SQS and DynamoDBv2 actions recorded (with a state folder). */
   readonly requests?: RequestLogs;
   private readonly telemetry: LocalTopicRule;
+  /** The further rules' actions, for `drain`. */
+  private readonly actions: LocalAction[] = [];
   private readonly log: (line: string) => void;
 
   /** Runs the stack's rules: a plan's, or a config's, planned here. */
@@ -146,20 +148,24 @@ export class LocalRuleEngine {
             name: r.name,
             statement: r.statement,
             actions: r.actions.map((a, i) =>
-              localAction(a, services, {
-                ruleName: r.name,
-                id: `${a.kind}-${i}`,
-                isErrorAction: false,
-              }),
+              this.built(
+                localAction(a, services, {
+                  ruleName: r.name,
+                  id: `${a.kind}-${i}`,
+                  isErrorAction: false,
+                }),
+              ),
             ),
             ...(r.errorAction === undefined
               ? {}
               : {
-                  errorAction: localAction(r.errorAction, services, {
-                    ruleName: r.name,
-                    id: "errors",
-                    isErrorAction: true,
-                  }),
+                  errorAction: this.built(
+                    localAction(r.errorAction, services, {
+                      ruleName: r.name,
+                      id: "errors",
+                      isErrorAction: true,
+                    }),
+                  ),
                 }),
           }),
       ),
@@ -174,6 +180,16 @@ export class LocalRuleEngine {
         );
       }
     }
+  }
+
+  private built(action: LocalAction): LocalAction {
+    this.actions.push(action);
+    return action;
+  }
+
+  /** Waits for what the actions finish after acknowledging (Lambda runs), when the run stops. */
+  async drain(): Promise<void> {
+    await Promise.all(this.actions.map((a) => a.drain?.()));
   }
 
   /** Adds a consumer of every telemetry-rule match's SELECT output (called after the actions). */

@@ -69,6 +69,11 @@ export interface LocalAction {
   /** The resource the action writes to as configured (for a message that could not be evaluated). */
   readonly resource: string;
   run(message: ActionMessage): Promise<void>;
+  /**
+   * Waits for what the action finishes after its message was acknowledged (a Lambda function
+   * invoked asynchronously), when the run stops. @default nothing to wait for
+   */
+  drain?(): Promise<void>;
 }
 
 /** A message AWS IoT itself publishes, fed back to the broker's subscribers and to the rules. */
