@@ -18,7 +18,7 @@ import { IotLogging } from "./monitoring/iot-logging";
 import { PipelineAlarms } from "./monitoring/pipeline-alarms";
 import { ThingRegistry } from "./registry/thing-registry";
 import { FirehoseAction } from "./rule/actions/firehose";
-import { programAction } from "./rule/actions";
+import { CloudWatchLogsAction, programAction } from "./rule/actions";
 import { TelemetryRule } from "./rule/telemetry-rule";
 import { TopicRule } from "./rule/topic-rule";
 import { DataKey } from "./storage/data-key";
@@ -262,20 +262,25 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
     }
 
     // The further rules after the alarms: an action's own alarm notifies the stack's topic.
+    const ctx_ = (ruleName: string, id: string, isErrorAction: boolean) => ({
+      id,
+      ruleName,
+      isErrorAction,
+      plan,
+      alarmTopicArn: this.alarms?.topic.arn,
+      bucket: {
+        name: this.delivery.bucketName,
+        arn: this.delivery.bucket.arn,
+        kmsKeyArn: this.delivery.kmsKeyArn,
+      },
+    });
     this.rules = Object.fromEntries(
       plan.rules.map((r) => {
-        const ctx = (id: string, isErrorAction: boolean) => ({
-          id,
-          ruleName: r.name,
-          isErrorAction,
-          plan,
-          alarmTopicArn: this.alarms?.topic.arn,
-          bucket: {
-            name: this.delivery.bucketName,
-            arn: this.delivery.bucket.arn,
-            kmsKeyArn: this.delivery.kmsKeyArn,
-          },
-        });
+        const errorAction =
+          r.errorAction === undefined
+            ? undefined
+            : programAction(r.errorAction, ctx_(r.name, "errors", true));
+        const ctx = (id: string, isErrorAction: boolean) => ctx_(r.name, id, isErrorAction);
         return [
           r.name,
           new TopicRule(
@@ -286,16 +291,19 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
               description: r.description,
               enabled: r.enabled,
               actions: r.actions.map((a, i) => programAction(a, ctx(`${a.kind}-${i}`, false))),
-              errorAction:
-                r.errorAction === undefined
-                  ? undefined
-                  : programAction(r.errorAction, ctx("errors", true)),
+              errorAction,
             },
             parent,
           ),
         ];
       }),
     );
+    // Each further rule logging its errors to a group of its own gets an error-rate alarm like
+    // the telemetry rule's.
+    for (const r of plan.rules) {
+      const group = errorLogGroupOf(this.rules[r.name]?.errorAction);
+      if (group !== undefined) this.alarms?.watchRule(r.name, group);
+    }
 
     this.endpoint = aws.iot.getEndpointOutput(
       { endpointType: "iot:Data-ATS" },
@@ -312,4 +320,9 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       lakeTable: pulumi.interpolate`${this.lake.database.name}.${lake.tableName}`,
     });
   }
+}
+
+/** The log group a rule's CloudWatch Logs error action created, if that is its error action. */
+function errorLogGroupOf(action: unknown): aws.cloudwatch.LogGroup | undefined {
+  return action instanceof CloudWatchLogsAction ? action.logGroup : undefined;
 }

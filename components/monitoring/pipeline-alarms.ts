@@ -30,9 +30,14 @@ export class PipelineAlarms extends pulumi.ComponentResource {
   /** Every alarm, by name. */
   readonly alarms: Readonly<Record<string, aws.cloudwatch.MetricAlarm>>;
   readonly dashboard: aws.cloudwatch.Dashboard;
+  private readonly baseName: string;
+  private readonly args: PipelineAlarmsArgs;
+  private readonly actions: Record<string, unknown>;
 
   constructor(name: string, args: PipelineAlarmsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("iot-pipeline:monitoring:PipelineAlarms", name, {}, opts);
+    this.baseName = name;
+    this.args = args;
     const parent = { parent: this };
     const a = args.alarms;
     const period = a.periodSeconds;
@@ -64,65 +69,13 @@ export class PipelineAlarms extends pulumi.ComponentResource {
     // One count per message the rule's error action logged: every failed action and every message
     // the SQL could not be evaluated on. The messages are JSON with the rule's name.
     const m = METRICS;
-    this.ruleErrors = new aws.cloudwatch.LogMetricFilter(
-      `${name}-rule-errors`,
-      {
-        name: `${args.namePrefix}-rule-errors`,
-        logGroupName: args.ruleErrorLogGroupName,
-        pattern: pulumi.output(args.ruleName).apply(ruleErrorFilterPattern),
-        metricTransformation: {
-          name: m.ruleErrors.name,
-          namespace: m.ruleErrors.namespace,
-          value: "1",
-          unit: "Count",
-          dimensions: { [m.ruleErrors.dimension]: "$.ruleName" },
-        },
-      },
-      parent,
-    );
-
     const alarms: Record<string, aws.cloudwatch.MetricAlarm> = {};
-    const ruleAlarm = `${args.namePrefix}-rule-error-rate`;
-    alarms[ruleAlarm] = new aws.cloudwatch.MetricAlarm(
-      `${name}-rule-error-rate`,
-      {
-        name: ruleAlarm,
-        alarmDescription: `More than ${a.ruleErrorRatePercent}% of the messages on the rule's topic went to its error action in ${period} s`,
-        comparisonOperator: "GreaterThanThreshold",
-        threshold: a.ruleErrorRatePercent,
-        metricQueries: [
-          {
-            id: "errors",
-            returnData: false,
-            metric: {
-              namespace: m.ruleErrors.namespace,
-              metricName: m.ruleErrors.name,
-              dimensions: { [m.ruleErrors.dimension]: args.ruleName },
-              stat: m.ruleErrors.statistic,
-              period,
-            },
-          },
-          {
-            id: "messages",
-            returnData: false,
-            metric: {
-              namespace: m.topicMatch.namespace,
-              metricName: m.topicMatch.name,
-              dimensions: { [m.topicMatch.dimension]: args.ruleName },
-              stat: m.topicMatch.statistic,
-              period,
-            },
-          },
-          {
-            id: "rate",
-            label: "rule error rate (%)",
-            returnData: true,
-            expression: "100 * FILL(errors, 0) / messages",
-          },
-        ],
-        ...actions,
-      },
-      { parent: this, dependsOn: [this.ruleErrors] },
+    this.alarms = alarms;
+    this.actions = actions;
+    this.ruleErrors = this.ruleErrorRate(
+      { resource: name, cloudwatch: args.namePrefix },
+      args.ruleName,
+      args.ruleErrorLogGroupName,
     );
     for (const [label, stream] of Object.entries(args.streams)) {
       const alarmName = `${args.namePrefix}-${label}-delivery-freshness`;
@@ -163,7 +116,6 @@ export class PipelineAlarms extends pulumi.ComponentResource {
         parent,
       );
     }
-    this.alarms = alarms;
 
     const region = aws.getRegionOutput({}, parent).region;
     this.dashboard = new aws.cloudwatch.Dashboard(
@@ -186,6 +138,96 @@ export class PipelineAlarms extends pulumi.ComponentResource {
     );
 
     this.registerOutputs({ topicArn: this.topic.arn, dashboard: this.dashboard.dashboardName });
+  }
+
+  /**
+   * The error-rate alarm of one of the stack's further rules (`rules`) whose error action logs
+   * to a group of its own: `<prefix>-<rule>-rule-errors` counts its messages,
+   * `<prefix>-<rule>-rule-error-rate` fires as the telemetry rule's does.
+   */
+  watchRule(ruleName: string, errorLogGroup: aws.cloudwatch.LogGroup): aws.cloudwatch.MetricAlarm {
+    this.ruleErrorRate(
+      {
+        resource: `${this.baseName}-${ruleName}`,
+        cloudwatch: `${this.args.namePrefix}-${ruleName}`,
+      },
+      ruleName,
+      errorLogGroup.name,
+      errorLogGroup,
+    );
+    return this.alarms[`${this.args.namePrefix}-${ruleName}-rule-error-rate`];
+  }
+
+  /** A rule's error count (a metric filter on its error log group) and its error-rate alarm. */
+  private ruleErrorRate(
+    names: { readonly resource: string; readonly cloudwatch: string },
+    ruleName: pulumi.Input<string>,
+    errorLogGroupName: pulumi.Input<string>,
+    logGroup?: pulumi.Resource,
+  ): aws.cloudwatch.LogMetricFilter {
+    const m = METRICS;
+    const a = this.args.alarms;
+    const period = a.periodSeconds;
+    const filter = new aws.cloudwatch.LogMetricFilter(
+      `${names.resource}-rule-errors`,
+      {
+        name: `${names.cloudwatch}-rule-errors`,
+        logGroupName: errorLogGroupName,
+        pattern: pulumi.output(ruleName).apply(ruleErrorFilterPattern),
+        metricTransformation: {
+          name: m.ruleErrors.name,
+          namespace: m.ruleErrors.namespace,
+          value: "1",
+          unit: "Count",
+          dimensions: { [m.ruleErrors.dimension]: "$.ruleName" },
+        },
+      },
+      { parent: this, ...(logGroup === undefined ? {} : { dependsOn: [logGroup] }) },
+    );
+    const ruleAlarm = `${names.cloudwatch}-rule-error-rate`;
+    (this.alarms as Record<string, aws.cloudwatch.MetricAlarm>)[ruleAlarm] =
+      new aws.cloudwatch.MetricAlarm(
+        `${names.resource}-rule-error-rate`,
+        {
+          name: ruleAlarm,
+          alarmDescription: `More than ${a.ruleErrorRatePercent}% of the messages on the rule's topic went to its error action in ${period} s`,
+          comparisonOperator: "GreaterThanThreshold",
+          threshold: a.ruleErrorRatePercent,
+          metricQueries: [
+            {
+              id: "errors",
+              returnData: false,
+              metric: {
+                namespace: m.ruleErrors.namespace,
+                metricName: m.ruleErrors.name,
+                dimensions: { [m.ruleErrors.dimension]: ruleName },
+                stat: m.ruleErrors.statistic,
+                period,
+              },
+            },
+            {
+              id: "messages",
+              returnData: false,
+              metric: {
+                namespace: m.topicMatch.namespace,
+                metricName: m.topicMatch.name,
+                dimensions: { [m.topicMatch.dimension]: ruleName },
+                stat: m.topicMatch.statistic,
+                period,
+              },
+            },
+            {
+              id: "rate",
+              label: "rule error rate (%)",
+              returnData: true,
+              expression: "100 * FILL(errors, 0) / messages",
+            },
+          ],
+          ...this.actions,
+        },
+        { parent: this, dependsOn: [filter] },
+      );
+    return filter;
   }
 }
 

@@ -46,6 +46,8 @@ export class TopicRule extends pulumi.ComponentResource {
   readonly rule: aws.iot.TopicRule;
   /** The role each action assumes, by action id (`firehose`, `kinesis`, ...). */
   readonly actionRoles: Readonly<Record<string, aws.iam.Role>>;
+  /** The error action, when the rule has one. */
+  readonly errorAction?: RuleAction;
   /** The error action's binding, when the rule has one. */
   readonly errorBinding?: RuleActionBinding;
   /** The rule's name. */
@@ -85,6 +87,7 @@ export class TopicRule extends pulumi.ComponentResource {
         return role === undefined ? [] : [[a.id, role]];
       }),
     );
+    this.errorAction = args.errorAction;
     const error = args.errorAction?.bind(context);
     this.errorBinding = error;
 

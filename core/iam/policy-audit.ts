@@ -71,6 +71,14 @@ export const REQUIRED_WILDCARDS: readonly RequiredWildcard[] = [
       "the pre-provisioning hook asks whether a serial's thing exists before it lets the serial provision, and the things are named at run time (<fleet prefix><serial>); DescribeThing authorizes on the thing (resource type thing, arn:${Partition}:iot:${Region}:${Account}:thing/${ThingName})",
     page: "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiot.html",
   },
+  {
+    action: "cloudwatch:PutMetricData",
+    shown: "* (narrowed by the cloudwatch:namespace condition key)",
+    resource: /^\*$/,
+    reason:
+      "a rule's CloudWatch metric action calls PutMetricData, which has no resource type: IAM authorizes it on * only, and the cloudwatch:namespace condition key is what narrows the grant (components/rule/actions/cloudwatch-metric.ts always sets it)",
+    page: "https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html",
+  },
 ];
 
 /** The named exception that allows `action` on the wildcard `resource`, if there is one. */

@@ -21,7 +21,11 @@ export type RoleId =
   | "rule-sns"
   | "rule-sqs"
   | "rule-dynamodb"
-  | "rule-lambda-function";
+  | "rule-lambda-function"
+  | "rules-republish"
+  | "rules-metric"
+  | "rules-alarm"
+  | "rules-errors";
 
 /** Which stacks make a call: a stack makes it when its config meets every condition of the row. */
 export type CallCondition =
@@ -38,7 +42,11 @@ export type CallCondition =
   | "snsAction"
   | "sqsAction"
   | "dynamodbAction"
-  | "lambdaAction";
+  | "lambdaAction"
+  | "rulesRepublish"
+  | "rulesMetric"
+  | "rulesAlarm"
+  | "rulesErrorLogs";
 
 /**
  * The names a request's ARN is built from. `{partition}`, `{region}` and `{account}` are the
@@ -82,6 +90,13 @@ export const PLACEHOLDERS: Readonly<Record<string, string>> = {
   "{sqsQueue}": "the queue a rule's SQS action sends to (`queueName`)",
   "{dynamodbTable}": "the table the stack creates for a rule's DynamoDBv2 action (`tableName`)",
   "{lambdaLogGroup}": "a rule's Lambda function's log group `/aws/lambda/<function>`",
+  "{republishPrefix}":
+    "the literal levels of a further rule's republish topic before its first `${...}` (`alerts` in prod)",
+  "{templateValue}": "what a substitution template fills in for a message",
+  "{metricNamespace}":
+    "a further rule's CloudWatch metric namespace (`IotPipeline/Alerts` in prod)",
+  "{alarmName}": "the alarm a further rule's CloudWatch alarm action sets",
+  "{rulesErrorLogGroup}": "a further rule's error log group `/iot/rules/<rule>/errors`",
 };
 
 export interface RunTimeCall {
@@ -123,6 +138,13 @@ const SAR_IOT = `${SAR}/list_awsiot.html`;
 const SAR_SNS = `${SAR}/list_amazonsns.html`;
 const SAR_SQS = `${SAR}/list_amazonsqs.html`;
 const SAR_DYNAMODB = `${SAR}/list_amazondynamodb.html`;
+const SAR_CLOUDWATCH = `${SAR}/list_amazoncloudwatch.html`;
+const IOT_REPUBLISH =
+  "https://docs.aws.amazon.com/iot/latest/developerguide/republish-rule-action.html";
+const IOT_CW_METRIC =
+  "https://docs.aws.amazon.com/iot/latest/developerguide/cloudwatch-metrics-rule-action.html";
+const IOT_CW_ALARM =
+  "https://docs.aws.amazon.com/iot/latest/developerguide/cloudwatch-alarms-rule-action.html";
 /**
  * CloudWatch Logs' own ARN forms: "Use the second version, with the trailing :*, to refer to the
  * ARN when specifying permissions in IAM policies for all other API actions" (all but
@@ -278,6 +300,12 @@ const ruleErrors = {
   when: ["always"],
   calledPer: IOT_CWL,
 } as const;
+const rulesErrors = {
+  role: "rules-errors",
+  caller: "iot.amazonaws.com",
+  when: ["rulesErrorLogs"],
+  calledPer: IOT_CWL,
+} as const;
 const iotLogging = {
   role: "iot-logging",
   caller: "iot.amazonaws.com",
@@ -338,6 +366,48 @@ export const RUN_TIME_CALLS: readonly RunTimeCall[] = [
   onLogGroup(ruleErrors, "CreateLogStream", "{ruleErrorLogGroup}"),
   onLogGroup(ruleErrors, "DescribeLogStreams", "{ruleErrorLogGroup}"),
   putLogEvents(ruleErrors, "{ruleErrorLogGroup}", "{logStream}", true),
+
+  // The further rules' actions (`rules`): each its own role, the action page's grant.
+  {
+    role: "rules-republish",
+    caller: "iot.amazonaws.com",
+    when: ["rulesRepublish"],
+    api: "Publish",
+    action: "iot:Publish",
+    resourceType: "topic",
+    resources: ["arn:{partition}:iot:{region}:{account}:topic/{republishPrefix}/{templateValue}"],
+    callerChosen: ["{templateValue}"],
+    calledPer: IOT_REPUBLISH,
+    arnPer: SAR_IOT,
+    note: "the topic is a substitution template: the grant holds `*` where a `${...}` is, and nothing wider",
+  },
+  {
+    role: "rules-metric",
+    caller: "iot.amazonaws.com",
+    when: ["rulesMetric"],
+    api: "PutMetricData",
+    action: "cloudwatch:PutMetricData",
+    resourceType: "*",
+    resources: ["*"],
+    context: { "cloudwatch:namespace": "{metricNamespace}" },
+    calledPer: IOT_CW_METRIC,
+    arnPer: SAR_CLOUDWATCH,
+    note: "PutMetricData has no resource type; the grant is narrowed by the cloudwatch:namespace condition key",
+  },
+  {
+    role: "rules-alarm",
+    caller: "iot.amazonaws.com",
+    when: ["rulesAlarm"],
+    api: "SetAlarmState",
+    action: "cloudwatch:SetAlarmState",
+    resourceType: "alarm",
+    resources: ["arn:{partition}:cloudwatch:{region}:{account}:alarm:{alarmName}"],
+    calledPer: IOT_CW_ALARM,
+    arnPer: SAR_CLOUDWATCH,
+  },
+  onLogGroup(rulesErrors, "CreateLogStream", "{rulesErrorLogGroup}"),
+  onLogGroup(rulesErrors, "DescribeLogStreams", "{rulesErrorLogGroup}"),
+  putLogEvents(rulesErrors, "{rulesErrorLogGroup}", "{logStream}", true),
 
   // Firehose into the bucket, Glue for Parquet, KMS for the bucket's key, its error logging.
   ...firehoseToS3("delivery", ["always"], "{deliveryLogGroup}"),
@@ -559,6 +629,10 @@ export const ROLE_SERVICES: Readonly<Record<RoleId, string>> = {
   "rule-sqs": "iot.amazonaws.com",
   "rule-dynamodb": "iot.amazonaws.com",
   "rule-lambda-function": "lambda.amazonaws.com",
+  "rules-republish": "iot.amazonaws.com",
+  "rules-metric": "iot.amazonaws.com",
+  "rules-alarm": "iot.amazonaws.com",
+  "rules-errors": "iot.amazonaws.com",
 };
 
 /**

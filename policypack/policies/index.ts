@@ -16,6 +16,7 @@ import { cloudwatchPipelineAlarms, iotLoggingEnabled, snsAlarmTopicSubscribed } 
 import { s3BucketPrivateAndEncrypted } from "./s3";
 import { s3BucketDenyInsecureTransport, s3BucketLifecycle } from "./storage";
 import { iotTopicRuleChecked } from "./topic-rule";
+import { iotTopicRuleRepublishTopic } from "./topic-rule-republish";
 import { iotTopicRuleHttpConfirmedDestination } from "./topic-rule-http";
 import { lambdaPermissionIotScoped } from "./lambda-permission";
 import {
@@ -57,6 +58,7 @@ export const policies: Policies = [
   cloudwatchPipelineAlarms,
   iamRolePolicyLogGroupArn,
   snsAlarmTopicSubscribed,
+  iotTopicRuleRepublishTopic,
   iotTopicRuleHttpConfirmedDestination,
   lambdaPermissionIotScoped,
 ];

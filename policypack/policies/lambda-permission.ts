@@ -1,4 +1,4 @@
-// Policy 22: a Lambda function's resource policy lets AWS IoT invoke it only from one rule (or
+// Policy 23: a Lambda function's resource policy lets AWS IoT invoke it only from one rule (or
 // provisioning template) of this account: "If you add a permission for an AWS IoT principal
 // without providing the source-arn or source-account, any AWS account that creates a rule with
 // your Lambda action can trigger rules to invoke your Lambda function from AWS IoT"

@@ -1,4 +1,4 @@
-// Policy 21: a topic rule's HTTP action (or error action) POSTs only to a destination that is
+// Policy 22: a topic rule's HTTP action (or error action) POSTs only to a destination that is
 // confirmed: "You must confirm and enable HTTPS endpoints before the rules engine can use them"
 // (https://docs.aws.amazon.com/iot/latest/developerguide/https-rule-action.html). The destination
 // is the action's literal confirmationUrl ("confirmationUrl must be a prefix of url"), an https://

@@ -272,7 +272,7 @@ describe("policy 19: iam-role-policy-log-group-arn", () => {
 
 describe("policy 6: iam-role-policy-no-wildcards", () => {
   const SUFFIX =
-    " (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*)";
+    " (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*, cloudwatch:PutMetricData on * (narrowed by the cloudwatch:namespace condition key))";
   const streamArn = "arn:aws:firehose:us-east-1:123456789012:deliverystream/weather-data-stream";
   const rolePolicy = (statement: object) =>
     res("aws:iam/rolePolicy:RolePolicy", "rule-role-policy", {
@@ -344,7 +344,7 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
         }),
       ]),
       [
-        "mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows firehose:PutRecord on the wildcard resource arn:aws:firehose:us-east-1:123456789012:deliverystream/*; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*)",
+        "mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows firehose:PutRecord on the wildcard resource arn:aws:firehose:us-east-1:123456789012:deliverystream/*; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*, cloudwatch:PutMetricData on * (narrowed by the cloudwatch:namespace condition key))",
       ],
     );
   });
@@ -363,7 +363,7 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
       ],
     });
     assert.deepEqual(await only([role]), [
-      "mandatory iam-role-policy-no-wildcards: inline policy put of role iot-weather-data-role: statement 0 allows firehose:PutRecord on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*)",
+      "mandatory iam-role-policy-no-wildcards: inline policy put of role iot-weather-data-role: statement 0 allows firehose:PutRecord on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs (the only wildcards allowed are the ones AWS requires: logs:DescribeLogGroups on arn:<partition>:logs:<region>:<account>:log-group:*, iot:DescribeThing on arn:<partition>:iot:<region>:<account>:thing/<fleet prefix>*, cloudwatch:PutMetricData on * (narrowed by the cloudwatch:namespace condition key))",
     ]);
   });
 

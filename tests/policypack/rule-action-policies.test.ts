@@ -1,4 +1,4 @@
-// Policies 21 and 22, each on one happy-path resource with one field changed per test:
+// Policies 22 and 23, each on one happy-path resource with one field changed per test:
 // iot-topic-rule-http-confirmed-destination ("You must confirm and enable HTTPS endpoints before
 // the rules engine can use them": https://docs.aws.amazon.com/iot/latest/developerguide/https-rule-action.html)
 // and lambda-permission-iot-scoped ("If you add a permission for an AWS IoT principal without
@@ -25,7 +25,7 @@ function rule(http: Record<string, unknown>, where: "https" | "errorAction" = "h
 
 const only = (vs: string[], policy: string) => vs.filter((v) => v.includes(` ${policy}:`));
 
-describe("policy 21: iot-topic-rule-http-confirmed-destination", () => {
+describe("policy 22: iot-topic-rule-http-confirmed-destination", () => {
   const P = "iot-topic-rule-http-confirmed-destination";
   const good = { url: `${HOOK}\${topic(2)}`, confirmationUrl: HOOK };
 
@@ -80,7 +80,7 @@ describe("policy 21: iot-topic-rule-http-confirmed-destination", () => {
   });
 });
 
-describe("policy 22: lambda-permission-iot-scoped", () => {
+describe("policy 23: lambda-permission-iot-scoped", () => {
   const P = "lambda-permission-iot-scoped";
   const perm = (over: Record<string, unknown>) =>
     res(TYPES.lambdaPermission, "p", {

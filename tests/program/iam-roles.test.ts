@@ -47,6 +47,7 @@ const T = {
   key: "aws:kms/key:Key",
   glueDatabase: "aws:glue/catalogDatabase:CatalogDatabase",
   glueTable: "aws:glue/catalogTable:CatalogTable",
+  topicRule: "aws:iot/topicRule:TopicRule",
 };
 
 /** The log group AWS IoT writes (https://docs.aws.amazon.com/iot/latest/developerguide/cloud-watch-logs.html). */
@@ -61,6 +62,7 @@ const CALLER_CHOSEN: Readonly<Record<string, readonly string[]>> = {
   ],
   "{thingName}": ["store-sensor-seattle-1", "store-sensor-seattle-4"],
   "{certificateId}": ["a".repeat(64), "0123456789abcdef".repeat(4)],
+  "{templateValue}": ["store-sensor-seattle1", "store-sensor-seattle3"],
   // What tests/program/rule-actions.test.ts's key template `raw/${topic()}/${timestamp()}` writes.
   "{actionObjectKey}": ["raw/dt/store-1/weather/1765130000000", "raw/x/1"],
 };
@@ -77,7 +79,18 @@ function conditionsOf(c: StackConfig): Set<CallCondition> {
     ...(c.provisioning !== undefined ? (["fleetProvisioning"] as const) : []),
     ...(c.provisioning !== undefined && hookRequired(c.provisioning) ? (["hook"] as const) : []),
     ...(c.provisioning?.allowReprovisioning === false ? (["noReprovisioning"] as const) : []),
+    ...(furtherActions(c, "republish").length > 0 ? (["rulesRepublish"] as const) : []),
+    ...(furtherActions(c, "cloudwatchMetric").length > 0 ? (["rulesMetric"] as const) : []),
+    ...(furtherActions(c, "cloudwatchAlarm").length > 0 ? (["rulesAlarm"] as const) : []),
+    ...(c.rules.some((r) => r.errorAction?.kind === "cloudwatchLogs")
+      ? (["rulesErrorLogs"] as const)
+      : []),
   ]);
+}
+
+/** The further rules' (`rules`) actions of one kind. */
+function furtherActions(c: StackConfig, kind: string) {
+  return c.rules.flatMap((r) => r.actions.filter((a) => a.kind === kind));
 }
 
 type Resource = ReturnType<typeof one>;
@@ -152,6 +165,38 @@ function resolve(run: ProgramRun) {
     if (c.delivery.errorLogging) {
       values["{windowsLogGroup}"] = logGroupNamed(`/aws/kinesisfirehose/${name(windows)}`);
     }
+  }
+  // The further rules' roles, found through the topic rules that name them (the table's stacks
+  // have at most one of each kind).
+  const further = ofType(run, T.topicRule).filter((r) => r.props.name !== c.rule.name);
+  const actionsOf = (list: string) =>
+    further.flatMap((r) => (r.props[list] as Record<string, unknown>[] | undefined) ?? []);
+  const [republish] = actionsOf("republishes");
+  if (republish !== undefined) {
+    roles["rules-republish"] = roleByArn(republish.roleArn);
+    const topic = republish.topic as string;
+    values["{republishPrefix}"] = topic.slice(0, topic.indexOf("${")).replace(/\/$/, "");
+  }
+  const [metric] = actionsOf("cloudwatchMetrics");
+  if (metric !== undefined) {
+    roles["rules-metric"] = roleByArn(metric.roleArn);
+    values["{metricNamespace}"] = metric.metricNamespace as string;
+  }
+  const [alarm] = actionsOf("cloudwatchAlarms");
+  if (alarm !== undefined) {
+    roles["rules-alarm"] = roleByArn(alarm.roleArn);
+    values["{alarmName}"] = alarm.alarmName as string;
+  }
+  const errorLogs = further
+    .map(
+      (r) =>
+        (r.props.errorAction as { cloudwatchLogs?: Record<string, unknown> } | undefined)
+          ?.cloudwatchLogs,
+    )
+    .find((x) => x !== undefined);
+  if (errorLogs !== undefined) {
+    roles["rules-errors"] = roleByArn(errorLogs.roleArn);
+    values["{rulesErrorLogGroup}"] = logGroupNamed(errorLogs.logGroupName as string);
   }
   if (c.provisioning !== undefined) {
     const template = one(run, T.template);
@@ -230,7 +275,17 @@ describe("the run-time call table (core/iam/run-time-calls.ts)", () => {
       assert.match(c.action, /^[a-z0-9]+:[A-Za-z]+$/, row);
       assert.equal(c.caller, ROLE_SERVICES[c.role], `${row}: the caller is the role's service`);
       assert.ok(c.resources.length > 0, `${row} names a resource`);
-      for (const r of c.resources) assert.match(r, /^arn:\{partition\}:[a-z0-9]+:/, row);
+      // An action without a resource type (PutMetricData) is authorized on `*`, and then only
+      // a condition key can narrow its grant: the row must name it.
+      if (c.resourceType === "*") {
+        assert.deepEqual(c.resources, ["*"], row);
+        assert.ok(
+          Object.keys(c.context ?? {}).length > 0,
+          `${row}: the condition key narrowing it`,
+        );
+      } else {
+        for (const r of c.resources) assert.match(r, /^arn:\{partition\}:[a-z0-9]+:/, row);
+      }
       for (const u of [...c.calledPer.split("; "), ...c.arnPer.split("; ")]) {
         assert.match(u, /^https:\/\/(docs\.aws\.amazon\.com|github\.com\/apache)\//, row);
       }
@@ -325,9 +380,10 @@ for (const stack of listStacks()) {
         const evaluate = evaluators.get(call.role) as IamEvaluator;
         // The resource's own names: a name that reaches only the request's context (the bucket in
         // KMS's encryption context) is a near miss only for a grant that conditions on it.
-        const fixed = placeholdersOf({ ...call, context: undefined }).filter(
-          (p) => !(call.callerChosen ?? []).includes(p),
-        );
+        // A call on `*` is narrowed by its context alone: its context's names are near-missed.
+        const fixed = placeholdersOf(
+          call.resourceType === "*" ? call : { ...call, context: undefined },
+        ).filter((p) => !(call.callerChosen ?? []).includes(p));
         for (const p of fixed) {
           for (const miss of nearMisses(p, resolved.values[p])) {
             for (const req of requests(call, { ...resolved.values, [p]: miss })) {
