@@ -30,10 +30,13 @@ const SQL = "SELECT topic(2) AS thing, temperature FROM 'SeattleStoreTemp/+'";
 const OUTPUT = { thing: "store-1", temperature: 31.5 };
 
 /** The dev stack with one further rule holding `actions`, run by the engine on a state folder. */
-function engine(actions: unknown[], sql = SQL) {
+function engine(actions: unknown[], sql = SQL, errorAction?: unknown) {
   const stateDir = tempDir("actions");
   const config = parseStackConfig(
-    { ...readRawStackConfig("dev"), rules: [{ name: RULE, sql, actions }] },
+    {
+      ...readRawStackConfig("dev"),
+      rules: [{ name: RULE, sql, actions, ...(errorAction === undefined ? {} : { errorAction }) }],
+    },
     "dev",
   );
   const logged: string[] = [];
@@ -218,6 +221,27 @@ describe("local rule actions: S3 writes to the local bucket (s3-rule-action.html
     );
     assert.equal(fs.existsSync(path.join(t.stateDir, "escaped")), false);
     assert.equal(fs.existsSync(path.join(t.stateDir, "s3", "escaped")), false);
+  });
+});
+
+describe("local rule actions as the error action (rule-error-handling.html's own example)", () => {
+  it("an S3 error action writes the error message under the page's key template", async () => {
+    const t = engine(
+      [{ dynamoDBv2: { tableName: "readings", partitionKey: { name: "id", type: "S" } } }],
+      SQL,
+      // The page's example: "key" : "${replace(topic(), '/', '-') + '-' + timestamp() + '-' + newuuid()}"
+      { s3: { key: "errors/${replace(topic(), '/', '-') + '-' + timestamp() + '-' + newuuid()}" } },
+    );
+    await t.publish();
+    const bucket = new LocalBucket(t.stateDir, localBucketName(t.config));
+    const keys = await bucket.listKeys();
+    assert.equal(keys.length, 1);
+    assert.match(keys[0], /^errors\/SeattleStoreTemp-store-1-\d{13}-[0-9a-f-]{36}$/);
+    const message = JSON.parse(
+      fs.readFileSync(path.join(bucket.dir, keys[0]), "utf8"),
+    ) as RuleErrorMessage;
+    assert.equal(message.ruleName, RULE);
+    assert.equal(message.failures[0].failedAction, "DynamoDBv2Action");
   });
 });
 
