@@ -211,6 +211,49 @@ export interface MonitoringPlan {
   readonly metricAlarms: readonly MetricAlarmPlan[];
 }
 
+/**
+ * The names of the alarms the stack creates: the pipeline's (when `alarms` is on), each further
+ * rule's error rate, and the rules' metric alarms. A CloudWatch alarm action must name one of them.
+ */
+export function stackAlarmNames(
+  config: StackConfig,
+  namePrefix: string,
+  metricAlarms: readonly MetricAlarmPlan[],
+): string[] {
+  const pipeline = config.monitoring.alarms.enabled
+    ? [
+        `${namePrefix}-rule-error-rate`,
+        `${namePrefix}-telemetry-delivery-freshness`,
+        ...(config.analytics === undefined
+          ? []
+          : [`${namePrefix}-windows-delivery-freshness`, `${namePrefix}-flink-downtime`]),
+        ...config.rules
+          .filter((r) => r.errorAction?.kind === "cloudwatchLogs")
+          .map((r) => `${namePrefix}-${r.name}-rule-error-rate`),
+      ]
+    : [];
+  return [...pipeline, ...metricAlarms.map((a) => a.name)];
+}
+
+/** Each CloudWatch alarm action names an alarm of the stack (its one resource the role may set). */
+function checkAlarmTargets(config: StackConfig, alarms: readonly string[]): void {
+  for (const [i, r] of config.rules.entries()) {
+    const all = [
+      ...r.actions.map((a, j) => ({ a, at: `rules[${i}].actions[${j}]` })),
+      ...(r.errorAction === undefined ? [] : [{ a: r.errorAction, at: `rules[${i}].errorAction` }]),
+    ];
+    for (const { a, at } of all) {
+      if (a.kind === "cloudwatchAlarm" && !alarms.includes(a.params.alarmName)) {
+        invalidConfig(
+          `${at}.cloudwatchAlarm.alarmName`,
+          a.params.alarmName,
+          `name an alarm of the stack: ${alarms.join(", ") || "(none: turn alarms on or give a cloudwatchMetric action an alarm)"}`,
+        );
+      }
+    }
+  }
+}
+
 /** The alarms of the rules' metric actions: `<namePrefix>-<rule>-<metricName>`. */
 export function planMetricAlarms(
   rules: readonly TopicRuleConfig[],
@@ -298,6 +341,9 @@ export function planPipeline(config: StackConfig): PipelinePlan {
     partitionByThing: config.lake.partitionByThing,
     analytics: spec !== undefined,
   });
+  const namePrefix = `${PROJECT}-${config.stack}`;
+  const metricAlarms = planMetricAlarms(config.rules, namePrefix);
+  checkAlarmTargets(config, stackAlarmNames(config, namePrefix, metricAlarms));
   return {
     config,
     stack: config.stack,
@@ -360,7 +406,7 @@ export function planPipeline(config: StackConfig): PipelinePlan {
       loggingRoleName: roles.logging,
       alarms: config.monitoring.alarms,
       namePrefix: `${PROJECT}-${config.stack}`,
-      metricAlarms: planMetricAlarms(config.rules, `${PROJECT}-${config.stack}`),
+      metricAlarms,
     },
     certificates: { mode: config.certificates.mode, csrPems: config.certificates.csrPems },
   };

@@ -5,6 +5,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import {
   isWildcardAction,
+  missingWildcardConditions,
   REQUIRED_WILDCARDS,
   unexcusedWildcardResources,
 } from "../../core/iam/policy-audit";
@@ -87,6 +88,14 @@ export function allowDocument(...statements: IamStatement[]): string {
     const where = s.Sid ?? "a statement";
     for (const a of s.Action) {
       if (isWildcardAction(a)) throw new Error(`IAM action ${a} in ${where} is a wildcard`);
+    }
+    const narrowing = Object.values(s.Condition ?? {}).flatMap((keys) =>
+      Object.entries(keys)
+        .filter(([, v]) => !(Array.isArray(v) ? v : [v]).includes("*"))
+        .map(([k]) => k),
+    );
+    for (const key of missingWildcardConditions(s.Action, s.Resource, narrowing)) {
+      throw new Error(`IAM resource * in ${where} needs the ${key} condition key`);
     }
     for (const r of unexcusedWildcardResources(s.Action, s.Resource)) {
       throw new Error(

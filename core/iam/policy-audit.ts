@@ -46,6 +46,8 @@ export interface RequiredWildcard {
   readonly resource: RegExp;
   readonly reason: string;
   readonly page: string;
+  /** A condition key the statement must narrow the wildcard with (a value other than `*`). */
+  readonly condition?: string;
 }
 
 /**
@@ -78,8 +80,30 @@ export const REQUIRED_WILDCARDS: readonly RequiredWildcard[] = [
     reason:
       "a rule's CloudWatch metric action calls PutMetricData, which has no resource type: IAM authorizes it on * only, and the cloudwatch:namespace condition key is what narrows the grant (components/rule/actions/cloudwatch-metric.ts always sets it)",
     page: "https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html",
+    condition: "cloudwatch:namespace",
   },
 ];
+
+/**
+ * The condition keys a statement's wildcard resources need and lack: a required wildcard that
+ * names a `condition` is accepted only with that key narrowing it (`conditionKeys`: the keys the
+ * statement's conditions set to something other than `*`).
+ */
+export function missingWildcardConditions(
+  actions: readonly string[],
+  resources: readonly string[],
+  conditionKeys: readonly string[],
+): string[] {
+  const have = new Set(conditionKeys.map((k) => k.toLowerCase()));
+  const missing = new Set<string>();
+  for (const r of resources.filter(isWildcardResource)) {
+    for (const a of actions) {
+      const c = requiredWildcard(a, r)?.condition;
+      if (c !== undefined && !have.has(c.toLowerCase())) missing.add(c);
+    }
+  }
+  return [...missing];
+}
 
 /** The named exception that allows `action` on the wildcard `resource`, if there is one. */
 export function requiredWildcard(action: string, resource: string): RequiredWildcard | undefined {
@@ -132,6 +156,13 @@ export function iamWildcardFindings(doc: unknown): IamFinding[] {
       findings.push({
         statement: where,
         message: `${where} allows the wildcard action ${actions.join(", ")}; name the exact actions the service needs (for example firehose:PutRecord, firehose:PutRecordBatch)`,
+      });
+    }
+    const narrowing = s.conditions.filter((c) => !c.values.includes("*")).map((c) => c.key);
+    for (const key of missingWildcardConditions(s.actions ?? [], s.resources ?? [], narrowing)) {
+      findings.push({
+        statement: where,
+        message: `${where} allows ${(s.actions ?? []).join(", ")} on * without the ${key} condition key; add a Condition that names the one ${key.split(":")[1]} the role needs`,
       });
     }
     const resources = unexcusedWildcardResources(s.actions ?? [], s.resources ?? []);

@@ -397,6 +397,36 @@ describe("policy 6: iam-role-policy-no-wildcards", () => {
     );
   });
 
+  it("accepts cloudwatch:PutMetricData on * (it has no resource type) only narrowed by cloudwatch:namespace", async () => {
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html:
+    // PutMetricData has no resource type; cloudwatch:namespace is its condition key.
+    const put = { Effect: "Allow", Action: "cloudwatch:PutMetricData", Resource: "*" };
+    const narrowed = { StringLike: { "cloudwatch:namespace": "IotPipeline/Alerts" } };
+    assert.deepEqual(await only([rolePolicy({ ...put, Condition: narrowed })]), []);
+    const missing =
+      "mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows cloudwatch:PutMetricData on * without the cloudwatch:namespace condition key; add a Condition that names the one namespace the role needs";
+    assert.deepEqual(await only([rolePolicy(put)]), [missing]);
+    assert.deepEqual(
+      await only([
+        rolePolicy({ ...put, Condition: { StringLike: { "cloudwatch:namespace": "*" } } }),
+      ]),
+      [missing],
+    );
+    assert.deepEqual(
+      await only([
+        rolePolicy({
+          Effect: "Allow",
+          Action: ["cloudwatch:PutMetricData", "cloudwatch:SetAlarmState"],
+          Resource: "*",
+          Condition: narrowed,
+        }),
+      ]),
+      [
+        `mandatory iam-role-policy-no-wildcards: policy firehose-put: statement 0 allows cloudwatch:PutMetricData, cloudwatch:SetAlarmState on the wildcard resource *; name the ARN of the one stream, bucket or log group the role needs${SUFFIX}`,
+      ],
+    );
+  });
+
   it("an Allow with NotAction fails", async () => {
     assert.deepEqual(
       await only([rolePolicy({ Effect: "Allow", NotAction: "iam:*", Resource: streamArn })]),

@@ -115,6 +115,67 @@ describe("program: loaded as `pulumi up` loads it (SDK cmd/run, type-checking ts
     });
   }
 
+  it("registers the stack config's further rules, every action kind of the rules framework, as the mocked build does", async () => {
+    const raw = {
+      ...(await deployable("dev")),
+      rules: [
+        {
+          name: "hot",
+          sql: "SELECT topic(2) AS thing, temperature FROM 'SeattleStoreTemp/+' WHERE temperature > 15",
+          actions: [
+            {
+              republish: {
+                topic: "alerts/${topic(2)}",
+                qos: 1,
+                headers: { contentType: "application/json" },
+              },
+            },
+            {
+              cloudwatchMetric: {
+                metricNamespace: "Loader/Test",
+                metricName: "Hot",
+                metricValue: "${temperature}",
+                metricUnit: "None",
+                alarm: { threshold: 20, statistic: "Maximum" },
+              },
+            },
+            {
+              cloudwatchAlarm: {
+                alarmName: "iot-pipeline-dev-hot-Hot",
+                stateValue: "ALARM",
+                stateReason: "${temperature}",
+              },
+            },
+          ],
+          errorAction: { republish: { topic: "errors/hot" } },
+        },
+      ],
+    };
+    const up = await pulumiUp(PROJECT_DIR, "dev", cliConfig(raw));
+    assert.equal(up.code, 0, `cmd/run exited ${up.code}:\n${up.stderr}\n${up.engine.logs}`);
+    const expected = await runProgram("dev", { overrides: raw });
+    const custom = (rs: { type: string; name: string; custom: boolean }[]) =>
+      rs
+        .filter((r) => r.custom)
+        .map((r) => `${r.type} ${r.name}`)
+        .sort();
+    assert.deepEqual(custom(up.engine.resources), custom(expected.resources));
+    const hot = up.engine.resources.filter((r) => r.name.startsWith("iot-pipeline-topic-rule-hot"));
+    assert.deepEqual(hot.map((r) => `${r.type} ${r.name}`).sort(), [
+      "aws:cloudwatch/metricAlarm:MetricAlarm iot-pipeline-topic-rule-hot-cloudwatchMetric-1-alarm",
+      "aws:iam/role:Role iot-pipeline-topic-rule-hot-cloudwatchAlarm-2-role",
+      "aws:iam/role:Role iot-pipeline-topic-rule-hot-cloudwatchMetric-1-role",
+      "aws:iam/role:Role iot-pipeline-topic-rule-hot-errors-role",
+      "aws:iam/role:Role iot-pipeline-topic-rule-hot-republish-0-role",
+      "aws:iam/rolePolicy:RolePolicy iot-pipeline-topic-rule-hot-cloudwatchAlarm-2-role-policy",
+      "aws:iam/rolePolicy:RolePolicy iot-pipeline-topic-rule-hot-cloudwatchMetric-1-role-policy",
+      "aws:iam/rolePolicy:RolePolicy iot-pipeline-topic-rule-hot-errors-role-policy",
+      "aws:iam/rolePolicy:RolePolicy iot-pipeline-topic-rule-hot-republish-0-role-policy",
+      "aws:iot/topicRule:TopicRule iot-pipeline-topic-rule-hot-rule",
+      "iot-pipeline:rule:TopicRule iot-pipeline-topic-rule-hot",
+    ]);
+  });
+
   it("dev with a rule of every new action (Lambda, S3, SNS, SQS, DynamoDBv2, HTTP) registers what the mocked build does", async () => {
     // The Lambda action bundles functions/log-event.ts with esbuild under the real loader too.
     const raw = {
