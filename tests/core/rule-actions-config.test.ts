@@ -3,6 +3,7 @@
 // developer guide): lambda-rule-action.html, s3-rule-action.html, sns-rule-action.html,
 // sqs-rule-action.html, dynamodb-v2-rule-action.html, https-rule-action.html.
 import { strict as assert } from "node:assert";
+import { deployProblems } from "../../core/deploy-readiness";
 import { ConfigError } from "../../core/errors";
 import { parseStackConfig, readRawStackConfig } from "../../core/stack-config";
 import { s3KeyGrant } from "../../core/topic-rules/actions/s3";
@@ -152,5 +153,17 @@ describe("rule action parameters, checked at config load (core/topic-rules/actio
       { lambda: { handler: "functions/log-event.ts", timeoutSeconds: 901 } },
       /timeoutSeconds = 901 is invalid: set a whole number from 1 to 900/,
     );
+  });
+
+  it("HTTP: pulumi up refuses an action whose destination is not confirmed, or a local http:// one, in one line (https-rule-action.html)", () => {
+    const problems = (http: Record<string, unknown>) => deployProblems(load({ http }));
+    assert.deepEqual(problems({ url: "https://h.example.com/x", confirmed: true }), []);
+    const [unconfirmed] = problems({ url: "https://h.example.com/x" });
+    assert.match(
+      unconfirmed,
+      /^stack dev: rule copies: the HTTP action's destination https:\/\/h\.example\.com\/x is not confirmed; create it \(aws iot create-topic-rule-destination .*\), confirm it .* then set confirmed: true on the action$/,
+    );
+    const [local] = problems({ url: "http://127.0.0.1:8080/x", confirmed: true });
+    assert.match(local, /is a local http:\/\/ endpoint, which only the local pipeline posts to/);
   });
 });

@@ -307,7 +307,7 @@ describe("rule actions refused at program time, each with a one-line reason", ()
   it("HTTP: a destination the config does not mark confirmed", () => {
     assert.throws(
       () => new HttpAction({ url: `${HOOK}x`, confirmationUrl: HOOK, confirmed: false }),
-      /its destination https:\/\/hooks\.example\.com\/iot\/ is not confirmed; create it .* then set confirmed: true on the action/,
+      /the HTTP action.s destination https:\/\/hooks\.example\.com\/iot\/ is not confirmed; create it .* then set confirmed: true on the action/,
     );
   });
 

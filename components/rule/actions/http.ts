@@ -7,9 +7,10 @@
 // provider cannot create HTTP destinations (aws.iot.TopicRuleDestination is VPC-only), so the
 // program leaves that to AWS and refuses an action whose destination the config does not list as
 // confirmed.
+import { ConfigError } from "../../../core/errors";
 import {
+  httpDestinationProblem,
   httpUrlsProblem,
-  isLoopbackHttp,
   type HttpHeader,
 } from "../../../core/topic-rules/actions/http";
 import type {
@@ -39,18 +40,17 @@ export class HttpAction implements RuleAction {
   constructor(private readonly args: HttpActionArgs) {
     this.id = args.id ?? "http";
     const problem = httpUrlsProblem(args.url, args.confirmationUrl);
-    if (problem !== undefined) throw new Error(`HTTP action ${this.id}: ${problem}`);
+    if (problem !== undefined) throw new ConfigError(`HTTP action ${this.id}: ${problem}`);
     this.confirmationUrl = args.confirmationUrl ?? args.url;
-    if (isLoopbackHttp(this.confirmationUrl)) {
-      throw new Error(
-        `HTTP action ${this.id}: ${this.confirmationUrl} is a local http:// endpoint, which only the local pipeline posts to; AWS IoT needs a public https:// endpoint`,
-      );
-    }
-    if (!args.confirmed) {
-      throw new Error(
-        `HTTP action ${this.id}: its destination ${this.confirmationUrl} is not confirmed; create it (aws iot create-topic-rule-destination --destination-configuration 'httpUrlConfiguration={confirmationUrl=${this.confirmationUrl}}'), confirm it with the token AWS IoT POSTs there, enable it (aws iot update-topic-rule-destination --status ENABLED), then set confirmed: true on the action`,
-      );
-    }
+    // core/deploy-readiness.ts says the same before anything is built; this keeps the component
+    // safe on its own.
+    const destination = httpDestinationProblem({
+      url: args.url,
+      confirmationUrl: this.confirmationUrl,
+      headers: args.headers ?? [],
+      confirmed: args.confirmed,
+    });
+    if (destination !== undefined) throw new ConfigError(`HTTP action ${this.id}: ${destination}`);
   }
 
   bind(_rule: RuleBindContext): RuleActionBinding<RuleActionConfigOf<"http">> {

@@ -78,6 +78,22 @@ export function httpUrlsProblem(
   return urlProblem("confirmationUrl", confirmation) ?? urlProblem("url", url);
 }
 
+/**
+ * Why AWS IoT would not send an action's messages, or undefined: its destination is not confirmed
+ * and enabled ("You must confirm and enable HTTPS endpoints before the rules engine can use
+ * them"), or it is a local http:// test endpoint, which only the local pipeline posts to.
+ */
+export function httpDestinationProblem(params: HttpParams): string | undefined {
+  const c = params.confirmationUrl;
+  if (isLoopbackHttp(c)) {
+    return `the HTTP action's ${c} is a local http:// endpoint, which only the local pipeline posts to; AWS IoT needs a public https:// endpoint`;
+  }
+  if (!params.confirmed) {
+    return `the HTTP action's destination ${c} is not confirmed; create it (aws iot create-topic-rule-destination --destination-configuration 'httpUrlConfiguration={confirmationUrl=${c}}'), confirm it with the token AWS IoT POSTs there, enable it (aws iot update-topic-rule-destination --status ENABLED), then set confirmed: true on the action`;
+  }
+  return undefined;
+}
+
 export const httpDefinition: ActionDefinition<"http", HttpParams> = {
   kind: "http",
   failedAction: "HttpAction",
