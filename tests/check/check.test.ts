@@ -124,7 +124,7 @@ describe("npm run check", function () {
     assert.equal(code, 0);
     assert.match(
       out,
-      /^Policy check of stack dev: iot-pipeline-guardrails@0\.1\.0, 22 of 22 policies enabled, \d+ resources$/m,
+      /^Policy check of stack dev: iot-pipeline-guardrails@0\.1\.0, 25 of 25 policies enabled, \d+ resources$/m,
     );
     assert.match(
       out,
@@ -175,7 +175,7 @@ describe("npm run check", function () {
       file,
     ]);
     assert.equal(code, 0);
-    assert.match(out, /21 of 22 policies enabled/);
+    assert.match(out, /24 of 25 policies enabled/);
     assert.match(out, /^No policy violations\.$/m);
   });
 
