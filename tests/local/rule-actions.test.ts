@@ -15,6 +15,7 @@ import * as path from "node:path";
 import { parseStackConfig, readRawStackConfig } from "../../core/stack-config";
 import { LOCAL_ACCOUNT_ID } from "../../local/broker/authorizer";
 import { logGroupFile } from "../../local/rule/actions/cloudwatch-logs";
+import { LocalHttpAction } from "../../local/rule/actions/http";
 import { LocalLambdaAction } from "../../local/rule/actions/lambda";
 import { RequestLog, requestFile } from "../../local/rule/actions/request-log";
 import { LocalRuleEngine, type RuleErrorMessage } from "../../local/rule/rule-engine";
@@ -338,6 +339,37 @@ describe("local rule actions: HTTP is a real POST to a confirmed destination on 
     await t.publish();
     assert.equal(got.length, 1);
     assert.equal(t.errors().length, 2);
+  });
+
+  it("a hung endpoint costs at most three bounded tries, then the action fails", async () => {
+    answers = [
+      { status: 0, hang: true },
+      { status: 0, hang: true },
+      { status: 0, hang: true },
+    ];
+    const a = new LocalHttpAction(
+      { url: `${base}x`, confirmationUrl: base, headers: [], confirmed: true },
+      { tryTimeoutMs: 150 },
+    );
+    const b = Buffer.from("{}");
+    const started = Date.now();
+    await assert.rejects(
+      a.run({
+        ruleName: RULE,
+        topic: TOPIC,
+        payload: b,
+        record: b,
+        output: {},
+        receivedAt: 0,
+        traceId: "t",
+        hops: 0,
+        input: { payload: b, topic: TOPIC, timestamp: 0, newuuid: () => "u" },
+      }),
+      /Request timeout to http:\/\/127\.0\.0\.1:\d+\/hook\/x after 150 ms \(3 tries\)/,
+    );
+    assert.ok(Date.now() - started < 2_000, "three tries of 150 ms");
+    assert.equal(got.length, 3);
+    assert.equal(a.stats.failed, 1);
   });
 
   it("sends nothing while the destination is not confirmed: the error action says so", async () => {
