@@ -208,14 +208,14 @@ export class LocalRuleEngine {
    * withholds the PUBACK and the device sends the message again. A message the SQL cannot be
    * evaluated on goes to the error action and is acknowledged: sending it again cannot help.
    */
-  async onPublish(
+  onPublish(
     from: Publisher | string,
     topic: string,
     payload: Buffer,
     mqtt?: MqttProperties,
   ): Promise<void> {
     const publisher = typeof from === "string" ? { clientId: from } : from;
-    await this.runAll(publisher, topic, payload, mqtt, 0);
+    return this.runAll(publisher, topic, payload, mqtt, 0);
   }
 
   /**
@@ -232,14 +232,25 @@ export class LocalRuleEngine {
     await this.runAll({}, topic, payload, mqtt, hops);
   }
 
-  private async runAll(
+  private runAll(
     publisher: Publisher,
     topic: string,
     payload: Buffer,
     mqtt: MqttProperties | undefined,
     hops: number,
   ): Promise<void> {
+    // The seed stacks' one rule, on every publish: no list to settle.
     if (this.rules.length === 1) return this.telemetry.run(publisher, topic, payload, mqtt, hops);
+    return this.runEvery(publisher, topic, payload, mqtt, hops);
+  }
+
+  private async runEvery(
+    publisher: Publisher,
+    topic: string,
+    payload: Buffer,
+    mqtt: MqttProperties | undefined,
+    hops: number,
+  ): Promise<void> {
     // Rules are independent of each other, as in AWS IoT; the first failure that must withhold
     // the PUBACK is the one reported, after every rule has run.
     const outcomes = await Promise.allSettled(

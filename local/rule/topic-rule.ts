@@ -152,40 +152,37 @@ export class LocalTopicRule {
     }
     this.stats.onTopic++;
     this.stats.matched++;
-    const message: ActionMessage = {
-      ruleName: name,
+    const message = new MatchedMessage(
+      name,
       topic,
-      ...(clientId === undefined ? {} : { clientId }),
+      clientId,
       payload,
-      record: result.record,
-      get output() {
-        return result.output;
-      },
+      result,
       receivedAt,
       traceId,
-      ...(mqtt === undefined ? {} : { mqtt }),
+      mqtt,
       hops,
       input,
-    };
-    // AWS runs a rule's actions independently: each gets the message, failures are gathered.
-    const outcomes = await Promise.allSettled(this.opts.actions.map((a) => a.run(message)));
-    const failures: RuleErrorMessage["failures"][number][] = [];
-    for (const [i, outcome] of outcomes.entries()) {
-      if (outcome.status === "fulfilled") continue;
-      const e: unknown = outcome.reason;
-      if (!(e instanceof ActionFailure)) throw e;
-      const action = this.opts.actions[i];
-      this.stats.actionFailures++;
-      log(
-        `rule ${name}: ${action.failedAction} failed for ${who} on ${topic}: ${e.message}; error action run`,
-      );
-      failures.push({
-        failedAction: action.failedAction,
-        failedResource: e.resource,
-        errorMessage: `${e.message}. Message arrived on: ${topic}, Action: ${action.kind}`,
-      });
+    );
+    const actions = this.opts.actions;
+    let failures: RuleErrorMessage["failures"][number][] | undefined;
+    if (actions.length === 1) {
+      // The telemetry rule's one action, on the publish path: no settling of a list.
+      try {
+        await actions[0].run(message);
+      } catch (e) {
+        (failures ??= []).push(this.failure(actions[0], e, who, topic));
+      }
+    } else {
+      // AWS runs a rule's actions independently: each gets the message, failures are gathered.
+      const outcomes = await Promise.allSettled(actions.map((a) => a.run(message)));
+      for (const [i, outcome] of outcomes.entries()) {
+        if (outcome.status === "rejected") {
+          (failures ??= []).push(this.failure(actions[i], outcome.reason, who, topic));
+        }
+      }
     }
-    if (failures.length > 0) {
+    if (failures !== undefined) {
       await this.runErrorAction(input, hops, failures);
       return;
     }
@@ -195,6 +192,20 @@ export class LocalTopicRule {
     if (output === undefined) return;
     for (const listen of this.listeners)
       listen(output, { topic, clientId: clientId ?? NO_CLIENT, receivedAt });
+  }
+
+  /** One failed action, as the error message names it; rethrows what is not an ActionFailure. */
+  private failure(action: LocalAction, e: unknown, who: string, topic: string) {
+    if (!(e instanceof ActionFailure)) throw e;
+    this.stats.actionFailures++;
+    this.opts.log(
+      `rule ${this.name}: ${action.failedAction} failed for ${who} on ${topic}: ${e.message}; error action run`,
+    );
+    return {
+      failedAction: action.failedAction,
+      failedResource: e.resource,
+      errorMessage: `${e.message}. Message arrived on: ${topic}, Action: ${action.kind}`,
+    };
   }
 
   private async runErrorAction(
@@ -244,5 +255,32 @@ export class LocalTopicRule {
         `rule ${name}: the error action ${action.failedAction} failed too: ${e.message}; the error message is dropped`,
       );
     }
+  }
+}
+
+/**
+ * A matched message as its actions receive it: made on every publish, so a class (its `output`
+ * getter on the prototype, read only by actions that need the SELECT's value).
+ */
+class MatchedMessage implements ActionMessage {
+  constructor(
+    readonly ruleName: string,
+    readonly topic: string,
+    readonly clientId: string | undefined,
+    readonly payload: Buffer,
+    private readonly result: { readonly record: Buffer; readonly output: SqlValue | undefined },
+    readonly receivedAt: number,
+    readonly traceId: string,
+    readonly mqtt: MqttProperties | undefined,
+    readonly hops: number,
+    readonly input: RuleInput,
+  ) {}
+
+  get record(): Buffer {
+    return this.result.record;
+  }
+
+  get output(): SqlValue | undefined {
+    return this.result.output;
   }
 }

@@ -13,7 +13,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { parseStackConfig, readRawStackConfig, type StackConfig } from "../../core/stack-config";
 import { logGroupFile } from "../../local/rule/actions/cloudwatch-logs";
 import { REPUBLISH_MAX_HOPS } from "../../local/rule/actions/republish";
-import type { RuleErrorMessage } from "../../local/rule/rule-engine";
+import { LocalRuleEngine, type RuleErrorMessage } from "../../local/rule/rule-engine";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { until } from "../helpers/wait";
 
@@ -89,6 +89,19 @@ async function connect(p: LocalPipeline, identity: string, console = false): Pro
   client.on("error", () => undefined);
   return client;
 }
+
+describe("the local rules engine's services (local/rule/rule-engine.ts)", () => {
+  it("an engine without the broker refuses, in one line, a stack whose rule republishes", () => {
+    assert.throws(
+      () =>
+        new LocalRuleEngine(config(), {
+          firehosePut: () => Promise.resolve(),
+          errorAction: () => Promise.resolve(),
+        }),
+      /^Error: rule alerts: the republish-0 action needs the broker, which this engine was not given$/,
+    );
+  });
+});
 
 describe("the stack's further rules offline over mutual TLS (local/rule/actions)", function () {
   this.timeout(60_000);

@@ -9,7 +9,9 @@ import type { ClientIdentity } from "../../local/broker/broker";
 import { LocalDeliveryStream } from "../../local/delivery";
 import { LocalRuleEngine, type RuleErrorMessage } from "../../local/rule/rule-engine";
 
-const prod = loadStackConfig("prod");
+// The telemetry rule's own tests: prod without its further rules (an engine running those needs
+// the broker and the local CloudWatch: tests/local/rule-actions.e2e.test.ts).
+const prod: StackConfig = { ...loadStackConfig("prod"), rules: [] };
 const withSql = (sql: string): StackConfig => ({ ...prod, rule: { ...prod.rule, sql } });
 const thing = (name: string): ClientIdentity => ({
   clientId: name,

@@ -18,10 +18,13 @@ import {
 } from "../../local/rule/rule-engine";
 import { deliveredLines } from "../helpers/delivered";
 
-// Prod with the seed's JSON-lines delivery: these tests read the records back as text.
+// Prod with the seed's JSON-lines delivery: these tests read the records back as text. The
+// telemetry rule's own tests: without prod's further rules (an engine running those needs the
+// broker and the local CloudWatch: tests/local/rule-actions.e2e.test.ts).
 const prod: StackConfig = {
   ...loadStackConfig("prod"),
   lake: { format: "json", partitionByThing: false },
+  rules: [],
 };
 const withSql = (sql: string): StackConfig => ({ ...prod, rule: { ...prod.rule, sql } });
 const THING = "store-sensor-seattle1";
