@@ -1,10 +1,9 @@
 // The HTTP action, locally: a real POST of each message's SQL result to the action's URL (its
-// templates evaluated), only when the URL begins with a destination the stack's config lists as
-// confirmed ("You must confirm and enable HTTPS endpoints before the rules engine can use them",
-// https://docs.aws.amazon.com/iot/latest/developerguide/https-rule-action.html): the action's
-// `confirmed` and its confirmationUrl, the destination's URL (http-action-destination.html); with the page's
-// default content type and retry rules, and every wait and read bounded. A request that fails
-// after its tries goes to the error action.
+// templates filled in), only when the action is `confirmed` and the URL begins with its
+// confirmationUrl, the destination's URL ("You must confirm and enable HTTPS endpoints before the
+// rules engine can use them": https://docs.aws.amazon.com/iot/latest/developerguide/https-rule-action.html,
+// http-action-destination.html); with the page's default content type and retry rules, and every
+// wait and read bounded. A request that fails after its tries goes to the error action.
 import * as http from "node:http";
 import * as https from "node:https";
 import {
