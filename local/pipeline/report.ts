@@ -111,6 +111,7 @@ export function summaryRows(s: ReportedServices, analyticsFailure?: string): Sum
       : []),
     ...furtherRulesSummary(rules),
     ...recordedRequestsSummary(rules),
+    ...actionFiguresSummary(rules),
     ...(delivery.stats.recordsReplayed > 0
       ? [{ label: "records replayed from the journal", value: delivery.stats.recordsReplayed }]
       : []),
@@ -184,6 +185,29 @@ function recordedRequestsSummary(rules: LocalRuleEngine): SummaryRow[] {
       label: `requests recorded for AWS (${counts.map((c) => c.api).join(" / ")})`,
       value: `${counts.reduce((n, c) => n + c.recorded, 0)} (${counts.map((c) => c.recorded).join(" / ")}) in ${shownPath(path.dirname(counts[0].file))}`,
     },
+  ];
+}
+
+/** The further rules' Lambda functions and HTTP requests, when a rule has such an action. */
+function actionFiguresSummary(rules: LocalRuleEngine): SummaryRow[] {
+  const { lambda, http } = rules.actionFigures();
+  return [
+    ...(lambda === undefined
+      ? []
+      : [
+          {
+            label: "Lambda functions invoked (succeeded / failed every try)",
+            value: `${lambda.invoked} (${lambda.succeeded} / ${lambda.functionErrors})`,
+          },
+        ]),
+    ...(http === undefined
+      ? []
+      : [
+          {
+            label: "HTTP requests answered 2xx / failed / not sent (destination not confirmed)",
+            value: `${http.sent} / ${http.failed} / ${http.refusedUnconfirmed}`,
+          },
+        ]),
   ];
 }
 

@@ -19,7 +19,7 @@ import type { LocalAction, LocalActionServices, ServicePublish } from "./actions
 import { ruleErrorLogGroupName } from "../../core/topic-rules/actions/cloudwatch-logs";
 import { cloudwatchLogsSink } from "./actions/cloudwatch-logs";
 import { firehoseAction } from "./actions/firehose";
-import { localAction, RequestLogs } from "./actions";
+import { localAction, LocalHttpAction, LocalLambdaAction, RequestLogs } from "./actions";
 import {
   LocalTopicRule,
   type Publisher,
@@ -185,6 +185,37 @@ export class LocalRuleEngine {
   private built(action: LocalAction): LocalAction {
     this.actions.push(action);
     return action;
+  }
+
+  /**
+   * The figures of the further rules' Lambda and HTTP actions, summed per kind, for the run's
+   * summary: what they did after the rule handed them the message.
+   */
+  actionFigures(): {
+    readonly lambda?: { invoked: number; succeeded: number; functionErrors: number };
+    readonly http?: { sent: number; failed: number; retries: number; refusedUnconfirmed: number };
+  } {
+    const lambdas = this.actions.filter(
+      (a): a is LocalLambdaAction => a instanceof LocalLambdaAction,
+    );
+    const https = this.actions.filter((a): a is LocalHttpAction => a instanceof LocalHttpAction);
+    const sum = <T extends object>(xs: readonly T[]): T | undefined =>
+      xs.length === 0
+        ? undefined
+        : xs.reduce(
+            (acc, x) =>
+              Object.fromEntries(
+                Object.entries(x).map(([k, v]) => [
+                  k,
+                  ((acc as Record<string, number>)[k] ?? 0) + (v as number),
+                ]),
+              ) as T,
+            {} as T,
+          );
+    return {
+      ...(lambdas.length === 0 ? {} : { lambda: sum(lambdas.map((a) => a.stats)) }),
+      ...(https.length === 0 ? {} : { http: sum(https.map((a) => a.stats)) }),
+    };
   }
 
   /** Waits for what the actions finish after acknowledging (Lambda runs), when the run stops. */

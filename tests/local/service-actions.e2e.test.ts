@@ -107,5 +107,9 @@ describe("rule actions end to end over the local pipeline (broker, rules, state 
     const recorded = summary.find((r) => r.label.startsWith("requests recorded for AWS"));
     assert.ok(recorded, summary.map((r) => r.label).join("\n"));
     assert.match(String(recorded.value), /^3 \(1 \/ 1 \/ 1\) in /);
+    const lambda = summary.find((r) => r.label.startsWith("Lambda functions invoked"));
+    assert.equal(lambda?.value, "1 (1 / 0)");
+    const posted = summary.find((r) => r.label.startsWith("HTTP requests answered 2xx"));
+    assert.equal(posted?.value, "1 / 0 / 0");
   });
 });
