@@ -275,6 +275,11 @@ export class TelemetryPipeline extends pulumi.ComponentResource {
       isErrorAction,
       plan,
       alarmTopicArn: this.alarms?.topic.arn,
+      bucket: {
+        name: this.delivery.bucketName,
+        arn: this.delivery.bucket.arn,
+        kmsKeyArn: this.delivery.kmsKeyArn,
+      },
     });
     this.rules = Object.fromEntries(
       plan.rules.map((r) => {

@@ -8,6 +8,7 @@ import { pinCommand } from "./flink-connector";
 import { ALARM_EMAIL_EXTERNAL } from "./monitoring";
 import { DEFAULT_DEV_STACKS, PROJECT, PROJECT_DIR } from "./project";
 import type { StackConfig } from "./stack-config";
+import { httpDestinationProblem } from "./topic-rules/actions/http";
 
 export interface ReadinessOptions {
   /** @default DEFAULT_DEV_STACKS */
@@ -43,6 +44,13 @@ export function deployProblems(config: StackConfig, opts: ReadinessOptions = {})
     problems.push(
       `stack ${s}: config ${PROJECT}:flinkConnectorSha512 is not set, so the Managed Flink connector jar would be deployed unverified; pin the digest Maven Central publishes: ${pinCommand(config.flinkConnector.url)}`,
     );
+  }
+  // An HTTP action's destination must be confirmed and enabled before the rules engine uses it.
+  for (const r of config.rules) {
+    for (const a of [...r.actions, ...(r.errorAction === undefined ? [] : [r.errorAction])]) {
+      const problem = a.kind === "http" ? httpDestinationProblem(a.params) : undefined;
+      if (problem !== undefined) problems.push(`stack ${s}: rule ${r.name}: ${problem}`);
+    }
   }
   return problems;
 }

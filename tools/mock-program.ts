@@ -326,6 +326,13 @@ export async function mockResource(
       const keyId = createHash("sha256").update(name).digest("hex").slice(0, 32);
       return { id: keyId, state: { keyId, arn: arn("kms", `key/${keyId}`) } };
     }
+    case "aws:lambda/function:Function": {
+      // Lambda's ARNs separate the type and the name with a colon (function:<name>).
+      const a = arn("lambda", `function:${physical}`);
+      return { id: physical, state: { ...named, arn: a, invokeArn: a } };
+    }
+    case "aws:dynamodb/table:Table":
+      return { id: physical, state: { ...named, arn: arn("dynamodb", `table/${physical}`) } };
     case "aws:sns/topic:Topic":
       return { id: arn("sns", physical), state: { ...named, arn: arn("sns", physical) } };
     case "aws:cloudwatch/logGroup:LogGroup":

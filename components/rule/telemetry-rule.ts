@@ -56,7 +56,7 @@ export class TelemetryRule extends TopicRule {
       // The type token of the stack's first rule since before the rules list: URNs stay.
       "iot-pipeline:rule:TelemetryRule",
     );
-    if (errors.logGroup === undefined || this.errorBinding === undefined) {
+    if (errors.logGroup === undefined || this.errorBinding?.role === undefined) {
       throw new Error("the telemetry rule's error action was not bound");
     }
     this.errorLogGroup = errors.logGroup;

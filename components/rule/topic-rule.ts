@@ -81,7 +81,12 @@ export class TopicRule extends pulumi.ComponentResource {
       },
     };
     const bindings = args.actions.map((a) => a.bind(context));
-    this.actionRoles = Object.fromEntries(args.actions.map((a, i) => [a.id, bindings[i].role]));
+    this.actionRoles = Object.fromEntries(
+      args.actions.flatMap((a, i) => {
+        const role = bindings[i].role;
+        return role === undefined ? [] : [[a.id, role]];
+      }),
+    );
     this.errorAction = args.errorAction;
     const error = args.errorAction?.bind(context);
     this.errorBinding = error;
@@ -100,7 +105,9 @@ export class TopicRule extends pulumi.ComponentResource {
       // IoT checks that it can pass each role when the rule is created.
       {
         parent: this,
-        dependsOn: [...bindings.map((b) => b.grant), ...(error === undefined ? [] : [error.grant])],
+        dependsOn: [...bindings, ...(error === undefined ? [] : [error])].flatMap((b) =>
+          b.grant === undefined ? [] : [b.grant],
+        ),
       },
     );
 

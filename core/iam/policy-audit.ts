@@ -26,8 +26,10 @@ export function isWildcardResource(resource: string): boolean {
     .join(":")
     .replace(/(\/\*|:log-stream:\*|:\*)$/, "");
   if (/[*?]/.test(name)) return true;
-  // S3 ARNs have no resource type: the name starts with the bucket.
-  if (parts[2] === "s3") return name === "";
+  // S3 ARNs have no resource type: the name starts with the bucket. SNS topics and SQS queues
+  // neither: `arn:<partition>:sns:<region>:<account>:<TopicName>`, `...:sqs:...:<QueueName>`
+  // (the Service Authorization Reference's list_amazonsns.html and list_amazonsqs.html).
+  if (parts[2] === "s3" || parts[2] === "sns" || parts[2] === "sqs") return name === "";
   // A region's Glue Data Catalog is one resource per account: `catalog` names it
   // (https://docs.aws.amazon.com/glue/latest/dg/glue-specifying-resource-arns.html).
   if (parts[2] === "glue" && name === "catalog") return false;

@@ -17,6 +17,11 @@ export type RoleId =
   | "iot-logging"
   | "provisioning"
   | "provisioning-hook"
+  | "rule-s3"
+  | "rule-sns"
+  | "rule-sqs"
+  | "rule-dynamodb"
+  | "rule-lambda-function"
   | "rules-republish"
   | "rules-metric"
   | "rules-alarm"
@@ -33,6 +38,11 @@ export type CallCondition =
   | "fleetProvisioning"
   | "hook"
   | "noReprovisioning"
+  | "s3Action"
+  | "snsAction"
+  | "sqsAction"
+  | "dynamodbAction"
+  | "lambdaAction"
   | "rulesRepublish"
   | "rulesMetric"
   | "rulesAlarm"
@@ -73,6 +83,13 @@ export const PLACEHOLDERS: Readonly<Record<string, string>> = {
   "{thingGroup}": "the fleet's thing group",
   "{thingType}": "the fleet's thing type",
   "{devicePolicy}": "the devices' IoT policy",
+  "{actionBucket}": "the bucket a rule's S3 action writes to (the pipeline's)",
+  "{actionObjectKey}":
+    "an object key the S3 action's key template produces (under the template's literal folder)",
+  "{snsTopic}": "the topic a rule's SNS action publishes to (`topicName`)",
+  "{sqsQueue}": "the queue a rule's SQS action sends to (`queueName`)",
+  "{dynamodbTable}": "the table the stack creates for a rule's DynamoDBv2 action (`tableName`)",
+  "{lambdaLogGroup}": "a rule's Lambda function's log group `/aws/lambda/<function>`",
   "{republishPrefix}":
     "the literal levels of a further rule's republish topic before its first `${...}` (`alerts` in prod)",
   "{templateValue}": "what a substitution template fills in for a message",
@@ -118,6 +135,9 @@ const SAR_S3 = `${SAR}/list_amazons3.html`;
 const SAR_GLUE = `${SAR}/list_awsglue.html`;
 const SAR_KMS = `${SAR}/list_awskeymanagementservice.html`;
 const SAR_IOT = `${SAR}/list_awsiot.html`;
+const SAR_SNS = `${SAR}/list_amazonsns.html`;
+const SAR_SQS = `${SAR}/list_amazonsqs.html`;
+const SAR_DYNAMODB = `${SAR}/list_amazondynamodb.html`;
 const SAR_CLOUDWATCH = `${SAR}/list_amazoncloudwatch.html`;
 const IOT_REPUBLISH =
   "https://docs.aws.amazon.com/iot/latest/developerguide/republish-rule-action.html";
@@ -148,6 +168,11 @@ const IOT_KINESIS =
   "https://docs.aws.amazon.com/iot/latest/developerguide/kinesis-rule-action.html";
 const IOT_CWL =
   "https://docs.aws.amazon.com/iot/latest/developerguide/cloudwatch-logs-rule-action.html";
+const IOT_S3 = "https://docs.aws.amazon.com/iot/latest/developerguide/s3-rule-action.html";
+const IOT_SNS = "https://docs.aws.amazon.com/iot/latest/developerguide/sns-rule-action.html";
+const IOT_SQS = "https://docs.aws.amazon.com/iot/latest/developerguide/sqs-rule-action.html";
+const IOT_DYNAMODB_V2 =
+  "https://docs.aws.amazon.com/iot/latest/developerguide/dynamodb-v2-rule-action.html";
 const FIREHOSE_S3 =
   "https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#using-iam-s3";
 const FIREHOSE_GLUE =
@@ -297,6 +322,12 @@ const flink = {
   role: "flink",
   caller: "kinesisanalytics.amazonaws.com",
   when: ["analytics"],
+} as const;
+const lambdaFunction = {
+  role: "rule-lambda-function",
+  caller: "lambda.amazonaws.com",
+  when: ["lambdaAction"],
+  calledPer: LAMBDA_LOGS,
 } as const;
 const provisioning = {
   role: "provisioning",
@@ -476,6 +507,70 @@ export const RUN_TIME_CALLS: readonly RunTimeCall[] = [
   ),
   putLogEvents(iotLogging, "{iotLogGroup}", "{logStream}", true),
 
+  // The new rule actions (each page: "An IAM role that AWS IoT can assume to perform the X operation").
+  {
+    role: "rule-s3",
+    caller: "iot.amazonaws.com",
+    when: ["s3Action"],
+    api: "PutObject",
+    action: "s3:PutObject",
+    resourceType: "object",
+    resources: ["arn:{partition}:s3:::{actionBucket}/{actionObjectKey}"],
+    callerChosen: ["{actionObjectKey}"],
+    calledPer: IOT_S3,
+    arnPer: SAR_S3,
+    note: "the key is the action's template, evaluated per message: the grant is the template's literal folder and `*`",
+  },
+  {
+    role: "rule-s3",
+    caller: "iot.amazonaws.com",
+    when: ["s3Action", "kmsKey"],
+    api: "GenerateDataKey (by S3, for PutObject into the SSE-KMS bucket)",
+    action: "kms:GenerateDataKey",
+    resourceType: "key",
+    resources: ["arn:{partition}:kms:{region}:{account}:key/{keyId}"],
+    calledPer: `${IOT_S3}; ${S3_SSE_KMS}`,
+    arnPer: SAR_KMS,
+    note: "the S3 action makes single PutObject calls, never multipart uploads, so no kms:Decrypt",
+  },
+  {
+    role: "rule-sns",
+    caller: "iot.amazonaws.com",
+    when: ["snsAction"],
+    api: "Publish",
+    action: "sns:Publish",
+    resourceType: "topic",
+    resources: ["arn:{partition}:sns:{region}:{account}:{snsTopic}"],
+    calledPer: IOT_SNS,
+    arnPer: SAR_SNS,
+  },
+  {
+    role: "rule-sqs",
+    caller: "iot.amazonaws.com",
+    when: ["sqsAction"],
+    api: "SendMessage",
+    action: "sqs:SendMessage",
+    resourceType: "queue",
+    resources: ["arn:{partition}:sqs:{region}:{account}:{sqsQueue}"],
+    calledPer: IOT_SQS,
+    arnPer: SAR_SQS,
+  },
+  {
+    role: "rule-dynamodb",
+    caller: "iot.amazonaws.com",
+    when: ["dynamodbAction"],
+    api: "PutItem",
+    action: "dynamodb:PutItem",
+    resourceType: "table",
+    resources: ["arn:{partition}:dynamodb:{region}:{account}:table/{dynamodbTable}"],
+    calledPer: IOT_DYNAMODB_V2,
+    arnPer: SAR_DYNAMODB,
+  },
+  // A Lambda action's function: IoT invokes it through its resource policy (no role); the
+  // function's own role writes its log group, which the stack creates.
+  onLogGroup(lambdaFunction, "CreateLogStream", "{lambdaLogGroup}"),
+  putLogEvents(lambdaFunction, "{lambdaLogGroup}", "{logStream}", true),
+
   // The pre-provisioning hook's logs (the stack creates its group, so no CreateLogGroup).
   onLogGroup(hook, "CreateLogStream", "{hookLogGroup}"),
   putLogEvents(hook, "{hookLogGroup}", "{logStream}", true),
@@ -529,6 +624,11 @@ export const ROLE_SERVICES: Readonly<Record<RoleId, string>> = {
   "iot-logging": "iot.amazonaws.com",
   provisioning: "iot.amazonaws.com",
   "provisioning-hook": "lambda.amazonaws.com",
+  "rule-s3": "iot.amazonaws.com",
+  "rule-sns": "iot.amazonaws.com",
+  "rule-sqs": "iot.amazonaws.com",
+  "rule-dynamodb": "iot.amazonaws.com",
+  "rule-lambda-function": "lambda.amazonaws.com",
   "rules-republish": "iot.amazonaws.com",
   "rules-metric": "iot.amazonaws.com",
   "rules-alarm": "iot.amazonaws.com",

@@ -434,7 +434,8 @@ async function stopInOrder(
   // The connections the stop closes are the run's end, not devices going away: no events.
   lifecycle.stop();
   await broker.stop();
-  // The further rules' runs still under way finish (a republish now fails to its error action).
+  // The further rules' runs still under way finish (a republish now fails to its error action),
+  // and the Lambda functions invoked for messages already acknowledged, before the summary.
   await rules.drain();
   try {
     // The telemetry's stream first: a publish still in flight when the broker stopped is

@@ -116,6 +116,8 @@ export function summaryRows(s: ReportedServices, analyticsFailure?: string): Sum
         ]
       : []),
     ...furtherRulesSummary(rules),
+    ...recordedRequestsSummary(rules),
+    ...actionFiguresSummary(rules),
     ...(delivery.stats.recordsReplayed > 0
       ? [{ label: "records replayed from the journal", value: delivery.stats.recordsReplayed }]
       : []),
@@ -182,6 +184,44 @@ function furtherRulesSummary(rules: LocalRuleEngine): SummaryRow[] {
       };
     }),
     ...failed,
+  ];
+}
+
+/**
+ * The requests the SNS, SQS and DynamoDBv2 actions recorded for AWS (one JSON line each under
+ * `<stateDir>/aws-requests/<stack>/`), per API, when any action recorded one.
+ */
+function recordedRequestsSummary(rules: LocalRuleEngine): SummaryRow[] {
+  const counts = (rules.requests?.counts() ?? []).filter((c) => c.recorded > 0);
+  if (counts.length === 0) return [];
+  return [
+    {
+      label: `requests recorded for AWS (${counts.map((c) => c.api).join(" / ")})`,
+      value: `${counts.reduce((n, c) => n + c.recorded, 0)} (${counts.map((c) => c.recorded).join(" / ")}) in ${shownPath(path.dirname(counts[0].file))}`,
+    },
+  ];
+}
+
+/** The further rules' Lambda functions and HTTP requests, when a rule has such an action. */
+function actionFiguresSummary(rules: LocalRuleEngine): SummaryRow[] {
+  const { lambda, http } = rules.actionFigures();
+  return [
+    ...(lambda === undefined
+      ? []
+      : [
+          {
+            label: "Lambda functions invoked (succeeded / failed every try)",
+            value: `${lambda.invoked} (${lambda.succeeded} / ${lambda.functionErrors})`,
+          },
+        ]),
+    ...(http === undefined
+      ? []
+      : [
+          {
+            label: "HTTP requests answered 2xx / failed / not sent (destination not confirmed)",
+            value: `${http.sent} / ${http.failed} / ${http.refusedUnconfirmed}`,
+          },
+        ]),
   ];
 }
 

@@ -16,11 +16,11 @@ import {
 import { planOf, type PipelinePlan } from "../../core/plan";
 import type { StackConfig } from "../../core/stack-config";
 import { LOCAL_ACCOUNT_ID } from "../broker/authorizer";
-import type { LocalActionServices, ServicePublish } from "./actions/action";
+import type { LocalAction, LocalActionServices, ServicePublish } from "./actions/action";
 import { ruleErrorLogGroupName } from "../../core/topic-rules/actions/cloudwatch-logs";
 import { cloudwatchLogsSink } from "./actions/cloudwatch-logs";
 import { firehoseAction } from "./actions/firehose";
-import { localAction } from "./actions";
+import { localAction, LocalHttpAction, LocalLambdaAction, RequestLogs } from "./actions";
 import {
   LocalTopicRule,
   type Publisher,
@@ -86,7 +86,11 @@ export class LocalRuleEngine {
   readonly statement: RuleStatement;
   /** Every rule, the telemetry rule first. */
   readonly rules: readonly LocalTopicRule[];
+  /** The requests the SNS, SQS and DynamoDBv2 actions recorded (with a state folder). */
+  readonly requests?: RequestLogs;
   private readonly telemetry: LocalTopicRule;
+  /** The further rules' actions, for `drain`. */
+  private readonly actions: LocalAction[] = [];
   private readonly log: (line: string) => void;
 
   /** Runs the stack's rules: a plan's, or a config's, planned here. */
@@ -108,11 +112,14 @@ export class LocalRuleEngine {
       log,
     };
     const publish = opts.services?.publish;
+    const stateDir = opts.services?.stateDir;
+    this.requests = stateDir === undefined ? undefined : new RequestLogs(stateDir, plan.stack);
     const services: LocalActionServices = {
       plan,
       log,
       now,
-      ...(opts.services?.stateDir === undefined ? {} : { stateDir: opts.services.stateDir }),
+      ...(stateDir === undefined ? {} : { stateDir }),
+      ...(this.requests === undefined ? {} : { requests: this.requests }),
       ...(opts.services?.cloudwatch === undefined ? {} : { cloudwatch: opts.services.cloudwatch }),
       ...(publish === undefined
         ? {}
@@ -156,20 +163,24 @@ export class LocalRuleEngine {
             name: r.name,
             statement: r.statement,
             actions: r.actions.map((a, i) =>
-              localAction(a, services, {
-                ruleName: r.name,
-                id: `${a.kind}-${i}`,
-                isErrorAction: false,
-              }),
+              this.built(
+                localAction(a, services, {
+                  ruleName: r.name,
+                  id: `${a.kind}-${i}`,
+                  isErrorAction: false,
+                }),
+              ),
             ),
             ...(r.errorAction === undefined
               ? {}
               : {
-                  errorAction: localAction(r.errorAction, services, {
-                    ruleName: r.name,
-                    id: "errors",
-                    isErrorAction: true,
-                  }),
+                  errorAction: this.built(
+                    localAction(r.errorAction, services, {
+                      ruleName: r.name,
+                      id: "errors",
+                      isErrorAction: true,
+                    }),
+                  ),
                 }),
           }),
       ),
@@ -189,6 +200,42 @@ export class LocalRuleEngine {
   /** Adds a consumer of every error message any rule's error action received (the dashboard's list). */
   onError(listener: (message: RuleErrorMessage) => void): void {
     for (const r of this.rules) r.onError(listener);
+  }
+
+  private built(action: LocalAction): LocalAction {
+    this.actions.push(action);
+    return action;
+  }
+
+  /**
+   * The figures of the further rules' Lambda and HTTP actions, summed per kind, for the run's
+   * summary: what they did after the rule handed them the message.
+   */
+  actionFigures(): {
+    readonly lambda?: { invoked: number; succeeded: number; functionErrors: number };
+    readonly http?: { sent: number; failed: number; retries: number; refusedUnconfirmed: number };
+  } {
+    const lambdas = this.actions.filter(
+      (a): a is LocalLambdaAction => a instanceof LocalLambdaAction,
+    );
+    const https = this.actions.filter((a): a is LocalHttpAction => a instanceof LocalHttpAction);
+    const sum = <T extends object>(xs: readonly T[]): T | undefined =>
+      xs.length === 0
+        ? undefined
+        : xs.reduce(
+            (acc, x) =>
+              Object.fromEntries(
+                Object.entries(x).map(([k, v]) => [
+                  k,
+                  ((acc as Record<string, number>)[k] ?? 0) + (v as number),
+                ]),
+              ) as T,
+            {} as T,
+          );
+    return {
+      ...(lambdas.length === 0 ? {} : { lambda: sum(lambdas.map((a) => a.stats)) }),
+      ...(https.length === 0 ? {} : { http: sum(https.map((a) => a.stats)) }),
+    };
   }
 
   /** Adds a consumer of every telemetry-rule match's SELECT output (called after the actions). */
@@ -290,9 +337,13 @@ export class LocalRuleEngine {
     this.inFlight.add(tracked);
   }
 
-  /** Waits until no further rule runs (and none a republish started): at stop, after the broker. */
+  /**
+   * Waits until no further rule runs (and none a republish started), then for what the actions
+   * finish after acknowledging (Lambda runs): at stop, after the broker, before the summary.
+   */
   async drain(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await Promise.all(this.actions.map((a) => a.drain?.()));
   }
 }
 

@@ -32,6 +32,7 @@ export const TYPES = {
   iamPolicy: "aws:iam/policy:Policy",
   iamRolePolicyAttachment: "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
   iotProvisioningTemplate: "aws:iot/provisioningTemplate:ProvisioningTemplate",
+  lambdaPermission: "aws:lambda/permission:Permission",
 } as const;
 
 // ---- Which stack is this? ----------------------------------------------------------------

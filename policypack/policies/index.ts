@@ -18,6 +18,8 @@ import { iotPolicyShadowOwnThingOnly } from "./shadow";
 import { s3BucketDenyInsecureTransport, s3BucketLifecycle } from "./storage";
 import { iotTopicRuleChecked } from "./topic-rule";
 import { iotTopicRuleRepublishTopic } from "./topic-rule-republish";
+import { iotTopicRuleHttpConfirmedDestination } from "./topic-rule-http";
+import { lambdaPermissionIotScoped } from "./lambda-permission";
 import {
   iamProvisioningRole,
   iotClaimPolicyProvisioningOnly,
@@ -59,4 +61,6 @@ export const policies: Policies = [
   snsAlarmTopicSubscribed,
   iotPolicyShadowOwnThingOnly,
   iotTopicRuleRepublishTopic,
+  iotTopicRuleHttpConfirmedDestination,
+  lambdaPermissionIotScoped,
 ];

@@ -124,7 +124,7 @@ describe("npm run check", function () {
     assert.equal(code, 0);
     assert.match(
       out,
-      /^Policy check of stack dev: iot-pipeline-guardrails@0\.1\.0, 24 of 24 policies enabled, \d+ resources$/m,
+      /^Policy check of stack dev: iot-pipeline-guardrails@0\.1\.0, 26 of 26 policies enabled, \d+ resources$/m,
     );
     assert.match(
       out,
@@ -175,7 +175,7 @@ describe("npm run check", function () {
       file,
     ]);
     assert.equal(code, 0);
-    assert.match(out, /23 of 24 policies enabled/);
+    assert.match(out, /25 of 26 policies enabled/);
     assert.match(out, /^No policy violations\.$/m);
   });
 

@@ -19,12 +19,12 @@ async function levels(config: unknown, stack = "prod"): Promise<string[]> {
 }
 
 describe("the policy pack", () => {
-  it("has twenty-three uniquely named kebab-case policies, each starting with its service", () => {
+  it("has twenty-six uniquely named kebab-case policies, each starting with its service", () => {
     const names = policies.map((p) => p.name);
     assert.equal(new Set(names).size, names.length);
-    assert.equal(names.length, 24);
+    assert.equal(names.length, 26);
     for (const n of names)
-      assert.match(n, /^(iot|s3|firehose|iam|kinesis|cloudwatch|sns)-[a-z0-9-]+$/);
+      assert.match(n, /^(iot|s3|firehose|iam|kinesis|cloudwatch|sns|lambda)-[a-z0-9-]+$/);
   });
 
   it("gives every policy a description and a level, and devStacks to the stack-aware ones", () => {

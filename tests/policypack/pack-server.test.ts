@@ -127,7 +127,7 @@ for (const [form, folder] of FORMS) {
         .map((d) => `${LEVEL_NAMES.get(d.getEnforcementlevel())} ${d.getPolicyname()}`);
     };
 
-    it("lists the twenty-three policies with their levels", async () => {
+    it("lists the twenty-six policies with their levels", async () => {
       const info = await call<Empty, AnalyzerInfo>(
         client.getAnalyzerInfo.bind(client),
         new Empty(),
@@ -136,7 +136,7 @@ for (const [form, folder] of FORMS) {
       const levels = Object.fromEntries(
         info.getPoliciesList().map((p) => [p.getName(), LEVEL_NAMES.get(p.getEnforcementlevel())]),
       );
-      assert.equal(Object.keys(levels).length, 24);
+      assert.equal(Object.keys(levels).length, 26);
       assert.equal(levels["iot-policy-shadow-own-thing-only"], "mandatory");
       assert.equal(levels["iot-topic-rule-republish-topic"], "mandatory");
       assert.equal(levels["sns-alarm-topic-subscribed"], "advisory");

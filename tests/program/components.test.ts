@@ -76,6 +76,15 @@ describe("components: IAM documents refuse wildcards (core/iam/policy-audit.ts's
     assert.doesNotThrow(() => allowDocument(grant(["s3:PutObject"], ["arn:aws:s3:::b/*"])));
   });
 
+  it("accepts one SNS topic or SQS queue, whose ARNs name no resource type (list_amazonsns.html, list_amazonsqs.html)", () => {
+    for (const arn of ["arn:aws:sns:us-east-1:1:ops-alerts", "arn:aws:sqs:us-east-1:1:readings"]) {
+      assert.equal(isWildcardResource(arn), false, `${arn} is scoped`);
+    }
+    for (const arn of ["arn:aws:sns:us-east-1:1:*", "arn:aws:sqs:us-east-1:1:read*"]) {
+      assert.equal(isWildcardResource(arn), true, `${arn} is a wildcard`);
+    }
+  });
+
   it("calls wildcard what names only a resource type, an account part or nothing", () => {
     for (const arn of [
       "*",

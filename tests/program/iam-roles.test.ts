@@ -27,7 +27,7 @@ import {
 import { actionMatches, resourceMatches } from "../../core/iot-policy/policy";
 import { PROJECT_DIR } from "../../core/project";
 import { hookRequired } from "../../core/provisioning/hook";
-import { listStacks, type StackConfig } from "../../core/stack-config";
+import { listStacks, type RawConfig, type StackConfig } from "../../core/stack-config";
 import { MOCK_ACCOUNT_ID, runProgram, type ProgramRun } from "../../tools/mock-program";
 import { json, list, ofType, one, statements, trustedServices } from "./helpers";
 
@@ -63,6 +63,8 @@ const CALLER_CHOSEN: Readonly<Record<string, readonly string[]>> = {
   "{thingName}": ["store-sensor-seattle-1", "store-sensor-seattle-4"],
   "{certificateId}": ["a".repeat(64), "0123456789abcdef".repeat(4)],
   "{templateValue}": ["store-sensor-seattle1", "store-sensor-seattle3"],
+  // What tests/program/rule-actions.test.ts's key template `raw/${topic()}/${timestamp()}` writes.
+  "{actionObjectKey}": ["raw/dt/store-1/weather/1765130000000", "raw/x/1"],
 };
 
 /** The table's conditions a stack's config meets. */
@@ -80,6 +82,11 @@ function conditionsOf(c: StackConfig): Set<CallCondition> {
     ...(furtherActions(c, "republish").length > 0 ? (["rulesRepublish"] as const) : []),
     ...(furtherActions(c, "cloudwatchMetric").length > 0 ? (["rulesMetric"] as const) : []),
     ...(furtherActions(c, "cloudwatchAlarm").length > 0 ? (["rulesAlarm"] as const) : []),
+    ...(furtherActions(c, "s3").length > 0 ? (["s3Action"] as const) : []),
+    ...(furtherActions(c, "sns").length > 0 ? (["snsAction"] as const) : []),
+    ...(furtherActions(c, "sqs").length > 0 ? (["sqsAction"] as const) : []),
+    ...(furtherActions(c, "dynamoDBv2").length > 0 ? (["dynamodbAction"] as const) : []),
+    ...(furtherActions(c, "lambda").length > 0 ? (["lambdaAction"] as const) : []),
     ...(c.rules.some((r) => r.errorAction?.kind === "cloudwatchLogs")
       ? (["rulesErrorLogs"] as const)
       : []),
@@ -195,6 +202,33 @@ function resolve(run: ProgramRun) {
   if (errorLogs !== undefined) {
     roles["rules-errors"] = roleByArn(errorLogs.roleArn);
     values["{rulesErrorLogGroup}"] = logGroupNamed(errorLogs.logGroupName as string);
+  }
+  // The new actions (a synthetic stack below has one of each): their roles through the rule.
+  const [s3] = actionsOf("s3");
+  if (s3 !== undefined) {
+    roles["rule-s3"] = roleByArn(s3.roleArn);
+    values["{actionBucket}"] = s3.bucketName as string;
+  }
+  const [sns] = actionsOf("sns");
+  if (sns !== undefined) {
+    roles["rule-sns"] = roleByArn(sns.roleArn);
+    values["{snsTopic}"] = (sns.targetArn as string).split(":").pop() as string;
+  }
+  const [sqs] = actionsOf("sqs");
+  if (sqs !== undefined) {
+    roles["rule-sqs"] = roleByArn(sqs.roleArn);
+    values["{sqsQueue}"] = (sqs.queueUrl as string).split("/").pop() as string;
+  }
+  const [dynamodb] = actionsOf("dynamodbv2s");
+  if (dynamodb !== undefined) {
+    roles["rule-dynamodb"] = roleByArn(dynamodb.roleArn);
+    values["{dynamodbTable}"] = (dynamodb.putItem as { tableName: string }).tableName;
+  }
+  const [lambda] = actionsOf("lambdas");
+  if (lambda !== undefined) {
+    const fn = one(run, T.lambda, (f) => f.props.arn === lambda.functionArn);
+    roles["rule-lambda-function"] = roleByArn(fn.props.role);
+    values["{lambdaLogGroup}"] = logGroupNamed(`/aws/lambda/${name(fn)}`);
   }
   if (c.provisioning !== undefined) {
     const template = one(run, T.template);
@@ -316,15 +350,49 @@ describe("the run-time call table (core/iam/run-time-calls.ts)", () => {
   });
 });
 
-for (const stack of listStacks()) {
-  describe(`IAM roles of the ${stack} stack allow every run-time call and nothing near it`, () => {
+/**
+ * The shipped stacks, and dev with a rule holding one of each action no shipped stack uses
+ * (Lambda, S3, SNS, SQS, DynamoDBv2, HTTP), so that every row of the table is held to a role.
+ */
+const STACKS: ReadonlyArray<readonly [string, string, RawConfig | undefined]> = [
+  ...listStacks().map((s) => [`${s} stack`, s, undefined] as const),
+  [
+    "dev stack with a Lambda, S3, SNS, SQS, DynamoDBv2 and HTTP action",
+    "dev",
+    {
+      rules: [
+        {
+          name: "copies",
+          sql: "SELECT topic(2) AS thing, temperature FROM 'SeattleStoreTemp/+'",
+          actions: [
+            { lambda: { handler: "functions/log-event.ts" } },
+            { s3: { key: "raw/${topic()}/${timestamp()}" } },
+            { sns: { topicName: "ops-alerts" } },
+            { sqs: { queueName: "readings" } },
+            { dynamoDBv2: { tableName: "readings", partitionKey: { name: "thing" } } },
+            {
+              http: {
+                url: "https://hooks.example.com/iot/${topic(2)}",
+                confirmationUrl: "https://hooks.example.com/iot/",
+                confirmed: true,
+              },
+            },
+          ],
+        },
+      ],
+    },
+  ],
+];
+
+for (const [label, stack, overrides] of STACKS) {
+  describe(`IAM roles of the ${label} allow every run-time call and nothing near it`, () => {
     let run: ProgramRun;
     let resolved: ReturnType<typeof resolve>;
     let conditions = new Set<CallCondition>();
     const evaluators = new Map<RoleId, IamEvaluator>();
     const applicable = () => RUN_TIME_CALLS.filter((c) => c.when.every((w) => conditions.has(w)));
     before(async () => {
-      run = await runProgram(stack);
+      run = await runProgram(stack, overrides === undefined ? {} : { overrides });
       resolved = resolve(run);
       conditions = conditionsOf(run.config);
       for (const [id, role] of Object.entries(resolved.roles) as Array<[RoleId, Resource]>) {

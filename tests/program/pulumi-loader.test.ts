@@ -176,6 +176,49 @@ describe("program: loaded as `pulumi up` loads it (SDK cmd/run, type-checking ts
     ]);
   });
 
+  it("dev with a rule of every new action (Lambda, S3, SNS, SQS, DynamoDBv2, HTTP) registers what the mocked build does", async () => {
+    // The Lambda action bundles functions/log-event.ts with esbuild under the real loader too.
+    const raw = {
+      ...(await deployable("dev")),
+      rules: [
+        {
+          name: "copies",
+          sql: "SELECT topic(2) AS thing, temperature FROM 'SeattleStoreTemp/+'",
+          actions: [
+            { lambda: { handler: "functions/log-event.ts" } },
+            { s3: { key: "raw/${topic()}/${timestamp()}" } },
+            { sns: { topicName: "ops-alerts" } },
+            { sqs: { queueName: "readings" } },
+            { dynamoDBv2: { tableName: "readings", partitionKey: { name: "thing" } } },
+            {
+              http: {
+                url: "https://hooks.example.com/iot/${topic(2)}",
+                confirmationUrl: "https://hooks.example.com/iot/",
+                confirmed: true,
+              },
+            },
+          ],
+        },
+      ],
+    };
+    const up = await pulumiUp(PROJECT_DIR, "dev", cliConfig(raw));
+    assert.equal(up.code, 0, `cmd/run exited ${up.code}:\n${up.stderr}\n${up.engine.logs}`);
+    const expected = await runProgram("dev", { overrides: raw });
+    const custom = (rs: { type: string; name: string; custom: boolean }[]) =>
+      rs
+        .filter((r) => r.custom)
+        .map((r) => `${r.type} ${r.name}`)
+        .sort();
+    assert.deepEqual(custom(up.engine.resources), custom(expected.resources));
+    for (const type of [
+      "aws:lambda/function:Function",
+      "aws:lambda/permission:Permission",
+      "aws:dynamodb/table:Table",
+    ]) {
+      assert.equal(up.engine.resources.filter((r) => r.type === type).length, 1, type);
+    }
+  });
+
   it("registers a fleet larger than one chunk, made over several turns of the event loop", async () => {
     // Past FLEET_CHUNK things the fleet is made a chunk at a time after the program's module has
     // run (components/private/chunks.ts): the SDK must still wait for all of it before the outputs.

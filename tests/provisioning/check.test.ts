@@ -17,7 +17,7 @@ describe("npm run check on the fleet stack", function () {
     );
     const report = out.join("\n");
     assert.equal(code, 0, report + err.join("\n"));
-    assert.match(report, /24 of 24 policies enabled/);
+    assert.match(report, /26 of 26 policies enabled/);
     assert.match(report, /^2 violations: 0 mandatory, 2 advisory\.$/m);
     assert.match(
       report,

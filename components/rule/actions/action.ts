@@ -79,11 +79,18 @@ export const ACTION_FIELDS: {
 /** What binding an action gives the rule. */
 export interface RuleActionBinding<C extends RuleActionConfig = RuleActionConfig> {
   readonly config: C;
-  /** The role the action assumes. */
-  readonly role: aws.iam.Role;
-  /** Its grant: IoT checks, when it creates the rule, that it may pass the role. */
-  readonly grant: pulumi.Resource;
+  /** The role the action assumes (none for Lambda and HTTP, which IoT calls without one). */
+  readonly role?: aws.iam.Role;
+  /**
+   * What the rule waits for: the role's grant (IoT checks, when it creates the rule, that it may
+   * pass the role), or what lets IoT call the action without one (a Lambda function's permission).
+   */
+  readonly grant?: pulumi.Resource;
 }
+
+/** The binding of an action that assumes a role. */
+export type RuleActionRoleBinding<C extends RuleActionConfig = RuleActionConfig> =
+  RuleActionBinding<C> & { readonly role: aws.iam.Role; readonly grant: pulumi.Resource };
 
 /**
  * A topic rule action (or error action). `bind` is called once, by the rule component: it
@@ -108,6 +115,12 @@ export interface ProgramActionContext {
   readonly plan: PipelinePlan;
   /** The stack's alarm topic, when the stack has alarms: where an action's own alarms notify. */
   readonly alarmTopicArn?: pulumi.Input<string>;
+  /** The stack's bucket (and its customer-managed key, with `kmsKey`): where an S3 action writes. */
+  readonly bucket?: {
+    readonly name: pulumi.Input<string>;
+    readonly arn: pulumi.Input<string>;
+    readonly kmsKeyArn?: pulumi.Input<string>;
+  };
 }
 
 /**
@@ -121,14 +134,14 @@ export type ProgramActionFactory<K extends ActionKind> = (
 
 /**
  * An action's role: `<rule>-<id>-role`, trusted by IoT for this account only, granted the
- * statements `grant` makes for the action's resource once its ARN is known.
+ * statements `grant` makes for the action's resource once its ARN (or ARNs, as an object) is known.
  */
-export function actionRole(
+export function actionRole<T>(
   rule: RuleBindContext,
   id: string,
   roleName: pulumi.Input<string> | undefined,
-  resourceArn: pulumi.Input<string>,
-  grant: (arn: string) => IamStatement[],
+  resourceArn: pulumi.Input<T>,
+  grant: (arn: pulumi.Unwrap<T>) => IamStatement[],
 ): ServiceRole {
   return serviceRole(
     `${rule.name}-${id}-role`,

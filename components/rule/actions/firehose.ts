@@ -5,7 +5,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import {
   actionRole,
   type RuleAction,
-  type RuleActionBinding,
+  type RuleActionRoleBinding,
   type RuleActionConfigOf,
   type RuleBindContext,
 } from "./action";
@@ -29,7 +29,7 @@ export class FirehoseAction implements RuleAction {
     this.id = args.id ?? "firehose";
   }
 
-  bind(rule: RuleBindContext): RuleActionBinding<RuleActionConfigOf<"firehose">> {
+  bind(rule: RuleBindContext): RuleActionRoleBinding<RuleActionConfigOf<"firehose">> {
     const { role, grant } = actionRole(
       rule,
       this.id,

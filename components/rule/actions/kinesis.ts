@@ -5,7 +5,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import {
   actionRole,
   type RuleAction,
-  type RuleActionBinding,
+  type RuleActionRoleBinding,
   type RuleActionConfigOf,
   type RuleBindContext,
 } from "./action";
@@ -29,7 +29,7 @@ export class KinesisAction implements RuleAction {
     this.id = args.id ?? "kinesis";
   }
 
-  bind(rule: RuleBindContext): RuleActionBinding<RuleActionConfigOf<"kinesis">> {
+  bind(rule: RuleBindContext): RuleActionRoleBinding<RuleActionConfigOf<"kinesis">> {
     const { role, grant } = actionRole(
       rule,
       this.id,

@@ -19,6 +19,7 @@ import type { PipelinePlan } from "../../../core/plan";
 import type { MqttProperties, RuleInput, Value } from "../../../core/rule-sql";
 import type { ActionKind, ActionSpecOf } from "../../../core/topic-rules/actions";
 import type { CompiledTemplate } from "../../../core/topic-rules/template";
+import type { RequestLogs } from "./request-log";
 
 /** One matched message, as each action of its rule receives it. */
 export interface ActionMessage {
@@ -68,6 +69,11 @@ export interface LocalAction {
   /** The resource the action writes to as configured (for a message that could not be evaluated). */
   readonly resource: string;
   run(message: ActionMessage): Promise<void>;
+  /**
+   * Waits for what the action finishes after its message was acknowledged (a Lambda function
+   * invoked asynchronously), when the run stops. @default nothing to wait for
+   */
+  drain?(): Promise<void>;
 }
 
 /** A message AWS IoT itself publishes, fed back to the broker's subscribers and to the rules. */
@@ -103,6 +109,11 @@ export interface LocalActionServices {
   readonly plan: PipelinePlan;
   /** The run's state folder (`.local`): executors that record write under it. */
   readonly stateDir?: string;
+  /**
+   * Where the actions of services the pipeline does not run (SNS, SQS, DynamoDB) record the
+   * requests AWS would have received: under the state folder (./request-log.ts).
+   */
+  readonly requests?: RequestLogs;
   readonly log: (line: string) => void;
   readonly now: () => number;
   /** Publishes as AWS IoT (LocalBroker.publishAsService) and runs the rules on it. */

@@ -10,15 +10,30 @@ import type {
 import { localCloudwatchAlarm } from "./cloudwatch-alarm";
 import { localCloudwatchLogs } from "./cloudwatch-logs";
 import { localCloudwatchMetric } from "./cloudwatch-metric";
+import { localDynamoDbV2, localSns, localSqs } from "./recorded";
+import { localHttp } from "./http";
+import { localLambda } from "./lambda";
 import { localRepublish } from "./republish";
+import { localS3 } from "./s3";
 
 export * from "./action";
+export * from "./http";
+export * from "./lambda";
+export * from "./recorded";
+export * from "./request-log";
+export * from "./s3";
 
 export const LOCAL_ACTIONS: { readonly [K in ActionKind]: LocalActionFactory<K> } = {
   republish: localRepublish,
   cloudwatchMetric: localCloudwatchMetric,
   cloudwatchAlarm: localCloudwatchAlarm,
   cloudwatchLogs: localCloudwatchLogs,
+  lambda: localLambda,
+  s3: localS3,
+  sns: localSns,
+  sqs: localSqs,
+  dynamoDBv2: localDynamoDbV2,
+  http: localHttp,
 };
 
 /** A configured action's executor. */
