@@ -5,6 +5,8 @@
 // device-shadow-mqtt.html, device-shadow-document.html and device-shadow-data-flow.html.
 import * as assert from "node:assert/strict";
 import * as path from "node:path";
+import * as v8 from "node:v8";
+import * as vm from "node:vm";
 import { iot, iotshadow, mqtt as mqtt3, mqtt5 } from "aws-iot-device-sdk-v2";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
@@ -22,6 +24,31 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
+type DeltaStream = ReturnType<iotshadow.IotShadowClientv2["createShadowDeltaUpdatedStream"]>;
+
+/**
+ * aws-crt 1.33's streaming operation (source/mqtt_request_response.c) holds two napi threadsafe
+ * functions that keep node's event loop alive until its binding's count reaches zero: once on the
+ * native termination after close(), once when the JS wrapper's native handle is garbage-collected.
+ * The JS callbacks those functions hold capture the wrapper (dist/native/mqtt_request_response.js,
+ * StreamingOperationBase.new), so the handle stays reachable and is never collected: after the last
+ * test mocha waited forever (over MQTT 5), or node reached its teardown and the finalizer released
+ * the functions only then, inside FreeEnvironment: a fatal signal, rc 255 (over MQTT 3.1.1). So
+ * after close() the test drops the wrapper's handle and collects, which releases the two functions
+ * while node still runs.
+ */
+function releaseStream(stream: DeltaStream): void {
+  stream.close();
+  const inner = (stream as unknown as { operation?: { _handle?: unknown } }).operation;
+  if (inner) inner._handle = undefined;
+}
+
+/** V8's collector without --expose-gc on mocha's command line (only for the finalizers above). */
+function collectGarbage(): void {
+  v8.setFlagsFromString("--expose-gc");
+  (vm.runInNewContext("gc") as () => void)();
+}
+
 const OPTIONS = {
   maxRequestResponseSubscriptions: 4,
   maxStreamingSubscriptions: 2,
@@ -33,8 +60,12 @@ describe("AWS IoT Device SDK v2 shadow clients against the embedded pipeline", f
   const open5: mqtt5.Mqtt5Client[] = [];
   const open3: mqtt3.MqttClientConnection[] = [];
   const shadowClients: iotshadow.IotShadowClientv2[] = [];
+  const streams: DeltaStream[] = [];
 
   async function closeClients(): Promise<void> {
+    // Streams first (even when an assertion left one open), then the request-response clients,
+    // then the MQTT clients they run on.
+    for (const s of streams.splice(0)) releaseStream(s);
     for (const s of shadowClients.splice(0)) s.close();
     for (const c of open5.splice(0)) {
       const stopped = new Promise<void>((resolve) => c.once("stopped", () => resolve()));
@@ -42,8 +73,10 @@ describe("AWS IoT Device SDK v2 shadow clients against the embedded pipeline", f
       await within(stopped, 5000, "the SDK client's stop").catch(() => undefined);
       c.close();
     }
+    // A 3.1.1 connection closes its native side itself once disconnected (aws-crt's mqtt.ts).
     for (const c of open3.splice(0))
       await within(c.disconnect(), 5000, "disconnect").catch(() => undefined);
+    collectGarbage();
   }
 
   async function connect5(p: LocalPipeline, identity: string): Promise<mqtt5.Mqtt5Client> {
@@ -99,6 +132,7 @@ describe("AWS IoT Device SDK v2 shadow clients against the embedded pipeline", f
     await device.deleteShadow({ thingName: thing }).catch(() => undefined);
     const deltas: iotshadow.model.ShadowDeltaUpdatedEvent[] = [];
     const stream = device.createShadowDeltaUpdatedStream({ thingName: thing });
+    streams.push(stream);
     const subscribed = new Promise<void>((resolve) =>
       stream.on("subscriptionStatus", (e) => {
         if (e.type === 0) resolve(); // SubscriptionEstablished
@@ -148,7 +182,6 @@ describe("AWS IoT Device SDK v2 shadow clients against the embedded pipeline", f
     await assert.rejects(device.getShadow({ thingName: thing }), (e: unknown) =>
       /404|No shadow exists/.test(JSON.stringify(e) + String(e)),
     );
-    stream.close();
   }
 
   for (const stack of ["dev", "prod"] as const) {
