@@ -69,3 +69,57 @@ function skipBytes(buffers: readonly Buffer[], n: number): Buffer[] {
   }
   return out;
 }
+
+/**
+ * A file of whole lines that only grows, each append fdatasync'd before it resolves. On failure,
+ * whatever part of the append reached the file is cut off (as the delivery journal does), so that
+ * the next append starts a line of its own; if even the cut fails, the next append makes it first
+ * or is refused. The file is open only while an append runs.
+ */
+export class LineAppender {
+  /** Bytes of whole, fdatasync'd lines: where the next append goes, what a failure cuts back to. */
+  private end = 0;
+  /** A failed append could not be cut off: the next one cuts it off first. */
+  private dirty = false;
+
+  constructor(
+    readonly file: string,
+    private readonly files: FileLayer,
+  ) {}
+
+  /** The length of the file's whole lines. */
+  get bytes(): number {
+    return this.end;
+  }
+
+  /**
+   * The file holds `bytes` of whole lines from here on: once a torn tail was cut off at open, or
+   * once the file was rewritten whole (compaction).
+   */
+  startAt(bytes: number): void {
+    this.end = bytes;
+    this.dirty = false;
+  }
+
+  async append(text: Buffer): Promise<void> {
+    const fh = await this.files.open(this.file, "a", 0o600);
+    try {
+      if (this.dirty) {
+        await fh.truncate(this.end);
+        this.dirty = false;
+      }
+      try {
+        const n = await writeAll(fh, [text]);
+        await fh.datasync();
+        this.end += n;
+      } catch (e) {
+        await fh.truncate(this.end).catch(() => {
+          this.dirty = true;
+        });
+        throw e;
+      }
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+}

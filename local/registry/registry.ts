@@ -6,7 +6,7 @@
 // acknowledged) is cut off at start, and no acknowledged line is ever lost.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { nodeFiles, writeAll, type FileLayer } from "../private/file-layer";
+import { LineAppender, nodeFiles, type FileLayer } from "../private/file-layer";
 
 /** A provisioned thing, as the registry holds it. */
 export interface RegisteredThing {
@@ -83,16 +83,16 @@ export class LocalRegistry {
     unreadable: 0,
     failedWrites: 0,
   };
-  /** Bytes of whole, fdatasync'd lines: where the next write goes, and what a failure cuts back to. */
-  private bytes = 0;
-  /** A failed write could not be cut off: the next write cuts it off first, or is refused. */
-  private dirty = false;
+  /** Whole lines appended and fdatasync'd; a failed write cut back (local/private/file-layer.ts). */
+  private readonly appender: LineAppender;
 
   private constructor(
     readonly file: string,
-    private readonly files: FileLayer,
+    files: FileLayer,
     private readonly log: (line: string) => void,
-  ) {}
+  ) {
+    this.appender = new LineAppender(file, files);
+  }
 
   /**
    * Opens (or creates) `<dir>/<stack>.jsonl` and replays it. A last line without its newline is a
@@ -124,7 +124,7 @@ export class LocalRegistry {
         `registry: cut off an unfinished last write (${buf.length - end} bytes) of ${registry.file}; it was never acknowledged`,
       );
     }
-    registry.bytes = end;
+    registry.appender.startAt(end);
     for (const line of buf.subarray(0, end).toString("utf8").split("\n")) {
       if (line.trim() === "") continue;
       const r = parseLine(line);
@@ -202,7 +202,7 @@ export class LocalRegistry {
       const batch = this.waiting.splice(0, this.waiting.length);
       const text = Buffer.from(batch.map((b) => JSON.stringify(b.registration) + "\n").join(""));
       try {
-        await this.append(text);
+        await this.appender.append(text);
         for (const b of batch) {
           this.apply(b.registration);
           b.resolve();
@@ -216,32 +216,5 @@ export class LocalRegistry {
       }
     }
     this.writing = false;
-  }
-
-  /**
-   * Appends whole lines and fdatasyncs them after the last acknowledged byte. On failure, what part
-   * of them reached the file is cut off (as the journal does), so that the next registration starts
-   * a line of its own; if even that fails, the next write cuts it off first or is refused.
-   */
-  private async append(text: Buffer): Promise<void> {
-    const fh = await this.files.open(this.file, "a", 0o600);
-    try {
-      if (this.dirty) {
-        await fh.truncate(this.bytes);
-        this.dirty = false;
-      }
-      try {
-        const n = await writeAll(fh, [text]);
-        await fh.datasync();
-        this.bytes += n;
-      } catch (e) {
-        await fh.truncate(this.bytes).catch(() => {
-          this.dirty = true;
-        });
-        throw e;
-      }
-    } finally {
-      await fh.close().catch(() => undefined);
-    }
   }
 }

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { temporaryPathFor } from "../../core/atomic-write";
-import { nodeFiles, writeAll, type FileLayer } from "../private/file-layer";
+import { LineAppender, nodeFiles, writeAll, type FileLayer } from "../private/file-layer";
 import { syncDir } from "../storage/s3";
 import { DELETED_VERSION_KEPT_MS, isObject, type StoredShadow } from "./document";
 
@@ -73,8 +73,8 @@ export class ShadowStore {
     compactions: 0,
     failedCompactions: 0,
   };
-  private bytes = 0;
-  private dirty = false;
+  /** Whole lines appended and fdatasync'd; a failed write cut back (local/private/file-layer.ts). */
+  private readonly appender: LineAppender;
   private writing = false;
   private readonly waiting: Array<{ line: Line; resolve: () => void; reject: (e: Error) => void }> =
     [];
@@ -84,7 +84,9 @@ export class ShadowStore {
     private readonly files: FileLayer,
     private readonly log: (line: string) => void,
     readonly limits: ShadowStoreLimits,
-  ) {}
+  ) {
+    this.appender = new LineAppender(file, files);
+  }
 
   /**
    * Opens (or creates) `<dir>/<stack>.jsonl` and replays it. A last line without its newline was
@@ -124,7 +126,7 @@ export class ShadowStore {
         `shadow: cut off an unfinished last write (${buf.length - end} bytes) of ${store.file}; it was never acknowledged`,
       );
     }
-    store.bytes = end;
+    store.appender.startAt(end);
     for (const text of buf.subarray(0, end).toString("utf8").split("\n")) {
       if (text.trim() === "") continue;
       const line = parseLine(text);
@@ -182,7 +184,7 @@ export class ShadowStore {
       const batch = this.waiting.splice(0, this.waiting.length);
       const text = Buffer.from(batch.map((b) => JSON.stringify(b.line) + "\n").join(""));
       try {
-        await this.append(text);
+        await this.appender.append(text);
         for (const b of batch) {
           this.apply(b.line);
           b.resolve();
@@ -199,39 +201,17 @@ export class ShadowStore {
     this.writing = false;
   }
 
-  private async append(text: Buffer): Promise<void> {
-    const fh = await this.files.open(this.file, "a", 0o600);
-    try {
-      if (this.dirty) {
-        await fh.truncate(this.bytes);
-        this.dirty = false;
-      }
-      try {
-        const n = await writeAll(fh, [text]);
-        await fh.datasync();
-        this.bytes += n;
-      } catch (e) {
-        await fh.truncate(this.bytes).catch(() => {
-          this.dirty = true;
-        });
-        throw e;
-      }
-    } finally {
-      await fh.close().catch(() => undefined);
-    }
-  }
-
   /**
    * Rewrites the journal with one line per shadow once it is large and mostly superseded lines;
    * deleted shadows older than 48 hours are dropped (their version no longer matters).
    */
   private async compactIfLarge(now = Date.now()): Promise<void> {
-    if (this.bytes < this.limits.compactBytes) return;
+    if (this.appender.bytes < this.limits.compactBytes) return;
     const live = [...this.shadows.values()].filter(
       (l) => l.d.deletedAt === undefined || now - l.d.deletedAt < DELETED_VERSION_KEPT_MS,
     );
     const text = Buffer.from(live.map((l) => JSON.stringify(l) + "\n").join(""));
-    if (text.length * this.limits.compactRatio > this.bytes) return;
+    if (text.length * this.limits.compactRatio > this.appender.bytes) return;
     const tmp = temporaryPathFor(this.file);
     try {
       const fh = await this.files.open(tmp, "w", 0o600);
@@ -251,8 +231,7 @@ export class ShadowStore {
       return;
     }
     // The new journal is in place (it holds every acknowledged shadow): from here on it is the one.
-    this.bytes = text.length;
-    this.dirty = false;
+    this.appender.startAt(text.length);
     this.counts.compactions++;
     this.shadows.clear();
     this.named.clear();

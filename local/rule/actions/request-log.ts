@@ -1,8 +1,9 @@
 // Where the local pipeline keeps the requests an action would have made to a service it does not
 // run (SNS Publish, SQS SendMessage, DynamoDB PutItem): one JSON line per request, exactly the
 // API's parameters, in `<stateDir>/aws-requests/<stack>/<service>.<Api>.jsonl`. A line is on disk
-// (fdatasync) before the append resolves, so the broker's PUBACK, which waits for the rule's
-// actions, means the request is recorded. Concurrent appends share one write and one sync; the
+// (fdatasync) before the append resolves, so a rule's run that ends means its requests are
+// recorded (only the telemetry rule holds a device's PUBACK; the further rules run beside it,
+// local/rule/rule-engine.ts). Concurrent appends share one write and one sync; the
 // file is open only while a batch is written, so nothing needs closing when the run stops.
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
