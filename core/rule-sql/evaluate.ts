@@ -415,23 +415,9 @@ export function compileRule(statement: RuleStatement): CompiledRule {
       } else if (!matchesFrom(topic)) {
         return { matched: false, reason: "topic" };
       }
-      const bytes = typeof input.payload === "string" ? Buffer.from(input.payload) : input.payload;
-      const payload = parsePayload(bytes);
-      const ctx: Context = {
-        topic,
-        clientId: input.clientId,
-        timestamp: input.timestamp,
-        newuuid: input.newuuid,
-        principal: input.principal,
-        traceId: input.traceId,
-        accountId: input.accountId,
-        mqtt: input.mqtt,
-        registry: input.registry,
-        shadow: input.shadow,
-        random: input.random,
-        payload,
-        payloadBytes: bytes,
-      };
+      const ctx = contextOf(input, topic);
+      const payload = ctx.payload;
+      const bytes = ctx.payloadBytes;
       try {
         if (where !== undefined && toBool(where(payload, ctx)) !== true) {
           return { matched: false, reason: "where" };
@@ -501,6 +487,30 @@ function spliceRecord(
 }
 
 /**
+ * What the SQL's functions see of one message: the input's fields, its payload parsed once, and
+ * `topic` as the rule sees it (a Basic Ingest topic without its `$aws/rules/<name>/`). One place,
+ * so that the rule and its actions' substitution templates see the same (get_thing_shadow() too).
+ */
+function contextOf(input: RuleInput, topic: string): Context {
+  const bytes = typeof input.payload === "string" ? Buffer.from(input.payload) : input.payload;
+  return {
+    topic,
+    clientId: input.clientId,
+    timestamp: input.timestamp,
+    newuuid: input.newuuid,
+    principal: input.principal,
+    traceId: input.traceId,
+    accountId: input.accountId,
+    mqtt: input.mqtt,
+    registry: input.registry,
+    shadow: input.shadow,
+    random: input.random,
+    payload: parsePayload(bytes),
+    payloadBytes: bytes,
+  };
+}
+
+/**
  * Compiles one expression on its own, as a substitution template's `${expression}` is evaluated:
  * "separately from the SELECT statement", against the original payload, functions and operators
  * (https://docs.aws.amazon.com/iot/latest/developerguide/iot-substitution-templates.html). The
@@ -515,24 +525,9 @@ export function compileExpression(expr: Expr): (input: RuleInput) => Value {
       const slash = rest.indexOf("/");
       topic = slash < 0 ? "" : rest.slice(slash + 1);
     }
-    const bytes = typeof input.payload === "string" ? Buffer.from(input.payload) : input.payload;
-    const payload = parsePayload(bytes);
-    const ctx: Context = {
-      topic,
-      clientId: input.clientId,
-      timestamp: input.timestamp,
-      newuuid: input.newuuid,
-      principal: input.principal,
-      traceId: input.traceId,
-      accountId: input.accountId,
-      mqtt: input.mqtt,
-      registry: input.registry,
-      random: input.random,
-      payload,
-      payloadBytes: bytes,
-    };
+    const ctx = contextOf(input, topic);
     try {
-      return value(payload, ctx);
+      return value(ctx.payload, ctx);
     } catch (e) {
       if (e instanceof RangeError) throw new RuleEvaluationError(`evaluation failed: ${e.message}`);
       throw e;

@@ -3,6 +3,7 @@
 // "Returns the specified shadow of the specified thing", with a named shadow and the unnamed one.
 import * as assert from "node:assert/strict";
 import { compileRule, parseRuleSql, type ShadowLookup } from "../../core/rule-sql";
+import { compileTemplate } from "../../core/topic-rules/template";
 import {
   applyUpdate,
   getDocument,
@@ -45,6 +46,20 @@ describe("get_thing_shadow() reads the local shadow (iot-sql-functions.html)", (
   it("the page's unnamed-shadow example ('omit the shadowName parameter') reads the classic shadow", () => {
     assert.equal(matched(CLASSIC, lookup({ "MyThing/": alarm("ON") })), true);
     assert.equal(matched(CLASSIC, lookup({ "MyThing/MyThingShadow": alarm("ON") })), false);
+  });
+
+  it('reads the shadow in an action\'s substitution template too ("expression can be any expression supported by AWS IoT in SELECT clauses, WHERE clauses ... This includes functions", iot-substitution-templates.html)', () => {
+    const template = compileTemplate(
+      `alarm-\${get_thing_shadow("MyThing","${ROLE}").state.reported.alarm}`,
+    );
+    const input = {
+      payload: "{}",
+      topic: "topic/subtopic",
+      timestamp: Date.now(),
+      newuuid: () => "u",
+      shadow: lookup({ "MyThing/": alarm("ON") }),
+    };
+    assert.equal(template.render(input), "alarm-ON");
   });
 
   it("a thing without the shadow gives Undefined (the WHERE is not true)", () => {
