@@ -9,15 +9,7 @@ import { iot, mqtt5 } from "aws-iot-device-sdk-v2";
 import { loadStackConfig } from "../../core/stack-config";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { tempDir } from "../helpers/temp";
-import { until } from "../helpers/wait";
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+import { until, within } from "../helpers/wait";
 
 describe("Basic Ingest with the SDK's MQTT 5 client (iot-basic-ingest.html)", function () {
   this.timeout(60_000);

@@ -19,7 +19,7 @@ import { lifecycleSummary } from "../../local/pipeline/report";
 import type { ClientIdentity } from "../../local/broker/broker";
 import { connectOutcome, testClient } from "../helpers/broker";
 import { tempDir } from "../helpers/temp";
-import { until } from "../helpers/wait";
+import { until, within } from "../helpers/wait";
 import { connectPacket, publishPacket, RawClient } from "./raw-mqtt";
 
 const PAGE = "https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html";
@@ -33,14 +33,6 @@ interface Event {
 
 /** The local CA's server certificate names localhost (local/identity/ca.ts). */
 const SERVER_NAME = "localhost";
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 describe(`lifecycle events (${PAGE})`, function () {
   this.timeout(60_000);

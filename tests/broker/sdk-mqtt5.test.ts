@@ -11,21 +11,12 @@ import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { claimClientId, makeCsr } from "../../device/provisioner";
 import { tempDir } from "../helpers/temp";
-import { until } from "../helpers/wait";
+import { until, within } from "../helpers/wait";
 
 /** The name on the local CA's server certificate (local/identity/ca.ts: DNS localhost). */
 const SERVER_NAME = "localhost";
 
 type Sdk5 = mqtt5.Mqtt5Client & { received: mqtt5.PublishPacket[] };
-
-/** Bounds a promise the SDK might leave pending: a test fails rather than hangs. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 describe("AWS IoT Device SDK v2 against the embedded pipeline (MQTT 5 and 3.1.1)", function () {
   this.timeout(60_000);

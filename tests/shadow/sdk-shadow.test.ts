@@ -11,18 +11,10 @@ import { iot, iotshadow, mqtt as mqtt3, mqtt5 } from "aws-iot-device-sdk-v2";
 import { loadStackConfig, type StackConfig } from "../../core/stack-config";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { tempDir } from "../helpers/temp";
-import { until } from "../helpers/wait";
+import { until, within } from "../helpers/wait";
 
 /** The name on the local CA's server certificate (local/identity/ca.ts: DNS localhost). */
 const SERVER_NAME = "localhost";
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 type DeltaStream = ReturnType<iotshadow.IotShadowClientv2["createShadowDeltaUpdatedStream"]>;
 
