@@ -11,7 +11,7 @@
 // Before these bounds the floods reached 799 MiB (QoS 1, the canary's p99 from 4 to 249 ms) and
 // 579 MiB (QoS 0) in 12 s on prod, and the sessions 1,384 MiB.
 import { strict as assert } from "node:assert";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -19,6 +19,7 @@ import { loadStackConfig } from "../../core/stack-config";
 import { readCredentials, type Credentials } from "../../local/identity/ca";
 import { ceilingMiB, memoryBudget } from "../../local/pipeline/memory-budget";
 import { fixedHeader, publishPacket, RawClient, subscribePacket } from "../broker/raw-mqtt";
+import { startPipelineChild } from "../helpers/pipeline-child";
 
 /** The ceiling docs/reliability.md documents for a stack's pipeline process (local/pipeline/memory-budget.ts). */
 const ceilingOf = (stack: string) => ceilingMiB(memoryBudget(loadStackConfig(stack)));
@@ -90,28 +91,7 @@ async function startChild(
   stack: string,
   flags: string[] = [],
 ): Promise<{ proc: ChildProcess; port: number; pid: number; pkiDir: string }> {
-  const proc = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      path.join(__dirname, "fixtures", "pipeline-child.ts"),
-      stack,
-      dir,
-      "lake",
-      ...flags,
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    proc.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /^url (\S+)$/m.exec(out);
-      if (m) resolve(m[1]);
-    });
-    proc.once("exit", (code) => reject(new Error(`pipeline child exited ${code}`)));
-  });
+  const { child: proc, url } = await startPipelineChild([stack, dir, "lake", ...flags], "inherit");
   return {
     proc,
     port: Number(new URL(url).port),

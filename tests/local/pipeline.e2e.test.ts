@@ -1,7 +1,6 @@
 // End to end over real mutual TLS: devices publish through the embedded broker, the stack's IoT
 // policy, its rule and the delivery stream into the local S3 layout, for the dev and prod stacks.
 import { strict as assert } from "node:assert";
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -20,6 +19,7 @@ const prodJsonLines = (): StackConfig => ({
 import { readCredentials } from "../../local/identity/ca";
 import { startLocalPipeline, type LocalPipeline } from "../../local/pipeline/pipeline";
 import { deliveredLines } from "../helpers/delivered";
+import { startPipelineChild } from "../helpers/pipeline-child";
 
 const N = 40;
 
@@ -189,29 +189,7 @@ describe("local pipeline end to end over mutual TLS", function () {
 
   it("kill -9 after PUBACKs: the next start delivers every acknowledged message", async () => {
     const config = prodJsonLines();
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        path.join(__dirname, "fixtures", "pipeline-child.ts"),
-        "prod",
-        dir,
-        "json-lines",
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      child.stdout.on("data", (d: Buffer) => {
-        out += d.toString();
-        const m = /^url (\S+)$/m.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child.once("exit", (code) => reject(new Error(`pipeline child exited ${code}: ${stderr}`)));
-    });
+    const { child, url } = await startPipelineChild(["prod", dir, "json-lines"]);
     const thing = config.things[0].name;
     const device = await mqtt.connectAsync(url, {
       ...readCredentials(path.join(dir, "pki"), thing),

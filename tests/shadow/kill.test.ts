@@ -2,12 +2,12 @@
 // updates its shadows, and the next start holds every update the device was told was accepted
 // (/update/accepted, published only once the change is fdatasync'd: local/shadow/service.ts).
 import * as assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as path from "node:path";
 import mqtt from "mqtt";
 import { loadStackConfig } from "../../core/stack-config";
 import { readCredentials } from "../../local/identity/ca";
 import { startLocalPipeline } from "../../local/pipeline/pipeline";
+import { startPipelineChild } from "../helpers/pipeline-child";
 import { tempDir } from "../helpers/temp";
 
 /** Named shadows the updates are spread over, and updates in flight at once (AWS allows 10). */
@@ -22,29 +22,7 @@ describe("Device Shadow service: kill -9 loses no accepted update", function () 
     const dir = tempDir("shadow-kill");
     const config = loadStackConfig("dev");
     const thing = config.things[0].name;
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        path.join(__dirname, "..", "local", "fixtures", "pipeline-child.ts"),
-        "dev",
-        dir,
-        "json-lines",
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      child.stdout.on("data", (d: Buffer) => {
-        out += d.toString();
-        const m = /^url (\S+)$/m.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child.once("exit", (code) => reject(new Error(`pipeline child exited ${code}: ${stderr}`)));
-    });
+    const { child, url } = await startPipelineChild(["dev", dir, "json-lines"]);
     const device = await mqtt.connectAsync(url, {
       ...readCredentials(path.join(dir, "pki"), thing),
       clientId: thing,
