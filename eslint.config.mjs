@@ -21,4 +21,10 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // Plain CommonJS run by Node before any TypeScript exists (tools/ts-hook.cjs): require() is
+    // how it loads.
+    files: ["**/*.cjs"],
+    rules: { "@typescript-eslint/no-require-imports": "off" },
+  },
 );

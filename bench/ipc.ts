@@ -1,18 +1,18 @@
-// Starting the benchmark's helper processes (TypeScript, through tsx) and waiting for their replies.
+// Starting the benchmark's helper processes (TypeScript, through the project's run-time loader,
+// tools/ts-hook.cjs, as `npm run simulate` runs) and waiting for their replies.
 import { fork, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
-import { PROJECT_DIR } from "../core/project";
+import { PROJECT_DIR, TS_NODE_FLAGS } from "../core/project";
 
 /**
- * Node's flags for a benchmark process: tsx, and with BENCH_CPU_PROF=DIR a V8 CPU profile written
+ * Node's flags for a benchmark process: the project's loader ({@link TS_NODE_FLAGS}), and with BENCH_CPU_PROF=DIR a V8 CPU profile written
  * there (open it in Chrome's DevTools) — how the "why" of a missed target in docs/benchmarks.md
  * was found.
  */
 export function tsExecArgv(): string[] {
   const profileDir = process.env.BENCH_CPU_PROF;
   return [
-    "--import",
-    "tsx",
+    ...TS_NODE_FLAGS,
     ...(profileDir
       ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(PROJECT_DIR, profileDir)}`]
       : []),

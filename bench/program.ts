@@ -62,15 +62,23 @@ async function benchStack(
   return { dir, stack, csrsCreated: results.filter((r) => r.outcome === "created").length };
 }
 
+/** How every npm script of ours starts a TypeScript file: Node with the project's loader. */
+const TS_SCRIPT_PREFIX = ["exec", "node", "--require", "./tools/ts-hook.cjs"];
+
 /**
- * The Node flags an npm script gives `tsx` before its file (`tsx --max-semi-space-size=64
- * tools/check.ts` gives the first), so that the figure's process runs as `npm run check` does.
+ * The further Node flags an npm script gives before its file (`exec node --require
+ * ./tools/ts-hook.cjs --max-semi-space-size=64 tools/check.ts` gives the last), so that the
+ * figure's process runs as `npm run check` does; throws for a script not of that form.
  */
 export function nodeFlagsOf(script: string): string[] {
   const words = script.trim().split(/\s+/);
-  if (words[0] !== "tsx") throw new Error(`expected a tsx command, got ${JSON.stringify(script)}`);
+  if (TS_SCRIPT_PREFIX.some((w, i) => words[i] !== w)) {
+    throw new Error(
+      `expected "${TS_SCRIPT_PREFIX.join(" ")} [node flags] file.ts", got ${JSON.stringify(script)}`,
+    );
+  }
   const flags: string[] = [];
-  for (const w of words.slice(1)) {
+  for (const w of words.slice(TS_SCRIPT_PREFIX.length)) {
     if (!w.startsWith("--")) break;
     flags.push(w);
   }

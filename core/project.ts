@@ -16,3 +16,15 @@ export const DEFAULT_STATE_DIR = path.join(PROJECT_DIR, ".local");
  * take it as their `devStacks` default, and `pulumi up` relaxes its readiness checks there.
  */
 export const DEFAULT_DEV_STACKS: readonly string[] = ["dev"];
+
+/**
+ * Node's flags that run the project's TypeScript the way its npm scripts do (`npm run simulate`,
+ * `bench`, `check`, `query`…): tools/ts-hook.cjs, esbuild's compile of each file as it is
+ * required. Every process the project starts from a .ts file, and every test that starts one as
+ * a user's command would, uses these (tests/architecture/run-time-loader.test.ts holds the
+ * scripts to the same hook).
+ */
+export const TS_NODE_FLAGS: readonly string[] = [
+  "--require",
+  path.join(PROJECT_DIR, "tools", "ts-hook.cjs"),
+];

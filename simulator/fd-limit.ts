@@ -8,10 +8,10 @@ import { UserError } from "../core/errors";
 
 /**
  * Descriptors a run needs besides its devices' connections: Node itself (its event loop, stdio,
- * the worker pool) and tsx's compiler service, about 25; the embedded pipeline's delivery journals,
- * lake objects and registry, about 10 more; tsx's compile cache holds up to about 80 files open
- * while it writes on a first run. Measured: 33 open besides the connections in a run of the prod
- * stack, 108 at most on a first run with an empty compile cache.
+ * the worker pool) and esbuild's compiler service (tools/ts-hook.cjs), about 25; the embedded
+ * pipeline's delivery journals, lake objects and registry, about 10 more. Measured under tsx,
+ * which kept up to about 80 files of its compile cache open on a first run: 33 open besides the
+ * connections in a run of the prod stack, 108 at most; the margin keeps that room.
  */
 export const FD_MARGIN = 128;
 

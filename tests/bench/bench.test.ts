@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { nodeFlagsOf } from "../../bench/program";
 import { FIGURE_IDS, type BenchRun, type FigureResult } from "../../bench/report";
 import { findMosquittoBroker, MOSQUITTO_BIN, REQUIRE_MOSQUITTO } from "../../tools/mosquitto";
+import { TS_NODE_FLAGS } from "../../core/project";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -192,7 +193,7 @@ function runBench(
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", path.join(ROOT, "bench", "run.ts"), ...args],
+      [...TS_NODE_FLAGS, path.join(ROOT, "bench", "run.ts"), ...args],
       { cwd: ROOT, env, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : null) : 0;
@@ -366,13 +367,15 @@ describe("npm run bench", () => {
 });
 
 describe("bench program figure: the process runs as npm run check does", () => {
-  it("takes the Node flags a tsx script gives before its file", () => {
-    assert.deepEqual(nodeFlagsOf("tsx --max-semi-space-size=64 --trace-gc tools/check.ts --x"), [
+  it("takes the Node flags a script gives the loader before its file", () => {
+    const run = "exec node --require ./tools/ts-hook.cjs";
+    assert.deepEqual(nodeFlagsOf(`${run} --max-semi-space-size=64 --trace-gc tools/check.ts --x`), [
       "--max-semi-space-size=64",
       "--trace-gc",
     ]);
-    assert.deepEqual(nodeFlagsOf("tsx tools/check.ts"), []);
-    assert.throws(() => nodeFlagsOf("node tools/check.ts"), /expected a tsx command/);
+    assert.deepEqual(nodeFlagsOf(`${run} tools/check.ts`), []);
+    assert.throws(() => nodeFlagsOf("tsx tools/check.ts"), /expected "exec node --require/);
+    assert.throws(() => nodeFlagsOf("node tools/check.ts"), /expected "exec node --require/);
   });
 
   it("npm run check's own script parses (the figure forks with its flags)", () => {

@@ -19,6 +19,7 @@ import type { ConnectionLimits, GuardEvent } from "../../local/broker/connection
 import { expiredLeaf, testPki } from "../helpers/broker";
 import { until } from "../helpers/wait";
 import { publishPacket, RawClient, subscribePacket } from "./raw-mqtt";
+import { TS_NODE_FLAGS } from "../../core/project";
 
 async function start(pki: Pki, limits: Partial<ConnectionLimits> = {}, port = 0) {
   return LocalBroker.start({
@@ -201,8 +202,7 @@ describe("broker connection hygiene", function () {
     const child = spawn(
       process.execPath,
       [
-        "--import",
-        "tsx",
+        ...TS_NODE_FLAGS,
         path.join(__dirname, "fixtures", "subscriber-child.ts"),
         String(port),
         pki.dir,

@@ -21,6 +21,7 @@ import { connectOutcome, testClient } from "../helpers/broker";
 import { tempDir } from "../helpers/temp";
 import { until, within } from "../helpers/wait";
 import { connectPacket, publishPacket, RawClient } from "./raw-mqtt";
+import { TS_NODE_FLAGS } from "../../core/project";
 
 const PAGE = "https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -167,7 +168,7 @@ describe(`lifecycle events (${PAGE})`, function () {
       const child = spawn(
         process.execPath,
         [
-          ...["--import", "tsx", path.join(__dirname, "fixtures", "sdk-device-child.ts")],
+          ...[...TS_NODE_FLAGS, path.join(__dirname, "fixtures", "sdk-device-child.ts")],
           ...[String(p.port), path.join(p.stateDir, "pki"), thing, thing],
         ],
         { stdio: ["ignore", "pipe", "inherit"] },
@@ -199,7 +200,7 @@ describe(`lifecycle events (${PAGE})`, function () {
       const frozen = spawn(
         process.execPath,
         [
-          ...["--import", "tsx", path.join(__dirname, "fixtures", "subscriber-child.ts")],
+          ...[...TS_NODE_FLAGS, path.join(__dirname, "fixtures", "subscriber-child.ts")],
           ...[String(p.port), path.join(p.stateDir, "pki"), "$aws/events/presence/+/+", "1"],
         ],
         { stdio: ["ignore", "pipe", "inherit"] },

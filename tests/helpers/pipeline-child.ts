@@ -2,6 +2,7 @@
 // that kill it with SIGKILL or measure its memory apart from the test's.
 import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
+import { TS_NODE_FLAGS } from "../../core/project";
 
 const FIXTURE = path.join(__dirname, "..", "local", "fixtures", "pipeline-child.ts");
 
@@ -20,7 +21,7 @@ export function startPipelineChild(
   args: readonly string[],
   stderr: "pipe" | "inherit" = "pipe",
 ): Promise<PipelineChild> {
-  const child = spawn(process.execPath, ["--import", "tsx", FIXTURE, ...args], {
+  const child = spawn(process.execPath, [...TS_NODE_FLAGS, FIXTURE, ...args], {
     stdio: ["ignore", "pipe", stderr],
   });
   let written = "";

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { PROJECT_DIR } from "../../core/project";
+import { PROJECT_DIR, TS_NODE_FLAGS } from "../../core/project";
 import { parseQueryArgs, runQuery, type QueryOptions } from "../../simulator/query";
 
 interface Reading {
@@ -22,8 +22,7 @@ function simulate(stack: string, stateDir: string, extra: string[]): string {
   const r = spawnSync(
     process.execPath,
     [
-      "--import",
-      "tsx",
+      ...TS_NODE_FLAGS,
       path.join(PROJECT_DIR, "simulator", "cli.ts"),
       "simulate",
       "--stack",

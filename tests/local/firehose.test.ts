@@ -16,6 +16,7 @@ import {
   RECORD_OVERHEAD_BYTES,
 } from "../../local/delivery";
 import { deliveredLines, readObject } from "../helpers/delivered";
+import { TS_NODE_FLAGS } from "../../core/project";
 
 const base = loadStackConfig("dev").delivery;
 const fixedNow = new Date(Date.UTC(2026, 10, 26, 9, 5, 7));
@@ -256,7 +257,7 @@ describe("local delivery stream (local/delivery)", () => {
     this.timeout(60000);
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", path.join(__dirname, "fixtures", "firehose-child.ts"), dir, "3000"],
+      [...TS_NODE_FLAGS, path.join(__dirname, "fixtures", "firehose-child.ts"), dir, "3000"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     const acked = new Set<number>();

@@ -6,7 +6,7 @@ import { strict as assert } from "node:assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PROJECT_DIR } from "../../core/project";
+import { PROJECT_DIR, TS_NODE_FLAGS } from "../../core/project";
 import { loadStackConfig } from "../../core/stack-config";
 import { LocalDeliveryStream } from "../../local/delivery";
 import { describeWithSmallDisk } from "../helpers/small-disk";
@@ -20,8 +20,7 @@ function fillChild(stateDir: string) {
   const child = spawn(
     process.execPath,
     [
-      "--import",
-      "tsx",
+      ...TS_NODE_FLAGS,
       path.join(__dirname, "fixtures", "journal-fill-child.ts"),
       stateDir,
       String(RECORDS),
@@ -91,7 +90,7 @@ interface Run {
 function simulate(args: string[], onStdout?: (text: string) => void): Promise<Run> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "simulator/cli.ts", "simulate", ...args],
+    [...TS_NODE_FLAGS, "simulator/cli.ts", "simulate", ...args],
     {
       cwd: PROJECT_DIR,
       stdio: ["ignore", "pipe", "pipe"],

@@ -6,13 +6,13 @@ import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PROJECT_DIR } from "../../core/project";
+import { PROJECT_DIR, TS_NODE_FLAGS } from "../../core/project";
 import { outcomeOf, type Outcome } from "../helpers/process";
 import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";
 
 function cli(args: string[]) {
-  const child = spawn(process.execPath, ["--import", "tsx", "simulator/cli.ts", ...args], {
+  const child = spawn(process.execPath, [...TS_NODE_FLAGS, "simulator/cli.ts", ...args], {
     cwd: PROJECT_DIR,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -6,14 +6,14 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { PROJECT_DIR } from "../../core/project";
+import { PROJECT_DIR, TS_NODE_FLAGS } from "../../core/project";
 import { tempDir } from "../helpers/temp";
 import { outcomeOf, type Outcome } from "../helpers/process";
 
 function simulate(args: string[]): Promise<Outcome> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "simulator/cli.ts", "simulate", ...args],
+    [...TS_NODE_FLAGS, "simulator/cli.ts", "simulate", ...args],
     {
       cwd: PROJECT_DIR,
       stdio: ["ignore", "pipe", "pipe"],

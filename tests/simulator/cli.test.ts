@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { main, parseSimulateArgs, parseSubscribeArgs } from "../../simulator/cli";
 import { simulate } from "../../simulator/simulate";
-import { PROJECT_DIR } from "../../core/project";
+import { PROJECT_DIR, TS_NODE_FLAGS } from "../../core/project";
 import { tempDir } from "../helpers/temp";
 import { until } from "../helpers/wait";
 
@@ -19,7 +19,7 @@ interface Run {
 
 /** Starts the CLI as `npm run simulate` does (tsx), in the project folder. */
 function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Run {
-  const child = spawn(process.execPath, ["--import", "tsx", "simulator/cli.ts", ...args], {
+  const child = spawn(process.execPath, [...TS_NODE_FLAGS, "simulator/cli.ts", ...args], {
     cwd: PROJECT_DIR,
     env,
     stdio: ["ignore", "pipe", "pipe"],

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { UserError } from "../../core/errors";
-import { PROJECT_DIR } from "../../core/project";
+import { PROJECT_DIR, TS_NODE_FLAGS } from "../../core/project";
 import { loadStackConfig } from "../../core/stack-config";
 import {
   FD_MARGIN,
@@ -121,7 +121,7 @@ describe("open-files limit: the arithmetic", () => {
 function simulateUnderLimit(limit: number, args: readonly string[]): Promise<Outcome> {
   const cmd = [
     `ulimit -n ${limit}`,
-    `exec "${process.execPath}" --import tsx simulator/cli.ts simulate ${args.join(" ")}`,
+    `exec "${process.execPath}" ${TS_NODE_FLAGS.map((a) => `"${a}"`).join(" ")} simulator/cli.ts simulate ${args.join(" ")}`,
   ].join(" && ");
   const child = spawn("bash", ["-c", cmd], {
     cwd: PROJECT_DIR,

@@ -1,0 +1,71 @@
+// The run-time loader (tools/ts-hook.cjs): every npm script that runs TypeScript goes through it,
+// and it runs the project's code as tsx did — without tsx's `__name` wrapper on every closure,
+// which cost the local pipeline about 4 % of its CPU per message (docs/benchmarks.md, issue 28).
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { nodeFlagsOf } from "../../bench/program";
+import { PROJECT_DIR, TS_NODE_FLAGS } from "../../core/project";
+
+const PROBE = path.join(__dirname, "fixtures", "loader-probe.ts");
+
+interface Probe {
+  readonly outer: string;
+  readonly dirname: string;
+  readonly dynamic: number;
+  readonly json: boolean;
+  readonly classField: boolean;
+  readonly stack: string;
+}
+
+function probe(flags: readonly string[]): Probe {
+  const r = spawnSync(process.execPath, [...flags, PROBE], {
+    cwd: PROJECT_DIR,
+    encoding: "utf8",
+    env: { ...process.env, NODE_OPTIONS: "" },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as Probe;
+}
+
+describe("run-time loader: tools/ts-hook.cjs", () => {
+  it("every npm script that runs a .ts file runs it through the hook, none through tsx", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(PROJECT_DIR, "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    const tsScripts = Object.entries(pkg.scripts).filter(([, s]) => /\.ts\b/.test(s));
+    assert.ok(
+      tsScripts.length >= 7,
+      `scripts running .ts: ${tsScripts.map(([n]) => n).join(", ")}`,
+    );
+    for (const [name, script] of tsScripts) {
+      if (name === "test:unit") continue; // mocha's own loader (.mocharc.json)
+      assert.doesNotThrow(() => nodeFlagsOf(script), `npm run ${name}: ${script}`);
+    }
+    assert.equal(path.resolve(PROJECT_DIR, "tools/ts-hook.cjs"), TS_NODE_FLAGS[1]);
+  });
+
+  it("compiles closures without tsx's __name wrapper", () => {
+    const p = probe(TS_NODE_FLAGS);
+    assert.match(p.outer, /const inner = \(\) => 1/);
+    assert.doesNotMatch(p.outer, /__name/);
+  });
+
+  it("keeps what the project relies on: import() of a .ts file, JSON, __dirname, class fields, source lines", () => {
+    const p = probe(TS_NODE_FLAGS);
+    assert.equal(p.dynamic, 42);
+    assert.equal(p.json, true);
+    assert.equal(p.dirname, path.join("tests", "architecture", "fixtures"));
+    assert.equal(
+      p.classField,
+      true,
+      "class fields are [[Define]]d, as tsconfig's ES2022 target says",
+    );
+    assert.match(
+      p.stack,
+      /loader-probe\.ts:16:\d+\)$/,
+      "stack traces point at the TypeScript line",
+    );
+  });
+});
