@@ -3,6 +3,7 @@
 // pack, offline) and `npm run bench` inspect instead of a real `pulumi preview`.
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
 import * as fs from "node:fs";
+import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -453,6 +454,10 @@ export async function runProgram(stack: string, opts: RunProgramOptions = {}): P
   const sourceMaps = process.sourceMapsEnabled;
   const traceLimit = Error.stackTraceLimit;
   const prepare = Error.prepareStackTrace;
+  let restoreDebuggable = (): void => undefined;
+  // Resource.callsites is a static of the SDK (not in its typings): Resource.stackTrace calls it.
+  const callsites = pulumi.Resource as unknown as { callsites(): unknown[] };
+  const ownCallsites = callsites.callsites;
   if (process.env.MOCK_STACK_TRACES !== "1") {
     process.setSourceMapsEnabled(false);
     Error.stackTraceLimit = 0;
@@ -460,6 +465,11 @@ export async function runProgram(stack: string, opts: RunProgramOptions = {}): P
     // the engine (Resource.callsites), which the mocks drop: formatting it, a URL per frame, was
     // a tenth of a large build. Without frames it finds no position and sends none.
     Error.prepareStackTrace = (error: Error) => String(error);
+    // With that formatting, Resource.callsites() always finds no frame and returns []; it still
+    // made V8 capture every frame of the stack first (it raises the limit to Infinity), 2.4 % of a
+    // 10,000-thing build's profile. The same answer without the capture:
+    callsites.callsites = () => [];
+    if (!process.env.PULUMI_DEBUG_PROMISE_LEAKS) restoreDebuggable = leanDebuggablePromises();
   }
   try {
     return await run(stack, opts);
@@ -467,7 +477,57 @@ export async function runProgram(stack: string, opts: RunProgramOptions = {}): P
     process.setSourceMapsEnabled(sourceMaps);
     Error.stackTraceLimit = traceLimit;
     Error.prepareStackTrace = prepare;
+    callsites.callsites = ownCallsites;
+    restoreDebuggable();
   }
+}
+
+/** The SDK's promise wrapper (runtime/debuggable.js), not in its typings. */
+interface DebuggableModule {
+  debuggablePromise<T>(p: Promise<T>, ctx: unknown): Promise<T>;
+}
+interface SdkStateModule {
+  getStore(): { leakCandidates: Set<Promise<unknown>> };
+}
+
+/**
+ * The SDK wraps most of the promises it makes (four per output property of every resource) in
+ * `debuggablePromise`, which adds three properties to each for its leak report (an id, the context,
+ * and a stack trace that is empty here since traces are off) and tracks it as a leak candidate
+ * until it settles. Adding those properties was a tenth of a 10,000-thing build's CPU (a
+ * profile of `npm run bench -- --only program`, issue 28) and only PULUMI_DEBUG_PROMISE_LEAKS reads
+ * them. This keeps the rest: the same leak candidates, the same `.then().catch()` chain (so every
+ * registration runs in the same order, on the same turns of the event loop) and the same
+ * `err.promise` on a rejection; its first call is the SDK's own, which schedules the SDK's leak
+ * report at exit. Returns the function that puts the SDK's own back.
+ */
+function leanDebuggablePromises(): () => void {
+  const sdk = createRequire(createRequire(__filename).resolve("@pulumi/pulumi"));
+  const debuggable = sdk("./runtime/debuggable") as DebuggableModule;
+  const state = sdk("./runtime/state") as SdkStateModule;
+  const original = debuggable.debuggablePromise;
+  let first = true;
+  debuggable.debuggablePromise = <T>(p: Promise<T>, ctx: unknown): Promise<T> => {
+    if (first) {
+      first = false;
+      return original(p, ctx);
+    }
+    const store = state.getStore();
+    store.leakCandidates.add(p);
+    return p
+      .then((val) => {
+        store.leakCandidates.delete(p);
+        return val;
+      })
+      .catch((err: unknown) => {
+        store.leakCandidates.delete(p);
+        (err as { promise?: unknown }).promise = p;
+        throw err;
+      });
+  };
+  return () => {
+    debuggable.debuggablePromise = original;
+  };
 }
 
 /** Throwaway CSR folders by fleet, made once per process. */
