@@ -454,10 +454,7 @@ export async function runProgram(stack: string, opts: RunProgramOptions = {}): P
   const sourceMaps = process.sourceMapsEnabled;
   const traceLimit = Error.stackTraceLimit;
   const prepare = Error.prepareStackTrace;
-  let restoreDebuggable = (): void => undefined;
-  // Resource.callsites is a static of the SDK (not in its typings): Resource.stackTrace calls it.
-  const callsites = pulumi.Resource as unknown as { callsites(): unknown[] };
-  const ownCallsites = callsites.callsites;
+  let restoreSdk = (): void => undefined;
   if (process.env.MOCK_STACK_TRACES !== "1") {
     process.setSourceMapsEnabled(false);
     Error.stackTraceLimit = 0;
@@ -465,11 +462,7 @@ export async function runProgram(stack: string, opts: RunProgramOptions = {}): P
     // the engine (Resource.callsites), which the mocks drop: formatting it, a URL per frame, was
     // a tenth of a large build. Without frames it finds no position and sends none.
     Error.prepareStackTrace = (error: Error) => String(error);
-    // With that formatting, Resource.callsites() always finds no frame and returns []; it still
-    // made V8 capture every frame of the stack first (it raises the limit to Infinity), 2.4 % of a
-    // 10,000-thing build's profile. The same answer without the capture:
-    callsites.callsites = () => [];
-    if (!process.env.PULUMI_DEBUG_PROMISE_LEAKS) restoreDebuggable = leanDebuggablePromises();
+    restoreSdk = leanSdk();
   }
   try {
     return await run(stack, opts);
@@ -477,8 +470,7 @@ export async function runProgram(stack: string, opts: RunProgramOptions = {}): P
     process.setSourceMapsEnabled(sourceMaps);
     Error.stackTraceLimit = traceLimit;
     Error.prepareStackTrace = prepare;
-    callsites.callsites = ownCallsites;
-    restoreDebuggable();
+    restoreSdk();
   }
 }
 
@@ -489,44 +481,70 @@ interface DebuggableModule {
 interface SdkStateModule {
   getStore(): { leakCandidates: Set<Promise<unknown>> };
 }
+/** Resource.callsites, a static of the SDK (not in its typings) that Resource.stackTrace calls. */
+interface CallsitesOwner {
+  callsites(): unknown[];
+}
+
+/** Runs under way with the lean SDK functions in place: the last to end puts the SDK's back. */
+let leanRuns = 0;
+let putBack = (): void => undefined;
 
 /**
- * The SDK wraps most of the promises it makes (four per output property of every resource) in
- * `debuggablePromise`, which adds three properties to each for its leak report (an id, the context,
- * and a stack trace that is empty here since traces are off) and tracks it as a leak candidate
- * until it settles. Adding those properties was a tenth of a 10,000-thing build's CPU (a
- * profile of `npm run bench -- --only program`, issue 28) and only PULUMI_DEBUG_PROMISE_LEAKS reads
- * them. This keeps the rest: the same leak candidates, the same `.then().catch()` chain (so every
- * registration runs in the same order, on the same turns of the event loop) and the same
- * `err.promise` on a rejection; its first call is the SDK's own, which schedules the SDK's leak
- * report at exit. Returns the function that puts the SDK's own back.
+ * Two functions of the SDK that cost a large mocked build much and give it nothing, replaced for
+ * the run (issue 28; a profile of the 10,000-thing build in `npm run bench -- --only program`):
+ *
+ * - `debuggablePromise` wraps most promises the SDK makes (four per output property of every
+ *   resource) and gives each three properties for its leak report: an id, the context and a stack
+ *   trace, empty here since traces are off. Adding them was a tenth of the build's CPU, and only
+ *   PULUMI_DEBUG_PROMISE_LEAKS reads them (which keeps the SDK's own). The replacement keeps the
+ *   rest: the same leak candidates, the same `.then().catch()` chain and `err.promise` on a
+ *   rejection; its first call is the SDK's own, which schedules the SDK's leak report at exit.
+ * - `Resource.callsites` raises the stack limit to Infinity and captures every frame, which the
+ *   mocked run's stack formatting (above) turns into no frame at all, so it always returned []:
+ *   2.4 % of the profile for that. The replacement returns [] at once.
+ *
+ * Reference-counted, so that runs that overlap put the SDK's own back only when the last ends.
  */
-function leanDebuggablePromises(): () => void {
-  const sdk = createRequire(createRequire(__filename).resolve("@pulumi/pulumi"));
-  const debuggable = sdk("./runtime/debuggable") as DebuggableModule;
-  const state = sdk("./runtime/state") as SdkStateModule;
-  const original = debuggable.debuggablePromise;
-  let first = true;
-  debuggable.debuggablePromise = <T>(p: Promise<T>, ctx: unknown): Promise<T> => {
-    if (first) {
-      first = false;
-      return original(p, ctx);
-    }
-    const store = state.getStore();
-    store.leakCandidates.add(p);
-    return p
-      .then((val) => {
-        store.leakCandidates.delete(p);
-        return val;
-      })
-      .catch((err: unknown) => {
-        store.leakCandidates.delete(p);
-        (err as { promise?: unknown }).promise = p;
-        throw err;
-      });
-  };
+function leanSdk(): () => void {
+  if (leanRuns++ === 0) {
+    const sdk = createRequire(createRequire(__filename).resolve("@pulumi/pulumi"));
+    const debuggable = sdk("./runtime/debuggable") as DebuggableModule;
+    const state = sdk("./runtime/state") as SdkStateModule;
+    const resource = pulumi.Resource as unknown as CallsitesOwner;
+    const ownDebuggable = debuggable.debuggablePromise;
+    const ownCallsites = resource.callsites;
+    let first = true;
+    const lean = <T>(p: Promise<T>, ctx: unknown): Promise<T> => {
+      if (first) {
+        first = false;
+        return ownDebuggable(p, ctx);
+      }
+      const store = state.getStore();
+      store.leakCandidates.add(p);
+      return p
+        .then((val) => {
+          store.leakCandidates.delete(p);
+          return val;
+        })
+        .catch((err: unknown) => {
+          store.leakCandidates.delete(p);
+          (err as { promise?: unknown }).promise = p;
+          throw err;
+        });
+    };
+    if (!process.env.PULUMI_DEBUG_PROMISE_LEAKS) debuggable.debuggablePromise = lean;
+    resource.callsites = () => [];
+    putBack = () => {
+      debuggable.debuggablePromise = ownDebuggable;
+      resource.callsites = ownCallsites;
+    };
+  }
+  let done = false;
   return () => {
-    debuggable.debuggablePromise = original;
+    if (done) return;
+    done = true;
+    if (--leanRuns === 0) putBack();
   };
 }
 
