@@ -6,7 +6,9 @@
 // 5 s); the 1,000-thing stack is the baseline the growth is measured against, in the same run. Each
 // size is built in a fresh process, so the time to load @pulumi/pulumi, @pulumi/aws and the
 // program's modules is reported on its own line and counted in the total the target is checked
-// against: that is what a user waits for.
+// against: that is what a user waits for. The large size is built three times (issue 28), each
+// in a fresh process, and reported as the median with the fastest and slowest run, beside the
+// build's CPU time, which the machine's neighbours move much less than the wall time.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
@@ -15,7 +17,7 @@ import type { FigureOptions, FigureOutcome } from "./figure";
 import { forkTs, nextMessage, reap } from "./ipc";
 import type { BuildReply, BuildRequest } from "./program-build";
 import { target, type Metric, type Target } from "./report";
-import { round } from "./stats";
+import { median, round } from "./stats";
 
 /** The fleet measured: `things` sensors in four city groups. */
 function fleet(things: number): unknown[] {
@@ -92,25 +94,51 @@ function scriptNodeFlags(name: string): string[] {
   return nodeFlagsOf(pkg.scripts[name]);
 }
 
-/** Builds and checks one size in a process of its own. */
+/**
+ * Builds and checks one size `runs` times, each in a process of its own (a user's first load
+ * every time), one after the other.
+ */
 async function measure(
   stateDir: string,
   things: number,
   log: (line: string) => void,
-): Promise<BuildReply> {
+  runs = 1,
+): Promise<BuildReply[]> {
   const { dir, stack, csrsCreated } = await benchStack(stateDir, things);
   log(`stack ${stack} in ${dir}: ${csrsCreated} CSR(s) made this run; building ${things} things`);
   const req: BuildRequest = { stack, dir, things };
-  const child = forkTs("program-build.ts", [JSON.stringify(req)], scriptNodeFlags("check"));
-  try {
-    const r = await nextMessage<BuildReply>(child, "built", 600_000);
-    log(
-      `${things} things: load ${round(r.loadSeconds)} s, build ${round(r.buildSeconds)} s (${r.resources} resources), check ${round(r.checkSeconds)} s (${r.violations} violation(s)), peak RSS ${round(r.peakRssMiB)} MiB`,
-    );
-    return r;
-  } finally {
-    await reap(child);
+  const replies: BuildReply[] = [];
+  for (let i = 0; i < runs; i++) {
+    const child = forkTs("program-build.ts", [JSON.stringify(req)], scriptNodeFlags("check"));
+    try {
+      const r = await nextMessage<BuildReply>(child, "built", 600_000);
+      log(
+        `${things} things${runs > 1 ? ` (run ${i + 1} of ${runs})` : ""}: load ${round(r.loadSeconds)} s, build ${round(r.buildSeconds)} s (${round(r.buildCpuSeconds)} s of CPU; ${r.resources} resources), check ${round(r.checkSeconds)} s (${r.violations} violation(s)), peak RSS ${round(r.peakRssMiB)} MiB`,
+      );
+      replies.push(r);
+    } finally {
+      await reap(child);
+    }
   }
+  return replies;
+}
+
+/**
+ * The runs of one size as one reply: each number the median of the runs (so a key means what it
+ * meant when the figure built once), the counts from the first run (every run builds the same
+ * stack).
+ */
+function medianRun(runs: readonly BuildReply[]): BuildReply {
+  const m = (f: (r: BuildReply) => number): number => median(runs.map(f));
+  return {
+    ...runs[0],
+    loadSeconds: m((r) => r.loadSeconds),
+    buildSeconds: m((r) => r.buildSeconds),
+    buildCpuSeconds: m((r) => r.buildCpuSeconds),
+    checkSeconds: m((r) => r.checkSeconds),
+    checkCpuSeconds: m((r) => r.checkCpuSeconds),
+    peakRssMiB: m((r) => r.peakRssMiB),
+  };
 }
 
 /** How a per-thing cost grows: (seconds per thing at the large size) / (at the small size). */
@@ -120,9 +148,17 @@ function growth(small: number, smallThings: number, large: number, largeThings: 
 
 export async function run(opts: FigureOptions): Promise<FigureOutcome> {
   const [smallThings, largeThings] = opts.quick ? [25, 50] : [1000, 10_000];
-  const small = await measure(opts.stateDir, smallThings, opts.log);
-  const large = await measure(opts.stateDir, largeThings, opts.log);
+  // The large size, which the target is about, several times: one build's wall time on a shared
+  // machine says as much about the neighbours as about the program.
+  const largeRuns = opts.quick ? 2 : 3;
+  const [small] = await measure(opts.stateDir, smallThings, opts.log);
+  const larges = await measure(opts.stateDir, largeThings, opts.log, largeRuns);
   const total = (r: BuildReply) => r.loadSeconds + r.buildSeconds;
+  const large = medianRun(larges);
+  const largeTotals = larges.map(total);
+  const largeTotal = median(largeTotals);
+  const largeCpu = larges.map((r) => r.buildCpuSeconds);
+  const runsUnder = largeTotals.filter((t) => t < 30).length;
   const metrics: Metric[] = [
     // The 1,000-thing stack under the keys earlier runs used, so that runs stay comparable.
     { key: "things", label: "things in the stack", value: small.things, unit: "" },
@@ -192,15 +228,45 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     },
     {
       key: "large.buildCpuSeconds",
-      label: "large stack: build CPU time",
+      label: "large stack: build CPU time (median of the runs)",
       value: round(large.buildCpuSeconds),
       unit: "s",
     },
     {
       key: "large.totalBuildSeconds",
-      label: "large stack: load + build",
-      value: round(total(large)),
+      label: `large stack: load + build (median of ${larges.length} runs)`,
+      value: round(largeTotal),
       unit: "s",
+    },
+    {
+      key: "large.totalBuildSeconds.min",
+      label: "large stack: load + build, fastest run",
+      value: round(Math.min(...largeTotals)),
+      unit: "s",
+    },
+    {
+      key: "large.totalBuildSeconds.max",
+      label: "large stack: load + build, slowest run",
+      value: round(Math.max(...largeTotals)),
+      unit: "s",
+    },
+    {
+      key: "large.buildCpuSeconds.min",
+      label: "large stack: build CPU time, least of the runs",
+      value: round(Math.min(...largeCpu)),
+      unit: "s",
+    },
+    {
+      key: "large.buildCpuSeconds.max",
+      label: "large stack: build CPU time, most of the runs",
+      value: round(Math.max(...largeCpu)),
+      unit: "s",
+    },
+    {
+      key: "large.runs",
+      label: "large stack: runs (fresh process each)",
+      value: larges.length,
+      unit: "",
     },
     {
       key: "large.checkSeconds",
@@ -245,7 +311,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       "large.totalBuildSeconds",
       "<",
       30,
-      total(large),
+      largeTotal,
     ),
     target(
       `policy check at ${large.things} things (s)`,
@@ -261,6 +327,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       stack: `bench-<things> (prod with <things> things)`,
       things: small.things,
       largeThings: large.things,
+      largeRuns: larges.length,
       certificateMode: "csr",
       groups: 4,
     },
@@ -268,6 +335,7 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
     targets,
     notes: [
       "Each size is built in a fresh process; the policy check is timed over the resources of that build (as npm run check does after its own), including loading the policy engine and formatting the report.",
+      `The large stack was built ${larges.length} times, each in a fresh process: load + build ${largeTotals.map((t) => `${round(t)} s`).join(", ")} (${runsUnder} of ${larges.length} under 30 s); build CPU time ${largeCpu.map((t) => `${round(t)} s`).join(", ")}. Each large-stack metric is the median of the runs; the target is checked against the median of load + build.`,
       `Growth from ${small.things} to ${large.things} things: build ${round(large.buildSeconds / small.buildSeconds)} × the time for ${round(large.things / small.things)} × the things, check ${round(large.checkSeconds / small.checkSeconds)} ×.`,
     ],
   };

@@ -97,7 +97,8 @@ interface Item {
   attempts: number;
   /** Set once the outcome is decided; late callbacks for the item are then ignored. */
   settled: boolean;
-  resolve(outcome: PublishOutcome): void;
+  /** Told the outcome, if the caller asked for it (send()'s promise, or post()'s callback). */
+  readonly done: ((outcome: PublishOutcome) => void) | undefined;
   /** The current transmission's mqtt.js callback; a callback of an earlier one is ignored. */
   cb?: (err?: Error) => void;
   /** When the current transmission times out (performance.now() ms). */
@@ -111,7 +112,7 @@ const ACKED: PublishOutcome = Object.freeze({ status: "acked" });
 
 function settle(item: Item, outcome: PublishOutcome): void {
   item.settled = true;
-  item.resolve(outcome);
+  item.done?.(outcome);
 }
 
 /**
@@ -344,6 +345,22 @@ export class Publisher {
     message: unknown,
     opts: { maxAttempts?: number } = {},
   ): Promise<PublishOutcome> {
+    return new Promise((resolve) => this.post(topic, message, resolve, opts));
+  }
+
+  /**
+   * send() without the promise, for callers that only need the counts (`stats`) or a callback:
+   * the same validation, queue, window, timeouts and counters. `done`, if given, is called once
+   * with the outcome; for an invalid message or a stopping publisher, before post() returns.
+   * A promise per message was a measurable part of what the publisher adds to a bare client
+   * (docs/benchmarks.md, figure 1).
+   */
+  post(
+    topic: string,
+    message: unknown,
+    done?: (outcome: PublishOutcome) => void,
+    opts?: { maxAttempts?: number },
+  ): void {
     this.stats.submitted++;
     const encoded = encodeTelemetry(message);
     if (!encoded.ok) {
@@ -354,36 +371,36 @@ export class Publisher {
         `invalid:${k}`,
         `invalid message not sent: ${encoded.error.message} (later ones of this kind are only counted)`,
       );
-      return Promise.resolve({ status: "invalid", error: encoded.error });
+      done?.({ status: "invalid", error: encoded.error });
+      return;
     }
     if (this.fatal || this.stopping) {
       const reason = this.fatal ?? "the publisher is stopping";
       this.stats.unsent++;
-      return Promise.resolve({ status: "unsent", reason });
+      done?.({ status: "unsent", reason });
+      return;
     }
-    return new Promise((resolve) => {
-      if (this.queue.length >= this.o.maxQueue) {
-        // Keep the freshest readings: drop the oldest, count it, say so once.
-        const old = this.queue.shift();
-        this.stats.dropped++;
-        this.once(
-          "queue-full",
-          `offline queue full (${this.o.maxQueue} messages): dropping the oldest; the summary counts every drop`,
-        );
-        if (old) settle(old, { status: "dropped", reason: "offline queue full" });
-      }
-      this.queue.push({
-        topic,
-        payload: encoded.payload,
-        maxAttempts: opts.maxAttempts ?? this.o.maxAttempts,
-        attempts: 0,
-        settled: false,
-        resolve,
-        deadline: 0,
-        timedOut: false,
-      });
-      this.pump();
+    if (this.queue.length >= this.o.maxQueue) {
+      // Keep the freshest readings: drop the oldest, count it, say so once.
+      const old = this.queue.shift();
+      this.stats.dropped++;
+      this.once(
+        "queue-full",
+        `offline queue full (${this.o.maxQueue} messages): dropping the oldest; the summary counts every drop`,
+      );
+      if (old) settle(old, { status: "dropped", reason: "offline queue full" });
+    }
+    this.queue.push({
+      topic,
+      payload: encoded.payload,
+      maxAttempts: opts?.maxAttempts ?? this.o.maxAttempts,
+      attempts: 0,
+      settled: false,
+      done,
+      deadline: 0,
+      timedOut: false,
     });
+    this.pump();
   }
 
   private pump(): void {
@@ -418,8 +435,11 @@ export class Publisher {
     // order too, and one timer for the earliest deadline serves them all.
     item.deadline = performance.now() + this.o.publishTimeoutMs;
     this.inflight.add(item);
-    const cb = (err?: Error): void => this.finish(item, cb, err);
-    item.cb = cb;
+    // Assigned through item.cb rather than on its own: tsx (esbuild's keepNames) names every
+    // function a const is initialised with by a defineProperty, which per message was 9 % of
+    // the publisher's own CPU in a profile (issue 28).
+    const cb: NonNullable<Item["cb"]> = (item.cb = (err?: Error): void =>
+      this.finish(item, cb, err));
     this.armTimeouts();
     client.publish(item.topic, item.payload, { qos: this.qos }, cb);
   }
@@ -513,6 +533,7 @@ export class Publisher {
   }
 
   private checkIdle(): void {
+    if (this.idleWaiters.length === 0) return; // the common case: nobody waits, nothing to copy
     if (this.pending === 0 || this.fatal) for (const w of this.idleWaiters.splice(0)) w();
   }
 

@@ -72,7 +72,10 @@ export interface TelemetryError {
   readonly message: string;
 }
 
-let lastErrors: readonly ErrorObject[] = [];
+/** What a valid message leaves in lastErrors: one shared empty list, not one per message. */
+const NO_ERRORS: readonly ErrorObject[] = Object.freeze([]);
+
+let lastErrors: readonly ErrorObject[] = NO_ERRORS;
 
 /** A rule JSON Schema cannot state: the day's minimum is not above its maximum. */
 const RANGE_ERROR: ErrorObject = {
@@ -89,7 +92,7 @@ export function validateTelemetry(msg: unknown): msg is Telemetry {
     lastErrors = validate.errors ?? [];
     return false;
   }
-  lastErrors = msg.min_temperature > msg.max_temperature ? [RANGE_ERROR] : [];
+  lastErrors = msg.min_temperature > msg.max_temperature ? [RANGE_ERROR] : NO_ERRORS;
   return lastErrors.length === 0;
 }
 

@@ -426,7 +426,7 @@ async function publishFleet(ctx: RunContext, sharedCa: boolean): Promise<number>
             break;
           }
           d.generated++;
-          void d.publisher.send(d.topic, msg);
+          d.publisher.post(d.topic, msg);
         }
         if (!d.exhausted && d.generated < (opts.count ?? Infinity) && elapsed < durationMs) {
           active++;

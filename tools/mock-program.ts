@@ -3,6 +3,7 @@
 // pack, offline) and `npm run bench` inspect instead of a real `pulumi preview`.
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
 import * as fs from "node:fs";
+import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -453,6 +454,7 @@ export async function runProgram(stack: string, opts: RunProgramOptions = {}): P
   const sourceMaps = process.sourceMapsEnabled;
   const traceLimit = Error.stackTraceLimit;
   const prepare = Error.prepareStackTrace;
+  let restoreSdk = (): void => undefined;
   if (process.env.MOCK_STACK_TRACES !== "1") {
     process.setSourceMapsEnabled(false);
     Error.stackTraceLimit = 0;
@@ -460,6 +462,7 @@ export async function runProgram(stack: string, opts: RunProgramOptions = {}): P
     // the engine (Resource.callsites), which the mocks drop: formatting it, a URL per frame, was
     // a tenth of a large build. Without frames it finds no position and sends none.
     Error.prepareStackTrace = (error: Error) => String(error);
+    restoreSdk = leanSdk();
   }
   try {
     return await run(stack, opts);
@@ -467,7 +470,82 @@ export async function runProgram(stack: string, opts: RunProgramOptions = {}): P
     process.setSourceMapsEnabled(sourceMaps);
     Error.stackTraceLimit = traceLimit;
     Error.prepareStackTrace = prepare;
+    restoreSdk();
   }
+}
+
+/** The SDK's promise wrapper (runtime/debuggable.js), not in its typings. */
+interface DebuggableModule {
+  debuggablePromise<T>(p: Promise<T>, ctx: unknown): Promise<T>;
+}
+interface SdkStateModule {
+  getStore(): { leakCandidates: Set<Promise<unknown>> };
+}
+/** Resource.callsites, a static of the SDK (not in its typings) that Resource.stackTrace calls. */
+interface CallsitesOwner {
+  callsites(): unknown[];
+}
+
+/** Runs under way with the lean SDK functions in place: the last to end puts the SDK's back. */
+let leanRuns = 0;
+let putBack = (): void => undefined;
+
+/**
+ * Two functions of the SDK that cost a large mocked build much and give it nothing, replaced for
+ * the run (issue 28; a profile of the 10,000-thing build in `npm run bench -- --only program`):
+ *
+ * - `debuggablePromise` wraps most promises the SDK makes (four per output property of every
+ *   resource) and gives each three properties for its leak report: an id, the context and a stack
+ *   trace, empty here since traces are off. Adding them was a tenth of the build's CPU, and only
+ *   PULUMI_DEBUG_PROMISE_LEAKS reads them (which keeps the SDK's own). The replacement keeps the
+ *   rest: the same leak candidates, the same `.then().catch()` chain and `err.promise` on a
+ *   rejection; its first call is the SDK's own, which schedules the SDK's leak report at exit.
+ * - `Resource.callsites` raises the stack limit to Infinity and captures every frame, which the
+ *   mocked run's stack formatting (above) turns into no frame at all, so it always returned []:
+ *   2.4 % of the profile for that. The replacement returns [] at once.
+ *
+ * Reference-counted, so that runs that overlap put the SDK's own back only when the last ends.
+ */
+function leanSdk(): () => void {
+  if (leanRuns++ === 0) {
+    const sdk = createRequire(createRequire(__filename).resolve("@pulumi/pulumi"));
+    const debuggable = sdk("./runtime/debuggable") as DebuggableModule;
+    const state = sdk("./runtime/state") as SdkStateModule;
+    const resource = pulumi.Resource as unknown as CallsitesOwner;
+    const ownDebuggable = debuggable.debuggablePromise;
+    const ownCallsites = resource.callsites;
+    let first = true;
+    const lean = <T>(p: Promise<T>, ctx: unknown): Promise<T> => {
+      if (first) {
+        first = false;
+        return ownDebuggable(p, ctx);
+      }
+      const store = state.getStore();
+      store.leakCandidates.add(p);
+      return p
+        .then((val) => {
+          store.leakCandidates.delete(p);
+          return val;
+        })
+        .catch((err: unknown) => {
+          store.leakCandidates.delete(p);
+          (err as { promise?: unknown }).promise = p;
+          throw err;
+        });
+    };
+    if (!process.env.PULUMI_DEBUG_PROMISE_LEAKS) debuggable.debuggablePromise = lean;
+    resource.callsites = () => [];
+    putBack = () => {
+      debuggable.debuggablePromise = ownDebuggable;
+      resource.callsites = ownCallsites;
+    };
+  }
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    if (--leanRuns === 0) putBack();
+  };
 }
 
 /** Throwaway CSR folders by fleet, made once per process. */

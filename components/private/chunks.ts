@@ -2,9 +2,15 @@
 // dozen kilobytes of the SDK's promises and outputs until it completes; made all at once, a
 // 10,000-thing stack held 60,000 of them (about 4 GiB under mocks), and the garbage collector's
 // passes over that heap made the build grow faster than the fleet.
+//
+// The chunk is small enough that a chunk's registrations in flight (about 300 resources, their
+// promises and outputs) fit in the young generation with room to spare, so most of them die there
+// instead of being copied out by each scavenge: at 250 things a chunk (1,500 resources) a 10,000
+// thing build spent 18-19 s of CPU, at 100 about 15 s, at 50 about 12 s, at 25 no less (issue 28,
+// measured under `npm run check`'s --max-semi-space-size=64; docs/benchmarks.md, figure 4).
 
-/** Things per chunk: a few hundred resources in flight at a time. */
-export const FLEET_CHUNK = 250;
+/** Things per chunk: about 300 resources in flight at a time. */
+export const FLEET_CHUNK = 50;
 
 /**
  * Calls `make` for each item, letting the event loop turn (one `setImmediate`) after every `size`

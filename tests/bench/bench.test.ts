@@ -21,6 +21,17 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "qos1.bareMsgPerSec",
     "qos1.publisherMsgPerSec",
     "qos1.ratio",
+    // The spread of the per-round ratios and the client's CPU per message (issue 28).
+    ...[0, 1].flatMap((q) => [
+      `qos${q}.ratio.min`,
+      `qos${q}.ratio.p25`,
+      `qos${q}.ratio.p75`,
+      `qos${q}.ratio.max`,
+      `qos${q}.bareCpuMicrosPerMsg`,
+      `qos${q}.publisherCpuMicrosPerMsg`,
+      `qos${q}.sendCpuMicrosPerMsg`,
+      `qos${q}.cpuRatio`,
+    ]),
   ],
   fleet: [
     "devices",
@@ -71,6 +82,15 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "checkCpuSeconds",
     "checkViolations",
     "peakRssMiB",
+    // The large stack, built several times (issue 28): the medians and the spread of the runs.
+    "large.things",
+    "large.totalBuildSeconds",
+    "large.totalBuildSeconds.min",
+    "large.totalBuildSeconds.max",
+    "large.buildCpuSeconds",
+    "large.buildCpuSeconds.min",
+    "large.buildCpuSeconds.max",
+    "large.runs",
   ],
   "rule-sql": [
     "payloadBytes",

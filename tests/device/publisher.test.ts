@@ -119,6 +119,49 @@ describe("device publisher (embedded broker, mutual TLS)", () => {
     await p.stop();
   });
 
+  it("post() without a promise: the same validation, delivery, counts and outcomes as send(), told to a callback", async () => {
+    const onBroker: string[] = [];
+    broker.setHooks({
+      onPublish: (_id, _topic, payload) => void onBroker.push(payload.toString()),
+    });
+    const { p, reports } = publisherFor(broker, pki, "sensor-a");
+    p.start();
+    const outcomes: PublishOutcome[] = [];
+    // An invalid message is settled before post() returns: nothing was queued for it.
+    assert.equal(
+      p.post("t", reading("sensor-a", 1, 99), (o) => outcomes.push(o)),
+      undefined,
+    );
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ["invalid"],
+    );
+    const N = 50;
+    for (let i = 0; i < N; i++) p.post("t", reading("sensor-a", 100 + i), (o) => outcomes.push(o));
+    // Without a callback only the counts say what became of it.
+    p.post("t", reading("sensor-a", 500));
+    await p.drained();
+    assert.equal(outcomes.length, 1 + N, "one outcome per message that asked for one");
+    assert.deepEqual(new Set(outcomes.slice(1).map((o) => o.status)), new Set(["acked"]));
+    assert.equal(onBroker.length, N + 1, "every valid message reached the broker, once");
+    assert.deepEqual(
+      {
+        submitted: p.stats.submitted,
+        invalid: p.stats.invalid,
+        sent: p.stats.sent,
+        acked: p.stats.acked,
+      },
+      { submitted: N + 2, invalid: 1, sent: N + 1, acked: N + 1 },
+    );
+    assert.match(reports[0], /invalid message not sent: temperature must be <= 60 \(got 99\)/);
+    await p.stop();
+    // A stopping publisher takes nothing more: the outcome says so at once, and it is counted.
+    const late: PublishOutcome[] = [];
+    p.post("t", reading("sensor-a", 999), (o) => late.push(o));
+    assert.deepEqual(late, [{ status: "unsent", reason: "the publisher is stopping" }]);
+    assert.equal(p.stats.unsent, 1);
+  });
+
   it("refuses QoS 2 with a clear error", () => {
     assert.throws(
       () => new Publisher({ url: broker.url, clientId: "sensor-a", key: "", cert: "", qos: 2 }),
