@@ -482,8 +482,12 @@ function spliceRecord(
     break;
   }
   const close = bytes.lastIndexOf(0x7d); // the payload object's closing brace
-  const tail = Buffer.from(`${hasKeys ? "," : ""}${serialize(extras).slice(1)}`);
-  return new SplicedResult(payload, extras, Buffer.concat([bytes.subarray(0, close), tail]));
+  const tail = `${hasKeys ? "," : ""}${serialize(extras).slice(1)}`;
+  // One buffer, the tail written straight into it.
+  const record = Buffer.allocUnsafe(close + Buffer.byteLength(tail));
+  bytes.copy(record, 0, 0, close);
+  record.write(tail, close);
+  return new SplicedResult(payload, extras, record);
 }
 
 /**

@@ -112,6 +112,8 @@ function frameBatch(batch: readonly Pending[]): Buffer {
   return block;
 }
 
+const closedError = () => new JournalUnavailableError("the delivery stream is closed");
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class LocalDeliveryStream {
@@ -123,6 +125,8 @@ export class LocalDeliveryStream {
   private readonly maxPending: number;
   private readonly maxQueuedBytes: number;
   private readonly now: () => Date;
+  /** The clock in epoch ms, without a Date per record when it is the real one. */
+  private readonly nowMs: () => number;
   private readonly log: (line: string) => void;
   private readonly writer: ObjectWriter;
   private readonly buffer: RecordBuffer;
@@ -151,6 +155,8 @@ export class LocalDeliveryStream {
     this.maxPending = opts.maxPendingObjects ?? DEFAULT_MAX_PENDING_OBJECTS;
     this.maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.now = opts.now ?? (() => new Date());
+    const now = opts.now;
+    this.nowMs = now === undefined ? Date.now : () => now().getTime();
     this.log = opts.log ?? (() => undefined);
     this.writer = new ObjectWriter({
       delivery: opts.delivery,
@@ -225,37 +231,56 @@ export class LocalDeliveryStream {
    * record Firehose would refuse. While the disk is full it waits: nothing is acknowledged that is
    * not written whole and fsync'd.
    */
-  async put(data: Buffer): Promise<void> {
+  put(data: Buffer): Promise<void> {
     if (data.length > FIREHOSE_MAX_RECORD_BYTES) {
-      throw new FirehoseRecordError(
-        `Record size ${data.length} bytes exceeds the Firehose limit of ${FIREHOSE_MAX_RECORD_BYTES} bytes (1,000 KiB)`,
+      return Promise.reject(
+        new FirehoseRecordError(
+          `Record size ${data.length} bytes exceeds the Firehose limit of ${FIREHOSE_MAX_RECORD_BYTES} bytes (1,000 KiB)`,
+        ),
       );
     }
     return this.append(KIND_RECORD, data);
   }
 
   /** A record that cannot be delivered: it goes under the error output prefix. */
-  async putError(data: Buffer): Promise<void> {
+  putError(data: Buffer): Promise<void> {
     return this.append(KIND_ERROR, data);
   }
 
-  private async append(kind: number, data: Buffer): Promise<void> {
-    const closedError = () => new JournalUnavailableError("the delivery stream is closed");
-    if (this.closed) throw closedError();
+  /**
+   * Queues a record for the journal; a refusal is a rejected promise. Not an async function: on
+   * the publish path a record normally goes straight into the queue, and each async layer costs
+   * a promise per message (issue 28).
+   */
+  private append(kind: number, data: Buffer): Promise<void> {
+    if (this.closed) return Promise.reject(closedError());
     // A record counts against maxQueuedBytes from here, also while it waits for a flushed
     // buffer's objects: otherwise what waits there would be held without a bound.
-    const bytes = frameBytes({ kind, arrival: 0, data });
+    let bytes: number;
+    try {
+      bytes = frameBytes({ kind, arrival: 0, data });
+    } catch (e) {
+      return Promise.reject(asError(e));
+    }
     if (this.queuedBytes + bytes > this.maxQueuedBytes) {
       const why = this.stall.now
         ? " (the disk is full)"
         : this.pendingObjects >= this.maxPending
           ? ` (${this.pendingObjects} flushed buffer(s) wait for their objects)`
           : "";
-      throw new JournalUnavailableError(
-        `${this.queuedBytes} bytes already wait for the journal${why}; not acknowledged`,
+      return Promise.reject(
+        new JournalUnavailableError(
+          `${this.queuedBytes} bytes already wait for the journal${why}; not acknowledged`,
+        ),
       );
     }
     this.queuedBytes += bytes;
+    if (this.pendingObjects >= this.maxPending) return this.appendLater(kind, data, bytes);
+    return this.enqueue(kind, data, bytes);
+  }
+
+  /** A record that waits for flushed buffers' objects before it is queued. */
+  private async appendLater(kind: number, data: Buffer, bytes: number): Promise<void> {
     try {
       while (this.pendingObjects >= this.maxPending) {
         await new Promise<void>((resolve) => this.drained.push(resolve));
@@ -265,7 +290,11 @@ export class LocalDeliveryStream {
       this.queuedBytes -= bytes;
       throw e;
     }
-    const record: JournalRecord = { kind, arrival: this.now().getTime(), data };
+    return this.enqueue(kind, data, bytes);
+  }
+
+  private enqueue(kind: number, data: Buffer, bytes: number): Promise<void> {
+    const record: JournalRecord = { kind, arrival: this.nowMs(), data };
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ record, bytes, resolve, reject });
       if (!this.pumping) void this.pump();
