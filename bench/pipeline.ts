@@ -377,10 +377,18 @@ function rate(m: Measured): number {
   return m.acked / m.seconds;
 }
 
+/**
+ * The server process's CPU time (user + system) per message of a measured load, in µs: unlike a
+ * rate, it does not depend on how much of the two cores the producers and neighbours took.
+ */
+function cpuMicrosPerMessage(m: Measured): number {
+  return (1e6 * m.serverCpuSeconds) / Math.max(1, m.acked);
+}
+
 /** "server 51 % (20 µs a message) / producers 47 %": shares of one core during a measured load. */
 function cpuShare(m: Measured): string {
   const pct = (s: number) => `${Math.round((100 * s) / m.seconds)} %`;
-  const perMessage = round((1e6 * m.serverCpuSeconds) / Math.max(1, m.acked), 2);
+  const perMessage = round(cpuMicrosPerMessage(m), 2);
   return `server ${pct(m.serverCpuSeconds)} (${perMessage} µs a message) / producers ${pct(m.clientCpuSeconds)}`;
 }
 
@@ -511,6 +519,15 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
   const pageRate = rate(pipePage.phases[0]);
   const pageRead = pipePage.page ?? { events: 0, bytes: 0 };
   const pageStats = pipePage.stopped.dashboard;
+  const cpuPerMessage = (key: string, label: string, m: Measured): Metric => ({
+    key,
+    label,
+    value: round(cpuMicrosPerMessage(m), 2),
+    unit: "µs",
+  });
+  // Issue 28's measure of what the pipeline adds: CPU per acknowledged durable message against the
+  // broker alone's, each in a process of its own under the same load.
+  const cpuRatio = cpuMicrosPerMessage(pipeQos1) / cpuMicrosPerMessage(baseQos1);
   const metrics: Metric[] = [
     msgPerSec("baseline.qos0.msgPerSec", "broker alone, QoS 0: msg/s read", rate(baseQos0)),
     msgPerSec("baseline.msgPerSec", "broker alone, QoS 1: acked msg/s", baseRate),
@@ -556,6 +573,27 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
       value: round(ratio),
       unit: "×",
     },
+    cpuPerMessage(
+      "baseline.qos1.cpuMicrosPerMessage",
+      "broker alone, QoS 1: server CPU per acked message",
+      baseQos1,
+    ),
+    cpuPerMessage(
+      "pipeline.qos1.cpuMicrosPerMessage",
+      "pipeline, QoS 1: server CPU per acked (journal fsync'd) message",
+      pipeQos1,
+    ),
+    cpuPerMessage(
+      "pipeline.mqtt5.qos1.cpuMicrosPerMessage",
+      "pipeline over MQTT 5, QoS 1: server CPU per acked message",
+      pipe5.phases[0],
+    ),
+    {
+      key: "pipeline.cpuRatio",
+      label: "ratio pipeline CPU per acked message / broker alone's",
+      value: round(cpuRatio),
+      unit: "×",
+    },
     ...(mosq === undefined || mosquittoVs === undefined
       ? []
       : [
@@ -568,6 +606,11 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
             "mosquitto.qos1.msgPerSec",
             "Mosquitto, QoS 1: acked msg/s (persistence on)",
             rate(mosq.phases[0]),
+          ),
+          cpuPerMessage(
+            "mosquitto.qos1.cpuMicrosPerMessage",
+            "Mosquitto, QoS 1: server CPU per acked message",
+            mosq.phases[0],
           ),
           {
             key: "pipeline.vsMosquittoQos1",
@@ -657,6 +700,13 @@ export async function run(opts: FigureOptions): Promise<FigureOutcome> {
         ">=",
         0.8,
         ackRate / baseRate,
+      ),
+      target(
+        "pipeline CPU per acked message / broker alone's",
+        "pipeline.cpuRatio",
+        "<=",
+        1.5,
+        cpuRatio,
       ),
       target("e2e / baseline", "pipeline.ratio", ">=", 0.5, ratio),
       mosquittoVs === undefined

@@ -47,18 +47,34 @@ export interface SegmentScan {
   readonly unfinished?: ByteRange;
 }
 
-export function encodeFrame(r: JournalRecord): Buffer {
+/** The bytes of a record's frame; throws RangeError for data a frame may not carry. */
+export function frameBytes(r: JournalRecord): number {
   if (r.data.length > MAX_FRAME_DATA_BYTES) {
     throw new RangeError(`a journal record holds at most ${MAX_FRAME_DATA_BYTES} bytes`);
   }
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + r.data.length);
-  FRAME_MAGIC.copy(out, 0);
-  out.writeUInt32LE(r.data.length, 4);
-  out.writeUInt8(r.kind, 8);
-  out.writeDoubleLE(r.arrival, 9);
-  out.writeUInt32LE(zlib.crc32(out.subarray(0, 17)), 17);
-  out.writeUInt32LE(zlib.crc32(r.data), 21);
-  r.data.copy(out, FRAME_HEADER_BYTES);
+  return FRAME_HEADER_BYTES + r.data.length;
+}
+
+/**
+ * Writes a record's frame into `out` at `at` and returns where it ends: the journal writer frames
+ * a whole batch into one buffer this way, with no buffer per frame (issue 28).
+ */
+export function encodeFrameInto(out: Buffer, at: number, r: JournalRecord): number {
+  const end = at + frameBytes(r);
+  FRAME_MAGIC.copy(out, at);
+  out.writeUInt32LE(r.data.length, at + 4);
+  out.writeUInt8(r.kind, at + 8);
+  out.writeDoubleLE(r.arrival, at + 9);
+  out.writeUInt32LE(zlib.crc32(out.subarray(at, at + 17)), at + 17);
+  out.writeUInt32LE(zlib.crc32(r.data), at + 21);
+  r.data.copy(out, at + FRAME_HEADER_BYTES);
+  return end;
+}
+
+/** One record's frame on its own. */
+export function encodeFrame(r: JournalRecord): Buffer {
+  const out = Buffer.allocUnsafe(frameBytes(r));
+  encodeFrameInto(out, 0, r);
   return out;
 }
 

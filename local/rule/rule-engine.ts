@@ -79,6 +79,9 @@ export function registryFromConfig(config: StackConfig): RegistryLookup {
   };
 }
 
+/** What a message no rule took waits for. */
+const DONE: Promise<void> = Promise.resolve();
+
 export class LocalRuleEngine {
   /** The telemetry rule's figures (the pipeline's summary and alarms read them). */
   readonly stats: RuleStats;
@@ -296,7 +299,13 @@ export class LocalRuleEngine {
     hops: number,
   ): Promise<void> {
     // The seed stacks' one rule, on every publish: no list to settle.
-    if (this.rules.length === 1) return this.telemetry.run(publisher, topic, payload, mqtt, hops);
+    if (this.rules.length === 1) {
+      try {
+        return this.telemetry.start(publisher, topic, payload, mqtt, hops) ?? DONE;
+      } catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    }
     return this.runEvery(publisher, topic, payload, mqtt, hops);
   }
 
@@ -312,9 +321,17 @@ export class LocalRuleEngine {
     // tracked, and a device's publish waits only while FURTHER_RULES_IN_FLIGHT_MAX runs are
     // under way (a flood of matching messages cannot queue work without end).
     for (const r of this.rules) {
-      if (r !== this.telemetry) this.track(r.run(publisher, topic, payload, mqtt, hops));
+      if (r === this.telemetry) continue;
+      // A rule that does not take the message has nothing to track (no promise, no entry).
+      let run: Promise<void> | undefined;
+      try {
+        run = r.start(publisher, topic, payload, mqtt, hops);
+      } catch (e) {
+        run = Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+      if (run !== undefined) this.track(run);
     }
-    await this.telemetry.run(publisher, topic, payload, mqtt, hops);
+    await this.telemetry.start(publisher, topic, payload, mqtt, hops);
     // Messages AWS IoT published (republishes) never wait: a full window of republishes
     // waiting for a slot would hold it forever; the hop bound ends their chains.
     while (hops === 0 && this.inFlight.size >= FURTHER_RULES_IN_FLIGHT_MAX) {

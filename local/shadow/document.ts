@@ -519,6 +519,8 @@ const RESPONSES: Record<ShadowOperation, readonly string[]> = {
  * "ShadowTopicPrefix" and its topics); undefined for any other topic.
  */
 export function parseShadowTopic(topic: string): ShadowTopic | undefined {
+  // Every publish is asked this: telemetry answers without splitting its topic.
+  if (!topic.startsWith("$aws/things/")) return undefined;
   const p = topic.split("/");
   if (p[0] !== "$aws" || p[1] !== "things" || p[3] !== "shadow" || !THING.test(p[2] ?? "")) {
     return undefined;

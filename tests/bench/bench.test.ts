@@ -61,6 +61,10 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
     "pipeline.e2eMsgPerSec",
     "pipeline.ackedRatio",
     "pipeline.ratio",
+    "baseline.qos1.cpuMicrosPerMessage",
+    "pipeline.qos1.cpuMicrosPerMessage",
+    "pipeline.mqtt5.qos1.cpuMicrosPerMessage",
+    "pipeline.cpuRatio",
     "pipeline.recordsPerFsync",
     "pipeline.latencyP50Ms",
     "pipeline.latencyP99Ms",
@@ -181,6 +185,7 @@ const EXPECTED: Record<(typeof FIGURE_IDS)[number], string[]> = {
 const MOSQUITTO_KEYS = [
   "mosquitto.qos0.msgPerSec",
   "mosquitto.qos1.msgPerSec",
+  "mosquitto.qos1.cpuMicrosPerMessage",
   "pipeline.vsMosquittoQos1",
   "mosquitto.peakRssMiB",
 ];

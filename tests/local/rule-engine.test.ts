@@ -114,6 +114,36 @@ describe("local topic rule: what cannot be evaluated, and records unchanged (loc
     );
   });
 
+  // traceid() is the message's trace id, the one its error message carries as cloudwatchTraceId
+  // (iot-sql-functions.html#iot-function-traceid, rule-error-handling.html). It is made when first
+  // read (issue 28): a rule that does not take a message makes none.
+  it("a message's trace id is made only when read, and is one id for the SELECT and the error message", async () => {
+    let made = 0;
+    const counted = (config: StackConfig) =>
+      new LocalRuleEngine(config, {
+        firehosePut: (r) => stream.put(r),
+        errorAction: (m) => stream.putError(m),
+        now: () => 1764147600000,
+        uuid: () => `trace-${++made}`,
+      });
+    const filtered = counted(withSql("SELECT * FROM 'SeattleStoreTemp/+' WHERE temperature > 100"));
+    await filtered.onPublish(THING, TOPIC, Buffer.from('{"temperature":3}'));
+    assert.equal(made, 0, "a WHERE that is false makes no trace id");
+    const traced = counted(
+      withSql("SELECT traceid() AS a, traceid() AS b FROM 'SeattleStoreTemp/+'"),
+    );
+    const outputs: unknown[] = [];
+    traced.onOutput((o) => outputs.push(o));
+    await traced.onPublish(THING, TOPIC, Buffer.from('{"temperature":3}'));
+    assert.deepEqual(outputs, [{ a: "trace-1", b: "trace-1" }], "one trace id per message");
+    await traced.onPublish(THING, TOPIC, Buffer.from(POISON));
+    await stream.close();
+    const { errors } = delivered(stream.objects);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0].cloudwatchTraceId, "trace-2", "the error message's trace id");
+    assert.equal(made, 2);
+  });
+
   it("get_registry_data() answers DescribeThing and ListThingGroupsForThing from the stack config", () => {
     const lookup = registryFromConfig(prod);
     assert.deepEqual(lookup("DescribeThing", THING), {
