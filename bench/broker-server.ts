@@ -8,6 +8,8 @@ import { MemoryTracker, memorySample, type MemorySample } from "./memory";
 /** What this process tells its parent. */
 export type BrokerReply =
   | { type: "listening"; url: string; rssBeforeMiB: number }
+  /** The answer to "settled": memory once the load is over, every device still connected. */
+  | { type: "settled"; settled: MemorySample }
   | {
       type: "stopped";
       peakRssMiB: number;
@@ -25,10 +27,11 @@ export type BrokerReply =
 
 /**
  * What the parent may send: "sample" (devices are coming: sample memory), "publishing" (they are
- * all connected: count CPU time from here), "hold" (they are leaving: keep the samples and the
- * CPU time so far) and "stop".
+ * all connected: count CPU time from here), "settled" (the load is over and acknowledged: take
+ * the settled sample and answer with it), "hold" (they are leaving: keep the samples and the CPU
+ * time so far) and "stop".
  */
-export type BrokerCommand = "sample" | "publishing" | "hold" | "stop";
+export type BrokerCommand = "sample" | "publishing" | "settled" | "hold" | "stop";
 
 async function main(): Promise<void> {
   const pkiDir = process.argv[2];
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
       cpuFrom = process.cpuUsage();
       publishesFrom = broker.stats.publishes;
     }
+    if (m === "settled") void send({ type: "settled", settled: memorySample() });
     if (m === "hold") memory.stop();
     if (m === "hold" && cpuFrom) {
       const cpu = process.cpuUsage(cpuFrom);

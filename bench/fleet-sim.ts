@@ -21,7 +21,19 @@ export interface SimRequest {
   readonly rate: number;
   readonly warmupMs: number;
   readonly sustainMs: number;
+  /**
+   * After the last acknowledgement, how long the fleet stays connected and idle before the settled
+   * sample: what a connected device costs once the load is over.
+   */
+  readonly settleMs: number;
 }
+
+/**
+ * What this process tells its parent besides the result: "publishing" (every device connected),
+ * "settled" (the load is over and acknowledged, the settled sample taken: the parent samples the
+ * broker and answers "go") and "stopping" (the devices are leaving).
+ */
+export type SimNotice = { type: "publishing" } | { type: "settled" } | { type: "stopping" };
 
 export interface SimResult {
   readonly type: "result";
@@ -49,14 +61,26 @@ export interface SimResult {
   readonly peakRssMiB: number;
   /** process.memoryUsage() at the sample with the highest RSS while every device was connected. */
   readonly atPeak: MemorySample;
+  /**
+   * Memory after the load: every message acknowledged (or its wait given up), then `settleMs`
+   * with every device still connected and idle.
+   */
+  readonly settled: MemorySample;
 }
 
 /** How often the scheduler sends what has come due. */
 const TICK_MS = 10;
 
+/** The longest wait for the last acknowledgements before the settled sample (the publish timeout). */
+const LAST_ACKS_MS = 10_000;
+
 const memory = new MemoryTracker();
 /** Taken once the code is loaded, before the request with the fleet's names arrives. */
 const rssBeforeMiB = memory.rssMiB();
+
+function notify(n: SimNotice): void {
+  process.send?.(n);
+}
 
 async function main(req: SimRequest): Promise<void> {
   const credentials = req.things.map((thing) => readCredentials(req.pkiDir, thing));
@@ -99,7 +123,7 @@ async function main(req: SimRequest): Promise<void> {
   const connectAllMs = nowMs() - connectStarted;
   const atConnected = memorySample();
   memory.start();
-  process.send?.({ type: "publishing" });
+  notify({ type: "publishing" });
 
   // Each device publishes `rate` messages a second, the devices spread evenly over the period so
   // that the broker sees a steady load rather than a burst on every tick. One scheduler for the
@@ -157,9 +181,29 @@ async function main(req: SimRequest): Promise<void> {
   });
   await sleep(windowEnd - nowMs());
   const cpu = process.cpuUsage(cpuStart);
+  // Settled: the last acknowledgements in, then a pause with every device still connected.
+  if (outstanding > 0) {
+    await Promise.race([
+      new Promise<void>((resolve) => (allSettled = resolve)),
+      sleep(LAST_ACKS_MS),
+    ]);
+  }
+  await sleep(req.settleMs);
   memory.stop();
+  const settledSample = memorySample();
+  // The broker samples too, before any device leaves; the parent answers "go" once it has.
+  const go = new Promise<void>((resolve) => {
+    const onGo = (m: unknown): void => {
+      if (m !== "go") return;
+      process.off("message", onGo);
+      resolve();
+    };
+    process.on("message", onGo);
+  });
+  notify({ type: "settled" });
+  await go;
   // The devices are about to leave: the broker keeps the memory samples taken while they were on.
-  process.send?.({ type: "stopping" });
+  notify({ type: "stopping" });
   await Promise.all(pubs.map((p) => p.stop(5000)));
   if (outstanding > 0) await new Promise<void>((resolve) => (allSettled = resolve));
   const submitted = pubs.reduce((n, p) => n + p.stats.submitted, 0);
@@ -181,6 +225,7 @@ async function main(req: SimRequest): Promise<void> {
     atConnected,
     peakRssMiB: memory.peakRssMiB(),
     atPeak: memory.atPeak(),
+    settled: settledSample,
   };
   await new Promise<void>((resolve) => process.send?.(result, () => resolve()));
   process.exit(0);

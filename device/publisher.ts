@@ -107,6 +107,9 @@ interface Item {
   timedOut: boolean;
 }
 
+/** mqtt.js's logger when DEBUG is not set: nothing, and no arguments gathered for it. */
+const NO_LOG = (): void => undefined;
+
 /** The outcome of every acknowledged message: one frozen object, not one per message. */
 const ACKED: PublishOutcome = Object.freeze({ status: "acked" });
 
@@ -276,6 +279,9 @@ export class Publisher {
       reconnectPeriod: this.o.reconnectMinMs,
       // Our own queue holds messages while offline: nothing waits inside mqtt.js.
       queueQoSZero: false,
+      // mqtt.js's debug logger builds an argument array for each of its calls even when off,
+      // a dozen per message (docs/benchmarks.md, figure 2); with DEBUG set it logs as before.
+      ...(process.env.DEBUG ? {} : { log: NO_LOG }),
     });
     this.client = client;
     client.on("error", (err) => this.onError(err));

@@ -170,6 +170,29 @@ describe("device publisher (embedded broker, mutual TLS)", () => {
     );
   });
 
+  it("gives mqtt.js no debug logger of its own unless DEBUG is set (a logger per client, and an argument array per call even when off)", async () => {
+    const namespaceOf = (p: Publisher): unknown =>
+      (p as unknown as { client?: { log?: { namespace?: unknown } } }).client?.log?.namespace;
+    const saved = process.env.DEBUG;
+    const started: Publisher[] = [];
+    try {
+      delete process.env.DEBUG;
+      const quiet = publisherFor(broker, pki, "sensor-a").p;
+      started.push(quiet);
+      quiet.start();
+      assert.equal(namespaceOf(quiet), undefined, "no mqtt.js debug logger without DEBUG");
+      process.env.DEBUG = "nothing-of-ours";
+      const debugging = publisherFor(broker, pki, "sensor-b").p;
+      started.push(debugging);
+      debugging.start();
+      assert.equal(namespaceOf(debugging), "mqttjs:client", "mqtt.js's own logger with DEBUG");
+    } finally {
+      if (saved === undefined) delete process.env.DEBUG;
+      else process.env.DEBUG = saved;
+      await Promise.all(started.map((p) => p.stop(100)));
+    }
+  });
+
   it("publishes at QoS 0 when asked", async () => {
     const sub = connectAs(broker, pki, "console");
     await subscribed(sub, "q0", 0);
