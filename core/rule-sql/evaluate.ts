@@ -284,12 +284,19 @@ function defaultName(expr: Expr, position: number): readonly string[] {
   return [`_${position}`];
 }
 
+/**
+ * Sets `a.b.c` in the output. An object on the way is copied, never written into: it may be one
+ * the statement read (`SELECT * AS p, 1 AS p.x`, `SELECT a, 2 AS a.y`), and the payload's parsed
+ * value is shared by every rule of the message (parsed once) and by the statement's own items.
+ */
 function setPath(out: SqlObject, path: readonly string[], v: SqlValue): void {
   let node = out;
   for (let i = 0; i < path.length - 1; i++) {
     const next = getKey(node, path[i]);
-    if (!isObject(next)) setKey(node, path[i], {});
-    node = getKey(node, path[i]) as SqlObject;
+    const child: SqlObject = {};
+    if (isObject(next)) for (const k of Object.keys(next)) setKey(child, k, next[k]);
+    setKey(node, path[i], child);
+    node = child;
   }
   setKey(node, path[path.length - 1], v);
 }

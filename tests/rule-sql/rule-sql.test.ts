@@ -214,6 +214,22 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
     });
   });
 
+  it("a nested alias never writes into the payload: a message's later rules read it as sent", () => {
+    // One Buffer, as a message's rules receive it: its parsed value is shared between them.
+    const payload = Buffer.from('{"a":{"b":1},"t":20}');
+    assert.equal(record("SELECT a, 2 AS a.y FROM '#'", payload), '{"a":{"b":1,"y":2}}');
+    assert.equal(
+      record("SELECT * AS p, 1 AS p.x FROM '#'", payload),
+      '{"p":{"a":{"b":1},"t":20,"x":1}}',
+    );
+    assert.equal(record("SELECT a, x FROM '#'", payload), '{"a":{"b":1}}');
+    // Within one statement too: an item reads the payload, not what an earlier item wrote.
+    assert.equal(
+      record("SELECT a, 2 AS a.y, a AS z FROM '#'", payload),
+      '{"a":{"b":1,"y":2},"z":{"b":1}}',
+    );
+  });
+
   describe("the language beyond the guide's examples", () => {
     const cases: [string, string, string][] = [
       [
