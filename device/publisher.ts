@@ -441,11 +441,8 @@ export class Publisher {
     // order too, and one timer for the earliest deadline serves them all.
     item.deadline = performance.now() + this.o.publishTimeoutMs;
     this.inflight.add(item);
-    // Assigned through item.cb rather than on its own: tsx (esbuild's keepNames) names every
-    // function a const is initialised with by a defineProperty, which per message was 9 % of
-    // the publisher's own CPU in a profile (issue 28).
-    const cb: NonNullable<Item["cb"]> = (item.cb = (err?: Error): void =>
-      this.finish(item, cb, err));
+    const cb = (err?: Error): void => this.finish(item, cb, err);
+    item.cb = cb;
     this.armTimeouts();
     client.publish(item.topic, item.payload, { qos: this.qos }, cb);
   }
