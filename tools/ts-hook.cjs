@@ -9,6 +9,14 @@
 // issue 28). Names need no keeping here: nothing is minified, so a function's own name stands.
 // Type checking is `npm run typecheck`'s job, as with tsx.
 "use strict";
+// The compiled CommonJS require()s aedes, an ES module: Node loads one that way from 22.12 on.
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (major < 22 || (major === 22 && minor < 12)) {
+  process.stderr.write(
+    `error: Node.js ${process.versions.node} is too old for this project; install Node.js 22.12 or later (README, Quickstart)\n`,
+  );
+  process.exit(1);
+}
 const fs = require("node:fs");
 const path = require("node:path");
 const Module = require("node:module");

@@ -46,6 +46,27 @@ describe("run-time loader: tools/ts-hook.cjs", () => {
     assert.equal(path.resolve(PROJECT_DIR, "tools/ts-hook.cjs"), TS_NODE_FLAGS[1]);
   });
 
+  it("refuses a Node older than 22.12 in one line (it require()s aedes, an ES module)", () => {
+    const hook = TS_NODE_FLAGS[1];
+    const asIf = (version: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          "-e",
+          `Object.defineProperty(process.versions, "node", { value: ${JSON.stringify(version)} }); require(${JSON.stringify(hook)})`,
+        ],
+        { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } },
+      );
+    const old = asIf("22.11.0");
+    assert.equal(old.status, 1);
+    assert.equal(
+      old.stderr,
+      "error: Node.js 22.11.0 is too old for this project; install Node.js 22.12 or later (README, Quickstart)\n",
+    );
+    assert.equal(asIf("22.12.0").status, 0);
+    assert.equal(asIf("24.1.0").status, 0);
+  });
+
   it("compiles closures without tsx's __name wrapper", () => {
     const p = probe(TS_NODE_FLAGS);
     assert.match(p.outer, /const inner = \(\) => 1/);
