@@ -9,7 +9,8 @@ import { claimPolicy } from "../../core/provisioning/claim-policy";
 import { HOOK_CONFIG_FILE, hookRequired } from "../../core/provisioning/hook";
 import { provisioningTemplateBody, type TemplateSpec } from "../../core/provisioning/template";
 import type { ProvisioningConfig } from "../../core/stack-config";
-import { logGroupPolicyArn, serviceRole, serviceRoleWithAttachments } from "../private/iam";
+import { functionLogGroup, functionLogStatements } from "../private/function-logging";
+import { serviceRole, serviceRoleWithAttachments } from "../private/iam";
 import { HOOK_HANDLER, HOOK_RUNTIME, hookBundle } from "./hook-code";
 
 /**
@@ -63,13 +64,8 @@ export class FleetProvisioning extends pulumi.ComponentResource {
 
     let hookTarget: pulumi.Output<string> | undefined;
     if (hookRequired(p)) {
-      // The function logs to a group the stack owns, so its role needs no CreateLogGroup.
       const functionName = `${p.templateName}-pre-provisioning-hook`;
-      const logGroup = new aws.cloudwatch.LogGroup(
-        `${name}-hook-logs`,
-        { name: `/aws/lambda/${functionName}`, retentionInDays: 14 },
-        parent,
-      );
+      const logGroup = functionLogGroup(`${name}-hook-logs`, functionName, parent);
       const hookRole = serviceRole(
         `${name}-hook-role`,
         {
@@ -78,18 +74,7 @@ export class FleetProvisioning extends pulumi.ComponentResource {
           statements: pulumi
             .all([logGroup.arn, partition, region, accountId])
             .apply(([arn, pt, r, a]) => [
-              {
-                Sid: "CreateLogStreams",
-                Effect: "Allow" as const,
-                Action: ["logs:CreateLogStream"],
-                Resource: [logGroupPolicyArn(arn)],
-              },
-              {
-                Sid: "WriteLogEvents",
-                Effect: "Allow" as const,
-                Action: ["logs:PutLogEvents"],
-                Resource: [`${arn}:log-stream:*`],
-              },
+              ...functionLogStatements(arn),
               // DescribeThing authorizes on the thing (resource type `thing`,
               // arn:${Partition}:iot:${Region}:${Account}:thing/${ThingName}: Service Authorization
               // Reference, https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiot.html),

@@ -8,7 +8,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { lambdaFunctionName } from "../../../core/topic-rules/actions/lambda";
-import { logGroupPolicyArn, serviceRole } from "../../private/iam";
+import { functionLogGroup, functionLogStatements } from "../../private/function-logging";
+import { serviceRole } from "../../private/iam";
 import { FUNCTION_HANDLER, FUNCTION_RUNTIME, functionBundle } from "../../private/function-code";
 import type {
   ProgramActionFactory,
@@ -48,31 +49,13 @@ export class LambdaAction implements RuleAction {
     const opts = { parent: rule.parent };
     const base = `${rule.name}-${this.id}`;
     const functionName = this.args.functionName ?? lambdaFunctionName(ruleName, this.args.handler);
-    // The function logs to a group the stack owns (so its role needs no CreateLogGroup), kept 14 days.
-    const logGroup = new aws.cloudwatch.LogGroup(
-      `${base}-logs`,
-      { name: `/aws/lambda/${functionName}`, retentionInDays: 14 },
-      opts,
-    );
+    const logGroup = functionLogGroup(`${base}-logs`, functionName, opts);
     const execution = serviceRole(
       `${base}-function-role`,
       {
         service: "lambda.amazonaws.com",
         accountId: rule.accountId,
-        statements: logGroup.arn.apply((arn) => [
-          {
-            Sid: "CreateLogStreams",
-            Effect: "Allow" as const,
-            Action: ["logs:CreateLogStream"],
-            Resource: [logGroupPolicyArn(arn)],
-          },
-          {
-            Sid: "WriteLogEvents",
-            Effect: "Allow" as const,
-            Action: ["logs:PutLogEvents"],
-            Resource: [`${arn}:log-stream:*`],
-          },
-        ]),
+        statements: logGroup.arn.apply(functionLogStatements),
       },
       rule.parent,
     );
