@@ -258,7 +258,7 @@ export class LocalDeliveryStream {
     // buffer's objects: otherwise what waits there would be held without a bound.
     let bytes: number;
     try {
-      bytes = frameBytes({ kind, arrival: 0, data });
+      bytes = frameBytes(data);
     } catch (e) {
       return Promise.reject(asError(e));
     }

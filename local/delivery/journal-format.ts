@@ -47,12 +47,12 @@ export interface SegmentScan {
   readonly unfinished?: ByteRange;
 }
 
-/** The bytes of a record's frame; throws RangeError for data a frame may not carry. */
-export function frameBytes(r: JournalRecord): number {
-  if (r.data.length > MAX_FRAME_DATA_BYTES) {
+/** The bytes of the frame of a record of `data`; throws RangeError for data a frame may not carry. */
+export function frameBytes(data: Buffer): number {
+  if (data.length > MAX_FRAME_DATA_BYTES) {
     throw new RangeError(`a journal record holds at most ${MAX_FRAME_DATA_BYTES} bytes`);
   }
-  return FRAME_HEADER_BYTES + r.data.length;
+  return FRAME_HEADER_BYTES + data.length;
 }
 
 /**
@@ -60,7 +60,7 @@ export function frameBytes(r: JournalRecord): number {
  * a whole batch into one buffer this way, with no buffer per frame (issue 28).
  */
 export function encodeFrameInto(out: Buffer, at: number, r: JournalRecord): number {
-  const end = at + frameBytes(r);
+  const end = at + frameBytes(r.data);
   FRAME_MAGIC.copy(out, at);
   out.writeUInt32LE(r.data.length, at + 4);
   out.writeUInt8(r.kind, at + 8);
@@ -73,7 +73,7 @@ export function encodeFrameInto(out: Buffer, at: number, r: JournalRecord): numb
 
 /** One record's frame on its own. */
 export function encodeFrame(r: JournalRecord): Buffer {
-  const out = Buffer.allocUnsafe(frameBytes(r));
+  const out = Buffer.allocUnsafe(frameBytes(r.data));
   encodeFrameInto(out, 0, r);
   return out;
 }
