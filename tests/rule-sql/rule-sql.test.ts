@@ -215,7 +215,13 @@ describe("IoT SQL evaluation (core/rule-sql/evaluate)", () => {
   });
 
   it("a nested alias never writes into the payload: a message's later rules read it as sent", () => {
-    // One Buffer, as a message's rules receive it: its parsed value is shared between them.
+    // "The rule is activated for each message sent to an MQTT topic that matches the topic
+    // filter", and its SELECT "Extracts information from the payload of an incoming message"
+    // (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-reference.html): every rule,
+    // and every item of one SELECT, reads the payload as it came in ("You can use the SELECT
+    // clause to extract information from incoming MQTT messages", iot-sql-select.html), never
+    // what another rule's or item's output wrote. One Buffer here, as a message's rules receive
+    // it: its parsed value is shared between them.
     const payload = Buffer.from('{"a":{"b":1},"t":20}');
     assert.equal(record("SELECT a, 2 AS a.y FROM '#'", payload), '{"a":{"b":1,"y":2}}');
     assert.equal(
